@@ -1,0 +1,159 @@
+/**
+ * Every definition Warden's parts share lives here: the table's schema, the queues, the timings
+ * and the limits. The stacks, the workers, the local runtime and the tests all import these, so
+ * the cloud and the laptop cannot drift apart. Runtime values that differ per deployment (table
+ * name, queue URLs, endpoints) come from `runtime.ts`, never from here.
+ */
+
+/** The one DynamoDB table. Attribute names are the stored names. */
+export const TABLE = {
+  /** Logical name; the physical name is `warden-<stage>-jobs`. */
+  name: "jobs",
+  partitionKey: "id",
+  /** Sparse index of live jobs by deadline: the sweeper's only read path (invariant 4). */
+  dueIndex: {
+    name: "due",
+    partitionKey: "dueShard", // `${queue}#${status}#${shard}`
+    sortKey: "dueAt", // epoch ms
+  },
+  /** A caller's jobs, newest first; carries status and type so the API can filter in the query. */
+  ownerIndex: {
+    name: "byOwner",
+    partitionKey: "owner",
+    sortKey: "createdKey", // `${createdAt ISO}#${id}`
+    include: ["status", "type"],
+  },
+  /** Every caller's jobs by status, newest first: the admin listing and the dashboard. */
+  statusIndex: {
+    name: "byStatus",
+    partitionKey: "status",
+    sortKey: "createdKey",
+    include: ["owner", "type"],
+  },
+  /** Epoch seconds; DynamoDB TTL deletes finished jobs after retention. */
+  ttlAttribute: "expiresAt",
+} as const;
+
+/**
+ * Writes to the due index spread over this many partitions per queue and state, so a burst of
+ * submissions does not heat one partition. The sweeper queries each shard.
+ */
+export const DUE_SHARDS = 4;
+
+export type QueueName = "default" | "large";
+export type RunsOn = "lambda" | "fargate";
+
+export interface QueueDefinition {
+  readonly name: QueueName;
+  readonly runsOn: RunsOn;
+  /** Seconds a received message stays hidden. For Lambda, >= 6 × the worker's timeout. */
+  readonly visibilityTimeoutSeconds: number;
+  /** Receives before SQS moves a message to the DLQ. */
+  readonly maxReceiveCount: number;
+  readonly retentionSeconds: number;
+  readonly dlqRetentionSeconds: number;
+}
+
+export const LAMBDA_WORKER = {
+  timeoutSeconds: 120,
+  memoryMb: 1024,
+  batchSize: 5,
+  maxBatchingWindowSeconds: 1,
+  /** Caps concurrent invocations so a burst cannot exhaust DynamoDB or downstreams. */
+  maxConcurrency: 50,
+  /** Before the Lambda deadline the runner checkpoints and hands the job back with this margin. */
+  deadlineMarginMs: 10_000,
+} as const;
+
+export const FARGATE_WORKER = {
+  cpu: 1024,
+  memoryMb: 4096,
+  /** Jobs one task runs at once. */
+  concurrency: 4,
+  /** ECS sends SIGKILL this long after SIGTERM; the worker's own grace is shorter. */
+  stopTimeoutSeconds: 120,
+  shutdownGraceMs: 100_000,
+  minTasks: 0,
+  maxTasks: 10,
+  /** Visible messages per task that the service scales on. */
+  messagesPerTask: 4,
+} as const;
+
+export const QUEUES: Record<QueueName, QueueDefinition> = {
+  default: {
+    name: "default",
+    runsOn: "lambda",
+    visibilityTimeoutSeconds: LAMBDA_WORKER.timeoutSeconds * 6,
+    maxReceiveCount: 5,
+    retentionSeconds: 4 * 24 * 3600,
+    dlqRetentionSeconds: 14 * 24 * 3600,
+  },
+  large: {
+    name: "large",
+    runsOn: "fargate",
+    // The Fargate worker deletes a message as soon as it claims the job (the lease guards it),
+    // so this only has to cover receive → claim.
+    visibilityTimeoutSeconds: 300,
+    maxReceiveCount: 5,
+    retentionSeconds: 4 * 24 * 3600,
+    dlqRetentionSeconds: 14 * 24 * 3600,
+  },
+};
+
+export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
+export const queueForRunsOn = (runsOn: RunsOn): QueueName => (runsOn === "lambda" ? "default" : "large");
+export const dlqName = (queue: QueueName): string => `${queue}-dlq`;
+
+/** Physical resource names for a stage; the stacks and the local runtime use the same ones. */
+export const physicalName = (stage: string, logical: string): string => `warden-${stage}-${logical}`;
+
+/** Lifecycle timings. Each can be overridden per deployment through `runtime.ts`. */
+export const TIMINGS = {
+  /** A worker's lease on a running job; heartbeats renew it every third of it. */
+  leaseMs: 60_000,
+  /** A queued job whose message has not led to a claim by then has its message sent again. */
+  startDeadlineMs: 5 * 60_000,
+  /** Total runtime limit from the first start, when neither the job nor its type sets one. */
+  defaultTimeoutMs: 60 * 60_000,
+  /** After a cancel request, how long a silent worker has before the sweeper cancels the job. */
+  cancelGraceMs: 60_000,
+  /** How long the runner waits for a handler to stop after aborting its signal. */
+  abortGraceMs: 10_000,
+  /** How often the sweeper sweeps inside one scheduled invocation. */
+  sweepIntervalMs: 10_000,
+  /** The sweeper's own Lambda timeout; it stops sweeping this long before it. */
+  sweeperTimeoutSeconds: 55,
+  sweeperStopMarginMs: 8_000,
+  /** Retry backoff: base × 2^(attempt-1), capped, with full jitter. */
+  backoffBaseMs: 2_000,
+  backoffMaxMs: 5 * 60_000,
+  /** SQS's largest DelaySeconds. A later runAt is left to the sweeper. */
+  maxMessageDelaySeconds: 900,
+  /** Finished jobs are deleted by TTL this long after they finish. */
+  retentionDays: 30,
+} as const;
+
+/** Size and shape bounds, enforced before anything is written. */
+export const LIMITS = {
+  maxBodyBytes: 256 * 1024,
+  maxInputBytes: 200 * 1024,
+  maxCheckpointBytes: 64 * 1024,
+  maxResultBytes: 64 * 1024,
+  maxMessageChars: 500,
+  maxIdempotencyKeyChars: 200,
+  maxAttempts: 20,
+  maxTimeoutSeconds: 7 * 24 * 3600,
+  /** Attempt entries kept on a job; older ones are dropped. */
+  historyEntries: 10,
+  listDefault: 25,
+  listMax: 100,
+  /** How deep JSON in a request may nest. */
+  maxJsonDepth: 32,
+} as const;
+
+/** Memory guard thresholds, in percent of the worker's limit. */
+export const MEMORY = {
+  warnPercent: 85,
+  criticalPercent: 95,
+  sampleIntervalMs: 2_000,
+} as const;

@@ -1,0 +1,143 @@
+/**
+ * The job model: states, the transitions between them (one table the store and the tests share),
+ * and the record type, in which a job's status decides which fields it has.
+ */
+import type { QueueName } from "./config.js";
+
+export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+export type Status = (typeof STATUSES)[number];
+export const TERMINAL: ReadonlySet<Status> = new Set(["succeeded", "failed", "cancelled"]);
+export const isTerminal = (s: Status): boolean => TERMINAL.has(s);
+
+/** Every transition the store performs, by name, with the states it may leave and enter. */
+export const TRANSITIONS = {
+  create: { from: [], to: "queued" },
+  claim: { from: ["queued", "running"], to: "running" }, // running only with an expired lease
+  succeed: { from: ["running"], to: "succeeded" },
+  failRetry: { from: ["running"], to: "queued" },
+  failFinal: { from: ["running"], to: "failed" },
+  release: { from: ["running"], to: "queued" },
+  cancelQueued: { from: ["queued"], to: "cancelled" },
+  cancelRunning: { from: ["running"], to: "cancelled" },
+  reclaim: { from: ["running"], to: "queued" }, // the sweeper, lease expired, attempts left
+  expire: { from: ["running"], to: "failed" }, // lease expired with no attempts left, or runtime limit
+  retry: { from: ["failed", "cancelled"], to: "queued" },
+} as const satisfies Record<string, { from: readonly Status[]; to: Status }>;
+
+export type TransitionName = keyof typeof TRANSITIONS;
+
+export function canTransition(name: TransitionName, from: Status | undefined): boolean {
+  const t = TRANSITIONS[name];
+  return from === undefined ? t.from.length === 0 : (t.from as readonly Status[]).includes(from);
+}
+
+/** The reasons a job or an attempt ends badly, as the API reports them. */
+export const ERROR_CODES = [
+  "handler_error",
+  "timeout",
+  "worker_lost",
+  "memory",
+  "attempts_exhausted",
+  "cancelled",
+  "dead_lettered",
+  "invalid_input",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+export interface JobError {
+  code: ErrorCode;
+  message: string;
+}
+
+export interface Progress {
+  done: number;
+  total?: number;
+  percent?: number;
+  message?: string;
+}
+
+export type Outcome = "succeeded" | "failed" | "retried" | "released" | "cancelled" | "worker_lost" | "timeout" | "lease_lost";
+
+export interface AttemptRecord {
+  attempt: number;
+  worker: string;
+  startedAt: number;
+  endedAt: number | null;
+  outcome: Outcome | null;
+}
+
+/** Fields every job has, whatever its status. Times are epoch milliseconds. */
+interface JobCommon {
+  id: string;
+  owner: string;
+  type: string;
+  queue: QueueName;
+  input: unknown;
+  createdAt: number;
+  updatedAt: number;
+  attempts: number;
+  maxAttempts: number;
+  /** Total runtime limit counted from firstStartedAt, never reset by a re-claim. */
+  timeoutMs: number;
+  /** Fencing token: bumped by every claim and every sweeper action on a running job. */
+  token: number;
+  firstStartedAt?: number;
+  progress?: Progress;
+  checkpoint?: unknown;
+  /** The last attempt's error; kept on a retried job so a person sees why it is waiting. */
+  error?: JobError;
+  history: AttemptRecord[];
+  idempotencyKey?: string;
+}
+
+export interface QueuedJob extends JobCommon {
+  status: "queued";
+  runAt?: number;
+  dueAt: number;
+}
+
+export interface RunningJob extends JobCommon {
+  status: "running";
+  firstStartedAt: number;
+  startedAt: number;
+  heartbeatAt: number;
+  leaseExpiresAt: number;
+  workerId: string;
+  dueAt: number;
+  cancelRequested?: true;
+  cancelRequestedAt?: number;
+}
+
+interface FinishedCommon extends JobCommon {
+  finishedAt: number;
+  /** Epoch seconds, for DynamoDB TTL. */
+  expiresAt: number;
+}
+export interface SucceededJob extends FinishedCommon {
+  status: "succeeded";
+  result: unknown;
+}
+export interface FailedJob extends FinishedCommon {
+  status: "failed";
+  error: JobError;
+}
+export interface CancelledJob extends FinishedCommon {
+  status: "cancelled";
+  error: JobError;
+}
+
+export type Job = QueuedJob | RunningJob | SucceededJob | FailedJob | CancelledJob;
+export type FinishedJob = SucceededJob | FailedJob | CancelledJob;
+
+/** What a worker holds after a successful claim; every later write is fenced on `token`. */
+export interface Lease {
+  jobId: string;
+  token: number;
+  workerId: string;
+  leaseMs: number;
+  /** Epoch ms after which the job's total runtime limit is reached. */
+  runtimeDeadline: number;
+  job: RunningJob;
+}
+
+/** A running job whose heartbeat is older than its lease: the sweeper will act on it. */
+export const isStale = (job: Job, now: number): boolean => job.status === "running" && job.leaseExpiresAt < now;

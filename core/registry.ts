@@ -1,0 +1,117 @@
+/**
+ * Job types: what a job is, where it runs and what limits it has. A type is a module that calls
+ * `defineJob`; the registry is how the API validates a submission and the runner finds a handler.
+ */
+import type { z } from "zod";
+import { TIMINGS, type QueueName, type RunsOn } from "./config.js";
+import { ValidationError } from "./errors.js";
+
+export type AbortReason = "cancelled" | "lease_lost" | "shutdown" | "deadline" | "soft_limit" | "memory";
+
+export interface JobLogger {
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+/** What a handler gets besides its input. */
+export interface JobContext<C = unknown> {
+  jobId: string;
+  attempt: number;
+  /** Reported as often as the handler likes; written at most once per heartbeat interval. */
+  progress(done: number, total?: number, message?: string): void;
+  /** Saves where to resume; rides on the next heartbeat and on every hand-back. */
+  checkpoint(value: C): void;
+  /** The last checkpoint saved by an earlier attempt, when this attempt resumes one. */
+  resumeFrom: C | undefined;
+  /** Fires on cancel, lost lease, shutdown, deadline, soft limit or critical memory; `signal.reason` says which. */
+  signal: AbortSignal;
+  /** Milliseconds until this attempt must stop (the earliest of soft limit, deadline and runtime limit). */
+  remainingMs(): number;
+  log: JobLogger;
+}
+
+export interface JobLimits {
+  /** Per attempt: the signal fires with `soft_limit` and the handler should checkpoint and stop. */
+  softLimitMs: number;
+  /** After the signal fires, how long the runner waits before it settles the job without the handler. */
+  abortGraceMs: number;
+  /** Total runtime from the first start; the job's own `timeoutSeconds` may lower it. */
+  timeoutMs: number;
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export interface JobType<I = unknown, R = unknown, C = unknown> {
+  name: string;
+  input: z.ZodType<I>;
+  /** `auto` picks a queue from `estimateMb` before the job is enqueued (seed 004). */
+  runsOn: RunsOn | "auto";
+  /** Estimated peak memory for an input; with `runsOn: auto`, above `lambdaMaxMb` it runs on Fargate. */
+  estimateMb?: (input: I) => number;
+  lambdaMaxMb?: number;
+  /** May this type move from Lambda to Fargate when it outgrows Lambda (deadline, memory)? */
+  canMoveToLarge: boolean;
+  limits: JobLimits;
+  /** An error this returns true for fails the job at once instead of being retried. */
+  isPermanent?: (error: unknown) => boolean;
+  handler: (input: I, ctx: JobContext<C>) => Promise<R>;
+}
+
+export const DEFAULT_LIMITS: JobLimits = {
+  softLimitMs: 15 * 60_000,
+  abortGraceMs: TIMINGS.abortGraceMs,
+  timeoutMs: TIMINGS.defaultTimeoutMs,
+  maxAttempts: 3,
+  backoffBaseMs: TIMINGS.backoffBaseMs,
+  backoffMaxMs: TIMINGS.backoffMaxMs,
+};
+
+export function defineJob<I, R, C = unknown>(
+  t: Omit<JobType<I, R, C>, "limits" | "canMoveToLarge"> & { limits?: Partial<JobLimits>; canMoveToLarge?: boolean },
+): JobType<I, R, C> {
+  return { canMoveToLarge: t.runsOn !== "lambda", ...t, limits: { ...DEFAULT_LIMITS, ...t.limits } };
+}
+
+export class Registry {
+  private readonly types = new Map<string, JobType<any, any, any>>();
+
+  register(...types: JobType<any, any, any>[]): this {
+    for (const t of types) this.types.set(t.name, t);
+    return this;
+  }
+
+  get(name: string): JobType | undefined {
+    return this.types.get(name);
+  }
+
+  names(): string[] {
+    return [...this.types.keys()].sort();
+  }
+
+  /** Validates a submission's input against its type, throwing a ValidationError a person can act on. */
+  parseInput(name: string, input: unknown): { type: JobType; input: unknown } {
+    const type = this.get(name);
+    if (!type) throw new ValidationError(`unknown job type "${name}"; known types: ${this.names().join(", ")}`);
+    const parsed = type.input.safeParse(input ?? {});
+    if (!parsed.success) {
+      throw new ValidationError(`input does not match job type "${name}"`, parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
+    }
+    return { type, input: parsed.data };
+  }
+
+  /** Where a submission goes: the type's own queue, or for `auto` the one its size estimate picks. */
+  queueFor(type: JobType, input: unknown): QueueName {
+    if (type.runsOn === "lambda") return "default";
+    if (type.runsOn === "fargate") return "large";
+    const mb = type.estimateMb?.(input) ?? 0;
+    return mb > (type.lambdaMaxMb ?? 1024) ? "large" : "default";
+  }
+}
+
+/** Exponential backoff with "equal jitter" (half fixed, half random): retries spread out, yet never come back at once. */
+export function backoffMs(limits: JobLimits, attempt: number, random: () => number = Math.random): number {
+  const cap = Math.min(limits.backoffMaxMs, limits.backoffBaseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(cap / 2 + (random() * cap) / 2);
+}

@@ -1,0 +1,58 @@
+/**
+ * Runtime configuration: what differs per deployment, read from the environment. The stacks set
+ * these variables on every function and task; the local runtime sets them for its processes.
+ */
+import { QUEUE_NAMES, TIMINGS, type QueueName } from "./config.js";
+import type { Endpoints } from "./aws.js";
+
+export interface QueueUrls {
+  queue: string;
+  dlq: string;
+}
+
+export interface RuntimeConfig {
+  stage: string;
+  tableName: string;
+  queues: Record<QueueName, QueueUrls>;
+  endpoints: Endpoints;
+  leaseMs: number;
+  sweepIntervalMs: number;
+  startDeadlineMs: number;
+  cancelGraceMs: number;
+}
+
+const num = (v: string | undefined, fallback: number): number => {
+  const n = v === undefined || v === "" ? NaN : Number(v);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+};
+
+export function loadRuntime(env: Record<string, string | undefined> = process.env): RuntimeConfig {
+  const tableName = env.WARDEN_TABLE;
+  if (!tableName) throw new Error("WARDEN_TABLE is not set: the deployment must name the jobs table");
+  const queues = parseQueues(env);
+  return {
+    stage: env.WARDEN_STAGE ?? "local",
+    tableName,
+    queues,
+    endpoints: {
+      ...(env.WARDEN_DYNAMODB_ENDPOINT ? { dynamodb: env.WARDEN_DYNAMODB_ENDPOINT } : {}),
+      ...(env.WARDEN_SQS_ENDPOINT ? { sqs: env.WARDEN_SQS_ENDPOINT } : {}),
+      ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+    },
+    leaseMs: num(env.WARDEN_LEASE_SECONDS, TIMINGS.leaseMs / 1000) * 1000,
+    sweepIntervalMs: num(env.WARDEN_SWEEP_INTERVAL_SECONDS, TIMINGS.sweepIntervalMs / 1000) * 1000,
+    startDeadlineMs: num(env.WARDEN_START_DEADLINE_SECONDS, TIMINGS.startDeadlineMs / 1000) * 1000,
+    cancelGraceMs: num(env.WARDEN_CANCEL_GRACE_SECONDS, TIMINGS.cancelGraceMs / 1000) * 1000,
+  };
+}
+
+/** Queue URLs come as one JSON variable: {"default": {"queue": url, "dlq": url}, ...}. */
+function parseQueues(env: Record<string, string | undefined>): Record<QueueName, QueueUrls> {
+  const raw = env.WARDEN_QUEUES;
+  if (!raw) throw new Error("WARDEN_QUEUES is not set: the deployment must give every queue's URL");
+  const parsed = JSON.parse(raw) as Partial<Record<QueueName, QueueUrls>>;
+  for (const q of QUEUE_NAMES) {
+    if (!parsed[q]?.queue || !parsed[q]?.dlq) throw new Error(`WARDEN_QUEUES lacks the URLs of queue "${q}"`);
+  }
+  return parsed as Record<QueueName, QueueUrls>;
+}
