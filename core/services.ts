@@ -1,0 +1,57 @@
+/**
+ * The composition root: everything an entry point needs, built once from the runtime config.
+ * Entry points (functions/, local/) call `buildServices()`; tests pass overrides (a fault-
+ * injecting client, a manual clock, an in-memory metrics sink).
+ */
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import { dynamoClient, sqsClient } from "./aws.js";
+import { builtinRegistry } from "./jobs/index.js";
+import { noMetrics, type Metrics } from "./metrics.js";
+import { JobQueue } from "./queue.js";
+import type { Registry } from "./registry.js";
+import { loadRuntime, type RuntimeConfig } from "./runtime.js";
+import { JobStore } from "./store.js";
+import { WorkerDirectory } from "./workers.js";
+
+export interface Services {
+  cfg: RuntimeConfig;
+  doc: DynamoDBDocumentClient;
+  sqs: SQSClient;
+  store: JobStore;
+  queue: JobQueue;
+  registry: Registry;
+  metrics: Metrics;
+  workers: WorkerDirectory;
+  now: () => number;
+}
+
+export interface ServiceOverrides {
+  doc?: DynamoDBDocumentClient;
+  sqs?: SQSClient;
+  registry?: Registry;
+  metrics?: Metrics;
+  now?: () => number;
+}
+
+export function buildServices(cfg: RuntimeConfig = loadRuntime(), o: ServiceOverrides = {}): Services {
+  const now = o.now ?? Date.now;
+  const doc = o.doc ?? dynamoClient(cfg.endpoints);
+  const sqs = o.sqs ?? sqsClient(cfg.endpoints);
+  return {
+    cfg,
+    doc,
+    sqs,
+    now,
+    store: new JobStore(doc, {
+      tableName: cfg.tableName,
+      now,
+      startDeadlineMs: cfg.startDeadlineMs,
+      cancelGraceMs: cfg.cancelGraceMs,
+    }),
+    queue: new JobQueue(sqs, cfg.queues),
+    registry: o.registry ?? builtinRegistry(),
+    metrics: o.metrics ?? noMetrics,
+    workers: new WorkerDirectory(doc, cfg.tableName, { now }),
+  };
+}
