@@ -167,7 +167,7 @@ export class JobStore {
    * Writes a new queued job. With an idempotency key the id is derived from owner and key, and
    * the put is conditional on the id being new, so a repeated submit finds the first job.
    */
-  async create(spec: NewJob): Promise<{ job: QueuedJob; created: boolean }> {
+  async create(spec: NewJob): Promise<{ job: Job; created: boolean }> {
     validateNewJob(spec);
     const now = this.now();
     const id = spec.idempotencyKey ? idempotentId(spec.owner, spec.idempotencyKey) : ulid(now);
@@ -208,7 +208,7 @@ export class JobStore {
       if (!isConditionFailure(e)) throw e;
       const existing = await this.mustGet(id);
       if (existing.owner !== spec.owner) throw new ConflictError("idempotency key collision");
-      return { job: existing as QueuedJob, created: false };
+      return { job: existing, created: false };
     }
   }
 
@@ -379,8 +379,14 @@ export class JobStore {
   async release(
     lease: Lease,
     opts: { report?: Report; queue?: QueueName; spendAttempt?: boolean; error?: JobError } = {},
-  ): Promise<QueuedJob> {
+  ): Promise<QueuedJob | FailedJob> {
     const now = this.now();
+    // A hand-back that spends the last attempt must end the job: a queued job with no attempts
+    // left could never be claimed again and would sit in the queue forever.
+    if (opts.spendAttempt && lease.job.attempts >= lease.job.maxAttempts) {
+      const error = opts.error ?? { code: "timeout" as const, message: "the last attempt was handed back without progress" };
+      return this.fail(lease, error, { retryable: true, ...(opts.report ? { report: opts.report } : {}) });
+    }
     return this.requeue(lease, now, {
       outcome: "released",
       attempts: opts.spendAttempt ? lease.job.attempts : lease.job.attempts - 1,

@@ -194,6 +194,16 @@ describe("fail, release and retry", () => {
     expect(stored).not.toHaveProperty("expiresAt");
   });
 
+  test("a hand-back that spends the last attempt ends the job instead of queueing one nobody can claim", async () => {
+    const store = env.store();
+    const { job } = await store.create(spec({ maxAttempts: 1 }));
+    const c = await store.claim(job.id, "w", 30_000);
+    if (!c.ok) throw new Error("claim failed");
+    const end = await store.release(c.lease, { spendAttempt: true });
+    expect(end).toMatchObject({ status: "failed", error: { code: "attempts_exhausted" } });
+    expect((await store.get(job.id))?.status).toBe("failed");
+  });
+
   test("every operation lands in the state the transition table names", async () => {
     const store = env.store();
     const outcomes: [keyof typeof TRANSITIONS, string][] = [];
