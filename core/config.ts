@@ -77,6 +77,8 @@ export const FARGATE_WORKER = {
   maxTasks: 10,
   /** Visible messages per task that the service scales on. */
   messagesPerTask: 4,
+  /** Minutes the large queue must stay empty before the service scales in to its minimum. */
+  scaleInAfterIdleMinutes: 10,
 } as const;
 
 export const QUEUES: Record<QueueName, QueueDefinition> = {
@@ -124,6 +126,8 @@ export const TIMINGS = {
   /** The sweeper's own Lambda timeout; it stops sweeping this long before it. */
   sweeperTimeoutSeconds: 55,
   sweeperStopMarginMs: 8_000,
+  /** The API function's timeout: under API Gateway's 30 s integration limit, so a slow request ends as a 500 it logs. */
+  apiTimeoutSeconds: 29,
   /** Retry backoff: base × 2^(attempt-1), capped, with full jitter. */
   backoffBaseMs: 2_000,
   backoffMaxMs: 5 * 60_000,

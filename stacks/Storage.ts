@@ -1,0 +1,52 @@
+/**
+ * The one jobs table, built from core's single definition (`tableDefinition`), so the keys and
+ * indexes the cloud gets are the ones the local emulator gets.
+ */
+import { RemovalPolicy } from "aws-cdk-lib";
+import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import type { StackContext } from "sst/constructs";
+import { physicalName, TABLE } from "../core/config.js";
+import { tableDefinition } from "../core/schema.js";
+import { useStageConfig } from "./stage-config.js";
+
+type KeyElement = { AttributeName?: string; KeyType?: string };
+
+export function Storage({ app, stack }: StackContext) {
+  const config = useStageConfig(app);
+  const def = tableDefinition(physicalName(app.stage, TABLE.name));
+  const types = new Map((def.AttributeDefinitions ?? []).map((a) => [a.AttributeName!, a.AttributeType!]));
+  const attribute = (keys: KeyElement[] | undefined, type: "HASH" | "RANGE"): dynamodb.Attribute | undefined => {
+    const name = keys?.find((k) => k.KeyType === type)?.AttributeName;
+    if (!name) return undefined;
+    const t = types.get(name);
+    if (!t) throw new Error(`core/schema.ts: key "${name}" has no attribute definition`);
+    return { name, type: t === "N" ? dynamodb.AttributeType.NUMBER : t === "B" ? dynamodb.AttributeType.BINARY : dynamodb.AttributeType.STRING };
+  };
+
+  const table = new dynamodb.Table(stack, "Jobs", {
+    tableName: def.TableName,
+    partitionKey: attribute(def.KeySchema, "HASH")!,
+    ...(attribute(def.KeySchema, "RANGE") ? { sortKey: attribute(def.KeySchema, "RANGE")! } : {}),
+    billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+    timeToLiveAttribute: TABLE.ttlAttribute,
+    // Every stage gets PITR: it costs cents on a small table and makes a bad deploy recoverable.
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    deletionProtection: config.production,
+    removalPolicy: config.production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+  });
+
+  for (const gsi of def.GlobalSecondaryIndexes ?? []) {
+    const projection = gsi.Projection?.ProjectionType;
+    table.addGlobalSecondaryIndex({
+      indexName: gsi.IndexName!,
+      partitionKey: attribute(gsi.KeySchema, "HASH")!,
+      ...(attribute(gsi.KeySchema, "RANGE") ? { sortKey: attribute(gsi.KeySchema, "RANGE")! } : {}),
+      projectionType:
+        projection === "INCLUDE" ? dynamodb.ProjectionType.INCLUDE : projection === "KEYS_ONLY" ? dynamodb.ProjectionType.KEYS_ONLY : dynamodb.ProjectionType.ALL,
+      ...(projection === "INCLUDE" ? { nonKeyAttributes: gsi.Projection?.NonKeyAttributes ?? [] } : {}),
+    });
+  }
+
+  stack.addOutputs({ TableName: table.tableName });
+  return { table };
+}

@@ -1,0 +1,189 @@
+/**
+ * The two kinds of worker: a Lambda function on each queue that runs on Lambda (`default`), and a
+ * Fargate service on each queue that runs on Fargate (`large`), scaled on its visible messages.
+ * Both claim, heartbeat and finish through the same core code.
+ */
+import * as path from "node:path";
+import { Duration } from "aws-cdk-lib";
+import * as appscaling from "aws-cdk-lib/aws-applicationautoscaling";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import { Platform } from "aws-cdk-lib/aws-ecr-assets";
+import * as ecs from "aws-cdk-lib/aws-ecs";
+import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
+import { use, type StackContext } from "sst/constructs";
+import { useProject } from "sst/project.js";
+import type { Construct } from "constructs";
+import { FARGATE_WORKER, LAMBDA_WORKER, physicalName, QUEUE_NAMES, QUEUES, type QueueName } from "../core/config.js";
+import { ACCESS, grantAccess } from "./access.js";
+import { wardenFunction } from "./lambda.js";
+import { pascal, Queues } from "./Queues.js";
+import { logGroup, runtimeEnvironment } from "./runtime-env.js";
+import type { ImageSource, StageConfig } from "./stage-config.js";
+import { useStageConfig } from "./stage-config.js";
+import { Storage } from "./Storage.js";
+
+/** AWS's guidance for SQS event sources: visibility timeout at least six times the function's timeout. */
+export const VISIBILITY_FACTOR = 6;
+
+const queuesRunningOn = (runsOn: "lambda" | "fargate"): QueueName[] => QUEUE_NAMES.filter((q) => QUEUES[q].runsOn === runsOn);
+
+export function Workers({ app, stack }: StackContext) {
+  const config = useStageConfig(app);
+  const { table } = use(Storage);
+  const { queues } = use(Queues);
+  const environment = runtimeEnvironment(stack, app.stage, table, queues);
+
+  const worker = wardenFunction(stack, "Worker", config, {
+    name: "worker",
+    description: "Warden: runs jobs from the Lambda queues",
+    timeoutSeconds: LAMBDA_WORKER.timeoutSeconds,
+    memoryMb: config.worker.memoryMb,
+    environment,
+  });
+  for (const name of queuesRunningOn("lambda")) {
+    if (QUEUES[name].visibilityTimeoutSeconds < VISIBILITY_FACTOR * LAMBDA_WORKER.timeoutSeconds) {
+      throw new Error(`Queue "${name}": visibility ${QUEUES[name].visibilityTimeoutSeconds}s is under ${VISIBILITY_FACTOR} × the worker's ${LAMBDA_WORKER.timeoutSeconds}s timeout`);
+    }
+    worker.addEventSource(
+      new SqsEventSource(queues[name].queue, {
+        batchSize: LAMBDA_WORKER.batchSize,
+        maxBatchingWindow: Duration.seconds(LAMBDA_WORKER.maxBatchingWindowSeconds),
+        reportBatchItemFailures: true,
+        maxConcurrency: config.worker.maxConcurrency,
+      }),
+    );
+  }
+  grantAccess(worker, ACCESS.worker, table, queues);
+
+  const fargateQueues = queuesRunningOn("fargate");
+  const cluster = fargateQueues.length ? fargateCluster(stack, config) : undefined;
+  const services: Partial<Record<QueueName, ecs.FargateService>> = {};
+  for (const name of fargateQueues) {
+    const service = fargateWorker(stack, cluster!, config, environment, name);
+    grantAccess(service.taskDefinition.taskRole, ACCESS.fargate, table, queues);
+    scaleOnQueue(stack, service, queues[name].queue, config);
+    services[name] = service;
+  }
+
+  stack.addOutputs({
+    WorkerFunction: worker.functionName,
+    ...Object.fromEntries(Object.entries(services).map(([q, svc]) => [`${pascal(q)}WorkerService`, svc.serviceName])),
+  });
+  return { worker, services };
+}
+
+function containerImage(image: ImageSource): ecs.ContainerImage {
+  if (image.kind === "registry") return ecs.ContainerImage.fromRegistry(image.image);
+  // Relative to the project root (where sst.config.ts is), not to wherever the CLI was started.
+  const directory = path.resolve(useProject().paths.root, image.directory);
+  return ecs.ContainerImage.fromAsset(directory, { file: image.file, platform: Platform.LINUX_ARM64 });
+}
+
+function fargateCluster(stack: Construct, config: StageConfig): ecs.Cluster {
+  // Public subnets and a public IP instead of NAT gateways: an idle stage then costs nothing for
+  // networking, and the tasks reach SQS, DynamoDB, ECR and CloudWatch over the internet gateway.
+  const vpc = new ec2.Vpc(stack, "Vpc", {
+    availabilityZones: config.fargate.availabilityZones,
+    natGateways: 0,
+    subnetConfiguration: [{ name: "public", subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 }],
+    restrictDefaultSecurityGroup: false,
+  });
+  return new ecs.Cluster(stack, "Cluster", { vpc, clusterName: physicalName(config.stage, "cluster") });
+}
+
+function fargateWorker(stack: Construct, cluster: ecs.Cluster, config: StageConfig, environment: Record<string, string>, queue: QueueName): ecs.FargateService {
+  const id = pascal(queue);
+  const taskDefinition = new ecs.FargateTaskDefinition(stack, `${id}WorkerTask`, {
+    family: physicalName(config.stage, `${queue}-worker`),
+    cpu: config.fargate.cpu,
+    memoryLimitMiB: config.fargate.memoryMb,
+    runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+  });
+  taskDefinition.addContainer("worker", {
+    image: containerImage(config.fargate.image),
+    essential: true,
+    // ECS waits this long after SIGTERM before SIGKILL: the runner's hand-back grace fits inside.
+    stopTimeout: Duration.seconds(FARGATE_WORKER.stopTimeoutSeconds),
+    environment: {
+      ...environment,
+      WARDEN_WORKER_QUEUE: queue,
+      WARDEN_WORKER_CONCURRENCY: String(FARGATE_WORKER.concurrency),
+      WARDEN_SHUTDOWN_GRACE_MS: String(FARGATE_WORKER.shutdownGraceMs),
+      // The task's limit, stated so the memory guard does not depend on reading the cgroup.
+      WARDEN_MEMORY_LIMIT_MB: String(config.fargate.memoryMb),
+    },
+    // EMF lines on stdout become metrics: CloudWatch Logs extracts them from what awslogs sends.
+    logging: ecs.LogDrivers.awsLogs({
+      streamPrefix: "worker",
+      logGroup: logGroup(stack, `${id}WorkerLogs`, `/warden/${config.stage}/${queue}-worker`, config),
+    }),
+  });
+  return new ecs.FargateService(stack, `${id}Worker`, {
+    serviceName: physicalName(config.stage, `${queue}-worker`),
+    cluster,
+    taskDefinition,
+    desiredCount: config.fargate.minTasks,
+    assignPublicIp: true,
+    vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },
+    minHealthyPercent: 100,
+    maxHealthyPercent: 200,
+    circuitBreaker: { rollback: true },
+  });
+}
+
+/**
+ * Scales the service on the queue's visible messages: out by steps while messages wait, in to
+ * the stage's minimum (zero by default) once the queue has stayed empty for a while. A task
+ * stopped by a scale-in hands its jobs back on SIGTERM, so nothing is lost, only restarted from
+ * its last checkpoint.
+ */
+function scaleOnQueue(stack: Construct, service: ecs.FargateService, queue: sqs.IQueue, config: StageConfig): void {
+  const id = pascal(queue.node.id);
+  const target = new appscaling.ScalableTarget(stack, `${id}Scaling`, {
+    serviceNamespace: appscaling.ServiceNamespace.ECS,
+    scalableDimension: "ecs:service:DesiredCount",
+    resourceId: `service/${service.cluster.clusterName}/${service.serviceName}`,
+    minCapacity: config.fargate.minTasks,
+    maxCapacity: config.fargate.maxTasks,
+  });
+  const visible = queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" });
+  const perTask = FARGATE_WORKER.messagesPerTask;
+
+  const out = new appscaling.StepScalingAction(stack, `${id}ScaleOut`, {
+    scalingTarget: target,
+    adjustmentType: appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+    cooldown: Duration.seconds(60),
+    metricAggregationType: appscaling.MetricAggregationType.MAXIMUM,
+  });
+  // Bounds are relative to the alarm threshold of one visible message.
+  out.addAdjustment({ lowerBound: 0, upperBound: perTask, adjustment: 1 });
+  out.addAdjustment({ lowerBound: perTask, upperBound: 4 * perTask, adjustment: 2 });
+  out.addAdjustment({ lowerBound: 4 * perTask, adjustment: 4 });
+  new cloudwatch.Alarm(stack, `${id}BacklogAlarm`, {
+    alarmDescription: "Scaling: messages are waiting on the Fargate queue; adds tasks.",
+    metric: visible,
+    threshold: 1,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    evaluationPeriods: 1,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  }).addAlarmAction(new cwActions.ApplicationScalingAction(out));
+
+  const inn = new appscaling.StepScalingAction(stack, `${id}ScaleIn`, {
+    scalingTarget: target,
+    adjustmentType: appscaling.AdjustmentType.EXACT_CAPACITY,
+    cooldown: Duration.seconds(60),
+    metricAggregationType: appscaling.MetricAggregationType.MAXIMUM,
+  });
+  inn.addAdjustment({ upperBound: 0, adjustment: config.fargate.minTasks });
+  new cloudwatch.Alarm(stack, `${id}IdleAlarm`, {
+    alarmDescription: `Scaling: the Fargate queue has been empty for ${FARGATE_WORKER.scaleInAfterIdleMinutes} minutes; scales in to the stage's minimum.`,
+    metric: visible,
+    threshold: 0,
+    comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+    evaluationPeriods: FARGATE_WORKER.scaleInAfterIdleMinutes,
+    treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+  }).addAlarmAction(new cwActions.ApplicationScalingAction(inn));
+}

@@ -1,0 +1,106 @@
+/**
+ * Least privilege, declared once per principal: which table, index and queue actions each part
+ * of Warden performs. The stacks turn these into IAM statements scoped to the stage's own
+ * resources; the synthesis tests hold the policies to them. When a part starts using another
+ * DynamoDB or SQS operation, it is added here and nowhere else.
+ */
+import type { ITable } from "aws-cdk-lib/aws-dynamodb";
+import * as iam from "aws-cdk-lib/aws-iam";
+import { TABLE, type QueueName } from "../core/config.js";
+import { METRIC_NAMESPACE } from "../core/metrics.js";
+import type { QueuePair } from "./Queues.js";
+
+export type TableAction = "GetItem" | "PutItem" | "UpdateItem" | "BatchGetItem";
+export type IndexName = (typeof TABLE)["dueIndex" | "ownerIndex" | "statusIndex"]["name"];
+export type QueueAction = "SendMessage" | "ReceiveMessage" | "DeleteMessage" | "ChangeMessageVisibility" | "GetQueueAttributes";
+
+export interface Access {
+  table: TableAction[];
+  /** Indexes the principal queries. */
+  indexes: IndexName[];
+  queues: Partial<Record<QueueName, QueueAction[]>>;
+  dlqs: Partial<Record<QueueName, QueueAction[]>>;
+  /** PutMetricData, limited by condition to Warden's namespace (the action has no resource ARN). */
+  putMetricData: boolean;
+}
+
+export type Principal = "worker" | "fargate" | "api" | "sweeper";
+
+const SWEEP: Pick<Access, "table" | "indexes"> = { table: ["GetItem", "UpdateItem"], indexes: [TABLE.dueIndex.name] };
+
+export const ACCESS: Record<Principal, Access> = {
+  // Claims, heartbeats and finishes (GetItem + conditional UpdateItem), the worker directory, and
+  // re-enqueues: a retry on its own queue, a memory abort onto `large`. Receiving and deleting
+  // `default` messages is the event source mapping's, which grants its own consume actions.
+  worker: {
+    table: ["GetItem", "UpdateItem"],
+    indexes: [],
+    queues: { default: ["SendMessage"], large: ["SendMessage"] },
+    dlqs: {},
+    putMetricData: false,
+  },
+  // Polls `large` itself, deletes a message once its job is claimed, extends visibility while it
+  // claims, re-enqueues retries. Its metrics are EMF lines in its log (functions/fargate.ts), which
+  // CloudWatch Logs turns into metrics, so it needs no PutMetricData; set `putMetricData` if it
+  // ever publishes through core/metrics-cloudwatch.ts instead.
+  fargate: {
+    table: ["GetItem", "UpdateItem"],
+    indexes: [],
+    queues: { large: ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "SendMessage"] },
+    dlqs: {},
+    putMetricData: false,
+  },
+  // Submits (conditional PutItem), reads, lists (index Query + BatchGetItem), cancels and retries;
+  // the admin routes run a sweep (the sweeper's access), peek at dead letters (receive, then make
+  // visible again) and redrive them (receive, send to the source queue, delete); /health reads the
+  // worker directory's item and every queue's attributes.
+  api: {
+    table: ["GetItem", "PutItem", "UpdateItem", "BatchGetItem"],
+    indexes: [TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name],
+    queues: { default: ["SendMessage", "GetQueueAttributes"], large: ["SendMessage", "GetQueueAttributes"] },
+    dlqs: {
+      default: ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"],
+      large: ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"],
+    },
+    putMetricData: false,
+  },
+  // Queries the due index, repairs with conditional updates, re-sends lost doorbells, and counts
+  // dead letters for its report.
+  sweeper: {
+    ...SWEEP,
+    queues: { default: ["SendMessage"], large: ["SendMessage"] },
+    dlqs: { default: ["GetQueueAttributes"], large: ["GetQueueAttributes"] },
+    putMetricData: false,
+  },
+};
+
+/** Adds the IAM statements `access` describes to `grantee`'s role, scoped to these resources. */
+export function grantAccess(grantee: iam.IGrantable, access: Access, table: ITable, queues: Record<QueueName, QueuePair>): void {
+  const statements: iam.PolicyStatement[] = [];
+  if (access.table.length) {
+    statements.push(new iam.PolicyStatement({ actions: access.table.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }));
+  }
+  if (access.indexes.length) {
+    statements.push(
+      new iam.PolicyStatement({ actions: ["dynamodb:Query"], resources: access.indexes.map((i) => `${table.tableArn}/index/${i}`) }),
+    );
+  }
+  for (const [kind, byQueue] of [["queue", access.queues], ["dlq", access.dlqs]] as const) {
+    for (const [name, actions] of Object.entries(byQueue) as [QueueName, QueueAction[]][]) {
+      if (!actions.length) continue;
+      const q = queues[name][kind];
+      statements.push(new iam.PolicyStatement({ actions: actions.map((a) => `sqs:${a}`), resources: [q.queueArn] }));
+    }
+  }
+  if (access.putMetricData) {
+    statements.push(
+      new iam.PolicyStatement({
+        actions: ["cloudwatch:PutMetricData"],
+        // PutMetricData has no resource-level permissions; the condition confines it to Warden's namespace.
+        resources: ["*"],
+        conditions: { StringEquals: { "cloudwatch:namespace": METRIC_NAMESPACE } },
+      }),
+    );
+  }
+  for (const s of statements) grantee.grantPrincipal.addToPrincipalPolicy(s);
+}
