@@ -1,0 +1,488 @@
+/**
+ * The one claim path (invariant 3): the Lambda worker, the Fargate worker and local processes all
+ * claim, heartbeat and settle jobs through `Runner.run`, so no worker kind is invisible to the
+ * sweeper. A run claims the job through the store, runs its handler under a LeaseKeeper (progress
+ * and checkpoints coalesced onto heartbeats, invariant 6), aborts the handler's signal on cancel,
+ * lost lease, shutdown, deadline, soft limit or critical memory, and after the abort grace settles
+ * the job whether or not the handler stopped. Every settle is a fenced write; a handler that
+ * throws, or a store that fails while settling, never crashes the worker.
+ */
+import { LAMBDA_WORKER, type QueueName } from "./config.js";
+import { ReportBuffer } from "./coalescer.js";
+import { LeaseLostError, PermanentError, TooLargeError, ValidationError, errorMessage } from "./errors.js";
+import type { Job, JobError, Lease } from "./job.js";
+import { LeaseKeeper } from "./lease.js";
+import type { MemoryGuard } from "./memory.js";
+import type { Dims, MetricName } from "./metrics.js";
+import { backoffMs, type AbortReason, type JobContext, type JobLimits, type JobLogger, type JobType } from "./registry.js";
+import type { Services } from "./services.js";
+import type { ClaimRefusal } from "./store.js";
+import type { WorkerKind } from "./workers.js";
+
+export type { AbortReason } from "./registry.js";
+
+/** The services a runner uses; a benchmark can pass a store on a call-counting client. */
+export type RunnerServices = Pick<Services, "store" | "queue" | "registry" | "metrics" | "workers" | "now">;
+
+export interface RunnerOptions {
+  workerId: string;
+  kind: WorkerKind;
+  leaseMs?: number;
+  /** Defaults to a third of the lease. */
+  heartbeatMs?: number;
+  /** Epoch ms the host must stop by (Lambda's end); each run may also bring its own. */
+  deadline?: () => number;
+  /** How long before the host's deadline the handler is told to stop (`deadline`). */
+  deadlineMarginMs?: number;
+  /** Overrides every type's limits (tests and demos shorten the soft limit or the abort grace). */
+  limits?: Partial<JobLimits>;
+  memory?: MemoryGuard;
+  log?: JobLogger;
+  pid?: number;
+}
+
+export interface RunOptions {
+  /** Epoch ms this invocation's host must stop by; overrides the runner's `deadline`. */
+  deadline?: number;
+  /** Called once the job is claimed, before its handler starts (the Fargate worker deletes its message here). */
+  onClaimed?: () => Promise<void> | void;
+}
+
+export type Settled = "succeeded" | "failed" | "retried" | "released" | "cancelled" | "lease_lost" | "settle_error";
+
+export type RunOutcome =
+  | { claimed: false; jobId: string; reason: ClaimRefusal | "shutting_down"; job?: Job }
+  | {
+      claimed: true;
+      jobId: string;
+      outcome: Settled;
+      /** Why the handler's signal fired, when it did. */
+      abort?: AbortReason;
+      /** The queue a requeued job now waits on. */
+      queue?: QueueName;
+      error?: JobError;
+      /** True when the handler had not stopped by the end of the abort grace. */
+      abandoned?: boolean;
+      durationMs: number;
+    };
+
+interface ActiveRun {
+  jobId: string;
+  startedAt: number;
+  estimateMb: number;
+  abort(reason: AbortReason): void;
+  aborted(): boolean;
+  giveUp(): void;
+}
+
+type HandlerEnd = { kind: "returned"; value: unknown } | { kind: "threw"; error: unknown } | { kind: "abandoned" };
+
+/** JSON lines: CloudWatch Logs and the local runtime both read them. */
+export const consoleLogger: JobLogger = {
+  info: (message, extra) => console.log(JSON.stringify({ level: "info", message, ...extra })),
+  warn: (message, extra) => console.warn(JSON.stringify({ level: "warn", message, ...extra })),
+  error: (message, extra) => console.error(JSON.stringify({ level: "error", message, ...extra })),
+};
+
+const childLogger = (log: JobLogger, fields: Record<string, unknown>): JobLogger => ({
+  info: (m, e) => log.info(m, { ...fields, ...e }),
+  warn: (m, e) => log.warn(m, { ...fields, ...e }),
+  error: (m, e) => log.error(m, { ...fields, ...e }),
+});
+
+/** Errors that retrying cannot fix: the job fails at once instead of spending its attempts. */
+export function isPermanentError(type: JobType | undefined, e: unknown): boolean {
+  return e instanceof PermanentError || e instanceof ValidationError || e instanceof TooLargeError || type?.isPermanent?.(e) === true;
+}
+
+export class Runner {
+  readonly workerId: string;
+  readonly kind: WorkerKind;
+  readonly leaseMs: number;
+  private readonly runs = new Map<string, ActiveRun>();
+  private readonly log: JobLogger;
+  private readonly startedAt: number;
+  private stopping = false;
+  /** Runs from the start of their claim to their last write: what `idle()` waits for. */
+  private pending = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly s: RunnerServices & { cfg?: { leaseMs: number } },
+    private readonly o: RunnerOptions,
+  ) {
+    this.workerId = o.workerId;
+    this.kind = o.kind;
+    this.leaseMs = o.leaseMs ?? s.cfg?.leaseMs ?? 60_000;
+    this.log = o.log ?? consoleLogger;
+    this.startedAt = s.now();
+    o.memory?.onCritical((percent) => this.abortForMemory(percent));
+  }
+
+  /** Ids of the jobs this runner holds now. */
+  active(): string[] {
+    return [...this.runs.keys()];
+  }
+
+  /** Announces the worker and starts the memory guard. */
+  async start(): Promise<void> {
+    this.o.memory?.start();
+    await this.presence(true);
+  }
+
+  /** Stops the memory guard and takes the worker out of the directory. */
+  async stop(): Promise<void> {
+    this.o.memory?.stop();
+    await this.s.workers.remove(this.workerId).catch(() => undefined);
+  }
+
+  /** Writes this worker's presence (throttled unless forced); advisory, so failures are only logged. */
+  async presence(force = false): Promise<void> {
+    await this.s.workers
+      .report({ id: this.workerId, kind: this.kind, ...(this.o.pid !== undefined ? { pid: this.o.pid } : {}), startedAt: this.startedAt, jobs: this.active() }, force)
+      .catch((e) => this.log.warn("worker presence not recorded", { workerId: this.workerId, error: errorMessage(e) }));
+  }
+
+  /** Aborts every handler with `shutdown`; their jobs are released as they stop. No new claims. */
+  shutdown(): void {
+    this.stopping = true;
+    for (const r of this.runs.values()) r.abort("shutdown");
+  }
+
+  /** Settles every run now without waiting for its handler (the shutdown grace ran out). */
+  abandonAll(): void {
+    this.stopping = true;
+    for (const r of this.runs.values()) {
+      r.abort("shutdown"); // a no-op for a run already told why it stops
+      r.giveUp();
+    }
+  }
+
+  /** Resolves when no run is in progress. */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * The memory guard's choice: the job with the largest size estimate, and among equals the one
+   * that started last (it most likely caused the growth, and stopping it loses the least work).
+   * A job already told to stop is left to finish stopping.
+   */
+  abortForMemory(percent: number): string | undefined {
+    const candidates = [...this.runs.values()];
+    if (candidates.some((r) => r.aborted())) return undefined;
+    const victim = candidates.sort((a, b) => b.estimateMb - a.estimateMb || b.startedAt - a.startedAt)[0];
+    if (!victim) return undefined;
+    this.log.warn("memory critical: aborting a job", { workerId: this.workerId, jobId: victim.jobId, percent });
+    victim.abort("memory");
+    return victim.jobId;
+  }
+
+  /**
+   * Claims and runs one job. Throws only when the claim itself could not be made (the store
+   * unreachable): the caller keeps its message for another try. Everything after the claim is
+   * settled here and reported in the outcome.
+   */
+  async run(jobId: string, from?: QueueName, ro: RunOptions = {}): Promise<RunOutcome> {
+    if (this.stopping) return { claimed: false, jobId, reason: "shutting_down" };
+    this.pending++;
+    try {
+      return await this.claimAndRun(jobId, from, ro);
+    } finally {
+      if (--this.pending === 0) this.idleWaiters.splice(0).forEach((w) => w());
+    }
+  }
+
+  private async claimAndRun(jobId: string, from: QueueName | undefined, ro: RunOptions): Promise<RunOutcome> {
+    const claim = await this.s.store.claim(jobId, this.workerId, this.leaseMs);
+    if (!claim.ok) {
+      if (claim.reason === "leased") this.emit("ClaimConflicts", 1, { Queue: claim.job?.queue ?? from ?? "default" });
+      return { claimed: false, jobId, reason: claim.reason, ...(claim.job ? { job: claim.job } : {}) };
+    }
+    try {
+      await ro.onClaimed?.();
+    } catch (e) {
+      this.log.warn("after-claim hook failed; the lease still guards the job", { jobId, error: errorMessage(e) });
+    }
+    return this.execute(claim.lease, ro);
+  }
+
+  private async execute(lease: Lease, ro: RunOptions): Promise<RunOutcome> {
+    const job = lease.job;
+    const dims = { Queue: job.queue, JobType: job.type };
+    const log = childLogger(this.log, { jobId: job.id, type: job.type, attempt: job.attempts, workerId: this.workerId });
+    const started = this.s.now();
+    this.emit("JobsStarted", 1, dims);
+    const type = this.s.registry.get(job.type);
+    const buffer = new ReportBuffer();
+    const finish = async (outcome: Omit<Extract<RunOutcome, { claimed: true }>, "claimed" | "jobId" | "durationMs">) => {
+      this.emit("JobDuration", this.s.now() - started, dims);
+      return { claimed: true as const, jobId: job.id, durationMs: this.s.now() - started, ...outcome };
+    };
+    if (!type) {
+      const error: JobError = { code: "handler_error", message: `unknown job type "${job.type}"; this worker runs: ${this.s.registry.names().join(", ")}` };
+      return finish(await this.settleFail(lease, error, { retryable: false }, buffer, log));
+    }
+    const parsed = type.input.safeParse(job.input ?? {});
+    if (!parsed.success) {
+      const message = `the stored input does not match job type "${job.type}": ${parsed.error.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; ")}`;
+      return finish(await this.settleFail(lease, { code: "invalid_input", message }, { retryable: false }, buffer, log));
+    }
+    const limits: JobLimits = { ...type.limits, ...this.o.limits };
+    const hostDeadline = ro.deadline ?? this.o.deadline?.();
+    const margin = this.o.deadlineMarginMs ?? LAMBDA_WORKER.deadlineMarginMs;
+
+    const ac = new AbortController();
+    let lost: string | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    let limitTimer: NodeJS.Timeout | undefined;
+    let giveUp!: () => void;
+    const gaveUp = new Promise<HandlerEnd>((resolve) => (giveUp = () => resolve({ kind: "abandoned" })));
+    const abort = (reason: AbortReason) => {
+      if (ac.signal.aborted) return;
+      log.info("aborting the handler", { reason });
+      ac.abort(reason);
+      // On the Lambda deadline the grace must also leave time for the hand-back write.
+      const grace = reason === "deadline" && hostDeadline !== undefined
+        ? Math.max(0, Math.min(limits.abortGraceMs, hostDeadline - this.s.now() - margin / 2))
+        : limits.abortGraceMs;
+      graceTimer = setTimeout(giveUp, grace);
+    };
+
+    const keeper = new LeaseKeeper(
+      this.s.store,
+      lease,
+      buffer,
+      {
+        onCancel: () => abort("cancelled"),
+        onLost: (why) => {
+          lost = why;
+          abort("lease_lost");
+        },
+        onHeartbeatError: (e) => log.warn("heartbeat failed; retrying on the next beat", { error: errorMessage(e) }),
+      },
+      this.o.heartbeatMs ?? Math.max(50, Math.floor(lease.leaseMs / 3)),
+      this.s.now,
+    );
+
+    // The earliest of: the soft limit for this attempt (never past the total runtime limit) and the host's deadline.
+    const softAt = started + Math.min(limits.softLimitMs, lease.runtimeDeadline - started);
+    const deadlineAt = hostDeadline !== undefined ? hostDeadline - margin : Infinity;
+    const stopAt = Math.min(softAt, deadlineAt);
+    limitTimer = setTimeout(() => abort(deadlineAt <= softAt ? "deadline" : "soft_limit"), Math.max(0, stopAt - this.s.now()));
+
+    let closed = false;
+    const ctx: JobContext = {
+      jobId: job.id,
+      attempt: job.attempts,
+      progress: (done, total, message) => {
+        if (!closed) buffer.progress(done, total, message);
+      },
+      checkpoint: (value) => {
+        if (!closed) buffer.checkpoint(value);
+      },
+      resumeFrom: job.checkpoint,
+      signal: ac.signal,
+      remainingMs: () => Math.max(0, stopAt - this.s.now()),
+      log,
+    };
+
+    const run: ActiveRun = {
+      jobId: job.id,
+      startedAt: started,
+      estimateMb: safeEstimate(type, parsed.data),
+      abort,
+      aborted: () => ac.signal.aborted,
+      giveUp: () => giveUp(),
+    };
+    this.runs.set(job.id, run);
+    // A claim that was in flight when shutdown began: hand it straight back.
+    if (this.stopping) abort("shutdown");
+    void this.presence();
+    keeper.start();
+
+    let end: HandlerEnd;
+    try {
+      const handled = Promise.resolve()
+        .then(() => type.handler(parsed.data, ctx))
+        .then(
+          (value): HandlerEnd => ({ kind: "returned", value }),
+          (error): HandlerEnd => ({ kind: "threw", error }),
+        );
+      end = await Promise.race([handled, gaveUp]);
+    } finally {
+      closed = true;
+      clearTimeout(limitTimer);
+      clearTimeout(graceTimer);
+      await keeper.stop();
+      this.runs.delete(job.id);
+      void this.presence();
+    }
+
+    const reason = ac.signal.aborted ? (ac.signal.reason as AbortReason) : undefined;
+    const abandoned = end.kind === "abandoned" ? { abandoned: true } : {};
+    if (end.kind === "abandoned") log.warn("the handler did not stop within its abort grace; settling without it", { reason, graceMs: limits.abortGraceMs });
+    if (lost !== undefined) {
+      log.warn("lease lost; writing nothing more", { why: lost });
+      this.emit("LeaseLost", 1, { Queue: job.queue });
+      return finish({ outcome: "lease_lost", ...(reason ? { abort: reason } : {}), ...abandoned });
+    }
+    let settled: Awaited<ReturnType<Runner["settleFail"]>>;
+    if (end.kind === "returned" && reason !== "cancelled") {
+      settled = await this.settleSucceed(lease, end.value, buffer, log, dims);
+    } else if (reason) {
+      settled = await this.settleAbort(lease, type, reason, buffer, log, limits);
+    } else {
+      settled = await this.settleError(lease, type, (end as { error: unknown }).error, buffer, log, limits);
+    }
+    if (reason === "memory") this.o.memory?.reclaim();
+    return finish({ ...settled, ...(reason ? { abort: reason } : {}), ...abandoned });
+  }
+
+  // ─── settling: one fenced write each, errors logged and never thrown ────────────────────────
+
+  private async settleSucceed(lease: Lease, result: unknown, buffer: ReportBuffer, log: JobLogger, dims: Dims) {
+    try {
+      await this.s.store.succeed(lease, result ?? null, buffer.all());
+      this.emit("JobsSucceeded", 1, dims);
+      return { outcome: "succeeded" as const };
+    } catch (e) {
+      if (e instanceof TooLargeError) {
+        return this.settleFail(lease, { code: "handler_error", message: `the handler's ${e.message}` }, { retryable: false }, buffer, log);
+      }
+      return this.settleWriteError(lease, e, log);
+    }
+  }
+
+  private async settleAbort(lease: Lease, type: JobType, reason: AbortReason, buffer: ReportBuffer, log: JobLogger, limits: JobLimits) {
+    const now = this.s.now();
+    const job = lease.job;
+    switch (reason) {
+      case "cancelled":
+        try {
+          await this.s.store.acknowledgeCancel(lease, buffer.all());
+          return { outcome: "cancelled" as const };
+        } catch (e) {
+          return this.settleWriteError(lease, e, log);
+        }
+      case "shutdown":
+        return this.settleRelease(lease, job.queue, false, buffer, log);
+      case "memory": {
+        const queue = type.canMoveToLarge ? "large" : job.queue;
+        this.emit("MemoryAborts", 1, { Queue: job.queue });
+        const message = `the worker ran short of memory and stopped the job${queue !== job.queue ? "; it will retry on the large queue" : ""}`;
+        return this.settleFail(lease, { code: "memory", message }, { retryable: true, queue }, buffer, log);
+      }
+      case "deadline":
+      case "soft_limit": {
+        if (now >= lease.runtimeDeadline) {
+          const message = `total runtime limit of ${Math.round(job.timeoutMs / 1000)} s reached, counted from its first start at ${new Date(job.firstStartedAt).toISOString()}`;
+          return this.settleFail(lease, { code: "timeout", message }, { retryable: false }, buffer, log);
+        }
+        if (buffer.checkpoints > 0) return this.settleRelease(lease, job.queue, false, buffer, log);
+        if (this.kind === "lambda" && type.canMoveToLarge && job.queue !== "large") {
+          // No checkpoint in a whole invocation: this job has outgrown Lambda (seed 003).
+          return this.settleRelease(lease, "large", true, buffer, log);
+        }
+        const what = reason === "deadline" ? "the Lambda deadline" : `its soft time limit of ${Math.round(limits.softLimitMs / 1000)} s`;
+        const message = `attempt ${job.attempts} reached ${what} without saving a checkpoint`;
+        return this.settleFail(lease, { code: "timeout", message }, { retryable: true, backoffMs: backoffMs(limits, job.attempts) }, buffer, log);
+      }
+      case "lease_lost":
+        // Only reached if the abort came without the keeper marking the loss; write nothing either way.
+        this.emit("LeaseLost", 1, { Queue: job.queue });
+        return { outcome: "lease_lost" as const };
+    }
+  }
+
+  private async settleError(lease: Lease, type: JobType, e: unknown, buffer: ReportBuffer, log: JobLogger, limits: JobLimits) {
+    const message = errorText(e);
+    if (isPermanentError(type, e)) {
+      log.warn("the handler failed permanently", { error: message });
+      return this.settleFail(lease, { code: "handler_error", message }, { retryable: false }, buffer, log);
+    }
+    log.warn("the handler failed; retrying if attempts remain", { error: message });
+    return this.settleFail(lease, { code: "handler_error", message }, { retryable: true, backoffMs: backoffMs(limits, lease.job.attempts) }, buffer, log);
+  }
+
+  private async settleFail(
+    lease: Lease,
+    error: JobError,
+    opts: { retryable: boolean; backoffMs?: number; queue?: QueueName },
+    buffer: ReportBuffer,
+    log: JobLogger,
+  ): Promise<{ outcome: Settled; error?: JobError; queue?: QueueName }> {
+    const dims = { Queue: lease.job.queue, JobType: lease.job.type };
+    try {
+      const after = await this.s.store.fail(lease, error, { ...opts, report: buffer.all() });
+      this.emit("JobsFailed", 1, { ...dims, ErrorCode: after.status === "failed" ? after.error.code : error.code });
+      if (after.status === "queued") {
+        await this.ring(after.queue, after.id, after.runAt !== undefined ? after.runAt - this.s.now() : 0, log);
+        return { outcome: "retried", error, queue: after.queue };
+      }
+      return { outcome: "failed", error: after.error };
+    } catch (e) {
+      return this.settleWriteError(lease, e, log);
+    }
+  }
+
+  private async settleRelease(lease: Lease, queue: QueueName, spendAttempt: boolean, buffer: ReportBuffer, log: JobLogger) {
+    try {
+      const after = await this.s.store.release(lease, { report: buffer.all(), queue, ...(spendAttempt ? { spendAttempt } : {}) });
+      if (after.status === "failed") {
+        this.emit("JobsFailed", 1, { Queue: lease.job.queue, JobType: lease.job.type, ErrorCode: after.error.code });
+        return { outcome: "failed" as const, error: after.error };
+      }
+      await this.ring(after.queue, after.id, 0, log);
+      return { outcome: "released" as const, queue: after.queue };
+    } catch (e) {
+      return this.settleWriteError(lease, e, log);
+    }
+  }
+
+  private settleWriteError(lease: Lease, e: unknown, log: JobLogger): { outcome: Settled } {
+    if (e instanceof LeaseLostError) {
+      log.warn("lease lost while settling; writing nothing more", { why: e.reason });
+      this.emit("LeaseLost", 1, { Queue: lease.job.queue });
+      return { outcome: "lease_lost" };
+    }
+    // The lease will expire and the sweeper will take the job back: nothing is lost, only delayed.
+    log.error("could not record the job's outcome; the sweeper will repair it after the lease expires", { error: errorMessage(e) });
+    return { outcome: "settle_error" };
+  }
+
+  /** Rings the doorbell for a requeued job; if SQS refuses, the sweeper re-sends after the start deadline. */
+  private async ring(queue: QueueName, jobId: string, delayMs: number, log: JobLogger): Promise<void> {
+    try {
+      await this.s.queue.send(queue, [jobId], Math.max(0, delayMs));
+    } catch (e) {
+      log.warn("could not send the job's message; the sweeper will send it after the start deadline", { queue, error: errorMessage(e) });
+    }
+  }
+
+  private emit(name: MetricName, value: number, dims: Dims): void {
+    try {
+      this.s.metrics.emit(name, value, dims);
+    } catch {
+      /* metrics never break a run */
+    }
+  }
+}
+
+function safeEstimate(type: JobType, input: unknown): number {
+  try {
+    return type.estimateMb?.(input) ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** A readable error line for the job record: the name when it says something, then the message. */
+function errorText(e: unknown): string {
+  if (e instanceof Error) {
+    const name = e.name && e.name !== "Error" ? `${e.name}: ` : "";
+    return `${name}${e.message}`.slice(0, 1000);
+  }
+  return String(e).slice(0, 1000);
+}

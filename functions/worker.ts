@@ -1,0 +1,108 @@
+/**
+ * The Lambda worker: an SQS event handler that runs each record's job through the runner (the one
+ * claim path). A record is reported in `batchItemFailures` only when it could not be processed at
+ * all (the store unreachable): a handler's error is recorded on the job, and a message for an
+ * unknown, finished or already running job is simply deleted. Before the Lambda deadline the
+ * runner checkpoints the job, releases it and rings its doorbell again, so a long job continues in
+ * the next invocation instead of dying at the timeout.
+ */
+import { hostname } from "node:os";
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { LAMBDA_WORKER, TIMINGS } from "../core/config.js";
+import { errorMessage } from "../core/errors.js";
+import { memoryGuardFromEnv, type MemoryGuard } from "../core/memory.js";
+import { emfMetrics } from "../core/metrics-emf.js";
+import { decodeMessage } from "../core/queue.js";
+import type { JobLimits, JobLogger } from "../core/registry.js";
+import { consoleLogger, Runner } from "../core/runner.js";
+import { loadRuntime } from "../core/runtime.js";
+import { buildServices, type Services } from "../core/services.js";
+
+export interface WorkerHandlerOptions {
+  workerId?: string;
+  /** How long before the Lambda deadline the handler is told to stop and the job is handed back. */
+  deadlineMarginMs?: number;
+  /** Records of one batch run at once. */
+  concurrency?: number;
+  limits?: Partial<JobLimits>;
+  /** A guard to use; `false` for none. Default: one from the environment (Lambda's memory size). */
+  memory?: MemoryGuard | false;
+  log?: JobLogger;
+}
+
+export type SqsWorkerHandler = ((event: SQSEvent, context: Context) => Promise<SQSBatchResponse>) & { runner: Runner };
+
+export function makeHandler(services: Services, opts: WorkerHandlerOptions = {}): SqsWorkerHandler {
+  const log = opts.log ?? consoleLogger;
+  const margin = opts.deadlineMarginMs ?? LAMBDA_WORKER.deadlineMarginMs;
+  const memory = opts.memory === false ? undefined : (opts.memory ?? memoryGuardFromEnv(process.env, { metrics: services.metrics, queue: "default", log }));
+  const runner = new Runner(services, {
+    workerId: opts.workerId ?? `lambda:${process.env.AWS_LAMBDA_LOG_STREAM_NAME ?? `${hostname()}-${process.pid}`}`,
+    kind: "lambda",
+    leaseMs: services.cfg.leaseMs,
+    deadlineMarginMs: margin,
+    ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(memory ? { memory } : {}),
+    log,
+  });
+  let started: Promise<void> | undefined;
+
+  /** True when the record is done with (its message may be deleted); false to have SQS deliver it again. */
+  const processRecord = async (record: SQSRecord, hostDeadline: number): Promise<boolean> => {
+    const msg = decodeMessage(record.body);
+    if (!msg) {
+      log.warn("not a Warden message; deleting it", { messageId: record.messageId });
+      return true;
+    }
+    try {
+      if (hostDeadline - Date.now() <= margin) {
+        // Too late in this invocation to start: ring again so the next one takes it.
+        await services.queue.send(msg.queue, [msg.jobId]);
+        return true;
+      }
+      const out = await runner.run(msg.jobId, msg.queue, { deadline: hostDeadline });
+      if (!out.claimed && out.reason === "not_due" && out.job?.status === "queued" && out.job.runAt !== undefined) {
+        // An early duplicate of a job in backoff: ring again for when it is due (beyond SQS's delay the sweeper does).
+        const wait = out.job.runAt - services.now();
+        if (wait <= TIMINGS.maxMessageDelaySeconds * 1000) await services.queue.send(msg.queue, [msg.jobId], wait);
+      }
+      return true;
+    } catch (e) {
+      log.error("could not process the message; SQS will deliver it again", { jobId: msg.jobId, error: errorMessage(e) });
+      return false;
+    }
+  };
+
+  const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+    started ??= runner.start();
+    await started;
+    const hostDeadline = Date.now() + context.getRemainingTimeInMillis();
+    const failed: string[] = [];
+    await eachBounded(event.Records, opts.concurrency ?? LAMBDA_WORKER.batchSize, async (record) => {
+      if (!(await processRecord(record, hostDeadline))) failed.push(record.messageId);
+    });
+    await services.metrics.flush().catch(() => undefined);
+    return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+  };
+  return Object.assign(handler, { runner });
+}
+
+/** Runs `fn` over `items` with at most `limit` at once. */
+async function eachBounded<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
+}
+
+let lazy: SqsWorkerHandler | undefined;
+
+/** The deployed entry point: services are built from the environment once per container. */
+export const handler = (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  if (!lazy) {
+    const cfg = loadRuntime();
+    lazy = makeHandler(buildServices(cfg, { metrics: emfMetrics(cfg.stage) }));
+  }
+  return lazy(event, context);
+};
