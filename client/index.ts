@@ -1,0 +1,320 @@
+/**
+ * The typed client for Warden's HTTP API (`shared/API.md`). It runs anywhere `fetch` does (Node
+ * 20, browsers, the CLI) and imports nothing at run time from the rest of the tree, only types.
+ *
+ * Authentication: a bearer token (the local runtime's tokens, or a JWT where a stage configures
+ * a JWT authorizer). Stages behind IAM need SigV4-signed requests, which this client does not
+ * sign; pass a `fetch` that signs them.
+ *
+ * Polling is bounded: `wait` backs off, honours `Retry-After`, and gives up with a typed error
+ * when the job is stale (its worker died) or the wait runs past its time limit, so nothing polls
+ * a dead job forever (seed 004).
+ */
+import type { ApiErrorCode } from "../core/api/errors.js";
+import type { ApiJob, ApiWorker } from "../core/api/view.js";
+import type { QueueName } from "../core/config.js";
+import type { Status } from "../core/job.js";
+import type { StuckReport } from "../core/stuck.js";
+import type { SweepReport } from "../core/sweeper.js";
+import type { DeadLetterSample } from "../core/deadletters.js";
+
+export type { ApiJob, ApiWorker, QueueName, Status, StuckReport, SweepReport, DeadLetterSample };
+
+export interface ClientOptions {
+  /** The API's base URL, e.g. http://127.0.0.1:4000 or https://abc.execute-api.eu-west-1.amazonaws.com. */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Defaults to the global fetch; pass one to add SigV4 signing, proxies or test doubles. */
+  fetch?: typeof fetch;
+  /** Per-request time limit. */
+  requestTimeoutMs?: number;
+}
+
+export interface SubmitOptions {
+  queue?: QueueName;
+  maxAttempts?: number;
+  timeoutSeconds?: number;
+  runAt?: Date | string;
+  /** Makes a repeated submit safe: the same key from the same caller answers with the first job. */
+  idempotencyKey?: string;
+}
+
+export interface WaitOptions {
+  /** Give up after this long (WaitTimeoutError). Default 10 minutes. */
+  timeoutMs?: number;
+  /** Called with every poll's answer, for progress bars. */
+  onProgress?: (job: ApiJob) => void;
+  /** First poll interval; it doubles up to `maxIntervalMs`, and never undercuts Retry-After. */
+  minIntervalMs?: number;
+  maxIntervalMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ListFilter {
+  status?: Status;
+  type?: string;
+  /** Jobs per page, 1–100. */
+  limit?: number;
+  /** Start from this page (a `nextCursor` from an earlier page). */
+  cursor?: string;
+}
+
+export interface Page {
+  jobs: ApiJob[];
+  nextCursor: string | null;
+}
+
+export interface Health {
+  ok: boolean;
+  checks: Record<string, string>;
+}
+
+export interface DeadLetterReport {
+  queues: Record<QueueName, { count: number; sample: DeadLetterSample[] }>;
+}
+
+/** Every error this client throws. */
+export class WardenError extends Error {
+  override name = "WardenError";
+}
+
+/** The API answered with an error in the contract's shape (or something that was not the API). */
+export class WardenApiError extends WardenError {
+  override name = "WardenApiError";
+  constructor(
+    readonly status: number,
+    readonly code: ApiErrorCode | "bad_response",
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(`${status} ${code}: ${message}`);
+  }
+}
+
+/** The API could not be reached (connection refused, DNS, request time limit). */
+export class WardenNetworkError extends WardenError {
+  override name = "WardenNetworkError";
+}
+
+/** The job's worker stopped heartbeating: its lease ran out and nobody is running it. */
+export class StaleJobError extends WardenError {
+  override name = "StaleJobError";
+  constructor(readonly job: ApiJob) {
+    super(
+      `job ${job.id} is stale: its worker (${job.history.at(-1)?.worker ?? "unknown"}) last heartbeat at ${job.heartbeatAt ?? "never"}; ` +
+        `the sweeper will reclaim or fail it. Check again later with \`warden status ${job.id}\`.`,
+    );
+  }
+}
+
+/** The job had not finished when the wait's time limit ran out. */
+export class WaitTimeoutError extends WardenError {
+  override name = "WaitTimeoutError";
+  constructor(
+    readonly job: ApiJob,
+    readonly waitedMs: number,
+  ) {
+    super(`job ${job.id} is still ${job.status} after waiting ${Math.round(waitedMs / 1000)} s; it has not been cancelled, check it again later`);
+  }
+}
+
+const TERMINAL: ReadonlySet<Status> = new Set(["succeeded", "failed", "cancelled"]);
+export const isFinished = (job: ApiJob): boolean => TERMINAL.has(job.status);
+
+interface Answer<T> {
+  status: number;
+  body: T;
+  retryAfterMs?: number;
+}
+
+export class WardenClient {
+  private readonly base: string;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(private readonly opts: ClientOptions) {
+    if (!/^https?:\/\//.test(opts.baseUrl)) throw new WardenError(`baseUrl must start with http:// or https:// (got ${JSON.stringify(opts.baseUrl)})`);
+    this.base = opts.baseUrl.replace(/\/+$/, "");
+    this.fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  // ─── jobs ────────────────────────────────────────────────────────────────────────────────
+
+  /** Submits a job; `created` is false when an idempotency key found an earlier job. */
+  async submit(type: string, input?: unknown, o: SubmitOptions = {}): Promise<{ job: ApiJob; created: boolean }> {
+    const body = {
+      type,
+      ...(input !== undefined ? { input } : {}),
+      ...(o.queue ? { queue: o.queue } : {}),
+      ...(o.maxAttempts !== undefined ? { maxAttempts: o.maxAttempts } : {}),
+      ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}),
+      ...(o.runAt !== undefined ? { runAt: o.runAt instanceof Date ? o.runAt.toISOString() : o.runAt } : {}),
+      ...(o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {}),
+    };
+    const a = await this.call<{ job: ApiJob }>("POST", "/jobs", body);
+    return { job: a.body.job, created: a.status === 201 };
+  }
+
+  async get(id: string): Promise<ApiJob> {
+    return (await this.getWithRetryAfter(id)).job;
+  }
+
+  /** The job and how long the API asks pollers to wait before the next look. */
+  async getWithRetryAfter(id: string): Promise<{ job: ApiJob; retryAfterMs?: number }> {
+    const a = await this.call<{ job: ApiJob }>("GET", `/jobs/${encodeURIComponent(id)}`);
+    return { job: a.body.job, ...(a.retryAfterMs !== undefined ? { retryAfterMs: a.retryAfterMs } : {}) };
+  }
+
+  /**
+   * Polls until the job finishes and returns it, whatever its final status (check `status`).
+   * Throws StaleJobError when its worker is gone, WaitTimeoutError past `timeoutMs`.
+   */
+  async wait(id: string, o: WaitOptions = {}): Promise<ApiJob> {
+    const started = Date.now();
+    const deadline = started + (o.timeoutMs ?? 10 * 60_000);
+    const maxInterval = o.maxIntervalMs ?? 30_000;
+    let interval = o.minIntervalMs ?? 500;
+    let last: ApiJob | undefined;
+    for (;;) {
+      o.signal?.throwIfAborted();
+      let retryAfterMs: number | undefined;
+      try {
+        const a = await this.getWithRetryAfter(id);
+        last = a.job;
+        retryAfterMs = a.retryAfterMs;
+        o.onProgress?.(a.job);
+        if (isFinished(a.job)) return a.job;
+        if (a.job.stale) throw new StaleJobError(a.job);
+      } catch (e) {
+        // A flaky network or a busy API is worth another look; a 4xx answer will not change.
+        if (!isTransient(e) || !last) throw e;
+      }
+      const now = Date.now();
+      if (now >= deadline) throw new WaitTimeoutError(last, now - started);
+      const delay = Math.min(Math.max(interval, retryAfterMs ?? 0), deadline - now);
+      interval = Math.min(maxInterval, interval * 2);
+      await sleep(delay, o.signal);
+    }
+  }
+
+  async cancel(id: string): Promise<ApiJob> {
+    return (await this.call<{ job: ApiJob }>("POST", `/jobs/${encodeURIComponent(id)}/cancel`)).body.job;
+  }
+
+  async retry(id: string): Promise<ApiJob> {
+    return (await this.call<{ job: ApiJob }>("POST", `/jobs/${encodeURIComponent(id)}/retry`)).body.job;
+  }
+
+  /** One page, newest first. */
+  async listPage(f: ListFilter = {}): Promise<Page> {
+    const q = new URLSearchParams();
+    if (f.status) q.set("status", f.status);
+    if (f.type) q.set("type", f.type);
+    if (f.limit !== undefined) q.set("limit", String(f.limit));
+    if (f.cursor) q.set("cursor", f.cursor);
+    const qs = q.toString();
+    return (await this.call<Page>("GET", `/jobs${qs ? `?${qs}` : ""}`)).body;
+  }
+
+  /** Every page in turn, newest jobs first: `for await (const page of client.list()) …`. */
+  async *list(f: ListFilter = {}): AsyncGenerator<ApiJob[], void, undefined> {
+    let cursor = f.cursor;
+    do {
+      const page = await this.listPage({ ...f, ...(cursor ? { cursor } : {}) });
+      if (page.jobs.length) yield page.jobs;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  async health(): Promise<Health> {
+    try {
+      return (await this.call<Health>("GET", "/health")).body;
+    } catch (e) {
+      // 503 still carries the checks; show them rather than only the error.
+      const checks = e instanceof WardenApiError ? (e.details as { checks?: Record<string, string> } | undefined)?.checks : undefined;
+      if (checks) return { ok: false, checks };
+      throw e;
+    }
+  }
+
+  // ─── admin ───────────────────────────────────────────────────────────────────────────────
+
+  async stuck(): Promise<StuckReport> {
+    return (await this.call<StuckReport>("GET", "/admin/stuck")).body;
+  }
+
+  async sweep(): Promise<SweepReport> {
+    return (await this.call<{ report: SweepReport }>("POST", "/admin/sweep")).body.report;
+  }
+
+  async deadLetters(): Promise<DeadLetterReport> {
+    return (await this.call<DeadLetterReport>("GET", "/admin/dead-letters")).body;
+  }
+
+  async redrive(queue: QueueName): Promise<number> {
+    return (await this.call<{ moved: number }>("POST", "/admin/dead-letters/redrive", { queue })).body.moved;
+  }
+
+  async workers(): Promise<ApiWorker[]> {
+    return (await this.call<{ workers: ApiWorker[] }>("GET", "/admin/workers")).body.workers;
+  }
+
+  // ─── transport ───────────────────────────────────────────────────────────────────────────
+
+  private async call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<Answer<T>> {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let res: Response;
+    try {
+      res = await this.fetchFn(`${this.base}${path}`, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000),
+      });
+    } catch (e) {
+      throw new WardenNetworkError(`cannot reach the Warden API at ${this.base}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    }
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new WardenApiError(res.status, "bad_response", `the answer is not JSON: ${text.slice(0, 120)}`);
+    }
+    if (!res.ok) {
+      const err = (parsed as { error?: { code?: ApiErrorCode; message?: string; details?: unknown } } | undefined)?.error;
+      throw new WardenApiError(res.status, err?.code ?? "bad_response", err?.message ?? `HTTP ${res.status}`, err?.details);
+    }
+    const retryAfter = parseRetryAfter(res.headers.get("retry-after"));
+    return { status: res.status, body: parsed as T, ...(retryAfter !== undefined ? { retryAfterMs: retryAfter } : {}) };
+  }
+}
+
+/** Retry-After in seconds (the HTTP date form is not used by Warden, but tolerated). */
+function parseRetryAfter(v: string | null): number | undefined {
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+function isTransient(e: unknown): boolean {
+  return e instanceof WardenNetworkError || (e instanceof WardenApiError && (e.status >= 500 || e.status === 429));
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      signal?.removeEventListener("abort", abort);
+      resolve();
+    }
+    function abort(): void {
+      clearTimeout(t);
+      reject(signal!.reason);
+    }
+    signal?.addEventListener("abort", abort, { once: true });
+  });
+}

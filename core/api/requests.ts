@@ -1,0 +1,73 @@
+/**
+ * The shapes of the API's requests, validated at the edge with zod before anything is written.
+ * Objects are strict: an unknown field is a mistake a caller should hear about (a misspelt
+ * `maxAtempts` silently ignored would be worse than a 400).
+ */
+import { z } from "zod";
+import { LIMITS, QUEUE_NAMES, type QueueName } from "../config.js";
+import { STATUSES } from "../job.js";
+import { ApiError } from "./errors.js";
+
+export const MAX_TYPE_CHARS = 100;
+/** A runAt further out than this is almost certainly a unit mistake (seconds for milliseconds). */
+export const MAX_RUN_AT_DAYS = 365;
+const MAX_CURSOR_CHARS = 300;
+
+const jobTypeName = z
+  .string()
+  .min(1)
+  .max(MAX_TYPE_CHARS)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "a job type is letters, digits and . _ : - (for example demo.sleep)");
+
+export const submitRequest = z.strictObject({
+  type: jobTypeName,
+  input: z.unknown().optional(),
+  queue: z.enum(QUEUE_NAMES as [QueueName, ...QueueName[]]).optional(),
+  maxAttempts: z.number().int().min(1).max(LIMITS.maxAttempts).optional(),
+  timeoutSeconds: z.number().int().min(1).max(LIMITS.maxTimeoutSeconds).optional(),
+  runAt: z.iso.datetime({ offset: true }).optional(),
+  idempotencyKey: z
+    .string()
+    .min(1)
+    .max(LIMITS.maxIdempotencyKeyChars)
+    .regex(/^[^\u0000-\u001f\u007f]+$/, "the key may not contain control characters")
+    .optional(),
+});
+export type SubmitRequest = z.infer<typeof submitRequest>;
+
+/** Query values arrive as strings; `limit` must be a plain whole number. */
+export const listQuery = z.strictObject({
+  status: z.enum(STATUSES).optional(),
+  type: jobTypeName.optional(),
+  limit: z
+    .string()
+    .regex(/^[0-9]{1,3}$/, `limit is a whole number from 1 to ${LIMITS.listMax}`)
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(LIMITS.listMax))
+    .optional(),
+  cursor: z.string().min(1).max(MAX_CURSOR_CHARS).optional(),
+});
+export type ListQuery = z.infer<typeof listQuery>;
+
+export const redriveRequest = z.strictObject({
+  queue: z.enum(QUEUE_NAMES as [QueueName, ...QueueName[]]),
+});
+
+/** An empty object body (or none) for the action routes; anything else is a mistake. */
+export const emptyRequest = z.strictObject({});
+
+/** Parses with a schema, turning its issues into the contract's 400 with a readable summary. */
+export function parseRequest<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => ({
+    path: i.path.map(String).join(".") || "(root)",
+    message: i.message,
+    ...(i.code === "unrecognized_keys" ? { keys: (i as { keys: string[] }).keys.map((k) => k.slice(0, 64)) } : {}),
+  }));
+  const summary = issues
+    .slice(0, 3)
+    .map((i) => ("keys" in i ? `unknown field(s) ${i.keys!.join(", ")}` : `${i.path}: ${i.message}`))
+    .join("; ");
+  throw new ApiError("invalid_request", `${what} is not valid: ${summary}`, issues);
+}

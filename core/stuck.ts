@@ -1,0 +1,79 @@
+/**
+ * The stuck report (GET /admin/stuck): what the sweeper would act on now, without acting. It
+ * reads the same sparse `due` index and classifies with the same `plan` as the sweeper, so the
+ * report and the repair cannot disagree. Plus the depth of each dead-letter queue.
+ */
+import { QUEUE_NAMES, type QueueName } from "./config.js";
+import type { QueuedJob, RunningJob } from "./job.js";
+import type { Services } from "./services.js";
+import { plan, STUCK_STATES, type StuckStateName } from "./sweeper.js";
+
+export interface StuckState {
+  count: number;
+  /** Seconds the longest-overdue job of this state has been past its deadline. */
+  oldestAgeSeconds: number;
+  sample: string[];
+}
+
+export interface StuckReport {
+  generatedAt: string;
+  states: { queued: StuckState; running: StuckState; cancelling: StuckState };
+  deadLetters: Record<QueueName, number>;
+}
+
+/** Overdue jobs read to classify them; past this the counts come from COUNT queries. */
+const READ_LIMIT = 1_000;
+
+export async function stuckReport(
+  services: Pick<Services, "store" | "queue" | "now">,
+  opts: { sampleSize?: number; readLimit?: number } = {},
+): Promise<StuckReport> {
+  const sampleSize = opts.sampleSize ?? 10;
+  const now = services.now();
+  const [overdue, deadLetters] = await Promise.all([services.store.listOverdue(now, opts.readLimit ?? READ_LIMIT), dlqDepths(services.queue)]);
+  const states = Object.fromEntries(STUCK_STATES.map((s) => [s, { count: 0, oldestAgeSeconds: 0, sample: [] as string[] }])) as StuckReport["states"];
+  // listOverdue answers oldest first, so the first of each state is its oldest.
+  for (const job of overdue.jobs) {
+    const p = plan(job, now);
+    if (p.do === "wait") continue;
+    const s = states[p.state];
+    if (s.count === 0) s.oldestAgeSeconds = ageSeconds(job, now);
+    s.count++;
+    if (s.sample.length < sampleSize) s.sample.push(job.id);
+  }
+  if (overdue.more) await countBeyondTheRead(services, now, states);
+  return { generatedAt: new Date(now).toISOString(), states, deadLetters };
+}
+
+/**
+ * More overdue jobs than one read holds: the per-partition COUNT queries give the totals. A
+ * running partition holds both dead workers and ignored cancels; the cancels seen in the read
+ * are kept, the rest counted as running.
+ */
+async function countBeyondTheRead(
+  services: Pick<Services, "store">,
+  now: number,
+  states: Record<StuckStateName, StuckState>,
+): Promise<void> {
+  const perShard = await services.store.countOverdue(now);
+  let queued = 0;
+  let running = 0;
+  for (const [shard, n] of Object.entries(perShard)) {
+    if (shard.split("#")[1] === "queued") queued += n;
+    else running += n;
+  }
+  states.queued.count = Math.max(states.queued.count, queued);
+  states.running.count = Math.max(states.running.count, running - states.cancelling.count);
+}
+
+const ageSeconds = (job: QueuedJob | RunningJob, now: number): number => Math.max(0, Math.floor((now - job.dueAt) / 1000));
+
+async function dlqDepths(queue: Services["queue"]): Promise<Record<QueueName, number>> {
+  const depths = await Promise.all(
+    QUEUE_NAMES.map(async (q) => {
+      const d = await queue.depth(q, { dlq: true });
+      return d.visible + d.inFlight + d.delayed;
+    }),
+  );
+  return Object.fromEntries(QUEUE_NAMES.map((q, i) => [q, depths[i] ?? 0])) as Record<QueueName, number>;
+}

@@ -1,0 +1,261 @@
+/**
+ * The sweeper: repairs whatever falls through the cracks (invariants 4, 5 and 8). It reads only
+ * the sparse `due` index, so a sweep costs what is overdue, never what the table holds, and
+ * every repair is a conditional write on the exact state and fencing token the sweep read: two
+ * sweeps at once, or a sweep racing a worker, cannot both act on a job. The loser counts the
+ * job as "skipped", which is not an error: someone else already moved it.
+ */
+import type { QueueName } from "./config.js";
+import { ConflictError, errorMessage } from "./errors.js";
+import type { Job, QueuedJob, RunningJob } from "./job.js";
+import type { Services } from "./services.js";
+
+export type SweepAction = "reclaimed" | "failedExhausted" | "failedTimeout" | "cancelled" | "resent" | "skipped";
+export const SWEEP_ACTIONS: readonly SweepAction[] = ["reclaimed", "failedExhausted", "failedTimeout", "cancelled", "resent", "skipped"];
+
+export interface SweepReport {
+  startedAt: string;
+  durationMs: number;
+  /** Items the due-index queries read (DynamoDB's ScannedCount): follows the overdue count, not the table. */
+  read: number;
+  counts: Record<SweepAction, number>;
+  touched: Partial<Record<SweepAction, string[]>>;
+  /** True when the sweep stopped at its page or time bound with overdue jobs left for the next one. */
+  more: boolean;
+  /** Jobs whose repair failed for a reason other than a lost race; the next sweep tries them again. */
+  errors?: { jobId: string; message: string }[];
+}
+
+export interface SweeperOptions {
+  /** Overdue jobs read per page (per due-index partition at most, and in total). */
+  pageSize?: number;
+  maxPages?: number;
+  /** Wall-clock time after which a sweep starts no new page. */
+  budgetMs?: number;
+  /** Conditional writes in flight at once. */
+  concurrency?: number;
+}
+
+/** The states the stuck report and the StuckJobs metric use. */
+export type StuckStateName = "queued" | "running" | "cancelling";
+export const STUCK_STATES: readonly StuckStateName[] = ["queued", "running", "cancelling"];
+
+/** What the sweeper does with an overdue job, decided from what it read alone. */
+export type Plan =
+  | { do: "expire"; job: RunningJob; state: "running" }
+  | { do: "cancel"; job: RunningJob; state: "cancelling" }
+  | { do: "reclaim"; job: RunningJob; state: "running" }
+  | { do: "resend"; job: QueuedJob; state: "queued" }
+  | { do: "wait"; job: Job };
+
+/**
+ * The order matters: the runtime limit wins over everything (a heartbeating worker does not
+ * save a job past its total limit, seed 000), then an unacknowledged cancel, then a dead worker.
+ * An overdue running job with a cancel request has either an expired lease or a passed grace
+ * period, because requestCancel and heartbeats fold the grace deadline into dueAt.
+ */
+export function plan(job: QueuedJob | RunningJob, now: number): Plan {
+  if (job.dueAt > now) return { do: "wait", job };
+  if (job.status === "queued") return { do: "resend", job, state: "queued" };
+  if (job.firstStartedAt + job.timeoutMs <= now) return { do: "expire", job, state: "running" };
+  if (job.cancelRequested) return { do: "cancel", job, state: "cancelling" };
+  if (job.leaseExpiresAt <= now) return { do: "reclaim", job, state: "running" };
+  return { do: "wait", job };
+}
+
+type SweepServices = Pick<Services, "store" | "queue" | "metrics" | "now">;
+
+const DEFAULTS: Required<SweeperOptions> = { pageSize: 100, maxPages: 10, budgetMs: 5_000, concurrency: 8 };
+
+export class Sweeper {
+  private readonly opts: Required<SweeperOptions>;
+
+  constructor(
+    private readonly services: SweepServices,
+    opts: SweeperOptions = {},
+  ) {
+    this.opts = { ...DEFAULTS, ...opts };
+  }
+
+  /** One bounded sweep: at most maxPages pages, and no new page after budgetMs. */
+  async sweep(): Promise<SweepReport> {
+    const { store, metrics } = this.services;
+    const startedWall = Date.now();
+    const startedAt = this.services.now();
+    const r = new ReportBuilder(startedAt);
+    const stuck: Record<StuckStateName, number> = { queued: 0, running: 0, cancelling: 0 };
+    const seen = new Set<string>();
+    let more = false;
+    for (let page = 0; page < this.opts.maxPages; page++) {
+      // Out of time: `more` is still true from the page before, so the next sweep continues.
+      if (page > 0 && Date.now() - startedWall >= this.opts.budgetMs) break;
+      const now = this.services.now();
+      const out = await store.listOverdue(now, this.opts.pageSize);
+      r.read += out.scanned;
+      // Jobs already tried this sweep (a lost race that left them overdue) are the next sweep's.
+      const fresh = out.jobs.filter((j) => !seen.has(j.id));
+      for (const j of fresh) seen.add(j.id);
+      const plans = fresh.map((j) => plan(j, now)).filter((p): p is Exclude<Plan, { do: "wait" }> => p.do !== "wait");
+      for (const p of plans) stuck[p.state]++;
+      await this.act(plans, r);
+      more = out.more;
+      if (!out.more || fresh.length === 0) break;
+    }
+    const report = r.build(Date.now() - startedWall, more);
+    for (const state of STUCK_STATES) metrics.emit("StuckJobs", stuck[state], { State: state });
+    metrics.emit("SweepDuration", report.durationMs);
+    metrics.emit("SweeperHeartbeat", 1);
+    return report;
+  }
+
+  /**
+   * Sweeps at most every `intervalMs` (wall clock) from now until `stopAt` (epoch ms, Date.now),
+   * as one scheduled invocation does, so a dead worker is found within its lease plus one
+   * interval. The sweeps are spread evenly so the last one runs at `stopAt` itself: that keeps
+   * the gap to the next invocation as short as the schedule allows. With no time at all it
+   * still sweeps once, so the heartbeat metric never goes silent while the function runs.
+   */
+  async runUntil(stopAt: number, intervalMs: number, onReport?: (r: SweepReport) => void): Promise<SweepReport[]> {
+    const start = Date.now();
+    const window = Math.max(0, stopAt - start);
+    const n = Math.ceil(window / Math.max(1, intervalMs));
+    const spacing = n ? window / n : 0;
+    const reports: SweepReport[] = [];
+    for (let i = 0; i <= n; i++) {
+      const at = start + i * spacing;
+      // A sweep that overran skips the slots it missed, but the last one always runs.
+      if (i < n && Date.now() > at + spacing) continue;
+      const wait = at - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const report = await this.sweep();
+      reports.push(report);
+      onReport?.(report);
+    }
+    return reports;
+  }
+
+  private async act(plans: Exclude<Plan, { do: "wait" }>[], r: ReportBuilder): Promise<void> {
+    const doorbells: { queue: QueueName; id: string; delayMs: number }[] = [];
+    await pool(plans, this.opts.concurrency, async (p) => {
+      try {
+        const rings = await this.apply(p, r);
+        if (rings) doorbells.push(rings);
+      } catch (e) {
+        if (e instanceof ConflictError) r.add("skipped", p.job.id);
+        else r.error(p.job.id, e);
+      }
+    });
+    await this.ring(doorbells, r);
+  }
+
+  /** One conditional write; answers the doorbell to ring once it has succeeded. */
+  private async apply(p: Exclude<Plan, { do: "wait" }>, r: ReportBuilder): Promise<{ queue: QueueName; id: string; delayMs: number } | undefined> {
+    const { store, metrics } = this.services;
+    const dims = { Queue: p.job.queue, JobType: p.job.type };
+    switch (p.do) {
+      case "expire": {
+        const failed = await store.expire(p.job);
+        r.add(failed.error.code === "timeout" ? "failedTimeout" : "failedExhausted", p.job.id);
+        metrics.emit("JobsFailed", 1, { ...dims, ErrorCode: failed.error.code });
+        return undefined;
+      }
+      case "cancel":
+        await store.cancelSilent(p.job);
+        r.add("cancelled", p.job.id);
+        return undefined;
+      case "reclaim": {
+        const after = await store.reclaim(p.job);
+        if (after.status === "failed") {
+          r.add("failedExhausted", p.job.id);
+          metrics.emit("JobsFailed", 1, { ...dims, ErrorCode: after.error.code });
+          return undefined;
+        }
+        r.add("reclaimed", p.job.id);
+        metrics.emit("Reclaimed", 1, { Queue: after.queue });
+        return { queue: after.queue, id: after.id, delayMs: 0 };
+      }
+      case "resend": {
+        // The deadline moves first, conditionally: of two sweeps only the winner sends.
+        const pushed = await store.pushStartDeadline(p.job);
+        r.add("resent", p.job.id);
+        metrics.emit("Requeued", 1, { Queue: pushed.queue });
+        const delayMs = pushed.runAt !== undefined ? Math.max(0, pushed.runAt - this.services.now()) : 0;
+        return { queue: pushed.queue, id: pushed.id, delayMs };
+      }
+    }
+  }
+
+  /**
+   * Sends the doorbells in batches. A send that fails leaves the job queued with its pushed
+   * deadline, so the next sweep after that deadline sends it again: nothing is lost.
+   */
+  private async ring(doorbells: { queue: QueueName; id: string; delayMs: number }[], r: ReportBuilder): Promise<void> {
+    const groups = new Map<string, { queue: QueueName; ids: string[]; delayMs: number }>();
+    for (const d of doorbells) {
+      const seconds = Math.ceil(d.delayMs / 1000);
+      const key = `${d.queue}:${seconds}`;
+      const g = groups.get(key) ?? { queue: d.queue, ids: [], delayMs: seconds * 1000 };
+      g.ids.push(d.id);
+      groups.set(key, g);
+    }
+    for (const g of groups.values()) {
+      try {
+        await this.services.queue.send(g.queue, g.ids, g.delayMs);
+      } catch (e) {
+        for (const id of g.ids) r.error(id, e);
+      }
+    }
+  }
+}
+
+class ReportBuilder {
+  read = 0;
+  private readonly counts = Object.fromEntries(SWEEP_ACTIONS.map((a) => [a, 0])) as Record<SweepAction, number>;
+  private readonly touched: Partial<Record<SweepAction, string[]>> = {};
+  private readonly errors: { jobId: string; message: string }[] = [];
+
+  constructor(private readonly startedAt: number) {}
+
+  add(action: SweepAction, id: string): void {
+    this.counts[action]++;
+    (this.touched[action] ??= []).push(id);
+  }
+
+  error(jobId: string, e: unknown): void {
+    this.errors.push({ jobId, message: errorMessage(e) });
+  }
+
+  build(durationMs: number, more: boolean): SweepReport {
+    return {
+      startedAt: new Date(this.startedAt).toISOString(),
+      durationMs,
+      read: this.read,
+      counts: { ...this.counts },
+      touched: { ...this.touched },
+      more,
+      ...(this.errors.length ? { errors: [...this.errors] } : {}),
+    };
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
+/** Sums a list of reports: what one scheduled invocation did. */
+export function totals(reports: SweepReport[]): { sweeps: number; read: number; counts: Record<SweepAction, number>; more: boolean; errors: number } {
+  const counts = Object.fromEntries(SWEEP_ACTIONS.map((a) => [a, 0])) as Record<SweepAction, number>;
+  for (const r of reports) for (const a of SWEEP_ACTIONS) counts[a] += r.counts[a];
+  return {
+    sweeps: reports.length,
+    read: reports.reduce((n, r) => n + r.read, 0),
+    counts,
+    more: reports.at(-1)?.more ?? false,
+    errors: reports.reduce((n, r) => n + (r.errors?.length ?? 0), 0),
+  };
+}
