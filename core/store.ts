@@ -54,7 +54,7 @@ export interface NewJob {
   idempotencyKey?: string;
 }
 
-export type ClaimRefusal = "not_found" | "finished" | "leased" | "not_due" | "attempts_exhausted" | "cancel_requested";
+export type ClaimRefusal = "not_found" | "finished" | "leased" | "not_due" | "attempts_exhausted" | "timed_out" | "cancel_requested";
 export type ClaimResult =
   | { ok: true; lease: Lease }
   | { ok: false; reason: ClaimRefusal; job?: Job };
@@ -234,7 +234,8 @@ export class JobStore {
     const refusal = this.claimRefusal(job);
     if (refusal) {
       // An expired job with nothing left to try is settled here instead of waiting for the sweeper.
-      if (refusal === "attempts_exhausted" && job?.status === "running") await this.expire(job).catch(ignoreConflict);
+      if ((refusal === "attempts_exhausted" || refusal === "timed_out") && job?.status === "running") await this.expire(job).catch(ignoreConflict);
+      if (refusal === "timed_out" && job?.status === "queued") await this.expireQueued(job).catch(ignoreConflict);
       return { ok: false, reason: refusal, ...(job ? { job } : {}) };
     }
     const prev = job as QueuedJob | RunningJob;
@@ -294,6 +295,7 @@ export class JobStore {
       if (job.cancelRequested) return "cancel_requested";
     }
     if (job.status === "queued" && job.runAt !== undefined && job.runAt > now) return "not_due";
+    if (job.firstStartedAt !== undefined && job.firstStartedAt + job.timeoutMs <= now) return "timed_out";
     if (job.attempts >= job.maxAttempts) return "attempts_exhausted";
     return undefined;
   }
@@ -328,7 +330,7 @@ export class JobStore {
   async succeed(lease: Lease, result: unknown, report: Report = {}): Promise<SucceededJob> {
     checkSize("the result", result, LIMITS.maxResultBytes);
     const now = this.now();
-    const x = this.finish(lease, "succeeded", now, "succeeded").set("result", result ?? null).remove("error");
+    const x = this.finish(lease, "succeeded", now, "succeeded", unsafeUnfencedSucceed()).set("result", result ?? null).remove("error");
     this.addReport(x, report);
     await this.fencedUpdate(lease, x);
     return this.finishedView(lease, x, { status: "succeeded", result: result ?? null, finishedAt: now }) as SucceededJob;
@@ -553,6 +555,22 @@ export class JobStore {
     } as FailedJob;
   }
 
+  /**
+   * A queued job (waiting out a backoff, or handed back) whose total runtime limit has passed
+   * since its first start: no attempt may begin, so it ends here.
+   */
+  async expireQueued(job: QueuedJob): Promise<FailedJob> {
+    const now = this.now();
+    const error: JobError = {
+      code: "timeout",
+      message: `ran past its total runtime limit of ${Math.round(job.timeoutMs / 1000)} s, counted from its first start at ${iso(job.firstStartedAt ?? job.createdAt)}`,
+    };
+    const x = new Expr().eq("status", "queued").eq("token", job.token);
+    this.applyFinished(x, "failed", now).set("error", error);
+    await this.conditional(job.id, x, "the job changed while it was being expired");
+    return { ...stripQueued(job), status: "failed", error, finishedAt: now, expiresAt: this.expiresAt(now), updatedAt: now };
+  }
+
   /** A cancel that no worker acknowledged within the grace period. */
   async cancelSilent(job: RunningJob): Promise<CancelledJob> {
     const now = this.now();
@@ -620,17 +638,25 @@ export class JobStore {
     const shards = allDueShards();
     const counts = await Promise.all(
       shards.map(async (shard) => {
-        const r = await this.db.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: TABLE.dueIndex.name,
-            KeyConditionExpression: "#p = :p AND #d <= :now",
-            ExpressionAttributeNames: { "#p": TABLE.dueIndex.partitionKey, "#d": TABLE.dueIndex.sortKey },
-            ExpressionAttributeValues: { ":p": shard, ":now": now },
-            Select: "COUNT",
-          }),
-        );
-        return r.Count ?? 0;
+        // A COUNT query still stops at 1 MB read; follow its pages or a backlog is undercounted.
+        let count = 0;
+        let start: Record<string, unknown> | undefined;
+        do {
+          const r = await this.db.send(
+            new QueryCommand({
+              TableName: this.table,
+              IndexName: TABLE.dueIndex.name,
+              KeyConditionExpression: "#p = :p AND #d <= :now",
+              ExpressionAttributeNames: { "#p": TABLE.dueIndex.partitionKey, "#d": TABLE.dueIndex.sortKey },
+              ExpressionAttributeValues: { ":p": shard, ":now": now },
+              Select: "COUNT",
+              ...(start ? { ExclusiveStartKey: start } : {}),
+            }),
+          );
+          count += r.Count ?? 0;
+          start = r.LastEvaluatedKey;
+        } while (start);
+        return count;
       }),
     );
     return Object.fromEntries(shards.map((s, i) => [s, counts[i] ?? 0]));
@@ -738,8 +764,8 @@ export class JobStore {
     return new Expr().eq("status", "running").eq("token", job.token).eq("leaseExpiresAt", job.leaseExpiresAt);
   }
 
-  private finish(lease: Lease, status: "succeeded" | "failed" | "cancelled", now: number, outcome: Outcome): Expr {
-    const x = this.fenced(lease).set("history", closeLast(lease.job.history, now, outcome));
+  private finish(lease: Lease, status: "succeeded" | "failed" | "cancelled", now: number, outcome: Outcome, unfenced = false): Expr {
+    const x = (unfenced ? new Expr() : this.fenced(lease)).set("history", closeLast(lease.job.history, now, outcome));
     return this.applyFinished(x, status, now);
   }
 
@@ -807,6 +833,14 @@ export class JobStore {
     }
   }
 }
+
+/**
+ * TEST-ONLY, DELIBERATELY UNSAFE: WARDEN_UNSAFE_UNFENCED_SUCCEED=1 drops the fence (token and
+ * state condition) from `succeed`, so test/chaos-guard.test.ts can show the chaos checks catching a
+ * job completed twice. Read per call so only the process that sets it is broken. Never set it
+ * anywhere else.
+ */
+const unsafeUnfencedSucceed = (): boolean => process.env.WARDEN_UNSAFE_UNFENCED_SUCCEED === "1";
 
 // ─── helpers ────────────────────────────────────────────────────────────────────────────────
 

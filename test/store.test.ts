@@ -155,6 +155,30 @@ describe("the runtime clock", () => {
   });
 });
 
+describe("no attempt starts past the runtime limit", () => {
+  test("a job waiting out its backoff past the limit is failed with timeout by the claim that finds it", async () => {
+    const clock = manualClock();
+    const store = env.store({ now: clock.now });
+    const { job } = await store.create(spec({ maxAttempts: 5, timeoutMs: 10_000 }));
+    const a = await store.claim(job.id, "w1", 1000);
+    if (!a.ok) throw new Error("claim failed");
+    await store.fail(a.lease, { code: "handler_error", message: "flaky" }, { retryable: true, backoffMs: 8000 });
+    clock.advance(12_000);
+    expect(await store.claim(job.id, "w2", 1000)).toMatchObject({ ok: false, reason: "timed_out" });
+    expect(await store.get(job.id)).toMatchObject({ status: "failed", attempts: 1, error: { code: "timeout" } });
+  });
+
+  test("an expired running job past the limit is failed with timeout, not claimed again", async () => {
+    const clock = manualClock();
+    const store = env.store({ now: clock.now });
+    const { job } = await store.create(spec({ maxAttempts: 5, timeoutMs: 10_000 }));
+    expect((await store.claim(job.id, "w1", 1000)).ok).toBe(true);
+    clock.advance(11_000);
+    expect(await store.claim(job.id, "w2", 1000)).toMatchObject({ ok: false, reason: "timed_out" });
+    expect(await store.get(job.id)).toMatchObject({ status: "failed", error: { code: "timeout" } });
+  });
+});
+
 describe("fail, release and retry", () => {
   test("a retryable failure queues the job after its backoff; out of attempts it fails with the last error", async () => {
     const clock = manualClock();
