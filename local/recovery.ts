@@ -1,0 +1,31 @@
+/**
+ * After a restart on a kept data directory, DynamoDB still holds the queued jobs but fauxqs (in
+ * memory) has lost their messages. Rather than leave each to its start deadline, ring every
+ * queued job's doorbell once. Duplicates are harmless (invariant 1): the claim is conditional.
+ * Running jobs are left alone; their leases expire and the sweeper takes them back.
+ */
+import type { QueueName } from "../core/config.js";
+import type { Services } from "../core/services.js";
+
+export async function ringQueuedJobs(services: Services): Promise<number> {
+  const now = services.now();
+  let cursor: string | null = null;
+  let rung = 0;
+  do {
+    const page = await services.store.list({ status: "queued" }, cursor, 100);
+    const due = new Map<QueueName, string[]>();
+    for (const job of page.jobs) {
+      if (job.status !== "queued") continue;
+      const delayMs = (job.runAt ?? 0) - now;
+      if (delayMs > 0) {
+        await services.queue.send(job.queue, [job.id], delayMs);
+      } else {
+        due.set(job.queue, [...(due.get(job.queue) ?? []), job.id]);
+      }
+      rung++;
+    }
+    for (const [queue, ids] of due) await services.queue.send(queue, ids);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return rung;
+}

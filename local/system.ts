@@ -1,0 +1,231 @@
+/**
+ * The whole system on one machine: emulators, then the stand-ins for the AWS glue around the
+ * same handlers the cloud runs (API Gateway → functions/api.ts, the SQS event source mapping →
+ * functions/worker.ts, ECS → functions/fargate.ts processes, EventBridge → the sweeper, DynamoDB
+ * TTL, CloudWatch alarms). `local/main.ts` runs it; the demo and the tests start it too.
+ */
+import { fileURLToPath } from "node:url";
+import { ALARMS } from "../core/alarms.js";
+import type { ApiLog } from "../core/api/jobs.js";
+import { loadRuntime } from "../core/runtime.js";
+import { buildServices, type Services } from "../core/services.js";
+import { Sweeper } from "../core/sweeper.js";
+import { makeHandler as makeApiHandler } from "../functions/api.js";
+import { makeHandler as makeWorkerHandler } from "../functions/worker.js";
+import { AlarmBoard, sourceLabel } from "./alarms.js";
+import type { LocalConfig } from "./config.js";
+import { startEmulators, type Emulators } from "./emulators.js";
+import { WorkerFleet } from "./fleet.js";
+import { invokeAs, startGateway, type ApiHandler, type Gateway, type LocalRoutes } from "./gateway.js";
+import { LambdaPoller, type SqsHandler } from "./poller.js";
+import { Recorder } from "./recorder.js";
+import { ringQueuedJobs } from "./recovery.js";
+import { countByState, queueStats, Series, type QueueStats, type StateCounts } from "./stats.js";
+import { expireItems } from "./ttl.js";
+
+export interface System {
+  apiUrl: string;
+  dashboardUrl: string;
+  emulators: Emulators;
+  services: Services;
+  recorder: Recorder;
+  fleet: WorkerFleet;
+  alarms: AlarmBoard;
+  stop(): Promise<void>;
+}
+
+const DASHBOARD_DIR = fileURLToPath(new URL("./dashboard", import.meta.url));
+
+/** Runs `fn` every `ms`, never overlapping itself; errors are logged, not fatal. */
+function every(ms: number, what: string, fn: () => Promise<unknown>, log: (l: string) => void): { stop(): Promise<void> } {
+  let timer: NodeJS.Timeout | undefined;
+  let current: Promise<unknown> = Promise.resolve();
+  let stopped = false;
+  const tick = () => {
+    current = fn()
+      .catch((e: unknown) => log(`${what}: ${String((e as Error)?.message ?? e)}`))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, ms);
+      });
+  };
+  timer = setTimeout(tick, 0);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await current;
+    },
+  };
+}
+
+/**
+ * The API's log, shortened for a terminal: the dashboard polls several reads a second, so
+ * successful reads are left out; every write and every error is shown on one line.
+ */
+function apiLog(log: (line: string) => void): ApiLog {
+  const line = (level: string, message: string, f: Record<string, unknown> = {}) => {
+    if (message === "request") {
+      if (f.method === "GET" && typeof f.status === "number" && f.status < 400) return;
+      return log(`api: ${String(f.method)} ${String(f.path)} → ${String(f.status)} (${String(f.ms)} ms, ${String(f.caller ?? "anonymous")})`);
+    }
+    log(`api ${level}: ${message} ${JSON.stringify(f)}`);
+  };
+  return { info: (m, f) => line("info", m, f), warn: (m, f) => line("warn", m, f), error: (m, f) => line("error", m, f) };
+}
+
+export async function startSystem(cfg: LocalConfig, log: (line: string) => void = console.log): Promise<System> {
+  const emulators = await startEmulators(cfg.dataDir ? { dataDir: cfg.dataDir } : {});
+  const env: Record<string, string> = {
+    ...emulators.env,
+    WARDEN_LEASE_SECONDS: String(cfg.leaseSeconds),
+    WARDEN_SWEEP_INTERVAL_SECONDS: String(cfg.sweepIntervalSeconds),
+    WARDEN_START_DEADLINE_SECONDS: String(cfg.startDeadlineSeconds),
+    WARDEN_CANCEL_GRACE_SECONDS: String(cfg.cancelGraceSeconds),
+    WARDEN_WORKER_QUEUE: "large",
+    // ECS waits stopTimeout (120 s) before SIGKILL; a laptop's Ctrl-C should not.
+    WARDEN_SHUTDOWN_GRACE_MS: "10000",
+    // A stopping worker finishes its long poll first (an aborted poll can swallow a message), so
+    // short polls keep Ctrl-C quick; idle polling costs nothing on a laptop.
+    WARDEN_POLL_WAIT_SECONDS: "2",
+  };
+  const recorder = new Recorder();
+  const services = buildServices(loadRuntime(env), { metrics: recorder.metrics });
+  const startedAt = Date.now();
+  const stoppers: (() => Promise<void>)[] = [];
+
+  try {
+    const api = makeApiHandler(services, { log: apiLog(log) }) as unknown as ApiHandler;
+    const worker = makeWorkerHandler(services, { workerId: `lambda:local-${process.pid}` });
+    const poller = new LambdaPoller({
+      sqs: services.sqs,
+      queueUrl: services.cfg.queues.default.queue,
+      handler: worker as SqsHandler,
+      concurrency: cfg.lambdaConcurrency,
+      timeoutMs: cfg.lambdaTimeoutSeconds * 1000,
+      onInvocation: (outcome) => {
+        recorder.lambda("worker", "Invocations");
+        if (outcome !== "ok") recorder.lambda("worker", "Errors");
+      },
+      log,
+    });
+
+    const sweeper = new Sweeper(services);
+    const sweepOnce = async () => {
+      recorder.lambda("sweeper", "Invocations");
+      try {
+        return await sweeper.sweep();
+      } catch (e) {
+        recorder.lambda("sweeper", "Errors");
+        throw e;
+      }
+    };
+
+    const stateHistory = new Series<StateCounts>();
+    let queues: QueueStats[] = [];
+    const alarms = new AlarmBoard(ALARMS, (s, since) => recorder.read(s, since), { timeScale: cfg.alarmTimeScale, since: startedAt });
+
+    const fleet = new WorkerFleet({
+      count: cfg.workers,
+      env,
+      stopGraceMs: 15_000,
+      onLine: (line) => recorder.emfLine(line),
+      log,
+    });
+
+    const local: LocalRoutes = async (method, path) => {
+      if (method === "GET" && path === "/local/alarms") {
+        return { status: 200, body: { evaluatedAt: Date.now(), timeScale: cfg.alarmTimeScale, alarms: alarms.current().map((a) => ({ ...a, source: sourceLabel(ALARMS.find((d) => d.id === a.id)!.source) })) } };
+      }
+      if (method === "GET" && path === "/local/queues") return { status: 200, body: { queues } };
+      if (method === "GET" && path === "/local/history") return { status: 200, body: { states: stateHistory.points } };
+      if (method === "GET" && path === "/local/processes") return { status: 200, body: { processes: fleet.list() } };
+      // The API lets the admin read any job but act only on its own (core/api/jobs.ts); the
+      // dashboard's operator acts on a job as its owner, through the same API function.
+      const act = /^\/local\/jobs\/([^/]+)\/(cancel|retry)$/.exec(path);
+      if (method === "POST" && act) {
+        const job = await services.store.get(decodeURIComponent(act[1]!)).catch(() => undefined);
+        if (!job) return { status: 404, body: { error: { code: "not_found", message: `no job ${act[1]}` } } };
+        return invokeAs(api, { sub: job.owner, admin: false }, "POST", `/jobs/${encodeURIComponent(job.id)}/${act[2]}`, {});
+      }
+      return undefined;
+    };
+
+    const gateway: Gateway = await startGateway({
+      port: cfg.port,
+      api,
+      auth: { callers: cfg.callers, adminToken: cfg.adminToken },
+      local,
+      dashboardDir: DASHBOARD_DIR,
+      onInvocation: (outcome) => {
+        recorder.lambda("api", "Invocations");
+        if (outcome === "error") recorder.lambda("api", "Errors");
+      },
+      log,
+    });
+    stoppers.push(() => gateway.close());
+
+    // A restart finds the queues empty (fauxqs keeps them in memory) while the table kept its
+    // queued jobs: ring each one's doorbell once now rather than wait for its start deadline.
+    const rung = await ringQueuedJobs(services);
+    if (rung) log(`warden: re-sent the doorbell of ${rung} queued job(s) kept from the last run`);
+
+    await poller.start();
+    stoppers.push(async () => {
+      // Lambda would let in-flight invocations run to their deadline; locally we cannot wait that
+      // long, so the runner aborts its handlers with `shutdown` and they hand their jobs back.
+      const stopping = poller.stop();
+      worker.runner.shutdown();
+      await stopping;
+      await worker.runner.stop();
+    });
+    fleet.start();
+    stoppers.push(() => fleet.stop());
+
+    const loops = [
+      every(cfg.sweepIntervalSeconds * 1000, "sweeper", sweepOnce, log),
+      every(cfg.ttlIntervalSeconds * 1000, "ttl", () => expireItems(services.doc, services.cfg.tableName), log),
+      every(2000, "stats", async () => stateHistory.add(Date.now(), await countByState(services.doc, services.cfg.tableName)), log),
+      every(cfg.alarmIntervalSeconds * 1000, "alarms", async () => {
+        queues = await queueStats(services.queue, emulators.sqsEndpoint);
+        for (const q of queues) {
+          recorder.queue(q.queue, false, "ApproximateNumberOfMessagesVisible", q.visible);
+          recorder.queue(q.queue, false, "ApproximateAgeOfOldestMessage", q.oldestAgeSeconds);
+          recorder.queue(q.queue, true, "ApproximateNumberOfMessagesVisible", q.dlq.visible);
+          recorder.queue(q.queue, true, "ApproximateAgeOfOldestMessage", q.dlq.oldestAgeSeconds);
+        }
+        const before = new Map(alarms.current().map((a) => [a.id, a.state]));
+        for (const a of alarms.evaluate(Date.now())) {
+          const was = before.get(a.id);
+          if (was && was !== a.state && (a.state === "ALARM" || was === "ALARM")) log(`alarm ${a.id}: ${was} → ${a.state}`);
+        }
+        recorder.prune();
+      }, log),
+    ];
+    stoppers.push(async () => void (await Promise.all(loops.map((l) => l.stop()))));
+
+    await fleet.ready();
+
+    let stopped: Promise<void> | undefined;
+    return {
+      apiUrl: gateway.url,
+      dashboardUrl: `${gateway.url}/`,
+      emulators,
+      services,
+      recorder,
+      fleet,
+      alarms,
+      stop: () =>
+        (stopped ??= (async () => {
+          // Stop taking requests first, then the workers hand their jobs back, then the rest.
+          for (const stop of stoppers) await stop().catch((e: unknown) => log(`stop: ${String(e)}`));
+          services.doc.destroy();
+          services.sqs.destroy();
+          await emulators.stop();
+        })()),
+    };
+  } catch (e) {
+    for (const stop of stoppers) await stop().catch(() => undefined);
+    await emulators.stop().catch(() => undefined);
+    throw e;
+  }
+}
