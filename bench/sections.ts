@@ -1,0 +1,59 @@
+/** The benchmark sections `npm run bench` knows, in the order it runs them. */
+import { printBundle, runBundle, type BundleResult } from "./bundle.js";
+import { printE2e, runE2e, type E2eResult } from "./e2e.js";
+import { printClaim, runClaim, type ClaimResult } from "./claim.js";
+import { printRunnerCost, runRunnerCost, type RunnerCostResult } from "./runner-cost.js";
+import { printStoreCost, runStoreCost, type StoreCostResult } from "./store-cost.js";
+import { printSweep, runSweep, type SweepResult } from "./sweep.js";
+
+export interface Flags {
+  quick: boolean;
+}
+
+export interface Section<R = any> {
+  name: string;
+  describe: string;
+  run(flags: Flags): Promise<R>;
+  print(result: R): string;
+}
+
+const section = <R>(s: Section<R>): Section<R> => s;
+
+export const SECTIONS: Section[] = [
+  section<StoreCostResult>({
+    name: "store-cost",
+    describe: "DynamoDB writes, capacity units and SQS requests per job, and cost per million jobs",
+    run: () => runStoreCost(),
+    print: printStoreCost,
+  }),
+  section<RunnerCostResult>({
+    name: "runner-cost",
+    describe: "the runner's DynamoDB writes per job beside the floor (core/runner.ts, time compressed)",
+    run: () => runRunnerCost(),
+    print: printRunnerCost,
+  }),
+  section<ClaimResult>({
+    name: "claim",
+    describe: "claim throughput and conflicts with 1, 8 and 32 workers on one queue",
+    run: (f) => runClaim({ jobs: f.quick ? 100 : 300 }),
+    print: printClaim,
+  }),
+  section<SweepResult>({
+    name: "sweep",
+    describe: "sweep cost at 0 / 2,000 / 20,000 / 200,000 finished jobs with 10 overdue",
+    run: (f) => runSweep({ big: !f.quick }),
+    print: printSweep,
+  }),
+  section<E2eResult>({
+    name: "e2e",
+    describe: "end-to-end throughput through the local system, and SIGKILL → running again over 50+ kills",
+    run: (f) => runE2e({ quick: f.quick }),
+    print: printE2e,
+  }),
+  section<BundleResult>({
+    name: "bundle",
+    describe: "each Lambda handler's bundle size and cold import time",
+    run: (f) => runBundle({ imports: f.quick ? 4 : 7 }),
+    print: printBundle,
+  }),
+];

@@ -1,0 +1,495 @@
+/**
+ * `npm run chaos -- --jobs 300 --minutes 3 [--seed N] [--workers 4] [--fault-rate 0.03]`
+ *
+ * The chaos run: the local system (embedded emulators, Fargate-style worker processes running
+ * functions/fargate.ts, a Lambda process running functions/worker.ts behind the local event
+ * source, the sweeper in its own process) takes a few hundred jobs of mixed types while the run
+ * SIGKILLs and SIGTERMs random workers (restarted as ECS would), kills the Lambda process and the
+ * sweeper mid-sweep, injects store faults (throttling, 5xx, timeouts after the write applied)
+ * between the workers and DynamoDB, sends duplicate and late messages, and drops a fraction of
+ * enqueues after the job was written. Then every job must be terminal, end as its type says,
+ * carry at most one committed result, and have redone at most one checkpoint interval of work.
+ * It prints a table and the seed, saves bench/results/chaos-latest.json, and exits 1 on any
+ * violation.
+ *
+ * The seed fixes every decision the run makes (job mix, kill targets and moments, fault rolls);
+ * process scheduling is not under its control, so a replay repeats the same plan, not the same
+ * interleaving.
+ */
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync, createWriteStream } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { JobsApi } from "../core/api/jobs.js";
+import { builtinRegistry } from "../core/jobs/index.js";
+import type { Job } from "../core/job.js";
+import { JobQueue } from "../core/queue.js";
+import { loadRuntime } from "../core/runtime.js";
+import { buildServices } from "../core/services.js";
+import type { QueueName } from "../core/config.js";
+import { checkChaos, type ChaosVerdict, type Kill, type Submitted } from "./chaos-check.js";
+import { seeded, FAULTS_ENV } from "./chaos-faults.js";
+import { registerChaosJobs } from "./chaos-jobs.js";
+import { readLedger, LEDGER_ENV } from "./chaos-ledger.js";
+import { startEmulators } from "./emulators.js";
+import { WorkerFleet } from "./fleet.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const CHAOS_RESULTS = join(ROOT, "bench", "results", "chaos-latest.json");
+
+export interface ChaosOptions {
+  jobs: number;
+  /** How long jobs are submitted and chaos is made; the run then drains. */
+  minutes: number;
+  seed: number;
+  workers: number;
+  /** Probability of a store fault on each DynamoDB command a worker sends. */
+  faultRate: number;
+  leaseSeconds: number;
+  stepMs: number;
+  /** Mean time between process kills; 0 for none. */
+  killEveryMs: number;
+  /** Mean time between sweeper kills (timed to land mid-sweep); 0 for none. */
+  sweeperKillEveryMs: number;
+  /** Fraction of submits whose message is dropped after the job was written. */
+  dropEnqueueRate: number;
+  /** Duplicate messages sent per second (half at once, half 1–5 s late). */
+  duplicatesPerSecond: number;
+  /** Job mix by type (weights). */
+  mix: Record<string, number>;
+  /** Share of process kills that hit the Lambda process (the rest hit Fargate workers). */
+  lambdaKillShare: number;
+  /** Share of Fargate kills that are SIGKILL (the rest SIGTERM). */
+  sigkillShare: number;
+  /**
+   * How a dead Fargate worker comes back: `ecs` through the local ECS stand-in (local/fleet.ts,
+   * which backs off when a task keeps dying young), `immediate` 0.3 s later every time (to time
+   * the recovery itself, not the restart policy).
+   */
+  restart: "ecs" | "immediate";
+  /** Submit every job at once instead of spreading them over the window (throughput runs). */
+  burst: boolean;
+  /** The deliberately broken build (test only): workers succeed without the fence. */
+  unsafeUnfencedSucceed: boolean;
+  /** Longest wait for every job to become terminal after the chaos stops. */
+  drainMs: number;
+  save: boolean;
+  log: (line: string) => void;
+}
+
+export const DEFAULTS: ChaosOptions = {
+  jobs: 300,
+  minutes: 3,
+  seed: 0,
+  workers: 4,
+  faultRate: 0.03,
+  leaseSeconds: 3,
+  stepMs: 200,
+  killEveryMs: 5_000,
+  sweeperKillEveryMs: 20_000,
+  dropEnqueueRate: 0.05,
+  duplicatesPerSecond: 2,
+  mix: { "chaos.steps": 34, "chaos.long": 34, "chaos.flaky": 12, "chaos.doomed": 10, "chaos.stall": 3 },
+  lambdaKillShare: 0.2,
+  sigkillShare: 0.7,
+  burst: false,
+  restart: "ecs",
+  unsafeUnfencedSucceed: false,
+  drainMs: 120_000,
+  save: true,
+  log: (l) => console.log(l),
+};
+
+export interface ChaosRun {
+  seed: number;
+  options: Omit<ChaosOptions, "log">;
+  verdict: ChaosVerdict;
+  seconds: number;
+  ledgerPath: string;
+  drained: boolean;
+  /** The jobs as they ended, and when the first was submitted (for throughput figures). */
+  jobs: Map<string, Job | undefined>;
+  firstSubmitAt: number;
+}
+
+export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<ChaosRun> {
+  const o: ChaosOptions = { ...DEFAULTS, ...partial };
+  const seed = o.seed || Math.floor(Math.random() * 2 ** 31);
+  const rng = seeded(seed);
+  const t0 = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), "warden-chaos-"));
+  const ledgerPath = join(dir, "ledger.jsonl");
+  const procLog = createWriteStream(join(dir, "processes.log"));
+  const plog = (l: string) => procLog.write(`${new Date().toISOString()} ${l}\n`);
+  o.log(`chaos: seed ${seed}; ${o.jobs} jobs over ${o.minutes} min; ${o.workers} Fargate workers + 1 Lambda process + sweeper; store fault rate ${o.faultRate}; logs in ${dir}`);
+
+  const emu = await startEmulators({ stage: "chaos" });
+  const heartbeatMs = Math.max(50, Math.floor((o.leaseSeconds * 1000) / 3));
+  const env: Record<string, string> = {
+    ...emu.env,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+    WARDEN_LEASE_SECONDS: String(o.leaseSeconds),
+    WARDEN_SWEEP_INTERVAL_SECONDS: "1",
+    WARDEN_START_DEADLINE_SECONDS: String(Math.max(2, o.leaseSeconds)),
+    WARDEN_CANCEL_GRACE_SECONDS: "2",
+    WARDEN_WORKER_QUEUE: "large",
+    WARDEN_SHUTDOWN_GRACE_MS: "3000",
+    WARDEN_ABORT_GRACE_MS: "2000",
+    WARDEN_POLL_WAIT_SECONDS: "1",
+    WARDEN_EXTRA_JOBS: join(ROOT, "local", "chaos-jobs.ts"),
+    [LEDGER_ENV]: ledgerPath,
+  };
+  const workerEnv = {
+    ...env,
+    ...(o.faultRate > 0 ? { [FAULTS_ENV]: JSON.stringify({ rate: o.faultRate, seed }) } : {}),
+    ...(o.unsafeUnfencedSucceed ? { WARDEN_UNSAFE_UNFENCED_SUCCEED: "1" } : {}),
+  };
+
+  const registry = registerChaosJobs(builtinRegistry());
+  const services = buildServices(loadRuntime(env), { registry });
+  const dropped = new Set<string>();
+  let dropNext = false;
+  // The API's own submit path, with a doorbell that fails after the job was written.
+  class FlakyQueue extends JobQueue {
+    override async send(queue: QueueName, ids: string[], delayMs?: number): Promise<void> {
+      if (dropNext) {
+        for (const id of ids) dropped.add(id);
+        throw new Error("chaos: SQS send failed after the job was written");
+      }
+      return super.send(queue, ids, delayMs);
+    }
+  }
+  const api = new JobsApi({ ...services, queue: new FlakyQueue(services.sqs, services.cfg.queues) });
+  const caller = { id: "chaos", admin: false };
+
+  const fleet: Pool =
+    o.restart === "ecs"
+      ? new WorkerFleet({ count: o.workers, env: workerEnv, stopGraceMs: 5_000, onLine: () => true, log: plog })
+      : new RespawnPool(o.workers, workerEnv, plog);
+  const lambda = new Respawner("lambda", join(ROOT, "local", "chaos-lambda.ts"), { ...workerEnv, WARDEN_LAMBDA_CONCURRENCY: "8" }, plog);
+  const sweeper = new Respawner("sweeper", join(ROOT, "local", "chaos-sweeper.ts"), env, plog);
+  fleet.start();
+  lambda.start();
+  sweeper.start();
+  await fleet.ready(90_000);
+  await lambda.ready(90_000);
+  await sweeper.ready(90_000);
+  o.log(`chaos: processes ready after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+  const submitted: Submitted[] = [];
+  const kills: Kill[] = [];
+  const duplicates = { immediate: 0, delayed: 0 };
+  const windowMs = o.minutes * 60_000;
+  const chaosStart = Date.now();
+  const chaosEnd = chaosStart + windowMs;
+  const submitEnd = chaosStart + windowMs * 0.7;
+  const timers: NodeJS.Timeout[] = [];
+  const every = (meanMs: number, fn: () => void | Promise<void>) => {
+    const tick = () => {
+      if (Date.now() >= chaosEnd) return;
+      void Promise.resolve()
+        .then(fn)
+        .catch((e) => plog(`chaos action failed: ${String(e)}`));
+      timers.push(setTimeout(tick, meanMs * (0.5 + rng())));
+    };
+    timers.push(setTimeout(tick, meanMs * (0.5 + rng())));
+  };
+
+  // submissions, spread over the first 70 % of the window
+  const submitAll = (async () => {
+    for (let i = 0; i < o.jobs; i++) {
+      const due = o.burst ? 0 : chaosStart + ((submitEnd - chaosStart) * i) / o.jobs;
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+      const { type, input } = pickJob(rng, o);
+      dropNext = rng() < o.dropEnqueueRate;
+      const { job } = await api.submit(caller, { type, input } as Parameters<JobsApi["submit"]>[1]);
+      submitted.push({ id: job.id, type, input, enqueueDropped: dropped.has(job.id), at: job.createdAt ? Date.parse(String(job.createdAt)) || Date.now() : Date.now() });
+      dropNext = false;
+    }
+  })();
+
+  if (o.killEveryMs > 0) {
+    every(o.killEveryMs, () => {
+      const workers = fleet.list().filter((w) => w.ready && w.pid);
+      const hitLambda = rng() < o.lambdaKillShare && lambda.pid !== undefined;
+      const signal = hitLambda ? "SIGKILL" : rng() < o.sigkillShare ? "SIGKILL" : "SIGTERM";
+      const pid = hitLambda ? lambda.pid : workers[Math.floor(rng() * workers.length)]?.pid;
+      if (!pid) return;
+      kills.push({ pid, signal, target: hitLambda ? "lambda" : "fargate", at: Date.now() });
+      plog(`kill ${signal} ${hitLambda ? "lambda" : "fargate"} pid ${pid}`);
+      process.kill(pid, signal);
+    });
+  }
+  if (o.sweeperKillEveryMs > 0) {
+    every(o.sweeperKillEveryMs, async () => {
+      // Wait for the next sweep to begin, then kill it a few milliseconds in.
+      const begun = await sweeper.nextLine("sweep begin", 5_000);
+      if (!begun || sweeper.pid === undefined) return;
+      await new Promise((r) => setTimeout(r, rng() * 15));
+      const pid = sweeper.pid;
+      const midSweep = !sweeper.sawSince("sweep end", begun);
+      kills.push({ pid, signal: "SIGKILL", target: "sweeper", at: Date.now(), midSweep });
+      plog(`kill SIGKILL sweeper pid ${pid}${midSweep ? " mid-sweep" : ""}`);
+      process.kill(pid, "SIGKILL");
+    });
+  }
+  if (o.duplicatesPerSecond > 0) {
+    every(1000 / o.duplicatesPerSecond, async () => {
+      const s = submitted[Math.floor(rng() * submitted.length)];
+      if (!s) return;
+      const late = rng() < 0.5;
+      const job = (await services.store.get(s.id)) as Job | undefined;
+      if (!job) return;
+      await services.queue.send(job.queue, [s.id], late ? 1000 + rng() * 4000 : 0);
+      if (late) duplicates.delayed++;
+      else duplicates.immediate++;
+    });
+  }
+
+  await submitAll;
+  const ids = () => submitted.map((s) => s.id);
+  // Keep the chaos going to the end of the window, then let the system drain.
+  while (Date.now() < chaosEnd) await new Promise((r) => setTimeout(r, 500));
+  for (const t of timers) clearTimeout(t);
+  const chaosStoppedAt = Date.now();
+  let drained = false;
+  let last = "";
+  while (Date.now() - chaosStoppedAt < o.drainMs) {
+    const jobs = await readJobs(services.store, ids());
+    const open = [...jobs.values()].filter((j) => !j || (j.status !== "succeeded" && j.status !== "failed" && j.status !== "cancelled")).length;
+    const line = `chaos: ${open} of ${submitted.length} jobs not terminal yet`;
+    if (line !== last) plog(line);
+    last = line;
+    if (open === 0) {
+      drained = true;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  o.log(`chaos: ${drained ? "drained" : "drain timed out"} ${((Date.now() - chaosStoppedAt) / 1000).toFixed(1)} s after the chaos stopped`);
+  await Promise.all([fleet.stop(), lambda.stop(), sweeper.stop()]);
+  const jobs = await readJobs(services.store, ids());
+  const verdict = checkChaos({
+    submitted,
+    jobs,
+    ledger: readLedger(ledgerPath),
+    kills,
+    heartbeatMs,
+    stepMs: o.stepMs,
+    duplicates,
+  });
+  services.doc.destroy();
+  services.sqs.destroy();
+  await emu.stop();
+  procLog.end();
+  const { log: _log, ...options } = o;
+  const run: ChaosRun = { seed, options: { ...options, seed }, verdict, seconds: (Date.now() - t0) / 1000, ledgerPath, drained, jobs, firstSubmitAt: submitted[0]?.at ?? chaosStart };
+  if (o.save) {
+    mkdirSync(dirname(CHAOS_RESULTS), { recursive: true });
+    const { runMeta } = await import("../bench/lib/meta.js");
+    const { samples: _k, ...kill } = verdict.deathToRunning.SIGKILL;
+    const { samples: _t, ...term } = verdict.deathToRunning.SIGTERM;
+    writeFileSync(
+      CHAOS_RESULTS,
+      JSON.stringify({ meta: runMeta(), ...run, jobs: undefined, verdict: { ...verdict, violations: verdict.violations.slice(0, 50), deathToRunning: { SIGKILL: kill, SIGTERM: term }, killSamplesMs: verdict.deathToRunning.SIGKILL.samples } }, null, 1) + "\n",
+    );
+  }
+  return run;
+}
+
+function pickJob(rng: () => number, o: ChaosOptions): { type: string; input: Record<string, unknown> } {
+  const entries = Object.entries(o.mix).filter(([, w]) => w > 0);
+  const total = entries.reduce((n, [, w]) => n + w, 0);
+  let roll = rng() * total;
+  const type = (entries.find(([, w]) => (roll -= w) < 0) ?? entries[entries.length - 1]!)[0];
+  const between = (a: number, b: number) => a + Math.floor(rng() * (b - a + 1));
+  switch (type) {
+    case "chaos.steps":
+      return { type, input: { steps: between(3, 10), stepMs: o.stepMs } };
+    case "chaos.long":
+      return { type, input: { steps: between(8, 25), stepMs: o.stepMs } };
+    case "chaos.stall":
+      // Frozen for longer than a lease, a sweep, a reclaim and the rest of the job on another worker.
+      return { type, input: { steps: between(2, 4), stepMs: o.stepMs, stallMs: Math.round(o.leaseSeconds * 1000 * 2 + 3_000 + 4 * o.stepMs) } };
+    case "chaos.flaky":
+      return { type, input: { failTimes: between(1, 2) } };
+    default:
+      return { type, input: {} };
+  }
+}
+
+async function readJobs(store: { get(id: string): Promise<Job | undefined> }, ids: string[]): Promise<Map<string, Job | undefined>> {
+  const out = new Map<string, Job | undefined>();
+  for (let i = 0; i < ids.length; i += 25) {
+    const chunk = ids.slice(i, i + 25);
+    const jobs = await Promise.all(chunk.map((id) => store.get(id)));
+    chunk.forEach((id, n) => out.set(id, jobs[n]));
+  }
+  return out;
+}
+
+interface Pool {
+  start(): void;
+  ready(timeoutMs: number): Promise<void>;
+  list(): { pid: number | undefined; ready: boolean }[];
+  stop(): Promise<void>;
+}
+
+/** Fargate workers (functions/fargate.ts) each restarted 0.3 s after it dies, whatever its age. */
+class RespawnPool implements Pool {
+  private readonly procs: Respawner[];
+  constructor(count: number, env: Record<string, string>, log: (l: string) => void) {
+    this.procs = Array.from({ length: count }, (_, i) => new Respawner(`fargate-${i + 1}`, join(ROOT, "functions", "fargate.ts"), { ...env, WARDEN_WORKER_ID: `fargate-${i + 1}` }, log));
+  }
+  start(): void {
+    for (const p of this.procs) p.start();
+  }
+  async ready(timeoutMs: number): Promise<void> {
+    for (const p of this.procs) await p.ready(timeoutMs);
+  }
+  list(): { pid: number | undefined; ready: boolean }[] {
+    return this.procs.map((p) => ({ pid: p.pid, ready: p.pid !== undefined }));
+  }
+  async stop(): Promise<void> {
+    await Promise.all(this.procs.map((p) => p.stop()));
+  }
+}
+
+/** A child process restarted shortly after it dies, as Lambda or EventBridge would start a new one. */
+class Respawner {
+  private child?: ChildProcess;
+  private stopping = false;
+  private readyNow = false;
+  private lines: { text: string; at: number }[] = [];
+  private waiters: { text: string; resolve: (at: number | undefined) => void }[] = [];
+
+  constructor(
+    private readonly name: string,
+    private readonly entry: string,
+    private readonly env: Record<string, string>,
+    private readonly log: (l: string) => void,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.readyNow ? this.child?.pid : undefined;
+  }
+
+  start(): void {
+    this.readyNow = false;
+    const child = spawn(process.execPath, ["--import", "tsx", this.entry], { cwd: ROOT, env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
+    this.child = child;
+    createInterface({ input: child.stdout! }).on("line", (text) => {
+      if (text.includes(": ready")) this.readyNow = true;
+      const at = Date.now();
+      this.lines.push({ text, at });
+      if (this.lines.length > 200) this.lines.splice(0, 100);
+      for (const w of this.waiters.filter((x) => text.includes(x.text))) {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        w.resolve(at);
+      }
+    });
+    createInterface({ input: child.stderr! }).on("line", (l) => this.log(`[${this.name} ${child.pid}] ${l}`));
+    child.once("exit", (code, signal) => {
+      this.readyNow = false;
+      this.log(`[${this.name} ${child.pid}] exited (${signal ?? code})`);
+      if (!this.stopping) setTimeout(() => this.start(), 300);
+    });
+  }
+
+  async ready(timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!this.readyNow) {
+      if (Date.now() > until) throw new Error(`${this.name} process not ready after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  nextLine(text: string, timeoutMs: number): Promise<number | undefined> {
+    return new Promise((resolve) => {
+      const w = { text, resolve };
+      this.waiters.push(w);
+      setTimeout(() => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve(undefined);
+      }, timeoutMs);
+    });
+  }
+
+  sawSince(text: string, at: number): boolean {
+    return this.lines.some((l) => l.at >= at && l.text.includes(text));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+export function printChaos(run: ChaosRun): string {
+  const v = run.verdict;
+  const w = Math.max(...v.rows.map((r) => r.check.length));
+  const lines = [
+    "",
+    `Chaos run — seed ${run.seed} (replay: npm run chaos -- --seed ${run.seed} --jobs ${run.options.jobs} --minutes ${run.options.minutes})`,
+    `${"check".padEnd(w)}  result`,
+    `${"─".repeat(w)}  ${"─".repeat(50)}`,
+    ...v.rows.map((r) => `${r.check.padEnd(w)}  ${r.ok === null ? "  " : r.ok ? "✔ " : "✘ "}${r.value}`),
+    "",
+    `final states: ${Object.entries(v.statuses).map(([s, n]) => `${n} ${s}`).join(", ")}`,
+    ...(v.violations.length ? ["", `VIOLATIONS (${v.violations.length}):`, ...v.violations.slice(0, 30).map((x) => `  - ${x}`)] : []),
+    "",
+    v.ok ? `chaos: no violations (seed ${run.seed}, ${run.seconds.toFixed(0)} s)` : `chaos: ${v.violations.length} violation(s) — seed ${run.seed}; ledger at ${run.ledgerPath}`,
+  ];
+  return lines.join("\n");
+}
+
+function parseArgs(argv: string[]): Partial<ChaosOptions> {
+  const get = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const num = (name: string) => {
+    const v = get(name);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`${name} needs a number, got "${v}"`);
+    return n;
+  };
+  const out: Partial<ChaosOptions> = {};
+  const set = <K extends keyof ChaosOptions>(k: K, v: ChaosOptions[K] | undefined) => {
+    if (v !== undefined) out[k] = v;
+  };
+  set("jobs", num("--jobs"));
+  set("minutes", num("--minutes"));
+  set("seed", num("--seed"));
+  set("workers", num("--workers"));
+  set("faultRate", num("--fault-rate"));
+  set("leaseSeconds", num("--lease-seconds"));
+  set("killEveryMs", num("--kill-every-ms"));
+  if (argv.includes("--no-save")) out.save = false;
+  return out;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  runChaos(parseArgs(process.argv.slice(2))).then(
+    (run) => {
+      console.log(printChaos(run));
+      process.exit(run.verdict.ok ? 0 : 1);
+    },
+    (e) => {
+      console.error(e);
+      process.exit(2);
+    },
+  );
+}
