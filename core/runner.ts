@@ -205,6 +205,15 @@ export class Runner {
     } catch (e) {
       this.log.warn("after-claim hook failed; the lease still guards the job", { jobId, error: errorMessage(e) });
     }
+    // A worker paused between sending its claim and hearing the answer (GC, a frozen container)
+    // may hold a lease that has already run out: another worker may own the job by now, so
+    // starting the handler could repeat side effects. Hand nothing to the handler; the sweeper
+    // or the next claim takes the job back.
+    if (this.s.now() >= claim.lease.job.leaseExpiresAt) {
+      this.log.warn("the lease ran out before the handler could start; not starting it", { jobId });
+      this.emit("LeaseLost", 1, { Queue: claim.lease.job.queue });
+      return { claimed: true, jobId, outcome: "lease_lost", durationMs: 0 };
+    }
     return this.execute(claim.lease, ro);
   }
 

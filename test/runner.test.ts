@@ -251,3 +251,19 @@ describe("store failures while settling", () => {
     doc.destroy();
   });
 });
+
+describe("a worker paused through its whole lease", () => {
+  test("does not start the handler when the lease ran out between the claim and its answer", async () => {
+    let skew = 0;
+    const s = { ...testServices(env), now: () => Date.now() + skew };
+    const runner = new Runner(s, { workerId: "frozen", kind: "local", leaseMs: 1000, log: quiet });
+    const job = await submit(s, "demo.sleep", { items: 3, msPerItem: 1 }, { ring: false });
+    // The claim is written; then the worker "freezes" past its lease before the handler starts.
+    const out = await runner.run(job.id, "default", { onClaimed: () => void (skew = 5_000) });
+    expect(out).toMatchObject({ claimed: true, outcome: "lease_lost" });
+    const stored = await s.store.mustGet(job.id);
+    expect(stored).toMatchObject({ status: "running", workerId: "frozen", attempts: 1 });
+    expect(stored.progress).toBeUndefined(); // the handler never ran, so it reported nothing
+    expect(s.metrics.sum("LeaseLost")).toBe(1);
+  });
+});
