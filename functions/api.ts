@@ -23,6 +23,7 @@ import { ADMIN_GROUP, requireAdmin, type Caller } from "../core/api/identity.js"
 import { JobsApi, type ApiLog } from "../core/api/jobs.js";
 import { decodeUtf8, parseJson } from "../core/api/json.js";
 import { emptyRequest, listQuery, parseRequest, redriveRequest, submitRequest } from "../core/api/requests.js";
+import { routePattern, type RouteKey, type RoutePattern } from "../core/api/routes.js";
 import { LIMITS } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
 import { emfMetrics } from "../core/metrics-emf.js";
@@ -65,9 +66,7 @@ interface Request {
   query: Record<string, string>;
 }
 
-interface Route {
-  method: "GET" | "POST";
-  pattern: RegExp;
+interface RouteSpec {
   /** `required`: a JSON body must be sent; `optional`: a JSON body may be sent; `none`: it is ignored. */
   body: "none" | "optional" | "required";
   /** Checked before the body is read, so a non-admin learns nothing about an admin route's input. */
@@ -76,58 +75,50 @@ interface Route {
 }
 
 const ok = (status: number, body: unknown, headers?: Record<string, string>): Answer => ({ status, body, ...(headers ? { headers } : {}) });
-const ID = "([^/]+)";
 
-/** Every route of the contract but `GET /health`, which needs no caller and is handled first. */
-const ROUTES: Route[] = [
-  {
-    method: "POST",
-    pattern: /^\/jobs$/,
+/**
+ * Every route of the contract but `GET /health`, which needs no caller and is handled first.
+ * Keyed by core/api/routes.ts's route keys, so leaving one out does not compile.
+ */
+const HANDLERS: Record<Exclude<RouteKey, "GET /health">, RouteSpec> = {
+  "POST /jobs": {
     body: "required",
     run: async (r, jobs) => {
       const out = await jobs.submit(r.caller, parseRequest(submitRequest, r.body, "the job submission"));
       return ok(out.created ? 201 : 200, { job: out.job });
     },
   },
-  {
-    method: "GET",
-    pattern: /^\/jobs$/,
+  "GET /jobs": {
     body: "none",
     run: async (r, jobs) => ok(200, await jobs.list(r.caller, parseRequest(listQuery, r.query, "the query"))),
   },
-  {
-    method: "GET",
-    pattern: new RegExp(`^/jobs/${ID}$`),
+  "GET /jobs/{id}": {
     body: "none",
     run: async (r, jobs) => {
       const out = await jobs.get(r.caller, r.params[0]!);
       return ok(200, { job: out.job }, out.retryAfterSeconds !== undefined ? { "retry-after": String(out.retryAfterSeconds) } : undefined);
     },
   },
-  {
-    method: "POST",
-    pattern: new RegExp(`^/jobs/${ID}/cancel$`),
+  "POST /jobs/{id}/cancel": {
     body: "optional",
     run: async (r, jobs) => (noFields(r), ok(202, await jobs.cancel(r.caller, r.params[0]!))),
   },
-  {
-    method: "POST",
-    pattern: new RegExp(`^/jobs/${ID}/retry$`),
+  "POST /jobs/{id}/retry": {
     body: "optional",
     run: async (r, jobs) => (noFields(r), ok(202, await jobs.retry(r.caller, r.params[0]!))),
   },
-  { method: "GET", pattern: /^\/admin\/stuck$/, body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.stuck(r.caller)) },
-  { method: "POST", pattern: /^\/admin\/sweep$/, body: "optional", admin: true, run: async (r, _j, a) => (noFields(r), ok(200, await a.sweep(r.caller))) },
-  { method: "GET", pattern: /^\/admin\/dead-letters$/, body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.deadLetters(r.caller)) },
-  {
-    method: "POST",
-    pattern: /^\/admin\/dead-letters\/redrive$/,
+  "GET /admin/stuck": { body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.stuck(r.caller)) },
+  "POST /admin/sweep": { body: "optional", admin: true, run: async (r, _j, a) => (noFields(r), ok(200, await a.sweep(r.caller))) },
+  "GET /admin/dead-letters": { body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.deadLetters(r.caller)) },
+  "POST /admin/dead-letters/redrive": {
     body: "required",
     admin: true,
     run: async (r, _j, a) => ok(202, await a.redrive(r.caller, parseRequest(redriveRequest, r.body, "the redrive request").queue)),
   },
-  { method: "GET", pattern: /^\/admin\/workers$/, body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.workers(r.caller)) },
-];
+  "GET /admin/workers": { body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.workers(r.caller)) },
+};
+type Route = RoutePattern & RouteSpec;
+const ROUTES: Route[] = Object.entries(HANDLERS).map(([key, spec]) => ({ ...routePattern(key as RouteKey), ...spec }));
 
 function noFields(r: Request): void {
   if (r.body !== undefined) parseRequest(emptyRequest, r.body, "the body");
@@ -196,7 +187,7 @@ function routePath(event: ApiEvent): string {
 function findRoute(method: string, path: string): { route: Route; params: string[] } | undefined {
   for (const route of ROUTES) {
     if (route.method !== method) continue;
-    const m = route.pattern.exec(path);
+    const m = route.re.exec(path);
     if (!m) continue;
     try {
       return { route, params: m.slice(1).map((p) => decodeURIComponent(p)) };

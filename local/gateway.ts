@@ -17,6 +17,7 @@ import type {
   Context,
 } from "aws-lambda";
 import { ADMIN_GROUP } from "../core/api/identity.js";
+import { ROUTE_KEYS, routePattern } from "../core/api/routes.js";
 import { lambdaContext } from "./lambda-context.js";
 
 export type ApiHandler = (event: APIGatewayProxyEventV2WithJWTAuthorizer, context: Context) => Promise<APIGatewayProxyResultV2>;
@@ -26,26 +27,7 @@ const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
 const INTEGRATION_TIMEOUT_MS = 30_000;
 
 /** The routes API Gateway declares; a request matching none goes to `$default`, as a catch-all would. */
-const ROUTES = [
-  "GET /health",
-  "POST /jobs",
-  "GET /jobs",
-  "GET /jobs/{id}",
-  "POST /jobs/{id}/cancel",
-  "POST /jobs/{id}/retry",
-  "GET /admin/stuck",
-  "POST /admin/sweep",
-  "GET /admin/dead-letters",
-  "POST /admin/dead-letters/redrive",
-  "GET /admin/workers",
-].map((key) => {
-  const [method, path] = key.split(" ") as [string, string];
-  const names: string[] = [];
-  const re = new RegExp(
-    "^" + path.replace(/\{(\w+)\}/g, (_, n: string) => (names.push(n), "([^/]+)")) + "$",
-  );
-  return { key, method, re, names };
-});
+const ROUTES = ROUTE_KEYS.map(routePattern);
 
 export interface Identity {
   sub: string;
@@ -191,7 +173,7 @@ export function toEvent(req: RawRequest, who: Identity | undefined): APIGatewayP
   const query: Record<string, string> = {};
   for (const [k, v] of url.searchParams) query[k] = k in query ? `${query[k]},${v}` : v;
   const route = ROUTES.find((r) => r.method === method && r.re.test(url.pathname));
-  const pathParameters = route ? Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(route.re.exec(url.pathname)![i + 1]!)])) : undefined;
+  const pathParameters = route ? Object.fromEntries(route.params.map((n, i) => [n, decodeURIComponent(route.re.exec(url.pathname)![i + 1]!)])) : undefined;
   const textual = raw.length === 0 || isTextual(headers["content-type"]);
   const now = Date.now();
   const routeKey = route?.key ?? "$default";

@@ -9,23 +9,13 @@ import { ACCESS, grantAccess } from "./access.js";
 import { wardenFunction } from "./lambda.js";
 import { Queues } from "./Queues.js";
 import { logGroup, runtimeEnvironment } from "./runtime-env.js";
+import { PUBLIC_ROUTE_KEYS, ROUTE_KEYS } from "../core/api/routes.js";
 import { useStageConfig } from "./stage-config.js";
 import { Storage } from "./Storage.js";
 
-/** The contract's routes, as API Gateway route keys. */
-export const API_ROUTES = [
-  "POST /jobs",
-  "GET /jobs",
-  "GET /jobs/{id}",
-  "POST /jobs/{id}/cancel",
-  "POST /jobs/{id}/retry",
-  "GET /admin/stuck",
-  "POST /admin/sweep",
-  "GET /admin/dead-letters",
-  "POST /admin/dead-letters/redrive",
-  "GET /admin/workers",
-] as const;
-export const PUBLIC_ROUTES = ["GET /health"] as const;
+/** The contract's routes (core/api/routes.ts): all but the public ones go through the authorizer. */
+export const API_ROUTES = ROUTE_KEYS.filter((k) => !PUBLIC_ROUTE_KEYS.includes(k));
+export const PUBLIC_ROUTES = PUBLIC_ROUTE_KEYS;
 
 export function Api({ app, stack }: StackContext) {
   const config = useStageConfig(app);
