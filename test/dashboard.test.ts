@@ -79,9 +79,11 @@ describe.skipIf(!available)("the dashboard in headless Chromium", () => {
     const seen: number[] = [];
     await waitFor(
       async () => {
+        // Status first: once it says succeeded, the bar read after it is from that render or a later one.
+        const done = (await rowStatus(id)) === "succeeded";
         const v = await page.locator(`tr[data-job-id="${id}"] [role=progressbar]`).getAttribute("aria-valuenow", { timeout: 1000 }).catch(() => null);
         if (v !== null && Number(v) !== seen.at(-1)) seen.push(Number(v));
-        return (await rowStatus(id)) === "succeeded";
+        return done;
       },
       30_000,
       "the job's row to show succeeded",
