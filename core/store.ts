@@ -610,16 +610,7 @@ export class JobStore {
   async listOverdue(now: number, limit: number): Promise<OverdueResult> {
     const results = await Promise.all(
       allDueShards().map((shard) =>
-        this.db.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: TABLE.dueIndex.name,
-            KeyConditionExpression: "#p = :p AND #d <= :now",
-            ExpressionAttributeNames: { "#p": TABLE.dueIndex.partitionKey, "#d": TABLE.dueIndex.sortKey },
-            ExpressionAttributeValues: { ":p": shard, ":now": now },
-            Limit: limit,
-          }),
-        ),
+        this.db.send(new QueryCommand({ ...this.overdueQuery(shard, now), Limit: limit })),
       ),
     );
     const jobs = results
@@ -633,6 +624,17 @@ export class JobStore {
     };
   }
 
+  /** One due-index partition's items whose deadline is at or before `now`. */
+  private overdueQuery(shard: string, now: number) {
+    return {
+      TableName: this.table,
+      IndexName: TABLE.dueIndex.name,
+      KeyConditionExpression: "#p = :p AND #d <= :now",
+      ExpressionAttributeNames: { "#p": TABLE.dueIndex.partitionKey, "#d": TABLE.dueIndex.sortKey },
+      ExpressionAttributeValues: { ":p": shard, ":now": now },
+    };
+  }
+
   /** Counts of overdue items per due-index partition, for the stuck report, without fetching them. */
   async countOverdue(now: number): Promise<Record<string, number>> {
     const shards = allDueShards();
@@ -643,15 +645,7 @@ export class JobStore {
         let start: Record<string, unknown> | undefined;
         do {
           const r = await this.db.send(
-            new QueryCommand({
-              TableName: this.table,
-              IndexName: TABLE.dueIndex.name,
-              KeyConditionExpression: "#p = :p AND #d <= :now",
-              ExpressionAttributeNames: { "#p": TABLE.dueIndex.partitionKey, "#d": TABLE.dueIndex.sortKey },
-              ExpressionAttributeValues: { ":p": shard, ":now": now },
-              Select: "COUNT",
-              ...(start ? { ExclusiveStartKey: start } : {}),
-            }),
+            new QueryCommand({ ...this.overdueQuery(shard, now), Select: "COUNT", ...(start ? { ExclusiveStartKey: start } : {}) }),
           );
           count += r.Count ?? 0;
           start = r.LastEvaluatedKey;
