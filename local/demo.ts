@@ -5,19 +5,10 @@
  * its checkpoint instead of from the start.
  */
 import { client, launchLocal, type Launched } from "./launch.js";
+import type { ApiJob } from "../core/api/view.js";
 
-interface JobView {
-  id: string;
-  type: string;
-  queue: string;
-  status: string;
-  attempts: number;
-  maxAttempts: number;
-  result: { items?: number; resumedFrom?: number } | null;
-  error: { code: string; message: string } | null;
-  progress: { done: number; total?: number; percent?: number } | null;
-  history: { attempt: number; worker: string; outcome: string | null }[];
-}
+/** The API's job object, with the result demo.sleep returns. */
+type JobView = Omit<ApiJob, "result"> & { result: { items?: number; resumedFrom?: number } | null };
 interface WorkerView {
   id: string;
   kind: string;

@@ -6,18 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { client, launchLocal, type Launched } from "../local/launch.js";
 import { waitFor } from "./support/emulators.js";
+import type { ApiJob } from "../core/api/view.js";
 
-interface JobView {
-  id: string;
-  type: string;
-  queue: string;
-  status: string;
-  attempts: number;
-  result: { items?: number; resumedFrom?: number } | null;
-  error: { code: string } | null;
-  progress: { done: number } | null;
-  history: { attempt: number; worker: string; outcome: string | null }[];
-}
+/** The API's job object, with the result demo.sleep returns. */
+type JobView = Omit<ApiJob, "result"> & { result: { items?: number; resumedFrom?: number } | null };
 interface WorkerView {
   id: string;
   kind: string;
