@@ -2,7 +2,10 @@
  * The Fargate worker: a long-running process that long-polls a queue (`large` by default) and
  * runs jobs through the runner (the one claim path) with a configurable concurrency. It deletes a
  * message as soon as its job is claimed: from then on the lease, not the message, guards the job,
- * so a job may run longer than SQS's 12-hour visibility limit.
+ * so a job may run longer than SQS's 12-hour visibility limit. Because a running job is then no
+ * longer a visible message, the service's queue-depth scaling cannot see it: while the worker holds
+ * a job it keeps its task's ECS scale-in protection on (core/ecs-protection.ts), so a scale-in does
+ * not stop it mid-job.
  *
  * On SIGTERM (an ECS stop, a deploy) it stops receiving, aborts its handlers with `shutdown`,
  * waits for them to checkpoint within the grace period, releases their jobs and exits 0. A second
@@ -11,7 +14,8 @@
  *
  * Environment: the runtime's (WARDEN_TABLE, WARDEN_QUEUES, ...), plus WARDEN_WORKER_ID (default
  * host-pid), WARDEN_WORKER_QUEUE or `--queue` (default `large`), WARDEN_WORKER_CONCURRENCY,
- * WARDEN_SHUTDOWN_GRACE_MS, WARDEN_POLL_WAIT_SECONDS, WARDEN_ABORT_GRACE_MS, WARDEN_MEMORY_*.
+ * WARDEN_SHUTDOWN_GRACE_MS, WARDEN_POLL_WAIT_SECONDS, WARDEN_ABORT_GRACE_MS, WARDEN_MEMORY_*, and
+ * ECS_AGENT_URI (set by ECS; without it there is no scale-in protection).
  * It prints `warden-worker: ready <id>` once it polls.
  */
 import { hostname } from "node:os";
@@ -19,6 +23,7 @@ import { resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
 import { FARGATE_WORKER, QUEUE_NAMES, type QueueName } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
+import { ScaleInProtection, type ScaleInProtectionOptions } from "../core/ecs-protection.js";
 import { pause } from "../core/jobs/abort.js";
 import { memoryGuardFromEnv, type MemoryGuard } from "../core/memory.js";
 import { emfMetrics } from "../core/metrics-emf.js";
@@ -40,6 +45,8 @@ export interface FargateWorkerOptions {
   limits?: Partial<JobLimits>;
   memory?: MemoryGuard;
   log?: JobLogger;
+  /** Task scale-in protection while jobs run; without `agentUri` (the default) none. */
+  protection?: ScaleInProtectionOptions;
   /** Called once the worker polls (the CLI prints its ready line here). */
   onReady?: (id: string) => void;
   pid?: number;
@@ -73,6 +80,9 @@ export function startFargateWorker(services: Services, opts: FargateWorkerOption
     ...(opts.pid !== undefined ? { pid: opts.pid } : {}),
     log,
   });
+  const protection = new ScaleInProtection({ log, now: services.now, ...opts.protection });
+  /** Jobs claimed and not yet settled: what scale-in protection follows. */
+  let holding = 0;
   const polling = new AbortController();
   const inflight = new Set<Promise<void>>();
   let graceTimer: NodeJS.Timeout | undefined;
@@ -90,8 +100,14 @@ export function startFargateWorker(services: Services, opts: FargateWorkerOption
       await services.queue.delete(queue, m.receiptHandle).catch((e) => log.warn("could not delete a message; a later delivery will find the job claimed", { error: errorMessage(e) }));
     };
     if (!m.jobId) return del();
+    let claimed = false;
+    const onClaimed = () => {
+      claimed = true;
+      protection.hold(++holding);
+      return del();
+    };
     try {
-      const out = await runner.run(m.jobId, queue, { onClaimed: del });
+      const out = await runner.run(m.jobId, queue, { onClaimed });
       if (out.claimed) return;
       if (out.reason === "shutting_down") return handOver(m, 0);
       if (out.reason === "not_due" && out.job?.status === "queued" && out.job.runAt !== undefined) {
@@ -103,6 +119,8 @@ export function startFargateWorker(services: Services, opts: FargateWorkerOption
     } catch (e) {
       // The store could not be reached: keep the message; it comes back after its visibility timeout.
       log.error("could not claim the job; its message will be delivered again", { jobId: m.jobId, error: errorMessage(e) });
+    } finally {
+      if (claimed) protection.hold(--holding);
     }
   };
 
@@ -147,6 +165,7 @@ export function startFargateWorker(services: Services, opts: FargateWorkerOption
     await runner.idle();
     await Promise.all(inflight);
     if (graceTimer) clearTimeout(graceTimer);
+    await protection.stop();
     await runner.stop();
     await services.metrics.flush().catch(() => undefined);
   })();
@@ -180,6 +199,7 @@ export async function main(argv = process.argv.slice(2), env = process.env): Pro
     queue,
     pid: process.pid,
     log,
+    protection: { agentUri: env.ECS_AGENT_URI },
     ...(env.WARDEN_WORKER_ID ? { workerId: env.WARDEN_WORKER_ID } : {}),
     ...optional("concurrency", positive(flag(argv, "--concurrency") ?? env.WARDEN_WORKER_CONCURRENCY)),
     ...optional("shutdownGraceMs", positive(env.WARDEN_SHUTDOWN_GRACE_MS)),

@@ -63,7 +63,7 @@ export function Workers({ app, stack }: StackContext) {
   const services: Partial<Record<QueueName, ecs.FargateService>> = {};
   for (const name of fargateQueues) {
     const service = fargateWorker(stack, cluster!, config, environment, name);
-    grantAccess(service.taskDefinition.taskRole, ACCESS.fargate, table, queues);
+    grantAccess(service.taskDefinition.taskRole, ACCESS.fargate, table, queues, cluster);
     scaleOnQueue(stack, service, queues[name].queue, config);
     services[name] = service;
   }
@@ -136,9 +136,11 @@ function fargateWorker(stack: Construct, cluster: ecs.Cluster, config: StageConf
 
 /**
  * Scales the service on the queue's visible messages: out by steps while messages wait, in to
- * the stage's minimum (zero by default) once the queue has stayed empty for a while. A task
- * stopped by a scale-in hands its jobs back on SIGTERM, so nothing is lost, only restarted from
- * its last checkpoint.
+ * the stage's minimum (zero by default) once the queue has stayed empty for a while. Running jobs
+ * are not visible messages (the worker deletes a message once it claims the job), so a task that
+ * holds jobs turns on its scale-in protection and a scale-in stops only idle tasks. Were one
+ * stopped anyway, it hands its jobs back on SIGTERM: nothing is lost, only restarted from the last
+ * checkpoint.
  */
 function scaleOnQueue(stack: Construct, service: ecs.FargateService, queue: sqs.IQueue, config: StageConfig): void {
   const id = pascal(queue.node.id);

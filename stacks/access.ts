@@ -2,9 +2,10 @@
  * Least privilege, declared once per principal: which table, index and queue actions each part
  * of Warden performs. The stacks turn these into IAM statements scoped to the stage's own
  * resources; the synthesis tests hold the policies to them. When a part starts using another
- * DynamoDB or SQS operation, it is added here and nowhere else.
+ * DynamoDB, SQS or ECS operation, it is added here and nowhere else.
  */
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
+import type * as ecs from "aws-cdk-lib/aws-ecs";
 import * as iam from "aws-cdk-lib/aws-iam";
 import { TABLE, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE } from "../core/metrics.js";
@@ -13,6 +14,7 @@ import type { QueuePair } from "./Queues.js";
 export type TableAction = "GetItem" | "PutItem" | "UpdateItem" | "BatchGetItem";
 export type IndexName = (typeof TABLE)["dueIndex" | "ownerIndex" | "statusIndex"]["name"];
 export type QueueAction = "SendMessage" | "ReceiveMessage" | "DeleteMessage" | "ChangeMessageVisibility" | "GetQueueAttributes";
+export type TaskAction = "UpdateTaskProtection";
 
 export interface Access {
   table: TableAction[];
@@ -22,6 +24,8 @@ export interface Access {
   dlqs: Partial<Record<QueueName, QueueAction[]>>;
   /** PutMetricData, limited by condition to Warden's namespace (the action has no resource ARN). */
   putMetricData: boolean;
+  /** ECS actions on the tasks of the principal's own cluster (a task's ARN is only known at run time). */
+  tasks: TaskAction[];
 }
 
 export type Principal = "worker" | "fargate" | "api" | "sweeper";
@@ -38,17 +42,22 @@ export const ACCESS: Record<Principal, Access> = {
     queues: { default: ["SendMessage"], large: ["SendMessage"] },
     dlqs: {},
     putMetricData: false,
+    tasks: [],
   },
   // Polls `large` itself, deletes a message once its job is claimed, extends visibility while it
   // claims, re-enqueues retries. Its metrics are EMF lines in its log (functions/fargate.ts), which
   // CloudWatch Logs turns into metrics, so it needs no PutMetricData; set `putMetricData` if it
-  // ever publishes through core/metrics-cloudwatch.ts instead.
+  // ever publishes through core/metrics-cloudwatch.ts instead. While it holds a job it keeps its
+  // task's scale-in protection on through the ECS agent's endpoint, which calls
+  // UpdateTaskProtection with the task role's credentials (core/ecs-protection.ts); it never reads
+  // the protection back, so it needs no GetTaskProtection.
   fargate: {
     table: ["GetItem", "UpdateItem"],
     indexes: [],
     queues: { large: ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "SendMessage"] },
     dlqs: {},
     putMetricData: false,
+    tasks: ["UpdateTaskProtection"],
   },
   // Submits (conditional PutItem), reads, lists (index Query + BatchGetItem), cancels and retries;
   // the admin routes run a sweep (the sweeper's access), peek at dead letters (receive, then make
@@ -63,6 +72,7 @@ export const ACCESS: Record<Principal, Access> = {
       large: ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"],
     },
     putMetricData: false,
+    tasks: [],
   },
   // Queries the due index, repairs with conditional updates, re-sends lost doorbells, and counts
   // dead letters for its report.
@@ -71,11 +81,15 @@ export const ACCESS: Record<Principal, Access> = {
     queues: { default: ["SendMessage"], large: ["SendMessage"] },
     dlqs: { default: ["GetQueueAttributes"], large: ["GetQueueAttributes"] },
     putMetricData: false,
+    tasks: [],
   },
 };
 
-/** Adds the IAM statements `access` describes to `grantee`'s role, scoped to these resources. */
-export function grantAccess(grantee: iam.IGrantable, access: Access, table: ITable, queues: Record<QueueName, QueuePair>): void {
+/**
+ * Adds the IAM statements `access` describes to `grantee`'s role, scoped to these resources; a
+ * principal with `tasks` actions also needs the cluster its tasks run in.
+ */
+export function grantAccess(grantee: iam.IGrantable, access: Access, table: ITable, queues: Record<QueueName, QueuePair>, cluster?: ecs.Cluster): void {
   const statements: iam.PolicyStatement[] = [];
   if (access.table.length) {
     statements.push(new iam.PolicyStatement({ actions: access.table.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }));
@@ -101,6 +115,10 @@ export function grantAccess(grantee: iam.IGrantable, access: Access, table: ITab
         conditions: { StringEquals: { "cloudwatch:namespace": METRIC_NAMESPACE } },
       }),
     );
+  }
+  if (access.tasks.length) {
+    if (!cluster) throw new Error("grantAccess: ECS task actions need the cluster whose tasks they act on");
+    statements.push(new iam.PolicyStatement({ actions: access.tasks.map((a) => `ecs:${a}`), resources: [cluster.arnForTasks("*")] }));
   }
   for (const s of statements) grantee.grantPrincipal.addToPrincipalPolicy(s);
 }

@@ -36,6 +36,27 @@ function label(s: Synthesized, stage: string, r: Resolved): string {
   return `${res.Type}:${r.id}${r.suffix}`;
 }
 
+/**
+ * `tasks:<cluster>` for an ARN covering every task of one cluster
+ * (`arn:<partition>:ecs:<region>:<account>:task/<cluster>/*`), else undefined.
+ */
+function tasksLabel(s: Synthesized, stack: string, value: unknown): string | undefined {
+  const join = (value as { "Fn::Join"?: [string, unknown[]] } | undefined)?.["Fn::Join"];
+  if (!join || join[0] !== "") return undefined;
+  const resources = s.byStackName[stack]!.Resources;
+  const text = join[1]
+    .map((p) => {
+      if (typeof p === "string") return p;
+      const ref = (p as { Ref?: string }).Ref;
+      if (ref === "AWS::Partition") return "aws";
+      if (ref && resources[ref]?.Type === "AWS::ECS::Cluster") return String(resources[ref]!.Properties?.ClusterName);
+      return "?";
+    })
+    .join("");
+  const m = /^arn:aws:ecs:[a-z0-9-]+:\d{12}:task\/([^/?]+)\/\*$/.exec(text);
+  return m ? `tasks:${m[1]}` : undefined;
+}
+
 describe("a dev stage, bundled as `sst deploy` bundles it", () => {
   let s: Synthesized;
   beforeAll(async () => {
@@ -295,15 +316,18 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     }
   });
 
-  it("scopes each function's and the task role's DynamoDB and SQS permissions to exactly its own table, indexes and queues", () => {
+  it("scopes each function's and the task role's DynamoDB, SQS and ECS permissions to exactly its own table, indexes, queues and tasks", () => {
     const got: Record<string, Set<string>> = {};
     for (const st of allStatements(s).filter((x) => x.Effect === "Allow")) {
-      const actions = st.Action.filter((a) => a.startsWith("dynamodb:") || a.startsWith("sqs:"));
+      const actions = st.Action.filter((a) => a.startsWith("dynamodb:") || a.startsWith("sqs:") || a.startsWith("ecs:"));
       if (!actions.length) continue;
       for (const role of st.roles) {
         const owner = roleOwner(s.byStackName[st.stack]!, role);
         const set = (got[owner] ??= new Set());
-        for (const r of st.Resource) for (const a of actions) set.add(`${a} ${label(s, "dev", resolve(s, st.stack, r))}`);
+        for (const r of st.Resource) {
+          const target = tasksLabel(s, st.stack, r) ?? label(s, "dev", resolve(s, st.stack, r));
+          for (const a of actions) set.add(`${a} ${target}`);
+        }
       }
     }
     const on = (target: string, ...actions: string[]) => actions.map((a) => `${a} ${target}`);
@@ -318,6 +342,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       "task:warden-dev-large-worker": [
         ...on("table", "dynamodb:GetItem", "dynamodb:UpdateItem"),
         ...on("queue:large", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),
+        // Scale-in protection while it holds jobs, on its own cluster's tasks only.
+        ...on("tasks:warden-dev-cluster", "ecs:UpdateTaskProtection"),
       ],
       "warden-dev-sweeper": [
         ...sweep,
