@@ -10,7 +10,9 @@ import {
   WardenApiError,
   WardenClient,
   WardenError,
+  executeApiRegion,
   type ApiJob,
+  type Auth,
   type QueueName,
   type Status,
 } from "../client/index.js";
@@ -53,9 +55,16 @@ commands:
 
 options:
   --url URL      the API (or WARDEN_URL; default http://127.0.0.1:4000)
-  --token TOKEN  bearer token (or WARDEN_TOKEN)
+  --token TOKEN  bearer token (or WARDEN_TOKEN): npm start's tokens, or a JWT
+  --sigv4        sign requests with AWS SigV4 for an IAM-authorized stage (or WARDEN_AUTH=sigv4);
+                 credentials from the AWS SDK's default chain (AWS_PROFILE, env, SSO, role)
+  --region R     the stage's region for --sigv4 (default: the one in an execute-api URL, else
+                 AWS_REGION / AWS_DEFAULT_REGION; a custom domain needs one of these)
   --json         machine-readable output on stdout
   -h, --help
+
+  When the URL is an execute-api URL (https://ID.execute-api.REGION.amazonaws.com) and no token
+  is given, requests are SigV4-signed by default. WARDEN_AUTH=bearer turns that off.
 
 exit codes: 0 ok, 1 job failed or cancelled, 2 usage, 3 API error, 4 wait gave up (stale or timed out)
 `;
@@ -65,6 +74,8 @@ class UsageError extends Error {}
 const OPTIONS = {
   url: { type: "string" },
   token: { type: "string" },
+  sigv4: { type: "boolean", default: false },
+  region: { type: "string" },
   json: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
   input: { type: "string" },
@@ -102,11 +113,9 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     io.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);
   };
   try {
-    const client = new WardenClient({
-      baseUrl: values.url ?? io.env.WARDEN_URL ?? "http://127.0.0.1:4000",
-      ...((values.token ?? io.env.WARDEN_TOKEN) ? { token: values.token ?? io.env.WARDEN_TOKEN } : {}),
-      ...(io.fetch ? { fetch: io.fetch } : {}),
-    });
+    const baseUrl = values.url ?? io.env.WARDEN_URL ?? "http://127.0.0.1:4000";
+    const auth = authOf(values, io.env, baseUrl);
+    const client = new WardenClient({ baseUrl, ...(auth ? { auth } : {}), ...(io.fetch ? { fetch: io.fetch } : {}) });
     return await run(command, args, values, client, io, out);
   } catch (e) {
     return report(e, io, values.json);
@@ -232,6 +241,23 @@ async function waitFor(client: WardenClient, id: string, v: Values, io: Io, out:
   });
   out(jobDetails(job), { job });
   return job.status === "succeeded" ? EXIT.ok : EXIT.jobFailed;
+}
+
+/**
+ * Flags before environment. An execute-api URL with no token means an IAM stage (the deployed
+ * default), so it signs; a stage with a JWT authorizer is reached by giving the token.
+ */
+export function authOf(v: Pick<Values, "token" | "sigv4" | "region">, env: Io["env"], baseUrl: string): Auth | undefined {
+  const mode = env.WARDEN_AUTH?.trim().toLowerCase() || undefined;
+  if (mode !== undefined && mode !== "sigv4" && mode !== "bearer") throw new UsageError(`WARDEN_AUTH must be sigv4 or bearer (got ${JSON.stringify(env.WARDEN_AUTH)})`);
+  if (v.sigv4 && v.token !== undefined) throw new UsageError("--sigv4 and --token are two ways to authenticate: give one");
+  const token = v.token ?? env.WARDEN_TOKEN;
+  const sigv4 = v.sigv4 || (v.token === undefined && (mode === "sigv4" || (mode === undefined && !token && executeApiRegion(baseUrl) !== undefined)));
+  if (!sigv4) return token ? { kind: "bearer", token } : undefined;
+  // An execute-api host names its region; a shell's AWS_REGION may be another one's.
+  const region = v.region ?? executeApiRegion(baseUrl) ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  if (!region) throw new UsageError("--sigv4 needs the stage's region: --region, or AWS_REGION");
+  return { kind: "sigv4", region };
 }
 
 function report(e: unknown, io: Io, json: boolean | undefined): number {

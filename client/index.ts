@@ -2,9 +2,9 @@
  * The typed client for Warden's HTTP API (`shared/API.md`). It runs anywhere `fetch` does (Node
  * 20, browsers, the CLI) and imports nothing at run time from the rest of the tree, only types.
  *
- * Authentication: a bearer token (the local runtime's tokens, or a JWT where a stage configures
- * a JWT authorizer). Stages behind IAM need SigV4-signed requests, which this client does not
- * sign; pass a `fetch` that signs them.
+ * Authentication (`auth`): a bearer token (the local runtime's tokens, or a JWT where a stage
+ * configures a JWT authorizer), or SigV4 signing for stages behind API Gateway's IAM authorizer
+ * (the default on deployed stages). The signing code loads only when a sigv4 client first calls.
  *
  * Polling is bounded: `wait` backs off, honours `Retry-After`, and gives up with a typed error
  * when the job is stale (its worker died) or the wait runs past its time limit, so nothing polls
@@ -18,18 +18,31 @@ import type { StuckReport } from "../core/stuck.js";
 import type { SweepReport } from "../core/sweeper.js";
 import type { DeadLetterSample } from "../core/deadletters.js";
 
-export type { ApiJob, ApiWorker, QueueName, Status, StuckReport, SweepReport, DeadLetterSample };
+import { sigV4Signer, type RequestSigner, type SigV4Auth } from "./sigv4.js";
 
-export interface ClientOptions {
+export type { ApiJob, ApiWorker, QueueName, Status, StuckReport, SweepReport, DeadLetterSample };
+export type { AwsCredentialIdentity, AwsCredentialIdentityProvider, SigV4Auth } from "./sigv4.js";
+export { executeApiRegion } from "./sigv4.js";
+
+export interface BearerAuth {
+  kind: "bearer";
+  /** Sent as `Authorization: Bearer <token>`. */
+  token: string;
+}
+
+export type Auth = BearerAuth | SigV4Auth;
+
+interface CommonOptions {
   /** The API's base URL, e.g. http://127.0.0.1:4000 or https://abc.execute-api.eu-west-1.amazonaws.com. */
   baseUrl: string;
-  /** Sent as `Authorization: Bearer <token>`. */
-  token?: string;
-  /** Defaults to the global fetch; pass one to add SigV4 signing, proxies or test doubles. */
+  /** Defaults to the global fetch; pass one for proxies or test doubles. */
   fetch?: typeof fetch;
-  /** Per-request time limit. */
+  /** Per-request time limit (signing and credential lookup included). */
   requestTimeoutMs?: number;
 }
+
+/** `auth`, or the older `token` (same as `auth: {kind: "bearer", token}`), or neither; not both. */
+export type ClientOptions = CommonOptions & ({ auth?: Auth; token?: never } | { token?: string; auth?: never });
 
 export interface SubmitOptions {
   queue?: QueueName;
@@ -131,11 +144,17 @@ interface Answer<T> {
 export class WardenClient {
   private readonly base: string;
   private readonly fetchFn: typeof fetch;
+  private readonly auth: Auth | undefined;
+  /** Built on the first sigv4 call; a failed build is retried on the next call. */
+  private signer: Promise<RequestSigner> | undefined;
 
   constructor(private readonly opts: ClientOptions) {
     if (!/^https?:\/\//.test(opts.baseUrl)) throw new WardenError(`baseUrl must start with http:// or https:// (got ${JSON.stringify(opts.baseUrl)})`);
+    if (opts.auth && opts.token !== undefined) throw new WardenError("pass either auth or token, not both");
+    if (opts.auth?.kind === "sigv4" && !opts.auth.region) throw new WardenError("sigv4 auth needs a region (the stage's, e.g. eu-west-1)");
     this.base = opts.baseUrl.replace(/\/+$/, "");
     this.fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    this.auth = opts.auth ?? (opts.token ? { kind: "bearer", token: opts.token } : undefined);
   }
 
   // ─── jobs ────────────────────────────────────────────────────────────────────────────────
@@ -212,7 +231,8 @@ export class WardenClient {
     if (f.type) q.set("type", f.type);
     if (f.limit !== undefined) q.set("limit", String(f.limit));
     if (f.cursor) q.set("cursor", f.cursor);
-    const qs = q.toString();
+    // %20, not form encoding's +, for a space: SigV4 signs the query as RFC 3986 has it.
+    const qs = q.toString().replace(/\+/g, "%20");
     return (await this.call<Page>("GET", `/jobs${qs ? `?${qs}` : ""}`)).body;
   }
 
@@ -262,20 +282,37 @@ export class WardenClient {
   // ─── transport ───────────────────────────────────────────────────────────────────────────
 
   private async call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<Answer<T>> {
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
-    if (body !== undefined) headers["content-type"] = "application/json";
+    const url = new URL(`${this.base}${path}`);
+    const text = body !== undefined ? JSON.stringify(body) : undefined;
+    const signal = AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000);
+    let headers: Record<string, string> = { accept: "application/json" };
+    if (text !== undefined) headers["content-type"] = "application/json";
+    if (this.auth?.kind === "bearer") headers.authorization = `Bearer ${this.auth.token}`;
+    if (this.auth?.kind === "sigv4") headers = await this.sign(this.auth, { method, url, headers, ...(text !== undefined ? { body: text } : {}) }, signal);
     let res: Response;
     try {
-      res = await this.fetchFn(`${this.base}${path}`, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000),
-      });
+      res = await this.fetchFn(url.href, { method, headers, ...(text !== undefined ? { body: text } : {}), signal });
     } catch (e) {
       throw new WardenNetworkError(`cannot reach the Warden API at ${this.base}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
     }
+    return this.answer<T>(res);
+  }
+
+  /** Signs with the resolved credentials; a credential chain that finds nothing is a WardenError, not a crash. */
+  private async sign(auth: SigV4Auth, req: Parameters<RequestSigner>[0], signal: AbortSignal): Promise<Record<string, string>> {
+    try {
+      this.signer ??= sigV4Signer(auth).catch((e: unknown) => {
+        this.signer = undefined;
+        throw e;
+      });
+      return await abortable(this.signer.then((sign) => sign(req)), signal);
+    } catch (e) {
+      if (signal.aborted) throw new WardenNetworkError(`timed out getting AWS credentials to sign the request to ${this.base}`, { cause: e });
+      throw new WardenError(`cannot sign the request with SigV4 (AWS credentials for region ${auth.region}): ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    }
+  }
+
+  private async answer<T>(res: Response): Promise<Answer<T>> {
     const text = await res.text();
     let parsed: unknown;
     try {
@@ -284,8 +321,11 @@ export class WardenClient {
       throw new WardenApiError(res.status, "bad_response", `the answer is not JSON: ${text.slice(0, 120)}`);
     }
     if (!res.ok) {
-      const err = (parsed as { error?: { code?: ApiErrorCode; message?: string; details?: unknown } } | undefined)?.error;
-      throw new WardenApiError(res.status, err?.code ?? "bad_response", err?.message ?? `HTTP ${res.status}`, err?.details);
+      const answer = parsed as { error?: { code?: ApiErrorCode; message?: string; details?: unknown }; message?: unknown } | undefined;
+      const err = answer?.error;
+      // API Gateway's own refusals (a bad signature, a throttle) are {"message": …}, not the contract's shape.
+      const gateway = typeof answer?.message === "string" ? `API Gateway: ${answer.message}` : undefined;
+      throw new WardenApiError(res.status, err?.code ?? "bad_response", err?.message ?? gateway ?? `HTTP ${res.status}`, err?.details);
     }
     const retryAfter = parseRetryAfter(res.headers.get("retry-after"));
     return { status: res.status, body: parsed as T, ...(retryAfter !== undefined ? { retryAfterMs: retryAfter } : {}) };
@@ -298,6 +338,16 @@ function parseRetryAfter(v: string | null): number | undefined {
   if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/** Credential chains can hang (an instance-metadata probe off EC2); the request's time limit covers them too. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const abort = (): void => reject(signal.reason);
+    if (signal.aborted) return abort();
+    signal.addEventListener("abort", abort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort));
+  });
 }
 
 function isTransient(e: unknown): boolean {
