@@ -47,7 +47,7 @@ export const ALARMS: AlarmDefinition[] = [
     periodSeconds: 300,
     evaluationPeriods: 1,
     missingData: "notBreaching",
-    description: `Lock contention: more than 100 claims or heartbeats refused by their condition in 5 minutes. Duplicate deliveries or workers fighting over jobs. ${RUNBOOK}`,
+    description: `Lock contention: more than 100 claims refused in 5 minutes because another worker held the lease. Duplicate deliveries or workers fighting over jobs. ${RUNBOOK}`,
   },
   {
     id: "StoreThrottled",
@@ -57,7 +57,7 @@ export const ALARMS: AlarmDefinition[] = [
     periodSeconds: 300,
     evaluationPeriods: 1,
     missingData: "notBreaching",
-    description: "DynamoDB is throttling Warden or its retries ran out. Check the table's consumed capacity and the worker concurrency limits.",
+    description: "More than 10 DynamoDB calls failed throttled, after the SDK's retries, in 5 minutes. Check the table's consumed capacity and the worker concurrency limits.",
   },
   {
     id: "WorkerMemory",

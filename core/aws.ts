@@ -27,6 +27,42 @@ export function sqsClient(e: Endpoints = {}): SQSClient {
   return new SQSClient({ ...local(e.sqs, e.region), maxAttempts: 3 });
 }
 
+/**
+ * The error names AWS answers a throttled request with (DynamoDB's own, and the account-wide
+ * ones); a 429 counts too.
+ */
+const THROTTLES = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "Throttling",
+  "TooManyRequestsException",
+]);
+
+export function isThrottle(e: unknown): boolean {
+  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  return THROTTLES.has(err?.name ?? "") || err?.$metadata?.httpStatusCode === 429;
+}
+
+/**
+ * Calls `onThrottle` for each command that fails throttled after the SDK's own retries: the
+ * throttling that reaches Warden's code. Outermost on the stack so it sees what the caller sees.
+ */
+export function reportThrottles(client: { middlewareStack: { add: Function } }, onThrottle: (command: string) => void): void {
+  client.middlewareStack.add(
+    (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
+      try {
+        return await next(args);
+      } catch (e) {
+        if (isThrottle(e)) onThrottle(context.commandName ?? "unknown");
+        throw e;
+      }
+    },
+    // One per client: a second buildServices over the same client replaces, not doubles, it.
+    { step: "initialize", priority: "high", name: "wardenReportThrottles", override: true },
+  );
+}
+
 /** Counts every command a client sends (before retries), by command name. For tests and benchmarks. */
 export function countCalls(client: { middlewareStack: { add: Function } }): Map<string, number> {
   const counts = new Map<string, number>();

@@ -5,7 +5,7 @@
  */
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { dynamoClient, sqsClient } from "./aws.js";
+import { dynamoClient, reportThrottles, sqsClient } from "./aws.js";
 import { builtinRegistry } from "./jobs/index.js";
 import { noMetrics, type Metrics } from "./metrics.js";
 import { JobQueue } from "./queue.js";
@@ -38,6 +38,8 @@ export function buildServices(cfg: RuntimeConfig = loadRuntime(), o: ServiceOver
   const now = o.now ?? Date.now;
   const doc = o.doc ?? dynamoClient(cfg.endpoints);
   const sqs = o.sqs ?? sqsClient(cfg.endpoints);
+  const metrics = o.metrics ?? noMetrics;
+  reportThrottles(doc, () => metrics.emit("StoreThrottled", 1));
   return {
     cfg,
     doc,
@@ -51,7 +53,7 @@ export function buildServices(cfg: RuntimeConfig = loadRuntime(), o: ServiceOver
     }),
     queue: new JobQueue(sqs, cfg.queues),
     registry: o.registry ?? builtinRegistry(),
-    metrics: o.metrics ?? noMetrics,
+    metrics,
     workers: new WorkerDirectory(doc, cfg.tableName, { now }),
   };
 }

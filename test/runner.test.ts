@@ -5,6 +5,9 @@
  */
 import { describe, expect, test } from "vitest";
 import { dynamoClient } from "../core/aws.js";
+import { MemoryMetrics } from "../core/metrics.js";
+import { loadRuntime } from "../core/runtime.js";
+import { buildServices } from "../core/services.js";
 import type { FailedJob, QueuedJob, RunningJob, SucceededJob } from "../core/job.js";
 import { MemoryGuard } from "../core/memory.js";
 import { Runner } from "../core/runner.js";
@@ -265,5 +268,76 @@ describe("a worker paused through its whole lease", () => {
     expect(stored).toMatchObject({ status: "running", workerId: "frozen", attempts: 1 });
     expect(stored.progress).toBeUndefined(); // the handler never ran, so it reported nothing
     expect(s.metrics.sum("LeaseLost")).toBe(1);
+  });
+});
+
+/** A heartbeat as the store sends it: an update that renews the lease without changing the status. */
+function isHeartbeat(command: string | undefined, input: { UpdateExpression?: string; ExpressionAttributeNames?: Record<string, string> }): boolean {
+  return command === "UpdateItemCommand" && Object.values(input.ExpressionAttributeNames ?? {}).includes("heartbeatAt") && !/#status = /.test(input.UpdateExpression ?? "");
+}
+
+/** An error shaped as the SDK throws it, for faults the emulator cannot produce. */
+function awsError(name: string, status: number): Error {
+  return Object.assign(new Error(`simulated ${name}`), { name, $metadata: { httpStatusCode: status } });
+}
+
+describe("heartbeat failures", () => {
+  /** Services over a client whose heartbeats fail while `fault` answers an error: the rest goes through. */
+  function faultyBeats(fault: () => Error | undefined) {
+    const doc = dynamoClient({ dynamodb: env.emu.dynamoEndpoint });
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const e = isHeartbeat(context.commandName, args.input as never) ? fault() : undefined;
+        if (e) throw e;
+        return next(args);
+      },
+      { step: "initialize", name: "faultyBeats" },
+    );
+    const s = buildServices(loadRuntime({ ...env.emu.env }), { doc, sqs: env.sqs, metrics: new MemoryMetrics() });
+    return { s: s as typeof s & { metrics: MemoryMetrics }, doc };
+  }
+
+  test("throttled heartbeats are retried on the next beat: the job keeps its lease, succeeds once, and StoreThrottled counts them", async () => {
+    let toFail = 3;
+    const { s, doc } = faultyBeats(() => (toFail-- > 0 ? awsError("ProvisionedThroughputExceededException", 400) : undefined));
+    const runner = new Runner(s, { workerId: "w-throttled", kind: "local", leaseMs: 2_000, heartbeatMs: 150, log: quiet });
+    const job = await submit(s, "demo.sleep", { items: 12, msPerItem: 100, checkpointEvery: 2 }, { ring: false });
+    expect(await runner.run(job.id)).toMatchObject({ claimed: true, outcome: "succeeded" });
+    const done = await s.store.mustGet(job.id);
+    expect(done).toMatchObject({ status: "succeeded", attempts: 1 });
+    expect(toFail).toBeLessThan(0); // every one of the three failures happened, and later beats went through
+    expect(s.metrics.sum("StoreThrottled")).toBe(3);
+    expect(s.metrics.sum("LeaseLost")).toBe(0);
+    doc.destroy();
+  });
+
+  test("a worker whose heartbeats keep failing stops at the end of its own lease, writes nothing, and the job is taken over", async () => {
+    let failures = 0;
+    const { s, doc } = faultyBeats(() => (failures++, awsError("InternalServerError", 500)));
+    const runner = new Runner(s, { workerId: "w-cut-off", kind: "local", leaseMs: 1_000, heartbeatMs: 150, log: quiet });
+    const job = await submit(s, "demo.sleep", { items: 40, msPerItem: 100, checkpointEvery: 1 }, { ring: false });
+    const started = Date.now();
+    const out = await runner.run(job.id);
+    expect(out).toMatchObject({ claimed: true, outcome: "lease_lost", abort: "lease_lost" });
+    // It gave up once its lease (1 s) had run out, long before the 4 s of work were done.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(failures).toBeGreaterThanOrEqual(5);
+    // Nothing written after the claim: still running under the first worker, for the sweeper or a reclaim.
+    expect(await s.store.mustGet(job.id)).toMatchObject({ status: "running", workerId: "w-cut-off", attempts: 1 });
+    expect(s.metrics.sum("LeaseLost")).toBe(1);
+    expect(s.metrics.sum("StoreThrottled")).toBe(0); // a 500 is not throttling
+
+    const healthy = testServices(env);
+    const next = new Runner(healthy, { workerId: "w-next", kind: "local", leaseMs: 2_000, log: quiet });
+    const taken = await waitFor(async () => {
+      const r = await next.run(job.id);
+      return r.claimed ? r : undefined;
+    }, 10_000, "the expired lease to be claimable");
+    expect(taken).toMatchObject({ outcome: "succeeded" });
+    const done = await s.store.mustGet(job.id);
+    expect(done).toMatchObject({ status: "succeeded", attempts: 2 });
+    expect(done.history.map((h) => h.worker)).toEqual(["w-cut-off", "w-next"]);
+    doc.destroy();
   });
 });
