@@ -1,10 +1,18 @@
 /**
  * Which workers are alive and what they hold, for `GET /admin/workers` and the dashboard. Each
- * worker (a Fargate task, a Lambda container, a local process) writes its entry into one small
- * item at most every `reportEveryMs`; entries not refreshed within `forgetAfterMs` are dropped.
- * It is advisory: correctness never depends on it (leases do that).
+ * worker (a Fargate task, a Lambda container, a local process) writes its entry at most every
+ * `reportEveryMs` into one of a few small presence items; entries not refreshed within
+ * `forgetAfterMs` are not listed, and are deleted by the next worker that reports to the same
+ * item. It is advisory: correctness never depends on it (leases do that).
+ *
+ * Why this shape: one item for every worker would be a hot key whose every write pays for the
+ * whole item (a write unit per KB), and workers that die without saying goodbye (SIGKILL, OOM, a
+ * Lambda container reclaimed) would grow it toward DynamoDB's 400 KB limit. Spreading workers over
+ * PRESENCE_SHARDS items keeps each write small, and pruning on write keeps each item bounded by
+ * the workers seen within `forgetAfterMs`, with no scheduler and no extra read: the report's own
+ * UpdateItem returns the item.
  */
-import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { BatchGetCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 
 export type WorkerKind = "lambda" | "fargate" | "local";
 
@@ -17,8 +25,23 @@ export interface WorkerInfo {
   jobs: string[];
 }
 
-/** The presence item's id; not a job id, so it never appears in job reads or indexes. */
-const PRESENCE_ID = "@workers";
+/** How many presence items the workers are spread over; `list` reads them all in one batch. */
+export const PRESENCE_SHARDS = 8;
+
+/** Presence items' ids are not job ids (ULIDs), so they never appear in job reads or indexes. */
+const presenceKey = (shard: number) => ({ id: `@workers#${shard}` });
+
+/** Each worker is one top-level attribute of its shard's item, so one SET writes it, item or not. */
+const ATTRIBUTE_PREFIX = "w:";
+
+/** At most this many stale entries removed per report: the rest go on the next one. */
+const PRUNE_BATCH = 25;
+
+export function presenceShard(workerId: string): number {
+  let h = 2166136261; // FNV-1a
+  for (let i = 0; i < workerId.length; i++) h = Math.imul(h ^ workerId.charCodeAt(i), 16777619);
+  return (h >>> 0) % PRESENCE_SHARDS;
+}
 
 export class WorkerDirectory {
   private lastWrite = 0;
@@ -33,31 +56,60 @@ export class WorkerDirectory {
     return (this.opts.now ?? Date.now)();
   }
 
+  private get cutoff(): number {
+    return this.now - (this.opts.forgetAfterMs ?? 60_000);
+  }
+
   /** Records this worker's presence; throttled unless `force` (start, stop, job set changed). */
   async report(info: Omit<WorkerInfo, "lastSeenAt">, force = false): Promise<void> {
     const now = this.now;
     if (!force && now - this.lastWrite < (this.opts.reportEveryMs ?? 10_000)) return;
     this.lastWrite = now;
     const entry: WorkerInfo = { ...info, lastSeenAt: now };
-    await this.db.send(
+    const key = presenceKey(presenceShard(info.id));
+    const out = await this.db.send(
       new UpdateCommand({
         TableName: this.table,
-        Key: { id: PRESENCE_ID },
-        // A map entry per worker: the map itself is created on the first report.
-        UpdateExpression: "SET #w = if_not_exists(#w, :empty)",
-        ExpressionAttributeNames: { "#w": "workers" },
-        ExpressionAttributeValues: { ":empty": {} },
-      }),
-    );
-    await this.db.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { id: PRESENCE_ID },
-        UpdateExpression: "SET #w.#id = :e",
-        ExpressionAttributeNames: { "#w": "workers", "#id": info.id },
+        Key: key,
+        UpdateExpression: "SET #me = :e",
+        ExpressionAttributeNames: { "#me": ATTRIBUTE_PREFIX + info.id },
         ExpressionAttributeValues: { ":e": entry },
+        ReturnValues: "ALL_NEW",
       }),
     );
+    await this.prune(key, entriesOf(out.Attributes));
+  }
+
+  /**
+   * Deletes entries not refreshed within `forgetAfterMs`, each only if it is still the entry
+   * that was read: a worker that reported meanwhile is back, and must not be removed.
+   */
+  private async prune(key: { id: string }, entries: WorkerInfo[]): Promise<void> {
+    const stale = entries.filter((w) => w.lastSeenAt < this.cutoff).slice(0, PRUNE_BATCH);
+    if (stale.length === 0) return;
+    const names: Record<string, string> = {};
+    const values: Record<string, number> = {};
+    const conditions: string[] = [];
+    stale.forEach((w, i) => {
+      names[`#s${i}`] = ATTRIBUTE_PREFIX + w.id;
+      values[`:s${i}`] = w.lastSeenAt;
+      conditions.push(`#s${i}.lastSeenAt = :s${i}`);
+    });
+    await this.db
+      .send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key,
+          UpdateExpression: `REMOVE ${Object.keys(names).join(", ")}`,
+          ConditionExpression: conditions.join(" AND "),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      )
+      // Lost a race with a returning worker: the next report prunes what is still stale.
+      .catch((e: unknown) => {
+        if ((e as { name?: string })?.name !== "ConditionalCheckFailedException") throw e;
+      });
   }
 
   async remove(id: string): Promise<void> {
@@ -65,10 +117,10 @@ export class WorkerDirectory {
       .send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { id: PRESENCE_ID },
-          UpdateExpression: "REMOVE #w.#id",
-          ConditionExpression: "attribute_exists(#w)",
-          ExpressionAttributeNames: { "#w": "workers", "#id": id },
+          Key: presenceKey(presenceShard(id)),
+          UpdateExpression: "REMOVE #me",
+          ConditionExpression: "attribute_exists(#me)",
+          ExpressionAttributeNames: { "#me": ATTRIBUTE_PREFIX + id },
         }),
       )
       .catch(() => undefined);
@@ -76,9 +128,24 @@ export class WorkerDirectory {
 
   /** Workers seen within `forgetAfterMs`, most recently seen first. */
   async list(): Promise<WorkerInfo[]> {
-    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id: PRESENCE_ID }, ConsistentRead: true }));
-    const all = Object.values((out.Item?.workers ?? {}) as Record<string, WorkerInfo>);
-    const cutoff = this.now - (this.opts.forgetAfterMs ?? 60_000);
-    return all.filter((w) => w.lastSeenAt >= cutoff).sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+    let keys: Record<string, unknown>[] = Array.from({ length: PRESENCE_SHARDS }, (_, i) => presenceKey(i));
+    const items: Record<string, unknown>[] = [];
+    // A batch may come back partly unprocessed under throttling; ask again for the rest, a few times.
+    for (let round = 0; keys.length > 0 && round < 5; round++) {
+      const out = await this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } } }));
+      items.push(...(out.Responses?.[this.table] ?? []));
+      keys = out.UnprocessedKeys?.[this.table]?.Keys ?? [];
+    }
+    const cutoff = this.cutoff;
+    return items
+      .flatMap(entriesOf)
+      .filter((w) => w.lastSeenAt >= cutoff)
+      .sort((a, b) => b.lastSeenAt - a.lastSeenAt);
   }
+}
+
+function entriesOf(item: Record<string, unknown> | undefined): WorkerInfo[] {
+  return Object.entries(item ?? {})
+    .filter(([name]) => name.startsWith(ATTRIBUTE_PREFIX))
+    .map(([, value]) => value as WorkerInfo);
 }
