@@ -288,6 +288,10 @@ describe("GET /jobs/{id}", () => {
     expect(done.headers["retry-after"]).toBeUndefined();
     expect(done.body.job).toMatchObject({ status: "succeeded", result: { ok: 1 } });
     expect(done.body.job.finishedAt).toMatch(ISO);
+    // startedAt stays that of the attempt that finished it; heartbeatAt is only for a live attempt.
+    expect(done.body.job.startedAt).toBe(done.body.job.history.at(-1).startedAt);
+    expect(done.body.job.startedAt).toMatch(ISO);
+    expect(done.body.job.heartbeatAt).toBeNull();
   });
 });
 

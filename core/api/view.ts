@@ -81,7 +81,8 @@ export function toApiJob(job: Job, now: number): ApiJob {
     progress: progressView(job),
     createdAt: iso(job.createdAt),
     firstStartedAt: isoOrNull(job.firstStartedAt),
-    startedAt: isoOrNull(running?.startedAt),
+    // "This attempt": the running one, or for a finished job the last one it made (none if it never ran).
+    startedAt: isoOrNull(running ? running.startedAt : isTerminal(job.status) ? job.history.at(-1)?.startedAt : undefined),
     heartbeatAt: isoOrNull(running?.heartbeatAt),
     finishedAt: isTerminal(job.status) ? isoOrNull((job as { finishedAt?: number }).finishedAt) : null,
     runAt: job.status === "queued" ? isoOrNull(job.runAt) : null,
