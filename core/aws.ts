@@ -3,7 +3,7 @@
  * because the emulators accept any and a laptop may have none.
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { BatchGetCommand, DynamoDBDocumentClient, type BatchGetCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 
 export interface Endpoints {
@@ -25,6 +25,26 @@ export function dynamoClient(e: Endpoints = {}): DynamoDBDocumentClient {
 export function sqsClient(e: Endpoints = {}): SQSClient {
   // fauxqs answers with queue URLs on its own host; the SDK must be told the endpoint explicitly.
   return new SQSClient({ ...local(e.sqs, e.region), maxAttempts: 3 });
+}
+
+/**
+ * BatchGetItem (up to 100 keys), asking again for keys DynamoDB leaves unprocessed under
+ * throttling, for a few rounds; what is still missing after them is simply not returned.
+ */
+export async function batchGetAll(
+  db: DynamoDBDocumentClient,
+  table: string,
+  keys: Record<string, unknown>[],
+  consistentRead = false,
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let pending: Record<string, unknown>[] | undefined = keys;
+  for (let round = 0; pending?.length && round < 5; round++) {
+    const out: BatchGetCommandOutput = await db.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: consistentRead } } }));
+    items.push(...(out.Responses?.[table] ?? []));
+    pending = out.UnprocessedKeys?.[table]?.Keys;
+  }
+  return items;
 }
 
 /**

@@ -5,7 +5,6 @@
  */
 import { createHash } from "node:crypto";
 import {
-  BatchGetCommand,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -13,6 +12,7 @@ import {
   type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
 import { ulid } from "ulid";
+import { batchGetAll } from "./aws.js";
 import { DUE_SHARDS, LIMITS, QUEUE_NAMES, TABLE, TIMINGS, type QueueName } from "./config.js";
 import { ConflictError, LeaseLostError, NotFoundError, TooLargeError, ValidationError } from "./errors.js";
 import { Expr, isConditionFailure } from "./expr.js";
@@ -736,14 +736,8 @@ export class JobStore {
 
   private async batchGet(ids: string[]): Promise<Job[]> {
     if (!ids.length) return [];
-    const byId = new Map<string, Job>();
-    let keys: Record<string, unknown>[] | undefined = ids.map((id) => ({ id }));
-    for (let round = 0; keys?.length && round < 5; round++) {
-      const out: { Responses?: Record<string, Record<string, unknown>[]>; UnprocessedKeys?: Record<string, { Keys?: Record<string, unknown>[] }> } =
-        await this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys } } }));
-      for (const it of out.Responses?.[this.table] ?? []) byId.set(it.id as string, toJob(it));
-      keys = out.UnprocessedKeys?.[this.table]?.Keys;
-    }
+    const items = await batchGetAll(this.db, this.table, ids.map((id) => ({ id })));
+    const byId = new Map(items.map((it) => [it.id as string, toJob(it)]));
     // A job deleted by TTL between the index read and this read simply drops out of the page.
     return ids.map((id) => byId.get(id)).filter((j): j is Job => j !== undefined);
   }

@@ -12,7 +12,9 @@
  * the workers seen within `forgetAfterMs`, with no scheduler and no extra read: the report's own
  * UpdateItem returns the item.
  */
-import { BatchGetCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { batchGetAll } from "./aws.js";
+import { isConditionFailure } from "./expr.js";
 
 export type WorkerKind = "lambda" | "fargate" | "local";
 
@@ -108,7 +110,7 @@ export class WorkerDirectory {
       )
       // Lost a race with a returning worker: the next report prunes what is still stale.
       .catch((e: unknown) => {
-        if ((e as { name?: string })?.name !== "ConditionalCheckFailedException") throw e;
+        if (!isConditionFailure(e)) throw e;
       });
   }
 
@@ -128,14 +130,8 @@ export class WorkerDirectory {
 
   /** Workers seen within `forgetAfterMs`, most recently seen first. */
   async list(): Promise<WorkerInfo[]> {
-    let keys: Record<string, unknown>[] = Array.from({ length: PRESENCE_SHARDS }, (_, i) => presenceKey(i));
-    const items: Record<string, unknown>[] = [];
-    // A batch may come back partly unprocessed under throttling; ask again for the rest, a few times.
-    for (let round = 0; keys.length > 0 && round < 5; round++) {
-      const out = await this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } } }));
-      items.push(...(out.Responses?.[this.table] ?? []));
-      keys = out.UnprocessedKeys?.[this.table]?.Keys ?? [];
-    }
+    const keys = Array.from({ length: PRESENCE_SHARDS }, (_, i) => presenceKey(i));
+    const items = await batchGetAll(this.db, this.table, keys, true);
     const cutoff = this.cutoff;
     return items
       .flatMap(entriesOf)

@@ -117,7 +117,7 @@ export function installLedger(client: DynamoDBDocumentClient): void {
 }
 
 /** The job a heartbeat write is for (an update that renews the lease without changing the state). */
-function beatOf(command: string, input: Record<string, any>): string | undefined {
+export function beatOf(command: string, input: Record<string, any>): string | undefined {
   if (command !== "UpdateItemCommand") return undefined;
   const names = Object.values((input.ExpressionAttributeNames ?? {}) as Record<string, string>);
   const expr = String(input.UpdateExpression ?? "");

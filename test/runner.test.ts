@@ -13,6 +13,7 @@ import { MemoryGuard } from "../core/memory.js";
 import { Runner } from "../core/runner.js";
 import { JobStore } from "../core/store.js";
 import { makeHandler } from "../functions/worker.js";
+import { beatOf } from "../local/chaos-faults.js";
 import { useEmulators, waitFor } from "./support/emulators.js";
 import { pollOnce, submit, testServices } from "./worker-support.js";
 
@@ -271,11 +272,6 @@ describe("a worker paused through its whole lease", () => {
   });
 });
 
-/** A heartbeat as the store sends it: an update that renews the lease without changing the status. */
-function isHeartbeat(command: string | undefined, input: { UpdateExpression?: string; ExpressionAttributeNames?: Record<string, string> }): boolean {
-  return command === "UpdateItemCommand" && Object.values(input.ExpressionAttributeNames ?? {}).includes("heartbeatAt") && !/#status = /.test(input.UpdateExpression ?? "");
-}
-
 /** An error shaped as the SDK throws it, for faults the emulator cannot produce. */
 function awsError(name: string, status: number): Error {
   return Object.assign(new Error(`simulated ${name}`), { name, $metadata: { httpStatusCode: status } });
@@ -287,7 +283,7 @@ describe("heartbeat failures", () => {
     const doc = dynamoClient({ dynamodb: env.emu.dynamoEndpoint });
     doc.middlewareStack.add(
       (next, context) => async (args) => {
-        const e = isHeartbeat(context.commandName, args.input as never) ? fault() : undefined;
+        const e = beatOf(context.commandName ?? "", args.input as Record<string, unknown>) !== undefined ? fault() : undefined;
         if (e) throw e;
         return next(args);
       },
