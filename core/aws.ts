@@ -5,6 +5,8 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { BatchGetCommand, DynamoDBDocumentClient, type BatchGetCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { AWS_TIMEOUTS } from "./config.js";
 
 export interface Endpoints {
   dynamodb?: string;
@@ -17,14 +19,27 @@ const local = (endpoint: string | undefined, region: string | undefined) =>
     ? { endpoint, region: region ?? "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } }
     : { ...(region ? { region } : {}) };
 
+/**
+ * Every call is bounded in time (invariant 10): the SDK's default is no request timeout at all,
+ * so a half-open connection would hang a heartbeat or a final write for minutes. A request that
+ * times out is retried by the SDK like any transient failure.
+ */
+const bounded = (requestMs: number) =>
+  new NodeHttpHandler({ connectionTimeout: AWS_TIMEOUTS.connectMs, requestTimeout: requestMs });
+
 export function dynamoClient(e: Endpoints = {}): DynamoDBDocumentClient {
-  const raw = new DynamoDBClient({ ...local(e.dynamodb, e.region), maxAttempts: 3 });
-  return DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
+  const raw = new DynamoDBClient({ ...local(e.dynamodb, e.region), maxAttempts: 3, requestHandler: bounded(AWS_TIMEOUTS.dynamoRequestMs) });
+  // Numbers are JSON's doubles both ways: a result holding 1e20 is stored (DynamoDB takes 38
+  // digits) and read back as the number it was, never as a BigInt that JSON cannot print.
+  return DynamoDBDocumentClient.from(raw, {
+    marshallOptions: { removeUndefinedValues: true, allowImpreciseNumbers: true },
+    unmarshallOptions: { wrapNumbers: (s: string) => Number(s) },
+  });
 }
 
 export function sqsClient(e: Endpoints = {}): SQSClient {
   // fauxqs answers with queue URLs on its own host; the SDK must be told the endpoint explicitly.
-  return new SQSClient({ ...local(e.sqs, e.region), maxAttempts: 3 });
+  return new SQSClient({ ...local(e.sqs, e.region), maxAttempts: 3, requestHandler: bounded(AWS_TIMEOUTS.sqsRequestMs) });
 }
 
 /**

@@ -137,6 +137,16 @@ export const TIMINGS = {
   retentionDays: 30,
 } as const;
 
+/**
+ * Time bounds on every AWS call (invariant 10). A heartbeat is bounded tighter still, to a third
+ * of its lease (core/lease.ts). SQS's bound leaves room for a 20 s long poll.
+ */
+export const AWS_TIMEOUTS = {
+  connectMs: 3_000,
+  dynamoRequestMs: 10_000,
+  sqsRequestMs: 30_000,
+} as const;
+
 /** Size and shape bounds, enforced before anything is written. */
 export const LIMITS = {
   maxBodyBytes: 256 * 1024,

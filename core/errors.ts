@@ -52,9 +52,20 @@ export class LeaseLostError extends Error {
   constructor(
     readonly jobId: string,
     readonly reason: string,
+    /** The job as the refused write found it, when it was read. */
+    readonly found?: unknown,
   ) {
     super(`lease lost on job ${jobId}: ${reason}`);
   }
+}
+
+/**
+ * DynamoDB refused a write for good (a ValidationException: an item over 400 KB, a value it
+ * cannot hold) or the value could not be marshalled. Retrying the write, or re-running the work
+ * that produced it, cannot help: the job must end with this reason.
+ */
+export class StoreRejectedError extends Error {
+  override readonly name = "StoreRejectedError";
 }
 
 /**

@@ -7,6 +7,7 @@ export class Expr {
   readonly values: Record<string, unknown> = {};
   private readonly sets: string[] = [];
   private readonly removes: string[] = [];
+  private readonly adds: string[] = [];
   private readonly conditions: string[] = [];
   private next = 0;
 
@@ -39,6 +40,12 @@ export class Expr {
     return this;
   }
 
+  /** ADD attr n: a number attribute incremented in place (created at n when missing). */
+  add(attr: string, n: number): this {
+    this.adds.push(`${this.name(attr)} ${this.value(n)}`);
+    return this;
+  }
+
   /** Adds a condition clause; the clauses are ANDed. */
   when(clause: string): this {
     this.conditions.push(clause);
@@ -53,6 +60,7 @@ export class Expr {
     const parts: string[] = [];
     if (this.sets.length) parts.push(`SET ${this.sets.join(", ")}`);
     if (this.removes.length) parts.push(`REMOVE ${this.removes.join(", ")}`);
+    if (this.adds.length) parts.push(`ADD ${this.adds.join(", ")}`);
     return parts.join(" ");
   }
 
@@ -68,7 +76,7 @@ export class Expr {
     ExpressionAttributeValues?: Record<string, unknown>;
   } {
     return {
-      ...(this.sets.length || this.removes.length ? { UpdateExpression: this.updateExpression } : {}),
+      ...(this.sets.length || this.removes.length || this.adds.length ? { UpdateExpression: this.updateExpression } : {}),
       ...(this.conditionExpression ? { ConditionExpression: this.conditionExpression } : {}),
       ...(Object.keys(this.names).length ? { ExpressionAttributeNames: this.names } : {}),
       ...(Object.keys(this.values).length ? { ExpressionAttributeValues: this.values } : {}),

@@ -13,14 +13,18 @@ export const isTerminal = (s: Status): boolean => TERMINAL.has(s);
 export const TRANSITIONS = {
   create: { from: [], to: "queued" },
   claim: { from: ["queued", "running"], to: "running" }, // running only with an expired lease
+  beat: { from: ["running"], to: "running" }, // a heartbeat: lease, progress, checkpoint
   succeed: { from: ["running"], to: "succeeded" },
   failRetry: { from: ["running"], to: "queued" },
   failFinal: { from: ["running"], to: "failed" },
   release: { from: ["running"], to: "queued" },
   cancelQueued: { from: ["queued"], to: "cancelled" },
-  cancelRunning: { from: ["running"], to: "cancelled" },
+  requestCancel: { from: ["running"], to: "running" }, // marks it; the worker stops on its next beat
+  cancelRunning: { from: ["running"], to: "cancelled" }, // the worker acknowledged, or the grace ran out
   reclaim: { from: ["running"], to: "queued" }, // the sweeper, lease expired, attempts left
   expire: { from: ["running"], to: "failed" }, // lease expired with no attempts left, or runtime limit
+  expireQueued: { from: ["queued"], to: "failed" }, // runtime limit passed while it waited
+  resend: { from: ["queued"], to: "queued" }, // the sweeper pushes the start deadline and rings again
   retry: { from: ["failed", "cancelled"], to: "queued" },
 } as const satisfies Record<string, { from: readonly Status[]; to: Status }>;
 
@@ -41,6 +45,10 @@ export const ERROR_CODES = [
   "cancelled",
   "dead_lettered",
   "invalid_input",
+  /** The handler's result (or its last checkpoint) cannot be stored: too large or not plain JSON. */
+  "invalid_result",
+  /** DynamoDB refused the job's final write for good (a ValidationException): the real reason is in the message. */
+  "store_rejected",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 export interface JobError {
@@ -80,6 +88,11 @@ interface JobCommon {
   timeoutMs: number;
   /** Fencing token: bumped by every claim and every sweeper action on a running job. */
   token: number;
+  /**
+   * Bumped by every write, whoever makes it. A write decided from a read is conditional on the
+   * version it read, so no write based on an older read can pass (no ABA through cancel or retry).
+   */
+  version: number;
   firstStartedAt?: number;
   progress?: Progress;
   checkpoint?: unknown;

@@ -1,13 +1,14 @@
 /**
  * Keeps a claimed job's lease alive: a heartbeat every interval (a third of the lease by
- * default) carrying whatever the ReportBuffer holds. It tells its owner when a cancel was
- * requested and when the lease is lost: refused by its fencing token, or simply run out because
- * heartbeats kept failing (another worker may own the job by then).
+ * default) carrying whatever the ReportBuffer holds, each bounded to the interval so a hung
+ * connection cannot stall it. The lease is enforced by its own timer, not by a heartbeat
+ * finishing (invariant 10): when the lease runs out without a renewal the owner is told it is
+ * lost, whatever a pending heartbeat is doing, because another worker may own the job by then.
  */
 import { LeaseLostError, errorMessage } from "./errors.js";
 import type { Lease } from "./job.js";
 import type { ReportBuffer } from "./coalescer.js";
-import type { JobStore } from "./store.js";
+import type { WorkerStore } from "./store-ports.js";
 
 export interface LeaseKeeperEvents {
   onCancel(): void;
@@ -17,12 +18,16 @@ export interface LeaseKeeperEvents {
 
 export class LeaseKeeper {
   private timer?: NodeJS.Timeout;
+  private expiryTimer?: NodeJS.Timeout;
   private inFlight: Promise<void> = Promise.resolve();
   private stopped = false;
-  private expiresAt: number;
+  private lost = false;
+  private lastError: unknown;
+  /** Epoch ms (this worker's clock) until which the lease is surely ours: a renewal's send time plus the lease. */
+  expiresAt: number;
 
   constructor(
-    private readonly store: JobStore,
+    private readonly store: Pick<WorkerStore, "heartbeat">,
     readonly lease: Lease,
     private readonly buffer: ReportBuffer,
     private readonly events: LeaseKeeperEvents,
@@ -37,13 +42,41 @@ export class LeaseKeeper {
       this.inFlight = this.inFlight.then(() => this.beat());
     }, this.intervalMs);
     this.timer.unref?.();
+    this.armExpiry();
   }
 
-  /** Stops beating and waits for a heartbeat in flight, so a final write never races one. */
+  /** True once the lease was lost (refused, or run out): nothing more may be written under it. */
+  get isLost(): boolean {
+    return this.lost;
+  }
+
+  /**
+   * Stops beating and waits for a heartbeat in flight, so a final write never races one. The
+   * wait is bounded by the heartbeat's own time bound, so a hung call cannot hold a settle.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.inFlight;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+  }
+
+  private armExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = setTimeout(() => {
+      const why = this.lastError !== undefined ? ` (the last heartbeat failed: ${errorMessage(this.lastError)})` : "";
+      this.loseLease(`the lease ran out without a renewal${why}`);
+    }, Math.max(0, this.expiresAt - this.now()));
+    this.expiryTimer.unref?.();
+  }
+
+  private loseLease(reason: string): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.events.onLost(reason);
   }
 
   private async beat(): Promise<void> {
@@ -51,24 +84,17 @@ export class LeaseKeeper {
     const report = this.buffer.take();
     const sentAt = this.now();
     try {
-      const r = await this.store.heartbeat(this.lease, report);
+      const r = await this.store.heartbeat(this.lease, report, { timeoutMs: this.intervalMs });
+      if (this.lost) return;
+      this.lastError = undefined;
       this.expiresAt = sentAt + this.lease.leaseMs;
+      this.armExpiry();
       if (r.cancelRequested) this.events.onCancel();
     } catch (e) {
-      if (e instanceof LeaseLostError) {
-        this.stopped = true;
-        if (this.timer) clearInterval(this.timer);
-        this.events.onLost(e.reason);
-        return;
-      }
+      if (e instanceof LeaseLostError) return this.loseLease(e.reason);
       this.buffer.restore(report);
+      this.lastError = e;
       this.events.onHeartbeatError?.(e);
-      // Past our own lease we cannot know we still own the job: stop as if it was lost.
-      if (this.now() >= this.expiresAt) {
-        this.stopped = true;
-        if (this.timer) clearInterval(this.timer);
-        this.events.onLost(`heartbeats failed until the lease ran out (${errorMessage(e)})`);
-      }
     }
   }
 }

@@ -9,20 +9,26 @@
  */
 import { LAMBDA_WORKER, type QueueName } from "./config.js";
 import { ReportBuffer } from "./coalescer.js";
-import { LeaseLostError, PermanentError, TooLargeError, ValidationError, errorMessage } from "./errors.js";
+import { randomUUID } from "node:crypto";
+import { LeaseLostError, PermanentError, StoreRejectedError, TooLargeError, ValidationError, errorMessage } from "./errors.js";
 import type { Job, JobError, Lease } from "./job.js";
 import { LeaseKeeper } from "./lease.js";
 import type { MemoryGuard } from "./memory.js";
 import type { Dims, MetricName } from "./metrics.js";
 import { backoffMs, type AbortReason, type JobContext, type JobLimits, type JobLogger, type JobType } from "./registry.js";
 import type { Services } from "./services.js";
-import type { ClaimRefusal } from "./store.js";
+import { checkCheckpoint, type ClaimRefusal } from "./store.js";
+import type { WriteOptions } from "./store-write.js";
+import type { WorkerStore } from "./store-ports.js";
 import type { WorkerKind } from "./workers.js";
 
 export type { AbortReason } from "./registry.js";
 
+/** The completer's longest pause between two tries of an attempt's last write. */
+const COMPLETER_MAX_BACKOFF_MS = 2_000;
+
 /** The services a runner uses; a benchmark can pass a store on a call-counting client. */
-export type RunnerServices = Pick<Services, "store" | "queue" | "registry" | "metrics" | "workers" | "now">;
+export type RunnerServices = Pick<Services, "queue" | "registry" | "metrics" | "workers" | "now"> & { store: WorkerStore };
 
 export interface RunnerOptions {
   workerId: string;
@@ -51,7 +57,7 @@ export interface RunOptions {
 export type Settled = "succeeded" | "failed" | "retried" | "released" | "cancelled" | "lease_lost" | "settle_error";
 
 export type RunOutcome =
-  | { claimed: false; jobId: string; reason: ClaimRefusal | "shutting_down"; job?: Job }
+  | { claimed: false; jobId: string; reason: ClaimRefusal | "shutting_down" | "already_running"; job?: Job }
   | {
       claimed: true;
       jobId: string;
@@ -68,6 +74,8 @@ export type RunOutcome =
 
 interface ActiveRun {
   jobId: string;
+  /** The attempt's fencing token: a run is one attempt, so two runs of one job never share a key. */
+  token: number;
   startedAt: number;
   estimateMb: number;
   abort(reason: AbortReason): void;
@@ -99,7 +107,12 @@ export class Runner {
   readonly workerId: string;
   readonly kind: WorkerKind;
   readonly leaseMs: number;
+  /** Runs by attempt (`jobId#token`), so an old run's cleanup can never remove a newer run of the same job. */
   private readonly runs = new Map<string, ActiveRun>();
+  /** Jobs whose claim is in flight or whose run has not ended: a worker never claims a job it holds. */
+  private readonly holding = new Set<string>();
+  /** Each running attempt's lease keeper, for the completer to know how long the lease lasts. */
+  private readonly keepers = new WeakMap<Lease, LeaseKeeper>();
   private readonly log: JobLogger;
   private readonly startedAt: number;
   private stopping = false;
@@ -121,7 +134,7 @@ export class Runner {
 
   /** Ids of the jobs this runner holds now. */
   active(): string[] {
-    return [...this.runs.keys()];
+    return [...new Set([...this.runs.values()].map((r) => r.jobId))];
   }
 
   /** Announces the worker and starts the memory guard. */
@@ -186,18 +199,27 @@ export class Runner {
    */
   async run(jobId: string, from?: QueueName, ro: RunOptions = {}): Promise<RunOutcome> {
     if (this.stopping) return { claimed: false, jobId, reason: "shutting_down" };
+    // A duplicate doorbell for a job this worker already holds: claiming it again would start a
+    // second run beside the first (its lease not yet expired, the claim would be refused anyway,
+    // but after an abort grace the old run may still be stopping).
+    if (this.holding.has(jobId)) return { claimed: false, jobId, reason: "already_running" };
+    this.holding.add(jobId);
     this.pending++;
     try {
       return await this.claimAndRun(jobId, from, ro);
     } finally {
+      this.holding.delete(jobId);
       if (--this.pending === 0) this.idleWaiters.splice(0).forEach((w) => w());
     }
   }
 
   private async claimAndRun(jobId: string, from: QueueName | undefined, ro: RunOptions): Promise<RunOutcome> {
-    const claim = await this.s.store.claim(jobId, this.workerId, this.leaseMs);
+    const claim = await this.s.store.claim(jobId, this.workerId, this.leaseMs, from ? { queue: from } : {});
     if (!claim.ok) {
       if (claim.reason === "leased") this.emit("ClaimConflicts", 1, { Queue: claim.job?.queue ?? from ?? "default" });
+      // Heard on the wrong queue (a duplicate, a redrive, a job moved to `large`): ring its own
+      // queue instead of running it here, where it may not fit.
+      if (claim.reason === "wrong_queue" && claim.job) await this.ring(claim.job.queue, jobId, 0, this.log);
       return { claimed: false, jobId, reason: claim.reason, ...(claim.job ? { job: claim.job } : {}) };
     }
     try {
@@ -289,7 +311,11 @@ export class Runner {
         if (!closed) buffer.progress(done, total, message);
       },
       checkpoint: (value) => {
-        if (!closed) buffer.checkpoint(value);
+        if (closed) return;
+        // Refused here, while the handler can still act on it, if DynamoDB could not store it
+        // with the rest of the job (input, result and history share one 400 KB item).
+        checkCheckpoint(value, lease.job);
+        buffer.checkpoint(value);
       },
       resumeFrom: job.checkpoint,
       signal: ac.signal,
@@ -299,16 +325,19 @@ export class Runner {
 
     const run: ActiveRun = {
       jobId: job.id,
+      token: lease.token,
       startedAt: started,
       estimateMb: safeEstimate(type, parsed.data),
       abort,
       aborted: () => ac.signal.aborted,
       giveUp: () => giveUp(),
     };
-    this.runs.set(job.id, run);
+    const runKey = `${job.id}#${lease.token}`;
+    this.runs.set(runKey, run);
     // A claim that was in flight when shutdown began: hand it straight back.
     if (this.stopping) abort("shutdown");
     void this.presence();
+    this.keepers.set(lease, keeper);
     keeper.start();
 
     let end: HandlerEnd;
@@ -325,14 +354,14 @@ export class Runner {
       clearTimeout(limitTimer);
       clearTimeout(graceTimer);
       await keeper.stop();
-      this.runs.delete(job.id);
+      this.runs.delete(runKey);
       void this.presence();
     }
 
     const reason = ac.signal.aborted ? (ac.signal.reason as AbortReason) : undefined;
     const abandoned = end.kind === "abandoned" ? { abandoned: true } : {};
     if (end.kind === "abandoned") log.warn("the handler did not stop within its abort grace; settling without it", { reason, graceMs: limits.abortGraceMs });
-    if (lost !== undefined) {
+    if (lost !== undefined || keeper.isLost) {
       log.warn("lease lost; writing nothing more", { why: lost });
       this.emit("LeaseLost", 1, { Queue: job.queue });
       return finish({ outcome: "lease_lost", ...(reason ? { abort: reason } : {}), ...abandoned });
@@ -349,17 +378,45 @@ export class Runner {
     return finish({ ...settled, ...(reason ? { abort: reason } : {}), ...abandoned });
   }
 
-  // ─── settling: one fenced write each, errors logged and never thrown ────────────────────────
+  // ─── settling: one fenced write each, through the completer; errors logged and never thrown ──
+
+  /** Until when this attempt surely holds its lease (the keeper's view, or the claim's before it started). */
+  private leaseEnd(lease: Lease): number {
+    return this.keepers.get(lease)?.expiresAt ?? lease.job.leaseExpiresAt;
+  }
+
+  /**
+   * The completer of an attempt's last write: retried while the lease lasts, with one write id
+   * for every try, so a try that landed unheard is recognized as ours (invariant 9). A refusal
+   * DynamoDB makes for good (`rejected`) is returned for the caller to settle with the real
+   * reason; it is never retried, and the work is never re-run for it. A lost lease throws.
+   */
+  private async complete<T>(lease: Lease, write: (o: WriteOptions) => Promise<T>, log: JobLogger): Promise<{ ok: true; value: T } | { ok: false; rejected: Error }> {
+    const writeId = randomUUID();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { ok: true, value: await write({ writeId }) };
+      } catch (e) {
+        if (e instanceof StoreRejectedError || e instanceof TooLargeError) return { ok: false, rejected: e };
+        if (e instanceof LeaseLostError) throw e;
+        const waitMs = Math.min(COMPLETER_MAX_BACKOFF_MS, 50 * 2 ** attempt);
+        if (this.s.now() + waitMs >= this.leaseEnd(lease)) throw e;
+        log.warn("the job's final write failed; retrying while the lease lasts", { attempt, error: errorMessage(e) });
+        await new Promise((r) => setTimeout(r, waitMs));
+      }
+    }
+  }
 
   private async settleSucceed(lease: Lease, result: unknown, buffer: ReportBuffer, log: JobLogger, dims: Dims) {
     try {
-      await this.s.store.succeed(lease, result ?? null, buffer.all());
-      this.emit("JobsSucceeded", 1, dims);
-      return { outcome: "succeeded" as const };
-    } catch (e) {
-      if (e instanceof TooLargeError) {
-        return this.settleFail(lease, { code: "handler_error", message: `the handler's ${e.message}` }, { retryable: false }, buffer, log);
+      const r = await this.complete(lease, (o) => this.s.store.succeed(lease, result ?? null, buffer.all(), o), log);
+      if (r.ok) {
+        this.emit("JobsSucceeded", 1, dims);
+        return { outcome: "succeeded" as const };
       }
+      log.warn("the handler's result cannot be stored; failing the job without re-running it", { error: r.rejected.message });
+      return this.settleFail(lease, { code: "invalid_result", message: `the handler's result cannot be stored: ${r.rejected.message}` }, { retryable: false }, buffer, log);
+    } catch (e) {
       return this.settleWriteError(lease, e, log);
     }
   }
@@ -370,8 +427,9 @@ export class Runner {
     switch (reason) {
       case "cancelled":
         try {
-          await this.s.store.acknowledgeCancel(lease, buffer.all());
-          return { outcome: "cancelled" as const };
+          const r = await this.complete(lease, (o) => this.s.store.acknowledgeCancel(lease, buffer.all(), o), log);
+          if (r.ok) return { outcome: "cancelled" as const };
+          return this.settleRejected(lease, r.rejected, log);
         } catch (e) {
           return this.settleWriteError(lease, e, log);
         }
@@ -424,7 +482,9 @@ export class Runner {
   ): Promise<{ outcome: Settled; error?: JobError; queue?: QueueName }> {
     const dims = { Queue: lease.job.queue, JobType: lease.job.type };
     try {
-      const after = await this.s.store.fail(lease, error, { ...opts, report: buffer.all() });
+      const r = await this.complete(lease, (o) => this.s.store.fail(lease, error, { ...opts, report: buffer.all() }, o), log);
+      if (!r.ok) return this.settleRejected(lease, r.rejected, log);
+      const after = r.value;
       this.emit("JobsFailed", 1, { ...dims, ErrorCode: after.status === "failed" ? after.error.code : error.code });
       if (after.status === "queued") {
         await this.ring(after.queue, after.id, after.runAt !== undefined ? after.runAt - this.s.now() : 0, log);
@@ -438,13 +498,32 @@ export class Runner {
 
   private async settleRelease(lease: Lease, queue: QueueName, spendAttempt: boolean, buffer: ReportBuffer, log: JobLogger) {
     try {
-      const after = await this.s.store.release(lease, { report: buffer.all(), queue, ...(spendAttempt ? { spendAttempt } : {}) });
+      const r = await this.complete(lease, (o) => this.s.store.release(lease, { report: buffer.all(), queue, ...(spendAttempt ? { spendAttempt } : {}) }, o), log);
+      if (!r.ok) return this.settleRejected(lease, r.rejected, log);
+      const after = r.value;
       if (after.status === "failed") {
         this.emit("JobsFailed", 1, { Queue: lease.job.queue, JobType: lease.job.type, ErrorCode: after.error.code });
         return { outcome: "failed" as const, error: after.error };
       }
       await this.ring(after.queue, after.id, 0, log);
       return { outcome: "released" as const, queue: after.queue };
+    } catch (e) {
+      return this.settleWriteError(lease, e, log);
+    }
+  }
+
+  /**
+   * A settle DynamoDB refused for good (what the handler left cannot be stored with the job): the
+   * job fails now with the real reason, carrying nothing of what was refused.
+   */
+  private async settleRejected(lease: Lease, rejected: Error, log: JobLogger): Promise<{ outcome: Settled; error?: JobError }> {
+    const error: JobError = { code: "store_rejected", message: `the job's last write was refused for good: ${rejected.message}`.slice(0, 1000) };
+    log.error("the job's last write was refused for good; failing the job", { error: rejected.message });
+    try {
+      const r = await this.complete(lease, (o) => this.s.store.fail(lease, error, { retryable: false }, o), log);
+      if (!r.ok) return this.settleWriteError(lease, r.rejected, log);
+      this.emit("JobsFailed", 1, { Queue: lease.job.queue, JobType: lease.job.type, ErrorCode: error.code });
+      return { outcome: "failed", error };
     } catch (e) {
       return this.settleWriteError(lease, e, log);
     }

@@ -1,39 +1,27 @@
 /**
  * The DynamoDB job store: the one place that reads and writes jobs. DynamoDB is the truth
- * (invariant 1); every transition here is a conditional write on the state it expects
- * (invariant 2), and every write a worker makes is fenced on the token its claim received.
+ * (invariant 1). Every transition is computed by core/lifecycle.ts from the state it read (or a
+ * worker's lease) and written by one conditional write (core/store-write.ts) that bumps the
+ * job's version and recognizes its own applied write after a lost reply (invariants 2 and 9).
+ * Writes decided from a read that lost a race read again and decide again, a bounded number of
+ * times; a worker's fenced write that lost its fence raises LeaseLostError with what it found.
  */
 import { createHash } from "node:crypto";
-import {
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  UpdateCommand,
-  type DynamoDBDocumentClient,
-} from "@aws-sdk/lib-dynamodb";
+import { QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { ulid } from "ulid";
 import { batchGetAll } from "./aws.js";
-import { DUE_SHARDS, LIMITS, QUEUE_NAMES, TABLE, TIMINGS, type QueueName } from "./config.js";
-import { ConflictError, LeaseLostError, NotFoundError, TooLargeError, ValidationError } from "./errors.js";
-import { Expr, isConditionFailure } from "./expr.js";
-import {
-  canTransition,
-  isTerminal,
-  STATUSES,
-  type AttemptRecord,
-  type CancelledJob,
-  type FailedJob,
-  type Job,
-  type JobError,
-  type Lease,
-  type Outcome,
-  type Progress,
-  type QueuedJob,
-  type RunningJob,
-  type Status,
-  type SucceededJob,
-  type TransitionName,
-} from "./job.js";
+import { LIMITS, QUEUE_NAMES, TABLE, TIMINGS, type QueueName } from "./config.js";
+import { ConflictError, LeaseLostError, NotFoundError, StoreRejectedError, TooLargeError, ValidationError } from "./errors.js";
+import { unstorable } from "./item-size.js";
+import { STATUSES, type CancelledJob, type FailedJob, type Job, type JobError, type Lease, type QueuedJob, type RunningJob, type Status, type SucceededJob } from "./job.js";
+import * as life from "./lifecycle.js";
+import type { Change, ClaimRefusal, Clock, FailOptions, NewJob, Report } from "./lifecycle.js";
+import { allDueShards } from "./shards.js";
+import { ChangeWriter, checkFits, toJob, type Recognize, type WriteOptions } from "./store-write.js";
+
+export type { ClaimRefusal, NewJob, Report } from "./lifecycle.js";
+export { allDueShards, dueShard, shardOf } from "./shards.js";
+export { toJob } from "./store-write.js";
 
 export interface StoreOptions {
   tableName: string;
@@ -43,27 +31,7 @@ export interface StoreOptions {
   cancelGraceMs?: number;
 }
 
-export interface NewJob {
-  owner: string;
-  type: string;
-  queue: QueueName;
-  input: unknown;
-  maxAttempts: number;
-  timeoutMs: number;
-  runAt?: number;
-  idempotencyKey?: string;
-}
-
-export type ClaimRefusal = "not_found" | "finished" | "leased" | "not_due" | "attempts_exhausted" | "timed_out" | "cancel_requested";
-export type ClaimResult =
-  | { ok: true; lease: Lease }
-  | { ok: false; reason: ClaimRefusal; job?: Job };
-
-/** What a worker carries on a heartbeat or a final write; undefined fields are left as they are. */
-export interface Report {
-  progress?: Progress;
-  checkpoint?: unknown;
-}
+export type ClaimResult = { ok: true; lease: Lease } | { ok: false; reason: ClaimRefusal; job?: Job };
 
 export interface HeartbeatResult {
   job: RunningJob;
@@ -89,25 +57,10 @@ export interface OverdueResult {
   more: boolean;
 }
 
-/** Attributes that exist only for the indexes; they never leave the store. */
-const INDEX_ONLY = ["dueShard", "createdKey", "expiresAtSeconds"] as const;
+/** How often a write decided from a read is decided again after losing a race to another writer. */
+const REDECIDE_ROUNDS = 4;
 
 export const jsonBytes = (v: unknown): number => (v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v) ?? "", "utf8"));
-
-export function shardOf(id: string): number {
-  let h = 0;
-  for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
-  return h % DUE_SHARDS;
-}
-
-export const dueShard = (queue: QueueName, status: "queued" | "running", id: string): string =>
-  `${queue}#${status}#${shardOf(id)}`;
-
-/** Every due-index partition the sweeper reads. */
-export const allDueShards = (): string[] =>
-  QUEUE_NAMES.flatMap((q) =>
-    (["queued", "running"] as const).flatMap((s) => Array.from({ length: DUE_SHARDS }, (_, i) => `${q}#${s}#${i}`)),
-  );
 
 /** A repeated idempotency key from the same owner must land on the same id. */
 export function idempotentId(owner: string, key: string): string {
@@ -135,6 +88,7 @@ export class JobStore {
   private readonly retentionDays: number;
   private readonly startDeadlineMs: number;
   private readonly cancelGraceMs: number;
+  private readonly writer: ChangeWriter;
 
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -145,14 +99,19 @@ export class JobStore {
     this.retentionDays = opts.retentionDays ?? TIMINGS.retentionDays;
     this.startDeadlineMs = opts.startDeadlineMs ?? TIMINGS.startDeadlineMs;
     this.cancelGraceMs = opts.cancelGraceMs ?? TIMINGS.cancelGraceMs;
+    this.writer = new ChangeWriter(db, this.table, unsafeUnfencedSucceed);
+  }
+
+  private clock(): Clock {
+    return { now: this.now(), startDeadlineMs: this.startDeadlineMs, cancelGraceMs: this.cancelGraceMs, retentionDays: this.retentionDays };
   }
 
   // ─── reads ────────────────────────────────────────────────────────────────────────────────
 
   async get(id: string): Promise<Job | undefined> {
     if (!isJobId(id)) return undefined;
-    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id }, ConsistentRead: true }));
-    return out.Item ? toJob(out.Item) : undefined;
+    const item = await this.writer.read(id);
+    return item ? toJob(item) : undefined;
   }
 
   async mustGet(id: string): Promise<Job> {
@@ -164,176 +123,75 @@ export class JobStore {
   // ─── create ───────────────────────────────────────────────────────────────────────────────
 
   /**
-   * Writes a new queued job. With an idempotency key the id is derived from owner and key, and
-   * the put is conditional on the id being new, so a repeated submit finds the first job.
+   * Writes a new queued job. With an idempotency key the id is derived from owner and key, so a
+   * repeated submit finds the first job (`created: false`). A create whose reply was lost is
+   * recognized as new, so its caller still rings the doorbell.
    */
   async create(spec: NewJob): Promise<{ job: Job; created: boolean }> {
     validateNewJob(spec);
-    const now = this.now();
-    const id = spec.idempotencyKey ? idempotentId(spec.owner, spec.idempotencyKey) : ulid(now);
-    const job: QueuedJob = {
-      id,
-      owner: spec.owner,
-      type: spec.type,
-      queue: spec.queue,
-      status: "queued",
-      input: spec.input ?? null,
-      createdAt: now,
-      updatedAt: now,
-      attempts: 0,
-      maxAttempts: spec.maxAttempts,
-      timeoutMs: spec.timeoutMs,
-      token: 0,
-      history: [],
-      ...(spec.runAt !== undefined && spec.runAt > now ? { runAt: spec.runAt } : {}),
-      ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
-      dueAt: this.queuedDueAt(spec.runAt, now),
-    };
-    const item = {
-      ...job,
-      dueShard: dueShard(job.queue, "queued", id),
-      createdKey: createdKey(now, id),
-    };
-    try {
-      await this.db.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: item,
-          ConditionExpression: "attribute_not_exists(#id)",
-          ExpressionAttributeNames: { "#id": "id" },
-        }),
-      );
-      return { job, created: true };
-    } catch (e) {
-      if (!isConditionFailure(e)) throw e;
-      const existing = await this.mustGet(id);
-      if (existing.owner !== spec.owner) throw new ConflictError("idempotency key collision");
-      return { job: existing, created: false };
-    }
-  }
-
-  /**
-   * When a queued job counts as stuck: its start deadline after it becomes runnable. A runAt
-   * further out than SQS can delay a message is simply due at runAt: the sweeper sends it then.
-   */
-  private queuedDueAt(runAt: number | undefined, now: number): number {
-    const start = runAt !== undefined && runAt > now ? runAt : now;
-    if (start - now > TIMINGS.maxMessageDelaySeconds * 1000) return start;
-    return start + this.startDeadlineMs;
+    const c = this.clock();
+    const id = spec.idempotencyKey ? idempotentId(spec.owner, spec.idempotencyKey) : ulid(c.now);
+    const w = await this.writer.write(life.create(spec, id, c), "origin");
+    if (w.applied) return { job: w.job, created: true };
+    if (!w.found) throw new ConflictError("the job was deleted while it was being created; try again");
+    if (w.found.owner !== spec.owner) throw new ConflictError("idempotency key collision");
+    return { job: w.found, created: false };
   }
 
   // ─── claim ────────────────────────────────────────────────────────────────────────────────
 
   /**
    * Claims a job for `workerId`: a queued job whose runAt has come, or a running job whose lease
-   * has expired. Reads the job, then writes conditionally on the token and state it read, so of
-   * any number of concurrent claimers exactly one wins. Every claim bumps the fencing token.
+   * has expired. Conditional on the version it read, so of any number of concurrent claimers
+   * exactly one wins; every claim bumps the fencing token. With `queue`, a job that waits on
+   * another queue is refused (`wrong_queue`): its doorbell belongs there.
    */
-  async claim(jobId: string, workerId: string, leaseMs: number): Promise<ClaimResult> {
-    const job = await this.get(jobId);
-    const refusal = this.claimRefusal(job);
-    if (refusal) {
-      // An expired job with nothing left to try is settled here instead of waiting for the sweeper.
-      if ((refusal === "attempts_exhausted" || refusal === "timed_out") && job?.status === "running") await this.expire(job).catch(ignoreConflict);
-      if (refusal === "timed_out" && job?.status === "queued") await this.expireQueued(job).catch(ignoreConflict);
-      return { ok: false, reason: refusal, ...(job ? { job } : {}) };
+  async claim(jobId: string, workerId: string, leaseMs: number, o: { queue?: QueueName } = {}): Promise<ClaimResult> {
+    for (let round = 0; ; round++) {
+      const job = await this.get(jobId);
+      const c = this.clock();
+      const d = life.claim(job, { workerId, leaseMs, ...(o.queue ? { queue: o.queue } : {}) }, c);
+      if (!d.ok) {
+        const reason = d.reason as ClaimRefusal;
+        await this.settleUnclaimable(job, reason);
+        return { ok: false, reason, ...(job ? { job } : {}) };
+      }
+      const w = await this.writer.write(d.change, "claim");
+      if (w.applied && w.job.status === "running") return { ok: true, lease: leaseOf(w.job, leaseMs) };
+      // Someone moved first (or our own claim landed and was already taken back): decide again.
+      if (round >= REDECIDE_ROUNDS - 1) {
+        const found = w.applied ? w.job : w.found;
+        return { ok: false, reason: life.claimRefusal(found, this.clock(), o.queue) ?? "leased", ...(found ? { job: found } : {}) };
+      }
     }
-    const prev = job as QueuedJob | RunningJob;
-    const now = this.now();
-    const firstStartedAt = prev.firstStartedAt ?? now;
-    const runtimeDeadline = firstStartedAt + prev.timeoutMs;
-    const attempt = prev.attempts + 1;
-    const history = closeLast(prev.history, now, prev.status === "running" ? "worker_lost" : null);
-    const running: RunningJob = {
-      ...stripRunning(prev),
-      status: "running",
-      attempts: attempt,
-      token: prev.token + 1,
-      firstStartedAt,
-      startedAt: now,
-      heartbeatAt: now,
-      leaseExpiresAt: now + leaseMs,
-      workerId,
-      dueAt: Math.min(now + leaseMs, runtimeDeadline),
-      updatedAt: now,
-      history: bounded([...history, { attempt, worker: workerId, startedAt: now, endedAt: null, outcome: null }]),
-    };
-    const x = new Expr()
-      .set("status", "running")
-      .set("attempts", running.attempts)
-      .set("token", running.token)
-      .set("firstStartedAt", firstStartedAt)
-      .set("startedAt", now)
-      .set("heartbeatAt", now)
-      .set("leaseExpiresAt", running.leaseExpiresAt)
-      .set("workerId", workerId)
-      .set("dueAt", running.dueAt)
-      .set("dueShard", dueShard(prev.queue, "running", jobId))
-      .set("updatedAt", now)
-      .set("history", running.history)
-      .remove("runAt")
-      .eq("token", prev.token)
-      .eq("status", prev.status);
-    if (prev.status === "running") x.eq("leaseExpiresAt", prev.leaseExpiresAt);
-    try {
-      await this.update(jobId, x);
-    } catch (e) {
-      if (!isConditionFailure(e)) throw e;
-      // Someone moved first. Read again to say why; refusals are the rare path.
-      const now2 = await this.get(jobId);
-      return { ok: false, reason: this.claimRefusal(now2) ?? "leased", ...(now2 ? { job: now2 } : {}) };
-    }
-    return { ok: true, lease: { jobId, token: running.token, workerId, leaseMs, runtimeDeadline, job: running } };
   }
 
-  private claimRefusal(job: Job | undefined): ClaimRefusal | undefined {
-    const now = this.now();
-    if (!job) return "not_found";
-    if (isTerminal(job.status)) return "finished";
-    if (job.status === "running") {
-      if (job.leaseExpiresAt >= now) return "leased";
-      if (job.cancelRequested) return "cancel_requested";
-    }
-    if (job.status === "queued" && job.runAt !== undefined && job.runAt > now) return "not_due";
-    if (job.firstStartedAt !== undefined && job.firstStartedAt + job.timeoutMs <= now) return "timed_out";
-    if (job.attempts >= job.maxAttempts) return "attempts_exhausted";
-    return undefined;
+  /** An expired job with nothing left to try is settled at its claim instead of waiting for the sweeper. */
+  private async settleUnclaimable(job: Job | undefined, reason: ClaimRefusal): Promise<void> {
+    if (job?.status === "running" && (reason === "attempts_exhausted" || reason === "timed_out")) await this.expire(job).catch(ignoreConflict);
+    if (job?.status === "queued" && reason === "timed_out") await this.expireQueued(job).catch(ignoreConflict);
   }
 
   // ─── a worker's fenced writes ─────────────────────────────────────────────────────────────
 
   /**
    * Renews the lease and writes the coalesced progress and checkpoint. Answers whether a cancel
-   * was requested; throws LeaseLostError when the token no longer matches.
+   * was requested; throws LeaseLostError when the token no longer matches. `timeoutMs` bounds the
+   * call (retries included), so a hung connection cannot outlive the lease.
    */
-  async heartbeat(lease: Lease, report: Report = {}): Promise<HeartbeatResult> {
-    const now = this.now();
-    const leaseExpiresAt = now + lease.leaseMs;
-    const x = this.fenced(lease)
-      .set("heartbeatAt", now)
-      .set("leaseExpiresAt", leaseExpiresAt)
-      .set("dueAt", this.runningDueAt(lease, leaseExpiresAt))
-      .set("updatedAt", now);
-    this.addReport(x, report);
-    const out = await this.fencedUpdate(lease, x, "ALL_NEW");
-    const job = toJob(out!) as RunningJob;
+  async heartbeat(lease: Lease, report: Report = {}, o: { timeoutMs?: number } = {}): Promise<HeartbeatResult> {
+    checkReport(report, lease.job);
+    const job = await this.fenced(lease, life.beat(lease.job, { leaseMs: lease.leaseMs, report }, this.clock()), o);
     lease.job = job;
     return { job, cancelRequested: job.cancelRequested === true };
   }
 
-  /** The earliest moment the sweeper must look at a running job. */
-  private runningDueAt(lease: Lease, leaseExpiresAt: number): number {
-    const cancelAt = lease.job.cancelRequestedAt !== undefined ? lease.job.cancelRequestedAt + this.cancelGraceMs : Infinity;
-    return Math.min(leaseExpiresAt, lease.runtimeDeadline, cancelAt);
-  }
-
-  async succeed(lease: Lease, result: unknown, report: Report = {}): Promise<SucceededJob> {
+  async succeed(lease: Lease, result: unknown, report: Report = {}, o: WriteOptions = {}): Promise<SucceededJob> {
     checkSize("the result", result, LIMITS.maxResultBytes);
-    const now = this.now();
-    const x = this.finish(lease, "succeeded", now, "succeeded", unsafeUnfencedSucceed()).set("result", result ?? null).remove("error");
-    this.addReport(x, report);
-    await this.fencedUpdate(lease, x);
-    return this.finishedView(lease, x, { status: "succeeded", result: result ?? null, finishedAt: now }) as SucceededJob;
+    checkStorable("the result", result);
+    checkReport(report, lease.job);
+    checkFits(lease.job, { result, ...(report.checkpoint !== undefined ? { checkpoint: report.checkpoint } : {}) }, "the result");
+    return this.fenced(lease, life.succeed(lease.job, { result, report }, this.clock()), o);
   }
 
   /**
@@ -341,107 +199,31 @@ export class JobStore {
    * `backoffMs` (on `queue` when given: a job that ran out of memory moves to the large queue);
    * otherwise it ends failed, `attempts_exhausted` when its budget ran out.
    */
-  async fail(
-    lease: Lease,
-    error: JobError,
-    opts: { retryable: boolean; backoffMs?: number; queue?: QueueName; report?: Report },
-  ): Promise<QueuedJob | FailedJob> {
-    const now = this.now();
-    const job = lease.job;
-    const attemptsLeft = job.attempts < job.maxAttempts;
-    const pastRuntime = now >= lease.runtimeDeadline;
-    if (opts.retryable && attemptsLeft && !pastRuntime) {
-      const runAt = now + (opts.backoffMs ?? 0);
-      return this.requeue(lease, now, {
-        outcome: "retried",
-        attempts: job.attempts,
-        runAt,
-        error,
-        queue: opts.queue ?? job.queue,
-        report: opts.report,
-      });
-    }
-    const final: JobError =
-      opts.retryable && !attemptsLeft
-        ? { code: "attempts_exhausted", message: `all ${job.maxAttempts} attempts failed; the last: ${error.message}` }
-        : opts.retryable && pastRuntime
-          ? { code: "timeout", message: `total runtime limit of ${Math.round(job.timeoutMs / 1000)} s reached; the last attempt: ${error.message}` }
-          : error;
-    const x = this.finish(lease, "failed", now, "failed").set("error", final);
-    this.addReport(x, opts.report ?? {});
-    await this.fencedUpdate(lease, x);
-    return this.finishedView(lease, x, { status: "failed", error: final, finishedAt: now }) as FailedJob;
+  async fail(lease: Lease, error: JobError, opts: FailOptions, o: WriteOptions = {}): Promise<QueuedJob | FailedJob> {
+    checkReport(opts.report, lease.job);
+    return this.fenced(lease, life.fail(lease.job, error, opts, this.clock()), o);
   }
 
-  /**
-   * Hands the job back without spending an attempt (shutdown, Lambda deadline, soft limit with
-   * progress) so another worker resumes it from its checkpoint. `spendAttempt` keeps the attempt
-   * spent, for a hand-back that made no progress.
-   */
+  /** Hands the job back (see lifecycle.release): another worker resumes it from its checkpoint. */
   async release(
     lease: Lease,
     opts: { report?: Report; queue?: QueueName; spendAttempt?: boolean; error?: JobError } = {},
+    o: WriteOptions = {},
   ): Promise<QueuedJob | FailedJob> {
-    const now = this.now();
-    // A hand-back that spends the last attempt must end the job: a queued job with no attempts
-    // left could never be claimed again and would sit in the queue forever.
-    if (opts.spendAttempt && lease.job.attempts >= lease.job.maxAttempts) {
-      const error = opts.error ?? { code: "timeout" as const, message: "the last attempt was handed back without progress" };
-      return this.fail(lease, error, { retryable: true, ...(opts.report ? { report: opts.report } : {}) });
-    }
-    return this.requeue(lease, now, {
-      outcome: "released",
-      attempts: opts.spendAttempt ? lease.job.attempts : lease.job.attempts - 1,
-      runAt: undefined,
-      error: opts.error,
-      queue: opts.queue ?? lease.job.queue,
-      report: opts.report,
-    });
+    checkReport(opts.report, lease.job);
+    return this.fenced(lease, life.release(lease.job, opts, this.clock()), o);
   }
 
   /** The worker saw the cancel request and stopped. */
-  async acknowledgeCancel(lease: Lease, report: Report = {}): Promise<CancelledJob> {
-    const now = this.now();
-    const error: JobError = { code: "cancelled", message: "cancelled on request; the worker stopped" };
-    const x = this.finish(lease, "cancelled", now, "cancelled").set("error", error);
-    this.addReport(x, report);
-    await this.fencedUpdate(lease, x);
-    return this.finishedView(lease, x, { status: "cancelled", error, finishedAt: now }) as CancelledJob;
+  async acknowledgeCancel(lease: Lease, report: Report = {}, o: WriteOptions = {}): Promise<CancelledJob> {
+    checkReport(report, lease.job);
+    return this.fenced(lease, life.acknowledgeCancel(lease.job, { report }, this.clock()), o);
   }
 
-  private async requeue(
-    lease: Lease,
-    now: number,
-    o: { outcome: Outcome; attempts: number; runAt?: number; error?: JobError; queue: QueueName; report?: Report },
-  ): Promise<QueuedJob> {
-    const runAt = o.runAt !== undefined && o.runAt > now ? o.runAt : undefined;
-    const history = closeLast(lease.job.history, now, o.outcome);
-    const x = this.fenced(lease)
-      .set("status", "queued")
-      .set("attempts", o.attempts)
-      .set("queue", o.queue)
-      .set("runAt", runAt)
-      .set("dueAt", this.queuedDueAt(runAt, now))
-      .set("dueShard", dueShard(o.queue, "queued", lease.jobId))
-      .set("history", history)
-      .set("updatedAt", now)
-      .remove(...RUNNING_ONLY);
-    if (o.error) x.set("error", o.error);
-    this.addReport(x, o.report ?? {});
-    await this.fencedUpdate(lease, x);
-    const base = stripRunning(lease.job);
-    return {
-      ...base,
-      ...reportFields(o.report),
-      status: "queued",
-      attempts: o.attempts,
-      queue: o.queue,
-      ...(runAt !== undefined ? { runAt } : {}),
-      dueAt: this.queuedDueAt(runAt, now),
-      history,
-      updatedAt: now,
-      ...(o.error ? { error: o.error } : {}),
-    };
+  private async fenced<J extends Job>(lease: Lease, change: Change<J>, o: WriteOptions): Promise<J> {
+    const w = await this.writer.write(change, "write", o);
+    if (w.applied) return w.job;
+    throw new LeaseLostError(lease.jobId, describeLoss(w.found, lease), w.found);
   }
 
   // ─── requests from callers ────────────────────────────────────────────────────────────────
@@ -451,154 +233,69 @@ export class JobStore {
    * next heartbeat sees the mark (or the sweeper cancels it after a grace period).
    */
   async requestCancel(jobId: string): Promise<Job> {
-    const job = await this.mustGet(jobId);
-    const now = this.now();
-    if (job.status === "queued") {
-      assertTransition("cancelQueued", job.status);
-      const error: JobError = { code: "cancelled", message: "cancelled on request before it started" };
-      const x = new Expr().eq("status", "queued").eq("token", job.token);
-      this.applyFinished(x, "cancelled", now).set("error", error);
-      await this.conditional(jobId, x, "the job changed while it was being cancelled; try again");
-      return { ...stripQueued(job), status: "cancelled", error, finishedAt: now, expiresAt: this.expiresAt(now), updatedAt: now };
-    }
-    if (job.status === "running") {
-      if (job.cancelRequested) return job;
-      const dueAt = Math.min(job.dueAt, now + this.cancelGraceMs);
-      const x = new Expr()
-        .set("cancelRequested", true)
-        .set("cancelRequestedAt", now)
-        .set("dueAt", dueAt)
-        .set("updatedAt", now)
-        .eq("status", "running")
-        .eq("token", job.token);
-      await this.conditional(jobId, x, "the job changed while it was being cancelled; try again");
-      return { ...job, cancelRequested: true, cancelRequestedAt: now, dueAt, updatedAt: now };
-    }
-    throw new ConflictError(`job ${jobId} has already finished (${job.status}); there is nothing to cancel`, job.status);
+    return this.decideAndWrite(jobId, "cancelled", (job, c) => {
+      const d = life.requestCancel(job, c);
+      if (!d.ok) throw new ConflictError(d.message, d.reason);
+      return d.change;
+    });
   }
 
   /** A failed or cancelled job queued again with a fresh attempt budget, keeping its history. */
   async retry(jobId: string): Promise<QueuedJob> {
-    const job = await this.mustGet(jobId);
-    if (!canTransition("retry", job.status)) {
-      throw new ConflictError(`only failed or cancelled jobs can be retried; job ${jobId} is ${job.status}`, job.status);
+    return (await this.decideAndWrite(jobId, "retried", (job, c) => {
+      const d = life.retry(job, c);
+      if (!d.ok) throw new ConflictError(d.message, d.reason);
+      return d.change;
+    })) as QueuedJob;
+  }
+
+  /** Read, decide, write; decided again on a lost race (a heartbeat, a sweep) a bounded number of times. */
+  private async decideAndWrite(jobId: string, what: string, decide: (job: Job, c: Clock) => Change | undefined): Promise<Job> {
+    for (let round = 0; round < REDECIDE_ROUNDS; round++) {
+      const job = await this.mustGet(jobId);
+      const change = decide(job, this.clock());
+      if (!change) return job;
+      const w = await this.writer.write(change, "write");
+      if (w.applied) return w.job;
     }
-    const now = this.now();
-    const x = new Expr()
-      .set("status", "queued")
-      .set("attempts", 0)
-      .set("dueAt", this.queuedDueAt(undefined, now))
-      .set("dueShard", dueShard(job.queue, "queued", jobId))
-      .set("updatedAt", now)
-      .remove("finishedAt", "expiresAt", "result", "firstStartedAt", ...RUNNING_ONLY)
-      .eq("status", job.status)
-      .eq("token", job.token);
-    await this.conditional(jobId, x, "the job changed while it was being retried; try again");
-    const { finishedAt: _f, expiresAt: _e, ...rest } = job as FailedJob;
-    const { firstStartedAt: _s, ...fresh } = rest;
-    return { ...fresh, status: "queued", attempts: 0, dueAt: this.queuedDueAt(undefined, now), updatedAt: now };
+    throw new ConflictError(`job ${jobId} kept changing while it was being ${what}; try again`);
   }
 
   // ─── the sweeper's writes: conditional on exactly what the sweep read ──────────────────────
 
   /**
    * A running job whose lease expired: back to queued keeping its checkpoint, or failed when it
-   * has no attempts left. Conditional on the token and lease the sweep read, and bumps the token,
-   * so a concurrent sweep or a late heartbeat cannot both win.
+   * has no attempts left. Conditional on the version the sweep read, so a concurrent sweep, a
+   * late heartbeat or a cancel that landed since makes it a lost race (ConflictError).
    */
   async reclaim(job: RunningJob): Promise<QueuedJob | FailedJob> {
-    const now = this.now();
-    if (job.attempts >= job.maxAttempts) return this.expire(job);
-    const history = closeLast(job.history, now, "worker_lost");
-    const error: JobError = { code: "worker_lost", message: lostMessage(job) };
-    const dueAt = this.queuedDueAt(undefined, now);
-    const x = this.sweptRunning(job)
-      .set("status", "queued")
-      .set("token", job.token + 1)
-      .set("dueAt", dueAt)
-      .set("dueShard", dueShard(job.queue, "queued", job.id))
-      .set("history", history)
-      .set("error", error)
-      .set("updatedAt", now)
-      .remove(...RUNNING_ONLY);
-    await this.conditional(job.id, x, "the job changed during the sweep");
-    return { ...stripRunning(job), status: "queued", token: job.token + 1, dueAt, history, error, updatedAt: now };
+    return this.swept(life.reclaim(job, this.clock()));
   }
 
-  /**
-   * Ends a running job as failed: its lease expired with no attempts left, or it ran past its
-   * total runtime limit (counted from its first start, so re-claims never reset it).
-   */
+  /** Ends a running job as failed: lease expired with no attempts left, or past its total runtime limit. */
   async expire(job: RunningJob): Promise<FailedJob> {
-    const now = this.now();
-    const pastRuntime = job.firstStartedAt + job.timeoutMs <= now;
-    const error: JobError = pastRuntime
-      ? {
-          code: "timeout",
-          message: `ran past its total runtime limit of ${Math.round(job.timeoutMs / 1000)} s, counted from its first start at ${iso(job.firstStartedAt)}`,
-        }
-      : {
-          code: "attempts_exhausted",
-          message: `all ${job.maxAttempts} attempts used; the last worker (${job.workerId}) was lost: ${lostMessage(job)}`,
-        };
-    const x = this.sweptRunning(job).set("token", job.token + 1).set("history", closeLast(job.history, now, pastRuntime ? "timeout" : "worker_lost"));
-    this.applyFinished(x, "failed", now).set("error", error);
-    await this.conditional(job.id, x, "the job changed during the sweep");
-    return {
-      ...stripRunning(job),
-      status: "failed",
-      token: job.token + 1,
-      error,
-      finishedAt: now,
-      expiresAt: this.expiresAt(now),
-      updatedAt: now,
-    } as FailedJob;
+    return this.swept(life.expire(job, this.clock()));
   }
 
-  /**
-   * A queued job (waiting out a backoff, or handed back) whose total runtime limit has passed
-   * since its first start: no attempt may begin, so it ends here.
-   */
+  /** A queued job past its total runtime limit since its first start: no attempt may begin. */
   async expireQueued(job: QueuedJob): Promise<FailedJob> {
-    const now = this.now();
-    const error: JobError = {
-      code: "timeout",
-      message: `ran past its total runtime limit of ${Math.round(job.timeoutMs / 1000)} s, counted from its first start at ${iso(job.firstStartedAt ?? job.createdAt)}`,
-    };
-    const x = new Expr().eq("status", "queued").eq("token", job.token);
-    this.applyFinished(x, "failed", now).set("error", error);
-    await this.conditional(job.id, x, "the job changed while it was being expired");
-    return { ...stripQueued(job), status: "failed", error, finishedAt: now, expiresAt: this.expiresAt(now), updatedAt: now };
+    return this.swept(life.expireQueued(job, this.clock()));
   }
 
   /** A cancel that no worker acknowledged within the grace period. */
   async cancelSilent(job: RunningJob): Promise<CancelledJob> {
-    const now = this.now();
-    const error: JobError = {
-      code: "cancelled",
-      message: `cancelled on request; the worker (${job.workerId}) did not acknowledge within the grace period`,
-    };
-    const x = this.sweptRunning(job).set("token", job.token + 1).set("history", closeLast(job.history, now, "cancelled"));
-    this.applyFinished(x, "cancelled", now).set("error", error);
-    await this.conditional(job.id, x, "the job changed during the sweep");
-    return { ...stripRunning(job), status: "cancelled", token: job.token + 1, error, finishedAt: now, expiresAt: this.expiresAt(now), updatedAt: now } as CancelledJob;
+    return this.swept(life.cancelSilent(job, this.clock()));
   }
 
-  /**
-   * A queued job past its start deadline gets a new deadline before its message is sent again;
-   * conditional on the deadline the sweep read, so of two concurrent sweeps only one sends.
-   */
+  /** A queued job past its start deadline gets a new one before its message is sent again; of two sweeps only one sends. */
   async pushStartDeadline(job: QueuedJob): Promise<QueuedJob> {
-    const now = this.now();
-    const dueAt = now + this.startDeadlineMs;
-    const x = new Expr()
-      .set("dueAt", dueAt)
-      .set("updatedAt", now)
-      .eq("status", "queued")
-      .eq("token", job.token)
-      .eq("dueAt", job.dueAt);
-    await this.conditional(job.id, x, "the job changed during the sweep");
-    return { ...job, dueAt, updatedAt: now };
+    return this.swept(life.resend(job, this.clock()));
+  }
+
+  private async swept<J extends Job>(change: Change<J>, recognize: Recognize = "write"): Promise<J> {
+    const w = await this.writer.write(change, recognize);
+    if (w.applied) return w.job;
+    throw new ConflictError("the job changed during the sweep", w.found?.status);
   }
 
   // ─── queries ──────────────────────────────────────────────────────────────────────────────
@@ -614,7 +311,7 @@ export class JobStore {
       ),
     );
     const jobs = results
-      .flatMap((r) => (r.Items ?? []).map(toJob))
+      .flatMap((r) => (r.Items ?? []).map((it) => toJob(it)))
       .filter((j): j is QueuedJob | RunningJob => j.status === "queued" || j.status === "running")
       .sort((a, b) => a.dueAt - b.dueAt);
     return {
@@ -741,85 +438,6 @@ export class JobStore {
     // A job deleted by TTL between the index read and this read simply drops out of the page.
     return ids.map((id) => byId.get(id)).filter((j): j is Job => j !== undefined);
   }
-
-  // ─── building blocks ──────────────────────────────────────────────────────────────────────
-
-  private fenced(lease: Lease): Expr {
-    return new Expr().eq("token", lease.token).eq("status", "running");
-  }
-
-  private sweptRunning(job: RunningJob): Expr {
-    return new Expr().eq("status", "running").eq("token", job.token).eq("leaseExpiresAt", job.leaseExpiresAt);
-  }
-
-  private finish(lease: Lease, status: "succeeded" | "failed" | "cancelled", now: number, outcome: Outcome, unfenced = false): Expr {
-    const x = (unfenced ? new Expr() : this.fenced(lease)).set("history", closeLast(lease.job.history, now, outcome));
-    return this.applyFinished(x, status, now);
-  }
-
-  /** A finished job leaves the due index (sparse) and gets its TTL. */
-  private applyFinished(x: Expr, status: "succeeded" | "failed" | "cancelled", now: number): Expr {
-    return x
-      .set("status", status)
-      .set("finishedAt", now)
-      .set("expiresAt", this.expiresAt(now))
-      .set("updatedAt", now)
-      .remove("dueAt", "dueShard", "runAt", ...RUNNING_ONLY);
-  }
-
-  private finishedView(lease: Lease, _x: Expr, fields: Record<string, unknown>): Job {
-    const now = fields.finishedAt as number;
-    return {
-      ...stripRunning(lease.job),
-      history: closeLast(lease.job.history, now, (fields.status as Outcome) ?? null),
-      ...fields,
-      expiresAt: this.expiresAt(now),
-      updatedAt: now,
-    } as unknown as Job;
-  }
-
-  private expiresAt(now: number): number {
-    return Math.floor(now / 1000) + this.retentionDays * 24 * 3600;
-  }
-
-  private addReport(x: Expr, report: Report): void {
-    if (report.progress !== undefined) x.set("progress", report.progress);
-    if (report.checkpoint !== undefined) {
-      checkSize("the checkpoint", report.checkpoint, LIMITS.maxCheckpointBytes);
-      x.set("checkpoint", report.checkpoint);
-    }
-  }
-
-  private async update(id: string, x: Expr, returnValues?: "ALL_NEW"): Promise<Record<string, unknown> | undefined> {
-    const out = await this.db.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { id },
-        ...x.params(),
-        ...(returnValues ? { ReturnValues: returnValues } : {}),
-      }),
-    );
-    return out.Attributes;
-  }
-
-  private async fencedUpdate(lease: Lease, x: Expr, returnValues?: "ALL_NEW"): Promise<Record<string, unknown> | undefined> {
-    try {
-      return await this.update(lease.jobId, x, returnValues);
-    } catch (e) {
-      if (!isConditionFailure(e)) throw e;
-      const job = await this.get(lease.jobId);
-      throw new LeaseLostError(lease.jobId, describeLoss(job, lease));
-    }
-  }
-
-  private async conditional(id: string, x: Expr, message: string): Promise<void> {
-    try {
-      await this.update(id, x);
-    } catch (e) {
-      if (isConditionFailure(e)) throw new ConflictError(message);
-      throw e;
-    }
-  }
 }
 
 /**
@@ -832,42 +450,8 @@ const unsafeUnfencedSucceed = (): boolean => process.env.WARDEN_UNSAFE_UNFENCED_
 
 // ─── helpers ────────────────────────────────────────────────────────────────────────────────
 
-/** Fields only a running job has; removed when it leaves `running`. */
-const RUNNING_ONLY = ["startedAt", "heartbeatAt", "leaseExpiresAt", "workerId", "cancelRequested", "cancelRequestedAt"];
-
-function stripRunning<T extends Job>(job: T): Omit<T, "status"> & Record<string, unknown> {
-  const copy: Record<string, unknown> = { ...job };
-  for (const k of [...RUNNING_ONLY, "dueAt", "runAt"]) delete copy[k];
-  return copy as Omit<T, "status">;
-}
-
-function stripQueued(job: QueuedJob): Omit<QueuedJob, "status" | "dueAt" | "runAt"> {
-  const { dueAt: _d, runAt: _r, status: _s, ...rest } = job;
-  return rest;
-}
-
-function reportFields(report: Report | undefined): Partial<Pick<Job, "progress" | "checkpoint">> {
-  return {
-    ...(report?.progress !== undefined ? { progress: report.progress } : {}),
-    ...(report?.checkpoint !== undefined ? { checkpoint: report.checkpoint } : {}),
-  };
-}
-
-function closeLast(history: AttemptRecord[], now: number, outcome: Outcome | null): AttemptRecord[] {
-  if (!history.length || outcome === null) return history;
-  const last = history[history.length - 1]!;
-  if (last.endedAt !== null) return history;
-  return [...history.slice(0, -1), { ...last, endedAt: now, outcome }];
-}
-
-const bounded = (history: AttemptRecord[]): AttemptRecord[] => history.slice(-LIMITS.historyEntries);
-
-const createdKey = (createdAt: number, id: string): string => `${new Date(createdAt).toISOString()}#${id}`;
-
-const iso = (ms: number): string => new Date(ms).toISOString();
-
-function lostMessage(job: RunningJob): string {
-  return `no heartbeat from worker ${job.workerId} since ${iso(job.heartbeatAt)}; its lease expired at ${iso(job.leaseExpiresAt)}`;
+function leaseOf(job: RunningJob, leaseMs: number): Lease {
+  return { jobId: job.id, token: job.token, workerId: job.workerId, leaseMs, runtimeDeadline: life.runtimeDeadline(job, job.startedAt), job };
 }
 
 function describeLoss(job: Job | undefined, lease: Lease): string {
@@ -877,8 +461,21 @@ function describeLoss(job: Job | undefined, lease: Lease): string {
   return "the job changed";
 }
 
-function assertTransition(name: TransitionName, from: Status): void {
-  if (!canTransition(name, from)) throw new ConflictError(`cannot ${name} a ${from} job`, from);
+/** A value DynamoDB could not hold is refused before any write, with where and why. */
+export function checkStorable(what: string, value: unknown): void {
+  const why = unstorable(value, what);
+  if (why) throw new StoreRejectedError(`${why}; return plain JSON`);
+}
+
+/** A checkpoint is bounded on its own, must be plain JSON, and must fit the job's item with everything else. */
+export function checkCheckpoint(value: unknown, job: Job): void {
+  checkSize("the checkpoint", value, LIMITS.maxCheckpointBytes);
+  checkStorable("the checkpoint", value);
+  checkFits(job, { checkpoint: value }, "the checkpoint");
+}
+
+function checkReport(report: Report | undefined, job: Job): void {
+  if (report?.checkpoint !== undefined) checkCheckpoint(report.checkpoint, job);
 }
 
 const ignoreConflict = (e: unknown): void => {
@@ -899,13 +496,8 @@ function validateNewJob(spec: NewJob): void {
     throw new ValidationError(`idempotencyKey must be 1 to ${LIMITS.maxIdempotencyKeyChars} characters`);
   }
   checkSize("the input", spec.input, LIMITS.maxInputBytes);
-}
-
-export function toJob(item: Record<string, unknown>): Job {
-  const copy: Record<string, unknown> = { ...item };
-  for (const k of INDEX_ONLY) delete copy[k];
-  if (!Array.isArray(copy.history)) copy.history = [];
-  return copy as unknown as Job;
+  const why = unstorable(spec.input, "the input");
+  if (why) throw new ValidationError(why);
 }
 
 export function encodeCursor(createdKey: string): string {

@@ -9,6 +9,7 @@ import type { QueueName } from "./config.js";
 import { ConflictError, errorMessage } from "./errors.js";
 import type { Job, QueuedJob, RunningJob } from "./job.js";
 import type { Services } from "./services.js";
+import type { SweeperStore } from "./store-ports.js";
 
 export type SweepAction = "reclaimed" | "failedExhausted" | "failedTimeout" | "cancelled" | "resent" | "skipped";
 export const SWEEP_ACTIONS: readonly SweepAction[] = ["reclaimed", "failedExhausted", "failedTimeout", "cancelled", "resent", "skipped"];
@@ -63,7 +64,7 @@ export function plan(job: QueuedJob | RunningJob, now: number): Plan {
   return { do: "wait", job };
 }
 
-type SweepServices = Pick<Services, "store" | "queue" | "metrics" | "now">;
+type SweepServices = Pick<Services, "queue" | "metrics" | "now"> & { store: SweeperStore };
 
 const DEFAULTS: Required<SweeperOptions> = { pageSize: 100, maxPages: 10, budgetMs: 5_000, concurrency: 8 };
 

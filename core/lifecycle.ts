@@ -1,0 +1,414 @@
+/**
+ * The job lifecycle as data: from the state a write read (or a worker's lease holds) and an
+ * event, each function here computes the next state and the condition the write needs. Nothing
+ * here does I/O; `store.ts` turns a Change into one conditional write and returns what it wrote.
+ * Every change is checked against the one table of transitions in job.ts, so a new state (a
+ * parent waiting for its children, a job parked behind a limit) is a new row and a new function
+ * here, not a new code path in the store.
+ *
+ * Conditions (`Guard`):
+ * - `absent`: the id must be new (create);
+ * - `version`: decided from a read, so nothing may have changed since (claims, the sweeper, the
+ *   API's cancel and retry): every write bumps the version, so no decision made on an older read
+ *   can land (no ABA through cancel, retry or a heartbeat);
+ * - `fence`: a worker's write under its lease: the job must still be running under its token.
+ */
+import { LIMITS, TIMINGS, type QueueName } from "./config.js";
+import {
+  canTransition,
+  isTerminal,
+  type AttemptRecord,
+  type CancelledJob,
+  type FailedJob,
+  type Job,
+  type JobError,
+  type Outcome,
+  type Progress,
+  type QueuedJob,
+  type RunningJob,
+  type SucceededJob,
+  type TransitionName,
+  TRANSITIONS,
+} from "./job.js";
+
+export interface Clock {
+  now: number;
+  startDeadlineMs: number;
+  cancelGraceMs: number;
+  retentionDays: number;
+}
+
+export type Guard = { kind: "absent" } | { kind: "version"; version: number } | { kind: "fence"; token: number };
+
+/** One transition, ready to be written: the state it assumed, the state it writes, and its condition. */
+export interface Change<J extends Job = Job> {
+  transition: TransitionName;
+  /** What the writer believes is stored (a read, or the lease's view); absent for a create. */
+  prev?: Job;
+  next: J;
+  guard: Guard;
+}
+
+/** What a worker carries on a heartbeat or a final write; undefined fields are left as they are. */
+export interface Report {
+  progress?: Progress;
+  checkpoint?: unknown;
+}
+
+export type ClaimRefusal =
+  | "not_found"
+  | "finished"
+  | "leased"
+  | "not_due"
+  | "attempts_exhausted"
+  | "timed_out"
+  | "cancel_requested"
+  /** The job waits on another queue: its doorbell belongs there (a duplicate, a redrive, a move to `large`). */
+  | "wrong_queue";
+
+export type Decision<J extends Job> = { ok: true; change: Change<J> } | { ok: false; reason: string; message: string };
+
+// ─── shared rules ───────────────────────────────────────────────────────────────────────────
+
+/**
+ * When a queued job counts as stuck: its start deadline after it becomes runnable. A runAt
+ * further out than SQS can delay a message is simply due at runAt: the sweeper sends it then.
+ */
+export function queuedDueAt(runAt: number | undefined, c: Clock): number {
+  const start = runAt !== undefined && runAt > c.now ? runAt : c.now;
+  if (start - c.now > TIMINGS.maxMessageDelaySeconds * 1000) return start;
+  return start + c.startDeadlineMs;
+}
+
+/** The total runtime limit, counted from the first start and never reset by a re-claim (invariant 5). */
+export const runtimeDeadline = (job: { firstStartedAt?: number; timeoutMs: number }, now: number): number =>
+  (job.firstStartedAt ?? now) + job.timeoutMs;
+
+/** The earliest moment the sweeper must look at a running job: lease end, runtime limit, or cancel grace. */
+export function runningDueAt(job: RunningJob, leaseExpiresAt: number, c: Clock): number {
+  const cancelAt = job.cancelRequestedAt !== undefined ? job.cancelRequestedAt + c.cancelGraceMs : Infinity;
+  return Math.min(leaseExpiresAt, runtimeDeadline(job, c.now), cancelAt);
+}
+
+export const expiresAt = (c: Clock): number => Math.floor(c.now / 1000) + c.retentionDays * 24 * 3600;
+
+function closeLast(history: AttemptRecord[], now: number, outcome: Outcome | null): AttemptRecord[] {
+  if (!history.length || outcome === null) return history;
+  const last = history[history.length - 1]!;
+  if (last.endedAt !== null) return history;
+  return [...history.slice(0, -1), { ...last, endedAt: now, outcome }];
+}
+
+const bounded = (history: AttemptRecord[]): AttemptRecord[] => history.slice(-LIMITS.historyEntries);
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+const lostMessage = (job: RunningJob): string =>
+  `no heartbeat from worker ${job.workerId} since ${iso(job.heartbeatAt)}; its lease expired at ${iso(job.leaseExpiresAt)}`;
+
+/** The fields every job keeps whatever its state: what is left when a state's own fields go. */
+function common(job: Job): Omit<QueuedJob, "status" | "dueAt" | "runAt"> {
+  const { id, owner, type, queue, input, createdAt, updatedAt, attempts, maxAttempts, timeoutMs, token, version, history } = job;
+  return {
+    id,
+    owner,
+    type,
+    queue,
+    input,
+    createdAt,
+    updatedAt,
+    attempts,
+    maxAttempts,
+    timeoutMs,
+    token,
+    version,
+    history,
+    ...(job.firstStartedAt !== undefined ? { firstStartedAt: job.firstStartedAt } : {}),
+    ...(job.progress !== undefined ? { progress: job.progress } : {}),
+    ...(job.checkpoint !== undefined ? { checkpoint: job.checkpoint } : {}),
+    ...(job.error !== undefined ? { error: job.error } : {}),
+    ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
+  };
+}
+
+const withReport = <T extends object>(base: T, r: Report | undefined): T => ({
+  ...base,
+  ...(r?.progress !== undefined ? { progress: r.progress } : {}),
+  ...(r?.checkpoint !== undefined ? { checkpoint: r.checkpoint } : {}),
+});
+
+/** Builds a change after checking it against the transition table. */
+function change<J extends Job>(transition: TransitionName, prev: Job | undefined, next: J, guard: Guard): Change<J> {
+  if (!canTransition(transition, prev?.status) || next.status !== TRANSITION_TARGET[transition]) {
+    throw new Error(`lifecycle: ${transition} cannot take a job from ${prev?.status ?? "nothing"} to ${next.status}`);
+  }
+  return { transition, ...(prev ? { prev } : {}), next: { ...next, version: (prev?.version ?? 0) + 1 }, guard };
+}
+
+const TRANSITION_TARGET = Object.fromEntries(Object.entries(TRANSITIONS).map(([k, t]) => [k, t.to])) as Record<TransitionName, Job["status"]>;
+
+const read = (job: Job): Guard => ({ kind: "version", version: job.version });
+const fence = (job: RunningJob): Guard => ({ kind: "fence", token: job.token });
+
+/** A finished job leaves the due index (sparse) and gets its TTL. */
+function finished<S extends "succeeded" | "failed" | "cancelled">(job: Job, status: S, c: Clock, history: AttemptRecord[]) {
+  return { ...common(job), status, history, finishedAt: c.now, expiresAt: expiresAt(c), updatedAt: c.now };
+}
+
+// ─── create ─────────────────────────────────────────────────────────────────────────────────
+
+export interface NewJob {
+  owner: string;
+  type: string;
+  queue: QueueName;
+  input: unknown;
+  maxAttempts: number;
+  timeoutMs: number;
+  runAt?: number;
+  idempotencyKey?: string;
+}
+
+export function create(spec: NewJob, id: string, c: Clock): Change<QueuedJob> {
+  const job: QueuedJob = {
+    id,
+    owner: spec.owner,
+    type: spec.type,
+    queue: spec.queue,
+    status: "queued",
+    input: spec.input ?? null,
+    createdAt: c.now,
+    updatedAt: c.now,
+    attempts: 0,
+    maxAttempts: spec.maxAttempts,
+    timeoutMs: spec.timeoutMs,
+    token: 0,
+    version: 0,
+    history: [],
+    ...(spec.runAt !== undefined && spec.runAt > c.now ? { runAt: spec.runAt } : {}),
+    ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
+    dueAt: queuedDueAt(spec.runAt, c),
+  };
+  return change("create", undefined, job, { kind: "absent" });
+}
+
+// ─── claim ──────────────────────────────────────────────────────────────────────────────────
+
+/** Why `job` cannot be claimed now, or undefined when it can. */
+export function claimRefusal(job: Job | undefined, c: Clock, queue?: QueueName): ClaimRefusal | undefined {
+  if (!job) return "not_found";
+  if (isTerminal(job.status)) return "finished";
+  if (job.status === "running") {
+    if (job.leaseExpiresAt >= c.now) return "leased";
+    if (job.cancelRequested) return "cancel_requested";
+  }
+  if (queue !== undefined && job.queue !== queue) return "wrong_queue";
+  if (job.status === "queued" && job.runAt !== undefined && job.runAt > c.now) return "not_due";
+  if (job.firstStartedAt !== undefined && runtimeDeadline(job, c.now) <= c.now) return "timed_out";
+  if (job.attempts >= job.maxAttempts) return "attempts_exhausted";
+  return undefined;
+}
+
+/**
+ * A queued job whose runAt has come, or a running job whose lease expired, becomes this worker's:
+ * a new attempt under a new fencing token. `queue` is where the doorbell was heard.
+ */
+export function claim(prev: Job | undefined, o: { workerId: string; leaseMs: number; queue?: QueueName }, c: Clock): Decision<RunningJob> {
+  const refusal = claimRefusal(prev, c, o.queue);
+  if (refusal || !prev || (prev.status !== "queued" && prev.status !== "running")) {
+    return { ok: false, reason: refusal ?? "finished", message: `the job cannot be claimed: ${refusal}` };
+  }
+  const firstStartedAt = prev.firstStartedAt ?? c.now;
+  const attempt = prev.attempts + 1;
+  const history = closeLast(prev.history, c.now, prev.status === "running" ? "worker_lost" : null);
+  const leaseExpiresAt = c.now + o.leaseMs;
+  const next: RunningJob = {
+    ...common(prev),
+    status: "running",
+    attempts: attempt,
+    token: prev.token + 1,
+    firstStartedAt,
+    startedAt: c.now,
+    heartbeatAt: c.now,
+    leaseExpiresAt,
+    workerId: o.workerId,
+    dueAt: Math.min(leaseExpiresAt, firstStartedAt + prev.timeoutMs),
+    updatedAt: c.now,
+    history: bounded([...history, { attempt, worker: o.workerId, startedAt: c.now, endedAt: null, outcome: null }]),
+  };
+  return { ok: true, change: change("claim", prev, next, read(prev)) };
+}
+
+// ─── a worker's writes under its lease ──────────────────────────────────────────────────────
+
+/** Renews the lease and carries the coalesced progress and checkpoint. */
+export function beat(job: RunningJob, o: { leaseMs: number; report?: Report }, c: Clock): Change<RunningJob> {
+  const leaseExpiresAt = c.now + o.leaseMs;
+  const next: RunningJob = withReport({ ...job, heartbeatAt: c.now, leaseExpiresAt, dueAt: runningDueAt(job, leaseExpiresAt, c), updatedAt: c.now }, o.report);
+  return change("beat", job, next, fence(job));
+}
+
+export function succeed(job: RunningJob, o: { result: unknown; report?: Report }, c: Clock): Change<SucceededJob> {
+  const { error: _e, ...base } = withReport(finished(job, "succeeded", c, closeLast(job.history, c.now, "succeeded")), o.report);
+  return change("succeed", job, { ...base, result: o.result ?? null }, fence(job));
+}
+
+export interface FailOptions {
+  retryable: boolean;
+  backoffMs?: number;
+  /** A job that ran out of memory moves to the large queue. */
+  queue?: QueueName;
+  report?: Report;
+}
+
+/**
+ * A failed attempt. With `retryable` and attempts left (and the runtime limit not reached) the
+ * job is queued again after `backoffMs`; otherwise it ends failed, `attempts_exhausted` when its
+ * budget ran out.
+ */
+export function fail(job: RunningJob, error: JobError, o: FailOptions, c: Clock): Change<QueuedJob | FailedJob> {
+  const attemptsLeft = job.attempts < job.maxAttempts;
+  const pastRuntime = c.now >= runtimeDeadline(job, c.now);
+  if (o.retryable && attemptsLeft && !pastRuntime) {
+    return requeue(job, "failRetry", c, { outcome: "retried", attempts: job.attempts, runAt: c.now + (o.backoffMs ?? 0), error, queue: o.queue ?? job.queue, report: o.report });
+  }
+  const final: JobError =
+    o.retryable && !attemptsLeft
+      ? { code: "attempts_exhausted", message: `all ${job.maxAttempts} attempts failed; the last: ${error.message}` }
+      : o.retryable && pastRuntime
+        ? { code: "timeout", message: `total runtime limit of ${Math.round(job.timeoutMs / 1000)} s reached; the last attempt: ${error.message}` }
+        : error;
+  const next: FailedJob = { ...withReport(finished(job, "failed", c, closeLast(job.history, c.now, "failed")), o.report), error: final };
+  return change("failFinal", job, next, fence(job));
+}
+
+/**
+ * Hands the job back without spending an attempt (shutdown, Lambda deadline, soft limit with a
+ * checkpoint) so another worker resumes it. `spendAttempt` keeps the attempt spent, for a
+ * hand-back that made no progress; spending the last one ends the job, since a queued job with no
+ * attempts left could never be claimed again.
+ */
+export function release(
+  job: RunningJob,
+  o: { report?: Report; queue?: QueueName; spendAttempt?: boolean; error?: JobError },
+  c: Clock,
+): Change<QueuedJob | FailedJob> {
+  if (o.spendAttempt && job.attempts >= job.maxAttempts) {
+    const error = o.error ?? { code: "timeout" as const, message: "the last attempt was handed back without progress" };
+    return fail(job, error, { retryable: true, ...(o.report ? { report: o.report } : {}) }, c);
+  }
+  return requeue(job, "release", c, {
+    outcome: "released",
+    attempts: o.spendAttempt ? job.attempts : job.attempts - 1,
+    error: o.error,
+    queue: o.queue ?? job.queue,
+    report: o.report,
+  });
+}
+
+function requeue(
+  job: RunningJob,
+  transition: "failRetry" | "release",
+  c: Clock,
+  o: { outcome: Outcome; attempts: number; runAt?: number; error?: JobError; queue: QueueName; report?: Report | undefined },
+): Change<QueuedJob> {
+  const runAt = o.runAt !== undefined && o.runAt > c.now ? o.runAt : undefined;
+  const next: QueuedJob = withReport(
+    {
+      ...common(job),
+      status: "queued",
+      attempts: o.attempts,
+      queue: o.queue,
+      ...(runAt !== undefined ? { runAt } : {}),
+      dueAt: queuedDueAt(runAt, c),
+      history: closeLast(job.history, c.now, o.outcome),
+      updatedAt: c.now,
+      ...(o.error ? { error: o.error } : {}),
+    },
+    o.report,
+  );
+  return change(transition, job, next, fence(job));
+}
+
+/** The worker saw the cancel request and stopped. */
+export function acknowledgeCancel(job: RunningJob, o: { report?: Report }, c: Clock): Change<CancelledJob> {
+  const error: JobError = { code: "cancelled", message: "cancelled on request; the worker stopped" };
+  return change("cancelRunning", job, { ...withReport(finished(job, "cancelled", c, closeLast(job.history, c.now, "cancelled")), o.report), error }, fence(job));
+}
+
+// ─── requests from callers ──────────────────────────────────────────────────────────────────
+
+/**
+ * A queued job is cancelled at once; a running one is marked, and its worker stops when its next
+ * heartbeat sees the mark (or the sweeper cancels it after the grace period). Undefined change:
+ * already requested, nothing to write.
+ */
+export function requestCancel(prev: Job, c: Clock): Decision<CancelledJob | RunningJob> | { ok: true; change: undefined } {
+  if (prev.status === "queued") {
+    const error: JobError = { code: "cancelled", message: "cancelled on request before it started" };
+    return { ok: true, change: change("cancelQueued", prev, { ...finished(prev, "cancelled", c, prev.history), error }, read(prev)) };
+  }
+  if (prev.status === "running") {
+    if (prev.cancelRequested) return { ok: true, change: undefined };
+    const next: RunningJob = { ...prev, cancelRequested: true, cancelRequestedAt: c.now, dueAt: Math.min(prev.dueAt, c.now + c.cancelGraceMs), updatedAt: c.now };
+    return { ok: true, change: change("requestCancel", prev, next, read(prev)) };
+  }
+  return { ok: false, reason: prev.status, message: `job ${prev.id} has already finished (${prev.status}); there is nothing to cancel` };
+}
+
+/** A failed or cancelled job queued again with a fresh attempt budget and runtime clock, keeping its history. */
+export function retry(prev: Job, c: Clock): Decision<QueuedJob> {
+  if (prev.status !== "failed" && prev.status !== "cancelled") {
+    return { ok: false, reason: prev.status, message: `only failed or cancelled jobs can be retried; job ${prev.id} is ${prev.status}` };
+  }
+  const { firstStartedAt: _f, ...base } = common(prev);
+  const next: QueuedJob = { ...base, status: "queued", attempts: 0, dueAt: queuedDueAt(undefined, c), updatedAt: c.now };
+  return { ok: true, change: change("retry", prev, next, read(prev)) };
+}
+
+// ─── the sweeper's repairs, each decided from what the sweep read ───────────────────────────
+
+/** A running job whose lease expired: back to queued keeping its checkpoint, or failed when it has no attempts left. */
+export function reclaim(prev: RunningJob, c: Clock): Change<QueuedJob | FailedJob> {
+  if (prev.attempts >= prev.maxAttempts) return expire(prev, c);
+  const next: QueuedJob = {
+    ...common(prev),
+    status: "queued",
+    token: prev.token + 1,
+    dueAt: queuedDueAt(undefined, c),
+    history: closeLast(prev.history, c.now, "worker_lost"),
+    error: { code: "worker_lost", message: lostMessage(prev) },
+    updatedAt: c.now,
+  };
+  return change("reclaim", prev, next, read(prev));
+}
+
+/** Ends a running job as failed: its lease expired with no attempts left, or it ran past its total runtime limit. */
+export function expire(prev: RunningJob, c: Clock): Change<FailedJob> {
+  const pastRuntime = runtimeDeadline(prev, c.now) <= c.now;
+  const error: JobError = pastRuntime
+    ? { code: "timeout", message: `ran past its total runtime limit of ${Math.round(prev.timeoutMs / 1000)} s, counted from its first start at ${iso(prev.firstStartedAt)}` }
+    : { code: "attempts_exhausted", message: `all ${prev.maxAttempts} attempts used; the last worker (${prev.workerId}) was lost: ${lostMessage(prev)}` };
+  const next: FailedJob = { ...finished(prev, "failed", c, closeLast(prev.history, c.now, pastRuntime ? "timeout" : "worker_lost")), token: prev.token + 1, error };
+  return change("expire", prev, next, read(prev));
+}
+
+/** A queued job (in backoff, or handed back) past its total runtime limit: no attempt may begin. */
+export function expireQueued(prev: QueuedJob, c: Clock): Change<FailedJob> {
+  const error: JobError = {
+    code: "timeout",
+    message: `ran past its total runtime limit of ${Math.round(prev.timeoutMs / 1000)} s, counted from its first start at ${iso(prev.firstStartedAt ?? prev.createdAt)}`,
+  };
+  return change("expireQueued", prev, { ...finished(prev, "failed", c, prev.history), error }, read(prev));
+}
+
+/** A cancel that no worker acknowledged within the grace period. */
+export function cancelSilent(prev: RunningJob, c: Clock): Change<CancelledJob> {
+  const error: JobError = { code: "cancelled", message: `cancelled on request; the worker (${prev.workerId}) did not acknowledge within the grace period` };
+  const next: CancelledJob = { ...finished(prev, "cancelled", c, closeLast(prev.history, c.now, "cancelled")), token: prev.token + 1, error };
+  return change("cancelRunning", prev, next, read(prev));
+}
+
+/** A queued job past its start deadline gets a new deadline before its doorbell rings again. */
+export function resend(prev: QueuedJob, c: Clock): Change<QueuedJob> {
+  return change("resend", prev, { ...prev, dueAt: c.now + c.startDeadlineMs, updatedAt: c.now }, read(prev));
+}

@@ -1,0 +1,215 @@
+/**
+ * The one adapter from a lifecycle Change (core/lifecycle.ts) to DynamoDB: one conditional write
+ * that sets exactly what changed, answers the state DynamoDB stored (ReturnValues ALL_NEW, so
+ * what is returned and what is stored cannot drift apart), and recognizes its own write.
+ *
+ * Own-write recognition (invariant 9): the network loses replies to writes DynamoDB applied, and
+ * the SDK resends them; the resend then fails its condition (the version or the state moved, by
+ * our own hand). So every write carries a fresh nonce (`lastWrite`; a claim also as `claimId`,
+ * a create as `origin`, which later writes do not overwrite), and after a condition failure the
+ * adapter reads the item again: if it carries the nonce, the write was ours and landed, and it
+ * answers as if the reply had arrived.
+ *
+ * Inputs: a Change and how to recognize it. Output: `{applied: true, job}` (the stored state) or
+ * `{applied: false, found}` (the state that refused it). Throws StoreRejectedError for a write
+ * DynamoDB refuses for good, TooLargeError before sending an item over DynamoDB's limit.
+ */
+import { randomUUID } from "node:crypto";
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { TooLargeError, StoreRejectedError } from "./errors.js";
+import { Expr, isConditionFailure } from "./expr.js";
+import { ITEM_BUDGET_BYTES, ITEM_LIMIT_BYTES, itemBytes } from "./item-size.js";
+import type { Job } from "./job.js";
+import type { Change } from "./lifecycle.js";
+import { dueShard } from "./shards.js";
+
+/** Which stored attribute proves a write was ours: creates and claims keep theirs past later writes. */
+export type Recognize = "origin" | "claim" | "write";
+const NONCE_ATTR: Record<Recognize, string> = { origin: "origin", claim: "claimId", write: "lastWrite" };
+
+/** Attributes only the store reads (indexes, nonces); they never leave it. */
+export const STORE_ONLY = ["dueShard", "createdKey", "lastWrite", "claimId", "origin"] as const;
+
+/** Every attribute a job may lack in some state: a write that changes the state removes those the new state has not. */
+const OPTIONAL = [
+  "runAt",
+  "dueAt",
+  "dueShard",
+  "firstStartedAt",
+  "startedAt",
+  "heartbeatAt",
+  "leaseExpiresAt",
+  "workerId",
+  "cancelRequested",
+  "cancelRequestedAt",
+  "finishedAt",
+  "expiresAt",
+  "result",
+  "error",
+  "progress",
+  "checkpoint",
+] as const;
+
+export interface WriteOptions {
+  writeId?: string;
+  /** Bounds the call, the SDK's retries included. */
+  timeoutMs?: number;
+}
+
+export type WriteResult<J extends Job> = { applied: true; job: J } | { applied: false; found: Job | undefined };
+
+export const createdKey = (createdAt: number, id: string): string => `${new Date(createdAt).toISOString()}#${id}`;
+
+/** The stored form of a job: the job's own fields plus what the indexes need. */
+export function itemOf(job: Job): Record<string, unknown> {
+  const item: Record<string, unknown> = { ...job };
+  if (job.status === "queued" || job.status === "running") item.dueShard = dueShard(job.queue, job.status, job.id);
+  return item;
+}
+
+/** A stored item as a job: store-only attributes dropped, defaults for items older than them. */
+export function toJob(item: Record<string, unknown>): Job {
+  const copy: Record<string, unknown> = { ...item };
+  for (const k of STORE_ONLY) delete copy[k];
+  if (!Array.isArray(copy.history)) copy.history = [];
+  if (typeof copy.version !== "number") copy.version = 0;
+  return copy as unknown as Job;
+}
+
+export class ChangeWriter {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+    /** TEST-ONLY: drops the condition from `succeed` (see unsafeUnfencedSucceed in store.ts). */
+    private readonly unfencedSucceed: () => boolean = () => false,
+  ) {}
+
+  async read(id: string, timeoutMs?: number): Promise<Record<string, unknown> | undefined> {
+    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id }, ConsistentRead: true }), bound(timeoutMs));
+    return out.Item;
+  }
+
+  /**
+   * `o.writeId` is the nonce: a caller that retries the same logical write (the completer of an
+   * attempt's last write) passes the same one each time, so an earlier try that landed is still
+   * recognized as its own.
+   */
+  async write<J extends Job>(c: Change<J>, recognize: Recognize, o: WriteOptions = {}): Promise<WriteResult<J>> {
+    const nonce = o.writeId ?? randomUUID();
+    const timeoutMs = o.timeoutMs;
+    const extra: Record<string, unknown> = { lastWrite: nonce, ...(recognize === "write" ? {} : { [NONCE_ATTR[recognize]]: nonce }) };
+    try {
+      if (c.guard.kind === "absent") return { applied: true, job: await this.put(c, extra, timeoutMs) };
+      return { applied: true, job: await this.update(c, extra, timeoutMs) };
+    } catch (e) {
+      if (!isConditionFailure(e)) throw asPermanent(e);
+    }
+    const stored = await this.read(c.next.id, timeoutMs);
+    if (stored && stored[NONCE_ATTR[recognize]] === nonce) return { applied: true, job: toJob(stored) as J };
+    return { applied: false, found: stored ? toJob(stored) : undefined };
+  }
+
+  private async put<J extends Job>(c: Change<J>, extra: Record<string, unknown>, timeoutMs?: number): Promise<J> {
+    const item = { ...itemOf(c.next), createdKey: createdKey(c.next.createdAt, c.next.id), ...extra };
+    checkItemSize(item);
+    const x = new Expr().when("attribute_not_exists(#id)");
+    x.name("id");
+    await this.db.send(new PutCommand({ TableName: this.table, Item: item, ...x.params() }), bound(timeoutMs));
+    return c.next;
+  }
+
+  private async update<J extends Job>(c: Change<J>, extra: Record<string, unknown>, timeoutMs?: number): Promise<J> {
+    const next = itemOf(c.next);
+    checkItemSize({ ...(c.prev ? itemOf(c.prev) : {}), ...next, ...extra });
+    const x = diff(c, next);
+    for (const [k, v] of Object.entries(extra)) x.set(k, v);
+    x.add("version", 1);
+    this.condition(c, x);
+    const out = await this.db.send(
+      new UpdateCommand({ TableName: this.table, Key: { id: c.next.id }, ...x.params(), ReturnValues: "ALL_NEW" }),
+      bound(timeoutMs),
+    );
+    return toJob(out.Attributes ?? {}) as J;
+  }
+
+  private condition(c: Change, x: Expr): void {
+    const g = c.guard;
+    if (c.transition === "succeed" && this.unfencedSucceed()) return;
+    if (g.kind === "fence") {
+      x.eq("token", g.token).eq("status", "running");
+    } else if (g.kind === "version") {
+      // Items written before versions existed count as version 0.
+      if (g.version === 0) x.when(`attribute_not_exists(${x.name("version")}) OR ${x.name("version")} = ${x.value(0)}`);
+      else x.eq("version", g.version);
+    }
+  }
+}
+
+/**
+ * SET what differs from what the writer believes is stored; REMOVE what the new state lacks. A
+ * write that leaves the state removes every optional attribute the new state has not (a worker's
+ * view may miss a cancel mark someone else added); one that stays in its state (a heartbeat)
+ * removes only what it knew of, so it never wipes another writer's mark.
+ */
+function diff(c: Change, next: Record<string, unknown>): Expr {
+  const prev = c.prev ? itemOf(c.prev) : {};
+  const x = new Expr();
+  for (const [k, v] of Object.entries(next)) {
+    if (k === "id" || k === "version" || v === undefined) continue;
+    if (!sameValue(prev[k], v)) x.set(k, v);
+  }
+  const leaving = c.prev?.status !== c.next.status;
+  const candidates = leaving || c.guard.kind === "version" ? [...new Set([...OPTIONAL, ...Object.keys(prev)])] : Object.keys(prev);
+  for (const k of candidates) {
+    if (k === "id" || k === "version" || (STORE_ONLY as readonly string[]).includes(k) && k !== "dueShard") continue;
+    if (next[k] === undefined && (leaving || prev[k] !== undefined)) x.remove(k);
+  }
+  return x;
+}
+
+/** Deep equality of plain JSON values, whatever the key order DynamoDB hands back. */
+export function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((v, i) => sameValue(v, (b as unknown[])[i]));
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+/**
+ * Refuses a value (a checkpoint, a result) that would take the job's item past the budget by
+ * DynamoDB's own size rules, while its handler can still hear why.
+ */
+export function checkFits(job: Job, patch: { checkpoint?: unknown; result?: unknown }, what: string): void {
+  const bytes = itemBytes({ ...itemOf(job), ...patch });
+  if (bytes > ITEM_BUDGET_BYTES) {
+    throw new TooLargeError(
+      `${what} would make the job's item ${bytes} bytes by DynamoDB's size rules (input, checkpoint, result and history together); the budget is ${ITEM_BUDGET_BYTES}. Store large data elsewhere (S3) and pass a reference.`,
+      bytes,
+      ITEM_BUDGET_BYTES,
+    );
+  }
+}
+
+function checkItemSize(item: Record<string, unknown>): void {
+  const bytes = itemBytes(item);
+  if (bytes > ITEM_LIMIT_BYTES) {
+    throw new TooLargeError(`the job's item would be ${bytes} bytes by DynamoDB's rules; its limit is ${ITEM_LIMIT_BYTES}`, bytes, ITEM_LIMIT_BYTES);
+  }
+}
+
+/** A per-call time bound on top of the client's own (a heartbeat gets at most a third of its lease). */
+const bound = (timeoutMs: number | undefined) => (timeoutMs !== undefined ? { abortSignal: AbortSignal.timeout(timeoutMs) } : undefined);
+
+/**
+ * DynamoDB's permanent refusals (ValidationException) and the document client's marshalling
+ * errors become StoreRejectedError; anything else (throttles, 5xx, timeouts) stays as it is.
+ */
+function asPermanent(e: unknown): unknown {
+  if (!(e instanceof Error)) return e;
+  const marshalling = /^(Unsupported type passed|Special numeric value|Number .* (greater|lesser) than)/.test(e.message);
+  if (e.name === "ValidationException" || marshalling) return new StoreRejectedError(`DynamoDB refused the write: ${e.message}`);
+  return e;
+}
