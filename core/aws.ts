@@ -12,6 +12,8 @@ export interface Endpoints {
   dynamodb?: string;
   sqs?: string;
   region?: string;
+  /** Overrides both clients' request timeout (AWS_TIMEOUTS): shorter for runs that hang connections on purpose. */
+  requestTimeoutMs?: number;
 }
 
 const local = (endpoint: string | undefined, region: string | undefined) =>
@@ -25,10 +27,11 @@ const local = (endpoint: string | undefined, region: string | undefined) =>
  * times out is retried by the SDK like any transient failure.
  */
 const bounded = (requestMs: number) =>
-  new NodeHttpHandler({ connectionTimeout: AWS_TIMEOUTS.connectMs, requestTimeout: requestMs });
+  // throwOnRequestTimeout: without it the handler only logs a warning when requestTimeout passes.
+  new NodeHttpHandler({ connectionTimeout: AWS_TIMEOUTS.connectMs, requestTimeout: requestMs, throwOnRequestTimeout: true });
 
 export function dynamoClient(e: Endpoints = {}): DynamoDBDocumentClient {
-  const raw = new DynamoDBClient({ ...local(e.dynamodb, e.region), maxAttempts: 3, requestHandler: bounded(AWS_TIMEOUTS.dynamoRequestMs) });
+  const raw = new DynamoDBClient({ ...local(e.dynamodb, e.region), maxAttempts: 3, requestHandler: bounded(e.requestTimeoutMs ?? AWS_TIMEOUTS.dynamoRequestMs) });
   // Numbers are JSON's doubles both ways: a result holding 1e20 is stored (DynamoDB takes 38
   // digits) and read back as the number it was, never as a BigInt that JSON cannot print.
   return DynamoDBDocumentClient.from(raw, {
@@ -39,7 +42,7 @@ export function dynamoClient(e: Endpoints = {}): DynamoDBDocumentClient {
 
 export function sqsClient(e: Endpoints = {}): SQSClient {
   // fauxqs answers with queue URLs on its own host; the SDK must be told the endpoint explicitly.
-  return new SQSClient({ ...local(e.sqs, e.region), maxAttempts: 3, requestHandler: bounded(AWS_TIMEOUTS.sqsRequestMs) });
+  return new SQSClient({ ...local(e.sqs, e.region), maxAttempts: 3, requestHandler: bounded(e.requestTimeoutMs ?? AWS_TIMEOUTS.sqsRequestMs) });
 }
 
 /**

@@ -139,12 +139,14 @@ export const TIMINGS = {
 
 /**
  * Time bounds on every AWS call (invariant 10). A heartbeat is bounded tighter still, to a third
- * of its lease (core/lease.ts). SQS's bound leaves room for a 20 s long poll.
+ * of its lease (core/lease.ts). A long poll gets its wait on top of the bound (core/queue.ts).
  */
 export const AWS_TIMEOUTS = {
   connectMs: 3_000,
   dynamoRequestMs: 10_000,
-  sqsRequestMs: 30_000,
+  sqsRequestMs: 10_000,
+  /** Added to a long poll's WaitTimeSeconds for its own bound. */
+  longPollMarginMs: 10_000,
 } as const;
 
 /** Size and shape bounds, enforced before anything is written. */

@@ -13,7 +13,7 @@ import {
   type Message,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { TIMINGS, type QueueName } from "./config.js";
+import { AWS_TIMEOUTS, TIMINGS, type QueueName } from "./config.js";
 import type { QueueUrls } from "./runtime.js";
 
 export interface JobMessage {
@@ -80,14 +80,17 @@ export class JobQueue implements Doorbell {
   }
 
   async receive(queue: QueueName, opts: { max?: number; waitSeconds?: number; visibilitySeconds?: number; dlq?: boolean } = {}): Promise<ReceivedMessage[]> {
+    const waitSeconds = opts.waitSeconds ?? 20;
     const out = await this.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: opts.dlq ? this.urls[queue].dlq : this.urls[queue].queue,
         MaxNumberOfMessages: Math.min(10, opts.max ?? 10),
-        WaitTimeSeconds: opts.waitSeconds ?? 20,
+        WaitTimeSeconds: waitSeconds,
         ...(opts.visibilitySeconds !== undefined ? { VisibilityTimeout: opts.visibilitySeconds } : {}),
         MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
       }),
+      // The client's request timeout is shorter than a long poll: this call gets the poll's wait on top.
+      { requestTimeout: waitSeconds * 1000 + AWS_TIMEOUTS.longPollMarginMs },
     );
     return (out.Messages ?? []).flatMap((m) => toReceived(m, queue));
   }

@@ -38,6 +38,8 @@ export function loadRuntime(env: Record<string, string | undefined> = process.en
       ...(env.WARDEN_DYNAMODB_ENDPOINT ? { dynamodb: env.WARDEN_DYNAMODB_ENDPOINT } : {}),
       ...(env.WARDEN_SQS_ENDPOINT ? { sqs: env.WARDEN_SQS_ENDPOINT } : {}),
       ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+      // Tighter bounds for runs whose faults hang connections on purpose (the chaos run).
+      ...(env.WARDEN_AWS_REQUEST_TIMEOUT_MS ? { requestTimeoutMs: num(env.WARDEN_AWS_REQUEST_TIMEOUT_MS, 0) } : {}),
     },
     leaseMs: num(env.WARDEN_LEASE_SECONDS, TIMINGS.leaseMs / 1000) * 1000,
     sweepIntervalMs: num(env.WARDEN_SWEEP_INTERVAL_SECONDS, TIMINGS.sweepIntervalMs / 1000) * 1000,

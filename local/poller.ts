@@ -14,7 +14,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { LAMBDA_WORKER } from "../core/config.js";
+import { AWS_TIMEOUTS, LAMBDA_WORKER } from "../core/config.js";
 import { lambdaContext } from "./lambda-context.js";
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | void>;
@@ -117,7 +117,8 @@ export class LambdaPoller {
         MessageSystemAttributeNames: ["All"],
         MessageAttributeNames: ["All"],
       }),
-      { abortSignal: this.receiveAbort.signal },
+      // The client's request timeout is shorter than a long poll: this call gets the poll's wait on top.
+      { abortSignal: this.receiveAbort.signal, requestTimeout: waitSeconds * 1000 + AWS_TIMEOUTS.longPollMarginMs },
     );
     return out.Messages ?? [];
   }
