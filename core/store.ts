@@ -16,12 +16,14 @@ import { unstorable } from "./item-size.js";
 import { STATUSES, type CancelledJob, type FailedJob, type Job, type JobError, type Lease, type QueuedJob, type RunningJob, type Status, type SucceededJob } from "./job.js";
 import * as life from "./lifecycle.js";
 import type { Change, ClaimRefusal, Clock, FailOptions, NewJob, Report } from "./lifecycle.js";
+import { listJobKeys, type ListFilter } from "./listing.js";
 import { allDueShards } from "./shards.js";
 import { ChangeWriter, checkFits, toJob, type Recognize, type WriteOptions } from "./store-write.js";
 
 export type { ClaimRefusal, NewJob, Report } from "./lifecycle.js";
 export { allDueShards, dueShard, shardOf } from "./shards.js";
 export { toJob } from "./store-write.js";
+export { decodeCursor, encodeCursor, type ListFilter } from "./listing.js";
 
 export interface StoreOptions {
   tableName: string;
@@ -36,12 +38,6 @@ export type ClaimResult = { ok: true; lease: Lease } | { ok: false; reason: Clai
 export interface HeartbeatResult {
   job: RunningJob;
   cancelRequested: boolean;
-}
-
-export interface ListFilter {
-  owner?: string;
-  status?: Status;
-  type?: string;
 }
 
 export interface Page {
@@ -354,81 +350,13 @@ export class JobStore {
   }
 
   /**
-   * A page of jobs, newest first. With an owner, that caller's jobs (filtered by status and type
-   * in the query); without one, everybody's (the admin and the dashboard) through the status index.
+   * A page of jobs, newest first: a caller's own (filter.owner) or everybody's (the admin). A
+   * filtered page may hold fewer jobs than `limit`, even none, and still carry a cursor while
+   * DynamoDB has more (core/listing.ts), so a match is never hidden behind a page of others.
    */
   async list(filter: ListFilter, cursor: string | null | undefined, limit: number): Promise<Page> {
-    if (!Number.isInteger(limit) || limit < 1 || limit > LIMITS.listMax) {
-      throw new ValidationError(`limit must be a whole number from 1 to ${LIMITS.listMax}`);
-    }
-    const before = cursor ? decodeCursor(cursor) : undefined;
-    const keys = filter.owner
-      ? await this.queryKeys(TABLE.ownerIndex.name, TABLE.ownerIndex.partitionKey, filter.owner, before, limit, filter)
-      : (
-          await Promise.all(
-            (filter.status ? [filter.status] : STATUSES).map((s) =>
-              this.queryKeys(TABLE.statusIndex.name, TABLE.statusIndex.partitionKey, s, before, limit, filter),
-            ),
-          )
-        ).flat();
-    keys.sort((a, b) => (a.createdKey < b.createdKey ? 1 : -1));
-    const page = keys.slice(0, limit);
-    const jobs = await this.batchGet(page.map((k) => k.id));
-    const more = keys.length > limit || keys.some((k) => k.more);
-    const last = page[page.length - 1];
-    return { jobs, nextCursor: more && last ? encodeCursor(last.createdKey) : null };
-  }
-
-  private async queryKeys(
-    index: string,
-    pkName: string,
-    pk: string,
-    before: string | undefined,
-    limit: number,
-    filter: ListFilter,
-  ): Promise<{ id: string; createdKey: string; more: boolean }[]> {
-    const names: Record<string, string> = { "#p": pkName };
-    const values: Record<string, unknown> = { ":p": pk };
-    const filters: string[] = [];
-    if (filter.owner && filter.status) {
-      names["#s"] = "status";
-      values[":s"] = filter.status;
-      filters.push("#s = :s");
-    }
-    if (filter.type) {
-      names["#t"] = "type";
-      values[":t"] = filter.type;
-      filters.push("#t = :t");
-    }
-    if (before) {
-      names["#k"] = "createdKey";
-      values[":before"] = before;
-    }
-    const found: { id: string; createdKey: string; more: boolean }[] = [];
-    let start: Record<string, unknown> | undefined;
-    // Filters apply after the read, so keep reading pages until the page is full; bounded so a
-    // sparse filter cannot turn one request into a table-sized read.
-    for (let page = 0; page < 10 && found.length < limit; page++) {
-      const r = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: index,
-          KeyConditionExpression: before ? "#p = :p AND #k < :before" : "#p = :p",
-          ...(filters.length ? { FilterExpression: filters.join(" AND ") } : {}),
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ScanIndexForward: false,
-          Limit: limit + 1,
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      for (const it of r.Items ?? []) found.push({ id: it.id as string, createdKey: it.createdKey as string, more: false });
-      start = r.LastEvaluatedKey;
-      if (!start) break;
-    }
-    const last = found[found.length - 1];
-    if (start && last) last.more = true;
-    return found;
+    const { ids, nextCursor } = await listJobKeys(this.db, this.table, filter, cursor, limit);
+    return { jobs: await this.batchGet(ids), nextCursor };
   }
 
   private async batchGet(ids: string[]): Promise<Job[]> {
@@ -498,21 +426,4 @@ function validateNewJob(spec: NewJob): void {
   checkSize("the input", spec.input, LIMITS.maxInputBytes);
   const why = unstorable(spec.input, "the input");
   if (why) throw new ValidationError(why);
-}
-
-export function encodeCursor(createdKey: string): string {
-  return Buffer.from(JSON.stringify({ k: createdKey }), "utf8").toString("base64url");
-}
-
-export function decodeCursor(cursor: string): string {
-  const bad = new ValidationError("cursor is not one this API gave out; pass nextCursor from a previous page unchanged");
-  if (cursor.length > 300 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw bad;
-  try {
-    const parsed: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    const k = (parsed as { k?: unknown })?.k;
-    if (typeof k !== "string" || !/^\d{4}-\d\d-\d\dT[\d:.]+Z#[0-9A-Z]{26}$/.test(k)) throw bad;
-    return k;
-  } catch {
-    throw bad;
-  }
 }
