@@ -15,7 +15,8 @@
  * Environment: the runtime's (WARDEN_TABLE, WARDEN_QUEUES, ...), plus WARDEN_WORKER_ID (default
  * host-pid), WARDEN_WORKER_QUEUE or `--queue` (default `large`), WARDEN_WORKER_CONCURRENCY,
  * WARDEN_SHUTDOWN_GRACE_MS, WARDEN_POLL_WAIT_SECONDS, WARDEN_ABORT_GRACE_MS, WARDEN_MEMORY_*, and
- * ECS_AGENT_URI (set by ECS; without it there is no scale-in protection).
+ * ECS_AGENT_URI (set by ECS; without it there is no scale-in protection), and WARDEN_PARENT_PID
+ * (set by the local spawners: the worker stops within ~2.5 s of that process's death).
  * It prints `warden-worker: ready <id>` once it polls.
  */
 import { hostname } from "node:os";
@@ -32,6 +33,7 @@ import type { JobLimits, JobLogger } from "../core/registry.js";
 import { consoleLogger, Runner } from "../core/runner.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
+import { exitWhenOrphaned, guardStdio, quietly } from "./parent-watch.js";
 
 export interface FargateWorkerOptions {
   workerId?: string;
@@ -60,6 +62,9 @@ export interface FargateWorker {
   /** Resolves when the worker has stopped. */
   readonly done: Promise<void>;
 }
+
+/** How long the forced stop after an uncaught exception may take before the process exits anyway. */
+const UNCAUGHT_EXIT_BOUND_MS = 10_000;
 
 /** SQS's largest visibility timeout: a message for a job in backoff can be hidden this long. */
 const MAX_VISIBILITY_SECONDS = 12 * 3600;
@@ -187,6 +192,8 @@ export function startFargateWorker(services: Services, opts: FargateWorkerOption
 
 /** The process's entry point: ECS runs it (and the local runtime spawns it). */
 export async function main(argv = process.argv.slice(2), env = process.env): Promise<void> {
+  // A write into a closed log pipe (the local parent died) must not become an uncaught exception.
+  guardStdio();
   const queue = parseQueue(flag(argv, "--queue") ?? env.WARDEN_WORKER_QUEUE ?? "large");
   const cfg = loadRuntime(env);
   const metrics = emfMetrics(cfg.stage);
@@ -221,11 +228,21 @@ export async function main(argv = process.argv.slice(2), env = process.env): Pro
   process.on("SIGINT", () => onSignal("SIGINT"));
   // A stray rejection from some job's background work must not take every other job down with it.
   process.on("unhandledRejection", (e) => log.error("unhandled rejection (ignored)", { error: errorMessage(e) }));
+  let fatal = false;
   process.on("uncaughtException", (e) => {
+    // Another one while settling (or one raised by the settling itself): exit at once rather
+    // than re-enter, which could loop for ever.
+    if (fatal) process.exit(1);
+    fatal = true;
     // The process may be in a bad state: hand every job back, then exit and let ECS replace it.
-    log.error("uncaught exception; releasing every job and exiting", { error: errorMessage(e), stack: e.stack });
+    // Bounded: a store that cannot be reached must not keep a broken process alive.
+    quietly(() => log.error("uncaught exception; releasing every job and exiting", { error: errorMessage(e), stack: e.stack }));
+    setTimeout(() => process.exit(1), UNCAUGHT_EXIT_BOUND_MS);
     void worker.stop({ force: true }).finally(() => process.exit(1));
   });
+  // Started by a local parent (local/fleet.ts, the chaos run) that has died: the emulators it ran
+  // most likely died with it, so the graceful stop gets ~2 s before the process exits anyway.
+  exitWhenOrphaned({ stop: () => worker.stop(), name: `warden-worker ${worker.id}`, env });
 
   await worker.done;
   clearInterval(flusher);

@@ -10,6 +10,7 @@ import { LAMBDA_WORKER } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
+import { exitWhenOrphaned, guardStdio } from "../functions/parent-watch.js";
 import { makeHandler } from "../functions/worker.js";
 import { setup } from "./chaos-jobs.js";
 import { LambdaPoller, type SqsHandler } from "./poller.js";
@@ -30,5 +31,7 @@ const poller = new LambdaPoller({
 });
 process.on("SIGTERM", () => void poller.stop(5_000).then(() => process.exit(0)));
 process.on("unhandledRejection", (e) => console.error(`unhandled rejection: ${errorMessage(e)}`));
+guardStdio();
+exitWhenOrphaned({ name: "warden-lambda", stop: () => poller.stop(1_500) });
 await poller.start();
 console.log(`warden-lambda: ready ${process.pid}`);

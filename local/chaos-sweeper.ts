@@ -10,6 +10,7 @@ import { errorMessage } from "../core/errors.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
 import { Sweeper } from "../core/sweeper.js";
+import { exitWhenOrphaned, guardStdio } from "../functions/parent-watch.js";
 import { installLedger } from "./chaos-faults.js";
 import { record } from "./chaos-ledger.js";
 
@@ -17,6 +18,8 @@ const services = buildServices(loadRuntime());
 installLedger(services.doc);
 const sweeper = new Sweeper(services, { budgetMs: 2_000 });
 process.on("SIGTERM", () => process.exit(0));
+guardStdio();
+exitWhenOrphaned({ name: "warden-sweeper", stop: () => undefined });
 console.log(`warden-sweeper: ready ${process.pid}`);
 for (;;) {
   const started = Date.now();

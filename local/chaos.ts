@@ -31,6 +31,7 @@ import { JobQueue } from "../core/queue.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
 import type { QueueName } from "../core/config.js";
+import { parentEnv } from "../functions/parent-watch.js";
 import { checkChaos, type ChaosVerdict, type Kill, type Submitted } from "./chaos-check.js";
 import { seeded, FAULTS_ENV } from "./chaos-faults.js";
 import { registerChaosJobs } from "./chaos-jobs.js";
@@ -380,7 +381,8 @@ class Respawner {
 
   start(): void {
     this.readyNow = false;
-    const child = spawn(process.execPath, ["--import", "tsx", this.entry], { cwd: ROOT, env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
+    // WARDEN_PARENT_PID: should the chaos run itself die, its processes stop instead of spinning on.
+    const child = spawn(process.execPath, ["--import", "tsx", this.entry], { cwd: ROOT, env: { ...process.env, ...this.env, ...parentEnv() }, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     createInterface({ input: child.stdout! }).on("line", (text) => {
       if (text.includes(": ready")) this.readyNow = true;

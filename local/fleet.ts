@@ -2,11 +2,13 @@
  * The ECS service stand-in: N Fargate-style worker processes (functions/fargate.ts), each a
  * separate OS process with its own id, restarted with a small backoff when it dies, as ECS starts
  * a new task. Stopping sends SIGTERM (the worker releases its jobs) and SIGKILL after the grace,
- * as ECS's stopTimeout does.
+ * as ECS's stopTimeout does. A worker whose parent dies without stopping it (SIGKILL) exits by
+ * itself within a few seconds (functions/parent-watch.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { parentEnv } from "../functions/parent-watch.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ENTRY = "functions/fargate.ts";
@@ -81,7 +83,8 @@ export class WorkerFleet {
     const id = `fargate-${s.slot}-${s.generation}`;
     const child = spawn(process.execPath, ["--import", "tsx", ENTRY], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...this.o.env, WARDEN_WORKER_ID: id },
+      // WARDEN_PARENT_PID: a worker outliving this process (SIGKILL, OOM) notices and exits.
+      env: { ...process.env, ...this.o.env, WARDEN_WORKER_ID: id, ...parentEnv() },
       stdio: ["ignore", "pipe", "pipe"],
       // Its own process group: a terminal's Ctrl-C reaches `npm start` only, which then sends
       // each worker one SIGTERM, as ECS does (a second signal would make it settle at once).

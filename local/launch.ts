@@ -2,9 +2,12 @@
  * Starts `npm start` (local/main.ts) as a child process and waits for its ready line: what the
  * demo and the end-to-end tests use, so they exercise exactly what a newcomer runs. The child
  * leads its own process group, so `crash()` can SIGKILL it with its workers, as a power cut would.
+ * It is told this process's pid (WARDEN_PARENT_PID): should this process die without stopping it
+ * (a killed test run), it stops by itself instead of holding its port and emulators for ever.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { parentEnv } from "../functions/parent-watch.js";
 import { REPO_ROOT } from "./fleet.js";
 
 export interface LaunchOptions {
@@ -38,6 +41,7 @@ export async function launchLocal(o: LaunchOptions = {}): Promise<Launched> {
       WARDEN_API_TOKENS: `local:${callerToken}`,
       WARDEN_ADMIN_TOKEN: adminToken,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+      ...parentEnv(),
       ...o.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
