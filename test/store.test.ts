@@ -5,7 +5,7 @@
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, test } from "vitest";
 import { ConflictError, LeaseLostError, TooLargeError, ValidationError } from "../core/errors.js";
-import { TRANSITIONS, canTransition, type Lease, type RunningJob } from "../core/job.js";
+import { TRANSITIONS, canTransition, type Job, type Lease, type QueuedJob, type RunningJob } from "../core/job.js";
 import type { NewJob } from "../core/store.js";
 import { LIMITS } from "../core/config.js";
 import { manualClock, useEmulators } from "./support/emulators.js";
@@ -228,19 +228,62 @@ describe("fail, release and retry", () => {
     expect((await store.get(job.id))?.status).toBe("failed");
   });
 
-  test("every operation lands in the state the transition table names", async () => {
-    const store = env.store();
-    const outcomes: [keyof typeof TRANSITIONS, string][] = [];
-    const { job } = await store.create(spec());
-    outcomes.push(["create", job.status]);
-    const c = await store.claim(job.id, "w", 30_000);
-    if (!c.ok) throw new Error("claim failed");
-    outcomes.push(["claim", c.lease.job.status]);
-    outcomes.push(["succeed", (await store.succeed(c.lease, 1)).status]);
-    const { job: j2 } = await store.create(spec());
-    outcomes.push(["cancelQueued", (await store.requestCancel(j2.id)).status]);
-    outcomes.push(["retry", (await store.retry(j2.id)).status]);
-    for (const [name, status] of outcomes) expect(status, name).toBe(TRANSITIONS[name].to);
+  test("every transition lands in the state the transition table names, as DynamoDB stores it, and answers what it stored", async () => {
+    const clock = manualClock();
+    const store = env.store({ now: clock.now, startDeadlineMs: 1_000, cancelGraceMs: 1_000 });
+    const seen = new Set<keyof typeof TRANSITIONS>();
+    /** Reads the job back: the stored state must be the transition's target, and equal what the store answered. */
+    const check = async (name: keyof typeof TRANSITIONS, answered: Job) => {
+      const stored = await store.get(answered.id);
+      expect(stored?.status, name).toBe(TRANSITIONS[name].to);
+      expect(answered, `${name} answers what it stored`).toEqual(stored);
+      seen.add(name);
+      return stored!;
+    };
+    const claimed = async (id: string) => {
+      const c = await store.claim(id, "w", 1_000);
+      if (!c.ok) throw new Error(`claim refused: ${c.reason}`);
+      await check("claim", c.lease.job);
+      return c.lease;
+    };
+    const fresh = async (over: Partial<NewJob> = {}) => (await check("create", (await store.create(spec(over))).job)).id;
+
+    let id = await fresh();
+    let lease = await claimed(id);
+    await check("beat", (await store.heartbeat(lease, { progress: { done: 1 } })).job);
+    await check("succeed", await store.succeed(lease, 1));
+
+    id = await fresh();
+    await check("failRetry", await store.fail(await claimed(id), { code: "handler_error", message: "x" }, { retryable: true }));
+    clock.advance(10);
+    await check("failFinal", await store.fail(await claimed(id), { code: "handler_error", message: "x" }, { retryable: false }));
+    await check("retry", await store.retry(id));
+    await check("release", await store.release(await claimed(id)));
+    await check("cancelQueued", await store.requestCancel(id));
+
+    id = await fresh();
+    lease = await claimed(id);
+    await check("requestCancel", await store.requestCancel(id));
+    await check("cancelRunning", await store.acknowledgeCancel(lease));
+
+    id = await fresh();
+    let held = (await claimed(id)).job;
+    clock.advance(1_001);
+    const requeued = await check("reclaim", await store.reclaim(held));
+    clock.advance(1_001);
+    await check("resend", await store.pushStartDeadline(requeued as QueuedJob));
+
+    id = await fresh({ maxAttempts: 1 });
+    held = (await claimed(id)).job;
+    clock.advance(1_001);
+    await check("expire", await store.expire(held));
+
+    id = await fresh({ timeoutMs: 1_000 });
+    await store.fail(await claimed(id), { code: "handler_error", message: "x" }, { retryable: true, backoffMs: 5_000 });
+    clock.advance(1_001);
+    await check("expireQueued", await store.expireQueued((await store.get(id)) as QueuedJob));
+
+    expect([...seen].sort()).toEqual(Object.keys(TRANSITIONS).sort());
   });
 });
 

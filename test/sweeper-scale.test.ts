@@ -3,57 +3,14 @@
  * jobs and 10 overdue it reads about as many items as with none, because finished jobs are not
  * in the sparse `due` index. (`npm run bench` prints the same at 0, 2,000 and 20,000.)
  */
-import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
-import { ulid } from "ulid";
 import { expect, test } from "vitest";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
 import { Sweeper, type SweepReport } from "../core/sweeper.js";
-import { manualClock, useEmulators, type TestEnv } from "./support/emulators.js";
+import { manualClock, useEmulators } from "./support/emulators.js";
+import { writeFinishedLike } from "./support/finished.js";
 
 const env = useEmulators("sweep-scale");
-
-/** Finished jobs as the store leaves them: status succeeded, no dueShard/dueAt. */
-async function loadFinished(e: TestEnv, count: number): Promise<void> {
-  const t0 = Date.now() - 86_400_000;
-  let next = 0;
-  const lane = async () => {
-    while (next < count) {
-      const from = next;
-      next = Math.min(count, next + 25);
-      let items: Record<string, unknown>[] = [];
-      for (let i = from; i < next; i++) {
-        const at = t0 + i;
-        const id = ulid(at);
-        items.push({
-          id,
-          owner: `o${i % 20}`,
-          type: "demo.sleep",
-          queue: "default",
-          status: "succeeded",
-          input: {},
-          result: { ok: true },
-          createdAt: at,
-          updatedAt: at,
-          finishedAt: at,
-          firstStartedAt: at,
-          expiresAt: Math.floor(at / 1000) + 86_400 * 30,
-          attempts: 1,
-          maxAttempts: 3,
-          timeoutMs: 3_600_000,
-          token: 1,
-          history: [],
-          createdKey: `${new Date(at).toISOString()}#${id}`,
-        });
-      }
-      for (let round = 0; items.length && round < 10; round++) {
-        const out = await e.doc.send(new BatchWriteCommand({ RequestItems: { [e.emu.tableName]: items.map((Item) => ({ PutRequest: { Item } })) } }));
-        items = (out.UnprocessedItems?.[e.emu.tableName] ?? []).map((r) => r.PutRequest!.Item as Record<string, unknown>);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: 4 }, lane));
-}
 
 test("with 20,000 finished jobs and 10 overdue, a sweep reads as much as with none", async () => {
   const clock = manualClock(Date.now());
@@ -77,7 +34,7 @@ test("with 20,000 finished jobs and 10 overdue, a sweep reads as much as with no
   const empty = await measure();
 
   const t = Date.now();
-  await loadFinished(env, 20_000);
+  await writeFinishedLike(env, 20_000);
   const loadMs = Date.now() - t;
   const full = await measure();
 
