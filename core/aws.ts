@@ -16,9 +16,16 @@ export interface Endpoints {
   requestTimeoutMs?: number;
 }
 
+/** An endpoint on AWS itself (a real account named explicitly) signs with the real credential chain. */
+const isAws = (endpoint: string): boolean => /\.amazonaws\.com(\.cn)?(:\d+)?(\/|$)/.test(endpoint);
+
 const local = (endpoint: string | undefined, region: string | undefined) =>
   endpoint
-    ? { endpoint, region: region ?? "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } }
+    ? {
+        endpoint,
+        region: region ?? "us-east-1",
+        ...(isAws(endpoint) ? {} : { credentials: { accessKeyId: "local", secretAccessKey: "local" } }),
+      }
     : { ...(region ? { region } : {}) };
 
 /**

@@ -1,19 +1,33 @@
 /**
- * The embedded stand-ins for DynamoDB (dynalite) and SQS (fauxqs), started in-process on loopback
- * ports, with the table and queues created from core's definitions: the same ones the stacks use.
+ * The stand-ins for DynamoDB and SQS, with the table and queues created from core's definitions:
+ * the same ones the stacks use. By default both are embedded, in-process on loopback ports:
+ * dynalite for DynamoDB, fauxqs for SQS. Either side can instead be
+ *
+ * - Amazon's DynamoDB Local (`dynamodb: "dynamodb-local"`, a Java child process: ./dynamodb-local.ts), or
+ * - an endpoint that is already running (`dynamodbEndpoint`, `sqsEndpoint`: DynamoDB Local or an
+ *   emulator you started, or AWS): nothing is started for that side; the table, and the queues
+ *   with their DLQs and redrive policy, are created there through the SDK when missing and used
+ *   as they are when present. `npm start` takes these from WARDEN_DYNAMODB_ENDPOINT and
+ *   WARDEN_SQS_ENDPOINT (see `externalEndpoints`); nothing else here reads the environment.
  */
 import { mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
+import { join } from "node:path";
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException, type TableDescription } from "@aws-sdk/client-dynamodb";
+import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from "@aws-sdk/client-sqs";
 import dynalite from "dynalite";
 import { startFauxqs } from "fauxqs";
 import { QUEUES, QUEUE_NAMES, dlqName, physicalName, TABLE, type QueueName } from "../core/config.js";
 import { tableDefinition } from "../core/schema.js";
+import { startDynamoDBLocal } from "./dynamodb-local.js";
 
 export interface QueueUrls {
   queue: string;
   dlq: string;
 }
+
+/** The engines that can be started for DynamoDB. */
+export type DynamoEngine = "dynalite" | "dynamodb-local";
 
 export interface Emulators {
   stage: string;
@@ -21,80 +35,231 @@ export interface Emulators {
   sqsEndpoint: string;
   tableName: string;
   queues: Record<QueueName, QueueUrls>;
+  /** What answers DynamoDB: an engine started here, or an endpoint that was already running. */
+  dynamodb: DynamoEngine | "external";
+  /** What answers SQS: fauxqs started here, or an endpoint that was already running. */
+  sqs: "fauxqs" | "external";
   /** The environment a worker process needs to reach these emulators. */
   env: Record<string, string>;
+  /** Stops what was started here; an external endpoint, and what was created on it, are left as they are. */
   stop(): Promise<void>;
 }
 
 export interface EmulatorOptions {
-  /** Persist DynamoDB here; in memory when absent. */
+  /** Persist DynamoDB here; in memory when absent. Not used for an external DynamoDB. */
   dataDir?: string;
   stage?: string;
   dynamoPort?: number;
   sqsPort?: number;
+  /** The engine to start for DynamoDB when `dynamodbEndpoint` is not given; dynalite by default. */
+  dynamodb?: DynamoEngine;
+  /** A DynamoDB that is already running: start none, create the table there when missing. */
+  dynamodbEndpoint?: string;
+  /** An SQS that is already running: start no fauxqs, create the queues there when missing. */
+  sqsEndpoint?: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * The external endpoints `npm start` was given: WARDEN_DYNAMODB_ENDPOINT and WARDEN_SQS_ENDPOINT,
+ * each optional. These are the same names the worker processes read (core/runtime.ts): in the
+ * parent they mean "use this one instead of starting one", in a worker "this is where it is".
+ */
+export function externalEndpoints(env: Env = process.env): Pick<EmulatorOptions, "dynamodbEndpoint" | "sqsEndpoint"> {
+  const out: Pick<EmulatorOptions, "dynamodbEndpoint" | "sqsEndpoint"> = {};
+  if (env.WARDEN_DYNAMODB_ENDPOINT) out.dynamodbEndpoint = checkEndpoint("WARDEN_DYNAMODB_ENDPOINT", env.WARDEN_DYNAMODB_ENDPOINT);
+  if (env.WARDEN_SQS_ENDPOINT) out.sqsEndpoint = checkEndpoint("WARDEN_SQS_ENDPOINT", env.WARDEN_SQS_ENDPOINT);
+  return out;
+}
+
+/** An http(s) URL without a trailing slash, or a clear error naming where it came from. */
+function checkEndpoint(what: string, raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`${what} must be an http:// or https:// URL, not "${raw}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`${what} must be an http:// or https:// URL, not "${raw}"`);
+  return raw.replace(/\/+$/, "");
 }
 
 export async function startEmulators(opts: EmulatorOptions = {}): Promise<Emulators> {
   const stage = opts.stage ?? "local";
-  if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
-  const dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(opts.dataDir ? { path: opts.dataDir } : {}) });
-  await new Promise<void>((resolve, reject) => {
-    dyn.once("error", reject);
-    dyn.listen(opts.dynamoPort ?? 0, "127.0.0.1", () => resolve());
-  });
-  const dynamoEndpoint = `http://127.0.0.1:${(dyn.address() as AddressInfo).port}`;
-  const sqs = await startFauxqs({ port: opts.sqsPort ?? 0, host: "127.0.0.1", logger: false });
-  const sqsEndpoint = `http://127.0.0.1:${sqs.port}`;
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop();
+    stops.length = 0;
+  };
+  try {
+    // DynamoDB: an external endpoint, DynamoDB Local, or dynalite.
+    let dynamoEndpoint: string;
+    let dynamodb: Emulators["dynamodb"];
+    if (opts.dynamodbEndpoint) {
+      dynamoEndpoint = checkEndpoint("dynamodbEndpoint", opts.dynamodbEndpoint);
+      dynamodb = "external";
+    } else if (opts.dynamodb === "dynamodb-local") {
+      const ddb = await startDynamoDBLocal({
+        ...(opts.dynamoPort ? { port: opts.dynamoPort } : {}),
+        // Its own file format: kept apart from dynalite's files in the same data dir.
+        ...(opts.dataDir ? { dbPath: join(opts.dataDir, "dynamodb-local") } : {}),
+      });
+      stops.push(() => ddb.stop());
+      dynamoEndpoint = ddb.endpoint;
+      dynamodb = "dynamodb-local";
+    } else {
+      if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
+      const dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(opts.dataDir ? { path: opts.dataDir } : {}) });
+      await new Promise<void>((resolve, reject) => {
+        dyn.once("error", reject);
+        dyn.listen(opts.dynamoPort ?? 0, "127.0.0.1", () => resolve());
+      });
+      stops.push(() => new Promise<void>((resolve) => dyn.close(() => resolve())));
+      dynamoEndpoint = `http://127.0.0.1:${(dyn.address() as AddressInfo).port}`;
+      dynamodb = "dynalite";
+    }
 
-  const tableName = physicalName(stage, TABLE.name);
-  await ensureTable(dynamoEndpoint, tableName);
-  const queues = {} as Record<QueueName, QueueUrls>;
-  for (const name of QUEUE_NAMES) {
-    const def = QUEUES[name];
-    const dlq = sqs.createQueue(physicalName(stage, dlqName(name)), {
-      attributes: { MessageRetentionPeriod: String(def.dlqRetentionSeconds) },
-    });
-    const q = sqs.createQueue(physicalName(stage, name), {
-      attributes: {
-        VisibilityTimeout: String(def.visibilityTimeoutSeconds),
-        MessageRetentionPeriod: String(def.retentionSeconds),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.queueArn, maxReceiveCount: def.maxReceiveCount }),
-      },
-    });
-    queues[name] = { queue: q.queueUrl, dlq: dlq.queueUrl };
+    const tableName = physicalName(stage, TABLE.name);
+    await ensureTable(dynamoEndpoint, tableName, dynamodb === "external" ? { timeoutMs: 300_000, checkIndexes: true } : {});
+
+    // SQS: an external endpoint, or fauxqs.
+    let sqsEndpoint: string;
+    let sqs: Emulators["sqs"];
+    let queues: Record<QueueName, QueueUrls>;
+    if (opts.sqsEndpoint) {
+      sqsEndpoint = checkEndpoint("sqsEndpoint", opts.sqsEndpoint);
+      sqs = "external";
+      queues = await ensureQueues(sqsEndpoint, stage);
+    } else {
+      const server = await startFauxqs({ port: opts.sqsPort ?? 0, host: "127.0.0.1", logger: false });
+      stops.push(() => server.stop());
+      sqsEndpoint = `http://127.0.0.1:${server.port}`;
+      sqs = "fauxqs";
+      queues = {} as Record<QueueName, QueueUrls>;
+      for (const name of QUEUE_NAMES) {
+        const dlq = server.createQueue(physicalName(stage, dlqName(name)), { attributes: dlqAttributes(name) });
+        const q = server.createQueue(physicalName(stage, name), { attributes: queueAttributes(name, dlq.queueArn) });
+        queues[name] = { queue: q.queueUrl, dlq: dlq.queueUrl };
+      }
+    }
+
+    const env: Record<string, string> = {
+      WARDEN_STAGE: stage,
+      WARDEN_TABLE: tableName,
+      WARDEN_DYNAMODB_ENDPOINT: dynamoEndpoint,
+      WARDEN_SQS_ENDPOINT: sqsEndpoint,
+      WARDEN_QUEUES: JSON.stringify(queues),
+    };
+    let stopped: Promise<void> | undefined;
+    return {
+      stage,
+      dynamoEndpoint,
+      sqsEndpoint,
+      tableName,
+      queues,
+      dynamodb,
+      sqs,
+      env,
+      stop: () => (stopped ??= stopAll()),
+    };
+  } catch (e) {
+    await stopAll().catch(() => undefined);
+    throw e;
   }
-  const env: Record<string, string> = {
-    WARDEN_STAGE: stage,
-    WARDEN_TABLE: tableName,
-    WARDEN_DYNAMODB_ENDPOINT: dynamoEndpoint,
-    WARDEN_SQS_ENDPOINT: sqsEndpoint,
-    WARDEN_QUEUES: JSON.stringify(queues),
-  };
-  return {
-    stage,
-    dynamoEndpoint,
-    sqsEndpoint,
-    tableName,
-    queues,
-    env,
-    async stop() {
-      await sqs.stop();
-      await new Promise<void>((resolve) => dyn.close(() => resolve()));
-    },
-  };
 }
 
-async function ensureTable(endpoint: string, tableName: string): Promise<void> {
-  const client = new DynamoDBClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+const dlqAttributes = (name: QueueName): Record<string, string> => ({ MessageRetentionPeriod: String(QUEUES[name].dlqRetentionSeconds) });
+
+const queueAttributes = (name: QueueName, dlqArn: string): Record<string, string> => {
+  const def = QUEUES[name];
+  return {
+    VisibilityTimeout: String(def.visibilityTimeoutSeconds),
+    MessageRetentionPeriod: String(def.retentionSeconds),
+    RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: def.maxReceiveCount }),
+  };
+};
+
+/**
+ * Client settings for an endpoint: the same static dummy credentials as core/aws.ts gives every
+ * emulator, except for an AWS endpoint (*.amazonaws.com), which gets the SDK's own credential
+ * chain and the region in its host name.
+ */
+export function clientConfig(endpoint: string): { endpoint: string; region?: string; credentials?: { accessKeyId: string; secretAccessKey: string } } {
+  const host = new URL(endpoint).hostname;
+  if (/\.amazonaws\.com(\.cn)?$/.test(host)) {
+    const region = /^[a-z0-9-]+\.([a-z]{2}(?:-[a-z]+)+-\d)\./.exec(host)?.[1] ?? process.env.AWS_REGION;
+    return { endpoint, ...(region ? { region } : {}) };
+  }
+  return { endpoint, region: process.env.AWS_REGION ?? "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } };
+}
+
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * CreateTable from `tableDefinition`, then waits (bounded) until the table and its indexes are
+ * ACTIVE. ResourceInUseException means it is already there (a persisted data dir, an external
+ * endpoint used before): it is used as it is, after `checkIndexes` if asked.
+ */
+async function ensureTable(endpoint: string, tableName: string, o: { timeoutMs?: number; checkIndexes?: boolean } = {}): Promise<void> {
+  const client = new DynamoDBClient(clientConfig(endpoint));
   try {
-    await client.send(new CreateTableCommand(tableDefinition(tableName)));
-  } catch (e) {
-    if (!(e instanceof ResourceInUseException)) throw e; // persisted from an earlier run
+    const def = tableDefinition(tableName);
+    try {
+      await client.send(new CreateTableCommand(def));
+    } catch (e) {
+      if (!(e instanceof ResourceInUseException)) throw e;
+    }
+    const timeoutMs = o.timeoutMs ?? 30_000;
+    const start = Date.now();
+    let table: TableDescription | undefined;
+    for (let wait = 20; ; wait = Math.min(wait * 2, 1_000)) {
+      table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
+      const active = table?.TableStatus === "ACTIVE" && (table.GlobalSecondaryIndexes ?? []).every((i) => i.IndexStatus === undefined || i.IndexStatus === "ACTIVE");
+      if (active) break;
+      if (Date.now() - start > timeoutMs) throw new Error(`table ${tableName} at ${endpoint} was not ACTIVE within ${timeoutMs} ms (status ${table?.TableStatus})`);
+      await delay(wait);
+    }
+    if (o.checkIndexes) {
+      const have = new Set((table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+      const missing = (def.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName!).filter((n) => !have.has(n));
+      if (missing.length) throw new Error(`table ${tableName} at ${endpoint} exists without the index(es) ${missing.join(", ")}: delete it, or use another stage`);
+    }
+  } finally {
+    client.destroy();
   }
-  for (let i = 0; i < 100; i++) {
-    const t = await client.send(new DescribeTableCommand({ TableName: tableName }));
-    if (t.Table?.TableStatus === "ACTIVE") break;
-    await new Promise((r) => setTimeout(r, 20));
+}
+
+/**
+ * Each queue's DLQ, then the queue with its redrive policy to it, through CreateQueue (which
+ * answers the existing queue's URL when the attributes match). A queue that exists with other
+ * attributes (QueueAlreadyExists) is used as it is.
+ */
+async function ensureQueues(endpoint: string, stage: string): Promise<Record<QueueName, QueueUrls>> {
+  const client = new SQSClient(clientConfig(endpoint));
+  const create = async (name: string, attributes: Record<string, string>): Promise<string> => {
+    try {
+      const r = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+      if (!r.QueueUrl) throw new Error(`CreateQueue ${name} at ${endpoint} answered no QueueUrl`);
+      return r.QueueUrl;
+    } catch (e) {
+      const n = (e as { name?: string }).name;
+      if (n !== "QueueAlreadyExists" && n !== "QueueNameExists") throw e;
+      const r = await client.send(new GetQueueUrlCommand({ QueueName: name }));
+      return r.QueueUrl!;
+    }
+  };
+  try {
+    const queues = {} as Record<QueueName, QueueUrls>;
+    for (const name of QUEUE_NAMES) {
+      const dlq = await create(physicalName(stage, dlqName(name)), dlqAttributes(name));
+      const arn = (await client.send(new GetQueueAttributesCommand({ QueueUrl: dlq, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
+      if (!arn) throw new Error(`GetQueueAttributes at ${endpoint} answered no QueueArn for ${dlq}`);
+      const queue = await create(physicalName(stage, name), queueAttributes(name, arn));
+      queues[name] = { queue, dlq };
+    }
+    return queues;
+  } finally {
+    client.destroy();
   }
-  client.destroy();
 }

@@ -125,3 +125,9 @@ export function client(url: string, token: string) {
     return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
   };
 }
+
+/** The environment less WARDEN_DYNAMODB_ENDPOINT and WARDEN_SQS_ENDPOINT: a launch names its backends itself. */
+function withoutEndpoints(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { WARDEN_DYNAMODB_ENDPOINT: _d, WARDEN_SQS_ENDPOINT: _s, ...rest } = env;
+  return rest;
+}

@@ -14,7 +14,7 @@ import { makeHandler as makeApiHandler } from "../functions/api.js";
 import { makeHandler as makeWorkerHandler } from "../functions/worker.js";
 import { AlarmBoard, sourceLabel } from "./alarms.js";
 import type { LocalConfig } from "./config.js";
-import { startEmulators, type Emulators } from "./emulators.js";
+import { startEmulators, type EmulatorOptions, type Emulators } from "./emulators.js";
 import { WorkerFleet } from "./fleet.js";
 import { invokeAs, startGateway, type ApiHandler, type Gateway, type LocalRoutes } from "./gateway.js";
 import { LambdaPoller, type SqsHandler } from "./poller.js";
@@ -73,8 +73,17 @@ function apiLog(log: (line: string) => void): ApiLog {
   return { info: (m, f) => line("info", m, f), warn: (m, f) => line("warn", m, f), error: (m, f) => line("error", m, f) };
 }
 
-export async function startSystem(cfg: LocalConfig, log: (line: string) => void = console.log): Promise<System> {
-  const emulators = await startEmulators(cfg.dataDir ? { dataDir: cfg.dataDir } : {});
+export interface SystemOptions {
+  /**
+   * Where DynamoDB and SQS come from (local/emulators.ts): embedded by default; `npm start`
+   * passes WARDEN_DYNAMODB_ENDPOINT / WARDEN_SQS_ENDPOINT here. Whatever is used, `emulators.env`
+   * names it to the worker processes under those same variables.
+   */
+  emulators?: Pick<EmulatorOptions, "dynamodb" | "dynamodbEndpoint" | "sqsEndpoint">;
+}
+
+export async function startSystem(cfg: LocalConfig, log: (line: string) => void = console.log, opts: SystemOptions = {}): Promise<System> {
+  const emulators = await startEmulators({ ...(cfg.dataDir ? { dataDir: cfg.dataDir } : {}), ...opts.emulators });
   const env: Record<string, string> = {
     ...emulators.env,
     WARDEN_LEASE_SECONDS: String(cfg.leaseSeconds),
