@@ -1,11 +1,11 @@
 /**
  * Keeps a claimed job's lease alive: a heartbeat every interval (a third of the lease by
- * default) carrying whatever the ReportBuffer holds, each bounded to the interval so a hung
- * connection cannot stall it. The lease is enforced by its own timer, not by a heartbeat
+ * default) carrying whatever the ReportBuffer holds, each bounded to a third of the lease so a
+ * hung connection cannot stall it. The lease is enforced by its own timer, not by a heartbeat
  * finishing (invariant 10): when the lease runs out without a renewal the owner is told it is
  * lost, whatever a pending heartbeat is doing, because another worker may own the job by then.
  */
-import { LeaseLostError, errorMessage } from "./errors.js";
+import { LeaseLostError, StoreRejectedError, TooLargeError, errorMessage } from "./errors.js";
 import type { Lease } from "./job.js";
 import type { ReportBuffer } from "./coalescer.js";
 import type { WorkerStore } from "./store-ports.js";
@@ -84,7 +84,8 @@ export class LeaseKeeper {
     const report = this.buffer.take();
     const sentAt = this.now();
     try {
-      const r = await this.store.heartbeat(this.lease, report, { timeoutMs: this.intervalMs });
+      // At most a third of the lease, so two failed beats still leave time for a third.
+      const r = await this.store.heartbeat(this.lease, report, { timeoutMs: Math.max(this.intervalMs, Math.floor(this.lease.leaseMs / 3)) });
       if (this.lost) return;
       this.lastError = undefined;
       this.expiresAt = sentAt + this.lease.leaseMs;
@@ -92,7 +93,8 @@ export class LeaseKeeper {
       if (r.cancelRequested) this.events.onCancel();
     } catch (e) {
       if (e instanceof LeaseLostError) return this.loseLease(e.reason);
-      this.buffer.restore(report);
+      // A report DynamoDB refuses for good would be refused on every beat: drop it, keep the lease.
+      if (!(e instanceof StoreRejectedError || e instanceof TooLargeError)) this.buffer.restore(report);
       this.lastError = e;
       this.events.onHeartbeatError?.(e);
     }

@@ -38,7 +38,11 @@ export interface Clock {
   retentionDays: number;
 }
 
-export type Guard = { kind: "absent" } | { kind: "version"; version: number } | { kind: "fence"; token: number };
+/**
+ * `notCancelled`: a worker's hand-back must not wipe a cancel request it has not heard of yet
+ * (the mark is running-only, so a requeue would remove it and the job would run again).
+ */
+export type Guard = { kind: "absent" } | { kind: "version"; version: number } | { kind: "fence"; token: number; notCancelled?: true };
 
 /** One transition, ready to be written: the state it assumed, the state it writes, and its condition. */
 export interface Change<J extends Job = Job> {
@@ -148,7 +152,7 @@ function change<J extends Job>(transition: TransitionName, prev: Job | undefined
 const TRANSITION_TARGET = Object.fromEntries(Object.entries(TRANSITIONS).map(([k, t]) => [k, t.to])) as Record<TransitionName, Job["status"]>;
 
 const read = (job: Job): Guard => ({ kind: "version", version: job.version });
-const fence = (job: RunningJob): Guard => ({ kind: "fence", token: job.token });
+const fence = (job: RunningJob): Extract<Guard, { kind: "fence" }> => ({ kind: "fence", token: job.token });
 
 /** A finished job leaves the due index (sparse) and gets its TTL. */
 function finished<S extends "succeeded" | "failed" | "cancelled">(job: Job, status: S, c: Clock, history: AttemptRecord[]) {
@@ -326,7 +330,7 @@ function requeue(
     },
     o.report,
   );
-  return change(transition, job, next, fence(job));
+  return change(transition, job, next, { ...fence(job), notCancelled: true });
 }
 
 /** The worker saw the cancel request and stopped. */

@@ -113,6 +113,8 @@ export class Runner {
   private readonly holding = new Set<string>();
   /** Each running attempt's lease keeper, for the completer to know how long the lease lasts. */
   private readonly keepers = new WeakMap<Lease, LeaseKeeper>();
+  /** Doorbells a settle asked for, rung once the run has ended (see `run`). */
+  private readonly rings = new Map<string, { queue: QueueName; delayMs: number; log: JobLogger }>();
   private readonly log: JobLogger;
   private readonly startedAt: number;
   private stopping = false;
@@ -209,6 +211,9 @@ export class Runner {
       return await this.claimAndRun(jobId, from, ro);
     } finally {
       this.holding.delete(jobId);
+      // Rung only now that this worker no longer holds the job: a doorbell heard before would be
+      // refused as `already_running`, and the message lost until the start deadline.
+      await this.ringDeferred(jobId);
       if (--this.pending === 0) this.idleWaiters.splice(0).forEach((w) => w());
     }
   }
@@ -219,7 +224,8 @@ export class Runner {
       if (claim.reason === "leased") this.emit("ClaimConflicts", 1, { Queue: claim.job?.queue ?? from ?? "default" });
       // Heard on the wrong queue (a duplicate, a redrive, a job moved to `large`): ring its own
       // queue instead of running it here, where it may not fit.
-      if (claim.reason === "wrong_queue" && claim.job) await this.ring(claim.job.queue, jobId, 0, this.log);
+      // A forward that fails throws, so the caller keeps the message for another try.
+      if (claim.reason === "wrong_queue" && claim.job) await this.s.queue.send(claim.job.queue, [jobId], 0);
       return { claimed: false, jobId, reason: claim.reason, ...(claim.job ? { job: claim.job } : {}) };
     }
     try {
@@ -395,7 +401,8 @@ export class Runner {
     const writeId = randomUUID();
     for (let attempt = 1; ; attempt++) {
       try {
-        return { ok: true, value: await write({ writeId }) };
+        // Each try is bounded by what is left of the lease: nothing may land after it ends.
+        return { ok: true, value: await write({ writeId, timeoutMs: Math.max(1, this.leaseEnd(lease) - this.s.now()) }) };
       } catch (e) {
         if (e instanceof StoreRejectedError || e instanceof TooLargeError) return { ok: false, rejected: e };
         if (e instanceof LeaseLostError) throw e;
@@ -485,9 +492,10 @@ export class Runner {
       const r = await this.complete(lease, (o) => this.s.store.fail(lease, error, { ...opts, report: buffer.all() }, o), log);
       if (!r.ok) return this.settleRejected(lease, r.rejected, log);
       const after = r.value;
+      if (after.status === "cancelled") return { outcome: "cancelled" };
       this.emit("JobsFailed", 1, { ...dims, ErrorCode: after.status === "failed" ? after.error.code : error.code });
       if (after.status === "queued") {
-        await this.ring(after.queue, after.id, after.runAt !== undefined ? after.runAt - this.s.now() : 0, log);
+        this.ring(after.queue, after.id, after.runAt !== undefined ? after.runAt - this.s.now() : 0, log);
         return { outcome: "retried", error, queue: after.queue };
       }
       return { outcome: "failed", error: after.error };
@@ -501,11 +509,12 @@ export class Runner {
       const r = await this.complete(lease, (o) => this.s.store.release(lease, { report: buffer.all(), queue, ...(spendAttempt ? { spendAttempt } : {}) }, o), log);
       if (!r.ok) return this.settleRejected(lease, r.rejected, log);
       const after = r.value;
+      if (after.status === "cancelled") return { outcome: "cancelled" as const };
       if (after.status === "failed") {
         this.emit("JobsFailed", 1, { Queue: lease.job.queue, JobType: lease.job.type, ErrorCode: after.error.code });
         return { outcome: "failed" as const, error: after.error };
       }
-      await this.ring(after.queue, after.id, 0, log);
+      this.ring(after.queue, after.id, 0, log);
       return { outcome: "released" as const, queue: after.queue };
     } catch (e) {
       return this.settleWriteError(lease, e, log);
@@ -540,10 +549,19 @@ export class Runner {
     return { outcome: "settle_error" };
   }
 
-  /** Rings the doorbell for a requeued job; if SQS refuses, the sweeper re-sends after the start deadline. */
-  private async ring(queue: QueueName, jobId: string, delayMs: number, log: JobLogger): Promise<void> {
+  /** Asks for the requeued job's doorbell, rung when its run ends. */
+  private ring(queue: QueueName, jobId: string, delayMs: number, log: JobLogger): void {
+    this.rings.set(jobId, { queue, delayMs, log });
+  }
+
+  /** Rings a requeued job's doorbell; if SQS refuses, the sweeper re-sends after the start deadline. */
+  private async ringDeferred(jobId: string): Promise<void> {
+    const r = this.rings.get(jobId);
+    if (!r) return;
+    this.rings.delete(jobId);
+    const { queue, log } = r;
     try {
-      await this.s.queue.send(queue, [jobId], Math.max(0, delayMs));
+      await this.s.queue.send(queue, [jobId], Math.max(0, r.delayMs));
     } catch (e) {
       log.warn("could not send the job's message; the sweeper will send it after the start deadline", { queue, error: errorMessage(e) });
     }

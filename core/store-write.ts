@@ -137,6 +137,7 @@ export class ChangeWriter {
     if (c.transition === "succeed" && this.unfencedSucceed()) return;
     if (g.kind === "fence") {
       x.eq("token", g.token).eq("status", "running");
+      if (g.notCancelled) x.when(`attribute_not_exists(${x.name("cancelRequested")})`);
     } else if (g.kind === "version") {
       // Items written before versions existed count as version 0.
       if (g.version === 0) x.when(`attribute_not_exists(${x.name("version")}) OR ${x.name("version")} = ${x.value(0)}`);

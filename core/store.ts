@@ -195,9 +195,9 @@ export class JobStore {
    * `backoffMs` (on `queue` when given: a job that ran out of memory moves to the large queue);
    * otherwise it ends failed, `attempts_exhausted` when its budget ran out.
    */
-  async fail(lease: Lease, error: JobError, opts: FailOptions, o: WriteOptions = {}): Promise<QueuedJob | FailedJob> {
+  async fail(lease: Lease, error: JobError, opts: FailOptions, o: WriteOptions = {}): Promise<QueuedJob | FailedJob | CancelledJob> {
     checkReport(opts.report, lease.job);
-    return this.fenced(lease, life.fail(lease.job, error, opts, this.clock()), o);
+    return this.unlessCancelled(lease, opts.report, o, () => this.fenced(lease, life.fail(lease.job, error, opts, this.clock()), o));
   }
 
   /** Hands the job back (see lifecycle.release): another worker resumes it from its checkpoint. */
@@ -205,9 +205,25 @@ export class JobStore {
     lease: Lease,
     opts: { report?: Report; queue?: QueueName; spendAttempt?: boolean; error?: JobError } = {},
     o: WriteOptions = {},
-  ): Promise<QueuedJob | FailedJob> {
+  ): Promise<QueuedJob | FailedJob | CancelledJob> {
     checkReport(opts.report, lease.job);
-    return this.fenced(lease, life.release(lease.job, opts, this.clock()), o);
+    return this.unlessCancelled(lease, opts.report, o, () => this.fenced(lease, life.release(lease.job, opts, this.clock()), o));
+  }
+
+  /**
+   * A hand-back is conditional on no cancel request (lifecycle's `notCancelled`): one that lands
+   * meanwhile, unseen by the worker, turns the hand-back into the cancel's acknowledgement, so the
+   * job ends cancelled as its caller was told, instead of running again.
+   */
+  private async unlessCancelled<J extends Job>(lease: Lease, report: Report | undefined, o: WriteOptions, write: () => Promise<J>): Promise<J | CancelledJob> {
+    try {
+      return await write();
+    } catch (e) {
+      const found = e instanceof LeaseLostError ? (e.found as Job | undefined) : undefined;
+      if (found?.status !== "running" || found.token !== lease.token || !found.cancelRequested) throw e;
+      lease.job = found;
+      return this.acknowledgeCancel(lease, report ?? {}, o.writeId ? { ...o, writeId: `${o.writeId}:cancel` } : o);
+    }
   }
 
   /** The worker saw the cancel request and stopped. */

@@ -16,11 +16,12 @@ import { Runner } from "../core/runner.js";
 import { JobStore } from "../core/store.js";
 import { Sweeper } from "../core/sweeper.js";
 import { dynamoClient } from "../core/aws.js";
+import { startFargateWorker } from "../functions/fargate.js";
 import { makeHandler } from "../functions/worker.js";
 import { z } from "zod";
 import { manualClock, waitFor } from "./support/emulators.js";
 import { sets, target, useWireFaults } from "./support/wire.js";
-import { pollOnce } from "./worker-support.js";
+import { pollOnce, submit } from "./worker-support.js";
 
 const w = useWireFaults("faultmodel");
 const quiet = { info() {}, warn() {}, error() {} };
@@ -193,10 +194,12 @@ describe("callers racing the sweeper and claims", () => {
 
 describe("final writes DynamoDB refuses", () => {
   const big = (n: number) => Array.from({ length: n }, (_, i) => i % 10);
+  // Sizing and writing a 400 KB item takes a while on a loaded machine: a lease long enough for it.
+  const LONG_LEASE = { WARDEN_LEASE_SECONDS: "30" };
 
   test("a result that with its input and checkpoint passes DynamoDB's item limit fails the job at once with the real reason, never re-run", async () => {
     let starts = 0;
-    const s = w.services();
+    const s = w.services(LONG_LEASE);
     const r = registry([
       {
         name: "t.huge",
@@ -220,7 +223,7 @@ describe("final writes DynamoDB refuses", () => {
   });
 
   test("a checkpoint that would not fit is refused to the handler while its job is still running", async () => {
-    const s = w.services();
+    const s = w.services(LONG_LEASE);
     let refused: unknown;
     const r = registry([
       {
@@ -248,7 +251,7 @@ describe("final writes DynamoDB refuses", () => {
     ["NaN", () => ({ ratio: Number.NaN })],
   ])("a result holding %s fails the job at once as invalid_result, the handler started once", async (_what, result) => {
     let starts = 0;
-    const s = w.services();
+    const s = w.services(LONG_LEASE);
     const r = registry([{ name: "t.odd", handler: async () => (starts++, result()) }]);
     const runner = new Runner({ ...s, registry: r }, { workerId: "w-odd", kind: "local", log: quiet });
     const { job } = await s.store.create(spec({ type: "t.odd" }));
@@ -258,6 +261,45 @@ describe("final writes DynamoDB refuses", () => {
     expect(stored.error.message).toMatch(/plain JSON|cannot store/);
     expect(starts).toBe(1);
   });
+});
+
+describe("a hand-back never undoes what a caller was told", () => {
+  test.each([
+    ["a release (shutdown, deadline)", "release"],
+    ["a retryable failure", "fail"],
+  ] as const)("a cancel requested before %s the worker had not yet heard of ends the job cancelled; it never runs again", async (_what, how) => {
+    const store = w.store();
+    const { job } = await store.create(spec());
+    const c = await store.claim(job.id, "w1", 30_000);
+    if (!c.ok) throw new Error("claim refused");
+    expect(await store.requestCancel(job.id)).toMatchObject({ status: "running", cancelRequested: true });
+    const after = how === "release" ? await store.release(c.lease) : await store.fail(c.lease, { code: "handler_error", message: "boom" }, { retryable: true });
+    expect(after).toMatchObject({ status: "cancelled" });
+    expect(await store.get(job.id)).toMatchObject({ status: "cancelled" });
+    expect(await store.claim(job.id, "w2", 30_000)).toMatchObject({ ok: false, reason: "finished" });
+  });
+
+  test("a Fargate worker that hands a job back hears its own doorbell as a fresh one, not a duplicate: the job runs again at once", async () => {
+    const s = w.services({ WARDEN_LEASE_SECONDS: "30" });
+    const realSend = s.queue.send.bind(s.queue);
+    // The doorbell lands in SQS before the send's reply comes back: the worker's other lane can hear it mid-settle.
+    (s.queue as { send: typeof s.queue.send }).send = async (q, ids, d) => {
+      await realSend(q, ids, d);
+      await new Promise((r) => setTimeout(r, 1_000));
+    };
+    const worker = startFargateWorker(s, { workerId: "fg-own-bell", queue: "large", concurrency: 2, pollWaitSeconds: 1, log: quiet, limits: { softLimitMs: 400 } });
+    try {
+      const job = await submit(s, "demo.sleep", { items: 1000, msPerItem: 50, checkpointEvery: 2 }, { queue: "large" });
+      // Two soft-limit hand-backs and a third attempt running: each doorbell reached a worker.
+      const again = await waitFor(async () => {
+        const j = await s.store.get(job.id);
+        return j && j.history.filter((h) => h.outcome === "released").length >= 2 && j.status === "running" ? j : undefined;
+      }, 15_000, "the job to be handed back twice and running again");
+      expect(again.history.length).toBeGreaterThanOrEqual(3);
+    } finally {
+      await worker.stop({ force: true });
+    }
+  }, 40_000);
 });
 
 describe("every wait is bounded", () => {

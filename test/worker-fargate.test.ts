@@ -128,7 +128,9 @@ describe("a Fargate worker process", () => {
 
   test("demo.memory over the memory limit is aborted with memory and retried; the process survives and runs the next job", async () => {
     const s = testServices(env);
-    const a = await child({ WARDEN_MEMORY_LIMIT_MB: "512", WARDEN_MEMORY_SAMPLE_MS: "50", WARDEN_WORKER_CONCURRENCY: "1" });
+    // A 3 s lease: allocating a gigabyte blocks the event loop in bursts, and on a loaded machine
+    // a 1 s lease can run out between two heartbeats (the keeper then rightly calls it lost).
+    const a = await child({ WARDEN_MEMORY_LIMIT_MB: "512", WARDEN_MEMORY_SAMPLE_MS: "50", WARDEN_WORKER_CONCURRENCY: "1", WARDEN_LEASE_SECONDS: "3" });
     const job = await submit(s, "demo.memory", { mb: 1024, holdMs: 10_000 }, { queue: "large", maxAttempts: 2 });
     const failed = (await waitFor(async () => {
       const j = await jobOf(s, job.id);

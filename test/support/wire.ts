@@ -39,7 +39,8 @@ export function sets(body: unknown, attr: string, value?: string): boolean {
 
 export const target = (op: string) => (t: string) => t.endsWith(`.${op}`);
 
-export function useWireFaults(stage: string, requestTimeoutMs = 400): WireEnv {
+/** `requestTimeoutMs` bounds each try; generous enough for a 300 KB item on a loaded machine. */
+export function useWireFaults(stage: string, requestTimeoutMs = 2_000): WireEnv {
   const env = useEmulators(stage);
   const w = { env, applied: [] as AppliedRequest[] } as WireEnv;
   beforeAll(async () => {
