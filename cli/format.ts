@@ -96,3 +96,31 @@ export function workersText(ws: ApiWorker[]): string {
     ws.map((w) => [w.id, w.kind, w.pid !== undefined ? String(w.pid) : "-", short(w.startedAt), short(w.lastSeenAt), w.jobs.join(" ") || "-"]),
   );
 }
+
+/**
+ * An API error's `details`, indented under its message: one line per validation issue
+ * (`path: message`), or per field of a details object. Long lists are cut.
+ */
+export function detailsText(details: unknown, maxLines = 20): string {
+  const value = (v: unknown): string => (typeof v === "string" ? v : JSON.stringify(v));
+  let lines: string[];
+  if (Array.isArray(details)) {
+    lines = details.map((d) => {
+      if (d === null || typeof d !== "object") return value(d);
+      const { path, message, keys, ...rest } = d as { path?: unknown; message?: unknown; keys?: unknown };
+      const where = typeof path === "string" && path !== "" ? path : "(input)";
+      const extra = Array.isArray(keys) && keys.length ? ` (${keys.map(String).join(", ")})` : "";
+      const more = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : "";
+      return message !== undefined ? `${where}: ${value(message)}${extra}${more}` : JSON.stringify(d);
+    });
+  } else if (details !== null && typeof details === "object") {
+    lines = Object.entries(details).map(([k, v]) => `${k}: ${value(v)}`);
+  } else if (details === undefined || details === null || details === "") {
+    lines = [];
+  } else {
+    lines = [value(details)];
+  }
+  const shown = lines.slice(0, maxLines).map((l) => `  ${l}`);
+  if (lines.length > maxLines) shown.push(`  … and ${lines.length - maxLines} more`);
+  return shown.join("\n");
+}

@@ -1,9 +1,10 @@
 /**
  * `warden`: the command line over the typed client. Tables for people, `--json` for scripts,
- * and an exit code a script can branch on (see EXIT).
+ * and an exit code a script can branch on (see EXIT). The command line is parsed by commander:
+ * per-command help, did-you-mean, and every mistake reported as one line plus a hint.
  */
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { Command, CommanderError, Option } from "commander";
 import {
   StaleJobError,
   WaitTimeoutError,
@@ -16,7 +17,7 @@ import {
   type QueueName,
   type Status,
 } from "../client/index.js";
-import { deadLettersText, jobDetails, jobsTable, progressBar, stuckText, sweepText, workersText } from "./format.js";
+import { deadLettersText, detailsText, jobDetails, jobsTable, progressBar, stuckText, sweepText, workersText } from "./format.js";
 
 export const EXIT = {
   ok: 0,
@@ -37,208 +38,313 @@ export interface Io {
   fetch?: typeof fetch;
 }
 
-const USAGE = `usage: warden <command> [options]
+/** The options every command takes (before or after the command's name). */
+export interface GlobalOptions {
+  url?: string;
+  token?: string;
+  sigv4?: boolean;
+  region?: string;
+  json?: boolean;
+}
 
-commands:
-  submit TYPE [--input JSON|@file] [--queue Q] [--max-attempts N] [--timeout SECONDS]
-              [--run-at ISO] [--idempotency-key KEY] [--wait [--wait-timeout SECONDS]]
-  status ID             show one job
-  wait ID               wait for a job to finish, with a progress bar
-  list [--status S] [--type T] [--limit N] [--all]
-  cancel ID
-  retry ID
-  health
-  stuck                 (admin) what the sweeper would act on now
-  sweep                 (admin) run one sweep now
-  dead-letters [--redrive QUEUE]   (admin) peek at dead letters, or move them back
-  workers               (admin) workers seen recently
-
-options:
-  --url URL      the API (or WARDEN_URL; default http://127.0.0.1:4000)
-  --token TOKEN  bearer token (or WARDEN_TOKEN): npm start's tokens, or a JWT
-  --sigv4        sign requests with AWS SigV4 for an IAM-authorized stage (or WARDEN_AUTH=sigv4);
-                 credentials from the AWS SDK's default chain (AWS_PROFILE, env, SSO, role)
-  --region R     the stage's region for --sigv4 (default: the one in an execute-api URL, else
-                 AWS_REGION / AWS_DEFAULT_REGION; a custom domain needs one of these)
-  --json         machine-readable output on stdout
-  -h, --help
-
-  When the URL is an execute-api URL (https://ID.execute-api.REGION.amazonaws.com) and no token
-  is given, requests are SigV4-signed by default. WARDEN_AUTH=bearer turns that off.
-
-exit codes: 0 ok, 1 job failed or cancelled, 2 usage, 3 API error, 4 wait gave up (stale or timed out)
-`;
-
-class UsageError extends Error {}
-
-const OPTIONS = {
-  url: { type: "string" },
-  token: { type: "string" },
-  sigv4: { type: "boolean", default: false },
-  region: { type: "string" },
-  json: { type: "boolean", default: false },
-  help: { type: "boolean", short: "h", default: false },
-  input: { type: "string" },
-  queue: { type: "string" },
-  "max-attempts": { type: "string" },
-  timeout: { type: "string" },
-  "run-at": { type: "string" },
-  "idempotency-key": { type: "string" },
-  wait: { type: "boolean", default: false },
-  "wait-timeout": { type: "string" },
-  status: { type: "string" },
-  type: { type: "string" },
-  limit: { type: "string" },
-  all: { type: "boolean", default: false },
-  redrive: { type: "string" },
-} as const;
-
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
-
-export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
-  let values: Values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }));
-  } catch (e) {
-    io.stderr.write(`warden: ${(e as Error).message}\n\n${USAGE}`);
-    return EXIT.usage;
-  }
-  const [command, ...args] = positionals;
-  if (values.help || !command) {
-    (values.help ? io.stdout : io.stderr).write(USAGE);
-    return values.help ? EXIT.ok : EXIT.usage;
-  }
-  const out = (human: string, json: unknown): void => {
-    io.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);
-  };
-  try {
-    const baseUrl = values.url ?? io.env.WARDEN_URL ?? "http://127.0.0.1:4000";
-    const auth = authOf(values, io.env, baseUrl);
-    const client = new WardenClient({ baseUrl, ...(auth ? { auth } : {}), ...(io.fetch ? { fetch: io.fetch } : {}) });
-    return await run(command, args, values, client, io, out);
-  } catch (e) {
-    return report(e, io, values.json);
+/** A wrong command line: exit 2, one line, and a pointer to the help of `command` (or the program's). */
+export class UsageError extends Error {
+  override name = "UsageError";
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
+    super(message);
   }
 }
 
-async function run(
-  command: string,
-  args: string[],
-  v: Values,
-  client: WardenClient,
-  io: Io,
-  out: (human: string, json: unknown) => void,
-): Promise<number> {
-  switch (command) {
-    case "submit": {
-      const type = one(args, "submit needs a job type, e.g. warden submit demo.sleep --input '{\"items\":5}'");
-      const { job, created } = await client.submit(type, v.input !== undefined ? parseInput(v.input) : undefined, {
-        ...(v.queue ? { queue: v.queue as QueueName } : {}),
-        ...(v["max-attempts"] !== undefined ? { maxAttempts: int(v["max-attempts"], "--max-attempts") } : {}),
-        ...(v.timeout !== undefined ? { timeoutSeconds: int(v.timeout, "--timeout") } : {}),
-        ...(v["run-at"] !== undefined ? { runAt: v["run-at"] } : {}),
-        ...(v["idempotency-key"] !== undefined ? { idempotencyKey: v["idempotency-key"] } : {}),
-      });
-      if (!v.wait) {
-        out(`${created ? "submitted" : "already submitted (same idempotency key)"}: ${job.id}  ${job.type} on ${job.queue}, ${job.status}`, { job, created });
-        return EXIT.ok;
+const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+// Written as records so that tsc fails here when a status or a queue is added or renamed.
+const STATUSES = Object.keys({ queued: 1, running: 1, succeeded: 1, failed: 1, cancelled: 1 } satisfies Record<Status, 1>) as Status[];
+const QUEUES = Object.keys({ default: 1, large: 1 } satisfies Record<QueueName, 1>) as QueueName[];
+
+const LIST_MAX = 100;
+const DEFAULT_WAIT_SECONDS = 30 * 60;
+/** How often `--wait` looks at a running job; a queued one backs off (see `waitFor`). */
+export const RUNNING_POLL_MS = 1_000;
+const QUEUED_POLL_MAX_MS = 5_000;
+
+const GLOBAL_HELP = `
+Environment: WARDEN_URL, WARDEN_TOKEN, WARDEN_AUTH (sigv4 or bearer); for --sigv4 the AWS SDK's
+default credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID…, SSO, a role) and AWS_REGION.
+
+When the URL is an execute-api URL (https://ID.execute-api.REGION.amazonaws.com) and no token
+is given, requests are SigV4-signed by default. WARDEN_AUTH=bearer turns that off.
+
+Exit codes: 0 ok, 1 job failed or cancelled, 2 usage, 3 API error, 4 wait gave up (stale or timed out)
+
+Run 'warden help COMMAND' (or 'warden COMMAND --help') for a command's options.
+`;
+
+const SUBMIT_HELP = `
+Examples:
+  warden submit demo.sleep --input '{"items":8,"msPerItem":200}' --wait
+  warden submit junit.import --input @report-input.json --idempotency-key nightly-2024-05-01
+`;
+
+/** What a missing argument means, per command (commander would say "missing required argument 'id'"). */
+const MISSING: Record<string, string> = {
+  submit: `submit needs a job type, e.g. warden submit demo.sleep --input '{"items":5}'`,
+  status: "status needs a job id",
+  wait: "wait needs a job id",
+  cancel: "cancel needs a job id",
+  retry: "retry needs a job id",
+};
+
+type Out = (human: string, json: unknown) => void;
+
+interface Ctx {
+  client: WardenClient;
+  io: Io;
+  out: Out;
+}
+
+export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  let code: number = EXIT.ok;
+  /** The subcommand being parsed, for the hint after a usage error. */
+  let command: string | undefined;
+  let json = argv.includes("--json");
+  const program = buildProgram(io, (name) => (command = name), async (g, body) => {
+    json = g.json === true;
+    const out: Out = (human, j) => {
+      io.stdout.write(g.json ? `${JSON.stringify(j, null, 2)}\n` : `${human}\n`);
+    };
+    code = await body({ client: clientFor(g, io), io, out });
+  });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and --version come this way too, having printed what was asked.
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") {
+        return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
       }
-      io.stderr.write(`${created ? "submitted" : "found"} ${job.id}; waiting…\n`);
-      return waitFor(client, job.id, v, io, out);
+      const hint = e.code === "commander.unknownCommand" ? undefined : command;
+      return report(new UsageError(commanderMessage(e, command), hint), io, json);
     }
-    case "wait":
-      return waitFor(client, one(args, "wait needs a job id"), v, io, out);
-    case "status": {
-      const job = await client.get(one(args, "status needs a job id"));
+    return report(e instanceof UsageError && !e.command && command ? new UsageError(e.message, command) : e, io, json);
+  }
+}
+
+type Action = (g: GlobalOptions, body: (ctx: Ctx) => Promise<number>) => Promise<void>;
+
+function buildProgram(io: Io, entering: (command: string) => void, act: Action): Command {
+  const program = new Command("warden")
+    .description("Run and watch Warden's background jobs through its HTTP API.")
+    .usage("<command> [options]")
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .helpCommand(false)
+    .option("--url <url>", "the API (or WARDEN_URL; default http://127.0.0.1:4000)")
+    .option("--token <token>", "bearer token (or WARDEN_TOKEN): npm start's tokens, or a JWT")
+    .option("--sigv4", "sign requests with AWS SigV4 for an IAM-authorized stage (or WARDEN_AUTH=sigv4)")
+    .option("--region <region>", "the stage's region for --sigv4 (default: the one in an execute-api URL, else AWS_REGION)")
+    .option("--json", "machine-readable output on stdout")
+    .addHelpText("after", GLOBAL_HELP)
+    .showSuggestionAfterError(true)
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      // Errors are printed by `report`, in one line with a hint; help is not dumped after them.
+      outputError: () => undefined,
+    })
+    .exitOverride()
+    .hook("preSubcommand", (_program, sub) => entering(sub.name()));
+
+  const cmd = (spec: string, description: string): Command => program.command(spec).description(description).helpOption("-h, --help", "show help for this command");
+  const run =
+    (body: (ctx: Ctx, args: string[], opts: Record<string, unknown>) => Promise<number>) =>
+    async (...params: unknown[]): Promise<void> => {
+      const self = params.at(-1) as Command;
+      const opts = params.at(-2) as Record<string, unknown>;
+      const args = params.slice(0, -2) as string[];
+      await act(self.optsWithGlobals<GlobalOptions>(), (ctx) => body(ctx, args, opts));
+    };
+
+  cmd("submit <type>", "submit a job of this type (and optionally wait for it)")
+    .option("--input <json>", "the job's input as JSON, or @path to read it from a file")
+    .addOption(new Option("--queue <queue>", "the queue to run on").choices(QUEUES).argParser(choice("--queue", QUEUES, "submit")))
+    .addOption(new Option("--max-attempts <n>", "attempts before the job fails").argParser(whole("--max-attempts", 1, undefined, "submit")))
+    .addOption(new Option("--timeout <seconds>", "time limit for one attempt").argParser(whole("--timeout", 1, undefined, "submit")))
+    .option("--run-at <iso>", "run no earlier than this time (ISO 8601 with an offset, e.g. 2030-01-01T09:00:00Z)")
+    .option("--idempotency-key <key>", "a repeated submit with the same key answers with the first job")
+    .option("--wait", "wait for the job to finish, with a progress bar on stderr")
+    .addOption(new Option("--wait-timeout <seconds>", `with --wait: give up after this long (default ${DEFAULT_WAIT_SECONDS})`).argParser(whole("--wait-timeout", 1, undefined, "submit")))
+    .addHelpText("after", SUBMIT_HELP)
+    .action(
+      run(async ({ client, io, out }, [type], o) => {
+        if (o.waitTimeout !== undefined && !o.wait) {
+          throw new UsageError("--wait-timeout needs --wait (or use 'warden wait ID --wait-timeout SECONDS')", "submit");
+        }
+        const input = o.input !== undefined ? parseInput(String(o.input)) : undefined;
+        const { job, created } = await client.submit(type!, input, {
+          ...(o.queue !== undefined ? { queue: o.queue as QueueName } : {}),
+          ...(o.maxAttempts !== undefined ? { maxAttempts: o.maxAttempts as number } : {}),
+          ...(o.timeout !== undefined ? { timeoutSeconds: o.timeout as number } : {}),
+          ...(o.runAt !== undefined ? { runAt: String(o.runAt) } : {}),
+          ...(o.idempotencyKey !== undefined ? { idempotencyKey: String(o.idempotencyKey) } : {}),
+        });
+        if (!o.wait) {
+          out(`${created ? "submitted" : "already submitted (same idempotency key)"}: ${job.id}  ${job.type} on ${job.queue}, ${job.status}`, { job, created });
+          return EXIT.ok;
+        }
+        io.stderr.write(`${created ? "submitted" : "found"} ${job.id}; waiting…\n`);
+        return waitFor(client, job.id, o.waitTimeout as number | undefined, io, out);
+      }),
+    );
+
+  cmd("status <id>", "show one job").action(
+    run(async ({ client, out }, [id]) => {
+      const job = await client.get(id!);
       out(jobDetails(job), { job });
       return EXIT.ok;
-    }
-    case "list": {
-      none(args, "list");
-      const filter = {
-        ...(v.status ? { status: v.status as Status } : {}),
-        ...(v.type ? { type: v.type } : {}),
-        ...(v.limit !== undefined ? { limit: int(v.limit, "--limit") } : {}),
-      };
-      if (v.all) {
-        const jobs: ApiJob[] = [];
-        for await (const page of client.list(filter)) jobs.push(...page);
-        out(jobs.length ? jobsTable(jobs) : "no jobs", { jobs, nextCursor: null });
-      } else {
-        const page = await client.listPage(filter);
-        out(
-          (page.jobs.length ? jobsTable(page.jobs) : "no jobs") + (page.nextCursor ? "\n(more: use --all)" : ""),
-          page,
-        );
-      }
-      return EXIT.ok;
-    }
-    case "cancel": {
-      const job = await client.cancel(one(args, "cancel needs a job id"));
+    }),
+  );
+
+  cmd("wait <id>", "wait for a job to finish, with a progress bar on stderr")
+    .addOption(new Option("--wait-timeout <seconds>", `give up after this long (default ${DEFAULT_WAIT_SECONDS})`).argParser(whole("--wait-timeout", 1, undefined, "wait")))
+    .action(run(async ({ client, io, out }, [id], o) => waitFor(client, id!, o.waitTimeout as number | undefined, io, out)));
+
+  cmd("list", "list your jobs, newest first")
+    .addOption(new Option("--status <status>", "only jobs in this status").choices(STATUSES).argParser(choice("--status", STATUSES, "list")))
+    .option("--type <type>", "only jobs of this type")
+    .addOption(new Option("--limit <n>", `jobs per page, 1 to ${LIST_MAX}`).argParser(whole("--limit", 1, LIST_MAX, "list")))
+    .option("--all", "follow every page, not only the first")
+    .action(
+      run(async ({ client, out }, _args, o) => {
+        const filter = {
+          ...(o.status !== undefined ? { status: o.status as Status } : {}),
+          ...(o.type !== undefined ? { type: String(o.type) } : {}),
+          ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
+        };
+        if (o.all) {
+          const jobs: ApiJob[] = [];
+          for await (const page of client.list(filter)) jobs.push(...page);
+          out(jobs.length ? jobsTable(jobs) : "no jobs", { jobs, nextCursor: null });
+        } else {
+          const page = await client.listPage(filter);
+          out((page.jobs.length ? jobsTable(page.jobs) : "no jobs") + (page.nextCursor ? "\n(more: use --all)" : ""), page);
+        }
+        return EXIT.ok;
+      }),
+    );
+
+  cmd("cancel <id>", "cancel a job (a running one stops when its worker sees it)").action(
+    run(async ({ client, out }, [id]) => {
+      const job = await client.cancel(id!);
       out(job.status === "cancelled" ? `cancelled ${job.id}` : `cancel requested for ${job.id}; it stops when its worker sees it`, { job });
       return EXIT.ok;
-    }
-    case "retry": {
-      const job = await client.retry(one(args, "retry needs a job id"));
+    }),
+  );
+
+  cmd("retry <id>", "queue a failed or cancelled job again, with a fresh attempt budget").action(
+    run(async ({ client, out }, [id]) => {
+      const job = await client.retry(id!);
       out(`queued ${job.id} again (attempt budget ${job.maxAttempts})`, { job });
       return EXIT.ok;
-    }
-    case "health": {
-      none(args, "health");
+    }),
+  );
+
+  cmd("health", "check the API and what it depends on (exit 3 when something is down)").action(
+    run(async ({ client, out }) => {
       const h = await client.health();
       out(Object.entries(h.checks).map(([k, s]) => `${k}: ${s}`).join("\n"), h);
       return h.ok ? EXIT.ok : EXIT.apiError;
-    }
-    case "stuck": {
-      none(args, "stuck");
+    }),
+  );
+
+  cmd("stuck", "(admin) what the sweeper would act on now").action(
+    run(async ({ client, out }) => {
       const r = await client.stuck();
       out(stuckText(r), r);
       return EXIT.ok;
-    }
-    case "sweep": {
-      none(args, "sweep");
+    }),
+  );
+
+  cmd("sweep", "(admin) run one sweep now").action(
+    run(async ({ client, out }) => {
       const report = await client.sweep();
       out(sweepText(report), { report });
       return EXIT.ok;
-    }
-    case "dead-letters": {
-      none(args, "dead-letters");
-      if (v.redrive !== undefined) {
-        const moved = await client.redrive(v.redrive as QueueName);
-        out(`moved ${moved} message(s) from ${v.redrive}'s dead-letter queue back to ${v.redrive}`, { moved });
-      } else {
-        const r = await client.deadLetters();
-        out(deadLettersText(r), r);
-      }
-      return EXIT.ok;
-    }
-    case "workers": {
-      none(args, "workers");
+    }),
+  );
+
+  cmd("dead-letters", "(admin) peek at dead letters, or move them back with --redrive")
+    .addOption(new Option("--redrive <queue>", "move this queue's dead letters back onto it").choices(QUEUES).argParser(choice("--redrive", QUEUES, "dead-letters")))
+    .action(
+      run(async ({ client, out }, _args, o) => {
+        if (o.redrive !== undefined) {
+          const queue = o.redrive as QueueName;
+          const moved = await client.redrive(queue);
+          out(`moved ${moved} message(s) from ${queue}'s dead-letter queue back to ${queue}`, { moved });
+        } else {
+          const r = await client.deadLetters();
+          out(deadLettersText(r), r);
+        }
+        return EXIT.ok;
+      }),
+    );
+
+  cmd("workers", "(admin) workers seen recently").action(
+    run(async ({ client, out }) => {
       const workers = await client.workers();
       out(workersText(workers), { workers });
       return EXIT.ok;
-    }
-    default:
-      throw new UsageError(`unknown command "${command}"`);
-  }
+    }),
+  );
+
+  // commander's own help command answers an unknown name with the whole help; this one says so in a line.
+  program
+    .command("help [command]")
+    .description("show help for a command")
+    .action((name: string | undefined) => {
+      if (name === undefined) return program.outputHelp();
+      const sub = program.commands.find((c) => c.name() === name);
+      if (!sub) throw unknownCommand(program, name);
+      sub.outputHelp();
+    });
+
+  return program;
 }
 
-/** Waits with a progress bar on stderr: redrawn in place on a terminal, a line per change otherwise. */
-async function waitFor(client: WardenClient, id: string, v: Values, io: Io, out: (h: string, j: unknown) => void): Promise<number> {
+function clientFor(g: GlobalOptions, io: Io): WardenClient {
+  const baseUrl = g.url ?? io.env.WARDEN_URL ?? "http://127.0.0.1:4000";
+  if (!/^https?:\/\//.test(baseUrl)) throw new UsageError(`${g.url !== undefined ? "--url" : "WARDEN_URL"} must start with http:// or https:// (got ${JSON.stringify(baseUrl)})`);
+  const auth = authOf(g, io.env, baseUrl);
+  return new WardenClient({ baseUrl, ...(auth ? { auth } : {}), ...(io.fetch ? { fetch: io.fetch } : {}) });
+}
+
+/**
+ * Waits with a progress bar on stderr: redrawn in place on a terminal, a line per change otherwise.
+ * A running job is looked at every second; a queued one with a growing pause (up to 5 s, or the
+ * API's Retry-After when that is longer), since nothing moves until a worker takes it.
+ */
+async function waitFor(client: WardenClient, id: string, timeoutSeconds: number | undefined, io: Io, out: Out): Promise<number> {
   const tty = io.stderr.isTTY === true;
   let lastLine = "";
-  const job = await client.wait(id, {
-    timeoutMs: v["wait-timeout"] !== undefined ? int(v["wait-timeout"], "--wait-timeout") * 1000 : 30 * 60_000,
-    onProgress: (j) => {
-      const line = progressBar(j);
-      if (line === lastLine) return;
-      lastLine = line;
-      io.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
-    },
-  }).finally(() => {
-    if (tty && lastLine) io.stderr.write("\n");
-  });
+  const job = await client
+    .wait(id, {
+      timeoutMs: (timeoutSeconds ?? DEFAULT_WAIT_SECONDS) * 1000,
+      runningIntervalMs: RUNNING_POLL_MS,
+      maxIntervalMs: QUEUED_POLL_MAX_MS,
+      onProgress: (j) => {
+        const line = progressBar(j);
+        if (line === lastLine) return;
+        lastLine = line;
+        io.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+      },
+    })
+    .finally(() => {
+      if (tty && lastLine) io.stderr.write("\n");
+    });
   out(jobDetails(job), { job });
   return job.status === "succeeded" ? EXIT.ok : EXIT.jobFailed;
 }
@@ -247,7 +353,7 @@ async function waitFor(client: WardenClient, id: string, v: Values, io: Io, out:
  * Flags before environment. An execute-api URL with no token means an IAM stage (the deployed
  * default), so it signs; a stage with a JWT authorizer is reached by giving the token.
  */
-export function authOf(v: Pick<Values, "token" | "sigv4" | "region">, env: Io["env"], baseUrl: string): Auth | undefined {
+export function authOf(v: Pick<GlobalOptions, "token" | "sigv4" | "region">, env: Io["env"], baseUrl: string): Auth | undefined {
   const mode = env.WARDEN_AUTH?.trim().toLowerCase() || undefined;
   if (mode !== undefined && mode !== "sigv4" && mode !== "bearer") throw new UsageError(`WARDEN_AUTH must be sigv4 or bearer (got ${JSON.stringify(env.WARDEN_AUTH)})`);
   if (v.sigv4 && v.token !== undefined) throw new UsageError("--sigv4 and --token are two ways to authenticate: give one");
@@ -260,7 +366,7 @@ export function authOf(v: Pick<Values, "token" | "sigv4" | "region">, env: Io["e
   return { kind: "sigv4", region };
 }
 
-function report(e: unknown, io: Io, json: boolean | undefined): number {
+function report(e: unknown, io: Io, json: boolean): number {
   const code =
     e instanceof UsageError ? EXIT.usage : e instanceof StaleJobError || e instanceof WaitTimeoutError ? EXIT.gaveUp : EXIT.apiError;
   if (json) {
@@ -270,22 +376,53 @@ function report(e: unknown, io: Io, json: boolean | undefined): number {
   }
   const known = e instanceof WardenError || e instanceof UsageError;
   io.stderr.write(`warden: ${known ? (e as Error).message : `unexpected error: ${String((e as Error)?.message ?? e)}`}\n`);
-  if (e instanceof UsageError) io.stderr.write(`\n${USAGE}`);
+  if (e instanceof WardenApiError && e.details !== undefined) {
+    const details = detailsText(e.details);
+    if (details) io.stderr.write(`${details}\n`);
+  }
+  if (e instanceof UsageError) io.stderr.write(e.command ? `run 'warden ${e.command} --help' for its options\n` : "run 'warden --help' for the commands and options\n");
   return code;
 }
 
-function one(args: string[], message: string): string {
-  if (args.length !== 1 || !args[0]) throw new UsageError(message);
-  return args[0];
+/** Commander's "unknown command" error, with its did-you-mean, for a name given to `help`. */
+function unknownCommand(program: Command, name: string): CommanderError {
+  const probe = new Command("warden").exitOverride().configureOutput({ outputError: () => undefined }).showSuggestionAfterError(true);
+  for (const c of program.commands) probe.command(c.name());
+  try {
+    probe.parse([name], { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) return e;
+  }
+  return new CommanderError(EXIT.usage, "commander.unknownCommand", `unknown command '${name}'`);
 }
 
-function none(args: string[], command: string): void {
-  if (args.length) throw new UsageError(`${command} takes no arguments (got ${args.join(" ")})`);
+/** Commander's wording, in one line: "unknown command 'sumbit' (did you mean submit?)". */
+function commanderMessage(e: CommanderError, command: string | undefined): string {
+  if (e.code === "commander.missingArgument" && command && MISSING[command]) return MISSING[command];
+  return e.message
+    .replace(/^error: /, "")
+    .replace(/\n\(Did you mean (.*)\?\)/, " (did you mean $1?)")
+    .replace(/\s*\n\s*/g, " ")
+    .replace(/\.$/, "");
 }
 
-function int(s: string, flag: string): number {
-  if (!/^-?\d+$/.test(s)) throw new UsageError(`${flag} must be a whole number (got ${JSON.stringify(s)})`);
-  return Number(s);
+/** A parser for a whole-number option, refusing anything outside [min, max]. */
+function whole(flag: string, min: number, max: number | undefined, command: string): (s: string) => number {
+  const range = max !== undefined ? `from ${min} to ${max}` : `of at least ${min}`;
+  return (s) => {
+    const n = /^\s*\d+\s*$/.test(s) ? Number(s) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+      throw new UsageError(`${flag} must be a whole number ${range} (got ${JSON.stringify(s)})`, command);
+    }
+    return n;
+  };
+}
+
+function choice<T extends string>(flag: string, allowed: readonly T[], command: string): (s: string) => T {
+  return (s) => {
+    if (!(allowed as readonly string[]).includes(s)) throw new UsageError(`${flag} must be one of ${allowed.join(", ")} (got ${JSON.stringify(s)})`, command);
+    return s as T;
+  };
 }
 
 /** `--input` is JSON, or `@path` to read JSON from a file. */
@@ -295,12 +432,12 @@ function parseInput(s: string): unknown {
     try {
       text = readFileSync(s.slice(1), "utf8");
     } catch (e) {
-      throw new UsageError(`cannot read --input file: ${(e as Error).message}`);
+      throw new UsageError(`cannot read --input file: ${(e as Error).message}`, "submit");
     }
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`--input is not valid JSON: ${(e as Error).message}`);
+    throw new UsageError(`--input is not valid JSON: ${(e as Error).message}`, "submit");
   }
 }

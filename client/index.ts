@@ -61,6 +61,11 @@ export interface WaitOptions {
   /** First poll interval; it doubles up to `maxIntervalMs`, and never undercuts Retry-After. */
   minIntervalMs?: number;
   maxIntervalMs?: number;
+  /**
+   * While the job is running, poll this often (poll start to poll start) with no doubling and no
+   * Retry-After: for a person watching its progress. Queued jobs and failed polls still back off.
+   */
+  runningIntervalMs?: number;
   signal?: AbortSignal;
 }
 
@@ -196,7 +201,9 @@ export class WardenClient {
     let last: ApiJob | undefined;
     for (;;) {
       o.signal?.throwIfAborted();
+      const polledAt = Date.now();
       let retryAfterMs: number | undefined;
+      let watching = false;
       try {
         const a = await this.getWithRetryAfter(id);
         last = a.job;
@@ -204,15 +211,16 @@ export class WardenClient {
         o.onProgress?.(a.job);
         if (isFinished(a.job)) return a.job;
         if (a.job.stale) throw new StaleJobError(a.job);
+        watching = o.runningIntervalMs !== undefined && a.job.status === "running";
       } catch (e) {
         // A flaky network or a busy API is worth another look; a 4xx answer will not change.
         if (!isTransient(e) || !last) throw e;
       }
       const now = Date.now();
       if (now >= deadline) throw new WaitTimeoutError(last, now - started);
-      const delay = Math.min(Math.max(interval, retryAfterMs ?? 0), deadline - now);
-      interval = Math.min(maxInterval, interval * 2);
-      await sleep(delay, o.signal);
+      const wanted = watching ? Math.max(0, o.runningIntervalMs! - (now - polledAt)) : Math.max(interval, retryAfterMs ?? 0);
+      if (!watching) interval = Math.min(maxInterval, interval * 2);
+      await sleep(Math.min(wanted, deadline - now), o.signal);
     }
   }
 
