@@ -18,6 +18,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The task definition runs this as 1000:1000 (this image's `node` user) on a read-only root
+# filesystem. /tmp is its one writable directory: a task volume mounted there, which ECS fills
+# from this declared volume, so it keeps /tmp's mode (1777). An image given by
+# WARDEN_FARGATE_IMAGE needs the same VOLUME line for a writable /tmp.
+VOLUME ["/tmp"]
 USER node
 # ECS sends SIGTERM, then SIGKILL after the task's stopTimeout: the worker hands its jobs back
 # in between. --expose-gc lets the memory guard collect at once after aborting a job for memory.

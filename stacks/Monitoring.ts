@@ -1,18 +1,23 @@
 /**
  * Who gets told, and what they see: an SNS topic (with an email subscription when the stage
  * names an address), one CloudWatch alarm per definition in core/alarms.ts, and a dashboard.
+ * With the stage's `kms` option the topic is encrypted with its own key, which CloudWatch may use
+ * only for this stage's alarms.
  */
 import { Duration } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
+import * as iam from "aws-cdk-lib/aws-iam";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
+import { NagSuppressions } from "cdk-nag";
 import { use, type StackContext } from "sst/constructs";
 import { ALARMS, type AlarmDefinition, type AlarmSource } from "../core/alarms.js";
 import { physicalName, QUEUE_NAMES, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE, METRICS, type MetricName } from "../core/metrics.js";
 import { Api } from "./Api.js";
+import { stageKey } from "./kms.js";
 import { pascal, Queues, type QueuePair } from "./Queues.js";
 import { useStageConfig } from "./stage-config.js";
 import { Sweeper } from "./Sweeper.js";
@@ -68,8 +73,38 @@ export function Monitoring({ app, stack }: StackContext) {
   const { sweeper } = use(Sweeper);
   const fns: Record<FunctionKey, lambda.IFunction> = { worker, api: handler, sweeper };
 
-  const topic = new sns.Topic(stack, "AlarmTopic", { topicName: physicalName(app.stage, "alarms"), displayName: `Warden ${app.stage} alarms`, enforceSSL: true });
-  if (config.alarmEmail) topic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
+  const key = stageKey(stack, "AlarmTopicKey", config, "alarms", "the alarm topic");
+  if (key) {
+    // CloudWatch publishes the alarms' notifications, so it needs the key to encrypt them (SNS's
+    // "compatibility with AWS services" key policy), and only on behalf of this stage's alarms.
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "CloudWatchAlarmsPublishToTheAlarmTopic",
+        principals: [new iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        resources: ["*"],
+        conditions: {
+          StringEquals: { "aws:SourceAccount": stack.account },
+          ArnLike: { "aws:SourceArn": `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:${physicalName(app.stage, "*")}` },
+        },
+      }),
+    );
+  }
+  const topic = new sns.Topic(stack, "AlarmTopic", {
+    topicName: physicalName(app.stage, "alarms"),
+    displayName: `Warden ${app.stage} alarms`,
+    enforceSSL: true,
+    ...(key ? { masterKey: key } : {}),
+  });
+  if (config.alarmEmail) {
+    const email = topic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
+    NagSuppressions.addResourceSuppressions(email, [
+      {
+        id: "Serverless-SNSRedrivePolicy",
+        reason: "SNS retries email delivery itself; a notification it still cannot deliver would sit in a DLQ nobody reads. The alarm's state and history stay in CloudWatch and on the dashboard's alarm widget, so only the email is lost.",
+      },
+    ]);
+  }
   const notify = new cwActions.SnsAction(topic);
 
   const alarms = ALARMS.map((def) => {
@@ -126,5 +161,5 @@ export function Monitoring({ app, stack }: StackContext) {
     });
   }
 
-  return { topic, alarms, dashboard };
+  return { topic, alarms, dashboard, key };
 }

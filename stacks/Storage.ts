@@ -1,12 +1,14 @@
 /**
  * The one jobs table, built from core's single definition (`tableDefinition`), so the keys and
- * indexes the cloud gets are the ones the local emulator gets.
+ * indexes the cloud gets are the ones the local emulator gets. Encrypted with DynamoDB's
+ * AWS-owned key, or with the stage's own KMS key when the stage asks for one (`kms`).
  */
 import { RemovalPolicy } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import type { StackContext } from "sst/constructs";
 import { physicalName, TABLE } from "../core/config.js";
 import { tableDefinition } from "../core/schema.js";
+import { stageKey } from "./kms.js";
 import { useStageConfig } from "./stage-config.js";
 
 type KeyElement = { AttributeName?: string; KeyType?: string };
@@ -23,6 +25,7 @@ export function Storage({ app, stack }: StackContext) {
     return { name, type: t === "N" ? dynamodb.AttributeType.NUMBER : t === "B" ? dynamodb.AttributeType.BINARY : dynamodb.AttributeType.STRING };
   };
 
+  const key = stageKey(stack, "TableKey", config, "table", "the jobs table");
   const table = new dynamodb.Table(stack, "Jobs", {
     tableName: def.TableName,
     partitionKey: attribute(def.KeySchema, "HASH")!,
@@ -32,6 +35,7 @@ export function Storage({ app, stack }: StackContext) {
     // Every stage gets PITR: it costs cents on a small table and makes a bad deploy recoverable.
     pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
     deletionProtection: config.production,
+    ...(key ? { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: key } : {}),
     removalPolicy: config.production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
   });
 
@@ -48,5 +52,5 @@ export function Storage({ app, stack }: StackContext) {
   }
 
   stack.addOutputs({ TableName: table.tableName });
-  return { table };
+  return { table, key };
 }

@@ -7,6 +7,7 @@
 import { Duration } from "aws-cdk-lib";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
+import { NagSuppressions } from "cdk-nag";
 import { use, type StackContext } from "sst/constructs";
 import { physicalName, TIMINGS } from "../core/config.js";
 import { ACCESS, grantAccess } from "./access.js";
@@ -32,14 +33,26 @@ export function Sweeper({ app, stack }: StackContext) {
     reservedConcurrency: 1,
   });
   grantAccess(sweeper, ACCESS.sweeper, table, queues);
+  NagSuppressions.addResourceSuppressions(sweeper, [
+    {
+      id: "Serverless-LambdaDLQ",
+      reason: "A failed sweep needs no replay: the next one, a minute later, repeats the whole scan, and the SweeperMissing alarm fires if sweeps stop. A queue of stale 'sweep now' events would only be noise.",
+    },
+  ]);
 
-  new events.Rule(stack, "SweepSchedule", {
+  const schedule = new events.Rule(stack, "SweepSchedule", {
     ruleName: physicalName(app.stage, "sweep"),
     description: "Warden: run the sweeper every minute",
     schedule: events.Schedule.expression(SWEEP_SCHEDULE),
     // A missed minute is made up by the next one; retrying a sweep would only overlap it.
     targets: [new targets.LambdaFunction(sweeper, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
   });
+  NagSuppressions.addResourceSuppressions(schedule, [
+    {
+      id: "Serverless-EventBusDLQ",
+      reason: "The schedule's events carry nothing and expire after a minute on purpose: a missed sweep is made up by the next one (SweeperMissing alarms if none runs), so there is nothing for a DLQ to keep.",
+    },
+  ]);
 
   stack.addOutputs({ SweeperFunction: sweeper.functionName });
   return { sweeper };

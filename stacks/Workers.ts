@@ -1,7 +1,9 @@
 /**
  * The two kinds of worker: a Lambda function on each queue that runs on Lambda (`default`), and a
  * Fargate service on each queue that runs on Fargate (`large`), scaled on its visible messages.
- * Both claim, heartbeat and finish through the same core code.
+ * Both claim, heartbeat and finish through the same core code. The Fargate task runs as the image's
+ * unprivileged `node` user on a read-only root filesystem with a writable /tmp; its cluster has
+ * Container Insights and its VPC a flow log.
  */
 import * as path from "node:path";
 import { Duration } from "aws-cdk-lib";
@@ -11,8 +13,10 @@ import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import { Platform } from "aws-cdk-lib/aws-ecr-assets";
 import * as ecs from "aws-cdk-lib/aws-ecs";
+import { CfnEventSourceMapping } from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
+import { NagSuppressions } from "cdk-nag";
 import { use, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
 import type { Construct } from "constructs";
@@ -27,6 +31,15 @@ import { Storage } from "./Storage.js";
 
 /** AWS's guidance for SQS event sources: visibility timeout at least six times the function's timeout. */
 export const VISIBILITY_FACTOR = 6;
+
+/**
+ * The Fargate container's user: uid and gid 1000, the `node` user of the node:22-slim image the
+ * Dockerfile builds on (its `USER node`). Stated in the task definition too, so an image given by
+ * WARDEN_FARGATE_IMAGE that ends as root still does not run as root.
+ */
+export const WORKER_USER = "1000:1000";
+/** Where the read-only container may still write: a volume of the task's own, new at each task start. */
+export const WORKER_SCRATCH = "/tmp";
 
 const queuesRunningOn = (runsOn: "lambda" | "fargate"): QueueName[] => QUEUE_NAMES.filter((q) => QUEUES[q].runsOn === runsOn);
 
@@ -57,6 +70,21 @@ export function Workers({ app, stack }: StackContext) {
     );
   }
   grantAccess(worker, ACCESS.worker, table, queues);
+  NagSuppressions.addResourceSuppressions(worker, [
+    {
+      id: "Serverless-LambdaDLQ",
+      reason: "The SQS event source mapping invokes the worker synchronously; a failed message returns to its queue and, after maxReceiveCount deliveries, moves to the queue's own DLQ (redrive policy). A function DLQ applies only to asynchronous invocations.",
+    },
+  ]);
+  NagSuppressions.addResourceSuppressions(
+    worker.node.findAll().filter((c) => c instanceof CfnEventSourceMapping),
+    [
+      {
+        id: "Serverless-LambdaEventSourceMappingDestination",
+        reason: "SQS event sources take no on-failure destination (Lambda supports them for streams and Kafka only); failures go to the queue's DLQ through its redrive policy, watched by the DeadLetters alarm.",
+      },
+    ],
+  );
 
   const fargateQueues = queuesRunningOn("fargate");
   const cluster = fargateQueues.length ? fargateCluster(stack, config) : undefined;
@@ -64,6 +92,17 @@ export function Workers({ app, stack }: StackContext) {
   for (const name of fargateQueues) {
     const service = fargateWorker(stack, cluster!, config, environment, name);
     grantAccess(service.taskDefinition.taskRole, ACCESS.fargate, table, queues, cluster);
+    NagSuppressions.addResourceSuppressions(
+      service.taskDefinition.taskRole,
+      [
+        {
+          id: "AwsSolutions-IAM5",
+          reason: "ecs:UpdateTaskProtection acts on the worker's own task, whose ARN exists only at run time; the grant covers the tasks of this stage's cluster and nothing else (stacks/access.ts).",
+          appliesTo: [{ regex: "/^Resource::arn:<AWS::Partition>:ecs:[^:]+:[^:]+:task\\/<Cluster[0-9A-F]{8}>\\/\\*$/" }],
+        },
+      ],
+      true,
+    );
     scaleOnQueue(stack, service, queues[name].queue, config);
     services[name] = service;
   }
@@ -91,7 +130,16 @@ function fargateCluster(stack: Construct, config: StageConfig): ecs.Cluster {
     subnetConfiguration: [{ name: "public", subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 }],
     restrictDefaultSecurityGroup: false,
   });
-  return new ecs.Cluster(stack, "Cluster", { vpc, clusterName: physicalName(config.stage, "cluster") });
+  // Every accepted and rejected flow, for an audit of what the tasks talked to.
+  vpc.addFlowLog("FlowLog", {
+    destination: ec2.FlowLogDestination.toCloudWatchLogs(logGroup(stack, "VpcFlowLogs", `/warden/${config.stage}/vpc-flow-log`, config)),
+    trafficType: ec2.FlowLogTrafficType.ALL,
+  });
+  return new ecs.Cluster(stack, "Cluster", {
+    vpc,
+    clusterName: physicalName(config.stage, "cluster"),
+    containerInsightsV2: ecs.ContainerInsights.ENABLED,
+  });
 }
 
 function fargateWorker(stack: Construct, cluster: ecs.Cluster, config: StageConfig, environment: Record<string, string>, queue: QueueName): ecs.FargateService {
@@ -101,10 +149,15 @@ function fargateWorker(stack: Construct, cluster: ecs.Cluster, config: StageConf
     cpu: config.fargate.cpu,
     memoryLimitMiB: config.fargate.memoryMb,
     runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+    // A bind mount on the task's ephemeral storage (Fargate has no tmpfs). It starts as a copy of
+    // the image's /tmp, which the Dockerfile declares as a VOLUME, so it keeps /tmp's 1777 mode.
+    volumes: [{ name: "scratch" }],
   });
-  taskDefinition.addContainer("worker", {
+  const container = taskDefinition.addContainer("worker", {
     image: containerImage(config.fargate.image),
     essential: true,
+    user: WORKER_USER,
+    readonlyRootFilesystem: true,
     // ECS waits this long after SIGTERM before SIGKILL: the runner's hand-back grace fits inside.
     stopTimeout: Duration.seconds(FARGATE_WORKER.stopTimeoutSeconds),
     environment: {
@@ -121,6 +174,26 @@ function fargateWorker(stack: Construct, cluster: ecs.Cluster, config: StageConf
       logGroup: logGroup(stack, `${id}WorkerLogs`, `/warden/${config.stage}/${queue}-worker`, config),
     }),
   });
+  container.addMountPoints({ sourceVolume: "scratch", containerPath: WORKER_SCRATCH, readOnly: false });
+  if (taskDefinition.executionRole) {
+    NagSuppressions.addResourceSuppressions(
+      taskDefinition.executionRole,
+      [
+        {
+          id: "AwsSolutions-IAM5",
+          reason: "Pulling the worker's image from the CDK asset repository needs ecr:GetAuthorizationToken, which has no resource-level permissions; the layer and image reads are scoped to that repository.",
+          appliesTo: ["Resource::*"],
+        },
+      ],
+      true,
+    );
+  }
+  NagSuppressions.addResourceSuppressions(taskDefinition, [
+    {
+      id: "AwsSolutions-ECS2",
+      reason: "The environment holds no secret: the stage's table name, queue URLs and numeric limits, the same values the Lambda functions get. A secret would come from Secrets Manager through `secrets`.",
+    },
+  ]);
   return new ecs.FargateService(stack, `${id}Worker`, {
     serviceName: physicalName(config.stage, `${queue}-worker`),
     cluster,

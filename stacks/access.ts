@@ -2,11 +2,14 @@
  * Least privilege, declared once per principal: which table, index and queue actions each part
  * of Warden performs. The stacks turn these into IAM statements scoped to the stage's own
  * resources; the synthesis tests hold the policies to them. When a part starts using another
- * DynamoDB, SQS or ECS operation, it is added here and nowhere else.
+ * DynamoDB, SQS or ECS operation, it is added here and nowhere else. When the stage encrypts the
+ * table or the queues with its own KMS keys (`kms`), the same declaration decides which key actions
+ * each principal gets: those its table and queue actions need, on that key only.
  */
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type * as ecs from "aws-cdk-lib/aws-ecs";
 import * as iam from "aws-cdk-lib/aws-iam";
+import type * as kms from "aws-cdk-lib/aws-kms";
 import { TABLE, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE } from "../core/metrics.js";
 import type { QueuePair } from "./Queues.js";
@@ -99,13 +102,28 @@ export function grantAccess(grantee: iam.IGrantable, access: Access, table: ITab
       new iam.PolicyStatement({ actions: ["dynamodb:Query"], resources: access.indexes.map((i) => `${table.tableArn}/index/${i}`) }),
     );
   }
+  // DynamoDB decrypts with the caller's permission on reads and encrypts on writes (CDK's own
+  // table grants, with their `ReEncrypt*`/`GenerateDataKey*` narrowed to what a write uses).
+  if (table.encryptionKey && (access.table.length || access.indexes.length)) {
+    const writes = access.table.some((a) => a === "PutItem" || a === "UpdateItem");
+    statements.push(keyStatement(table.encryptionKey, ["kms:Decrypt", "kms:DescribeKey", ...(writes ? ["kms:Encrypt", "kms:GenerateDataKey"] : [])]));
+  }
+  // SQS with a KMS key: a producer needs GenerateDataKey and Decrypt, a consumer Decrypt.
+  const queueKeys = new Map<kms.IKey, Set<string>>();
   for (const [kind, byQueue] of [["queue", access.queues], ["dlq", access.dlqs]] as const) {
     for (const [name, actions] of Object.entries(byQueue) as [QueueName, QueueAction[]][]) {
       if (!actions.length) continue;
       const q = queues[name][kind];
       statements.push(new iam.PolicyStatement({ actions: actions.map((a) => `sqs:${a}`), resources: [q.queueArn] }));
+      const key = q.encryptionMasterKey;
+      if (!key) continue;
+      const needs = queueKeys.get(key) ?? new Set<string>();
+      if (actions.includes("SendMessage")) needs.add("kms:GenerateDataKey").add("kms:Decrypt");
+      if (actions.includes("ReceiveMessage")) needs.add("kms:Decrypt");
+      if (needs.size) queueKeys.set(key, needs);
     }
   }
+  for (const [key, actions] of queueKeys) statements.push(keyStatement(key, [...actions].sort()));
   if (access.putMetricData) {
     statements.push(
       new iam.PolicyStatement({
@@ -122,3 +140,5 @@ export function grantAccess(grantee: iam.IGrantable, access: Access, table: ITab
   }
   for (const s of statements) grantee.grantPrincipal.addToPrincipalPolicy(s);
 }
+
+const keyStatement = (key: kms.IKey, actions: string[]): iam.PolicyStatement => new iam.PolicyStatement({ actions, resources: [key.keyArn] });

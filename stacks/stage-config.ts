@@ -46,6 +46,12 @@ export interface StageConfig {
   api: { throttleRate: number; throttleBurst: number; memoryMb: number };
   sweeper: { memoryMb: number };
   logRetentionDays: LogRetention;
+  /**
+   * Customer-managed KMS keys (rotated yearly) for the table, the queues and the alarm topic, one
+   * key per stack, instead of AWS-owned and SQS/SNS-managed encryption. Off by default: each key
+   * costs $1 a month plus its requests, and AWS's own encryption already encrypts everything at rest.
+   */
+  kms: boolean;
 }
 
 /** The retention periods CloudWatch Logs accepts that a stage is likely to want. */
@@ -78,6 +84,7 @@ export type StageOverrides = {
   api?: Partial<StageConfig["api"]>;
   sweeper?: Partial<StageConfig["sweeper"]>;
   logRetentionDays?: LogRetention;
+  kms?: boolean;
 };
 
 /** Per-stage changes to the defaults. Edit this to size a stage; `prod` is production. */
@@ -107,6 +114,7 @@ export const defaultStageConfig = (stage: string, region = "us-east-1"): StageCo
   api: { throttleRate: 50, throttleBurst: 100, memoryMb: 512 },
   sweeper: { memoryMb: 256 },
   logRetentionDays: 14,
+  kms: false,
 });
 
 type Env = Record<string, string | undefined>;
@@ -142,6 +150,7 @@ export function envOverrides(env: Env): StageOverrides {
   const admins = list(env.WARDEN_ADMIN_PRINCIPALS);
   return {
     ...(env.WARDEN_PRODUCTION ? { production: env.WARDEN_PRODUCTION === "true" } : {}),
+    ...(env.WARDEN_KMS ? { kms: env.WARDEN_KMS === "true" } : {}),
     ...(worker ? { worker } : {}),
     ...(fargate ? { fargate } : {}),
     ...(env.WARDEN_ALARM_EMAIL ? { alarmEmail: env.WARDEN_ALARM_EMAIL } : {}),
@@ -162,6 +171,7 @@ function merge(base: StageConfig, o: StageOverrides): StageConfig {
     ...(o.jwt !== undefined ? { jwt: o.jwt } : {}),
     ...(o.adminPrincipals !== undefined ? { adminPrincipals: o.adminPrincipals } : {}),
     ...(o.logRetentionDays !== undefined ? { logRetentionDays: o.logRetentionDays } : {}),
+    ...(o.kms !== undefined ? { kms: o.kms } : {}),
   };
 }
 

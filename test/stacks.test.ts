@@ -2,14 +2,17 @@
  * The whole stage, synthesized offline by sst.config.ts's own `stacks` and held to the issue's
  * promises with aws-cdk-lib/assertions: DLQs and visibility timeouts, the table's TTL, sparse
  * index, PITR and retention, the Fargate worker's stop timeout and scaling, the sweeper's
- * schedule, one alarm per definition in core/, least privilege, and a snapshot of each stack's
- * resource counts. Every expected value comes from core/ or is stated here, never read back from
- * the stacks' own code.
+ * schedule, one alarm per definition in core/, least privilege, the hardening cdk-nag's
+ * AwsSolutions and Serverless rule packs ask for (every stage synthesized here passes both, each
+ * finding fixed or suppressed beside its construct with a reason), the optional KMS keys, and a
+ * snapshot of each stack's resource counts. Every expected value comes from core/ or is stated
+ * here, never read back from the stacks' own code.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Match } from "aws-cdk-lib/assertions";
+import * as sqs from "aws-cdk-lib/aws-sqs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ALARMS } from "../core/alarms.js";
 import { FARGATE_WORKER, LAMBDA_WORKER, QUEUE_NAMES, QUEUES, TABLE, TIMINGS } from "../core/config.js";
@@ -17,6 +20,8 @@ import { METRIC_NAMESPACE } from "../core/metrics.js";
 import { tableDefinition } from "../core/schema.js";
 import { defaultStageConfig, envOverrides, stageConfig } from "../stacks/stage-config.js";
 import type { SSTConfig } from "sst";
+import sstConfig from "../sst.config.js";
+import { STACKS, type StackName } from "../stacks/index.js";
 import { ROOT, synthStage, TEST_IMAGE, type CfnTemplate, type Synthesized } from "./support/sst.js";
 import { allStatements, resolve, resourceCounts, resourceOf, roleOwner, type Resolved } from "./support/sst-refs.js";
 
@@ -27,10 +32,14 @@ const one = (t: CfnTemplate, type: string, where: (p: Record<string, any>) => bo
   return found[0]!;
 };
 
-/** "table", "table/index/due", "queue:default", "queue:large-dlq" ... for a resolved resource. */
+/** The StackName ("Storage", ...) of a CloudFormation stack name ("dev-warden-Storage"). */
+const stackNameOf = (s: Synthesized, cfnName: string): StackName => (Object.keys(s.stackNames) as StackName[]).find((n) => s.stackNames[n] === cfnName)!;
+
+/** "table", "table/index/due", "queue:default", "queue:large-dlq", "key:Queues" ... for a resolved resource. */
 function label(s: Synthesized, stage: string, r: Resolved): string {
   if ("literal" in r) return r.literal;
   const res = resourceOf(s, r);
+  if (res.Type === "AWS::KMS::Key") return `key:${stackNameOf(s, r.stack)}`;
   if (res.Type === "AWS::DynamoDB::Table") return `table${r.suffix}`;
   if (res.Type === "AWS::SQS::Queue") return `queue:${String(res.Properties?.QueueName).replace(`warden-${stage}-`, "")}${r.suffix}`;
   return `${res.Type}:${r.id}${r.suffix}`;
@@ -55,6 +64,51 @@ function tasksLabel(s: Synthesized, stack: string, value: unknown): string | und
     .join("");
   const m = /^arn:aws:ecs:[a-z0-9-]+:\d{12}:task\/([^/?]+)\/\*$/.exec(text);
   return m ? `tasks:${m[1]}` : undefined;
+}
+
+/** cdk-nag's packs run in every synthStage: an unsuppressed finding, or any other error or warning annotation, fails. */
+function expectNoFindings(s: Synthesized): void {
+  expect(s.findings.map((f) => `${f.level} ${f.path}: ${f.message.split("\n")[0]}`)).toEqual([]);
+}
+
+/** Every cdk-nag suppression in the stage's templates: `Stack Type RuleId` and its reason. */
+function suppressions(s: Synthesized): { where: string; id: string; reason: string }[] {
+  return (Object.entries(s.json) as [StackName, CfnTemplate][]).flatMap(([stack, t]) =>
+    Object.values(t.Resources).flatMap((r) =>
+      ((r as { Metadata?: { cdk_nag?: { rules_to_suppress?: { id: string; reason: string }[] } } }).Metadata?.cdk_nag?.rules_to_suppress ?? []).map((x) => ({
+        where: `${stack} ${r.Type}`,
+        id: x.id,
+        reason: x.reason,
+      })),
+    ),
+  );
+}
+
+/** Every `Ref` and `Fn::GetAtt` target in a template. */
+function referencedIds(value: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const v of value) referencedIds(v, out);
+  else if (value && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === "Ref" && typeof v === "string") out.add(v);
+      else if (k === "Fn::GetAtt" && Array.isArray(v)) out.add(String(v[0]));
+      else referencedIds(v, out);
+    }
+  }
+  return out;
+}
+
+/** Per role owner, `kms:Action key:<Stack>` for every KMS permission its policies hold. */
+function kmsGrants(s: Synthesized, stage: string): Record<string, string[]> {
+  const got: Record<string, Set<string>> = {};
+  for (const st of allStatements(s).filter((x) => x.Effect === "Allow")) {
+    const actions = st.Action.filter((a) => a.startsWith("kms:"));
+    if (!actions.length) continue;
+    for (const role of st.roles) {
+      const set = (got[roleOwner(s.byStackName[st.stack]!, role)] ??= new Set());
+      for (const r of st.Resource) for (const a of actions) set.add(`${a} ${label(s, stage, resolve(s, st.stack, r))}`);
+    }
+  }
+  return Object.fromEntries(Object.entries(got).map(([k, v]) => [k, [...v].sort()]));
 }
 
 describe("a dev stage, bundled as `sst deploy` bundles it", () => {
@@ -367,6 +421,126 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     for (const [owner, perms] of Object.entries(expected)) expect([...got[owner]!].sort(), owner).toEqual([...new Set(perms)].sort());
   });
 
+  it("passes cdk-nag's AwsSolutions and Serverless rule packs, each remaining finding suppressed beside its construct with a reason docs/deploy.md repeats", () => {
+    expectNoFindings(s);
+    const all = suppressions(s);
+    // The suppressions this stage carries (review any change here, and in docs/deploy.md).
+    expect([...new Set(all.map((x) => `${x.where} ${x.id}`))].sort()).toEqual(
+      [
+        "Api AWS::ApiGatewayV2::Route AwsSolutions-APIG4",
+        "Api AWS::Lambda::Function AwsSolutions-L1",
+        "Api AWS::Lambda::Function Serverless-LambdaDLQ",
+        "Api AWS::Lambda::Function Serverless-LambdaLatestVersion",
+        "Api AWS::Lambda::Function Serverless-LambdaTracing",
+        "Queues AWS::SQS::Queue Serverless-SQSRedrivePolicy",
+        "Sweeper AWS::Events::Rule Serverless-EventBusDLQ",
+        "Sweeper AWS::Lambda::Function AwsSolutions-L1",
+        "Sweeper AWS::Lambda::Function Serverless-LambdaDLQ",
+        "Sweeper AWS::Lambda::Function Serverless-LambdaLatestVersion",
+        "Sweeper AWS::Lambda::Function Serverless-LambdaTracing",
+        "Workers AWS::ECS::TaskDefinition AwsSolutions-ECS2",
+        "Workers AWS::IAM::Policy AwsSolutions-IAM5",
+        "Workers AWS::IAM::Role AwsSolutions-IAM5",
+        "Workers AWS::Lambda::EventSourceMapping Serverless-LambdaEventSourceMappingDestination",
+        "Workers AWS::Lambda::Function AwsSolutions-L1",
+        "Workers AWS::Lambda::Function Serverless-LambdaDLQ",
+        "Workers AWS::Lambda::Function Serverless-LambdaLatestVersion",
+        "Workers AWS::Lambda::Function Serverless-LambdaTracing",
+      ].sort(),
+    );
+    // Only the two DLQs skip a redrive policy, and only the public route skips authorization.
+    expect(all.filter((x) => x.id === "Serverless-SQSRedrivePolicy")).toHaveLength(QUEUE_NAMES.length);
+    expect(all.filter((x) => x.id === "AwsSolutions-APIG4")).toHaveLength(1);
+    const doc = readFileSync(path.join(ROOT, "docs/deploy.md"), "utf8");
+    for (const x of all) {
+      expect(x.reason.length, `${x.where} ${x.id}`).toBeGreaterThan(60);
+      expect(doc, `docs/deploy.md lists ${x.id}`).toContain(`\`${x.id}\``);
+    }
+  });
+
+  it("turns Container Insights on for the cluster", () => {
+    const [, cluster] = one(s.json.Workers, "AWS::ECS::Cluster");
+    expect(cluster.Properties!.ClusterSettings).toEqual([{ Name: "containerInsights", Value: "enabled" }]);
+  });
+
+  it("logs every flow of the VPC to a CloudWatch log group with the stage's retention", () => {
+    const t = s.json.Workers;
+    const [vpcId] = one(t, "AWS::EC2::VPC");
+    const [, flow] = one(t, "AWS::EC2::FlowLog");
+    expect(flow.Properties!).toMatchObject({ ResourceType: "VPC", ResourceId: { Ref: vpcId }, TrafficType: "ALL", LogDestinationType: "cloud-watch-logs" });
+    const group = t.Resources[flow.Properties!.LogGroupName.Ref]!;
+    expect(group.Type).toBe("AWS::Logs::LogGroup");
+    expect(group.Properties).toMatchObject({ LogGroupName: "/warden/dev/vpc-flow-log", RetentionInDays: defaultStageConfig("dev").logRetentionDays });
+    // The delivery role may write to that group only.
+    const roleId = flow.Properties!.DeliverLogsPermissionArn["Fn::GetAtt"][0];
+    const statements = allStatements(s).filter((st) => st.stack === s.stackNames.Workers && st.roles.includes(roleId));
+    expect(statements.flatMap((st) => st.Resource)).toEqual(statements.map(() => ({ "Fn::GetAtt": [flow.Properties!.LogGroupName.Ref, "Arn"] })));
+  });
+
+  it("runs the Fargate container as the image's node user (1000:1000) on a read-only root filesystem, with a writable /tmp volume", () => {
+    const [, task] = one(s.json.Workers, "AWS::ECS::TaskDefinition");
+    const [container] = task.Properties!.ContainerDefinitions as any[];
+    expect(container.ReadonlyRootFilesystem).toBe(true);
+    expect(container.User).toBe("1000:1000");
+    expect(container.Privileged).toBeUndefined();
+    // Fargate has no tmpfs: /tmp is a bind mount on the task's ephemeral storage (no host path, no EFS).
+    expect(container.MountPoints).toEqual([{ ContainerPath: "/tmp", ReadOnly: false, SourceVolume: "scratch" }]);
+    expect(task.Properties!.Volumes).toEqual([{ Name: "scratch" }]);
+    // 1000:1000 is the `node` user of the official node images the Dockerfile builds on, and the
+    // image declares /tmp a volume, so ECS fills the mount from it and it keeps /tmp's 1777 mode.
+    const dockerfile = readFileSync(path.join(ROOT, "Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/^FROM node:22-slim$/m);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/^VOLUME \["\/tmp"\]$/m);
+  });
+
+  it("gives each function a role of its own that may write only to its own log group, and no role an AWS-managed policy", () => {
+    const all = Object.values(s.byStackName);
+    for (const t of all) for (const [id, role] of of(t, "AWS::IAM::Role")) expect(role.Properties!.ManagedPolicyArns, id).toBeUndefined();
+    expect(JSON.stringify(all)).not.toContain("AWSLambdaBasicExecutionRole");
+    const fns = Object.values(s.stackNames).flatMap((stack) => of(s.byStackName[stack]!, "AWS::Lambda::Function").map(([, fn]) => ({ stack, fn })));
+    // Warden's three functions and nothing else: SST's unused CustomResourceHandler is gone from every stack.
+    expect(fns.map(({ fn }) => fn.Properties!.FunctionName).sort()).toEqual(["warden-dev-api", "warden-dev-sweeper", "warden-dev-worker"]);
+    const roles = new Set<string>();
+    for (const { stack, fn } of fns) {
+      const p = fn.Properties!;
+      const roleId = p.Role["Fn::GetAtt"][0] as string;
+      roles.add(`${stack}/${roleId}`);
+      const groupId = p.LoggingConfig.LogGroup.Ref as string;
+      expect(s.byStackName[stack]!.Resources[groupId]!.Properties!.LogGroupName).toBe(`/aws/lambda/${p.FunctionName}`);
+      const logs = allStatements(s).filter((st) => st.stack === stack && st.roles.includes(roleId) && st.Action.some((a) => a.startsWith("logs:")));
+      expect(logs, p.FunctionName).toHaveLength(1);
+      expect([...logs[0]!.Action].sort()).toEqual(["logs:CreateLogStream", "logs:PutLogEvents"]);
+      expect(logs[0]!.Resource).toEqual([{ "Fn::GetAtt": [groupId, "Arn"] }]);
+    }
+    expect(roles.size).toBe(fns.length);
+  });
+
+  it("leaves no reference to a resource a template lacks (the dropped handlers included)", () => {
+    for (const [stack, t] of Object.entries(s.byStackName)) {
+      const known = new Set([...Object.keys(t.Resources), ...Object.keys((t as { Parameters?: object }).Parameters ?? {})]);
+      for (const id of referencedIds(t)) if (!id.startsWith("AWS::")) expect(known.has(id), `${stack} refers to ${id}`).toBe(true);
+    }
+  });
+
+  it("writes the API's access log as JSON that is valid before substitution too", () => {
+    const [, stage] = one(s.json.Api, "AWS::ApiGatewayV2::Stage");
+    const format = JSON.parse(stage.Properties!.AccessLogSettings.Format);
+    expect(format).toMatchObject({ requestId: "$context.requestId", routeKey: "$context.routeKey", status: "$context.status", principal: "$context.identity.userArn" });
+  });
+
+  it("creates no KMS key without the stage's kms option: the table, queues and topic use AWS's own keys", () => {
+    for (const t of Object.values(s.json)) expect(of(t, "AWS::KMS::Key")).toHaveLength(0);
+    const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
+    expect(table.Properties!.SSESpecification).toBeUndefined();
+    for (const [, q] of of(s.json.Queues, "AWS::SQS::Queue")) expect(q.Properties!.KmsMasterKeyId).toBeUndefined();
+    const [, topic] = one(s.json.Monitoring, "AWS::SNS::Topic");
+    expect(topic.Properties!.KmsMasterKeyId).toBeUndefined();
+    expect(Object.keys(kmsGrants(s, "dev"))).toEqual([]);
+  });
+
+  // Since the rule packs: each stack lost SST's unused CustomResourceHandler (a function and its
+  // role); Workers gained the VPC flow log (its log group, role and policy).
   it("keeps each stack's resource counts (review any change here)", () => {
     const counts = Object.fromEntries(Object.entries(s.json).map(([name, t]) => [name, resourceCounts(t)]));
     expect(counts).toMatchInlineSnapshot(`
@@ -377,8 +551,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
           "AWS::ApiGatewayV2::Route": 11,
           "AWS::ApiGatewayV2::Stage": 1,
           "AWS::IAM::Policy": 1,
-          "AWS::IAM::Role": 2,
-          "AWS::Lambda::Function": 2,
+          "AWS::IAM::Role": 1,
+          "AWS::Lambda::Function": 1,
           "AWS::Lambda::Permission": 11,
           "AWS::Logs::LogGroup": 2,
           "AWS::SSM::Parameter": 2,
@@ -386,27 +560,21 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         "Monitoring": {
           "AWS::CloudWatch::Alarm": 16,
           "AWS::CloudWatch::Dashboard": 1,
-          "AWS::IAM::Role": 1,
-          "AWS::Lambda::Function": 1,
           "AWS::SNS::Topic": 1,
           "AWS::SNS::TopicPolicy": 1,
         },
         "Queues": {
-          "AWS::IAM::Role": 1,
-          "AWS::Lambda::Function": 1,
           "AWS::SQS::Queue": 4,
           "AWS::SQS::QueuePolicy": 4,
         },
         "Storage": {
           "AWS::DynamoDB::Table": 1,
-          "AWS::IAM::Role": 1,
-          "AWS::Lambda::Function": 1,
         },
         "Sweeper": {
           "AWS::Events::Rule": 1,
           "AWS::IAM::Policy": 1,
-          "AWS::IAM::Role": 2,
-          "AWS::Lambda::Function": 2,
+          "AWS::IAM::Role": 1,
+          "AWS::Lambda::Function": 1,
           "AWS::Lambda::Permission": 1,
           "AWS::Logs::LogGroup": 1,
           "AWS::SSM::Parameter": 1,
@@ -415,6 +583,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
           "AWS::ApplicationAutoScaling::ScalableTarget": 1,
           "AWS::ApplicationAutoScaling::ScalingPolicy": 2,
           "AWS::CloudWatch::Alarm": 2,
+          "AWS::EC2::FlowLog": 1,
           "AWS::EC2::InternetGateway": 1,
           "AWS::EC2::Route": 2,
           "AWS::EC2::RouteTable": 2,
@@ -426,11 +595,11 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
           "AWS::ECS::Cluster": 1,
           "AWS::ECS::Service": 1,
           "AWS::ECS::TaskDefinition": 1,
-          "AWS::IAM::Policy": 3,
+          "AWS::IAM::Policy": 4,
           "AWS::IAM::Role": 5,
           "AWS::Lambda::EventSourceMapping": 1,
-          "AWS::Lambda::Function": 2,
-          "AWS::Logs::LogGroup": 2,
+          "AWS::Lambda::Function": 1,
+          "AWS::Logs::LogGroup": 3,
           "AWS::SSM::Parameter": 1,
         },
       }
@@ -443,6 +612,11 @@ describe("a prod stage", () => {
   beforeAll(async () => {
     s = await synthStage("prod");
   }, 60_000);
+
+  it("passes cdk-nag's AwsSolutions and Serverless rule packs, and creates no KMS key (the option is off)", () => {
+    expectNoFindings(s);
+    for (const t of Object.values(s.json)) expect(of(t, "AWS::KMS::Key")).toHaveLength(0);
+  });
 
   it("retains the table with deletion protection and PITR, and keeps its logs", () => {
     const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
@@ -481,6 +655,11 @@ describe("a stage with a JWT issuer, an alarm email, admins and bigger workers",
     });
   }, 60_000);
 
+  it("passes cdk-nag's AwsSolutions and Serverless rule packs (the email subscription's missing DLQ suppressed with a reason)", () => {
+    expectNoFindings(s);
+    expect(suppressions(s).filter((x) => x.where === "Monitoring AWS::SNS::Subscription").map((x) => x.id)).toEqual(["Serverless-SNSRedrivePolicy"]);
+  });
+
   it("uses a JWT authorizer on every route but health", () => {
     const [authId, auth] = one(s.json.Api, "AWS::ApiGatewayV2::Authorizer");
     expect(auth.Properties!).toMatchObject({ AuthorizerType: "JWT", JwtConfiguration: { Issuer: issuer, Audience: ["warden-cli"] } });
@@ -510,6 +689,88 @@ describe("a stage with a JWT issuer, an alarm email, admins and bigger workers",
   });
 });
 
+describe("a production stage with customer-managed KMS keys (`kms`, WARDEN_KMS=true)", () => {
+  let s: Synthesized;
+  beforeAll(async () => {
+    s = await synthStage("vault", { overrides: { kms: true, production: true } });
+  }, 60_000);
+
+  const keyOf = (stack: StackName) => {
+    const [id, key] = one(s.json[stack], "AWS::KMS::Key");
+    return { id, key, arn: { "Fn::GetAtt": [id, "Arn"] } };
+  };
+
+  it("passes cdk-nag's AwsSolutions and Serverless rule packs", () => {
+    expectNoFindings(s);
+  });
+
+  it("has one rotated key per stack that holds data, each with its alias, retained with the production table", () => {
+    const keys = (Object.keys(STACKS) as StackName[]).filter((n) => of(s.json[n], "AWS::KMS::Key").length > 0);
+    expect(keys.sort()).toEqual(["Monitoring", "Queues", "Storage"]);
+    for (const [stack, purpose] of [["Storage", "table"], ["Queues", "queues"], ["Monitoring", "alarms"]] as const) {
+      const { id, key } = keyOf(stack);
+      expect(key.Properties!.EnableKeyRotation, stack).toBe(true);
+      expect(key.DeletionPolicy, stack).toBe("Retain");
+      s.templates[stack].hasResourceProperties("AWS::KMS::Alias", { AliasName: `alias/warden-vault-${purpose}`, TargetKeyId: { "Fn::GetAtt": [id, "Arn"] } });
+    }
+  });
+
+  it("encrypts the table, every queue and DLQ, and the alarm topic with their stack's key", () => {
+    const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
+    expect(table.Properties!.SSESpecification).toEqual({ SSEEnabled: true, SSEType: "KMS", KMSMasterKeyId: keyOf("Storage").arn });
+    const queues = of(s.json.Queues, "AWS::SQS::Queue");
+    expect(queues).toHaveLength(2 * QUEUE_NAMES.length);
+    for (const [id, q] of queues) {
+      expect(q.Properties!.KmsMasterKeyId, id).toEqual(keyOf("Queues").arn);
+      expect(q.Properties!.SqsManagedSseEnabled, id).toBeUndefined();
+    }
+    const [, topic] = one(s.json.Monitoring, "AWS::SNS::Topic");
+    expect(topic.Properties!.KmsMasterKeyId).toEqual(keyOf("Monitoring").arn);
+  });
+
+  it("lets CloudWatch use the topic's key for this stage's alarms only", () => {
+    const statements = keyOf("Monitoring").key.Properties!.KeyPolicy.Statement as any[];
+    const cw = statements.filter((st) => st.Principal?.Service === "cloudwatch.amazonaws.com");
+    expect(cw).toHaveLength(1);
+    expect(cw[0].Action).toEqual(["kms:Decrypt", "kms:GenerateDataKey*"]);
+    expect(cw[0].Condition.StringEquals).toEqual({ "aws:SourceAccount": "123456789012" });
+    expect(JSON.stringify(cw[0].Condition.ArnLike["aws:SourceArn"])).toContain(":cloudwatch:us-east-1:123456789012:alarm:warden-vault-*");
+    // The other keys name no service: only the account's IAM policies grant their use.
+    for (const stack of ["Storage", "Queues"] as const) {
+      for (const st of keyOf(stack).key.Properties!.KeyPolicy.Statement as any[]) expect(st.Principal, stack).toEqual({ AWS: expect.anything() });
+    }
+  });
+
+  it("grants each principal exactly the key actions its table and queue access needs, on those keys only", () => {
+    const table = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"].map((a) => `${a} key:Storage`);
+    // Every principal both sends to a queue (GenerateDataKey + Decrypt) and receives from one or reads the table.
+    const queues = ["kms:Decrypt", "kms:GenerateDataKey"].map((a) => `${a} key:Queues`);
+    const expected = [...table, ...queues].sort();
+    expect(kmsGrants(s, "vault")).toEqual({
+      "warden-vault-worker": expected,
+      "warden-vault-api": expected,
+      "warden-vault-sweeper": expected,
+      "task:warden-vault-large-worker": expected,
+    });
+    for (const st of allStatements(s)) for (const a of st.Action) expect(a, st.policyId).not.toContain("*");
+  });
+});
+
+describe("the rule packs", () => {
+  it("do run on every synthesis: a queue with no DLQ, no TLS policy and no encryption is reported", async () => {
+    const s = await synthStage("canary", {
+      stacks: async (app) => {
+        await sstConfig.stacks(app);
+        const queues = app.node.findChild(app.logicalPrefixedName("Queues"));
+        new sqs.Queue(queues, "Careless", { encryption: sqs.QueueEncryption.UNENCRYPTED });
+      },
+    });
+    const rules = new Set(s.findings.filter((f) => f.path.includes("/Careless/")).map((f) => f.message.split(/[[:]/)[0]));
+    expect([...rules].sort()).toEqual(expect.arrayContaining(["AwsSolutions-SQS3", "AwsSolutions-SQS4", "Serverless-SQSRedrivePolicy"]));
+    expect(s.findings.every((f) => f.path.includes("/Careless/"))).toBe(true);
+  }, 60_000);
+});
+
 describe("the Fargate image", () => {
   it("synthesizes from a Dockerfile as an ECR asset without running Docker", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "warden-image-"));
@@ -522,6 +783,8 @@ describe("the Fargate image", () => {
     const pull = allStatements(s).filter((st) => st.Action.includes("ecr:GetAuthorizationToken"));
     expect(pull).toHaveLength(1);
     expect(roleOwner(s.byStackName[pull[0]!.stack]!, pull[0]!.roles[0]!)).toBe("execution:warden-img-large-worker");
+    // That `*` is the one the rule packs are told about (AwsSolutions-IAM5 on the execution role).
+    expectNoFindings(s);
   });
 
   it("defaults to the repository's Dockerfile", () => {
@@ -541,6 +804,7 @@ describe("sst.config.ts through SST's own loader", () => {
       const s = await synthStage("viacli", { stacks: config.stacks });
       expect(Object.values(s.stackNames).sort()).toEqual(["Api", "Monitoring", "Queues", "Storage", "Sweeper", "Workers"].map((n) => `viacli-warden-${n}`).sort());
       expect(of(s.json.Monitoring, "AWS::CloudWatch::Alarm")).toHaveLength(ALARMS.length);
+      expectNoFindings(s);
     } finally {
       if (saved === undefined) delete process.env.WARDEN_FARGATE_IMAGE;
       else process.env.WARDEN_FARGATE_IMAGE = saved;
@@ -549,6 +813,14 @@ describe("sst.config.ts through SST's own loader", () => {
 });
 
 describe("stage configuration", () => {
+  it("leaves KMS keys off unless the stage or WARDEN_KMS asks for them", () => {
+    expect(stageConfig("dev").kms).toBe(false);
+    expect(stageConfig("prod").kms).toBe(false);
+    expect(stageConfig("dev", { env: { WARDEN_KMS: "true" } }).kms).toBe(true);
+    expect(stageConfig("dev", { env: { WARDEN_KMS: "false" } }).kms).toBe(false);
+    expect(stageConfig("dev", { overrides: { kms: true } }).kms).toBe(true);
+  });
+
   it("marks prod as production and other stages as disposable", () => {
     expect(stageConfig("prod").production).toBe(true);
     expect(stageConfig("dev").production).toBe(false);
