@@ -248,7 +248,9 @@ export function claim(prev: Job | undefined, o: { workerId: string; leaseMs: num
 export function beat(job: RunningJob, o: { leaseMs: number; report?: Report }, c: Clock): Change<RunningJob> {
   const leaseExpiresAt = c.now + o.leaseMs;
   const next: RunningJob = withReport({ ...job, heartbeatAt: c.now, leaseExpiresAt, dueAt: runningDueAt(job, leaseExpiresAt, c), updatedAt: c.now }, o.report);
-  return change("beat", job, next, fence(job));
+  // A worker that has not seen a cancel request must not move dueAt past its grace: the beat is
+  // conditional on there being none, and the store beats again with the mark when there is.
+  return change("beat", job, next, job.cancelRequested ? fence(job) : { ...fence(job), notCancelled: true });
 }
 
 export function succeed(job: RunningJob, o: { result: unknown; report?: Report }, c: Clock): Change<SucceededJob> {

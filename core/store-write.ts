@@ -125,6 +125,9 @@ export class ChangeWriter {
     for (const [k, v] of Object.entries(extra)) x.set(k, v);
     x.add("version", 1);
     this.condition(c, x);
+    // The SDK's resend of a write that landed must fail, so its nonce is recognized and it is
+    // applied once: a fenced write's resend would otherwise pass its condition again.
+    x.when(`attribute_not_exists(${x.name("lastWrite")}) OR ${x.name("lastWrite")} <> ${x.value(extra.lastWrite)}`);
     const out = await this.db.send(
       new UpdateCommand({ TableName: this.table, Key: { id: c.next.id }, ...x.params(), ReturnValues: "ALL_NEW" }),
       bound(timeoutMs),

@@ -177,7 +177,17 @@ export class JobStore {
    */
   async heartbeat(lease: Lease, report: Report = {}, o: { timeoutMs?: number } = {}): Promise<HeartbeatResult> {
     checkReport(report, lease.job);
-    const job = await this.fenced(lease, life.beat(lease.job, { leaseMs: lease.leaseMs, report }, this.clock()), o);
+    const beat = () => this.fenced(lease, life.beat(lease.job, { leaseMs: lease.leaseMs, report }, this.clock()), o);
+    let job: RunningJob;
+    try {
+      job = await beat();
+    } catch (e) {
+      // A cancel request this worker had not heard of: beat again, now keeping its grace deadline.
+      const found = e instanceof LeaseLostError ? (e.found as Job | undefined) : undefined;
+      if (found?.status !== "running" || found.token !== lease.token || !found.cancelRequested) throw e;
+      lease.job = found;
+      job = await beat();
+    }
     lease.job = job;
     return { job, cancelRequested: job.cancelRequested === true };
   }
