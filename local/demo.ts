@@ -1,9 +1,17 @@
 /**
- * `npm run demo`: the point of Warden in about a minute. It starts the system (or uses a running
- * one: WARDEN_URL, WARDEN_TOKEN and WARDEN_ADMIN_TOKEN), submits a mix of jobs, SIGKILLs a
+ * `npm run demo`: the point of Warden in about a minute. It submits a mix of jobs, SIGKILLs a
  * worker process in the middle of a job, and narrates how the job comes back and finishes from
  * its checkpoint instead of from the start.
+ *
+ * Which Warden: the `npm start` already running on this machine when WARDEN_URL and
+ * WARDEN_TOKEN are set (what `npm start` prints to export) and an admin token is known, from
+ * WARDEN_ADMIN_TOKEN or else the data directory's tokens.json (WARDEN_DATA_DIR, .warden/), used
+ * only if that instance accepts it: the admin's `/admin/workers` names the pid to kill. Otherwise
+ * it starts its own (`npm start --memory` on free ports, stopped at the end). It says which, and why.
  */
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { TOKENS_FILE } from "./config.js";
 import { client, launchLocal, type Launched } from "./launch.js";
 import type { ApiJob } from "../core/api/view.js";
 
@@ -31,16 +39,72 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
   }
 }
 
-async function main(): Promise<void> {
-  let sys: Launched | undefined;
-  let url = process.env.WARDEN_URL;
-  let token = process.env.WARDEN_TOKEN;
-  let adminToken = process.env.WARDEN_ADMIN_TOKEN;
-  if (!url || !token || !adminToken) {
-    say("starting Warden on this machine (npm start --memory): DynamoDB and SQS emulators, the API, a Lambda poller, 2 Fargate-style worker processes, the sweeper…");
-    sys = await launchLocal({ args: ["--memory", "--workers", "2"] });
-    ({ url, callerToken: token, adminToken } = sys);
+interface Target {
+  url: string;
+  token: string;
+  adminToken: string;
+}
+
+const isLoopback = (url: string): boolean => {
+  try {
+    return ["127.0.0.1", "localhost", "[::1]"].includes(new URL(url).hostname);
+  } catch {
+    return false;
   }
+};
+
+/** The admin token the data directory keeps, when there is one. */
+function keptAdminToken(env: NodeJS.ProcessEnv): { token: string; file: string } | undefined {
+  const file = join(resolve(env.WARDEN_DATA_DIR ?? ".warden"), TOKENS_FILE);
+  try {
+    const admin = (JSON.parse(readFileSync(file, "utf8")) as { admin?: unknown }).admin;
+    return typeof admin === "string" && admin ? { token: admin, file } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const status = async (url: string, token: string, path: string): Promise<number> =>
+  (await fetch(url + path, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) })).status;
+
+/** The running instance the environment names, checked; a reason when there is none to use. */
+async function runningInstance(env: NodeJS.ProcessEnv): Promise<Target | string> {
+  const url = env.WARDEN_URL?.replace(/\/+$/, "");
+  const token = env.WARDEN_TOKEN;
+  if (!url) return "WARDEN_URL is not set";
+  if (!isLoopback(url)) return `WARDEN_URL (${url}) is not on this machine, and the demo kills a worker process`;
+  if (!token) return "WARDEN_URL is set but WARDEN_TOKEN is not";
+  try {
+    await fetch(`${url}/health`, { signal: AbortSignal.timeout(5_000) });
+  } catch (e) {
+    throw new Error(`nothing answers at WARDEN_URL=${url} (${String((e as Error).cause ?? (e as Error).message)}): start \`npm start\`, or unset WARDEN_URL and the demo starts its own`);
+  }
+  if ((await status(url, token, "/jobs?limit=1")) !== 200) throw new Error(`the Warden at ${url} refuses WARDEN_TOKEN: export the caller token its \`npm start\` printed`);
+  let adminToken = env.WARDEN_ADMIN_TOKEN;
+  let from = "WARDEN_ADMIN_TOKEN";
+  if (!adminToken) {
+    const kept = keptAdminToken(env);
+    if (kept && (await status(url, kept.token, "/admin/workers")) === 200) ({ token: adminToken, file: from } = kept);
+    else return "WARDEN_URL and WARDEN_TOKEN are set but WARDEN_ADMIN_TOKEN is not (the demo reads /admin/workers to find the process to kill), and no tokens.json here has that instance's";
+  }
+  if ((await status(url, adminToken, "/admin/workers")) !== 200) throw new Error(`the Warden at ${url} refuses the admin token from ${from}: export the admin token its \`npm start\` printed`);
+  say(`using the Warden already running at ${url} (WARDEN_URL, WARDEN_TOKEN; the admin token from ${from}); it is left running at the end`);
+  return { url, token, adminToken };
+}
+
+let sys: Launched | undefined;
+
+async function main(): Promise<void> {
+  const found = await runningInstance(process.env);
+  let target: Target;
+  if (typeof found === "string") {
+    say(`${found}: starting a Warden of its own on this machine (npm start --memory, on free ports): DynamoDB and SQS emulators, the API, a Lambda poller, 2 Fargate-style worker processes, the sweeper…`);
+    sys = await launchLocal({ args: ["--memory", "--workers", "2"] });
+    target = { url: sys.url, token: sys.callerToken, adminToken: sys.adminToken };
+  } else {
+    target = found;
+  }
+  const { url, token, adminToken } = target;
   say(`Warden is up at ${url}. Dashboard: ${url}/#token=${encodeURIComponent(adminToken)}`);
   const call = client(url, token);
   const admin = client(url, adminToken);
@@ -105,13 +169,28 @@ async function main(): Promise<void> {
     console.log(`         ${short(j.id)}  ${j.type.padEnd(15)} ${j.queue.padEnd(8)} ${j.status}${why}`);
   }
   if (sys) {
-    say("stopping (Ctrl-C does the same: workers hand back their jobs first)");
+    say("stopping the Warden it started (Ctrl-C does the same: workers hand back their jobs first)");
     await sys.stop();
+    sys = undefined;
+    say("done. Run `npm start` and open the dashboard URL it prints to watch it live; with WARDEN_URL, WARDEN_TOKEN and WARDEN_ADMIN_TOKEN exported, `npm run demo` runs on it.");
+  } else {
+    say(`done. The jobs stay on ${url}; its dashboard shows them.`);
   }
-  say("done. Run `npm start` and open the dashboard URL it prints to watch it live.");
+}
+
+// Ctrl-C or a kill of `npm run demo`: the Warden it started stops too, its workers handing their jobs back.
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    say(`${signal}: ${sys ? "stopping the Warden it started…" : "stopping"}`);
+    void (sys?.stop() ?? Promise.resolve()).finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+  });
 }
 
 main().catch(async (e: unknown) => {
   console.error(`demo failed: ${String((e as Error)?.message ?? e)}`);
+  await sys?.stop().catch(() => undefined);
   process.exit(1);
 });

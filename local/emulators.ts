@@ -1,7 +1,9 @@
 /**
  * The stand-ins for DynamoDB and SQS, with the table and queues created from core's definitions:
- * the same ones the stacks use. By default both are embedded, in-process on loopback ports:
- * dynalite for DynamoDB, fauxqs for SQS. Either side can instead be
+ * the same ones the stacks use. By default both are embedded, in-process, listening on 127.0.0.1
+ * only (they accept any credentials): dynalite for DynamoDB, fauxqs for SQS. The ports are free
+ * ones unless `dynamoPort` / `sqsPort` name them (`npm start` does: 8000 and 9324 by default); a
+ * port that is taken is a `PortInUseError`. Either side can instead be
  *
  * - Amazon's DynamoDB Local (`dynamodb: "dynamodb-local"`, a Java child process: ./dynamodb-local.ts), or
  * - an endpoint that is already running (`dynamodbEndpoint`, `sqsEndpoint`: DynamoDB Local or an
@@ -16,7 +18,7 @@ import { join } from "node:path";
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException, type TableDescription } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from "@aws-sdk/client-sqs";
 import dynalite from "dynalite";
-import { startFauxqs } from "fauxqs";
+import { buildApp as buildFauxqs } from "fauxqs";
 import { QUEUES, QUEUE_NAMES, dlqName, physicalName, TABLE, type QueueName } from "../core/config.js";
 import { tableDefinition } from "../core/schema.js";
 import { startDynamoDBLocal } from "./dynamodb-local.js";
@@ -60,6 +62,38 @@ export interface EmulatorOptions {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** An emulator's port was taken by another process: `what` names the emulator ("dynamodb", "sqs"). */
+export class PortInUseError extends Error {
+  readonly code = "EADDRINUSE";
+  constructor(
+    readonly what: "dynamodb" | "sqs",
+    readonly port: number,
+    cause: unknown,
+  ) {
+    super(`127.0.0.1:${port}, the ${what === "dynamodb" ? "DynamoDB emulator (dynalite)" : "SQS emulator (fauxqs)"}'s port, is taken by another process`, { cause });
+  }
+}
+
+const inUse = (e: unknown): boolean => (e as NodeJS.ErrnoException)?.code === "EADDRINUSE";
+
+/**
+ * fauxqs on 127.0.0.1 only. Its `startFauxqs` ignores `host` and listens on 0.0.0.0 (fauxqs
+ * 1.9.2, dist/app.js), so its exported `buildApp` (the same Fastify app startFauxqs listens)
+ * is listened here instead, on loopback, and the queues are created through its SQS API.
+ * `host: "127.0.0.1"` only shapes the queue URLs it hands out, as startFauxqs did.
+ */
+export async function startSqsEmulator(port = 0): Promise<{ endpoint: string; port: number; stop(): Promise<void> }> {
+  const app = buildFauxqs({ logger: false, host: "127.0.0.1" });
+  try {
+    await app.listen({ port, host: "127.0.0.1" });
+  } catch (e) {
+    await app.close().catch(() => undefined);
+    throw inUse(e) ? new PortInUseError("sqs", port, e) : e;
+  }
+  const actual = (app.server.address() as AddressInfo).port;
+  return { endpoint: `http://127.0.0.1:${actual}`, port: actual, stop: async () => void (await app.close()) };
+}
 
 /**
  * The external endpoints `npm start` was given: WARDEN_DYNAMODB_ENDPOINT and WARDEN_SQS_ENDPOINT,
@@ -112,7 +146,7 @@ export async function startEmulators(opts: EmulatorOptions = {}): Promise<Emulat
       if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
       const dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(opts.dataDir ? { path: opts.dataDir } : {}) });
       await new Promise<void>((resolve, reject) => {
-        dyn.once("error", reject);
+        dyn.once("error", (e: unknown) => reject(inUse(e) ? new PortInUseError("dynamodb", opts.dynamoPort ?? 0, e) : e));
         dyn.listen(opts.dynamoPort ?? 0, "127.0.0.1", () => resolve());
       });
       stops.push(() => new Promise<void>((resolve) => dyn.close(() => resolve())));
@@ -132,16 +166,11 @@ export async function startEmulators(opts: EmulatorOptions = {}): Promise<Emulat
       sqs = "external";
       queues = await ensureQueues(sqsEndpoint, stage);
     } else {
-      const server = await startFauxqs({ port: opts.sqsPort ?? 0, host: "127.0.0.1", logger: false });
+      const server = await startSqsEmulator(opts.sqsPort ?? 0);
       stops.push(() => server.stop());
-      sqsEndpoint = `http://127.0.0.1:${server.port}`;
+      sqsEndpoint = server.endpoint;
       sqs = "fauxqs";
-      queues = {} as Record<QueueName, QueueUrls>;
-      for (const name of QUEUE_NAMES) {
-        const dlq = server.createQueue(physicalName(stage, dlqName(name)), { attributes: dlqAttributes(name) });
-        const q = server.createQueue(physicalName(stage, name), { attributes: queueAttributes(name, dlq.queueArn) });
-        queues[name] = { queue: q.queueUrl, dlq: dlq.queueUrl };
-      }
+      queues = await ensureQueues(sqsEndpoint, stage);
     }
 
     const env: Record<string, string> = {

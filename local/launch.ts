@@ -1,7 +1,12 @@
 /**
  * Starts `npm start` (local/main.ts) as a child process and waits for its ready line: what the
- * demo and the end-to-end tests use, so they exercise exactly what a newcomer runs. The child
- * leads its own process group, so `crash()` can SIGKILL it with its workers, as a power cut would.
+ * demo and the end-to-end tests use, so they exercise exactly what a newcomer runs. By default
+ * the child is local/main.ts itself, as the `start` script runs it; `via: "npm"` starts the real
+ * `npm start`, npm in between. Every port is a free one (PORT, WARDEN_DYNAMODB_PORT and
+ * WARDEN_SQS_PORT are 0 unless `env` says otherwise), so launches run side by side and beside
+ * an `npm start` on the default ports, and WARDEN_DYNAMODB_ENDPOINT / WARDEN_SQS_ENDPOINT are
+ * not inherited (pass them in `env`). The child leads its own process group, so `crash()` can
+ * SIGKILL it with its workers, as a power cut would.
  * It is told this process's pid (WARDEN_PARENT_PID): should this process die without stopping it
  * (a killed test run), it stops by itself instead of holding its port and emulators for ever.
  */
@@ -16,16 +21,31 @@ export interface LaunchOptions {
   /** Every line the child prints, as it prints it. */
   onLine?: (line: string) => void;
   readyTimeoutMs?: number;
+  /**
+   * Let `npm start` choose its tokens (its data directory's tokens.json, or made up with
+   * --memory) instead of being handed fresh ones in WARDEN_API_TOKENS / WARDEN_ADMIN_TOKEN;
+   * `callerToken` and `adminToken` are then the ones its banner printed.
+   */
+  ownTokens?: boolean;
+  /** "node" (the default): local/main.ts as the child; "npm": `npm start -- <args>`, npm as the child. */
+  via?: "node" | "npm";
 }
 
 export interface Launched {
   url: string;
   callerToken: string;
   adminToken: string;
+  /** The endpoints its banner printed. */
+  dynamoEndpoint: string | undefined;
+  sqsEndpoint: string | undefined;
+  /** local/main.ts's pid (with `via: "npm"`, npm's child), from its banner. */
+  mainPid: number | undefined;
+  /** The worker processes' pids, as their ready lines arrive. */
+  workerPids: ReadonlySet<number>;
   child: ChildProcess;
   output: string[];
-  /** SIGTERM, as Ctrl-C would; resolves with the exit code. */
-  stop(timeoutMs?: number): Promise<number | null>;
+  /** SIGTERM (or `signal`) to the child, as `kill` would; resolves with the exit code. */
+  stop(timeoutMs?: number, signal?: NodeJS.Signals): Promise<number | null>;
   /** SIGKILL the whole process group: nothing gets to hand its jobs back. */
   crash(): Promise<void>;
 }
@@ -33,13 +53,18 @@ export interface Launched {
 export async function launchLocal(o: LaunchOptions = {}): Promise<Launched> {
   const callerToken = o.env?.WARDEN_API_TOKENS?.split(":")[1] ?? randomBytes(12).toString("hex");
   const adminToken = o.env?.WARDEN_ADMIN_TOKEN ?? randomBytes(12).toString("hex");
-  const child = spawn(process.execPath, ["--import", "tsx", "local/main.ts", ...(o.args ?? [])], {
+  const [command, args] =
+    o.via === "npm" ? [process.platform === "win32" ? "npm.cmd" : "npm", ["start", "--silent", "--", ...(o.args ?? [])]] : [process.execPath, ["--import", "tsx", "local/main.ts", ...(o.args ?? [])]];
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
     env: {
-      ...process.env,
+      // A launch starts its own emulators, whatever the shell points `npm start` at.
+      ...withoutEndpoints(process.env),
       PORT: "0",
-      WARDEN_API_TOKENS: `local:${callerToken}`,
-      WARDEN_ADMIN_TOKEN: adminToken,
+      WARDEN_DYNAMODB_PORT: "0",
+      WARDEN_SQS_PORT: "0",
+      WARDEN_API_TOKENS: o.ownTokens ? "" : `local:${callerToken}`,
+      WARDEN_ADMIN_TOKEN: o.ownTokens ? "" : adminToken,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
       ...parentEnv(),
       ...o.env,
@@ -77,15 +102,21 @@ export async function launchLocal(o: LaunchOptions = {}): Promise<Launched> {
     killGroup(child, "SIGKILL");
     throw e;
   });
+  const printed = (re: RegExp) => output.map((l) => re.exec(l)?.[1]).find((v) => v !== undefined);
+  const mainPid = printed(/^warden: stop .*kill -TERM (\d+)/);
   return {
     url,
-    callerToken,
-    adminToken,
+    callerToken: (o.ownTokens && printed(/^  caller \S+: (\S+)/)) || callerToken,
+    adminToken: (o.ownTokens && printed(/^  admin: (\S+)/)) || adminToken,
+    dynamoEndpoint: printed(/^warden: dynamodb +(\S+)/),
+    sqsEndpoint: printed(/^warden: sqs +(\S+)/),
+    mainPid: mainPid === undefined ? undefined : Number(mainPid),
+    workerPids,
     child,
     output,
-    async stop(timeoutMs = 30_000) {
+    async stop(timeoutMs = 30_000, signal: NodeJS.Signals = "SIGTERM") {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill("SIGTERM");
+      child.kill(signal);
       const timer = setTimeout(() => killGroup(child, "SIGKILL"), timeoutMs);
       const code = await exited;
       clearTimeout(timer);

@@ -83,7 +83,8 @@ export interface SystemOptions {
 }
 
 export async function startSystem(cfg: LocalConfig, log: (line: string) => void = console.log, opts: SystemOptions = {}): Promise<System> {
-  const emulators = await startEmulators({ ...(cfg.dataDir ? { dataDir: cfg.dataDir } : {}), ...opts.emulators });
+  // The ports apply to what is started here: an external endpoint's side starts nothing.
+  const emulators = await startEmulators({ ...(cfg.dataDir ? { dataDir: cfg.dataDir } : {}), dynamoPort: cfg.dynamoPort, sqsPort: cfg.sqsPort, ...opts.emulators });
   const env: Record<string, string> = {
     ...emulators.env,
     WARDEN_LEASE_SECONDS: String(cfg.leaseSeconds),

@@ -97,5 +97,6 @@ describe("npm start restarted on the same data directory", () => {
     expect(again.body.jobs.filter((j) => j.status === "succeeded")).toHaveLength(ids.length);
     expect(await live.stop()).toBe(0);
     live = undefined;
-  });
+    // Three starts and a 45 s recovery: more than the default 60 s on a loaded machine.
+  }, 150_000);
 });
