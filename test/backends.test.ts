@@ -29,11 +29,10 @@ import {
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { GetQueueAttributesCommand, ListQueuesCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import dynalite from "dynalite";
-import { startFauxqs } from "fauxqs";
 import { QUEUES, QUEUE_NAMES, TABLE, dlqName, physicalName } from "../core/config.js";
 import { tableDefinition } from "../core/schema.js";
 import { startDynamoDBLocal } from "../local/dynamodb-local.js";
-import { externalEndpoints, startEmulators, type Emulators } from "../local/emulators.js";
+import { externalEndpoints, startEmulators, startSqsEmulator, type Emulators } from "../local/emulators.js";
 import { client as apiClient, launchLocal, type Launched } from "../local/launch.js";
 import { BACKENDS, testEmulatorOptions, useEmulators, waitFor, type Backend } from "./support/emulators.js";
 
@@ -240,7 +239,7 @@ describe("DynamoDB Local's process", () => {
 
 describe("external endpoints", () => {
   let dyn: Server;
-  let fq: Awaited<ReturnType<typeof startFauxqs>>;
+  let fq: Awaited<ReturnType<typeof startSqsEmulator>>;
   let dynamoEndpoint: string;
   let sqsEndpoint: string;
   let db: DynamoDBClient;
@@ -253,8 +252,8 @@ describe("external endpoints", () => {
     dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
     await new Promise<void>((resolve) => dyn.listen(0, "127.0.0.1", () => resolve()));
     dynamoEndpoint = `http://127.0.0.1:${(dyn.address() as AddressInfo).port}`;
-    fq = await startFauxqs({ port: 0, host: "127.0.0.1", logger: false });
-    sqsEndpoint = `http://127.0.0.1:${fq.port}`;
+    fq = await startSqsEmulator(); // loopback only: fauxqs's own listen ignores its host
+    sqsEndpoint = fq.endpoint;
     db = rawClient(dynamoEndpoint);
     sqs = sqsAt(sqsEndpoint);
   });
