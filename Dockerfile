@@ -9,6 +9,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY core ./core
 COPY functions ./functions
+COPY jobs ./jobs
 RUN npx esbuild functions/fargate.ts --bundle --platform=node --format=esm --target=node22 \
       --packages=external --outfile=dist/fargate.mjs
 

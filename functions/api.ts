@@ -29,6 +29,7 @@ import { errorMessage } from "../core/errors.js";
 import { emfMetrics } from "../core/metrics-emf.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
+import { appRegistry } from "./registry.js";
 
 export type ApiEvent = APIGatewayProxyEventV2WithRequestContext<APIGatewayEventRequestContextV2 & { authorizer?: unknown }>;
 export type ApiResult = APIGatewayProxyStructuredResultV2;
@@ -319,7 +320,7 @@ export const handler = async (event: ApiEvent, context?: Context): Promise<ApiRe
   if (!built) {
     try {
       const cfg = loadRuntime();
-      built = makeHandler(buildServices(cfg, { metrics: emfMetrics(cfg.stage) }));
+      built = makeHandler(buildServices(cfg, { metrics: emfMetrics(cfg.stage), registry: appRegistry() }));
     } catch (e) {
       // A misconfigured deployment still answers in the contract's shape; the next request tries again.
       return respond(failure(e, consoleLog, event.requestContext?.requestId ?? ""));

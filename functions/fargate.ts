@@ -34,6 +34,7 @@ import { consoleLogger, Runner } from "../core/runner.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { exitWhenOrphaned, guardStdio, quietly } from "./parent-watch.js";
+import { appRegistry } from "./registry.js";
 
 export interface FargateWorkerOptions {
   workerId?: string;
@@ -197,7 +198,7 @@ export async function main(argv = process.argv.slice(2), env = process.env): Pro
   const queue = parseQueue(flag(argv, "--queue") ?? env.WARDEN_WORKER_QUEUE ?? "large");
   const cfg = loadRuntime(env);
   const metrics = emfMetrics(cfg.stage);
-  const services = buildServices(cfg, { metrics });
+  const services = buildServices(cfg, { metrics, registry: appRegistry() });
   await loadExtraJobs(env.WARDEN_EXTRA_JOBS, services);
   const log = consoleLogger;
   const memory = memoryGuardFromEnv(env, { metrics, queue, log });

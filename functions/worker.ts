@@ -17,6 +17,7 @@ import type { JobLimits, JobLogger } from "../core/registry.js";
 import { consoleLogger, Runner } from "../core/runner.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
+import { appRegistry } from "./registry.js";
 
 export interface WorkerHandlerOptions {
   workerId?: string;
@@ -102,7 +103,7 @@ let lazy: SqsWorkerHandler | undefined;
 export const handler = (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   if (!lazy) {
     const cfg = loadRuntime();
-    lazy = makeHandler(buildServices(cfg, { metrics: emfMetrics(cfg.stage) }));
+    lazy = makeHandler(buildServices(cfg, { metrics: emfMetrics(cfg.stage), registry: appRegistry() }));
   }
   return lazy(event, context);
 };

@@ -22,6 +22,7 @@ import { Recorder } from "./recorder.js";
 import { ringQueuedJobs } from "./recovery.js";
 import { countByState, queueStats, Series, type QueueStats, type StateCounts } from "./stats.js";
 import { expireItems } from "./ttl.js";
+import { appRegistry } from "../functions/registry.js";
 
 export interface System {
   apiUrl: string;
@@ -99,7 +100,7 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
     WARDEN_POLL_WAIT_SECONDS: "2",
   };
   const recorder = new Recorder();
-  const services = buildServices(loadRuntime(env), { metrics: recorder.metrics });
+  const services = buildServices(loadRuntime(env), { metrics: recorder.metrics, registry: appRegistry() });
   const startedAt = Date.now();
   const stoppers: (() => Promise<void>)[] = [];
 
