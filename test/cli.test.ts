@@ -32,7 +32,9 @@ beforeAll(async () => {
     return out;
   };
   server = await serveApi(recording, { "tok-user": { sub: "user" }, "tok-admin": { sub: "ops", admin: true } });
-  worker = startWorkerLoop(services, { leaseMs: 600 });
+  // A 3 s lease: with 600 ms, a heartbeat bounded to 200 ms on a loaded machine can let the lease
+  // lapse mid-job, and a CLI polling every second then rightly reports the job stale.
+  worker = startWorkerLoop(services, { leaseMs: 3_000 });
 });
 
 afterAll(async () => {
@@ -92,7 +94,9 @@ function expectEverySecond(times: number[]): void {
   const gaps = times.slice(1).map((t, i) => t - times[i]!);
   const sorted = [...gaps].sort((a, b) => a - b);
   expect(sorted[Math.floor(sorted.length / 2)], String(gaps)).toBeLessThanOrEqual(1_100);
-  expect(Math.max(...gaps), String(gaps)).toBeLessThanOrEqual(1_400);
+  // One slow answer on a loaded 2-core run stretches a single gap; a backoff (2 s, 4 s, …) would
+  // stretch them all, and the median catches that.
+  expect(Math.max(...gaps), String(gaps)).toBeLessThanOrEqual(2_500);
 }
 
 async function orphan(owner: string): Promise<string> {

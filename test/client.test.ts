@@ -37,7 +37,9 @@ beforeAll(async () => {
   });
   alice = new WardenClient({ baseUrl: server.url, token: "tok-alice" });
   admin = new WardenClient({ baseUrl: `${server.url}/`, token: "tok-admin" });
-  worker = startWorkerLoop(services, { leaseMs: 600 });
+  // A 3 s lease: with 600 ms, a heartbeat bounded to 200 ms on a loaded machine can let the lease
+  // lapse mid-job, and a CLI polling every second then rightly reports the job stale.
+  worker = startWorkerLoop(services, { leaseMs: 3_000 });
 });
 
 afterAll(async () => {
