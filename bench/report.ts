@@ -31,15 +31,25 @@ interface Saved {
   e2e?: Section<E2eResult>;
   bundle?: Section<BundleResult>;
 }
+type FaultCounts = Record<"lostReply" | "hang" | "server" | "throttle", number>;
 interface ChaosSaved {
   meta: RunMeta;
   seed: number;
   seconds: number;
   drained: boolean;
-  options: { jobs: number; minutes: number; workers: number; faultRate: number; leaseSeconds: number };
-  verdict: { ok: boolean; rows: { check: string; value: string; ok: boolean | null }[]; violations: string[]; statuses: Record<string, number> };
+  options: { jobs: number; minutes: number; workers: number; faultRate: number; leaseSeconds: number; hangMs?: number; requestTimeoutMs?: number; callersPerSecond?: number };
+  verdict: {
+    ok: boolean;
+    rows: { check: string; value: string; ok: boolean | null }[];
+    violations: string[];
+    statuses: Record<string, number>;
+    /** Per service since the faults moved onto the wire; a flat count per kind before. */
+    faults?: Record<"dynamodb" | "sqs", FaultCounts> | Record<string, number>;
+  };
   killSamplesMs?: number[];
 }
+
+const FAULT_KINDS = ["lostReply", "hang", "server", "throttle"] as const;
 
 const read = <T>(p: string): T | undefined => (existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as T) : undefined);
 const n = (x: number, d = 0) => x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -71,14 +81,41 @@ export function writeReport(): string {
   out.push("## Chaos run", "");
   if (chaos) {
     const o = chaos.options;
+    const f = chaos.verdict.faults;
+    const perService = f && "dynamodb" in f && typeof f.dynamodb === "object" ? (f as Record<"dynamodb" | "sqs", FaultCounts>) : undefined;
     out.push(
-      `${chaos.verdict.ok ? "**No violations.**" : `**${chaos.verdict.violations.length} violations.**`} ${o.jobs} jobs, ${o.minutes} min of chaos, ${o.workers} Fargate worker processes + a Lambda process + the sweeper, lease ${o.leaseSeconds} s, store fault rate ${o.faultRate} per call; seed ${chaos.seed} (${from(chaos.meta)}).`,
+      `${chaos.verdict.ok ? "**No violations.**" : `**${chaos.verdict.violations.length} violations.**`} ${o.jobs} jobs, ${o.minutes} min of chaos, ${o.workers} Fargate worker processes + a Lambda process + the sweeper, lease ${o.leaseSeconds} s, wire fault rate ${o.faultRate} per HTTP request to DynamoDB and to SQS${o.callersPerSecond ? `, ${o.callersPerSecond} API cancels or retries per second` : ""}; seed ${chaos.seed} (${from(chaos.meta)}).`,
       "",
+      "**Where the faults are injected.** On the wire, below the AWS SDK's retries: every process of the run (the Fargate workers, the Lambda process, the sweeper, and the run's own API client that submits, cancels and retries jobs) reaches dynalite and fauxqs only through a fault proxy, one in front of each ([local/wire-faults.ts](../local/wire-faults.ts)). At the fault rate, per HTTP request, the proxy",
+      "",
+      "- **lostReply**: forwards a write, lets the service apply it, and drops the connection before the reply: the SDK resends the same request, which then fails its own condition (a DynamoDB write) or arrives twice (an SQS message). Warden must recognize its own applied write (invariant 9);",
+      `- **hang**: holds the request without forwarding it${o.hangMs ? ` for ${o.hangMs / 1000} s` : ""}; the client's request timeout${o.requestTimeoutMs ? ` (WARDEN_AWS_REQUEST_TIMEOUT_MS=${o.requestTimeoutMs})` : ""} ends it and the SDK retries;`,
+      "- **server**: answers a 5xx (DynamoDB's InternalServerError, SQS's InternalFailure) without forwarding;",
+      "- **throttle**: answers DynamoDB's ProvisionedThroughputExceededException or SQS's RequestThrottled without forwarding.",
+      "",
+      "The SDK's own retries see every one of these, as they would in production; what reaches Warden's code is what is left after them. Kills, duplicate and late messages, dropped enqueues and callers' cancels and retries come on top.",
+      "",
+    );
+    if (perService) {
+      out.push(
+        "Faults injected in this run:",
+        "",
+        md(["service", ...FAULT_KINDS], (["dynamodb", "sqs"] as const).map((svc) => [svc === "dynamodb" ? "DynamoDB" : "SQS", ...FAULT_KINDS.map((k) => n(perService[svc][k]))])),
+        "",
+      );
+    }
+    out.push(
       md(["check", "result"], chaos.verdict.rows.map((r) => [r.check, `${r.ok === null ? "" : r.ok ? "✔ " : "✘ "}${r.value}`]), 2),
       "",
-      `Final states: ${Object.entries(chaos.verdict.statuses).map(([s, c]) => `${c} ${s}`).join(", ")} (the failed ones are \`chaos.doomed\` jobs, which must fail).`,
+      `Final states: ${Object.entries(chaos.verdict.statuses).map(([s, c]) => `${c} ${s}`).join(", ")} (failed: \`chaos.doomed\` jobs, and \`chaos.unstorable\` and \`chaos.oversize\` jobs whose result DynamoDB cannot hold, which must fail; cancelled: jobs a caller cancelled through the API).`,
       "",
-      "What each check means: a job is *committed* when DynamoDB accepts a write that ends it; the fault middleware in every worker and sweeper process records each accepted end, claim and heartbeat in an append-only ledger, beside the handlers' own record of every step they did. *Redone work* is what the attempt before a resume had done past the checkpoint the resume started from; its bound is one checkpoint interval: the heartbeat interval (checkpoints ride on heartbeats) plus that heartbeat's write time, one more interval per heartbeat that failed.",
+      "What each check means: a job is *committed* when DynamoDB applies a write that ends it. The proxy in front of DynamoDB reports every write DynamoDB applied, with the item it answered (every store write asks for ALL_NEW), also when it lost the reply on purpose; from these the run keeps an append-only ledger of claims, heartbeats, hand-backs, ends, the sweeper's repairs and the callers' requests, beside the handlers' own record of every attempt they started and every step they did. A caller's retry starts a new run of a job, and each run has at most one end. An attempt is *spent without its handler starting* when DynamoDB applied a claim whose worker lived on and wrote under that claim's token without having started the handler; a claim whose worker was killed, or that wrote nothing (its lease ran out first), is only counted. *Redone work* is what the attempt before a resume had done past the checkpoint the resume started from: the resume must start from exactly what DynamoDB held, nothing done before that checkpoint was captured may be redone, and the redone work is at most one checkpoint interval (the heartbeat interval, since checkpoints ride on heartbeats, plus that heartbeat's write and a step) while heartbeats land, and never more than the lease when they do not.",
+      "",
+    );
+    out.push(
+      "Results and checkpoints at DynamoDB's item limit: `chaos.unstorable` returns a Date or NaN, and `chaos.oversize` a result that, with its checkpoint and its input, passes 400 KB by DynamoDB's own size rules ([core/item-size.ts](../core/item-size.ts)) though each is within its own JSON limit; both must end `failed` (`invalid_result`, or `store_rejected` when DynamoDB is the one to refuse) after one handler start, never re-run for it. `chaos.nearlimit` stores a checkpoint that takes its item to ~398 KB, is refused a larger one (a TooLargeError it catches) and must succeed.",
+      "",
+      "The checks fail when they should: [test/chaos-guard.test.ts](../test/chaos-guard.test.ts) runs the deliberately unfenced build (WARDEN_UNSAFE_UNFENCED_SUCCEED=1) with a `succeed` write held on the wire until its worker has given up and another worker has finished the job, then delivered late, and the check must report the job ended twice (with the fence the late write fails its condition); [test/chaos-check.test.ts](../test/chaos-check.test.ts) drives the store's real writes through the proxy into the ledger and feeds each check a broken ledger.",
       "",
     );
     if (chaos.verdict.violations.length) out.push("Violations:", "", ...chaos.verdict.violations.slice(0, 20).map((v) => `- ${v}`), "");

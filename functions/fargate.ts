@@ -254,7 +254,7 @@ export async function main(argv = process.argv.slice(2), env = process.env): Pro
 /**
  * WARDEN_EXTRA_JOBS=path/to/module.ts (local and test runs, e.g. the chaos run's local/chaos-jobs.ts):
  * the module's `setup(services)` runs before the worker starts, to register extra job types in
- * services.registry (and, for chaos, to add fault middleware to services.doc). Unset in the cloud.
+ * services.registry. Unset in the cloud.
  */
 async function loadExtraJobs(path: string | undefined, services: Services): Promise<void> {
   if (!path) return;

@@ -1,12 +1,20 @@
 /**
  * The chaos run's verdict, computed from what the run observed: the jobs as DynamoDB holds them
- * at the end, the append-only ledger (handlers' side effects, accepted claims and terminal
- * writes, injected faults) and the parent's own log of kills and message faults. Pure: the
+ * at the end, the append-only ledger (the handlers' side effects from their processes; every
+ * write DynamoDB applied, from the wire-fault proxy in front of it), the faults the proxies
+ * injected, and the parent's own log of kills, callers' requests and message faults. Pure: the
  * guard test feeds it a deliberately broken run and expects violations.
+ *
+ * Store-side entries name a worker id or a fencing token; they are mapped to processes first
+ * (`attribute`): a claim's worker id to the process that recorded it (`proc`), a fenced write's
+ * token to the process whose claim got it.
+ *
+ * A job's life can be restarted by a caller: an API retry of a failed or cancelled job. Its
+ * store-side entries are split into runs at each applied retry; each run has at most one end.
  */
 import { isTerminal, type Job } from "../core/job.js";
-import { EXPECTED_STATUS, expectedSum } from "./chaos-jobs.js";
-import type { LedgerEntry } from "./chaos-ledger.js";
+import { EXPECTED_STATUS, UNSTORABLE_CODES, UNSTORABLE_TYPES, expectedSum, type NearLimitResult } from "./chaos-jobs.js";
+import type { LedgerEntry, StoreEntry } from "./chaos-ledger.js";
 
 export interface Submitted {
   id: string;
@@ -26,14 +34,30 @@ export interface Kill {
   midSweep?: boolean;
 }
 
+export type Service = "dynamodb" | "sqs";
+export const FAULT_KINDS = ["lostReply", "hang", "server", "throttle"] as const;
+export type FaultCounts = Record<(typeof FAULT_KINDS)[number], number>;
+
+/** What the parent asked of the API as a caller, and how the API answered (what DynamoDB applied is in the ledger). */
+export interface CallerStats {
+  cancel: { sent: number; answered: number; refused: number; failed: number };
+  retry: { sent: number; answered: number; refused: number; failed: number };
+}
+
 export interface ChaosFacts {
   submitted: Submitted[];
   jobs: Map<string, Job | undefined>;
   ledger: LedgerEntry[];
   kills: Kill[];
   heartbeatMs: number;
+  leaseMs: number;
   stepMs: number;
   duplicates: { immediate: number; delayed: number };
+  /** What the wire proxies injected, by service and kind. */
+  faults: Record<Service, FaultCounts>;
+  /** The full run: every kind must have been injected on both services, or the run did not test it. */
+  requireEveryFault?: boolean;
+  callers?: CallerStats;
 }
 
 export interface CheckRow {
@@ -54,12 +78,14 @@ export interface ChaosVerdict {
   ok: boolean;
   rows: CheckRow[];
   violations: string[];
-  faults: Record<string, number>;
+  faults: Record<Service, FaultCounts>;
   kills: Record<string, number>;
   deathToRunning: Record<"SIGKILL" | "SIGTERM", Distribution & { samples: number[] }>;
-  redo: { resumed: number; maxRedoneSteps: number; maxRedoneMs: number };
+  redo: { resumed: number; maxRedoneSteps: number; maxRedoneMs: number; beyondOneInterval: number };
   jobsNeedingSweeper: number;
   fencedOut: number;
+  unstarted: { killed: number; leaseLost: number };
+  calls: { cancels: number; retries: number; cancelledJobs: number; retriedJobs: number };
   statuses: Record<string, number>;
 }
 
@@ -71,13 +97,91 @@ export function distribution(values: number[]): Distribution & { samples: number
 
 const STEP_TYPES = new Set(["chaos.steps", "chaos.long", "chaos.stall"]);
 
+type Of<K extends LedgerEntry["k"]> = Extract<LedgerEntry, { k: K }>;
+type Claim = Of<"claim"> & { pid?: number };
+type Start = Of<"start">;
+type Step = Of<"step">;
+const isStore = (e: LedgerEntry): e is StoreEntry => "version" in e;
+const FENCED = new Set(["beat", "release", "commit"]);
+
+/** The store-side entries with the process that sent each, where it can be known. */
+export function attribute(ledger: LedgerEntry[]): LedgerEntry[] {
+  const procs = new Map<string, { pid: number; at: number }[]>();
+  for (const e of ledger) if (e.k === "proc" && e.worker) (procs.get(e.worker) ?? procs.set(e.worker, []).get(e.worker)!).push({ pid: e.pid, at: e.at });
+  for (const list of procs.values()) list.sort((a, b) => a.at - b.at);
+  // A worker id names one process at a time; a restarted slot gets a new id, but take the latest start before the claim anyway.
+  const pidOf = (worker: string, at: number) => {
+    const list = procs.get(worker);
+    if (!list) return undefined;
+    return (list.filter((p) => p.at <= at).at(-1) ?? list[0])!.pid;
+  };
+  const tokenPid = new Map<string, number>();
+  const out = ledger.map((e) => {
+    if (e.k !== "claim") return e;
+    const pid = pidOf(e.worker, e.at);
+    if (pid !== undefined) tokenPid.set(`${e.job}#${e.token}`, pid);
+    return pid !== undefined ? { ...e, pid } : e;
+  });
+  return out.map((e) => {
+    if (!FENCED.has(e.k) || !("token" in e)) return e;
+    if (e.k === "commit" && e.by !== "worker") return e;
+    // A worker's end without a fence (the deliberately broken build): the token the item kept is the best guess.
+    const token = e.token ?? (e.k === "commit" ? e.held : undefined);
+    const pid = token === undefined ? undefined : tokenPid.get(`${e.job}#${token}`);
+    return pid !== undefined ? { ...e, pid } : e;
+  });
+}
+
+/** One job's entries: the process side by time, the store side in the order DynamoDB applied them, split into runs at each API retry. */
+interface JobLedger {
+  proc: LedgerEntry[];
+  store: StoreEntry[];
+  runs: StoreEntry[][];
+  claims: Claim[];
+  starts: Start[];
+  steps: Step[];
+}
+
+function byJob(ledger: LedgerEntry[]): Map<string, JobLedger> {
+  const m = new Map<string, JobLedger>();
+  const get = (job: string) => m.get(job) ?? m.set(job, { proc: [], store: [], runs: [[]], claims: [], starts: [], steps: [] }).get(job)!;
+  for (const e of ledger) {
+    if (!("job" in e)) continue;
+    const j = get(e.job);
+    if (isStore(e)) j.store.push(e);
+    else j.proc.push(e);
+  }
+  for (const j of m.values()) {
+    j.proc.sort((a, b) => a.at - b.at);
+    j.store.sort((a, b) => a.version - b.version); // stable: two entries from one write keep their order
+    j.runs = [[]];
+    for (const e of j.store) {
+      if (e.k === "call" && e.action === "retry") j.runs.push([]);
+      j.runs.at(-1)!.push(e);
+    }
+    j.claims = j.store.filter((e): e is Claim => e.k === "claim");
+    j.starts = j.proc.filter((e): e is Start => e.k === "start");
+    j.steps = j.proc.filter((e): e is Step => e.k === "step");
+  }
+  return m;
+}
+
+/** The applied claim a handler start ran under: the same process and attempt, the latest decided before it. */
+const claimOf = (j: JobLedger, st: Start): Claim | undefined =>
+  j.claims.filter((c) => c.pid === st.pid && c.attempt === st.attempt && c.at <= st.at).at(-1);
+
 export function checkChaos(f: ChaosFacts): ChaosVerdict {
   const violations: string[] = [];
-  const ordered = [...f.ledger].sort((a, b) => a.at - b.at);
-  const byJob = groupBy(ordered.filter((e): e is Extract<LedgerEntry, { job: string }> => "job" in e), (e) => e.job);
+  const ledger = attribute(f.ledger);
+  const jobsLedger = byJob(ledger);
+  const empty: JobLedger = { proc: [], store: [], runs: [[]], claims: [], starts: [], steps: [] };
+  const L = (id: string) => jobsLedger.get(id) ?? empty;
   const statuses: Record<string, number> = {};
+  const killedAt = new Map<number, number>();
+  for (const k of f.kills) if (!killedAt.has(k.pid)) killedAt.set(k.pid, k.at);
+  const killedAfter = (pid: number | undefined, at: number) => pid !== undefined && (killedAt.get(pid) ?? -Infinity) >= at;
 
-  // 1. every job terminal; 2. its final state is what its type produces
+  // 1. every job terminal; 2. its final state is what its type produces (or a caller's cancel)
   let notTerminal = 0;
   let wrongState = 0;
   for (const s of f.submitted) {
@@ -89,142 +193,291 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
       violations.push(`${s.id} (${s.type}) is ${status}, not terminal`);
       continue;
     }
-    const why = wrongOutcome(s, job);
+    const lastRun = L(s.id).runs.at(-1)!;
+    const why = wrongOutcome(s, job, lastRun.some((e) => e.k === "call" && e.action === "cancel"), L(s.id));
     if (why) {
       wrongState++;
       violations.push(`${s.id} (${s.type}): ${why}`);
     }
   }
 
-  // 3. at most one committed result per job, committed under the job's current fence
+  // 3. at most one end per run of a job (a caller's retry starts a new run), and nothing written after it
   let doubles = 0;
   let unobserved = 0;
   let stale = 0;
+  let missed = 0;
+  let unclassified = 0;
+  let commits = 0;
   for (const s of f.submitted) {
     const job = f.jobs.get(s.id);
-    const commits = (byJob.get(s.id) ?? []).filter((e): e is Extract<LedgerEntry, { k: "commit" }> => e.k === "commit");
-    if (commits.length > 1) {
+    const j = L(s.id);
+    for (const run of j.runs) {
+      const ends = run.filter((e): e is Of<"commit"> => e.k === "commit");
+      commits += ends.length;
+      const first = ends[0];
+      const after = first ? run.filter((e) => e.version > first.version && e.k !== "commit" && e.k !== "swept") : [];
+      if (ends.length > 1) {
+        doubles++;
+        violations.push(`${s.id} (${s.type}) has ${ends.length} accepted terminal writes: ${ends.map((c) => `${c.status} by ${c.by}${c.pid !== undefined ? ` pid ${c.pid}` : ""} on token ${c.token ?? "none"} (v${c.version})`).join("; ")}`);
+      } else if (after.length) {
+        doubles++;
+        violations.push(`${s.id} (${s.type}) ended ${first!.status} (v${first!.version}), then DynamoDB applied ${after.map((e) => `${e.k} v${e.version}`).join(", ")} before any retry`);
+      }
+    }
+    const succeeded = j.store.filter((e) => e.k === "commit" && e.status === "succeeded").length;
+    if (succeeded > 1 && j.runs.every((r) => r.filter((e) => e.k === "commit").length <= 1)) {
       doubles++;
-      violations.push(`${s.id} (${s.type}) has ${commits.length} accepted terminal writes: ${commits.map((c) => `${c.status} by pid ${c.pid} on token ${c.token ?? "none"}`).join("; ")}`);
+      violations.push(`${s.id} (${s.type}) succeeded ${succeeded} times (a succeeded job cannot be retried)`);
     }
-    if (job && isTerminal(job.status) && commits.length === 0) {
+    for (const w of j.store.filter((e): e is Of<"write"> => e.k === "write")) {
+      unclassified++;
+      violations.push(`${s.id} (${s.type}) v${w.version}: ${w.what}`);
+    }
+    if (!job) continue;
+    const lastRun = j.runs.at(-1)!;
+    const last = lastRun.filter((e): e is Of<"commit"> => e.k === "commit").at(-1);
+    if (isTerminal(job.status) && !last) {
       unobserved++;
-      violations.push(`${s.id} (${s.type}) is ${job.status} but no accepted terminal write was observed`);
+      violations.push(`${s.id} (${s.type}) is ${job.status} but no accepted terminal write was observed since its last start of life`);
     }
-    const last = commits[commits.length - 1];
-    if (job && last && last.token !== null && last.status === job.status && ![last.token, last.token + 1].includes(job.token)) {
+    if (last && last.token !== null && last.status === job.status && ![last.token, last.token + 1].includes(job.token)) {
       stale++;
       violations.push(`${s.id} (${s.type}) ended ${job.status} by a write fenced on token ${last.token}, but the job's token is ${job.token}`);
     }
+    // Every write bumps the version by one: the ledger must hold each version up to the job's.
+    const seen = new Set(j.store.map((e) => e.version));
+    const unseen = Array.from({ length: job.version }, (_, i) => i + 1).filter((v) => !seen.has(v));
+    const beyond = [...seen].filter((v) => v > job.version);
+    if (unseen.length || beyond.length) {
+      missed++;
+      violations.push(`${s.id} (${s.type}) is at version ${job.version}; the ledger ${unseen.length ? `never saw DynamoDB apply v${unseen.slice(0, 5).join(", v")}${unseen.length > 5 ? "…" : ""}` : ""}${beyond.length ? ` saw v${beyond.join(", v")} beyond it` : ""}: writes went unobserved`);
+    }
   }
 
-  // 4. nothing skipped, and a resumed attempt redid at most one checkpoint interval
+  // 4. every claim DynamoDB applied either started its handler, or its worker died or lost the lease
+  //    (a worker that claims and then cannot start must write nothing under that token); and no
+  //    handler starts without an applied claim, or after its job ended
+  let spentUnstarted = 0;
+  let unclaimedStarts = 0;
+  let startedAfterEnd = 0;
+  const unstarted = { killed: 0, leaseLost: 0 };
+  for (const s of f.submitted) {
+    const j = L(s.id);
+    const matched = new Set<Claim>();
+    for (const st of j.starts) {
+      const c = claimOf(j, st);
+      if (!c) {
+        unclaimedStarts++;
+        violations.push(`${s.id} (${s.type}) attempt ${st.attempt} started in pid ${st.pid} at ${st.at} without a claim DynamoDB applied for that process`);
+        continue;
+      }
+      matched.add(c);
+      // After a success nothing may start again (a succeeded job cannot be retried); after any
+      // other end, only a start under a claim applied after it (a caller retried the job).
+      const ends = j.store.filter((e): e is Of<"commit"> => e.k === "commit" && e.appliedAt < st.at && (e.status === "succeeded" || e.version > c.version));
+      for (const end of ends) {
+        startedAfterEnd++;
+        violations.push(`${s.id} (${s.type}) attempt ${st.attempt} started in pid ${st.pid} ${st.at - end.appliedAt} ms after the job was committed ${end.status} (v${end.version})`);
+      }
+    }
+    for (const c of j.claims) {
+      if (matched.has(c)) continue;
+      if (c.pid === undefined) {
+        spentUnstarted++;
+        violations.push(`${s.id} (${s.type}) was claimed (token ${c.token}) by worker ${c.worker}, which no chaos process announced`);
+        continue;
+      }
+      if (killedAfter(c.pid, c.at)) {
+        unstarted.killed++;
+        continue;
+      }
+      const wrote = j.store.filter((e) => FENCED.has(e.k) && "token" in e && e.token === c.token && e.version > c.version);
+      if (!wrote.length) {
+        unstarted.leaseLost++;
+        continue;
+      }
+      spentUnstarted++;
+      violations.push(
+        `${s.id} (${s.type}) attempt ${c.attempt} (token ${c.token}, worker ${c.worker}, pid ${c.pid}) never started its handler, yet its worker lived and wrote ${wrote.map((e) => `${e.k}${e.k === "commit" ? ` ${e.status}/${e.code ?? ""}` : e.k === "release" ? ` ${e.outcome ?? ""}` : ""}`).join(", ")} under its token`,
+      );
+    }
+  }
+
+  // 5. nothing skipped, and a resumed attempt resumed from what DynamoDB held and redid only what no
+  //    applied write had made durable: at most one checkpoint interval while heartbeats land, never
+  //    more than a lease when they do not
   let skipped = 0;
   let resumed = 0;
   let maxRedoneSteps = 0;
   let maxRedoneMs = 0;
+  let beyondOneInterval = 0;
+  let mostMissedBeats = 0;
+  let badResume = 0;
   let overRedo = 0;
-  let worstBound = 0;
   let zombies = 0;
   let zombieMs = 0;
-  const beatsBy = groupBy(f.ledger.filter((e): e is Extract<LedgerEntry, { k: "beat" }> => e.k === "beat"), (e) => `${e.job} ${e.pid}`);
+  const beatMs = (e: StoreEntry) => e.appliedAt - e.at;
   for (const s of f.submitted.filter((x) => STEP_TYPES.has(x.type))) {
-    const entries = byJob.get(s.id) ?? [];
-    const steps = entries.filter((e): e is Extract<LedgerEntry, { k: "step" }> => e.k === "step");
-    const starts = entries.filter((e): e is Extract<LedgerEntry, { k: "start" }> => e.k === "start").sort((a, b) => a.at - b.at);
+    const j = L(s.id);
     const n = Number(s.input.steps);
     if (f.jobs.get(s.id)?.status === "succeeded") {
-      const done = new Set(steps.map((e) => e.step));
+      const done = new Set(j.steps.map((e) => e.step));
       const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !done.has(i));
       if (missing.length) {
         skipped++;
         violations.push(`${s.id} (${s.type}) succeeded but steps ${missing.join(", ")} never ran: work was skipped`);
       }
     }
-    // Order attempts by the fencing token of the claim that started them, not by when they
-    // started: a worker frozen between its claim and its start begins work after later attempts.
-    const claimsHere = entries.filter((e): e is Extract<LedgerEntry, { k: "claim" }> => e.k === "claim");
-    const tokenOf = (st: Extract<LedgerEntry, { k: "start" }>) =>
-      claimsHere.filter((c) => c.pid === st.pid && c.at <= st.at).reduce((t, c) => Math.max(t, c.token), -1);
-    const attempts = starts.map((st) => ({ st, token: tokenOf(st) }));
+    // Attempts in the order of their claims' tokens, not of their starts.
+    const attempts = j.starts.flatMap((st) => {
+      const c = claimOf(j, st);
+      return c ? [{ st, c }] : [];
+    });
     let highest = -1;
     const live: typeof attempts = [];
     for (const a of attempts) {
-      if (a.token < highest) {
+      if (a.c.token < highest) {
         // A zombie: its lease was gone before it began. It may work until its first heartbeat is refused.
         zombies++;
-        const mine = steps.filter((e) => e.pid === a.st.pid && e.attempt === a.st.attempt && e.at >= a.st.at);
+        const mine = j.steps.filter((e) => e.pid === a.st.pid && e.attempt === a.st.attempt && e.at >= a.st.at);
         const ms = mine.length * f.stepMs;
-        const beats = (beatsBy.get(`${s.id} ${a.st.pid}`) ?? []).filter((b) => b.at >= a.st.at);
-        const bound = f.heartbeatMs + Math.max(0, ...beats.map((b) => b.ms)) + f.stepMs;
+        const beats = j.store.filter((b) => b.k === "beat" && b.token === a.c.token);
+        const bound = f.heartbeatMs + Math.max(0, ...beats.map(beatMs)) + f.stepMs;
         zombieMs = Math.max(zombieMs, ms);
         if (ms > bound) {
           overRedo++;
-          violations.push(`${s.id} (${s.type}) attempt ${a.st.attempt} (token ${a.token}) started after its lease was taken over and did ${ms} ms of work, more than one heartbeat (${bound} ms)`);
+          violations.push(`${s.id} (${s.type}) attempt ${a.st.attempt} (token ${a.c.token}) started after its lease was taken over and did ${ms} ms of work, more than one heartbeat (${bound} ms)`);
         }
         continue;
       }
-      highest = a.token;
+      highest = a.c.token;
       live.push(a);
     }
-    live.sort((a, b) => a.token - b.token);
-    for (let i = 1; i < live.length; i++) {
-      const prev = live[i - 1]!.st;
-      const cur = live[i]!.st;
-      resumed++;
-      // What the previous attempt did past the point this one resumed from: work lost to its end.
-      const mine = steps.filter((e) => e.pid === prev.pid && e.attempt === prev.attempt && e.at >= prev.at && e.at < cur.at);
-      const lost = mine.filter((e) => e.step >= cur.resume);
-      if (!lost.length) continue;
-      // Measured in work (steps × their length), not wall time: a frozen process's pause is not work.
-      const lostMs = lost.length * f.stepMs;
-      // A checkpoint is durable once the next heartbeat write completes: one interval plus that
-      // write's time, plus one more interval for each heartbeat that failed in between.
-      const beats = (beatsBy.get(`${s.id} ${prev.pid}`) ?? []).filter((b) => b.at >= prev.at && b.at <= cur.at);
-      const failed = beats.filter((b) => !b.ok).length;
-      const slowest = Math.max(0, ...beats.map((b) => b.ms));
-      const bound = (1 + failed) * f.heartbeatMs + slowest + f.stepMs;
-      maxRedoneSteps = Math.max(maxRedoneSteps, lost.length);
-      if (lostMs > maxRedoneMs) {
-        maxRedoneMs = lostMs;
-        worstBound = bound;
+    live.sort((a, b) => a.c.token - b.c.token);
+    for (let i = 0; i < live.length; i++) {
+      const cur = live[i]!;
+      // The handler is handed exactly the checkpoint DynamoDB held when its claim was applied.
+      const held = cur.c.resume ?? 0;
+      if (cur.st.resume !== held) {
+        badResume++;
+        violations.push(`${s.id} (${s.type}) attempt ${cur.st.attempt} (token ${cur.c.token}) resumed at step ${cur.st.resume}, but DynamoDB held checkpoint ${held} when its claim was applied`);
       }
-      if (lostMs > bound) {
+      if (i === 0) continue;
+      const prev = live[i - 1]!;
+      resumed++;
+      const mine = j.steps.filter((e) => e.pid === prev.st.pid && e.attempt === prev.st.attempt && e.at >= prev.st.at && e.at < cur.st.at);
+      // Lost to the end of the previous attempt: what it did past the checkpoint DynamoDB held (a
+      // handler that resumed elsewhere is reported above).
+      const lost = mine.filter((e) => e.step >= held);
+      if (!lost.length) continue;
+      // When the checkpoint resumed from became durable: the applied write under the previous
+      // attempt's token that first held it (captured then, by the worker's clock); without one,
+      // nothing the previous attempt did was durable.
+      const underPrev = j.store.filter((e): e is Of<"beat"> | Of<"release"> => (e.k === "beat" || e.k === "release") && e.token === prev.c.token);
+      const madeDurable = underPrev.find((e) => e.resume === cur.c.resume);
+      const durableAt = madeDurable?.at ?? prev.st.at;
+      const early = lost.filter((e) => e.at < durableAt);
+      if (early.length) {
+        badResume++;
+        violations.push(`${s.id} (${s.type}) attempt ${cur.st.attempt} redid steps ${early.map((e) => e.step).join(", ")}, done before the checkpoint it resumed from was captured (v${madeDurable?.version ?? "?"}): a stale checkpoint was stored`);
+      }
+      const lostMs = lost.length * f.stepMs;
+      const slowest = Math.max(0, ...underPrev.filter((e) => e.k === "beat").map(beatMs));
+      const oneInterval = f.heartbeatMs + slowest + f.stepMs;
+      const lastLost = lost.at(-1)!.at;
+      // Heartbeats that should have landed between that capture and the last step lost, and did not.
+      const missedBeats = Math.floor((lastLost - durableAt) / f.heartbeatMs);
+      maxRedoneSteps = Math.max(maxRedoneSteps, lost.length);
+      maxRedoneMs = Math.max(maxRedoneMs, lostMs);
+      if (lostMs > oneInterval) {
+        beyondOneInterval++;
+        mostMissedBeats = Math.max(mostMissedBeats, missedBeats);
+      }
+      // However many heartbeats fail, the lease (renewed only by one that lands) stops the handler.
+      const leaseBound = f.leaseMs + f.stepMs;
+      if (lostMs > leaseBound) {
         overRedo++;
-        violations.push(
-          `${s.id} (${s.type}) attempt ${cur.attempt} resumed at step ${cur.resume}; attempt ${prev.attempt} had done ${lost.length} steps (${lostMs} ms) past it, more than one checkpoint interval (${bound} ms: heartbeat ${f.heartbeatMs} ms${failed ? ` × ${1 + failed} (failed beats)` : ""} + slowest beat ${slowest} ms + a step)`,
-        );
+        violations.push(`${s.id} (${s.type}) attempt ${cur.st.attempt} resumed at step ${held}; attempt ${prev.st.attempt} had done ${lost.length} steps (${lostMs} ms) past it, more than its lease allows (${leaseBound} ms)`);
       }
     }
   }
 
-  // 5. jobs that needed the sweeper; 6. death → running again
-  const swept = new Set(f.ledger.filter((e) => e.k === "swept").map((e) => (e as { job: string }).job));
+  // 6. results that cannot be stored fail without being re-run
+  let unstorableRerun = 0;
+  let unstorableOnce = 0;
+  let unstorableRestarted = 0;
+  for (const s of f.submitted.filter((x) => UNSTORABLE_TYPES.has(x.type))) {
+    const j = L(s.id);
+    const starts = j.starts.flatMap((st) => {
+      const c = claimOf(j, st);
+      return c ? [{ st, c }] : [];
+    });
+    const runOf = (c: Claim) => j.runs.findIndex((r) => r.includes(c));
+    let rerunHere = false;
+    for (let i = 0; i + 1 < starts.length; i++) {
+      const { st, c } = starts[i]!;
+      if (runOf(starts[i + 1]!.c) !== runOf(c)) continue; // a caller retried it: a new run
+      const retried = j.store.find((e): e is Of<"release"> => e.k === "release" && e.token === c.token && e.outcome !== "released");
+      if (retried) {
+        unstorableRerun++;
+        violations.push(`${s.id} (${s.type}) attempt ${st.attempt} was queued again (${retried.outcome}, ${retried.code}) and its handler re-run: an unstorable result must fail the job, not retry it`);
+      } else rerunHere = true; // killed, handed back, or lease lost
+    }
+    if (rerunHere) unstorableRestarted++;
+    else if (starts.length) unstorableOnce++;
+  }
+
+  // 7. callers: cancels and retries the API applied. A cancel request marked on a running job is
+  //    never lost: that run ends with the attempt that was running (cancelled, or its own end),
+  //    and no new attempt is claimed. A retried job ends terminal again.
+  const calls = { cancels: 0, retries: 0, cancelledJobs: 0, retriedJobs: 0 };
+  let retriedOpen = 0;
+  let lostCancels = 0;
+  for (const s of f.submitted) {
+    const j = L(s.id);
+    for (const run of j.runs) {
+      const mark = run.find((e) => e.k === "call" && e.action === "cancel" && !run.some((x) => x.version === e.version && x.k === "commit"));
+      const again = mark && run.find((e): e is Claim => e.k === "claim" && e.version > mark.version);
+      if (mark && again) {
+        lostCancels++;
+        violations.push(`${s.id} (${s.type}): a cancel request DynamoDB applied (v${mark.version}) was lost: the job was claimed again (v${again.version}, token ${again.token}, worker ${again.worker})`);
+      }
+    }
+    const cancels = j.store.filter((e) => e.k === "call" && e.action === "cancel").length;
+    const retries = j.runs.length - 1;
+    calls.cancels += cancels;
+    calls.retries += retries;
+    if (f.jobs.get(s.id)?.status === "cancelled") calls.cancelledJobs++;
+    if (retries > 0) {
+      calls.retriedJobs++;
+      const job = f.jobs.get(s.id);
+      if (!job || !isTerminal(job.status)) retriedOpen++;
+    }
+  }
+
+  // figures: jobs that needed the sweeper; death → running again; fenced-out results
+  const sweptJobs = new Set(ledger.filter((e) => e.k === "swept").map((e) => (e as Of<"swept">).job));
   const dropped = f.submitted.filter((s) => s.enqueueDropped);
   const deathToRunning = { SIGKILL: [] as number[], SIGTERM: [] as number[] };
-  const claims = ordered.filter((e): e is Extract<LedgerEntry, { k: "claim" }> => e.k === "claim");
   for (const kill of f.kills.filter((k) => k.target !== "sweeper")) {
-    for (const [job, entries] of byJob) {
-      const held = holder(entries, kill.at);
-      if (held !== kill.pid) continue;
-      const next = claims.find((c) => c.job === job && c.at > kill.at);
-      if (next) deathToRunning[kill.signal].push(next.at - kill.at);
+    for (const [, j] of jobsLedger) {
+      if (holder(j, kill.at) !== kill.pid) continue;
+      // Running again means before the job ended: a job a caller cancelled and retried later was not recovered.
+      const next = j.claims.filter((c) => c.at > kill.at).sort((a, b) => a.at - b.at)[0];
+      const endedFirst = next && j.store.some((e) => e.k === "commit" && e.at > kill.at && e.at < next.at);
+      if (next && !endedFirst) deathToRunning[kill.signal].push(next.at - kill.at);
     }
   }
-
-  // Handlers that returned a result their worker could not commit: a later attempt or the fence beat them.
   let fencedOut = 0;
   let stallFenced = 0;
-  for (const [job, entries] of byJob) {
-    const committers = new Set(entries.filter((e) => e.k === "commit").map((e) => (e as { pid: number }).pid));
-    const refused = entries.filter((e) => e.k === "done" && !committers.has((e as { pid: number }).pid)).length;
+  for (const s of f.submitted) {
+    const j = L(s.id);
+    const committers = new Set(j.store.filter((e) => e.k === "commit").map((e) => e.pid));
+    const refused = j.proc.filter((e) => e.k === "done" && !committers.has(e.pid)).length;
     fencedOut += refused;
-    if (f.submitted.find((s) => s.id === job)?.type === "chaos.stall") stallFenced += refused;
+    if (s.type === "chaos.stall") stallFenced += refused;
   }
 
-  const count = (k: LedgerEntry["k"]) => f.ledger.filter((e) => e.k === k).length;
-  const faults: Record<string, number> = {};
-  for (const e of f.ledger) if (e.k === "fault") faults[e.kind] = (faults[e.kind] ?? 0) + 1;
   const kills: Record<string, number> = {};
   for (const k of f.kills) {
     const key = `${k.signal} ${k.target}${k.midSweep ? " (mid-sweep)" : ""}`;
@@ -233,73 +486,103 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   const killed = f.kills.filter((k) => k.target !== "sweeper");
   const d = { SIGKILL: distribution(deathToRunning.SIGKILL), SIGTERM: distribution(deathToRunning.SIGTERM) };
   const ms = (x: number) => (Number.isFinite(x) ? `${(x / 1000).toFixed(2)} s` : "–");
+  const faultText = (c: FaultCounts) => FAULT_KINDS.map((k) => `${c[k]} ${k}`).join(", ");
+  const faultsOn = Object.values(f.faults).some((c) => FAULT_KINDS.some((k) => c[k] > 0));
+  const noFault = (Object.entries(f.faults) as [Service, FaultCounts][]).flatMap(([svc, c]) => FAULT_KINDS.filter((k) => c[k] === 0).map((k) => `${k} on ${svc}`));
+  const faultRow = (svc: Service, label: string): CheckRow => {
+    const lacking = FAULT_KINDS.filter((k) => f.faults[svc][k] === 0);
+    return { check: label, value: faultText(f.faults[svc]), ok: f.requireEveryFault && faultsOn ? lacking.length === 0 : null };
+  };
+  if (f.requireEveryFault && faultsOn) for (const x of noFault) violations.push(`no ${x.replace(" on ", " fault was injected on ")}: the run did not test it`);
+  const unstorableJobs = f.submitted.filter((s) => UNSTORABLE_TYPES.has(s.type));
+  const nearJobs = f.submitted.filter((s) => s.type === "chaos.nearlimit");
+  const refusedCheckpoints = new Set(f.ledger.filter((e) => e.k === "refused").map((e) => (e as Of<"refused">).job));
+  const c = f.callers;
+  const callText = (x: CallerStats["cancel"]) => `${x.sent} sent (${x.answered} answered, ${x.refused} refused, ${x.failed} failed)`;
   const rows: CheckRow[] = [
     { check: "jobs submitted", value: String(f.submitted.length), ok: null },
     { check: "every job terminal", value: notTerminal ? `${notTerminal} not terminal` : `all ${f.submitted.length}`, ok: notTerminal === 0 },
-    { check: "final state matches the job type", value: wrongState ? `${wrongState} wrong` : "all", ok: wrongState === 0 },
-    { check: "≤ 1 committed result per job", value: doubles ? `${doubles} jobs committed twice` : `max 1 (${count("commit")} commits for ${f.submitted.length} jobs)`, ok: doubles === 0 },
-    { check: "every end observed, under the current fence", value: `${unobserved} unobserved, ${stale} stale`, ok: unobserved === 0 && stale === 0 },
+    { check: "final state matches the job type (or a caller's cancel)", value: wrongState ? `${wrongState} wrong` : "all", ok: wrongState === 0 },
+    { check: "≤ 1 committed result per job (per run, between API retries)", value: doubles ? `${doubles} jobs committed twice` : `max 1 (${commits} commits for ${f.submitted.length} jobs, ${calls.retries} retried runs)`, ok: doubles === 0 },
+    { check: "every end observed, under the current fence", value: `${unobserved} unobserved, ${stale} stale, ${missed} jobs with writes the ledger missed, ${unclassified} unclassified writes`, ok: unobserved === 0 && stale === 0 && missed === 0 && unclassified === 0 },
+    { check: "no attempt spent without its handler starting", value: `${spentUnstarted} spent; ${unstarted.killed + unstarted.leaseLost} claims not started (${unstarted.killed} worker killed, ${unstarted.leaseLost} lease lost, nothing written)`, ok: spentUnstarted === 0 },
+    { check: "every handler start under an applied claim, none after the job ended", value: `${unclaimedStarts} without a claim, ${startedAfterEnd} after the end`, ok: unclaimedStarts === 0 && startedAfterEnd === 0 },
     { check: "no step skipped (succeeded jobs did all their work)", value: skipped ? `${skipped} jobs skipped work` : "none skipped", ok: skipped === 0 },
-    { check: "resumed attempts redid ≤ one checkpoint interval", value: `${resumed} resumed; most redone ${maxRedoneSteps} steps; worst ${maxRedoneMs} ms of work lost (its bound ${worstBound} ms; heartbeat ${f.heartbeatMs} ms)`, ok: overRedo === 0 },
+    { check: "resumes start from the checkpoint DynamoDB held", value: badResume ? `${badResume} wrong` : `all (${resumed} resumed)`, ok: badResume === 0 },
+    {
+      check: "resumed attempts redid ≤ one checkpoint interval",
+      value: `most redone ${maxRedoneSteps} steps (${maxRedoneMs} ms of work); ${resumed - beyondOneInterval} of ${resumed} within one heartbeat (${f.heartbeatMs} ms) + its write + a step, ${beyondOneInterval} more where heartbeats did not land (up to ${mostMissedBeats} missed); none past the lease (${f.leaseMs} ms)`,
+      ok: overRedo === 0,
+    },
     { check: "attempts begun after their lease was lost (frozen worker)", value: `${zombies}; each stopped by its first heartbeat (worst ${zombieMs} ms of work, no commit)`, ok: null },
-    { check: "jobs that needed the sweeper", value: `${swept.size} (${dropped.length} had their message dropped)`, ok: null },
+    {
+      check: "unstorable results fail once, never retried",
+      value: `${unstorableJobs.length} jobs (Date, NaN, result + checkpoint over 400 KB): ${unstorableOnce} after one start, ${unstorableRestarted} re-run only after a kill or lost lease; ${unstorableRerun} retried`,
+      ok: unstorableRerun === 0,
+    },
+    { check: "checkpoints at the item limit", value: `${nearJobs.length} jobs stored a ~398 KB item (by DynamoDB's rules); the larger checkpoint was refused to ${refusedCheckpoints.size} of them (TooLargeError)`, ok: null },
+    {
+      check: "API cancels and retries accounted for",
+      value: `${calls.cancels} cancels applied (${calls.cancelledJobs} jobs ended cancelled, ${lostCancels} requests lost), ${calls.retries} retries applied to ${calls.retriedJobs} jobs (${retriedOpen} not terminal again)${c ? `; cancel ${callText(c.cancel)}, retry ${callText(c.retry)}` : ""}`,
+      ok: retriedOpen === 0 && lostCancels === 0,
+    },
+    { check: "jobs that needed the sweeper", value: `${sweptJobs.size} (${dropped.length} had their message dropped)`, ok: null },
     { check: "death → running again (SIGKILL)", value: `n=${d.SIGKILL.n} median ${ms(d.SIGKILL.median)} p95 ${ms(d.SIGKILL.p95)} worst ${ms(d.SIGKILL.max)}`, ok: null },
     { check: "stop → running again (SIGTERM)", value: `n=${d.SIGTERM.n} median ${ms(d.SIGTERM.median)} p95 ${ms(d.SIGTERM.p95)} worst ${ms(d.SIGTERM.max)}`, ok: null },
     { check: "worker kills", value: `${killed.length}: ${Object.entries(kills).filter(([k]) => !k.includes("sweeper")).map(([k, n]) => `${n} ${k}`).join(", ") || "none"}`, ok: null },
     { check: "sweeper restarts", value: `${f.kills.length - killed.length} (${f.kills.filter((k) => k.midSweep).length} mid-sweep)`, ok: null },
-    { check: "store faults injected", value: Object.entries(faults).map(([k, n]) => `${n} ${k}`).join(", ") || "none", ok: null },
-    { check: "SQS faults", value: `${f.duplicates.immediate} duplicate, ${f.duplicates.delayed} delayed redeliveries, ${dropped.length} enqueues lost after the write`, ok: null },
+    faultRow("dynamodb", "DynamoDB faults injected on the wire"),
+    faultRow("sqs", "SQS faults injected on the wire"),
+    { check: "SQS message faults", value: `${f.duplicates.immediate} duplicate, ${f.duplicates.delayed} delayed redeliveries, ${dropped.length} enqueues lost after the write`, ok: null },
     { check: "finished handlers whose result was fenced out", value: `${fencedOut} (${stallFenced} from workers frozen past their lease; ${f.submitted.filter((s) => s.type === "chaos.stall").length} stall jobs)`, ok: null },
   ];
   return {
     ok: violations.length === 0,
     rows,
     violations,
-    faults,
+    faults: f.faults,
     kills,
     deathToRunning: d,
-    redo: { resumed, maxRedoneSteps, maxRedoneMs },
-    jobsNeedingSweeper: swept.size,
+    redo: { resumed, maxRedoneSteps, maxRedoneMs, beyondOneInterval },
+    jobsNeedingSweeper: sweptJobs.size,
     fencedOut,
+    unstarted,
+    calls,
     statuses,
   };
 }
 
-function wrongOutcome(s: Submitted, job: Job): string | undefined {
+function wrongOutcome(s: Submitted, job: Job, cancelAsked: boolean, j: JobLedger): string | undefined {
   const expected = EXPECTED_STATUS[s.type];
   if (!expected) return `unknown chaos type`;
-  if (job.status !== expected) {
-    const err = "error" in job && job.error ? ` (${job.error.code}: ${job.error.message})` : "";
-    return `ended ${job.status}${err}, expected ${expected}`;
-  }
+  const err = "error" in job && job.error ? ` (${job.error.code}: ${job.error.message.slice(0, 300)})` : "";
+  if (job.status === "cancelled") return cancelAsked ? undefined : `ended cancelled${err}, but no caller asked for a cancel since its last retry`;
+  if (job.status !== expected) return `ended ${job.status}${err}, expected ${expected}`;
   if (STEP_TYPES.has(s.type) && job.status === "succeeded") {
     const r = job.result as { steps?: number; sum?: number } | null;
     const n = Number(s.input.steps);
     if (r?.steps !== n || r?.sum !== expectedSum(n)) return `result ${JSON.stringify(r)} is not {steps: ${n}, sum: ${expectedSum(n)}}`;
   }
   if (s.type === "chaos.doomed" && job.status === "failed" && job.error.code !== "handler_error") return `failed with ${job.error.code}, expected handler_error`;
+  if (UNSTORABLE_TYPES.has(s.type) && job.status === "failed" && !UNSTORABLE_CODES.has(job.error.code)) return `failed with ${job.error.code}${err}, expected ${[...UNSTORABLE_CODES].join(" or ")}`;
+  if (s.type === "chaos.nearlimit" && job.status === "succeeded") {
+    const r = job.result as NearLimitResult | null;
+    if (r?.refused !== true) return `the checkpoint over the item limit was not refused to the handler (result ${JSON.stringify(r)})`;
+    const kept = (job.checkpoint as { lists?: unknown[] } | undefined)?.lists?.length;
+    if (kept !== Number(s.input.keep)) return `its near-limit checkpoint (${s.input.keep} numbers) is not what DynamoDB holds (${kept ?? "none"})`;
+    if (!j.proc.some((e) => e.k === "refused")) return "succeeded without a refused checkpoint in the ledger";
+  }
   return undefined;
 }
 
-/** Which process held the job at `at`: the last claimer, unless it had let go (commit or release) by then. */
-function holder(entries: LedgerEntry[], at: number): number | undefined {
+/** Which process held the job at `at`: the last claimer, unless it had let go (an end or a hand-back) or the sweeper took the job back by then. */
+function holder(j: JobLedger, at: number): number | undefined {
   let pid: number | undefined;
-  for (const e of entries) {
+  for (const e of [...j.store].sort((a, b) => a.at - b.at)) {
     if (e.at > at) break;
     if (e.k === "claim") pid = e.pid;
     else if ((e.k === "commit" || e.k === "release") && e.pid === pid) pid = undefined;
     else if (e.k === "swept" || e.k === "commit") pid = undefined;
   }
   return pid;
-}
-
-function groupBy<T>(xs: T[], key: (x: T) => string): Map<string, T[]> {
-  const m = new Map<string, T[]>();
-  for (const x of xs) {
-    const k = key(x);
-    const list = m.get(k);
-    if (list) list.push(x);
-    else m.set(k, [x]);
-  }
-  return m;
 }

@@ -10,15 +10,24 @@
  *   (a synchronous wait: no timers, no heartbeats, like a long GC pause) for `stallMs`, longer
  *   than the lease, then returns as if nothing happened. Another worker takes the job over
  *   meanwhile; only the fence stops the frozen one from committing a second result.
+ * - chaos.unstorable (Lambda): returns a result DynamoDB cannot hold (a Date, or NaN). It must
+ *   end failed (`invalid_result`, or `store_rejected` had DynamoDB been the one to refuse) after
+ *   one handler start: retrying cannot make the result storable, so the work is never re-run.
+ * - chaos.oversize (Fargate): a large input, then a checkpoint and a result that each fit their
+ *   own limits but together with the input exceed DynamoDB's 400 KB item by DynamoDB's rules
+ *   (core/item-size.ts; lists cost more there than as JSON: see BIG). Same ending as above.
+ * - chaos.nearlimit (Fargate): a large input and a checkpoint that takes the item to just under
+ *   the budget (stored by the final write, and by heartbeats when `holdMs` lets one happen); then
+ *   a larger one, which the runner refuses to the handler with a TooLargeError. The handler
+ *   catches it and succeeds: the final write, checkpoint and result together, still fits.
  *
  * Loaded into worker processes through WARDEN_EXTRA_JOBS (see `setup`).
  */
 import { z } from "zod";
-import { PermanentError } from "../core/errors.js";
+import { PermanentError, TooLargeError } from "../core/errors.js";
 import { AbortedError, pause } from "../core/jobs/abort.js";
 import { defineJob, type JobContext, type JobType, type Registry } from "../core/registry.js";
 import type { Services } from "../core/services.js";
-import { installFromEnv } from "./chaos-faults.js";
 import { record } from "./chaos-ledger.js";
 
 const stepsInput = z
@@ -115,16 +124,108 @@ export const chaosDoomed = defineJob<Record<string, never>, never>({
   },
 });
 
-export const CHAOS_TYPES: JobType<any, any, any>[] = [chaosSteps, chaosLong, chaosStall, chaosFlaky, chaosDoomed];
+export const chaosUnstorable = defineJob<{ kind: "date" | "nan" }, unknown>({
+  name: "chaos.unstorable",
+  input: z.object({ kind: z.enum(["date", "nan"]) }).strict(),
+  runsOn: "lambda",
+  canMoveToLarge: false,
+  limits: CHAOS_LIMITS,
+  async handler(input, ctx) {
+    record({ k: "start", job: ctx.jobId, attempt: ctx.attempt, resume: 0, pid: process.pid, at: Date.now() });
+    record({ k: "done", job: ctx.jobId, attempt: ctx.attempt, pid: process.pid, at: Date.now() });
+    return input.kind === "date" ? { finishedAt: new Date() } : { ratio: Number.NaN };
+  },
+});
 
-/** What each type must end as, whatever the chaos did to it. */
+/**
+ * Sizes by DynamoDB's rules (core/item-size.ts), checked with core's own accounting. JSON limits
+ * alone (input 200 KiB, checkpoint and result 64 KiB each) keep an item of strings under 400 KB;
+ * it takes lists to pass it: a one-digit number costs 3 bytes where its JSON costs 2, a level of
+ * nested empty lists (`[[[]]]`) 4 where its JSON costs 2. Lists are also what the emulator is
+ * slow at (dynalite spends ~10 µs per element), so the bulk is strings and the lists are as few
+ * as the limit needs:
+ * - oversize: a 204 KB string input; a checkpoint of a 30 KB string and 15,000 digits (the
+ *   item, 279 KB, fits); a result of 1,590 nested lists 20 deep (65 KB of JSON, within the
+ *   result's limit) would take the item to ~407 KB: refused.
+ * - nearlimit: a 127 KB string and 1,880 nested lists as input (278 KB stored); a checkpoint of
+ *   1,500 nested lists takes the item to ~398 KB, just under the 392 KiB budget (401,408 bytes);
+ *   one of 1,580 (64.8 KB of JSON, still within the checkpoint's own limit) would make ~404 KB.
+ */
+export const BIG = {
+  depth: 20,
+  oversize: { text: 204_000, checkpointText: 30_000, checkpointDigits: 15_000, resultLists: 1_590 },
+  nearlimit: { text: 127_000, lists: 1_880, keep: 1_500, over: 1_580 },
+} as const;
+export const digits = (n: number): number[] => Array.from({ length: n }, (_, i) => i % 10);
+const chain = (depth: number): unknown[] => (depth <= 1 ? [] : [chain(depth - 1)]);
+/** `n` lists of empty lists nested `depth` deep. */
+export const nested = (n: number, depth: number = BIG.depth): unknown[] => Array.from({ length: n }, () => chain(depth));
+
+const oversizeInput = z.object({ text: z.string(), checkpointText: z.number().int().min(0), checkpointDigits: z.number().int().min(0), resultLists: z.number().int().min(0) }).strict();
+
+export const chaosOversize = defineJob<z.infer<typeof oversizeInput>, { lists: unknown[] }, { text: string; digits: number[] }>({
+  name: "chaos.oversize",
+  input: oversizeInput,
+  runsOn: "fargate",
+  limits: CHAOS_LIMITS,
+  async handler(input, ctx) {
+    record({ k: "start", job: ctx.jobId, attempt: ctx.attempt, resume: 0, pid: process.pid, at: Date.now() });
+    // Fits: input and checkpoint together are well under the budget.
+    ctx.checkpoint({ text: "y".repeat(input.checkpointText), digits: digits(input.checkpointDigits) });
+    record({ k: "done", job: ctx.jobId, attempt: ctx.attempt, pid: process.pid, at: Date.now() });
+    // Within the result's own limit, but not with the rest of the item.
+    return { lists: nested(input.resultLists) };
+  },
+});
+
+export interface NearLimitResult {
+  /** The larger checkpoint was refused to the handler (TooLargeError), as it must be. */
+  refused: boolean;
+  bytes?: number;
+}
+
+const nearInput = z.object({ text: z.string(), lists: z.array(z.unknown()), keep: z.number().int().min(0), over: z.number().int().min(0), holdMs: z.number().int().min(0).max(10_000) }).strict();
+
+export const chaosNearLimit = defineJob<z.infer<typeof nearInput>, NearLimitResult, { lists: unknown[] }>({
+  name: "chaos.nearlimit",
+  input: nearInput,
+  runsOn: "fargate",
+  limits: CHAOS_LIMITS,
+  async handler(input, ctx) {
+    record({ k: "start", job: ctx.jobId, attempt: ctx.attempt, resume: 0, pid: process.pid, at: Date.now() });
+    ctx.checkpoint({ lists: nested(input.keep) });
+    // Optionally long enough for a heartbeat to carry it; the final write carries it either way.
+    if (input.holdMs > 0 && !(await pause(input.holdMs, ctx.signal))) throw new AbortedError(ctx.signal.reason);
+    let out: NearLimitResult = { refused: false };
+    try {
+      ctx.checkpoint({ lists: nested(input.over) });
+    } catch (e) {
+      if (!(e instanceof TooLargeError)) throw e;
+      record({ k: "refused", job: ctx.jobId, attempt: ctx.attempt, bytes: e.bytes, pid: process.pid, at: Date.now() });
+      out = { refused: true, bytes: e.bytes };
+    }
+    record({ k: "done", job: ctx.jobId, attempt: ctx.attempt, pid: process.pid, at: Date.now() });
+    return out;
+  },
+});
+
+export const CHAOS_TYPES: JobType<any, any, any>[] = [chaosSteps, chaosLong, chaosStall, chaosFlaky, chaosDoomed, chaosUnstorable, chaosOversize, chaosNearLimit];
+
+/** What each type must end as, whatever the chaos did to it (a caller's cancel aside). */
 export const EXPECTED_STATUS: Record<string, "succeeded" | "failed"> = {
   "chaos.steps": "succeeded",
   "chaos.long": "succeeded",
   "chaos.stall": "succeeded",
   "chaos.flaky": "succeeded",
   "chaos.doomed": "failed",
+  "chaos.unstorable": "failed",
+  "chaos.oversize": "failed",
+  "chaos.nearlimit": "succeeded",
 };
+
+/** Types whose handler returns what cannot be stored: they fail with one of these codes, never re-run for it. */
+export const UNSTORABLE_TYPES = new Set(["chaos.unstorable", "chaos.oversize"]);
+export const UNSTORABLE_CODES = new Set(["invalid_result", "store_rejected"]);
 
 export function registerChaosJobs(registry: Registry): Registry {
   return registry.register(...CHAOS_TYPES);
@@ -132,10 +233,12 @@ export function registerChaosJobs(registry: Registry): Registry {
 
 /**
  * The WARDEN_EXTRA_JOBS hook: a worker process loads this module and calls `setup` with its
- * services before it starts. It registers the chaos types and, when WARDEN_CHAOS_FAULTS is set,
- * puts the fault middleware between the worker and DynamoDB.
+ * services before it starts. It registers the chaos types and records in the ledger which
+ * worker id this process's claims carry (a Fargate worker's comes from WARDEN_WORKER_ID), so the
+ * checks can tell which process each claim DynamoDB applied belongs to.
  */
-export function setup(services: Pick<Services, "registry" | "doc">): void {
+export function setup(services: Pick<Services, "registry">, worker: string | undefined = process.env.WARDEN_WORKER_ID): void {
   registerChaosJobs(services.registry);
-  installFromEnv(services.doc);
+  const role = process.env.WARDEN_CHAOS_ROLE === "lambda" ? "lambda" : "fargate";
+  record({ k: "proc", role, ...(worker ? { worker } : {}), pid: process.pid, at: Date.now() });
 }

@@ -1,8 +1,9 @@
 /**
  * The chaos run's Lambda side, as its own process so the run can SIGKILL it like a crashed
  * container: the local event-source stand-in (local/poller.ts) feeding the real SQS worker
- * handler (functions/worker.ts), with the chaos job types and, from WARDEN_CHAOS_FAULTS, the
- * fault middleware between the handler and DynamoDB.
+ * handler (functions/worker.ts), with the chaos job types. Its DynamoDB and SQS endpoints are the
+ * chaos run's wire-fault proxies (WARDEN_DYNAMODB_ENDPOINT, WARDEN_SQS_ENDPOINT), so its faults
+ * come from below the SDK's retries.
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
@@ -16,9 +17,10 @@ import { setup } from "./chaos-jobs.js";
 import { LambdaPoller, type SqsHandler } from "./poller.js";
 
 const services = buildServices(loadRuntime());
-setup(services);
+const workerId = `lambda:chaos-${process.pid}`;
+setup(services, workerId);
 const quiet = { info() {}, warn() {}, error: (m: string, e?: Record<string, unknown>) => console.error(JSON.stringify({ m, ...e })) };
-const handler = makeHandler(services, { workerId: `lambda:chaos-${process.pid}`, memory: false, log: quiet });
+const handler = makeHandler(services, { workerId, memory: false, log: quiet });
 const poller = new LambdaPoller({
   sqs: services.sqs,
   queueUrl: services.cfg.queues.default.queue,

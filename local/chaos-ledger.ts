@@ -1,47 +1,84 @@
 /**
  * The chaos run's append-only ledger: one JSON line per observed event, written with a single
  * write(2) on a file opened for append, so lines from many processes never interleave and a line
- * written before a SIGKILL survives it. Job handlers record their side effects here (keyed by
- * job, attempt and process); the fault middleware records every claim and every terminal write
- * DynamoDB accepted, with the fencing token it carried.
+ * written before a SIGKILL survives it.
+ *
+ * Two kinds of entries, from two places:
+ * - the process side: job handlers record their side effects (start, step, done, a refused
+ *   checkpoint), keyed by job, attempt and process; each child process records who it is (`proc`:
+ *   its pid, role and worker id) and the sweeper its sweeps;
+ * - the store side, written by the chaos parent from the wire-fault proxy's `onApplied`
+ *   (local/wire-faults.ts): every write DynamoDB truly applied (HTTP 200), read from the request
+ *   and from the item DynamoDB answered with (every store write asks for ALL_NEW), also when the
+ *   proxy lost the reply on purpose. This is not what a worker believes it wrote, but what
+ *   DynamoDB holds: a lost reply the SDK resent is one applied write, and a write the SDK gave up
+ *   on that had landed is still a write.
+ *
+ * A store-side entry names the worker (the item's workerId) or the fencing token it was written
+ * under, not a pid: the checks map both to processes through the `proc` entries.
  */
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
+import type { AppliedRequest } from "./wire-faults.js";
+
+/** Times are epoch ms. Store-side `at` is the writer's own clock when it decided the write (the item's updatedAt), `appliedAt` when the proxy saw DynamoDB's answer. */
+interface Stored {
+  job: string;
+  /** The item's version after the write: the order DynamoDB applied this job's writes in. */
+  version: number;
+  at: number;
+  appliedAt: number;
+  replyLost: boolean;
+  /** Resolved by the checks: the process that sent it. */
+  pid?: number;
+}
 
 export type LedgerEntry =
   /** A handler started an attempt, resuming from `resume` (the first step it will do). */
   | { k: "start"; job: string; attempt: number; resume: number; pid: number; at: number }
   /** A handler did one unit of work: the side effect the checks count. */
   | { k: "step"; job: string; attempt: number; step: number; pid: number; at: number }
-  /** A handler returned its result (it may still lose the race to commit it). */
+  /** A handler returned its result (it may still lose the race to commit it, or fail to store it). */
   | { k: "done"; job: string; attempt: number; pid: number; at: number }
-  /** DynamoDB accepted a claim: the job is running again under `token`. */
-  | { k: "claim"; job: string; token: number; pid: number; at: number }
-  /** A worker handed the job back (release, or a failed attempt queued for retry): it no longer holds it. */
-  | { k: "release"; job: string; pid: number; at: number }
-  /** DynamoDB accepted a write that ended the job; `token` is the fence it was conditional on (null: none). */
-  | { k: "commit"; job: string; status: string; token: number | null; pid: number; at: number; replyLost: boolean }
-  /** The sweeper's process wrote to a job (requeue, reclaim, expire): the job needed the sweeper. */
-  | { k: "swept"; job: string; to: string | null; pid: number; at: number }
-  /** A heartbeat write (it carries the checkpoint): when it started, how long it took, whether it was accepted. */
-  | { k: "beat"; job: string; pid: number; at: number; ms: number; ok: boolean }
-  /** A fault the middleware injected. */
-  | { k: "fault"; kind: string; command: string; pid: number; at: number }
+  /** A handler was refused a checkpoint (TooLargeError) and caught it. */
+  | { k: "refused"; job: string; attempt: number; bytes: number; pid: number; at: number }
+  /** A chaos child process, as it starts: which worker id its claims carry. */
+  | { k: "proc"; role: "fargate" | "lambda" | "sweeper"; worker?: string; pid: number; at: number }
   /** A sweep that was in progress when this line was written (the parent may kill it mid-sweep). */
-  | { k: "sweep"; phase: "begin" | "end"; acted?: number; pid: number; at: number };
+  | { k: "sweep"; phase: "begin" | "end"; acted?: number; pid: number; at: number }
+  /** DynamoDB applied a claim: the job is running under `token`, attempt `attempt`, for `worker`; `resume` is the checkpoint it holds. */
+  | (Stored & { k: "claim"; token: number; attempt: number; worker: string; resume: number | null })
+  /** DynamoDB applied a heartbeat under `token`; `resume` is the checkpoint the item holds after it. */
+  | (Stored & { k: "beat"; token: number; resume: number | null })
+  /** A worker's fenced write handed the job back (a release, or a failed attempt queued for retry). */
+  | (Stored & { k: "release"; token: number; outcome: string | null; code: string | null; resume: number | null })
+  /**
+   * DynamoDB applied a write that ended the job; `token` is the fence it was conditional on (null:
+   * none), `held` the token the item carries after it (a worker's end keeps its own).
+   */
+  | (Stored & { k: "commit"; status: string; token: number | null; held?: number; by: "worker" | "sweeper" | "api"; code: string | null })
+  /** A repair the sweeper makes (also a claimer settling a job it found expired): requeue, reclaim, expire, cancel. */
+  | (Stored & { k: "swept"; to: string; transition: "reclaim" | "resend" | "expire" | "cancelSilent" })
+  /** A caller's request the API applied: a cancel (marked on a running job, or a queued job cancelled) or a retry. */
+  | (Stored & { k: "call"; action: "cancel" | "retry" })
+  /** The job was created (version 1). */
+  | (Stored & { k: "create" })
+  /** An applied write to a job that fits none of the above: the checks report it. */
+  | (Stored & { k: "write"; what: string });
+
+export type StoreEntry = Extract<LedgerEntry, { version: number }>;
 
 export const LEDGER_ENV = "WARDEN_CHAOS_LEDGER";
 
 let fd: number | undefined;
 let path: string | undefined;
 
-/** Appends to the ledger named by WARDEN_CHAOS_LEDGER; a no-op outside a chaos run. */
-export function record(entry: LedgerEntry): void {
-  const p = process.env[LEDGER_ENV];
-  if (!p) return;
-  if (fd === undefined || path !== p) {
+/** Appends to the ledger named by WARDEN_CHAOS_LEDGER (or `to`); a no-op outside a chaos run. */
+export function record(entry: LedgerEntry, to: string | undefined = process.env[LEDGER_ENV]): void {
+  if (!to) return;
+  if (fd === undefined || path !== to) {
     if (fd !== undefined) closeSync(fd);
-    fd = openSync(p, "a");
-    path = p;
+    fd = openSync(to, "a");
+    path = to;
   }
   writeSync(fd, JSON.stringify(entry) + "\n");
 }
@@ -58,4 +95,134 @@ export function readLedger(p: string): LedgerEntry[] {
         return []; // a line cut by a kill mid-write cannot be trusted: it is dropped, not guessed at
       }
     });
+}
+
+// ─── the store side: what DynamoDB applied, from the wire ─────────────────────────────────────
+
+type Attr = { S?: string; N?: string; BOOL?: boolean; NULL?: boolean; M?: Record<string, Attr>; L?: Attr[]; SS?: string[]; NS?: string[] };
+type AttrMap = Record<string, Attr>;
+
+/** One DynamoDB-typed value as plain JSON (numbers as numbers; binary is not used by Warden). */
+export function fromAttr(a: Attr | undefined): unknown {
+  if (!a || typeof a !== "object") return undefined;
+  if (a.S !== undefined) return a.S;
+  if (a.N !== undefined) return Number(a.N);
+  if (a.BOOL !== undefined) return a.BOOL;
+  if (a.NULL !== undefined) return null;
+  if (a.M !== undefined) return Object.fromEntries(Object.entries(a.M).map(([k, v]) => [k, fromAttr(v)]));
+  if (a.L !== undefined) return a.L.map(fromAttr);
+  if (a.SS !== undefined) return [...a.SS];
+  if (a.NS !== undefined) return a.NS.map(Number);
+  return undefined;
+}
+
+const num = (a: Attr | undefined): number | undefined => (a?.N !== undefined ? Number(a.N) : undefined);
+const str = (a: Attr | undefined): string | undefined => a?.S;
+
+/** The step a steps job resumes from, as the item holds it (`checkpoint.next`); null without one. Reads nothing else of a large checkpoint. */
+const resumeOf = (item: AttrMap): number | null => num(item.checkpoint?.M?.next) ?? null;
+const errorCode = (item: AttrMap): string | null => str(item.error?.M?.code) ?? null;
+const lastOutcome = (item: AttrMap): string | null => str(item.history?.L?.at(-1)?.M?.outcome) ?? null;
+
+/** Crockford ULIDs and idempotent ids (core/store.ts isJobId): the worker directory's items are not jobs. */
+const JOB_ID = /^([0-9A-HJKMNP-TV-Z]{26}|K[0-9A-F]{25})$/;
+
+interface UpdateRequest {
+  Key?: AttrMap;
+  Item?: AttrMap;
+  UpdateExpression?: string;
+  ConditionExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues?: AttrMap;
+}
+
+/** The alias of `attr` in the request (core/expr.ts names every attribute through one). */
+function alias(r: UpdateRequest, attr: string): string | undefined {
+  return Object.entries(r.ExpressionAttributeNames ?? {}).find(([, v]) => v === attr)?.[0];
+}
+
+/** True when the update's SET clause assigns `attr`. */
+function sets(r: UpdateRequest, attr: string): boolean {
+  const a = alias(r, attr);
+  const set = /^SET (.*?)(?: REMOVE | ADD |$)/.exec(r.UpdateExpression ?? "")?.[1] ?? "";
+  return a !== undefined && set.split(", ").some((clause) => clause.startsWith(`${a} = `));
+}
+
+/** The value an update's SET clause assigns to `attr`, as plain JSON (undefined when it assigns none). */
+export function assigned(body: unknown, attr: string): unknown {
+  const r = (body ?? {}) as UpdateRequest;
+  const a = alias(r, attr);
+  const m = a ? new RegExp(`(?:^SET |, )${a} = (:\\w+)`).exec(r.UpdateExpression ?? "") : null;
+  return m ? fromAttr(r.ExpressionAttributeValues?.[m[1]!]) : undefined;
+}
+
+/** The value the condition compares `attr` with (`#attr = :vN`), if it does. */
+function conditionValue(r: UpdateRequest, attr: string): Attr | undefined {
+  const a = alias(r, attr);
+  const m = a ? new RegExp(`\\(${a} = (:\\w+)\\)`).exec(r.ConditionExpression ?? "") : null;
+  return m ? r.ExpressionAttributeValues?.[m[1]!] : undefined;
+}
+
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+/**
+ * What one write DynamoDB applied did to a job, as ledger entries (none for a read, a refused
+ * write, or an item that is not a job). Classified by the guard core/store-write.ts put on it and
+ * by what the item is now: a fenced write is a worker's (heartbeat, hand-back, end); a write
+ * decided from a read (conditional on the version) is a claim (it sets claimId), a caller's
+ * request through the API, or one of the sweeper's repairs.
+ */
+export function fromApplied(e: AppliedRequest): LedgerEntry[] {
+  if (e.status !== 200) return [];
+  const op = e.target.replace(/^DynamoDB_\d+\./, "");
+  if (op !== "UpdateItem" && op !== "PutItem") return [];
+  const r = (e.request ?? {}) as UpdateRequest;
+  const item: AttrMap | undefined = op === "PutItem" ? r.Item : ((e.response ?? {}) as { Attributes?: AttrMap }).Attributes;
+  const job = str(item?.id) ?? str(r.Key?.id);
+  if (!item || !job || !JOB_ID.test(job)) return [];
+  const status = str(item.status) ?? "";
+  const base = { job, version: num(item.version) ?? 0, at: num(item.updatedAt) ?? e.at, appliedAt: e.at, replyLost: e.replyLost };
+  if (op === "PutItem") return [{ ...base, k: "create" }];
+
+  const token = num(item.token) ?? -1;
+  const fence = conditionValue(r, "token");
+  const versioned = conditionValue(r, "version") !== undefined || /attribute_not_exists\(#version\)/.test(r.ConditionExpression ?? "");
+  if (sets(r, "claimId")) {
+    return [{ ...base, k: "claim", token, attempt: num(item.attempts) ?? 0, worker: str(item.workerId) ?? "?", resume: resumeOf(item) }];
+  }
+  if (fence !== undefined || !versioned) {
+    // A worker's write under its lease; or, in the deliberately broken build, a succeed without
+    // one (conditional on nothing but not being its own resend, if on anything).
+    const fencedOn = num(fence) ?? null;
+    if (fencedOn === null && !TERMINAL.has(status)) return [{ ...base, k: "write", what: `a write conditional on neither a fence nor a version left the job ${status} (${r.ConditionExpression ?? "no condition"})` }];
+    if (status === "running") return [{ ...base, k: "beat", token: fencedOn ?? token, resume: resumeOf(item) }];
+    if (status === "queued") return [{ ...base, k: "release", token: fencedOn ?? token, outcome: lastOutcome(item), code: errorCode(item), resume: resumeOf(item) }];
+    if (TERMINAL.has(status)) return [{ ...base, k: "commit", status, token: fencedOn, held: token, by: "worker", code: errorCode(item) }];
+    return [{ ...base, k: "write", what: `a ${fencedOn === null ? "write conditional on neither a fence nor a version" : "fenced write"} left the job ${status} (${r.ConditionExpression ?? "no condition"})` }];
+  }
+  if (sets(r, "cancelRequested")) return [{ ...base, k: "call", action: "cancel" }];
+  if (status === "queued") {
+    if (sets(r, "token")) return [{ ...base, k: "swept", to: status, transition: "reclaim" }];
+    if (sets(r, "status")) return [{ ...base, k: "call", action: "retry" }];
+    return [{ ...base, k: "swept", to: status, transition: "resend" }];
+  }
+  if (status === "failed") {
+    return [
+      { ...base, k: "swept", to: status, transition: "expire" },
+      { ...base, k: "commit", status, token: null, by: "sweeper", code: errorCode(item) },
+    ];
+  }
+  if (status === "cancelled") {
+    if (sets(r, "token")) {
+      return [
+        { ...base, k: "swept", to: status, transition: "cancelSilent" },
+        { ...base, k: "commit", status, token: null, by: "sweeper", code: errorCode(item) },
+      ];
+    }
+    return [
+      { ...base, k: "call", action: "cancel" },
+      { ...base, k: "commit", status, token: null, by: "api", code: errorCode(item) },
+    ];
+  }
+  return [{ ...base, k: "write", what: `a versioned write left the job ${status}` }];
 }

@@ -1,21 +1,20 @@
 /**
  * The chaos run's sweeper, as its own process so the run can kill it in the middle of a sweep:
- * core/sweeper.ts every WARDEN_SWEEP_INTERVAL_SECONDS, its writes recorded in the chaos ledger
- * as the sweeper's. It prints `sweep begin` / `sweep end` so the parent can time its kills.
+ * core/sweeper.ts every WARDEN_SWEEP_INTERVAL_SECONDS, through the chaos run's wire-fault proxies
+ * like every other process (its writes reach the ledger from there). It prints `sweep begin` /
+ * `sweep end` so the parent can time its kills.
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-process.env.WARDEN_CHAOS_ROLE = "sweeper";
 
 import { errorMessage } from "../core/errors.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
 import { Sweeper } from "../core/sweeper.js";
 import { exitWhenOrphaned, guardStdio } from "../functions/parent-watch.js";
-import { installLedger } from "./chaos-faults.js";
 import { record } from "./chaos-ledger.js";
 
 const services = buildServices(loadRuntime());
-installLedger(services.doc);
+record({ k: "proc", role: "sweeper", pid: process.pid, at: Date.now() });
 const sweeper = new Sweeper(services, { budgetMs: 2_000 });
 process.on("SIGTERM", () => process.exit(0));
 guardStdio();

@@ -5,16 +5,26 @@
  * functions/fargate.ts, a Lambda process running functions/worker.ts behind the local event
  * source, the sweeper in its own process) takes a few hundred jobs of mixed types while the run
  * SIGKILLs and SIGTERMs random workers (restarted as ECS would), kills the Lambda process and the
- * sweeper mid-sweep, injects store faults (throttling, 5xx, timeouts after the write applied)
- * between the workers and DynamoDB, sends duplicate and late messages, and drops a fraction of
- * enqueues after the job was written. Then every job must be terminal, end as its type says,
- * carry at most one committed result, and have redone at most one checkpoint interval of work.
- * It prints a table and the seed, saves bench/results/chaos-latest.json, and exits 1 on any
+ * sweeper mid-sweep, sends duplicate and late messages, drops a fraction of enqueues after the
+ * job was written, and cancels and retries jobs through the API as callers would.
+ *
+ * Faults are injected on the wire, below the SDK's retries: every process (the workers, the
+ * Lambda process, the sweeper, and this parent's own API clients) reaches dynalite and fauxqs
+ * only through one wire-fault proxy each (local/wire-faults.ts), which at `faultRate` per HTTP
+ * request loses the reply to a write it forwarded (the store applied it; the SDK resends),
+ * hangs the connection (the client's request timeout, WARDEN_AWS_REQUEST_TIMEOUT_MS, ends it),
+ * or answers a 5xx or a throttle without forwarding. The DynamoDB proxy's record of every write
+ * DynamoDB applied is the ledger's store side (local/chaos-ledger.ts).
+ *
+ * Then every job must be terminal, end as its type says (or cancelled, when a caller asked),
+ * carry at most one committed result per run, have started its handler for every attempt it
+ * spent, and have redone at most one checkpoint interval of work (see local/chaos-check.ts). It
+ * prints a table and the seed, saves bench/results/chaos-latest.json, and exits 1 on any
  * violation.
  *
- * The seed fixes every decision the run makes (job mix, kill targets and moments, fault rolls);
- * process scheduling is not under its control, so a replay repeats the same plan, not the same
- * interleaving.
+ * The seed fixes every decision the run makes (job mix, kill targets and moments, callers'
+ * picks, fault rolls); process scheduling is not under its control, so a replay repeats the same
+ * plan, not the same interleaving.
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
@@ -25,19 +35,23 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { JobsApi } from "../core/api/jobs.js";
+import { ConflictError, NotFoundError, errorMessage } from "../core/errors.js";
 import { builtinRegistry } from "../core/jobs/index.js";
-import type { Job } from "../core/job.js";
+import { isTerminal, type Job } from "../core/job.js";
 import { JobQueue } from "../core/queue.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
+import { idempotentId } from "../core/store.js";
 import type { QueueName } from "../core/config.js";
 import { parentEnv } from "../functions/parent-watch.js";
-import { checkChaos, type ChaosVerdict, type Kill, type Submitted } from "./chaos-check.js";
-import { seeded, FAULTS_ENV } from "./chaos-faults.js";
-import { registerChaosJobs } from "./chaos-jobs.js";
-import { readLedger, LEDGER_ENV } from "./chaos-ledger.js";
+import { checkChaos, FAULT_KINDS, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type Submitted } from "./chaos-check.js";
+import { seeded } from "./chaos-faults.js";
+import { BIG, nested, registerChaosJobs } from "./chaos-jobs.js";
+import { fromApplied, readLedger, record, LEDGER_ENV } from "./chaos-ledger.js";
+import { armPlanned, type LateDelivery, type PlannedFault } from "./chaos-planned.js";
 import { startEmulators } from "./emulators.js";
 import { WorkerFleet } from "./fleet.js";
+import { startWireProxy, type WireFaultKind } from "./wire-faults.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const CHAOS_RESULTS = join(ROOT, "bench", "results", "chaos-latest.json");
@@ -48,8 +62,18 @@ export interface ChaosOptions {
   minutes: number;
   seed: number;
   workers: number;
-  /** Probability of a store fault on each DynamoDB command a worker sends. */
+  /** Probability of a wire fault on each HTTP request to DynamoDB or SQS, from any process. */
   faultRate: number;
+  /** The wire faults to draw from (all four by default). */
+  faultKinds: WireFaultKind[];
+  /** How long a hung request is held before the proxy drops its connection. */
+  hangMs: number;
+  /** Every process's AWS request timeout (WARDEN_AWS_REQUEST_TIMEOUT_MS): what ends a hang for the client. */
+  requestTimeoutMs: number;
+  /** The full run: a fault kind never injected on a service is a violation (the run did not test it). */
+  requireEveryFault: boolean;
+  /** One-shot faults on top of the rate (local/chaos-planned.ts): a test's way to lose exactly the reply it means to. */
+  planned: PlannedFault[];
   leaseSeconds: number;
   stepMs: number;
   /** Mean time between process kills; 0 for none. */
@@ -60,6 +84,8 @@ export interface ChaosOptions {
   dropEnqueueRate: number;
   /** Duplicate messages sent per second (half at once, half 1–5 s late). */
   duplicatesPerSecond: number;
+  /** API requests per second from callers: a cancel of a queued or running job, or a retry of a failed or cancelled one. */
+  callersPerSecond: number;
   /** Job mix by type (weights). */
   mix: Record<string, number>;
   /** Share of process kills that hit the Lambda process (the rest hit Fargate workers). */
@@ -88,13 +114,19 @@ export const DEFAULTS: ChaosOptions = {
   seed: 0,
   workers: 4,
   faultRate: 0.03,
+  faultKinds: ["lostReply", "hang", "server", "throttle"],
+  hangMs: 3_000,
+  requestTimeoutMs: 1_000,
+  requireEveryFault: true,
+  planned: [],
   leaseSeconds: 3,
   stepMs: 200,
   killEveryMs: 5_000,
   sweeperKillEveryMs: 20_000,
   dropEnqueueRate: 0.05,
   duplicatesPerSecond: 2,
-  mix: { "chaos.steps": 34, "chaos.long": 34, "chaos.flaky": 12, "chaos.doomed": 10, "chaos.stall": 3 },
+  callersPerSecond: 0.3,
+  mix: { "chaos.steps": 34, "chaos.long": 34, "chaos.flaky": 12, "chaos.doomed": 10, "chaos.stall": 3, "chaos.unstorable": 3, "chaos.oversize": 1, "chaos.nearlimit": 1 },
   lambdaKillShare: 0.2,
   sigkillShare: 0.7,
   burst: false,
@@ -107,7 +139,11 @@ export const DEFAULTS: ChaosOptions = {
 
 export interface ChaosRun {
   seed: number;
-  options: Omit<ChaosOptions, "log">;
+  options: Omit<ChaosOptions, "log" | "planned">;
+  /** How many of the planned faults were injected. */
+  plannedInjected: number;
+  /** The planned late writes, as DynamoDB answered them when they arrived. */
+  late: LateDelivery[];
   verdict: ChaosVerdict;
   seconds: number;
   ledgerPath: string;
@@ -126,12 +162,37 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const ledgerPath = join(dir, "ledger.jsonl");
   const procLog = createWriteStream(join(dir, "processes.log"));
   const plog = (l: string) => procLog.write(`${new Date().toISOString()} ${l}\n`);
-  o.log(`chaos: seed ${seed}; ${o.jobs} jobs over ${o.minutes} min; ${o.workers} Fargate workers + 1 Lambda process + sweeper; store fault rate ${o.faultRate}; logs in ${dir}`);
+  o.log(`chaos: seed ${seed}; ${o.jobs} jobs over ${o.minutes} min; ${o.workers} Fargate workers + 1 Lambda process + sweeper; wire fault rate ${o.faultRate} (${o.faultKinds.join(", ")}); logs in ${dir}`);
 
   const emu = await startEmulators({ stage: "chaos" });
+  // The wire: every process reaches DynamoDB and SQS through these, so every fault lands below the
+  // SDK's retries, and every write DynamoDB applied reaches the ledger from here.
+  const wireLog = (service: string) => (kind: WireFaultKind, target: string) => plog(`wire fault ${service} ${kind} ${target}`);
+  const dynamoProxy = await startWireProxy(emu.dynamoEndpoint, {
+    service: "dynamodb",
+    rate: o.faultRate,
+    seed,
+    kinds: o.faultKinds,
+    hangMs: o.hangMs,
+    onFault: wireLog("dynamodb"),
+    onApplied: (e) => {
+      try {
+        for (const entry of fromApplied(e)) record(entry, ledgerPath);
+      } catch (err) {
+        plog(`ledger: could not record ${e.target}: ${errorMessage(err)}`);
+      }
+    },
+  });
+  const sqsProxy = await startWireProxy(emu.sqsEndpoint, { service: "sqs", rate: o.faultRate, seed: (seed ^ 0x5bd1e995) >>> 0, kinds: o.faultKinds, hangMs: o.hangMs, onFault: wireLog("sqs") });
+  const wire = {
+    WARDEN_DYNAMODB_ENDPOINT: dynamoProxy.endpoint,
+    WARDEN_SQS_ENDPOINT: sqsProxy.endpoint,
+    WARDEN_AWS_REQUEST_TIMEOUT_MS: String(o.requestTimeoutMs),
+  };
   const heartbeatMs = Math.max(50, Math.floor((o.leaseSeconds * 1000) / 3));
   const env: Record<string, string> = {
     ...emu.env,
+    ...wire,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     WARDEN_LEASE_SECONDS: String(o.leaseSeconds),
     WARDEN_SWEEP_INTERVAL_SECONDS: "1",
@@ -144,35 +205,41 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     WARDEN_EXTRA_JOBS: join(ROOT, "local", "chaos-jobs.ts"),
     [LEDGER_ENV]: ledgerPath,
   };
-  const workerEnv = {
-    ...env,
-    ...(o.faultRate > 0 ? { [FAULTS_ENV]: JSON.stringify({ rate: o.faultRate, seed }) } : {}),
-    ...(o.unsafeUnfencedSucceed ? { WARDEN_UNSAFE_UNFENCED_SUCCEED: "1" } : {}),
-  };
+  const workerEnv = { ...env, ...(o.unsafeUnfencedSucceed ? { WARDEN_UNSAFE_UNFENCED_SUCCEED: "1" } : {}) };
 
   const registry = registerChaosJobs(builtinRegistry());
-  const services = buildServices(loadRuntime(env), { registry });
+  // The parent's own clients: the API's (submits, cancels, retries, duplicate messages) go over
+  // the wire like everyone's; the checks' reads go straight to the emulators, so they see the truth.
+  // Both with the run's timings (start deadline, lease, cancel grace), as the jobs they write must have.
+  const wired = buildServices(loadRuntime(env), { registry });
+  const directEnv: Record<string, string> = { ...env, WARDEN_DYNAMODB_ENDPOINT: emu.dynamoEndpoint, WARDEN_SQS_ENDPOINT: emu.sqsEndpoint };
+  delete directEnv.WARDEN_AWS_REQUEST_TIMEOUT_MS; // the checks' reads keep the normal bound
+  const direct = buildServices(loadRuntime(directEnv), { registry });
+  const planned = armPlanned(o.planned, { dynamodb: dynamoProxy, sqs: sqsProxy }, async (id) => isTerminal((await direct.store.get(id))?.status ?? "queued"), plog);
+  // Jobs whose submit loses its doorbell after the job was written; known before the submit,
+  // since an idempotency key fixes the id.
+  const toDrop = new Set<string>();
   const dropped = new Set<string>();
-  let dropNext = false;
   // The API's own submit path, with a doorbell that fails after the job was written.
   class FlakyQueue extends JobQueue {
     override async send(queue: QueueName, ids: string[], delayMs?: number): Promise<void> {
-      if (dropNext) {
+      if (ids.some((id) => toDrop.has(id))) {
         for (const id of ids) dropped.add(id);
         throw new Error("chaos: SQS send failed after the job was written");
       }
       return super.send(queue, ids, delayMs);
     }
   }
-  const api = new JobsApi({ ...services, queue: new FlakyQueue(services.sqs, services.cfg.queues) });
+  const api = new JobsApi({ ...wired, queue: new FlakyQueue(wired.sqs, wired.cfg.queues) });
+  const callerApi = new JobsApi(wired);
   const caller = { id: "chaos", admin: false };
 
   const fleet: Pool =
     o.restart === "ecs"
-      ? new WorkerFleet({ count: o.workers, env: workerEnv, stopGraceMs: 5_000, onLine: () => true, log: plog })
-      : new RespawnPool(o.workers, workerEnv, plog);
-  const lambda = new Respawner("lambda", join(ROOT, "local", "chaos-lambda.ts"), { ...workerEnv, WARDEN_LAMBDA_CONCURRENCY: "8" }, plog);
-  const sweeper = new Respawner("sweeper", join(ROOT, "local", "chaos-sweeper.ts"), env, plog);
+      ? new WorkerFleet({ count: o.workers, env: { ...workerEnv, WARDEN_CHAOS_ROLE: "fargate" }, stopGraceMs: 5_000, onLine: () => true, log: plog })
+      : new RespawnPool(o.workers, { ...workerEnv, WARDEN_CHAOS_ROLE: "fargate" }, plog);
+  const lambda = new Respawner("lambda", join(ROOT, "local", "chaos-lambda.ts"), { ...workerEnv, WARDEN_CHAOS_ROLE: "lambda", WARDEN_LAMBDA_CONCURRENCY: "8" }, plog);
+  const sweeper = new Respawner("sweeper", join(ROOT, "local", "chaos-sweeper.ts"), { ...env, WARDEN_CHAOS_ROLE: "sweeper" }, plog);
   fleet.start();
   lambda.start();
   sweeper.start();
@@ -184,6 +251,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const submitted: Submitted[] = [];
   const kills: Kill[] = [];
   const duplicates = { immediate: 0, delayed: 0 };
+  const callers: CallerStats = { cancel: { sent: 0, answered: 0, refused: 0, failed: 0 }, retry: { sent: 0, answered: 0, refused: 0, failed: 0 } };
   const windowMs = o.minutes * 60_000;
   const chaosStart = Date.now();
   const chaosEnd = chaosStart + windowMs;
@@ -200,17 +268,41 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     timers.push(setTimeout(tick, meanMs * (0.5 + rng())));
   };
 
-  // submissions, spread over the first 70 % of the window
+  // Submissions, spread over the first 70 % of the window, each at its time whatever the ones
+  // before are doing (a submit of a large job can take a while). Over the wire a submit can fail
+  // after the job was written; its idempotency key makes the next try find that job, not a twin.
+  const submitOne = async (i: number, type: string, input: Record<string, unknown>, idempotencyKey: string): Promise<void> => {
+    const req = { type, input, idempotencyKey } as Parameters<JobsApi["submit"]>[1];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { job } = await api.submit(caller, req);
+        submitted.push({ id: job.id, type, input, enqueueDropped: dropped.has(job.id), at: Date.parse(String(job.createdAt)) || Date.now() });
+        return;
+      } catch (e) {
+        if (attempt >= 30) throw new Error(`chaos: submit ${i} failed ${attempt} times over the wire: ${errorMessage(e)}`);
+        plog(`submit ${i} failed (try ${attempt}): ${errorMessage(e)}`);
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+  };
+  // Every type of the mix at least once, at seeded places spread over the run; the rest by weight.
+  const types = Object.keys(o.mix).filter((t) => (o.mix[t] ?? 0) > 0);
+  for (let i = types.length - 1; i > 0; i--) {
+    const k = Math.floor(rng() * (i + 1));
+    [types[i], types[k]] = [types[k]!, types[i]!];
+  }
+  const forced = new Map(o.jobs >= types.length ? types.map((t, n) => [Math.floor(((n + rng()) * o.jobs) / types.length), t] as const) : []);
   const submitAll = (async () => {
+    const pending: Promise<void>[] = [];
     for (let i = 0; i < o.jobs; i++) {
       const due = o.burst ? 0 : chaosStart + ((submitEnd - chaosStart) * i) / o.jobs;
       if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
-      const { type, input } = pickJob(rng, o);
-      dropNext = rng() < o.dropEnqueueRate;
-      const { job } = await api.submit(caller, { type, input } as Parameters<JobsApi["submit"]>[1]);
-      submitted.push({ id: job.id, type, input, enqueueDropped: dropped.has(job.id), at: job.createdAt ? Date.parse(String(job.createdAt)) || Date.now() : Date.now() });
-      dropNext = false;
+      const { type, input } = pickJob(rng, o, forced.get(i));
+      const idempotencyKey = `chaos-${seed}-${i}`;
+      if (rng() < o.dropEnqueueRate) toDrop.add(idempotentId(caller.id, idempotencyKey));
+      pending.push(submitOne(i, type, input, idempotencyKey));
     }
+    await Promise.all(pending);
   })();
 
   if (o.killEveryMs > 0) {
@@ -243,11 +335,39 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       const s = submitted[Math.floor(rng() * submitted.length)];
       if (!s) return;
       const late = rng() < 0.5;
-      const job = (await services.store.get(s.id)) as Job | undefined;
+      const job = await direct.store.get(s.id);
       if (!job) return;
-      await services.queue.send(job.queue, [s.id], late ? 1000 + rng() * 4000 : 0);
+      await wired.queue.send(job.queue, [s.id], late ? 1000 + rng() * 4000 : 0);
       if (late) duplicates.delayed++;
       else duplicates.immediate++;
+    });
+  }
+  if (o.callersPerSecond > 0) {
+    // A caller cancels a job still queued or running, or retries one that failed or was
+    // cancelled, racing the workers' claims and the sweeper's repairs. Whatever the API answers,
+    // the ledger has what DynamoDB applied.
+    every(1000 / o.callersPerSecond, async () => {
+      const wantRetry = rng() < 0.5;
+      for (let tries = 0; tries < 8; tries++) {
+        const s = submitted[Math.floor(rng() * submitted.length)];
+        if (!s) return;
+        const job = await direct.store.get(s.id);
+        const live = job?.status === "queued" || job?.status === "running";
+        const ended = job?.status === "failed" || job?.status === "cancelled";
+        if (wantRetry ? !ended : !live) continue;
+        const what = wantRetry ? "retry" : "cancel";
+        const stats = callers[what];
+        stats.sent++;
+        try {
+          await (wantRetry ? callerApi.retry(caller, s.id) : callerApi.cancel(caller, s.id));
+          stats.answered++;
+        } catch (e) {
+          if (e instanceof ConflictError || e instanceof NotFoundError) stats.refused++;
+          else stats.failed++;
+          plog(`caller ${what} ${s.id}: ${errorMessage(e)}`);
+        }
+        return;
+      }
     });
   }
 
@@ -260,7 +380,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   let drained = false;
   let last = "";
   while (Date.now() - chaosStoppedAt < o.drainMs) {
-    const jobs = await readJobs(services.store, ids());
+    const jobs = await readJobs(direct.store, ids());
     const open = [...jobs.values()].filter((j) => !j || (j.status !== "succeeded" && j.status !== "failed" && j.status !== "cancelled")).length;
     const line = `chaos: ${open} of ${submitted.length} jobs not terminal yet`;
     if (line !== last) plog(line);
@@ -272,23 +392,34 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await new Promise((r) => setTimeout(r, 1000));
   }
   o.log(`chaos: ${drained ? "drained" : "drain timed out"} ${((Date.now() - chaosStoppedAt) / 1000).toFixed(1)} s after the chaos stopped`);
+  const late = await planned.finish();
+  for (const d of late) plog(`late delivery of ${d.target} for ${d.job}: ${d.applied ? "applied" : `refused (${d.answer})`}`);
   await Promise.all([fleet.stop(), lambda.stop(), sweeper.stop()]);
-  const jobs = await readJobs(services.store, ids());
+  const faults: Record<"dynamodb" | "sqs", FaultCounts> = { dynamodb: { ...dynamoProxy.counts }, sqs: { ...sqsProxy.counts } };
+  wired.doc.destroy();
+  wired.sqs.destroy();
+  await Promise.all([dynamoProxy.close(), sqsProxy.close()]);
+  const jobs = await readJobs(direct.store, ids());
   const verdict = checkChaos({
     submitted,
     jobs,
     ledger: readLedger(ledgerPath),
     kills,
     heartbeatMs,
+    leaseMs: o.leaseSeconds * 1000,
     stepMs: o.stepMs,
     duplicates,
+    faults,
+    requireEveryFault: o.requireEveryFault && o.faultRate > 0,
+    callers,
   });
-  services.doc.destroy();
-  services.sqs.destroy();
+  direct.doc.destroy();
+  direct.sqs.destroy();
   await emu.stop();
   procLog.end();
   const { log: _log, ...options } = o;
-  const run: ChaosRun = { seed, options: { ...options, seed }, verdict, seconds: (Date.now() - t0) / 1000, ledgerPath, drained, jobs, firstSubmitAt: submitted[0]?.at ?? chaosStart };
+  const { planned: _planned, ...plain } = options;
+  const run: ChaosRun = { seed, options: { ...plain, seed }, verdict, seconds: (Date.now() - t0) / 1000, ledgerPath, drained, jobs, firstSubmitAt: submitted.length ? Math.min(...submitted.map((x) => x.at)) : chaosStart, plannedInjected: planned.injected(), late };
   if (o.save) {
     mkdirSync(dirname(CHAOS_RESULTS), { recursive: true });
     const { runMeta } = await import("../bench/lib/meta.js");
@@ -302,11 +433,11 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   return run;
 }
 
-function pickJob(rng: () => number, o: ChaosOptions): { type: string; input: Record<string, unknown> } {
+function pickJob(rng: () => number, o: ChaosOptions, forced?: string): { type: string; input: Record<string, unknown> } {
   const entries = Object.entries(o.mix).filter(([, w]) => w > 0);
   const total = entries.reduce((n, [, w]) => n + w, 0);
   let roll = rng() * total;
-  const type = (entries.find(([, w]) => (roll -= w) < 0) ?? entries[entries.length - 1]!)[0];
+  const type = forced ?? (entries.find(([, w]) => (roll -= w) < 0) ?? entries[entries.length - 1]!)[0];
   const between = (a: number, b: number) => a + Math.floor(rng() * (b - a + 1));
   switch (type) {
     case "chaos.steps":
@@ -318,6 +449,19 @@ function pickJob(rng: () => number, o: ChaosOptions): { type: string; input: Rec
       return { type, input: { steps: between(2, 4), stepMs: o.stepMs, stallMs: Math.round(o.leaseSeconds * 1000 * 2 + 3_000 + 4 * o.stepMs) } };
     case "chaos.flaky":
       return { type, input: { failTimes: between(1, 2) } };
+    case "chaos.unstorable":
+      return { type, input: { kind: rng() < 0.5 ? "date" : "nan" } };
+    case "chaos.oversize": {
+      const b = BIG.oversize;
+      return { type, input: { text: "x".repeat(b.text), checkpointText: b.checkpointText, checkpointDigits: b.checkpointDigits, resultLists: b.resultLists } };
+    }
+    case "chaos.nearlimit": {
+      // Not held for a heartbeat: on dynalite a write of a ~400 KB item of lists takes longer
+      // than a heartbeat's bound (a third of the 3 s lease) under the run's load, so the final
+      // write is the one that stores the near-limit checkpoint.
+      const b = BIG.nearlimit;
+      return { type, input: { text: "x".repeat(b.text), lists: nested(b.lists), keep: b.keep, over: b.over, holdMs: 0 } };
+    }
     default:
       return { type, input: {} };
   }
@@ -344,7 +488,11 @@ interface Pool {
 class RespawnPool implements Pool {
   private readonly procs: Respawner[];
   constructor(count: number, env: Record<string, string>, log: (l: string) => void) {
-    this.procs = Array.from({ length: count }, (_, i) => new Respawner(`fargate-${i + 1}`, join(ROOT, "functions", "fargate.ts"), { ...env, WARDEN_WORKER_ID: `fargate-${i + 1}` }, log));
+    // A new worker id for every process, as the ECS stand-in gives: the ledger maps each id to one pid.
+    this.procs = Array.from(
+      { length: count },
+      (_, i) => new Respawner(`fargate-${i + 1}`, join(ROOT, "functions", "fargate.ts"), env, log, (n) => ({ WARDEN_WORKER_ID: `fargate-${i + 1}-${n}` })),
+    );
   }
   start(): void {
     for (const p of this.procs) p.start();
@@ -368,11 +516,15 @@ class Respawner {
   private lines: { text: string; at: number }[] = [];
   private waiters: { text: string; resolve: (at: number | undefined) => void }[] = [];
 
+  private starts = 0;
+
   constructor(
     private readonly name: string,
     private readonly entry: string,
     private readonly env: Record<string, string>,
     private readonly log: (l: string) => void,
+    /** Extra environment for the n-th process started (1-based). */
+    private readonly envFor: (n: number) => Record<string, string> = () => ({}),
   ) {}
 
   get pid(): number | undefined {
@@ -382,7 +534,8 @@ class Respawner {
   start(): void {
     this.readyNow = false;
     // WARDEN_PARENT_PID: should the chaos run itself die, its processes stop instead of spinning on.
-    const child = spawn(process.execPath, ["--import", "tsx", this.entry], { cwd: ROOT, env: { ...process.env, ...this.env, ...parentEnv() }, stdio: ["ignore", "pipe", "pipe"] });
+    const extra = this.envFor(++this.starts);
+    const child = spawn(process.execPath, ["--import", "tsx", this.entry], { cwd: ROOT, env: { ...process.env, ...this.env, ...extra, ...parentEnv() }, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     createInterface({ input: child.stdout! }).on("line", (text) => {
       if (text.includes(": ready")) this.readyNow = true;
@@ -449,6 +602,10 @@ export function printChaos(run: ChaosRun): string {
     ...v.rows.map((r) => `${r.check.padEnd(w)}  ${r.ok === null ? "  " : r.ok ? "✔ " : "✘ "}${r.value}`),
     "",
     `final states: ${Object.entries(v.statuses).map(([s, n]) => `${n} ${s}`).join(", ")}`,
+    "",
+    `wire faults injected (below the SDK's retries, rate ${run.options.faultRate} per request):`,
+    `  ${"".padEnd(8)}${FAULT_KINDS.map((k) => k.padStart(10)).join("")}`,
+    ...(["dynamodb", "sqs"] as const).map((svc) => `  ${(svc === "dynamodb" ? "DynamoDB" : "SQS").padEnd(8)}${FAULT_KINDS.map((k) => String(v.faults[svc][k]).padStart(10)).join("")}`),
     ...(v.violations.length ? ["", `VIOLATIONS (${v.violations.length}):`, ...v.violations.slice(0, 30).map((x) => `  - ${x}`)] : []),
     "",
     v.ok ? `chaos: no violations (seed ${run.seed}, ${run.seconds.toFixed(0)} s)` : `chaos: ${v.violations.length} violation(s) — seed ${run.seed}; ledger at ${run.ledgerPath}`,
@@ -479,6 +636,9 @@ function parseArgs(argv: string[]): Partial<ChaosOptions> {
   set("faultRate", num("--fault-rate"));
   set("leaseSeconds", num("--lease-seconds"));
   set("killEveryMs", num("--kill-every-ms"));
+  set("callersPerSecond", num("--callers-per-second"));
+  set("hangMs", num("--hang-ms"));
+  set("requestTimeoutMs", num("--request-timeout-ms"));
   if (argv.includes("--no-save")) out.save = false;
   return out;
 }

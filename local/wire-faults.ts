@@ -4,7 +4,7 @@
  * applied it), holds a request without answering, or answers a 5xx or a throttle without
  * forwarding.
  *
- * Why on the wire and not as SDK middleware (local/chaos-faults.ts): middleware sits above the
+ * Why on the wire and not as SDK middleware (as the first chaos run had it): middleware sits above the
  * SDK's retries, so a fault there is always final and the SDK never resends. In production the
  * dangerous faults happen below the retries: DynamoDB applies a conditional write, the reply is
  * lost, the SDK resends the same request, and the resend fails its own condition
@@ -277,7 +277,8 @@ function applied(o: WireFaultOptions, req: http.IncomingMessage, sent: Buffer, s
     request: json(sent),
     response: json(got),
     status,
-    userAgent: header(req, "x-amz-user-agent") ?? header(req, "user-agent"),
+    // Both: the SDK puts `app/<AWS_SDK_UA_APP_ID>` in user-agent only.
+    userAgent: [header(req, "x-amz-user-agent"), header(req, "user-agent")].filter(Boolean).join(" ") || undefined,
     invocationId: header(req, "amz-sdk-invocation-id"),
     attempt: attempt ? Number(attempt) : undefined,
     replyLost,

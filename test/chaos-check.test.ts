@@ -1,0 +1,260 @@
+/**
+ * The chaos proof's own parts, so they can fail on their own:
+ * - the ledger's store side (local/chaos-ledger.ts fromApplied) reads each transition core's
+ *   store really writes, as DynamoDB applied it behind the wire-fault proxy, a lost reply the
+ *   SDK resent included;
+ * - each check of local/chaos-check.ts reports the broken run it exists for, and passes the
+ *   same run mended.
+ */
+import { describe, expect, test } from "vitest";
+import type { Job, QueuedJob, RunningJob } from "../core/job.js";
+import type { NewJob } from "../core/store.js";
+import { checkChaos, type ChaosFacts, type FaultCounts, type Kill, type Submitted } from "../local/chaos-check.js";
+import { fromApplied, type LedgerEntry } from "../local/chaos-ledger.js";
+import { sets, target, useWireFaults } from "./support/wire.js";
+
+const w = useWireFaults("chaos-ledger");
+
+const spec = (): NewJob => ({ owner: "chaos", type: "chaos.long", queue: "large", input: { steps: 3, stepMs: 1 }, maxAttempts: 5, timeoutMs: 600_000 });
+const ledgerOf = (id: string) =>
+  w.applied
+    .flatMap(fromApplied)
+    .filter((e) => "job" in e && e.job === id)
+    .map((e) => {
+      const { job: _j, at: _a, appliedAt: _p, ...rest } = e as LedgerEntry & { job: string; at: number; appliedAt: number };
+      return rest;
+    });
+const claimed = async (r: Promise<{ ok: boolean }>) => {
+  const c = await r;
+  if (!c.ok) throw new Error(`claim refused: ${JSON.stringify(c)}`);
+  return c as Extract<Awaited<ReturnType<ReturnType<typeof w.store>["claim"]>>, { ok: true }>;
+};
+
+describe("the ledger reads what DynamoDB applied, from the wire", () => {
+  test("a worker's writes: claims, a heartbeat with its checkpoint, a retried failure, a hand-back, the end under its fence", async () => {
+    const store = w.store();
+    const { job } = await store.create(spec());
+    const c1 = await claimed(store.claim(job.id, "w-1", 60_000));
+    await store.heartbeat(c1.lease, { checkpoint: { next: 2 } });
+    await store.fail(c1.lease, { code: "handler_error", message: "once" }, { retryable: true });
+    const c2 = await claimed(store.claim(job.id, "w-2", 60_000));
+    await store.release(c2.lease, {});
+    const c3 = await claimed(store.claim(job.id, "w-3", 60_000));
+    await store.succeed(c3.lease, { ok: true });
+    expect(ledgerOf(job.id)).toMatchObject([
+      { k: "create", version: 1 },
+      { k: "claim", version: 2, token: 1, attempt: 1, worker: "w-1", resume: null, replyLost: false },
+      { k: "beat", version: 3, token: 1, resume: 2 },
+      { k: "release", version: 4, token: 1, outcome: "retried", code: "handler_error", resume: 2 },
+      { k: "claim", version: 5, token: 2, attempt: 2, worker: "w-2", resume: 2 },
+      { k: "release", version: 6, token: 2, outcome: "released" },
+      { k: "claim", version: 7, token: 3, attempt: 2, worker: "w-3", resume: 2 },
+      { k: "commit", version: 8, status: "succeeded", token: 3, by: "worker" },
+    ]);
+  });
+
+  test("callers' cancels and retries, and a worker acknowledging a cancel", async () => {
+    const store = w.store();
+    const { job } = await store.create(spec());
+    await store.requestCancel(job.id); // queued: cancelled at once
+    await store.retry(job.id);
+    const c = await claimed(store.claim(job.id, "w-1", 60_000));
+    await store.requestCancel(job.id); // running: marked
+    await store.acknowledgeCancel(c.lease);
+    expect(ledgerOf(job.id)).toMatchObject([
+      { k: "create", version: 1 },
+      { k: "call", action: "cancel", version: 2 },
+      { k: "commit", status: "cancelled", by: "api", token: null, version: 2 },
+      { k: "call", action: "retry", version: 3 },
+      { k: "claim", version: 4, token: 1 },
+      { k: "call", action: "cancel", version: 5 },
+      { k: "commit", status: "cancelled", by: "worker", token: 1, version: 6 },
+    ]);
+  });
+
+  test("the sweeper's repairs: reclaim, resend, expire, and a cancel no worker acknowledged", async () => {
+    const store = w.store();
+    const { job } = await store.create(spec());
+    await claimed(store.claim(job.id, "w-1", 60_000));
+    await store.reclaim((await store.mustGet(job.id)) as RunningJob);
+    await store.pushStartDeadline((await store.mustGet(job.id)) as QueuedJob);
+    await claimed(store.claim(job.id, "w-2", 60_000));
+    await store.expire((await store.mustGet(job.id)) as RunningJob);
+    const other = (await store.create(spec())).job;
+    await claimed(store.claim(other.id, "w-3", 60_000));
+    await store.requestCancel(other.id);
+    await store.cancelSilent((await store.mustGet(other.id)) as RunningJob);
+    expect(ledgerOf(job.id)).toMatchObject([
+      { k: "create" },
+      { k: "claim", token: 1 },
+      { k: "swept", transition: "reclaim", to: "queued" },
+      { k: "swept", transition: "resend", to: "queued" },
+      { k: "claim", token: 3 },
+      { k: "swept", transition: "expire", to: "failed" },
+      { k: "commit", status: "failed", by: "sweeper", token: null },
+    ]);
+    expect(ledgerOf(other.id).slice(-3)).toMatchObject([
+      { k: "call", action: "cancel" },
+      { k: "swept", transition: "cancelSilent", to: "cancelled" },
+      { k: "commit", status: "cancelled", by: "sweeper" },
+    ]);
+  });
+
+  test("a claim whose reply was lost is one applied claim: the SDK's resend failed its condition and is not counted", async () => {
+    const store = w.store();
+    const { job } = await store.create(spec());
+    const lost = w.dynamo.injectNext("lostReply", (t, body) => target("UpdateItem")(t) && sets(body, "claimId"));
+    const c = await claimed(store.claim(job.id, "w-lost", 60_000));
+    await lost;
+    const claims = ledgerOf(job.id).filter((e) => e.k === "claim");
+    expect(claims).toMatchObject([{ token: 1, worker: "w-lost", replyLost: true }]);
+    expect(c.lease.token).toBe(1);
+  });
+});
+
+// ─── the checks, on small hand-made runs ──────────────────────────────────────────────────────
+
+const ZERO: FaultCounts = { lostReply: 0, hang: 0, server: 0, throttle: 0 };
+const ID = "KAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+interface Run {
+  type: string;
+  input?: Record<string, unknown>;
+  ledger: LedgerEntry[];
+  job: Partial<Job>;
+  kills?: Kill[];
+}
+
+function verdict(r: Run) {
+  const submitted: Submitted[] = [{ id: ID, type: r.type, input: r.input ?? {}, enqueueDropped: false, at: 0 }];
+  const facts: ChaosFacts = {
+    submitted,
+    jobs: new Map([[ID, { id: ID, type: r.type, token: 1, history: [], ...r.job } as Job]]),
+    ledger: [{ k: "proc", role: "fargate", worker: "w-a", pid: 10, at: 0 }, { k: "proc", role: "fargate", worker: "w-b", pid: 11, at: 0 }, ...r.ledger],
+    kills: r.kills ?? [],
+    heartbeatMs: 1000,
+    leaseMs: 3000,
+    stepMs: 200,
+    duplicates: { immediate: 0, delayed: 0 },
+    faults: { dynamodb: ZERO, sqs: ZERO },
+  };
+  return checkChaos(facts);
+}
+
+const at = (t: number) => ({ at: t, appliedAt: t + 5, replyLost: false, job: ID });
+const create = (): LedgerEntry => ({ k: "create", version: 1, ...at(0) });
+const claim = (version: number, token: number, attempt: number, worker: string, t: number, resume: number | null = null): LedgerEntry => ({ k: "claim", version, token, attempt, worker, resume, ...at(t) });
+const start = (attempt: number, pid: number, t: number, resume = 0): LedgerEntry => ({ k: "start", job: ID, attempt, resume, pid, at: t });
+const done = (attempt: number, pid: number, t: number): LedgerEntry => ({ k: "done", job: ID, attempt, pid, at: t });
+const commit = (version: number, token: number | null, status: string, t: number, code: string | null = null, by: "worker" | "sweeper" | "api" = "worker"): LedgerEntry => ({ k: "commit", version, token, status, by, code, ...at(t) });
+const release = (version: number, token: number, outcome: string, t: number, code: string | null = null): LedgerEntry => ({ k: "release", version, token, outcome, code, resume: null, ...at(t) });
+const call = (version: number, action: "cancel" | "retry", t: number): LedgerEntry => ({ k: "call", version, action, ...at(t) });
+const flakyDone = { status: "succeeded", result: { attempt: 1 } } as Partial<Job>;
+
+describe("the checks report the runs they exist for", () => {
+  test("a clean run passes", () => {
+    const v = verdict({ type: "chaos.flaky", ledger: [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), done(1, 10, 120), commit(3, 1, "succeeded", 130)], job: { ...flakyDone, version: 3 } });
+    expect(v.violations).toEqual([]);
+  });
+
+  test("an attempt spent without its handler starting, its worker alive and writing under the claim", () => {
+    const ledger = [create(), claim(2, 1, 1, "w-a", 100), release(3, 1, "retried", 200, "handler_error"), claim(4, 2, 2, "w-b", 300), start(2, 11, 310), commit(5, 2, "succeeded", 400)];
+    const v = verdict({ type: "chaos.flaky", ledger, job: { ...flakyDone, version: 5, token: 2 } });
+    expect(v.violations).toEqual([expect.stringMatching(/attempt 1 \(token 1, worker w-a, pid 10\) never started its handler, yet its worker lived and wrote release retried/)]);
+    // The same claim is no violation when its worker was killed, or when it wrote nothing (lease lost).
+    const killed = verdict({ type: "chaos.flaky", ledger, job: { ...flakyDone, version: 5, token: 2 }, kills: [{ pid: 10, signal: "SIGKILL", target: "fargate", at: 150 }] });
+    expect(killed.violations).toEqual([]);
+    expect(killed.unstarted.killed).toBe(1);
+    const leaseLost = [create(), claim(2, 1, 1, "w-a", 100), claim(3, 2, 2, "w-b", 3200), start(2, 11, 3210), commit(4, 2, "succeeded", 3300)];
+    const lost = verdict({ type: "chaos.flaky", ledger: leaseLost, job: { ...flakyDone, version: 4, token: 2 } });
+    expect(lost.violations).toEqual([]);
+    expect(lost.unstarted.leaseLost).toBe(1);
+    // And a write the ledger never saw is itself reported.
+    const gap = verdict({ type: "chaos.flaky", ledger: leaseLost.filter((e) => !("version" in e && e.version === 3)), job: { ...flakyDone, version: 4, token: 2 } });
+    expect(gap.violations).toEqual(expect.arrayContaining([expect.stringMatching(/is at version 4; the ledger never saw DynamoDB apply v3/)]));
+  });
+
+  test("a handler started again after its job's result was committed", () => {
+    const v = verdict({ type: "chaos.flaky", ledger: [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), commit(3, 1, "succeeded", 130), start(1, 10, 500)], job: { ...flakyDone, version: 3 } });
+    expect(v.violations).toEqual([expect.stringMatching(/attempt 1 started in pid 10 \d+ ms after the job was committed succeeded/)]);
+  });
+
+  test("a handler started without a claim DynamoDB applied", () => {
+    const v = verdict({ type: "chaos.flaky", ledger: [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), start(1, 11, 120), commit(3, 1, "succeeded", 130)], job: { ...flakyDone, version: 3 } });
+    expect(v.violations).toEqual([expect.stringMatching(/attempt 1 started in pid 11 .* without a claim/)]);
+  });
+
+  test("two ends in one run are a double completion; an end, a caller's retry and an end are not", () => {
+    const doomed = { status: "failed", error: { code: "handler_error", message: "doomed" } } as Partial<Job>;
+    const twice = verdict({ type: "chaos.doomed", ledger: [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), commit(3, 1, "failed", 130, "handler_error"), commit(4, null, "failed", 140, "handler_error")], job: { ...doomed, version: 4 } });
+    expect(twice.violations).toEqual([expect.stringMatching(/has 2 accepted terminal writes/)]);
+    const retried = verdict({
+      type: "chaos.doomed",
+      ledger: [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), commit(3, 1, "failed", 130, "handler_error"), call(4, "retry", 200), claim(5, 2, 1, "w-b", 300), start(1, 11, 310), commit(6, 2, "failed", 330, "handler_error")],
+      job: { ...doomed, version: 6, token: 2 },
+    });
+    expect(retried.violations).toEqual([]);
+    expect(retried.calls.retries).toBe(1);
+  });
+
+  test("a resumed attempt that did not start from the checkpoint DynamoDB held", () => {
+    const steps = (pid: number, attempt: number, from: number, to: number, t0: number): LedgerEntry[] =>
+      Array.from({ length: to - from }, (_, i) => ({ k: "step", job: ID, attempt, step: from + i, pid, at: t0 + i * 10 }));
+    const ledger = [
+      create(),
+      claim(2, 1, 1, "w-a", 100),
+      start(1, 10, 110),
+      ...steps(10, 1, 0, 2, 120),
+      { k: "beat", version: 3, token: 1, resume: 2, ...at(150) } as LedgerEntry,
+      claim(4, 2, 2, "w-b", 3500, 2),
+      start(2, 11, 3510, 0), // should have resumed at 2
+      ...steps(11, 2, 0, 3, 3520),
+      commit(5, 2, "succeeded", 3600),
+    ];
+    const v = verdict({ type: "chaos.long", input: { steps: 3 }, ledger, job: { status: "succeeded", result: { steps: 3, sum: 3 }, version: 5, token: 2 } });
+    expect(v.violations).toEqual([expect.stringMatching(/attempt 2 \(token 2\) resumed at step 0, but DynamoDB held checkpoint 2/)]);
+  });
+
+  test("a stored checkpoint older than the work done when it was captured, and redone work past the lease", () => {
+    const steps = (pid: number, attempt: number, from: number, to: number, t0: number): LedgerEntry[] =>
+      Array.from({ length: to - from }, (_, i) => ({ k: "step", job: ID, attempt, step: from + i, pid, at: t0 + i * 10 }));
+    const run = (beatResume: number, stepsAfter: number) => [
+      create(),
+      claim(2, 1, 1, "w-a", 100),
+      start(1, 10, 110),
+      ...steps(10, 1, 0, 4, 120), // steps 0-3 done by 150
+      { k: "beat", version: 3, token: 1, resume: beatResume, ...at(160) } as LedgerEntry,
+      ...steps(10, 1, 4, 4 + stepsAfter, 170),
+      claim(4, 2, 2, "w-b", 9000, beatResume),
+      start(2, 11, 9010, beatResume),
+      ...steps(11, 2, beatResume, 30, 9020),
+      commit(5, 2, "succeeded", 9900),
+    ];
+    const ok = { status: "succeeded", result: { steps: 30, sum: 435 }, version: 5, token: 2 } as Partial<Job>;
+    expect(verdict({ type: "chaos.long", input: { steps: 30 }, ledger: run(4, 3), job: ok }).violations).toEqual([]);
+    // The beat captured at 160 held step 2 although steps 2 and 3 were done by then.
+    expect(verdict({ type: "chaos.long", input: { steps: 30 }, ledger: run(2, 3), job: ok }).violations).toEqual([expect.stringMatching(/redid steps 2, 3, done before the checkpoint it resumed from was captured \(v3\)/)]);
+    // 20 steps (4 s of work) after the last durable checkpoint: more than the 3 s lease allows.
+    expect(verdict({ type: "chaos.long", input: { steps: 30 }, ledger: run(4, 20), job: ok }).violations).toEqual([expect.stringMatching(/had done 20 steps \(4000 ms\) past it, more than its lease allows \(3200 ms\)/)]);
+  });
+
+  test("a cancel request that was lost: the job was claimed again", () => {
+    const ledger = [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), call(3, "cancel", 120), claim(4, 2, 2, "w-b", 5000), start(2, 11, 5010), commit(5, 2, "succeeded", 5100)];
+    const v = verdict({ type: "chaos.flaky", ledger, job: { ...flakyDone, version: 5, token: 2 }, kills: [{ pid: 10, signal: "SIGKILL", target: "fargate", at: 130 }] });
+    expect(v.violations).toEqual([expect.stringMatching(/a cancel request DynamoDB applied \(v3\) was lost: the job was claimed again \(v4/)]);
+  });
+
+  test("an unstorable result queued for another try instead of failing the job", () => {
+    const bad = { status: "failed", error: { code: "invalid_result", message: "a Date" } } as Partial<Job>;
+    const ledger = [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), done(1, 10, 111), release(3, 1, "retried", 120, "invalid_result"), claim(4, 2, 2, "w-b", 300), start(2, 11, 310), done(2, 11, 311), commit(5, 2, "failed", 320, "invalid_result")];
+    const v = verdict({ type: "chaos.unstorable", input: { kind: "date" }, ledger, job: { ...bad, version: 5, token: 2 } });
+    expect(v.violations).toEqual([expect.stringMatching(/attempt 1 was queued again \(retried, invalid_result\) and its handler re-run/)]);
+    const once = verdict({ type: "chaos.unstorable", input: { kind: "date" }, ledger: [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), done(1, 10, 111), commit(3, 1, "failed", 120, "invalid_result")], job: { ...bad, version: 3 } });
+    expect(once.violations).toEqual([]);
+  });
+
+  test("a job that ended cancelled though no caller asked", () => {
+    const v = verdict({ type: "chaos.flaky", ledger: [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), commit(3, 1, "cancelled", 130, "cancelled")], job: { status: "cancelled", error: { code: "cancelled", message: "?" }, version: 3 } as Partial<Job> });
+    expect(v.violations).toEqual([expect.stringMatching(/ended cancelled .* but no caller asked for a cancel/)]);
+  });
+});
