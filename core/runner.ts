@@ -7,9 +7,9 @@
  * the job whether or not the handler stopped. Every settle is a fenced write; a handler that
  * throws, or a store that fails while settling, never crashes the worker.
  */
+import { randomUUID } from "node:crypto";
 import { LAMBDA_WORKER, type QueueName } from "./config.js";
 import { ReportBuffer } from "./coalescer.js";
-import { randomUUID } from "node:crypto";
 import { LeaseLostError, PermanentError, StoreRejectedError, TooLargeError, ValidationError, errorMessage } from "./errors.js";
 import type { Job, JobError, Lease } from "./job.js";
 import { LeaseKeeper } from "./lease.js";
