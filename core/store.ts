@@ -49,7 +49,7 @@ export interface OverdueResult {
   jobs: (QueuedJob | RunningJob)[];
   /** Items DynamoDB read for the query: proof the cost follows the overdue count, not the table. */
   scanned: number;
-  /** True when some partition had more overdue items than the limit let through. */
+  /** True when some partition had more overdue items than the limit let through, or did not answer. */
   more: boolean;
 }
 
@@ -327,11 +327,16 @@ export class JobStore {
    * cost follows the number of overdue jobs and not the size of the table (invariant 4).
    */
   async listOverdue(now: number, limit: number): Promise<OverdueResult> {
-    const results = await Promise.all(
+    const settled = await Promise.allSettled(
       allDueShards().map((shard) =>
         this.db.send(new QueryCommand({ ...this.overdueQuery(shard, now), Limit: limit })),
       ),
     );
+    // A partition that keeps failing (throttled, timing out) must not stop the repair of the
+    // others: its jobs are left for the next sweep (`more`). Only when none answers does it throw.
+    const results = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (!results.length && failed) throw failed.reason;
     const jobs = results
       .flatMap((r) => (r.Items ?? []).map((it) => toJob(it)))
       .filter((j): j is QueuedJob | RunningJob => j.status === "queued" || j.status === "running")
@@ -339,7 +344,7 @@ export class JobStore {
     return {
       jobs: jobs.slice(0, limit),
       scanned: results.reduce((n, r) => n + (r.ScannedCount ?? 0), 0),
-      more: jobs.length > limit || results.some((r) => r.LastEvaluatedKey !== undefined),
+      more: jobs.length > limit || results.some((r) => r.LastEvaluatedKey !== undefined) || failed !== undefined,
     };
   }
 

@@ -13,7 +13,7 @@ import type { FailedJob, RunningJob } from "../core/job.js";
 import { decodeMessage } from "../core/queue.js";
 import { Registry, type JobType } from "../core/registry.js";
 import { Runner } from "../core/runner.js";
-import { JobStore } from "../core/store.js";
+import { dueShard, JobStore, shardOf } from "../core/store.js";
 import { Sweeper } from "../core/sweeper.js";
 import { dynamoClient } from "../core/aws.js";
 import { startFargateWorker } from "../functions/fargate.js";
@@ -333,6 +333,35 @@ describe("every wait is bounded", () => {
     expect(out).toMatchObject({ claimed: true, outcome: "lease_lost" });
     const stored = await s.store.get(job.id);
     expect(stored?.status).toBe("running"); // left for the sweeper: nothing was written after the loss
+  });
+});
+
+describe("the sweeper under faults", () => {
+  test("a due-index partition that keeps failing does not stop the sweep from repairing the others", async () => {
+    const clock = manualClock();
+    const s = w.services({}, { now: clock.now });
+    // Two running jobs whose leases ran out, in different due-index partitions.
+    const held: RunningJob[] = [];
+    while (held.length < 2) {
+      const { job } = await s.store.create(spec());
+      const c = await s.store.claim(job.id, "gone", 1_000);
+      if (!c.ok) throw new Error("claim refused");
+      if (!held.some((h) => shardOf(h.id) === shardOf(job.id))) held.push(c.lease.job);
+      else await s.store.succeed(c.lease, "not needed");
+    }
+    clock.advance(1_001);
+    const [broken, healthy] = held as [RunningJob, RunningJob];
+    const partition = dueShard("default", "running", broken.id);
+    // Every try of that partition's query fails (the SDK's three), as an overloaded partition would.
+    const onPartition = (t: string, b: unknown) => target("Query")(t) && (b as { ExpressionAttributeValues?: Record<string, { S?: string }> }).ExpressionAttributeValues?.[":p"]?.S === partition;
+    const faults = Array.from({ length: 3 }, () => w.dynamo.injectNext("server", onPartition));
+    const report = await new Sweeper(s).sweep();
+    await Promise.all(faults);
+    expect(report.touched.reclaimed ?? []).toContain(healthy.id);
+    // The failing partition counts as "more": the sweep reads again (its next page, or the next
+    // sweep), and once the partition answers its job is repaired too.
+    if (!(report.touched.reclaimed ?? []).includes(broken.id)) await new Sweeper(s).sweep();
+    expect(await s.store.get(broken.id)).toMatchObject({ status: "queued" });
   });
 });
 
