@@ -43,7 +43,7 @@ export interface LifecycleCost {
   wru: number;
   rru: number;
   sqsRequests: number;
-  /** Writes if every progress report went to the table (seed 000's design). */
+  /** Writes if every progress report went to the table (a design that starved the database's write lock with progress writes). */
   uncoalescedWrites: number;
   uncoalescedWru: number;
   phases: Phase[];

@@ -1,5 +1,5 @@
 /**
- * The typed client for Warden's HTTP API (`shared/API.md`). It runs anywhere `fetch` does (Node
+ * The typed client for Warden's HTTP API (`docs/contract.md`). It runs anywhere `fetch` does (Node
  * 20, browsers, the CLI) and imports nothing at run time from the rest of the tree, only types.
  *
  * Authentication (`auth`): a bearer token (the local runtime's tokens, or a JWT where a stage
@@ -8,7 +8,7 @@
  *
  * Polling is bounded: `wait` backs off, honours `Retry-After`, and gives up with a typed error
  * when the job is stale (its worker died) or the wait runs past its time limit, so nothing polls
- * a dead job forever (seed 004).
+ * a dead job forever (a client that polled a job whose worker had died, for hours).
  */
 import type { ApiErrorCode } from "../core/api/errors.js";
 import type { ApiJob, ApiWorker } from "../core/api/view.js";

@@ -1,7 +1,7 @@
 /**
  * The memory guard: samples the worker's memory every few seconds and, above the critical
  * threshold, has the runner abort one job with `memory` before the kernel (or Lambda) kills the
- * whole process and every job in it (seed 004). Above the warning threshold it logs; every sample
+ * whole process and every job in it (memory exhaustion on large inputs). Above the warning threshold it logs; every sample
  * is published as WorkerMemoryPercent, which the WorkerMemory alarm watches.
  *
  * What it measures: inside a cgroup v2 container with a limit (Fargate, Docker) the cgroup's

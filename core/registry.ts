@@ -46,7 +46,7 @@ export interface JobLimits {
 export interface JobType<I = unknown, R = unknown, C = unknown> {
   name: string;
   input: z.ZodType<I>;
-  /** `auto` picks a queue from `estimateMb` before the job is enqueued (seed 004). */
+  /** `auto` picks a queue from `estimateMb` before the job is enqueued, so a large input never lands on a Lambda it cannot fit. */
   runsOn: RunsOn | "auto";
   /** Estimated peak memory for an input; with `runsOn: auto`, above `lambdaMaxMb` it runs on Fargate. */
   estimateMb?: (input: I) => number;

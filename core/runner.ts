@@ -456,7 +456,7 @@ export class Runner {
         }
         if (buffer.checkpoints > 0) return this.settleRelease(lease, job.queue, false, buffer, log);
         if (this.kind === "lambda" && type.canMoveToLarge && job.queue !== "large") {
-          // No checkpoint in a whole invocation: this job has outgrown Lambda (seed 003).
+          // No checkpoint in a whole invocation: this job has outgrown Lambda (an import that a request-time limit kept killing).
           return this.settleRelease(lease, "large", true, buffer, log);
         }
         const what = reason === "deadline" ? "the Lambda deadline" : `its soft time limit of ${Math.round(limits.softLimitMs / 1000)} s`;

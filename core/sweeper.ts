@@ -51,7 +51,7 @@ export type Plan =
 
 /**
  * The order matters: the runtime limit wins over everything (a heartbeating worker does not
- * save a job past its total limit, seed 000), then an unacknowledged cancel, then a dead worker.
+ * save a job past its total limit: a claim/fail/re-claim cycle must not keep it alive forever), then an unacknowledged cancel, then a dead worker.
  * An overdue running job with a cancel request has either an expired lease or a passed grace
  * period, because requestCancel and heartbeats fold the grace deadline into dueAt.
  */

@@ -1,5 +1,5 @@
 /**
- * The HTTP API of /work/shared/API.md: one function serves every route (it routes inside, the
+ * The HTTP API of docs/contract.md: one function serves every route (it routes inside, the
  * same code `npm start` serves), API Gateway authenticates. IAM (SigV4) by default; a JWT
  * authorizer when the stage names an issuer and audience. `GET /health` needs no caller.
  */

@@ -1,5 +1,5 @@
 /**
- * Every route of the contract (shared/API.md) through the real Lambda handler, with API Gateway
+ * Every route of the contract (docs/contract.md) through the real Lambda handler, with API Gateway
  * payload-v2 events, against the emulators: the success shapes and every listed error.
  */
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
@@ -69,7 +69,7 @@ function expectError(res: { status: number; body: unknown }, status: number, cod
   expect(errorShape.parse(res.body).error.code).toBe(code);
 }
 
-/** The job object's keys, exactly as API.md lists them. */
+/** The job object's keys, exactly as docs/contract.md lists them. */
 const JOB_KEYS = [
   "id", "type", "queue", "status", "input", "result", "error", "attempts", "maxAttempts", "progress",
   "createdAt", "firstStartedAt", "startedAt", "heartbeatAt", "finishedAt", "runAt", "cancelRequested", "stale", "history",

@@ -1,5 +1,5 @@
 /**
- * The contract's errors (`shared/API.md`, "Errors"): a code from a fixed list, a message that
+ * The contract's errors (`docs/contract.md`, "Errors"): a code from a fixed list, a message that
  * says how to fix the request, optional details. Domain errors map onto these codes here; the
  * HTTP entry point only turns a code into a status.
  */

@@ -1,5 +1,5 @@
 /**
- * The one mapping from a stored job to the API's job object (`shared/API.md`, "The job object").
+ * The one mapping from a stored job to the API's job object (`docs/contract.md`, "The job object").
  * The HTTP API, the typed client, the CLI and the dashboard all show jobs in this shape, so a
  * field means the same thing everywhere. Times become ISO-8601 strings; fields the store keeps
  * for itself (owner, token, lease, due index, checkpoint) never leave it.

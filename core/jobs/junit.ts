@@ -1,5 +1,5 @@
 /**
- * junit.import: streams a JUnit XML report (tens of thousands of test cases; seed 003's import
+ * junit.import: streams a JUnit XML report (tens of thousands of test cases; the import a 120 s web-worker timeout used to kill
  * that outgrew its worker) through a streaming parser, so memory stays flat whatever the size,
  * and checkpoints by test-case offset so a killed import resumes where it stopped.
  *
