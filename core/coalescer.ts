@@ -1,7 +1,7 @@
 /**
  * Holds a handler's progress and checkpoints in memory so they ride on the next heartbeat
  * (invariant 6): however often a handler reports, at most one write per heartbeat interval.
- * Seed 000's progress callback wrote on every tick and starved the database of its write lock.
+ * A progress callback that wrote on every tick once starved a database of its write lock.
  */
 import { LIMITS } from "./config.js";
 import { ValidationError } from "./errors.js";
