@@ -74,8 +74,6 @@ export type RunOutcome =
 
 interface ActiveRun {
   jobId: string;
-  /** The attempt's fencing token: a run is one attempt, so two runs of one job never share a key. */
-  token: number;
   startedAt: number;
   estimateMb: number;
   abort(reason: AbortReason): void;
@@ -331,7 +329,6 @@ export class Runner {
 
     const run: ActiveRun = {
       jobId: job.id,
-      token: lease.token,
       startedAt: started,
       estimateMb: safeEstimate(type, parsed.data),
       abort,

@@ -165,7 +165,9 @@ function diff(c: Change, next: Record<string, unknown>): Expr {
   const leaving = c.prev?.status !== c.next.status;
   const candidates = leaving || c.guard.kind === "version" ? [...new Set([...OPTIONAL, ...Object.keys(prev)])] : Object.keys(prev);
   for (const k of candidates) {
-    if (k === "id" || k === "version" || (STORE_ONLY as readonly string[]).includes(k) && k !== "dueShard") continue;
+    // The key, the version (ADDed) and the nonces are never removed; dueShard goes with its state.
+    const kept = k === "id" || k === "version" || (k !== "dueShard" && (STORE_ONLY as readonly string[]).includes(k));
+    if (kept) continue;
     if (next[k] === undefined && (leaving || prev[k] !== undefined)) x.remove(k);
   }
   return x;

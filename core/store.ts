@@ -183,8 +183,8 @@ export class JobStore {
       job = await beat();
     } catch (e) {
       // A cancel request this worker had not heard of: beat again, now keeping its grace deadline.
-      const found = e instanceof LeaseLostError ? (e.found as Job | undefined) : undefined;
-      if (found?.status !== "running" || found.token !== lease.token || !found.cancelRequested) throw e;
+      const found = cancelUnheard(e, lease);
+      if (!found) throw e;
       lease.job = found;
       job = await beat();
     }
@@ -229,8 +229,8 @@ export class JobStore {
     try {
       return await write();
     } catch (e) {
-      const found = e instanceof LeaseLostError ? (e.found as Job | undefined) : undefined;
-      if (found?.status !== "running" || found.token !== lease.token || !found.cancelRequested) throw e;
+      const found = cancelUnheard(e, lease);
+      if (!found) throw e;
       lease.job = found;
       return this.acknowledgeCancel(lease, report ?? {}, o.writeId ? { ...o, writeId: `${o.writeId}:cancel` } : o);
     }
@@ -411,6 +411,15 @@ const unsafeUnfencedSucceed = (): boolean => process.env.WARDEN_UNSAFE_UNFENCED_
 
 function leaseOf(job: RunningJob, leaseMs: number): Lease {
   return { jobId: job.id, token: job.token, workerId: job.workerId, leaseMs, runtimeDeadline: life.runtimeDeadline(job, job.startedAt), job };
+}
+
+/**
+ * The job a fenced write found, when it was refused only because a cancel was requested that the
+ * worker had not heard of: still running under the worker's own lease, now with the mark.
+ */
+function cancelUnheard(e: unknown, lease: Lease): RunningJob | undefined {
+  const found = e instanceof LeaseLostError ? (e.found as Job | undefined) : undefined;
+  return found?.status === "running" && found.token === lease.token && found.cancelRequested ? found : undefined;
 }
 
 function describeLoss(job: Job | undefined, lease: Lease): string {

@@ -11,9 +11,8 @@
  */
 import { checkSize } from "./store.js";
 import { LIMITS } from "./config.js";
-import { ValidationError } from "./errors.js";
 import type { Progress } from "./job.js";
-import type { AbortReason, JobContext, JobLogger, JobType } from "./registry.js";
+import { Registry, type AbortReason, type JobContext, type JobLogger, type JobType } from "./registry.js";
 
 export interface RunHandlerOptions<C> {
   /** The checkpoint an earlier attempt saved; `ctx.resumeFrom`. */
@@ -43,10 +42,8 @@ export interface HandlerRun<R, C> {
 }
 
 export async function runHandler<I, R, C>(type: JobType<I, R, C>, input: unknown, o: RunHandlerOptions<C> = {}): Promise<HandlerRun<R, C>> {
-  const parsed = type.input.safeParse(input ?? {});
-  if (!parsed.success) {
-    throw new ValidationError(`input does not match job type "${type.name}"`, parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
-  }
+  // The registry's own validation, so the refusal is the one a submission gets.
+  const parsed = new Registry().register(type).parseInput(type.name, input);
   const run: HandlerRun<R, C> = { progress: [], checkpoints: [], logs: [] };
   const ac = new AbortController();
   const abort = () => {
@@ -75,7 +72,7 @@ export async function runHandler<I, R, C>(type: JobType<I, R, C>, input: unknown
     log: { info: log("info"), warn: log("warn"), error: log("error") },
   };
   try {
-    run.result = await type.handler(parsed.data as I, ctx);
+    run.result = await type.handler(parsed.input as I, ctx);
   } catch (e) {
     run.error = e;
   } finally {
