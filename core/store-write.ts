@@ -189,7 +189,8 @@ export function sameValue(a: unknown, b: unknown): boolean {
  * DynamoDB's own size rules, while its handler can still hear why.
  */
 export function checkFits(job: Job, patch: { checkpoint?: unknown; result?: unknown }, what: string): void {
-  const bytes = itemBytes({ ...itemOf(job), ...patch });
+  // What the patch does not replace stays in the item.
+  const bytes = baseBytes(job) + itemBytes({ checkpoint: job.checkpoint, ...patch });
   if (bytes > ITEM_BUDGET_BYTES) {
     throw new TooLargeError(
       `${what} would make the job's item ${bytes} bytes by DynamoDB's size rules (input, checkpoint, result and history together); the budget is ${ITEM_BUDGET_BYTES}. Store large data elsewhere (S3) and pass a reference.`,
@@ -197,6 +198,21 @@ export function checkFits(job: Job, patch: { checkpoint?: unknown; result?: unkn
       ITEM_BUDGET_BYTES,
     );
   }
+}
+
+/**
+ * The job's item without its checkpoint and result, sized once per view of the job: a handler may
+ * checkpoint many times between two heartbeats, and the input it would re-walk can be 200 KB.
+ */
+const baseSizes = new WeakMap<Job, number>();
+function baseBytes(job: Job): number {
+  let n = baseSizes.get(job);
+  if (n === undefined) {
+    const { checkpoint: _c, result: _r, ...rest } = itemOf(job);
+    n = itemBytes(rest);
+    baseSizes.set(job, n);
+  }
+  return n;
 }
 
 function checkItemSize(item: Record<string, unknown>): void {
