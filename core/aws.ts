@@ -53,8 +53,9 @@ export function sqsClient(e: Endpoints = {}): SQSClient {
 }
 
 /**
- * BatchGetItem (up to 100 keys), asking again for keys DynamoDB leaves unprocessed under
- * throttling, for a few rounds; what is still missing after them is simply not returned.
+ * Every item of `keys` that exists, in pages of DynamoDB's 100-key limit, retrying what it leaves
+ * unprocessed (a throttle): a key left out after that throws, so a caller never mistakes an
+ * unread item for a missing one.
  */
 export async function batchGetAll(
   db: DynamoDBDocumentClient,
@@ -63,14 +64,20 @@ export async function batchGetAll(
   consistentRead = false,
 ): Promise<Record<string, unknown>[]> {
   const items: Record<string, unknown>[] = [];
-  let pending: Record<string, unknown>[] | undefined = keys;
-  for (let round = 0; pending?.length && round < 5; round++) {
-    const out: BatchGetCommandOutput = await db.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: consistentRead } } }));
-    items.push(...(out.Responses?.[table] ?? []));
-    pending = out.UnprocessedKeys?.[table]?.Keys;
+  for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
+    let pending: Record<string, unknown>[] | undefined = keys.slice(i, i + BATCH_GET_MAX);
+    for (let round = 0; pending?.length; round++) {
+      if (round >= BATCH_GET_ROUNDS) throw new Error(`DynamoDB left ${pending.length} reads unprocessed after ${round} tries`);
+      if (round > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** round));
+      const out: BatchGetCommandOutput = await db.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: consistentRead } } }));
+      items.push(...(out.Responses?.[table] ?? []));
+      pending = out.UnprocessedKeys?.[table]?.Keys;
+    }
   }
   return items;
 }
+const BATCH_GET_MAX = 100;
+const BATCH_GET_ROUNDS = 6;
 
 /**
  * The error names AWS answers a throttled request with (DynamoDB's own, and the account-wide

@@ -3,6 +3,7 @@
  * and the record type, in which a job's status decides which fields it has.
  */
 import type { QueueName } from "./config.js";
+import type { ValueRefs } from "./values.js";
 
 export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
 export type Status = (typeof STATUSES)[number];
@@ -100,6 +101,11 @@ interface JobCommon {
   error?: JobError;
   history: AttemptRecord[];
   idempotencyKey?: string;
+  /**
+   * Where input, checkpoint and result live when they are too large for the record (core/values.ts).
+   * A field named here but undefined on the job was not read with it.
+   */
+  refs?: ValueRefs;
 }
 
 export interface QueuedJob extends JobCommon {

@@ -132,6 +132,7 @@ function common(job: Job): Omit<QueuedJob, "status" | "dueAt" | "runAt"> {
     ...(job.checkpoint !== undefined ? { checkpoint: job.checkpoint } : {}),
     ...(job.error !== undefined ? { error: job.error } : {}),
     ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
+    ...(job.refs !== undefined ? { refs: job.refs } : {}),
   };
 }
 
@@ -361,13 +362,26 @@ export function requestCancel(prev: Job, c: Clock): Decision<CancelledJob | Runn
   return { ok: false, reason: prev.status, message: `job ${prev.id} has already finished (${prev.status}); there is nothing to cancel` };
 }
 
-/** A failed or cancelled job queued again with a fresh attempt budget and runtime clock, keeping its history. */
+/**
+ * A failed or cancelled job queued again with a fresh attempt budget and runtime clock, keeping
+ * its history. It starts from the beginning: a checkpoint is for resuming the attempts of one
+ * run (its value expires with that run's runtime limit, core/values.ts), and the one a failed run
+ * left may be what made it fail.
+ */
 export function retry(prev: Job, c: Clock): Decision<QueuedJob> {
   if (prev.status !== "failed" && prev.status !== "cancelled") {
     return { ok: false, reason: prev.status, message: `only failed or cancelled jobs can be retried; job ${prev.id} is ${prev.status}` };
   }
-  const { firstStartedAt: _f, ...base } = common(prev);
-  const next: QueuedJob = { ...base, status: "queued", attempts: 0, dueAt: queuedDueAt(undefined, c), updatedAt: c.now };
+  const { firstStartedAt: _f, checkpoint: _c, refs, ...base } = common(prev);
+  const { checkpoint: _r, ...kept } = refs ?? {};
+  const next: QueuedJob = {
+    ...base,
+    ...(Object.keys(kept).length ? { refs: kept } : {}),
+    status: "queued",
+    attempts: 0,
+    dueAt: queuedDueAt(undefined, c),
+    updatedAt: c.now,
+  };
   return { ok: true, change: change("retry", prev, next, read(prev)) };
 }
 

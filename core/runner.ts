@@ -316,9 +316,8 @@ export class Runner {
       },
       checkpoint: (value) => {
         if (closed) return;
-        // Refused here, while the handler can still act on it, if DynamoDB could not store it
-        // with the rest of the job (input, result and history share one 400 KB item).
-        checkCheckpoint(value, lease.job);
+        // Refused here, while the handler can still act on it, if it is too large or not plain JSON.
+        checkCheckpoint(value);
         buffer.checkpoint(value);
       },
       resumeFrom: job.checkpoint,

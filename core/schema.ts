@@ -23,8 +23,10 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
           { AttributeName: dueIndex.partitionKey, KeyType: "HASH" },
           { AttributeName: dueIndex.sortKey, KeyType: "RANGE" },
         ],
-        // The sweeper acts on what it reads here, so it needs the whole (small, live) item.
-        Projection: { ProjectionType: "ALL" },
+        // Keys only: every heartbeat moves dueAt, so each one rewrites its entry here (a delete and
+        // a put); a few bytes each, instead of the whole job. The sweeper reads the records of
+        // what it finds (invariant 11).
+        Projection: { ProjectionType: "KEYS_ONLY" },
       },
       {
         IndexName: ownerIndex.name,

@@ -10,6 +10,9 @@
  * adapter reads the item again: if it carries the nonce, the write was ours and landed, and it
  * answers as if the reply had arrived.
  *
+ * Values too large for the record (core/values.ts) are written first, each as an item of its own
+ * keyed by this write's nonce, and the record then points at them; the answer carries them.
+ *
  * Inputs: a Change and how to recognize it. Output: `{applied: true, job}` (the stored state) or
  * `{applied: false, found}` (the state that refused it). Throws StoreRejectedError for a write
  * DynamoDB refuses for good, TooLargeError before sending an item over DynamoDB's limit.
@@ -18,10 +21,11 @@ import { randomUUID } from "node:crypto";
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { TooLargeError, StoreRejectedError } from "./errors.js";
 import { Expr, isConditionFailure } from "./expr.js";
-import { ITEM_BUDGET_BYTES, ITEM_LIMIT_BYTES, itemBytes } from "./item-size.js";
+import { ITEM_LIMIT_BYTES, itemBytes } from "./item-size.js";
 import type { Job } from "./job.js";
 import type { Change } from "./lifecycle.js";
 import { dueShard } from "./shards.js";
+import { carryValues, placeValues, recordValues, sameValue, ValueStore } from "./values.js";
 
 /** Which stored attribute proves a write was ours: creates and claims keep theirs past later writes. */
 export type Recognize = "origin" | "claim" | "write";
@@ -48,6 +52,7 @@ const OPTIONAL = [
   "error",
   "progress",
   "checkpoint",
+  "refs",
 ] as const;
 
 export interface WriteOptions {
@@ -60,9 +65,9 @@ export type WriteResult<J extends Job> = { applied: true; job: J } | { applied: 
 
 export const createdKey = (createdAt: number, id: string): string => `${new Date(createdAt).toISOString()}#${id}`;
 
-/** The stored form of a job: the job's own fields plus what the indexes need. */
+/** The stored form of a job's record: its own fields (large values by ref) plus what the indexes need. */
 export function itemOf(job: Job): Record<string, unknown> {
-  const item: Record<string, unknown> = { ...job };
+  const item: Record<string, unknown> = { ...job, ...recordValues(job) };
   if (job.status === "queued" || job.status === "running") item.dueShard = dueShard(job.queue, job.status, job.id);
   return item;
 }
@@ -76,13 +81,23 @@ export function toJob(item: Record<string, unknown>): Job {
   return copy as unknown as Job;
 }
 
+export interface WriterClock {
+  now: () => number;
+  retentionDays: number;
+}
+
 export class ChangeWriter {
+  readonly values: ValueStore;
+
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
+    private readonly clock: WriterClock,
     /** TEST-ONLY: drops the condition from `succeed` (see unsafeUnfencedSucceed in store.ts). */
     private readonly unfencedSucceed: () => boolean = () => false,
-  ) {}
+  ) {
+    this.values = new ValueStore(db, table);
+  }
 
   async read(id: string, timeoutMs?: number): Promise<Record<string, unknown> | undefined> {
     const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id }, ConsistentRead: true }), bound(timeoutMs));
@@ -94,24 +109,28 @@ export class ChangeWriter {
    * attempt's last write) passes the same one each time, so an earlier try that landed is still
    * recognized as its own.
    */
-  async write<J extends Job>(c: Change<J>, recognize: Recognize, o: WriteOptions = {}): Promise<WriteResult<J>> {
+  async write<J extends Job>(change: Change<J>, recognize: Recognize, o: WriteOptions = {}): Promise<WriteResult<J>> {
     const nonce = o.writeId ?? randomUUID();
     const timeoutMs = o.timeoutMs;
+    const placed = placeValues(change.prev, change.next, nonce, this.clock.now(), this.clock.retentionDays);
+    const c: Change<J> = { ...change, next: placed.next };
     const extra: Record<string, unknown> = { lastWrite: nonce, ...(recognize === "write" ? {} : { [NONCE_ATTR[recognize]]: nonce }) };
     try {
-      if (c.guard.kind === "absent") return { applied: true, job: await this.put(c, extra, timeoutMs) };
-      return { applied: true, job: await this.update(c, extra, timeoutMs) };
+      checkRecordSize({ ...(c.prev ? itemOf(c.prev) : {}), ...itemOf(c.next), ...extra });
+      // Before the record that names them: a record never points at a value that is not there.
+      if (placed.puts.length) await this.values.put(placed.puts, timeoutMs);
+      const job = c.guard.kind === "absent" ? await this.put(c, extra, timeoutMs) : await this.update(c, extra, timeoutMs);
+      return { applied: true, job: carryValues(job, c.next) };
     } catch (e) {
       if (!isConditionFailure(e)) throw asPermanent(e);
     }
     const stored = await this.read(c.next.id, timeoutMs);
-    if (stored && stored[NONCE_ATTR[recognize]] === nonce) return { applied: true, job: toJob(stored) as J };
-    return { applied: false, found: stored ? toJob(stored) : undefined };
+    if (stored && stored[NONCE_ATTR[recognize]] === nonce) return { applied: true, job: carryValues(toJob(stored) as J, c.next) };
+    return { applied: false, found: stored ? carryValues(toJob(stored), c.prev) : undefined };
   }
 
   private async put<J extends Job>(c: Change<J>, extra: Record<string, unknown>, timeoutMs?: number): Promise<J> {
     const item = { ...itemOf(c.next), createdKey: createdKey(c.next.createdAt, c.next.id), ...extra };
-    checkItemSize(item);
     const x = new Expr().when("attribute_not_exists(#id)");
     x.name("id");
     await this.db.send(new PutCommand({ TableName: this.table, Item: item, ...x.params() }), bound(timeoutMs));
@@ -120,7 +139,6 @@ export class ChangeWriter {
 
   private async update<J extends Job>(c: Change<J>, extra: Record<string, unknown>, timeoutMs?: number): Promise<J> {
     const next = itemOf(c.next);
-    checkItemSize({ ...(c.prev ? itemOf(c.prev) : {}), ...next, ...extra });
     const x = diff(c, next);
     for (const [k, v] of Object.entries(extra)) x.set(k, v);
     x.add("version", 1);
@@ -173,52 +191,11 @@ function diff(c: Change, next: Record<string, unknown>): Expr {
   return x;
 }
 
-/** Deep equality of plain JSON values, whatever the key order DynamoDB hands back. */
-export function sameValue(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((v, i) => sameValue(v, (b as unknown[])[i]));
-  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
-  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
-  return ka.length === kb.length && ka.every((k) => sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
-}
-
-/**
- * Refuses a value (a checkpoint, a result) that would take the job's item past the budget by
- * DynamoDB's own size rules, while its handler can still hear why.
- */
-export function checkFits(job: Job, patch: { checkpoint?: unknown; result?: unknown }, what: string): void {
-  // What the patch does not replace stays in the item.
-  const bytes = baseBytes(job) + itemBytes({ checkpoint: job.checkpoint, ...patch });
-  if (bytes > ITEM_BUDGET_BYTES) {
-    throw new TooLargeError(
-      `${what} would make the job's item ${bytes} bytes by DynamoDB's size rules (input, checkpoint, result and history together); the budget is ${ITEM_BUDGET_BYTES}. Store large data elsewhere (S3) and pass a reference.`,
-      bytes,
-      ITEM_BUDGET_BYTES,
-    );
-  }
-}
-
-/**
- * The job's item without its checkpoint and result, sized once per view of the job: a handler may
- * checkpoint many times between two heartbeats, and the input it would re-walk can be 200 KB.
- */
-const baseSizes = new WeakMap<Job, number>();
-function baseBytes(job: Job): number {
-  let n = baseSizes.get(job);
-  if (n === undefined) {
-    const { checkpoint: _c, result: _r, ...rest } = itemOf(job);
-    n = itemBytes(rest);
-    baseSizes.set(job, n);
-  }
-  return n;
-}
-
-function checkItemSize(item: Record<string, unknown>): void {
+/** The record holds no large value, so only a runaway of its small fields could reach the limit. */
+function checkRecordSize(item: Record<string, unknown>): void {
   const bytes = itemBytes(item);
   if (bytes > ITEM_LIMIT_BYTES) {
-    throw new TooLargeError(`the job's item would be ${bytes} bytes by DynamoDB's rules; its limit is ${ITEM_LIMIT_BYTES}`, bytes, ITEM_LIMIT_BYTES);
+    throw new TooLargeError(`the job's record would be ${bytes} bytes by DynamoDB's rules; its limit is ${ITEM_LIMIT_BYTES}`, bytes, ITEM_LIMIT_BYTES);
   }
 }
 

@@ -18,7 +18,8 @@ import * as life from "./lifecycle.js";
 import type { Change, ClaimRefusal, Clock, FailOptions, NewJob, Report } from "./lifecycle.js";
 import { listJobKeys, type ListFilter } from "./listing.js";
 import { allDueShards } from "./shards.js";
-import { ChangeWriter, checkFits, toJob, type Recognize, type WriteOptions } from "./store-write.js";
+import { ChangeWriter, toJob, type Recognize, type WriteOptions } from "./store-write.js";
+import { needsRefresh, type ValueField } from "./values.js";
 
 export type { ClaimRefusal, NewJob, Report } from "./lifecycle.js";
 export { allDueShards, dueShard, shardOf } from "./shards.js";
@@ -95,7 +96,7 @@ export class JobStore {
     this.retentionDays = opts.retentionDays ?? TIMINGS.retentionDays;
     this.startDeadlineMs = opts.startDeadlineMs ?? TIMINGS.startDeadlineMs;
     this.cancelGraceMs = opts.cancelGraceMs ?? TIMINGS.cancelGraceMs;
-    this.writer = new ChangeWriter(db, this.table, unsafeUnfencedSucceed);
+    this.writer = new ChangeWriter(db, this.table, { now: this.now, retentionDays: this.retentionDays }, unsafeUnfencedSucceed);
   }
 
   private clock(): Clock {
@@ -104,16 +105,29 @@ export class JobStore {
 
   // ─── reads ────────────────────────────────────────────────────────────────────────────────
 
+  /** A job with its values (input, checkpoint, result): one read for the record, one batched read for large values. */
   async get(id: string): Promise<Job | undefined> {
-    if (!isJobId(id)) return undefined;
-    const item = await this.writer.read(id);
-    return item ? toJob(item) : undefined;
+    const job = await this.getRecord(id);
+    return job ? this.withValues(job) : undefined;
   }
 
   async mustGet(id: string): Promise<Job> {
     const job = await this.get(id);
     if (!job) throw new NotFoundError(id);
     return job;
+  }
+
+  /** The job's record alone: its state, without the values kept outside it (enough to decide any transition). */
+  async getRecord(id: string): Promise<Job | undefined> {
+    if (!isJobId(id)) return undefined;
+    const item = await this.writer.read(id);
+    return item ? toJob(item) : undefined;
+  }
+
+  /** Fills in the values `job`'s record names but does not hold; one that expired stays undefined. */
+  async withValues<J extends Job>(job: J, fields?: readonly ValueField[]): Promise<J> {
+    if (!job.refs) return job;
+    return (await this.writer.values.load([job], fields)).jobs[0] as J;
   }
 
   // ─── create ───────────────────────────────────────────────────────────────────────────────
@@ -127,11 +141,18 @@ export class JobStore {
     validateNewJob(spec);
     const c = this.clock();
     const id = spec.idempotencyKey ? idempotentId(spec.owner, spec.idempotencyKey) : ulid(c.now);
+    // A repeated submit is found before its input is written again as a value nobody will read.
+    const first = spec.idempotencyKey ? await this.getRecord(id) : undefined;
+    if (first) return this.existing(first, spec);
     const w = await this.writer.write(life.create(spec, id, c), "origin");
     if (w.applied) return { job: w.job, created: true };
     if (!w.found) throw new ConflictError("the job was deleted while it was being created; try again");
-    if (w.found.owner !== spec.owner) throw new ConflictError("idempotency key collision");
-    return { job: w.found, created: false };
+    return this.existing(w.found, spec);
+  }
+
+  private async existing(found: Job, spec: NewJob): Promise<{ job: Job; created: false }> {
+    if (found.owner !== spec.owner) throw new ConflictError("idempotency key collision");
+    return { job: await this.withValues(found), created: false };
   }
 
   // ─── claim ────────────────────────────────────────────────────────────────────────────────
@@ -144,7 +165,7 @@ export class JobStore {
    */
   async claim(jobId: string, workerId: string, leaseMs: number, o: { queue?: QueueName } = {}): Promise<ClaimResult> {
     for (let round = 0; ; round++) {
-      const job = await this.get(jobId);
+      const job = await this.getRecord(jobId);
       const c = this.clock();
       const d = life.claim(job, { workerId, leaseMs, ...(o.queue ? { queue: o.queue } : {}) }, c);
       if (!d.ok) {
@@ -153,13 +174,28 @@ export class JobStore {
         return { ok: false, reason, ...(job ? { job } : {}) };
       }
       const w = await this.writer.write(d.change, "claim");
-      if (w.applied && w.job.status === "running") return { ok: true, lease: leaseOf(w.job, leaseMs) };
+      if (w.applied && w.job.status === "running") return this.leased(w.job, leaseMs);
       // Someone moved first (or our own claim landed and was already taken back): decide again.
       if (round >= REDECIDE_ROUNDS - 1) {
         const found = w.applied ? w.job : w.found;
         return { ok: false, reason: life.claimRefusal(found, this.clock(), o.queue) ?? "leased", ...(found ? { job: found } : {}) };
       }
     }
+  }
+
+  /**
+   * The lease, with what the handler needs: its input and the checkpoint to resume from. A value
+   * that is gone (past its TTL, core/values.ts) ends the job, recorded, instead of running it on
+   * nothing.
+   */
+  private async leased(job: RunningJob, leaseMs: number): Promise<ClaimResult> {
+    const loaded = await this.writer.values.load([job], ["input", "checkpoint"], Math.floor(this.now() / 1000));
+    const lease = leaseOf(loaded.jobs[0] as RunningJob, leaseMs);
+    const missing = loaded.missing.get(job.id);
+    if (!missing) return { ok: true, lease };
+    const message = `the job's ${missing.join(" and ")} expired before this attempt could read it`;
+    const ended = await this.fail(lease, { code: "invalid_input", message }, { retryable: false });
+    return { ok: false, reason: "finished", job: ended };
   }
 
   /** An expired job with nothing left to try is settled at its claim instead of waiting for the sweeper. */
@@ -176,7 +212,7 @@ export class JobStore {
    * call (retries included), so a hung connection cannot outlive the lease.
    */
   async heartbeat(lease: Lease, report: Report = {}, o: { timeoutMs?: number } = {}): Promise<HeartbeatResult> {
-    checkReport(report, lease.job);
+    checkReport(report);
     const beat = () => this.fenced(lease, life.beat(lease.job, { leaseMs: lease.leaseMs, report }, this.clock()), o);
     let job: RunningJob;
     try {
@@ -195,8 +231,7 @@ export class JobStore {
   async succeed(lease: Lease, result: unknown, report: Report = {}, o: WriteOptions = {}): Promise<SucceededJob> {
     checkSize("the result", result, LIMITS.maxResultBytes);
     checkStorable("the result", result);
-    checkReport(report, lease.job);
-    checkFits(lease.job, { result, ...(report.checkpoint !== undefined ? { checkpoint: report.checkpoint } : {}) }, "the result");
+    checkReport(report);
     return this.fenced(lease, life.succeed(lease.job, { result, report }, this.clock()), o);
   }
 
@@ -206,7 +241,7 @@ export class JobStore {
    * otherwise it ends failed, `attempts_exhausted` when its budget ran out.
    */
   async fail(lease: Lease, error: JobError, opts: FailOptions, o: WriteOptions = {}): Promise<QueuedJob | FailedJob | CancelledJob> {
-    checkReport(opts.report, lease.job);
+    checkReport(opts.report);
     return this.unlessCancelled(lease, opts.report, o, () => this.fenced(lease, life.fail(lease.job, error, opts, this.clock()), o));
   }
 
@@ -216,7 +251,7 @@ export class JobStore {
     opts: { report?: Report; queue?: QueueName; spendAttempt?: boolean; error?: JobError } = {},
     o: WriteOptions = {},
   ): Promise<QueuedJob | FailedJob | CancelledJob> {
-    checkReport(opts.report, lease.job);
+    checkReport(opts.report);
     return this.unlessCancelled(lease, opts.report, o, () => this.fenced(lease, life.release(lease.job, opts, this.clock()), o));
   }
 
@@ -238,7 +273,7 @@ export class JobStore {
 
   /** The worker saw the cancel request and stopped. */
   async acknowledgeCancel(lease: Lease, report: Report = {}, o: WriteOptions = {}): Promise<CancelledJob> {
-    checkReport(report, lease.job);
+    checkReport(report);
     return this.fenced(lease, life.acknowledgeCancel(lease.job, { report }, this.clock()), o);
   }
 
@@ -309,9 +344,14 @@ export class JobStore {
     return this.swept(life.cancelSilent(job, this.clock()));
   }
 
-  /** A queued job past its start deadline gets a new one before its message is sent again; of two sweeps only one sends. */
+  /**
+   * A queued job past its start deadline gets a new one before its message is sent again; of two
+   * sweeps only one sends. A job that has waited so long that its input would expire before it
+   * could run gets a copy of it with a later TTL (core/values.ts).
+   */
   async pushStartDeadline(job: QueuedJob): Promise<QueuedJob> {
-    return this.swept(life.resend(job, this.clock()));
+    const view = needsRefresh(job, this.now(), this.retentionDays) ? await this.withValues(job) : job;
+    return this.swept(life.resend(view, this.clock()));
   }
 
   private async swept<J extends Job>(change: Change<J>, recognize: Recognize = "write"): Promise<J> {
@@ -337,14 +377,16 @@ export class JobStore {
     const results = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (!results.length && failed) throw failed.reason;
-    const jobs = results
-      .flatMap((r) => (r.Items ?? []).map((it) => toJob(it)))
-      .filter((j): j is QueuedJob | RunningJob => j.status === "queued" || j.status === "running")
-      .sort((a, b) => a.dueAt - b.dueAt);
+    // The index holds keys only (a heartbeat then rewrites a few bytes there, not the job): the
+    // records are read for the decision, and being consistent they are newer than the index.
+    const due = results.flatMap((r) => (r.Items ?? []).map((it) => ({ id: it.id as string, dueAt: it[TABLE.dueIndex.sortKey] as number })));
+    due.sort((a, b) => a.dueAt - b.dueAt);
+    const records = await this.records(due.slice(0, limit).map((d) => d.id), true);
+    const jobs = records.filter((j): j is QueuedJob | RunningJob => (j.status === "queued" || j.status === "running") && j.dueAt <= now);
     return {
-      jobs: jobs.slice(0, limit),
+      jobs,
       scanned: results.reduce((n, r) => n + (r.ScannedCount ?? 0), 0),
-      more: jobs.length > limit || results.some((r) => r.LastEvaluatedKey !== undefined) || failed !== undefined,
+      more: due.length > limit || results.some((r) => r.LastEvaluatedKey !== undefined) || failed !== undefined,
     };
   }
 
@@ -387,12 +429,13 @@ export class JobStore {
    */
   async list(filter: ListFilter, cursor: string | null | undefined, limit: number): Promise<Page> {
     const { ids, nextCursor } = await listJobKeys(this.db, this.table, filter, cursor, limit);
-    return { jobs: await this.batchGet(ids), nextCursor };
+    const jobs = await this.records(ids, false);
+    return { jobs: (await this.writer.values.load(jobs, ["input", "result"])).jobs, nextCursor };
   }
 
-  private async batchGet(ids: string[]): Promise<Job[]> {
+  private async records(ids: string[], consistent: boolean): Promise<Job[]> {
     if (!ids.length) return [];
-    const items = await batchGetAll(this.db, this.table, ids.map((id) => ({ id })));
+    const items = await batchGetAll(this.db, this.table, ids.map((id) => ({ id })), consistent);
     const byId = new Map(items.map((it) => [it.id as string, toJob(it)]));
     // A job deleted by TTL between the index read and this read simply drops out of the page.
     return ids.map((id) => byId.get(id)).filter((j): j is Job => j !== undefined);
@@ -435,15 +478,14 @@ export function checkStorable(what: string, value: unknown): void {
   if (why) throw new StoreRejectedError(`${why}; return plain JSON`);
 }
 
-/** A checkpoint is bounded on its own, must be plain JSON, and must fit the job's item with everything else. */
-export function checkCheckpoint(value: unknown, job: Job): void {
+/** A checkpoint is bounded on its own and must be plain JSON; it is stored apart from the rest of the job (core/values.ts). */
+export function checkCheckpoint(value: unknown): void {
   checkSize("the checkpoint", value, LIMITS.maxCheckpointBytes);
   checkStorable("the checkpoint", value);
-  checkFits(job, { checkpoint: value }, "the checkpoint");
 }
 
-function checkReport(report: Report | undefined, job: Job): void {
-  if (report?.checkpoint !== undefined) checkCheckpoint(report.checkpoint, job);
+function checkReport(report: Report | undefined): void {
+  if (report?.checkpoint !== undefined) checkCheckpoint(report.checkpoint);
 }
 
 const ignoreConflict = (e: unknown): void => {

@@ -8,6 +8,7 @@
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { describe, expect, test } from "vitest";
 import { JobsApi } from "../core/api/jobs.js";
+import { LIMITS } from "../core/config.js";
 import { ConflictError } from "../core/errors.js";
 import type { FailedJob, RunningJob } from "../core/job.js";
 import { decodeMessage } from "../core/queue.js";
@@ -197,32 +198,21 @@ describe("final writes DynamoDB refuses", () => {
   // Sizing and writing a 400 KB item takes a while on a loaded machine: a lease long enough for it.
   const LONG_LEASE = { WARDEN_LEASE_SECONDS: "30" };
 
-  test("a result that with its input and checkpoint passes DynamoDB's item limit fails the job at once with the real reason, never re-run", async () => {
+  test("a result over its own limit fails the job at once as invalid_result with the limit in the message, never re-run", async () => {
     let starts = 0;
     const s = w.services(LONG_LEASE);
-    const r = registry([
-      {
-        name: "t.huge",
-        handler: async (_input, ctx) => {
-          starts++;
-          ctx.checkpoint(big(20_000));
-          return big(30_000);
-        },
-      },
-    ]);
+    const r = registry([{ name: "t.huge", handler: async () => (starts++, { data: "x".repeat(LIMITS.maxResultBytes) }) }]);
     const runner = new Runner({ ...s, registry: r }, { workerId: "w-huge", kind: "local", log: quiet });
     const { job } = await s.store.create(spec({ type: "t.huge", input: { data: big(90_000) } }));
-    const out = await runner.run(job.id);
-    expect(out).toMatchObject({ claimed: true, outcome: "failed" });
+    expect(await runner.run(job.id)).toMatchObject({ claimed: true, outcome: "failed" });
     const stored = (await s.store.get(job.id)) as FailedJob;
-    expect(stored.status).toBe("failed");
     expect(stored.error.code).toBe("invalid_result");
-    expect(stored.error.message).toMatch(/DynamoDB's size rules/);
+    expect(stored.error.message).toMatch(new RegExp(`the limit is ${LIMITS.maxResultBytes}`));
     expect(stored.attempts).toBe(1);
     expect(starts).toBe(1);
   });
 
-  test("a checkpoint that would not fit is refused to the handler while its job is still running", async () => {
+  test("a checkpoint over its own limit is refused to the handler while its job is still running", async () => {
     const s = w.services(LONG_LEASE);
     let refused: unknown;
     const r = registry([
@@ -230,7 +220,7 @@ describe("final writes DynamoDB refuses", () => {
         name: "t.bigcheckpoint",
         handler: async (_input, ctx) => {
           try {
-            ctx.checkpoint(big(32_000)); // 64 KB as JSON: within the checkpoint's own limit
+            ctx.checkpoint({ data: "x".repeat(LIMITS.maxCheckpointBytes) });
           } catch (e) {
             refused = e;
           }
@@ -239,11 +229,10 @@ describe("final writes DynamoDB refuses", () => {
       },
     ]);
     const runner = new Runner({ ...s, registry: r }, { workerId: "w-cp", kind: "local", log: quiet });
-    // ~200 KB as JSON, within the input limit; ~306 KB by DynamoDB's rules.
     const { job } = await s.store.create(spec({ type: "t.bigcheckpoint", input: { data: big(102_000) } }));
     expect(await runner.run(job.id)).toMatchObject({ outcome: "succeeded" });
     expect(refused).toMatchObject({ name: "TooLargeError" });
-    expect(String((refused as Error).message)).toMatch(/the checkpoint would make the job's item/);
+    expect(String((refused as Error).message)).toMatch(/the checkpoint is \d+ bytes as JSON/);
   });
 
   test.each([
