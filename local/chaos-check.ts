@@ -517,10 +517,10 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     { check: "attempts begun after their lease was lost (frozen worker)", value: `${zombies}; each stopped by its first heartbeat (worst ${zombieMs} ms of work, no commit)`, ok: null },
     {
       check: "unstorable results fail once, never retried",
-      value: `${unstorableJobs.length} jobs (Date, NaN, result + checkpoint over 400 KB): ${unstorableOnce} after one start, ${unstorableRestarted} re-run only after a kill or lost lease; ${unstorableRerun} retried`,
+      value: `${unstorableJobs.length} jobs (Date, NaN, a result over its limit): ${unstorableOnce} after one start, ${unstorableRestarted} re-run only after a kill or lost lease; ${unstorableRerun} retried`,
       ok: unstorableRerun === 0,
     },
-    { check: "checkpoints at the item limit", value: `${nearJobs.length} jobs stored a ~398 KB item (by DynamoDB's rules); the larger checkpoint was refused to ${refusedCheckpoints.size} of them (TooLargeError)`, ok: null },
+    { check: "values at their limits", value: `${nearJobs.length} jobs stored an input and a checkpoint at their limits; the larger checkpoint was refused to ${refusedCheckpoints.size} of them (TooLargeError)`, ok: null },
     {
       check: "API cancels and retries accounted for",
       value: `${calls.cancels} cancels applied (${calls.cancelledJobs} jobs ended cancelled, ${lostCancels} requests lost), ${calls.retries} retries applied to ${calls.retriedJobs} jobs (${retriedOpen} not terminal again)${c ? `; cancel ${callText(c.cancel)}, retry ${callText(c.retry)}` : ""}`,
@@ -568,8 +568,8 @@ function wrongOutcome(s: Submitted, job: Job, cancelAsked: boolean, j: JobLedger
   if (s.type === "chaos.nearlimit" && job.status === "succeeded") {
     const r = job.result as NearLimitResult | null;
     if (r?.refused !== true) return `the checkpoint over the item limit was not refused to the handler (result ${JSON.stringify(r)})`;
-    const kept = (job.checkpoint as { lists?: unknown[] } | undefined)?.lists?.length;
-    if (kept !== Number(s.input.keep)) return `its near-limit checkpoint (${s.input.keep} numbers) is not what DynamoDB holds (${kept ?? "none"})`;
+    const kept = (job.checkpoint as { text?: string } | undefined)?.text?.length;
+    if (kept !== Number(s.input.keep)) return `its checkpoint at the limit (${s.input.keep} characters) is not what DynamoDB holds (${kept ?? "none"})`;
     if (!j.proc.some((e) => e.k === "refused")) return "succeeded without a refused checkpoint in the ledger";
   }
   return undefined;

@@ -13,17 +13,21 @@
  * - chaos.unstorable (Lambda): returns a result DynamoDB cannot hold (a Date, or NaN). It must
  *   end failed (`invalid_result`, or `store_rejected` had DynamoDB been the one to refuse) after
  *   one handler start: retrying cannot make the result storable, so the work is never re-run.
- * - chaos.oversize (Fargate): a large input, then a checkpoint and a result that each fit their
- *   own limits but together with the input exceed DynamoDB's 400 KB item by DynamoDB's rules
- *   (core/item-size.ts; lists cost more there than as JSON: see BIG). Same ending as above.
- * - chaos.nearlimit (Fargate): a large input and a checkpoint that takes the item to just under
- *   the budget (stored by the final write, and by heartbeats when `holdMs` lets one happen); then
- *   a larger one, which the runner refuses to the handler with a TooLargeError. The handler
- *   catches it and succeeds: the final write, checkpoint and result together, still fits.
+ * - chaos.oversize (Fargate): an input and a checkpoint at their limits, then a result one byte
+ *   over its own. Same ending as above: a result that cannot be stored is never retried.
+ * - chaos.nearlimit (Fargate): an input and a checkpoint at their limits (each stored as a value
+ *   item of its own, core/values.ts, though together they would not fit one DynamoDB item); then
+ *   a checkpoint one byte over the limit, which the runner refuses to the handler with a
+ *   TooLargeError. The handler catches it and succeeds, and the job keeps the one at the limit.
+ * - chaos.steps and chaos.long with `checkpointPad`: checkpoints too large for the record, so
+ *   every one is a value item written before the fenced record write that names it, under the
+ *   same wire faults: the checks see that an attempt resumes from the checkpoint the record
+ *   named, never one a worker wrote after losing its lease.
  *
  * Loaded into worker processes through WARDEN_EXTRA_JOBS (see `setup`).
  */
 import { z } from "zod";
+import { LIMITS } from "../core/config.js";
 import { PermanentError, TooLargeError } from "../core/errors.js";
 import { AbortedError, pause } from "../core/jobs/abort.js";
 import { defineJob, type JobContext, type JobType, type Registry } from "../core/registry.js";
@@ -35,6 +39,7 @@ const stepsInput = z
     steps: z.number().int().min(1).max(1000),
     stepMs: z.number().int().min(0).max(10_000),
     stallMs: z.number().int().min(0).max(60_000).optional(),
+    checkpointPad: z.number().int().min(0).max(16_384).optional(),
   })
   .strict();
 type StepsInput = z.infer<typeof stepsInput>;
@@ -46,18 +51,21 @@ export interface StepsResult {
 /** What a steps job must end with: the checks recompute it. */
 export const expectedSum = (steps: number): number => (steps * (steps - 1)) / 2;
 
-async function runSteps(input: StepsInput, ctx: JobContext<{ next: number }>): Promise<StepsResult> {
+type StepsCheckpoint = { next: number; pad?: string };
+
+async function runSteps(input: StepsInput, ctx: JobContext<StepsCheckpoint>): Promise<StepsResult> {
   const resume = ctx.resumeFrom?.next ?? 0;
+  const pad = input.checkpointPad ? { pad: "c".repeat(input.checkpointPad) } : {};
   record({ k: "start", job: ctx.jobId, attempt: ctx.attempt, resume, pid: process.pid, at: Date.now() });
   for (let step = resume; step < input.steps; step++) {
     const full = await pause(input.stepMs, ctx.signal);
     if (!full) {
-      ctx.checkpoint({ next: step });
+      ctx.checkpoint({ next: step, ...pad });
       throw new AbortedError(ctx.signal.reason);
     }
     record({ k: "step", job: ctx.jobId, attempt: ctx.attempt, step, pid: process.pid, at: Date.now() });
     ctx.progress(step + 1, input.steps);
-    ctx.checkpoint({ next: step + 1 });
+    ctx.checkpoint({ next: step + 1, ...pad });
   }
   // Frozen right before returning, the worker cannot learn of its lost lease first: the runner goes
   // straight from the handler's return to the succeed write, and only the fence can refuse it.
@@ -73,7 +81,7 @@ function freeze(ms: number): void {
 
 const CHAOS_LIMITS = { maxAttempts: 20, backoffBaseMs: 200, backoffMaxMs: 2_000, timeoutMs: 30 * 60_000 };
 
-export const chaosSteps = defineJob<StepsInput, StepsResult, { next: number }>({
+export const chaosSteps = defineJob<StepsInput, StepsResult, StepsCheckpoint>({
   name: "chaos.steps",
   input: stepsInput,
   runsOn: "lambda",
@@ -82,7 +90,7 @@ export const chaosSteps = defineJob<StepsInput, StepsResult, { next: number }>({
   handler: runSteps,
 });
 
-export const chaosLong = defineJob<StepsInput, StepsResult, { next: number }>({
+export const chaosLong = defineJob<StepsInput, StepsResult, StepsCheckpoint>({
   name: "chaos.long",
   input: stepsInput,
   runsOn: "fargate",
@@ -90,7 +98,7 @@ export const chaosLong = defineJob<StepsInput, StepsResult, { next: number }>({
   handler: runSteps,
 });
 
-export const chaosStall = defineJob<StepsInput, StepsResult, { next: number }>({
+export const chaosStall = defineJob<StepsInput, StepsResult, StepsCheckpoint>({
   name: "chaos.stall",
   input: stepsInput,
   runsOn: "fargate",
@@ -138,43 +146,28 @@ export const chaosUnstorable = defineJob<{ kind: "date" | "nan" }, unknown>({
 });
 
 /**
- * Sizes by DynamoDB's rules (core/item-size.ts), checked with core's own accounting. JSON limits
- * alone (input 200 KiB, checkpoint and result 64 KiB each) keep an item of strings under 400 KB;
- * it takes lists to pass it: a one-digit number costs 3 bytes where its JSON costs 2, a level of
- * nested empty lists (`[[[]]]`) 4 where its JSON costs 2. Lists are also what the emulator is
- * slow at (dynalite spends ~10 µs per element), so the bulk is strings and the lists are as few
- * as the limit needs:
- * - oversize: a 204 KB string input; a checkpoint of a 30 KB string and 15,000 digits (the
- *   item, 279 KB, fits); a result of 1,590 nested lists 20 deep (65 KB of JSON, within the
- *   result's limit) would take the item to ~407 KB: refused.
- * - nearlimit: a 127 KB string and 1,880 nested lists as input (278 KB stored); a checkpoint of
- *   1,500 nested lists takes the item to ~398 KB, just under the 392 KiB budget (401,408 bytes);
- *   one of 1,580 (64.8 KB of JSON, still within the checkpoint's own limit) would make ~404 KB.
+ * Values at their limits (LIMITS in core/config.ts), as strings: each is its own item, so it is
+ * the JSON limit alone that decides, whatever else the job holds.
  */
 export const BIG = {
-  depth: 20,
-  oversize: { text: 204_000, checkpointText: 30_000, checkpointDigits: 15_000, resultLists: 1_590 },
-  nearlimit: { text: 127_000, lists: 1_880, keep: 1_500, over: 1_580 },
+  input: LIMITS.maxInputBytes - 64,
+  checkpoint: LIMITS.maxCheckpointBytes - 32,
+  result: LIMITS.maxResultBytes,
 } as const;
-export const digits = (n: number): number[] => Array.from({ length: n }, (_, i) => i % 10);
-const chain = (depth: number): unknown[] => (depth <= 1 ? [] : [chain(depth - 1)]);
-/** `n` lists of empty lists nested `depth` deep. */
-export const nested = (n: number, depth: number = BIG.depth): unknown[] => Array.from({ length: n }, () => chain(depth));
 
-const oversizeInput = z.object({ text: z.string(), checkpointText: z.number().int().min(0), checkpointDigits: z.number().int().min(0), resultLists: z.number().int().min(0) }).strict();
+const bigInput = z.object({ text: z.string(), checkpointText: z.number().int().min(0), resultText: z.number().int().min(0) }).strict();
 
-export const chaosOversize = defineJob<z.infer<typeof oversizeInput>, { lists: unknown[] }, { text: string; digits: number[] }>({
+export const chaosOversize = defineJob<z.infer<typeof bigInput>, { text: string }, { text: string }>({
   name: "chaos.oversize",
-  input: oversizeInput,
+  input: bigInput,
   runsOn: "fargate",
   limits: CHAOS_LIMITS,
   async handler(input, ctx) {
     record({ k: "start", job: ctx.jobId, attempt: ctx.attempt, resume: 0, pid: process.pid, at: Date.now() });
-    // Fits: input and checkpoint together are well under the budget.
-    ctx.checkpoint({ text: "y".repeat(input.checkpointText), digits: digits(input.checkpointDigits) });
+    ctx.checkpoint({ text: "y".repeat(input.checkpointText) });
     record({ k: "done", job: ctx.jobId, attempt: ctx.attempt, pid: process.pid, at: Date.now() });
-    // Within the result's own limit, but not with the rest of the item.
-    return { lists: nested(input.resultLists) };
+    // Just over the result's own limit: refused before any write, and never re-run for it.
+    return { text: "z".repeat(input.resultText) };
   },
 });
 
@@ -184,21 +177,21 @@ export interface NearLimitResult {
   bytes?: number;
 }
 
-const nearInput = z.object({ text: z.string(), lists: z.array(z.unknown()), keep: z.number().int().min(0), over: z.number().int().min(0), holdMs: z.number().int().min(0).max(10_000) }).strict();
+const nearInput = z.object({ text: z.string(), keep: z.number().int().min(0), over: z.number().int().min(0), holdMs: z.number().int().min(0).max(10_000) }).strict();
 
-export const chaosNearLimit = defineJob<z.infer<typeof nearInput>, NearLimitResult, { lists: unknown[] }>({
+export const chaosNearLimit = defineJob<z.infer<typeof nearInput>, NearLimitResult, { text: string }>({
   name: "chaos.nearlimit",
   input: nearInput,
   runsOn: "fargate",
   limits: CHAOS_LIMITS,
   async handler(input, ctx) {
     record({ k: "start", job: ctx.jobId, attempt: ctx.attempt, resume: 0, pid: process.pid, at: Date.now() });
-    ctx.checkpoint({ lists: nested(input.keep) });
+    ctx.checkpoint({ text: "k".repeat(input.keep) });
     // Optionally long enough for a heartbeat to carry it; the final write carries it either way.
     if (input.holdMs > 0 && !(await pause(input.holdMs, ctx.signal))) throw new AbortedError(ctx.signal.reason);
     let out: NearLimitResult = { refused: false };
     try {
-      ctx.checkpoint({ lists: nested(input.over) });
+      ctx.checkpoint({ text: "o".repeat(input.over) });
     } catch (e) {
       if (!(e instanceof TooLargeError)) throw e;
       record({ k: "refused", job: ctx.jobId, attempt: ctx.attempt, bytes: e.bytes, pid: process.pid, at: Date.now() });

@@ -119,8 +119,18 @@ export function fromAttr(a: Attr | undefined): unknown {
 const num = (a: Attr | undefined): number | undefined => (a?.N !== undefined ? Number(a.N) : undefined);
 const str = (a: Attr | undefined): string | undefined => a?.S;
 
-/** The step a steps job resumes from, as the item holds it (`checkpoint.next`); null without one. Reads nothing else of a large checkpoint. */
-const resumeOf = (item: AttrMap): number | null => num(item.checkpoint?.M?.next) ?? null;
+/**
+ * The step a steps job resumes from, as the record holds it: inline (`checkpoint.next`), or by
+ * the key of a value item (core/values.ts) the same run saw put earlier; null without one.
+ */
+function resumeOf(item: AttrMap, checkpoints: Map<string, number | null>): number | null {
+  const inline = num(item.checkpoint?.M?.next);
+  if (inline !== undefined) return inline;
+  const key = str(item.refs?.M?.checkpoint?.M?.key);
+  return key !== undefined ? (checkpoints.get(key) ?? null) : null;
+}
+/** A checkpoint's value item: `<jobId>#checkpoint#<token>#<nonce>`. */
+const CHECKPOINT_VALUE = /^[^#]+#checkpoint#/;
 const errorCode = (item: AttrMap): string | null => str(item.error?.M?.code) ?? null;
 const lastOutcome = (item: AttrMap): string | null => str(item.history?.L?.at(-1)?.M?.outcome) ?? null;
 
@@ -166,19 +176,33 @@ function conditionValue(r: UpdateRequest, attr: string): Attr | undefined {
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
 /**
+ * Reads applied writes in the order DynamoDB answered them, remembering checkpoint values: a
+ * record names its checkpoint by key, and that value's put was answered before the record write.
+ */
+export function appliedReader(): (e: AppliedRequest) => LedgerEntry[] {
+  const checkpoints = new Map<string, number | null>();
+  return (e) => fromApplied(e, checkpoints);
+}
+
+/**
  * What one write DynamoDB applied did to a job, as ledger entries (none for a read, a refused
  * write, or an item that is not a job). Classified by the guard core/store-write.ts put on it and
  * by what the item is now: a fenced write is a worker's (heartbeat, hand-back, end); a write
  * decided from a read (conditional on the version) is a claim (it sets claimId), a caller's
  * request through the API, or one of the sweeper's repairs.
  */
-export function fromApplied(e: AppliedRequest): LedgerEntry[] {
+export function fromApplied(e: AppliedRequest, checkpoints: Map<string, number | null> = new Map()): LedgerEntry[] {
   if (e.status !== 200) return [];
   const op = e.target.replace(/^DynamoDB_\d+\./, "");
   if (op !== "UpdateItem" && op !== "PutItem") return [];
   const r = (e.request ?? {}) as UpdateRequest;
   const item: AttrMap | undefined = op === "PutItem" ? r.Item : ((e.response ?? {}) as { Attributes?: AttrMap }).Attributes;
   const job = str(item?.id) ?? str(r.Key?.id);
+  if (op === "PutItem" && job && CHECKPOINT_VALUE.test(job)) {
+    const next = (JSON.parse(str(item?.json) ?? "{}") as { next?: unknown }).next;
+    checkpoints.set(job, typeof next === "number" ? next : null);
+    return [];
+  }
   if (!item || !job || !JOB_ID.test(job)) return [];
   const status = str(item.status) ?? "";
   const base = { job, version: num(item.version) ?? 0, at: num(item.updatedAt) ?? e.at, appliedAt: e.at, replyLost: e.replyLost };
@@ -188,15 +212,15 @@ export function fromApplied(e: AppliedRequest): LedgerEntry[] {
   const fence = conditionValue(r, "token");
   const versioned = conditionValue(r, "version") !== undefined || /attribute_not_exists\(#version\)/.test(r.ConditionExpression ?? "");
   if (sets(r, "claimId")) {
-    return [{ ...base, k: "claim", token, attempt: num(item.attempts) ?? 0, worker: str(item.workerId) ?? "?", resume: resumeOf(item) }];
+    return [{ ...base, k: "claim", token, attempt: num(item.attempts) ?? 0, worker: str(item.workerId) ?? "?", resume: resumeOf(item, checkpoints) }];
   }
   if (fence !== undefined || !versioned) {
     // A worker's write under its lease; or, in the deliberately broken build, a succeed without
     // one (conditional on nothing but not being its own resend, if on anything).
     const fencedOn = num(fence) ?? null;
     if (fencedOn === null && !TERMINAL.has(status)) return [{ ...base, k: "write", what: `a write conditional on neither a fence nor a version left the job ${status} (${r.ConditionExpression ?? "no condition"})` }];
-    if (status === "running") return [{ ...base, k: "beat", token: fencedOn ?? token, resume: resumeOf(item) }];
-    if (status === "queued") return [{ ...base, k: "release", token: fencedOn ?? token, outcome: lastOutcome(item), code: errorCode(item), resume: resumeOf(item) }];
+    if (status === "running") return [{ ...base, k: "beat", token: fencedOn ?? token, resume: resumeOf(item, checkpoints) }];
+    if (status === "queued") return [{ ...base, k: "release", token: fencedOn ?? token, outcome: lastOutcome(item), code: errorCode(item), resume: resumeOf(item, checkpoints) }];
     if (TERMINAL.has(status)) return [{ ...base, k: "commit", status, token: fencedOn, held: token, by: "worker", code: errorCode(item) }];
     return [{ ...base, k: "write", what: `a ${fencedOn === null ? "write conditional on neither a fence nor a version" : "fenced write"} left the job ${status} (${r.ConditionExpression ?? "no condition"})` }];
   }

@@ -46,8 +46,8 @@ import type { QueueName } from "../core/config.js";
 import { parentEnv } from "../functions/parent-watch.js";
 import { checkChaos, FAULT_KINDS, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type Submitted } from "./chaos-check.js";
 import { seeded } from "./chaos-faults.js";
-import { BIG, nested, registerChaosJobs } from "./chaos-jobs.js";
-import { fromApplied, readLedger, record, LEDGER_ENV } from "./chaos-ledger.js";
+import { BIG, registerChaosJobs } from "./chaos-jobs.js";
+import { appliedReader, readLedger, record, LEDGER_ENV } from "./chaos-ledger.js";
 import { armPlanned, type LateDelivery, type PlannedFault } from "./chaos-planned.js";
 import { startEmulators } from "./emulators.js";
 import { WorkerFleet } from "./fleet.js";
@@ -168,6 +168,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   // The wire: every process reaches DynamoDB and SQS through these, so every fault lands below the
   // SDK's retries, and every write DynamoDB applied reaches the ledger from here.
   const wireLog = (service: string) => (kind: WireFaultKind, target: string) => plog(`wire fault ${service} ${kind} ${target}`);
+  const ledgerOf = appliedReader();
   const dynamoProxy = await startWireProxy(emu.dynamoEndpoint, {
     service: "dynamodb",
     rate: o.faultRate,
@@ -177,7 +178,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     onFault: wireLog("dynamodb"),
     onApplied: (e) => {
       try {
-        for (const entry of fromApplied(e)) record(entry, ledgerPath);
+        for (const entry of ledgerOf(e)) record(entry, ledgerPath);
       } catch (err) {
         plog(`ledger: could not record ${e.target}: ${errorMessage(err)}`);
       }
@@ -440,10 +441,11 @@ function pickJob(rng: () => number, o: ChaosOptions, forced?: string): { type: s
   const type = forced ?? (entries.find(([, w]) => (roll -= w) < 0) ?? entries[entries.length - 1]!)[0];
   const between = (a: number, b: number) => a + Math.floor(rng() * (b - a + 1));
   switch (type) {
+    // Half the steps jobs checkpoint more than the record holds (core/values.ts INLINE_VALUE_BYTES).
     case "chaos.steps":
-      return { type, input: { steps: between(3, 10), stepMs: o.stepMs } };
+      return { type, input: { steps: between(3, 10), stepMs: o.stepMs, ...(rng() < 0.5 ? { checkpointPad: 2_048 } : {}) } };
     case "chaos.long":
-      return { type, input: { steps: between(8, 25), stepMs: o.stepMs } };
+      return { type, input: { steps: between(8, 25), stepMs: o.stepMs, ...(rng() < 0.5 ? { checkpointPad: 4_096 } : {}) } };
     case "chaos.stall":
       // Frozen for longer than a lease, a sweep, a reclaim and the rest of the job on another worker.
       return { type, input: { steps: between(2, 4), stepMs: o.stepMs, stallMs: Math.round(o.leaseSeconds * 1000 * 2 + 3_000 + 4 * o.stepMs) } };
@@ -451,17 +453,11 @@ function pickJob(rng: () => number, o: ChaosOptions, forced?: string): { type: s
       return { type, input: { failTimes: between(1, 2) } };
     case "chaos.unstorable":
       return { type, input: { kind: rng() < 0.5 ? "date" : "nan" } };
-    case "chaos.oversize": {
-      const b = BIG.oversize;
-      return { type, input: { text: "x".repeat(b.text), checkpointText: b.checkpointText, checkpointDigits: b.checkpointDigits, resultLists: b.resultLists } };
-    }
-    case "chaos.nearlimit": {
-      // Not held for a heartbeat: on dynalite a write of a ~400 KB item of lists takes longer
-      // than a heartbeat's bound (a third of the 3 s lease) under the run's load, so the final
-      // write is the one that stores the near-limit checkpoint.
-      const b = BIG.nearlimit;
-      return { type, input: { text: "x".repeat(b.text), lists: nested(b.lists), keep: b.keep, over: b.over, holdMs: 0 } };
-    }
+    case "chaos.oversize":
+      return { type, input: { text: "x".repeat(BIG.input), checkpointText: BIG.checkpoint, resultText: BIG.result } };
+    case "chaos.nearlimit":
+      // Held past a heartbeat, so a heartbeat writes the checkpoint at the limit as well as the final write.
+      return { type, input: { text: "x".repeat(BIG.input), keep: BIG.checkpoint, over: BIG.checkpoint + 64, holdMs: Math.round(o.leaseSeconds * 500) } };
     default:
       return { type, input: {} };
   }

@@ -10,15 +10,16 @@ import { describe, expect, test } from "vitest";
 import type { Job, QueuedJob, RunningJob } from "../core/job.js";
 import type { NewJob } from "../core/store.js";
 import { checkChaos, type ChaosFacts, type FaultCounts, type Kill, type Submitted } from "../local/chaos-check.js";
-import { fromApplied, type LedgerEntry } from "../local/chaos-ledger.js";
+import { appliedReader, type LedgerEntry } from "../local/chaos-ledger.js";
 import { sets, target, useWireFaults } from "./support/wire.js";
+import { manualClock } from "./support/emulators.js";
 
 const w = useWireFaults("chaos-ledger");
 
 const spec = (): NewJob => ({ owner: "chaos", type: "chaos.long", queue: "large", input: { steps: 3, stepMs: 1 }, maxAttempts: 5, timeoutMs: 600_000 });
 const ledgerOf = (id: string) =>
   w.applied
-    .flatMap(fromApplied)
+    .flatMap(appliedReader())
     .filter((e) => "job" in e && e.job === id)
     .map((e) => {
       const { job: _j, at: _a, appliedAt: _p, ...rest } = e as LedgerEntry & { job: string; at: number; appliedAt: number };
@@ -50,6 +51,26 @@ describe("the ledger reads what DynamoDB applied, from the wire", () => {
       { k: "release", version: 6, token: 2, outcome: "released" },
       { k: "claim", version: 7, token: 3, attempt: 2, worker: "w-3", resume: 2 },
       { k: "commit", version: 8, status: "succeeded", token: 3, by: "worker" },
+    ]);
+  });
+
+  test("a checkpoint too large for the record is read from its value item, and one a worker wrote after losing its lease is not what the record holds", async () => {
+    const clock = manualClock();
+    const store = w.store({ now: clock.now });
+    const { job } = await store.create(spec());
+    const big = (next: number) => ({ next, pad: "c".repeat(2_000) });
+    const c1 = await claimed(store.claim(job.id, "w-1", 1_000));
+    await store.heartbeat(c1.lease, { checkpoint: big(2) });
+    clock.advance(1_001);
+    const c2 = await claimed(store.claim(job.id, "w-2", 60_000));
+    await expect(store.heartbeat(c1.lease, { checkpoint: big(3) })).rejects.toThrow(/claimed it after this lease expired/);
+    await store.heartbeat(c2.lease, { checkpoint: big(4) });
+    expect(ledgerOf(job.id)).toMatchObject([
+      { k: "create", version: 1 },
+      { k: "claim", version: 2, token: 1, resume: null },
+      { k: "beat", version: 3, token: 1, resume: 2 },
+      { k: "claim", version: 4, token: 2, resume: 2 },
+      { k: "beat", version: 5, token: 2, resume: 4 },
     ]);
   });
 
