@@ -1,7 +1,9 @@
 /**
  * Writes docs/reliability.md (and its SVG plots) from the last `npm run bench` results
  * (bench/results/latest.json) and the last `npm run chaos` (bench/results/chaos-latest.json),
- * naming the commit each came from.   npx tsx bench/report.ts
+ * naming the commit each came from, and README.md's cost-per-million table between its
+ * `<!-- cost:begin -->` and `<!-- cost:end -->` markers (left alone, with a warning, when they are missing).
+ *   npx tsx bench/report.ts
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -12,7 +14,7 @@ import type { ClaimResult } from "./claim.js";
 import type { E2eResult } from "./e2e.js";
 import type { RunMeta } from "./lib/meta.js";
 import type { RunnerCostResult } from "./runner-cost.js";
-import type { StoreCostResult } from "./store-cost.js";
+import { CHECKPOINT_KB, DURATIONS_S, INPUT_KB, SUMMARY_SECONDS, checkpointLabel, kbLabel, type StoreCostResult } from "./store-cost.js";
 import type { SweepResult } from "./sweep.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -107,13 +109,13 @@ export function writeReport(): string {
     out.push(
       md(["check", "result"], chaos.verdict.rows.map((r) => [r.check, `${r.ok === null ? "" : r.ok ? "✔ " : "✘ "}${r.value}`]), 2),
       "",
-      `Final states: ${Object.entries(chaos.verdict.statuses).map(([s, c]) => `${c} ${s}`).join(", ")} (failed: \`chaos.doomed\` jobs, and \`chaos.unstorable\` and \`chaos.oversize\` jobs whose result DynamoDB cannot hold, which must fail; cancelled: jobs a caller cancelled through the API).`,
+      `Final states: ${Object.entries(chaos.verdict.statuses).map(([s, c]) => `${c} ${s}`).join(", ")} (failed: \`chaos.doomed\` jobs, and \`chaos.unstorable\` and \`chaos.oversize\` jobs whose result cannot be stored, which must fail; cancelled: jobs a caller cancelled through the API).`,
       "",
       "What each check means: a job is *committed* when DynamoDB applies a write that ends it. The proxy in front of DynamoDB reports every write DynamoDB applied, with the item it answered (every store write asks for ALL_NEW), also when it lost the reply on purpose; from these the run keeps an append-only ledger of claims, heartbeats, hand-backs, ends, the sweeper's repairs and the callers' requests, beside the handlers' own record of every attempt they started and every step they did. A caller's retry starts a new run of a job, and each run has at most one end. An attempt is *spent without its handler starting* when DynamoDB applied a claim whose worker lived on and wrote under that claim's token without having started the handler; a claim whose worker was killed, or that wrote nothing (its lease ran out first), is only counted. *Redone work* is what the attempt before a resume had done past the checkpoint the resume started from: the resume must start from exactly what DynamoDB held, nothing done before that checkpoint was captured may be redone, and the redone work is at most one checkpoint interval (the heartbeat interval, since checkpoints ride on heartbeats, plus that heartbeat's write and a step) while heartbeats land, and never more than the lease when they do not.",
       "",
     );
     out.push(
-      "Results and checkpoints at DynamoDB's item limit: `chaos.unstorable` returns a Date or NaN, and `chaos.oversize` a result that, with its checkpoint and its input, passes 400 KB by DynamoDB's own size rules ([core/item-size.ts](../core/item-size.ts)) though each is within its own JSON limit; both must end `failed` (`invalid_result`, or `store_rejected` when DynamoDB is the one to refuse) after one handler start, never re-run for it. `chaos.nearlimit` stores a checkpoint that takes its item to ~398 KB, is refused a larger one (a TooLargeError it catches) and must succeed.",
+      "Values at their limits: `chaos.unstorable` returns a Date or NaN, and `chaos.oversize` (an input and a checkpoint at their limits) a result just over its own; both must end `failed` (`invalid_result`, or `store_rejected` when DynamoDB is the one to refuse) after one handler start, never re-run for it. `chaos.nearlimit` stores an input and a checkpoint at their limits (each a value item of its own, [core/values.ts](../core/values.ts), though together they would not fit one DynamoDB item), is refused a larger checkpoint (a TooLargeError it catches) and must succeed with the one at the limit. Half the steps jobs checkpoint more than the record holds, so their checkpoints go through value items under the same faults, and the resume check holds them to the checkpoint the record named.",
       "",
       "The checks fail when they should: [test/chaos-guard.test.ts](../test/chaos-guard.test.ts) runs the deliberately unfenced build (WARDEN_UNSAFE_UNFENCED_SUCCEED=1) with a `succeed` write held on the wire until its worker has given up and another worker has finished the job, then delivered late, and the check must report the job ended twice (with the fence the late write fails its condition); [test/chaos-check.test.ts](../test/chaos-check.test.ts) drives the store's real writes through the proxy into the ledger and feeds each check a broken ledger.",
       "",
@@ -123,30 +125,88 @@ export function writeReport(): string {
 
   const sc = bench["store-cost"];
   out.push("## What a job costs the store", "");
-  if (sc) {
+  if (sc && !Array.isArray((sc.result as Partial<StoreCostResult>).cells)) {
+    out.push("The saved store-cost figures predate the payload matrix: `npm run bench -- --only store-cost` to measure them again.", "");
+  } else if (sc) {
     const r = sc.result;
+    const cell = (seconds: number, inputKb: number, checkpointKb: number) => r.cells.find((c) => c.seconds === seconds && c.inputKb === inputKb && c.checkpointKb === checkpointKb);
     out.push(
-      `Per job lifecycle, progress reported 100×/s, lease ${r.leaseMs / 1000} s, heartbeat every ${r.jobs[0]!.heartbeatIntervalMs / 1000} s (${from(sc.meta)}).`,
+      `Write units per job lifecycle, for inputs of ${INPUT_KB.map(kbLabel).join(", ")} × no checkpoint or one of ${CHECKPOINT_KB.filter((k) => k).map(kbLabel).join(" or ")} that changes every second × jobs of ${DURATIONS_S.map((s) => `${s} s`).join(", ")}; progress reported 100×/s, lease ${r.leaseMs / 1000} s, heartbeat every ${r.heartbeatIntervalMs / 1000} s (${from(sc.meta)}).`,
       "",
-      md(
-        ["job", "progress reports", "floor writes", "writes", "table WRU", "index WRU", "RRU", "SQS requests", "writes if uncoalesced"],
-        r.jobs.map((j) => [`${j.seconds} s (${j.runsOn})`, n(j.progressReports), j.floorWrites, j.writes, n(j.tableWru, 1), n(j.gsiWru, 1), n(j.rru, 1), j.sqsRequests, n(j.uncoalescedWrites)]),
-      ),
+      `The floor is what any layout must write: each value once (the input, the result, each checkpoint written changed), in whole KB, at least 1; plus the least the job record's writes cost by the index definitions in core/schema.ts, with the record at most 1 KB: create ${r.floorUnits.create}, claim ${r.floorUnits.claim}, finish ${r.floorUnits.finish}, and ${r.floorUnits.heartbeat} per heartbeat that must happen.`,
+      "",
+    );
+    for (const seconds of DURATIONS_S) {
+      const cells = r.cells.filter((c) => c.seconds === seconds);
+      if (!cells.length) continue;
+      out.push(
+        `**${seconds} s job** (${cells[0]!.runsOn}, ${cells[0]!.heartbeats} heartbeats):`,
+        "",
+        md(
+          ["input", "checkpoint", "floor WRU", "total WRU", "× floor", "table WRU", ...r.indexes.map((i) => `${i} WRU`), "max WRU per heartbeat"],
+          cells.map((c) => [
+            kbLabel(c.inputKb),
+            checkpointLabel(c.checkpointKb),
+            n(c.floor.total),
+            n(c.wru),
+            `${(c.wru / c.floor.total).toFixed(2)}×`,
+            n(c.tableWru),
+            ...r.indexes.map((i) => n(c.gsiWruByIndex[i] ?? 0)),
+            c.heartbeats ? n(c.wruPerHeartbeat.max) : "–",
+          ]),
+          2,
+        ),
+        "",
+      );
+    }
+    const p = r.payload;
+    out.push(
+      `What a payload costs, ${p.seconds} s job, each figure beside its bound:`,
+      "",
+      `- ${p.largeInput.inputKb} KB input, no checkpoint: **${n(p.largeInput.total)} WRU**; bound 1.1 × ${n(p.largeInput.smallTotal)} (the ${INPUT_KB[0]} KB input's) + ${p.largeInput.inputKb} = ${n(p.largeInput.bound, 1)}`,
+      `- ${p.checkpoint.checkpointKb} KB checkpoint, beyond no checkpoint, per heartbeat interval (${p.checkpoint.intervals}): ${p.checkpoint.byInput.map((x) => `**${n(x.wruPerInterval, 1)} WRU** with a ${x.inputKb} KB input`).join(", ")}; bound ${p.checkpoint.bound} (its size in KB)`,
+      `- one heartbeat, at most, across all cells: **${n(p.heartbeat.max)} WRU** (${p.heartbeat.maxCell}); for the record and its index entries (its checkpoint's value item aside): **${n(p.heartbeat.maxBeyondCheckpoint)} WRU** (${p.heartbeat.maxBeyondCell}); bound ${p.heartbeat.bound}`,
       "",
       ...r.notes.map((x) => `- ${x}`),
       "",
-      "![writes per job](reliability-writes.svg)",
+      "![floor vs Warden, write units per 600 s job](reliability-writes.svg)",
       "",
-      "Estimated AWS cost per million jobs, on-demand, us-east-1:",
+      "Estimated AWS cost per million jobs, on-demand, us-east-1 (DynamoDB / total with SQS and compute):",
       "",
-      md(["job", "DynamoDB", "SQS", "compute", "total", "DynamoDB if uncoalesced"], r.jobs.map((j) => [`${j.seconds} s (${j.runsOn})`, usd(j.usdPerMillion.dynamo), usd(j.usdPerMillion.sqs), usd(j.usdPerMillion.compute), usd(j.usdPerMillion.total), usd(j.usdPerMillion.dynamoUncoalesced)])),
+      md(
+        ["input", "checkpoint", ...DURATIONS_S.flatMap((s) => [`${s} s DynamoDB`, `${s} s total`])],
+        INPUT_KB.flatMap((inputKb) =>
+          CHECKPOINT_KB.map((checkpointKb) => [
+            kbLabel(inputKb),
+            checkpointLabel(checkpointKb),
+            ...DURATIONS_S.flatMap((seconds) => {
+              const c = cell(seconds, inputKb, checkpointKb);
+              return c ? [usd(c.usdPerMillion.dynamo), usd(c.usdPerMillion.total)] : ["–", "–"];
+            }),
+          ]),
+        ),
+        2,
+      ),
+      "",
+      ...DURATIONS_S.flatMap((s) => {
+        const c = r.cells.find((x) => x.seconds === s);
+        return c ? [`- ${s} s (${c.runsOn}): SQS ${usd(c.usdPerMillion.sqs)} and compute ${usd(c.usdPerMillion.compute)} per million jobs, in every cell`] : [];
+      }),
       "",
       `Prices (${r.pricesChecked}):`,
       "",
-      ...Object.values(r.prices).map((p) => `- ${p.unit}: ${p.source}`),
+      ...Object.values(r.prices).map((x) => `- ${x.unit}: ${x.source}`),
       "",
     );
-    writeFileSync(join(DOCS, "reliability-writes.svg"), barsSvg("DynamoDB writes per job (log scale)", r.jobs.map((j) => ({ label: `${j.seconds} s job`, bars: [{ name: "floor", v: j.floorWrites }, { name: "Warden", v: j.writes }, { name: "uncoalesced", v: j.uncoalescedWrites }] }))));
+    const plotted = r.cells.filter((c) => c.seconds === SUMMARY_SECONDS);
+    writeFileSync(
+      join(DOCS, "reliability-writes.svg"),
+      barsSvg(
+        `DynamoDB write units per ${SUMMARY_SECONDS} s job: floor vs Warden (log scale)`,
+        plotted.map((c) => ({ label: `${kbLabel(c.inputKb)} in\ncp ${checkpointLabel(c.checkpointKb)}`, bars: [{ name: "floor", v: c.floor.total }, { name: "Warden", v: c.wru }] })),
+      ),
+    );
+    writeReadmeCost(r, sc.meta);
   }
   const rc = bench["runner-cost"];
   if (rc) {
@@ -218,27 +278,66 @@ export function writeReport(): string {
   return text;
 }
 
+export const COST_BEGIN = "<!-- cost:begin -->";
+export const COST_END = "<!-- cost:end -->";
+
+/** `text` with what lies between `begin` and `end` replaced by `body`; undefined when a marker is missing. */
+export function replaceBetweenMarkers(text: string, begin: string, end: string, body: string): string | undefined {
+  const i = text.indexOf(begin);
+  const j = i < 0 ? -1 : text.indexOf(end, i + begin.length);
+  if (i < 0 || j < 0) return undefined;
+  return `${text.slice(0, i + begin.length)}\n${body}\n${text.slice(j)}`;
+}
+
+/** README.md's cost block: per million jobs, no checkpoint and a 64 KB one, with where the figures came from. */
+function writeReadmeCost(r: StoreCostResult, meta: RunMeta, path = join(ROOT, "README.md")): void {
+  const text = existsSync(path) ? readFileSync(path, "utf8") : "";
+  const cp = CHECKPOINT_KB[CHECKPOINT_KB.length - 1]!;
+  const rows = DURATIONS_S.flatMap((seconds) =>
+    INPUT_KB.map((inputKb) => {
+      const at = (checkpointKb: number) => r.cells.find((c) => c.seconds === seconds && c.inputKb === inputKb && c.checkpointKb === checkpointKb);
+      const plain = at(0);
+      const big = at(cp);
+      return [`${seconds} s (${plain?.runsOn ?? big?.runsOn ?? "?"})`, kbLabel(inputKb), plain ? usd(plain.usdPerMillion.dynamo) : "–", plain ? usd(plain.usdPerMillion.total) : "–", big ? usd(big.usdPerMillion.dynamo) : "–", big ? usd(big.usdPerMillion.total) : "–"];
+    }),
+  );
+  const body = [
+    "",
+    md(["job", "input", "DynamoDB", "total", `DynamoDB, ${cp} KB checkpoint`, `total, ${cp} KB checkpoint`], rows, 2),
+    "",
+    `Per million jobs, on-demand us-east-1 list prices; total = DynamoDB + SQS + compute (Lambda or a Fargate share). From \`npm run bench -- --only store-cost\` at commit \`${meta.commit.slice(0, 12)}\`${meta.dirty ? " + uncommitted changes" : ""}, ${meta.at.slice(0, 10)}; the whole matrix is in [docs/reliability.md](docs/reliability.md#what-a-job-costs-the-store).`,
+    "",
+  ].join("\n");
+  const next = replaceBetweenMarkers(text, COST_BEGIN, COST_END, body);
+  if (next === undefined) {
+    console.warn(`warning: ${path} has no ${COST_BEGIN} … ${COST_END} block; its cost table was not written`);
+    return;
+  }
+  if (next !== text) writeFileSync(path, next);
+}
+
 function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
 }
 
-/** Grouped bars on a log scale: the floor, what Warden writes, and what writing every report would. */
+/** Grouped bars on a log scale (a label's lines split on \n), wider as the groups grow. */
 function barsSvg(title: string, groups: { label: string; bars: { name: string; v: number }[] }[]): string {
-  const W = 640, H = 300, left = 50, bottom = 40, top = 40;
+  const W = Math.max(640, 70 + groups.length * 80), H = 320, left = 50, bottom = 56, top = 40;
   const max = Math.max(...groups.flatMap((g) => g.bars.map((b) => b.v)));
-  const decades = Math.ceil(Math.log10(max));
+  const decades = Math.max(1, Math.ceil(Math.log10(max)));
   const y = (v: number) => H - bottom - (Math.log10(Math.max(1, v)) / decades) * (H - bottom - top);
   const colors = ["#9aa5b1", "#2f80ed", "#eb5757"];
   const gw = (W - left - 20) / groups.length;
+  const pad = Math.min(15, gw / 6);
   const parts: string[] = [];
   for (let d = 0; d <= decades; d++) parts.push(`<line x1="${left}" x2="${W - 10}" y1="${y(10 ** d)}" y2="${y(10 ** d)}" stroke="#eee"/><text x="${left - 6}" y="${y(10 ** d) + 4}" text-anchor="end" font-size="11">${n(10 ** d)}</text>`);
   groups.forEach((g, gi) => {
-    const bw = (gw - 30) / g.bars.length;
+    const bw = (gw - 2 * pad) / g.bars.length;
     g.bars.forEach((b, bi) => {
-      const x = left + gi * gw + 15 + bi * bw;
-      parts.push(`<rect x="${x}" y="${y(b.v)}" width="${bw - 4}" height="${H - bottom - y(b.v)}" fill="${colors[bi % colors.length]}"/><text x="${x + (bw - 4) / 2}" y="${y(b.v) - 4}" text-anchor="middle" font-size="10">${n(b.v)}</text>`);
+      const x = left + gi * gw + pad + bi * bw;
+      parts.push(`<rect x="${x}" y="${y(b.v)}" width="${bw - 2}" height="${H - bottom - y(b.v)}" fill="${colors[bi % colors.length]}"/><text x="${x + (bw - 2) / 2}" y="${y(b.v) - 4}" text-anchor="middle" font-size="9">${n(b.v)}</text>`);
     });
-    parts.push(`<text x="${left + gi * gw + gw / 2}" y="${H - bottom + 16}" text-anchor="middle" font-size="12">${esc(g.label)}</text>`);
+    g.label.split("\n").forEach((line, li) => parts.push(`<text x="${left + gi * gw + gw / 2}" y="${H - bottom + 14 + li * 12}" text-anchor="middle" font-size="10">${esc(line)}</text>`));
   });
   (groups[0]?.bars ?? []).forEach((b, i) => parts.push(`<rect x="${left + i * 120}" y="${H - 14}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${left + i * 120 + 14}" y="${H - 5}" font-size="11">${esc(b.name)}</text>`));
   return svg(W, H, title, parts);

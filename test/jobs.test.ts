@@ -1,13 +1,15 @@
 /**
  * junit.import: a 20,000-case JUnit report generated on the fly, summarised in one go, resumed
  * from a checkpoint, and killed half way in a real worker process and finished elsewhere with the
- * same summary. Also the parser's edge cases and refusals.
+ * same summary. Also the parser's edge cases and refusals. And demo.sleep's `payload`, which it
+ * carries and ignores.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, test } from "vitest";
-import { PermanentError } from "../core/errors.js";
+import { LIMITS } from "../core/config.js";
+import { PermanentError, ValidationError } from "../core/errors.js";
 import type { FailedJob, RunningJob, SucceededJob } from "../core/job.js";
 import { AbortedError } from "../core/jobs/abort.js";
 import { importReport, type JunitCheckpoint, type JunitInput, type JunitSummary } from "../core/jobs/junit.js";
@@ -178,5 +180,42 @@ describe("junit.import", () => {
     expect(j.status).toBe("failed");
     expect(j.attempts).toBe(1);
     expect(j.error.message).toMatch(/not well-formed XML/);
+  });
+});
+
+describe("demo.sleep payload", () => {
+  test("a demo.sleep with a payload runs and succeeds with the same result as one without: the payload is ignored", async () => {
+    const s = testServices(env);
+    const runner = new Runner(s, { workerId: "w-demo-payload", kind: "lambda", log: quiet });
+    const payload = "p".repeat(150 * 1024);
+    expect(s.registry.parseInput("demo.sleep", { items: 3, msPerItem: 1, payload }).input).toMatchObject({ payload });
+    const plain = await submit(s, "demo.sleep", { items: 3, msPerItem: 1 }, { ring: false });
+    const padded = await submit(s, "demo.sleep", { items: 3, msPerItem: 1, payload }, { ring: false });
+    for (const job of [plain, padded]) expect(await runner.run(job.id)).toMatchObject({ claimed: true, outcome: "succeeded" });
+    const a = (await s.store.mustGet(plain.id)) as SucceededJob;
+    const b = (await s.store.mustGet(padded.id)) as SucceededJob;
+    expect(b.status).toBe("succeeded");
+    expect(b.result).toEqual({ items: 3, resumedFrom: 0 });
+    expect(b.result).toEqual(a.result);
+  });
+
+  test("a payload that is not a string, or longer than the input limit, is refused with a message naming the field", () => {
+    const s = testServices(env);
+    const refusal = (payload: unknown) => {
+      try {
+        s.registry.parseInput("demo.sleep", { items: 1, payload });
+      } catch (e) {
+        return e;
+      }
+      throw new Error("the input was accepted");
+    };
+    for (const bad of [42, { big: true }, ["x"], null]) {
+      const e = refusal(bad) as ValidationError;
+      expect(e).toBeInstanceOf(ValidationError);
+      expect(e.message).toMatch(/input does not match job type "demo.sleep"/);
+      expect(e.details).toEqual([{ path: "payload", message: expect.stringMatching(/payload must be a string/) }]);
+    }
+    const long = refusal("x".repeat(LIMITS.maxInputBytes + 1)) as ValidationError;
+    expect(long.details).toEqual([{ path: "payload", message: expect.stringMatching(/at most \d+ characters/) }]);
   });
 });

@@ -10,12 +10,15 @@ import type { GlobalSecondaryIndex } from "@aws-sdk/client-dynamodb";
 import { GetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { TABLE } from "../../core/config.js";
 import { tableDefinition } from "../../core/schema.js";
+import { isValueKey } from "../../core/values.js";
 
 export interface CapacityTotals {
   /** Commands sent, by command name. */
   calls: Record<string, number>;
   /** Write request units the table itself consumed, as the emulator reported them. */
   tableWru: number;
+  /** Of tableWru, what writes to value items took (core/values.ts: a job's large input, result or checkpoint, whose key has a `#`). */
+  valueWru: number;
   /** Write units failed conditional writes consume (AWS bills them; the emulator reports none). */
   failedWriteWru: number;
   /** Index write units, computed from the index definitions. */
@@ -31,6 +34,7 @@ export interface CapacityTotals {
 export const emptyTotals = (): CapacityTotals => ({
   calls: {},
   tableWru: 0,
+  valueWru: 0,
   failedWriteWru: 0,
   gsiWru: 0,
   gsiWruByIndex: {},
@@ -86,6 +90,7 @@ export class CapacityMeter {
           const out = await next(args);
           const units = consumed(out.output?.ConsumedCapacity);
           if (WRITES.has(name)) this.totals.tableWru += units;
+          if (WRITES.has(name) && isValueKey(String(writtenKey(input)?.[TABLE.partitionKey] ?? ""))) this.totals.valueWru += units;
           else if (READS.has(name)) this.totals.rru += units;
           if (key) this.addIndexWrites(before, await this.read(key));
           return out;

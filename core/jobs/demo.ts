@@ -3,14 +3,18 @@
  * the signal) that the tests, the dashboard and the chaos runs drive the whole system with.
  */
 import { z } from "zod";
-import { LAMBDA_WORKER, MEMORY } from "../config.js";
+import { LAMBDA_WORKER, LIMITS, MEMORY } from "../config.js";
 import { PermanentError } from "../errors.js";
 import { defineJob } from "../registry.js";
 import { AbortedError, checkAborted, pause } from "./abort.js";
 
-/** Reports progress per item, checkpoints every few items, and resumes from its checkpoint. */
+/**
+ * Reports progress per item, checkpoints every few items, and resumes from its checkpoint.
+ * `payload`, a string it ignores, only makes the input larger: what a payload costs can be
+ * measured through the API (the whole input stays within LIMITS.maxInputBytes).
+ */
 export const demoSleep = defineJob<
-  { items: number; msPerItem: number; checkpointEvery: number },
+  { items: number; msPerItem: number; checkpointEvery: number; payload?: string | undefined },
   { items: number; resumedFrom: number },
   { done: number }
 >({
@@ -20,6 +24,10 @@ export const demoSleep = defineJob<
       items: z.number().int().min(0).max(100_000).default(10),
       msPerItem: z.number().int().min(0).max(60_000).default(1_000),
       checkpointEvery: z.number().int().min(1).max(100_000).default(5),
+      payload: z
+        .string({ error: "payload must be a string (demo.sleep ignores it; it only makes the input larger)" })
+        .max(LIMITS.maxInputBytes, { error: `payload must be at most ${LIMITS.maxInputBytes} characters (the input limit)` })
+        .optional(),
     })
     .strict(),
   runsOn: "lambda",
