@@ -95,3 +95,23 @@ it("leaves a queued job when enqueueing fails; the sweeper sends it and the job 
     await worker.stop();
   }
 });
+
+it("takes a 150 KB payload through the API: it runs, and GET /jobs/{id} and GET /jobs answer the input whole", async () => {
+  const handler = makeHandler(services, { log: silentLog });
+  const payload = "p".repeat(150 * 1024);
+  const input = { items: 2, msPerItem: 0, payload };
+  const created = await handler(submitEvent("pam", { type: "demo.sleep", input }));
+  expect(created.statusCode).toBe(201);
+  const id = JSON.parse(created.body ?? "{}").job.id as string;
+  const worker = startWorkerLoop(services);
+  try {
+    await waitFor(async () => (await services.store.getRecord(id))?.status === "succeeded", 20_000, "the job to succeed");
+  } finally {
+    await worker.stop();
+  }
+  const read = (path: string) => handler(apiEvent({ method: "GET", path, authorizer: jwtAuthorizer({ sub: "pam" }) }));
+  const one = JSON.parse((await read(`/jobs/${id}`)).body ?? "{}").job;
+  expect(one).toMatchObject({ status: "succeeded", input, result: { items: 2, resumedFrom: 0 } });
+  const listed = JSON.parse((await read("/jobs")).body ?? "{}").jobs as { id: string; input: unknown }[];
+  expect(listed.find((j) => j.id === id)?.input).toMatchObject(input);
+});
