@@ -33,14 +33,22 @@ export interface Access {
 
 export type Principal = "worker" | "fargate" | "api" | "sweeper";
 
-const SWEEP: Pick<Access, "table" | "indexes"> = { table: ["GetItem", "UpdateItem"], indexes: [TABLE.dueIndex.name] };
+/**
+ * Reading and writing jobs (core/store.ts): a record is read with GetItem and written with a
+ * conditional UpdateItem; its large values (core/values.ts) are put once with PutItem and read in
+ * batches with BatchGetItem.
+ */
+const JOB_WRITES: TableAction[] = ["GetItem", "PutItem", "UpdateItem", "BatchGetItem"];
+
+/** The due index's keys, then the overdue records in a batch; a resend may copy an input that would expire (PutItem). */
+const SWEEP: Pick<Access, "table" | "indexes"> = { table: JOB_WRITES, indexes: [TABLE.dueIndex.name] };
 
 export const ACCESS: Record<Principal, Access> = {
-  // Claims, heartbeats and finishes (GetItem + conditional UpdateItem), the worker directory, and
+  // Claims, heartbeats and finishes (JOB_WRITES), the worker directory, and
   // re-enqueues: a retry on its own queue, a memory abort onto `large`. Receiving and deleting
   // `default` messages is the event source mapping's, which grants its own consume actions.
   worker: {
-    table: ["GetItem", "UpdateItem"],
+    table: JOB_WRITES,
     indexes: [],
     queues: { default: ["SendMessage"], large: ["SendMessage"] },
     dlqs: {},
@@ -55,7 +63,7 @@ export const ACCESS: Record<Principal, Access> = {
   // UpdateTaskProtection with the task role's credentials (core/ecs-protection.ts); it never reads
   // the protection back, so it needs no GetTaskProtection.
   fargate: {
-    table: ["GetItem", "UpdateItem"],
+    table: JOB_WRITES,
     indexes: [],
     queues: { large: ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "SendMessage"] },
     dlqs: {},

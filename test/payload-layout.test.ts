@@ -6,7 +6,7 @@
 import { GetCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, test } from "vitest";
 import { CapacityMeter, totalWru } from "../bench/lib/capacity.js";
-import { dynamoClient } from "../core/aws.js";
+import { countCalls, dynamoClient } from "../core/aws.js";
 import { LIMITS, TABLE } from "../core/config.js";
 import { LeaseLostError } from "../core/errors.js";
 import { itemBytes } from "../core/item-size.js";
@@ -14,6 +14,7 @@ import type { FailedJob, Lease, QueuedJob, SucceededJob } from "../core/job.js";
 import { JobStore } from "../core/store.js";
 import { INLINE_VALUE_BYTES, START_WAIT_MS, VALUE_FIELDS } from "../core/values.js";
 import { expireItems } from "../local/ttl.js";
+import { ACCESS, type TableAction } from "../stacks/access.js";
 import { manualClock } from "./support/emulators.js";
 import { target, useWireFaults } from "./support/wire.js";
 
@@ -256,5 +257,43 @@ describe("old values are cleaned up", () => {
     const entry = (out.Items ?? []).find((it) => it.id === job.id)!;
     expect(Object.keys(entry).sort()).toEqual([TABLE.dueIndex.partitionKey, TABLE.dueIndex.sortKey, "id"].sort());
     for (const f of VALUE_FIELDS) expect(entry[f]).toBeUndefined();
+  });
+});
+
+describe("the grants cover the layout", () => {
+  test("every DynamoDB call a worker and the sweeper make on jobs with large values is one their IAM policy grants", async () => {
+    const calls = (doc: ReturnType<typeof dynamoClient>) => {
+      const seen = countCalls(doc);
+      return () => [...seen.keys()].map((name) => name.replace(/Command$/, ""));
+    };
+    const clock = manualClock();
+    const workerDoc = dynamoClient({ dynamodb: w.env.emu.dynamoEndpoint });
+    const sweeperDoc = dynamoClient({ dynamodb: w.env.emu.dynamoEndpoint });
+    const workerCalls = calls(workerDoc);
+    const sweeperCalls = calls(sweeperDoc);
+    try {
+      const caller = w.store({ now: clock.now });
+      const worker = new JobStore(workerDoc, { tableName: w.env.emu.tableName, now: clock.now });
+      const sweeper = new JobStore(sweeperDoc, { tableName: w.env.emu.tableName, now: clock.now });
+      const { job } = await caller.create(spec(sized(4 * KB, "in")));
+      const { job: waiting } = await caller.create(spec(sized(4 * KB, "waits")));
+      const lease = await claimed(worker, job.id, "w1");
+      await worker.heartbeat(lease, { checkpoint: sized(4 * KB, "cp") });
+      clock.advance(LEASE_MS + 1);
+      for (const j of (await sweeper.listOverdue(clock.now(), 100)).jobs) if (j.id === job.id && j.status === "running") await sweeper.reclaim(j);
+      const again = await claimed(worker, job.id, "w2");
+      await worker.succeed(again, sized(4 * KB, "out"));
+      clock.advance(START_WAIT_MS * 0.75);
+      for (const j of (await sweeper.listOverdue(clock.now(), 100)).jobs) if (j.id === waiting.id && j.status === "queued") await sweeper.pushStartDeadline(j);
+    } finally {
+      workerDoc.destroy();
+      sweeperDoc.destroy();
+    }
+    expect(workerCalls().filter((c) => !ACCESS.worker.table.includes(c as TableAction))).toEqual([]);
+    expect(workerCalls().filter((c) => !ACCESS.fargate.table.includes(c as TableAction))).toEqual([]);
+    expect(sweeperCalls().filter((c) => c !== "Query" && !ACCESS.sweeper.table.includes(c as TableAction))).toEqual([]);
+    // The calls the layout added are among them: value puts and batched value reads.
+    expect(workerCalls()).toEqual(expect.arrayContaining(["PutItem", "BatchGetItem"]));
+    expect(sweeperCalls()).toEqual(expect.arrayContaining(["PutItem", "BatchGetItem"]));
   });
 });

@@ -386,15 +386,16 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     }
     const on = (target: string, ...actions: string[]) => actions.map((a) => `${a} ${target}`);
     const consume = ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes"];
-    const sweep = [...on("table", "dynamodb:GetItem", "dynamodb:UpdateItem"), ...on("table/index/due", "dynamodb:Query")];
+    const jobWrites = on("table", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem");
+    const sweep = [...jobWrites, ...on("table/index/due", "dynamodb:Query")];
     const expected: Record<string, string[]> = {
       "warden-dev-worker": [
-        ...on("table", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+        ...jobWrites,
         ...on("queue:default", ...consume, "sqs:SendMessage"),
         ...on("queue:large", "sqs:SendMessage"),
       ],
       "task:warden-dev-large-worker": [
-        ...on("table", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+        ...jobWrites,
         ...on("queue:large", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),
         // Scale-in protection while it holds jobs, on its own cluster's tasks only.
         ...on("tasks:warden-dev-cluster", "ecs:UpdateTaskProtection"),
