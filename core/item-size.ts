@@ -12,13 +12,6 @@
 /** DynamoDB's hard limit on one item. */
 export const ITEM_LIMIT_BYTES = 400 * 1024;
 
-/**
- * What a job's item may reach when Warden checks a checkpoint or a result: the hard limit less
- * room for what later writes add without a check (an error message, a closed attempt record,
- * the timestamps of a final write).
- */
-export const ITEM_BUDGET_BYTES = ITEM_LIMIT_BYTES - 8 * 1024;
-
 /** DynamoDB nests lists and maps at most this deep. */
 const MAX_DEPTH = 32;
 /** DynamoDB's number range: magnitudes outside it are refused. */

@@ -7,7 +7,7 @@
  * the job whether or not the handler stopped. Every settle is a fenced write; a handler that
  * throws, or a store that fails while settling, never crashes the worker.
  */
-import { randomUUID } from "node:crypto";
+
 import { LAMBDA_WORKER, type QueueName } from "./config.js";
 import { ReportBuffer } from "./coalescer.js";
 import { LeaseLostError, PermanentError, StoreRejectedError, TooLargeError, ValidationError, errorMessage } from "./errors.js";
@@ -18,7 +18,7 @@ import type { Dims, MetricName } from "./metrics.js";
 import { backoffMs, type AbortReason, type JobContext, type JobLimits, type JobLogger, type JobType } from "./registry.js";
 import type { Services } from "./services.js";
 import { checkCheckpoint, type ClaimRefusal } from "./store.js";
-import type { WriteOptions } from "./store-write.js";
+import { newNonce, type WriteOptions } from "./store-write.js";
 import type { WorkerStore } from "./store-ports.js";
 import type { WorkerKind } from "./workers.js";
 
@@ -394,7 +394,7 @@ export class Runner {
    * reason; it is never retried, and the work is never re-run for it. A lost lease throws.
    */
   private async complete<T>(lease: Lease, write: (o: WriteOptions) => Promise<T>, log: JobLogger): Promise<{ ok: true; value: T } | { ok: false; rejected: Error }> {
-    const writeId = randomUUID();
+    const writeId = newNonce();
     for (let attempt = 1; ; attempt++) {
       try {
         // Each try is bounded by what is left of the lease: nothing may land after it ends.

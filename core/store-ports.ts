@@ -12,4 +12,4 @@ export type WorkerStore = Pick<JobStore, "claim" | "heartbeat" | "succeed" | "fa
 export type SweeperStore = Pick<JobStore, "listOverdue" | "countOverdue" | "reclaim" | "expire" | "expireQueued" | "cancelSilent" | "pushStartDeadline">;
 
 /** What callers (the API) ask for. */
-export type CallerStore = Pick<JobStore, "create" | "get" | "mustGet" | "list" | "requestCancel" | "retry">;
+export type CallerStore = Pick<JobStore, "create" | "get" | "getRecord" | "mustGet" | "list" | "requestCancel" | "retry">;

@@ -17,7 +17,7 @@
  * `{applied: false, found}` (the state that refused it). Throws StoreRejectedError for a write
  * DynamoDB refuses for good, TooLargeError before sending an item over DynamoDB's limit.
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { TooLargeError, StoreRejectedError } from "./errors.js";
 import { Expr, isConditionFailure } from "./expr.js";
@@ -57,11 +57,14 @@ const OPTIONAL = [
 
 export interface WriteOptions {
   writeId?: string;
-  /** Bounds the call, the SDK's retries included. */
+  /** Bounds the whole write (its value puts, the record write, a read-back), the SDK's retries included. */
   timeoutMs?: number;
 }
 
 export type WriteResult<J extends Job> = { applied: true; job: J } | { applied: false; found: Job | undefined };
+
+/** 72 random bits: unique among one job's writes, and short, since every record carries three (invariant 11). */
+export const newNonce = (): string => randomBytes(9).toString("base64url");
 
 export const createdKey = (createdAt: number, id: string): string => `${new Date(createdAt).toISOString()}#${id}`;
 
@@ -99,8 +102,8 @@ export class ChangeWriter {
     this.values = new ValueStore(db, table);
   }
 
-  async read(id: string, timeoutMs?: number): Promise<Record<string, unknown> | undefined> {
-    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id }, ConsistentRead: true }), bound(timeoutMs));
+  async read(id: string, signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
+    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id }, ConsistentRead: true }), within(signal));
     return out.Item;
   }
 
@@ -110,34 +113,35 @@ export class ChangeWriter {
    * recognized as its own.
    */
   async write<J extends Job>(change: Change<J>, recognize: Recognize, o: WriteOptions = {}): Promise<WriteResult<J>> {
-    const nonce = o.writeId ?? randomUUID();
-    const timeoutMs = o.timeoutMs;
+    const nonce = o.writeId ?? newNonce();
+    // One deadline for every call the write makes: a heartbeat bounded to a third of its lease stays so.
+    const signal = o.timeoutMs !== undefined ? AbortSignal.timeout(o.timeoutMs) : undefined;
     const placed = placeValues(change.prev, change.next, nonce, this.clock.now(), this.clock.retentionDays);
     const c: Change<J> = { ...change, next: placed.next };
     const extra: Record<string, unknown> = { lastWrite: nonce, ...(recognize === "write" ? {} : { [NONCE_ATTR[recognize]]: nonce }) };
     try {
       checkRecordSize({ ...(c.prev ? itemOf(c.prev) : {}), ...itemOf(c.next), ...extra });
       // Before the record that names them: a record never points at a value that is not there.
-      if (placed.puts.length) await this.values.put(placed.puts, timeoutMs);
-      const job = c.guard.kind === "absent" ? await this.put(c, extra, timeoutMs) : await this.update(c, extra, timeoutMs);
+      if (placed.puts.length) await this.values.put(placed.puts, signal);
+      const job = c.guard.kind === "absent" ? await this.put(c, extra, signal) : await this.update(c, extra, signal);
       return { applied: true, job: carryValues(job, c.next) };
     } catch (e) {
       if (!isConditionFailure(e)) throw asPermanent(e);
     }
-    const stored = await this.read(c.next.id, timeoutMs);
+    const stored = await this.read(c.next.id, signal);
     if (stored && stored[NONCE_ATTR[recognize]] === nonce) return { applied: true, job: carryValues(toJob(stored) as J, c.next) };
     return { applied: false, found: stored ? carryValues(toJob(stored), c.prev) : undefined };
   }
 
-  private async put<J extends Job>(c: Change<J>, extra: Record<string, unknown>, timeoutMs?: number): Promise<J> {
+  private async put<J extends Job>(c: Change<J>, extra: Record<string, unknown>, signal?: AbortSignal): Promise<J> {
     const item = { ...itemOf(c.next), createdKey: createdKey(c.next.createdAt, c.next.id), ...extra };
     const x = new Expr().when("attribute_not_exists(#id)");
     x.name("id");
-    await this.db.send(new PutCommand({ TableName: this.table, Item: item, ...x.params() }), bound(timeoutMs));
+    await this.db.send(new PutCommand({ TableName: this.table, Item: item, ...x.params() }), within(signal));
     return c.next;
   }
 
-  private async update<J extends Job>(c: Change<J>, extra: Record<string, unknown>, timeoutMs?: number): Promise<J> {
+  private async update<J extends Job>(c: Change<J>, extra: Record<string, unknown>, signal?: AbortSignal): Promise<J> {
     const next = itemOf(c.next);
     const x = diff(c, next);
     for (const [k, v] of Object.entries(extra)) x.set(k, v);
@@ -148,7 +152,7 @@ export class ChangeWriter {
     x.when(`attribute_not_exists(${x.name("lastWrite")}) OR ${x.name("lastWrite")} <> ${x.value(extra.lastWrite)}`);
     const out = await this.db.send(
       new UpdateCommand({ TableName: this.table, Key: { id: c.next.id }, ...x.params(), ReturnValues: "ALL_NEW" }),
-      bound(timeoutMs),
+      within(signal),
     );
     return toJob(out.Attributes ?? {}) as J;
   }
@@ -199,8 +203,8 @@ function checkRecordSize(item: Record<string, unknown>): void {
   }
 }
 
-/** A per-call time bound on top of the client's own (a heartbeat gets at most a third of its lease). */
-const bound = (timeoutMs: number | undefined) => (timeoutMs !== undefined ? { abortSignal: AbortSignal.timeout(timeoutMs) } : undefined);
+/** A write's deadline on top of the client's own per-request bound (a heartbeat gets at most a third of its lease). */
+const within = (signal: AbortSignal | undefined) => (signal ? { abortSignal: signal } : undefined);
 
 /**
  * DynamoDB's permanent refusals (ValidationException) and the document client's marshalling

@@ -19,7 +19,7 @@ import type { Change, ClaimRefusal, Clock, FailOptions, NewJob, Report } from ".
 import { listJobKeys, type ListFilter } from "./listing.js";
 import { allDueShards } from "./shards.js";
 import { ChangeWriter, toJob, type Recognize, type WriteOptions } from "./store-write.js";
-import { needsRefresh, type ValueField } from "./values.js";
+import { needsRefresh, SHOWN_VALUES, type ValueField } from "./values.js";
 
 export type { ClaimRefusal, NewJob, Report } from "./lifecycle.js";
 export { allDueShards, dueShard, shardOf } from "./shards.js";
@@ -105,14 +105,17 @@ export class JobStore {
 
   // ─── reads ────────────────────────────────────────────────────────────────────────────────
 
-  /** A job with its values (input, checkpoint, result): one read for the record, one batched read for large values. */
-  async get(id: string): Promise<Job | undefined> {
+  /**
+   * A job with its values: one read for the record, one batched read for the large ones among
+   * `fields` (all by default; the API asks for input and result, never the checkpoint).
+   */
+  async get(id: string, fields?: readonly ValueField[]): Promise<Job | undefined> {
     const job = await this.getRecord(id);
-    return job ? this.withValues(job) : undefined;
+    return job ? this.withValues(job, fields) : undefined;
   }
 
-  async mustGet(id: string): Promise<Job> {
-    const job = await this.get(id);
+  async mustGet(id: string, fields?: readonly ValueField[]): Promise<Job> {
+    const job = await this.get(id, fields);
     if (!job) throw new NotFoundError(id);
     return job;
   }
@@ -184,17 +187,22 @@ export class JobStore {
   }
 
   /**
-   * The lease, with what the handler needs: its input and the checkpoint to resume from. A value
+   * The lease, with what the handler needs: its input and the checkpoint to resume from. An input
    * that is gone (past its TTL, core/values.ts) ends the job, recorded, instead of running it on
-   * nothing.
+   * nothing; a checkpoint that is gone only means starting from the beginning. If the values
+   * cannot be read at all, the job is handed back at once, its attempt not spent.
    */
   private async leased(job: RunningJob, leaseMs: number): Promise<ClaimResult> {
-    const loaded = await this.writer.values.load([job], ["input", "checkpoint"], Math.floor(this.now() / 1000));
+    let loaded: Awaited<ReturnType<ChangeWriter["values"]["load"]>>;
+    try {
+      loaded = await this.writer.values.load([job], ["input", "checkpoint"], Math.floor(this.now() / 1000));
+    } catch (e) {
+      await this.release(leaseOf(job, leaseMs)).catch(() => undefined); // else the lease runs out: it costs an attempt
+      throw e;
+    }
     const lease = leaseOf(loaded.jobs[0] as RunningJob, leaseMs);
-    const missing = loaded.missing.get(job.id);
-    if (!missing) return { ok: true, lease };
-    const message = `the job's ${missing.join(" and ")} expired before this attempt could read it`;
-    const ended = await this.fail(lease, { code: "invalid_input", message }, { retryable: false });
+    if (!loaded.missing.get(job.id)?.includes("input")) return { ok: true, lease };
+    const ended = await this.fail(lease, { code: "invalid_input", message: "the job's input expired before this attempt could read it" }, { retryable: false });
     return { ok: false, reason: "finished", job: ended };
   }
 
@@ -309,7 +317,8 @@ export class JobStore {
   /** Read, decide, write; decided again on a lost race (a heartbeat, a sweep) a bounded number of times. */
   private async decideAndWrite(jobId: string, what: string, decide: (job: Job, c: Clock) => Change | undefined): Promise<Job> {
     for (let round = 0; round < REDECIDE_ROUNDS; round++) {
-      const job = await this.mustGet(jobId);
+      // With its input: the caller is answered with it, and a retry may have to copy it.
+      const job = await this.mustGet(jobId, ["input"]);
       const change = decide(job, this.clock());
       if (!change) return job;
       const w = await this.writer.write(change, "write");
@@ -430,7 +439,7 @@ export class JobStore {
   async list(filter: ListFilter, cursor: string | null | undefined, limit: number): Promise<Page> {
     const { ids, nextCursor } = await listJobKeys(this.db, this.table, filter, cursor, limit);
     const jobs = await this.records(ids, false);
-    return { jobs: (await this.writer.values.load(jobs, ["input", "result"])).jobs, nextCursor };
+    return { jobs: (await this.writer.values.load(jobs, SHOWN_VALUES)).jobs, nextCursor };
   }
 
   private async records(ids: string[], consistent: boolean): Promise<Job[]> {

@@ -11,10 +11,10 @@
  * but never change one a record points at: the next attempt resumes from the checkpoint the
  * record names, which only a fenced record write can change.
  *
- * A value's own TTL (`exp`, epoch seconds, kept in its ref too) is set once, when it is written,
- * to the last moment the job may still need it (valueExpiry): changing it later would cost the
- * value's size again. A retry, or a job that waited very long to start, copies a value that would
- * expire before that (needsRefresh), which costs its size once.
+ * A value's own TTL (`exp`, epoch seconds, kept in its ref too) is set once, when it is written
+ * (`horizon`): changing it later would cost the value's size again. A value that would expire
+ * while its job still needs it is copied instead (a retry, a job that waits very long to start,
+ * a checkpoint kept for hours), which costs its size once per horizon.
  *
  * Stored as JSON text, a value's stored size is its JSON size, so a value within its own limit
  * (LIMITS in config.ts) always fits its item, whatever else the job holds.
@@ -28,6 +28,8 @@ import type { Job } from "./job.js";
 
 export const VALUE_FIELDS = ["input", "checkpoint", "result"] as const;
 export type ValueField = (typeof VALUE_FIELDS)[number];
+/** The values a job object shows its callers (core/api/view.ts); the checkpoint is for workers only. */
+export const SHOWN_VALUES: readonly ValueField[] = ["input", "result"];
 
 /** Where one value lives. `exp` is the value item's TTL, epoch seconds. */
 export interface ValueRef {
@@ -38,27 +40,28 @@ export type ValueRefs = Partial<Record<ValueField, ValueRef>>;
 
 /**
  * Values up to this size (by DynamoDB's rules) stay in the record: most inputs are a few ids, and
- * an item of their own would cost a write and a read for nothing. Three of them at most keep the
- * record within 1 KB with its other fields (invariant 11).
+ * an item of their own would cost a write and a read for nothing. Three of them at most (300
+ * bytes) leave the record's other fields room within 1 KB (invariant 11).
  */
-export const INLINE_VALUE_BYTES = 200;
+export const INLINE_VALUE_BYTES = 100;
+
+const HOUR_MS = 3600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 /**
  * How long past its runAt a job that has not started may wait before its input needs a copy with
  * a later TTL (the sweeper's resend makes it, core/store.ts). Short, because a finished job's
  * input outlives its record by up to this much; a job that waits longer (a stage without workers,
- * whose StuckJobs alarm is firing) pays its input's size once per REFRESH_SLACK_MS.
+ * whose StuckJobs alarm is firing) pays its input's size once per half of it.
  */
-export const START_WAIT_MS = 24 * 3600_000;
-/** A value whose item would expire this much before the job's need ends is copied. */
-const REFRESH_SLACK_MS = START_WAIT_MS / 2;
+export const START_WAIT_MS = DAY_MS;
 /**
- * A checkpoint is only ever resumed from within the job's runtime limit (a retry starts from the
- * beginning, core/lifecycle.ts), so superseded checkpoints expire soon after it instead of
- * piling up for the retention period. The margin covers the sweeper's lag in ending the job.
+ * A checkpoint item lives at most this long, and is copied while its job runs (by a heartbeat,
+ * or the sweeper's resend of a job waiting with it) once it has less than half of it left. So a
+ * superseded checkpoint is gone within CHECKPOINT_HORIZON_MS, however long its job runs, and the
+ * one the record names is copied once every few hours, not rewritten on every beat.
  */
-const CHECKPOINT_MARGIN_MS = 3600_000;
-const DAY_MS = 24 * 3600_000;
+export const CHECKPOINT_HORIZON_MS = 6 * HOUR_MS;
 
 const SEP = "#";
 export const valueKey = (jobId: string, field: ValueField, token: number, nonce: string): string =>
@@ -70,25 +73,46 @@ export const fitsInline = (v: unknown): boolean => valueBytes(v) <= INLINE_VALUE
 
 const sec = (ms: number): number => Math.ceil(ms / 1000);
 
-/**
- * The last moment a job may still need a value (its item's TTL), epoch seconds:
- * - a result: as long as the finished job is kept (the record's own `expiresAt`);
- * - a checkpoint: until the job's runtime limit has passed, plus a margin;
- * - an input: until the runtime limit has passed (counted from the first start, or from when the
- *   job may first start plus START_WAIT_MS), plus the retention in which it may be retried.
- */
-export function valueExpiry(field: ValueField, job: Job, nowMs: number, retentionDays: number = TIMINGS.retentionDays): number {
-  if (field === "result" && "expiresAt" in job && typeof job.expiresAt === "number") return job.expiresAt;
-  if (field === "checkpoint") return sec((job.firstStartedAt ?? nowMs) + job.timeoutMs + CHECKPOINT_MARGIN_MS);
-  const start = job.firstStartedAt ?? Math.max(nowMs, job.status === "queued" ? (job.runAt ?? 0) : 0) + START_WAIT_MS;
-  return sec(start + job.timeoutMs + (retentionDays + 1) * DAY_MS);
+/** When a value's item must expire (`exp`), and the moment before which a ref to it is too short-lived and is copied (`renewBelow`); epoch ms. */
+interface Horizon {
+  exp: number;
+  renewBelow: number;
 }
 
-/** True when a value of `job` would expire well before the job stops needing it: it must be copied. */
+/**
+ * How long a job may still need each of its values:
+ * - a result: as long as the finished job is kept (the record's own `expiresAt`);
+ * - a checkpoint: only its run resumes from it (a retry starts from the beginning), so at most
+ *   until the runtime limit has passed, plus an hour for the sweeper to end the job, and never
+ *   more than CHECKPOINT_HORIZON_MS ahead;
+ * - an input: until the runtime limit has passed (counted from the first start, or from when the
+ *   job may first start plus START_WAIT_MS), plus the retention in which it may be retried; for a
+ *   finished job, as long as it is kept.
+ */
+function horizon(field: ValueField, job: Job, nowMs: number, retentionDays: number): Horizon {
+  const kept = "expiresAt" in job && typeof job.expiresAt === "number" ? job.expiresAt * 1000 : undefined;
+  if (field === "result") return { exp: kept ?? nowMs + retentionDays * DAY_MS, renewBelow: 0 };
+  if (field === "checkpoint") {
+    const runEnd = (job.firstStartedAt ?? nowMs) + job.timeoutMs + HOUR_MS;
+    return { exp: Math.min(runEnd, nowMs + CHECKPOINT_HORIZON_MS), renewBelow: Math.min(runEnd, nowMs + CHECKPOINT_HORIZON_MS / 2) };
+  }
+  if (kept !== undefined) return { exp: kept + DAY_MS, renewBelow: kept };
+  const start = job.firstStartedAt ?? Math.max(nowMs, job.status === "queued" ? (job.runAt ?? 0) : 0) + START_WAIT_MS;
+  const exp = start + job.timeoutMs + (retentionDays + 1) * DAY_MS;
+  return { exp, renewBelow: exp - START_WAIT_MS / 2 };
+}
+
+/** The TTL a value of `job` written now gets, epoch seconds. */
+export const valueExpiry = (field: ValueField, job: Job, nowMs: number, retentionDays: number = TIMINGS.retentionDays): number =>
+  sec(horizon(field, job, nowMs, retentionDays).exp);
+
+const lasts = (ref: ValueRef, h: Horizon): boolean => ref.exp * 1000 >= h.renewBelow;
+
+/** True when a value of `job` would expire before the job stops needing it: it must be copied (with the value read). */
 export function needsRefresh(job: Job, nowMs: number, retentionDays: number = TIMINGS.retentionDays): boolean {
   return VALUE_FIELDS.some((f) => {
     const ref = job.refs?.[f];
-    return ref !== undefined && ref.exp * 1000 < valueExpiry(f, job, nowMs, retentionDays) * 1000 - REFRESH_SLACK_MS;
+    return ref !== undefined && !lasts(ref, horizon(f, job, nowMs, retentionDays));
   });
 }
 
@@ -120,14 +144,14 @@ export function placeValues<J extends Job>(prev: Job | undefined, next: J, nonce
     if (v === undefined) continue;
     const before = prev?.[f as keyof Job] as unknown;
     const ref = refs[f];
-    const exp = valueExpiry(f, next, nowMs, retentionDays);
-    const lasts = ref === undefined || ref.exp * 1000 >= exp * 1000 - REFRESH_SLACK_MS;
-    if (before !== undefined && sameValue(before, v) && lasts) continue;
+    const h = horizon(f, next, nowMs, retentionDays);
+    if (before !== undefined && sameValue(before, v) && (ref === undefined || lasts(ref, h))) continue;
     if (fitsInline(v)) {
       delete refs[f];
       continue;
     }
     const key = valueKey(next.id, f, next.token, nonce);
+    const exp = sec(h.exp);
     puts.push({ id: key, json: JSON.stringify(v), expiresAt: exp });
     refs[f] = { key, exp };
   }
@@ -187,7 +211,7 @@ export class ValueStore {
   ) {}
 
   /** Write-once: a resend of a put that landed finds its own item, which is as good as the reply. */
-  async put(items: ValueItem[], timeoutMs?: number): Promise<void> {
+  async put(items: ValueItem[], signal?: AbortSignal): Promise<void> {
     await Promise.all(
       items.map(async (item) => {
         try {
@@ -198,7 +222,7 @@ export class ValueStore {
               ConditionExpression: "attribute_not_exists(#id)",
               ExpressionAttributeNames: { "#id": TABLE.partitionKey },
             }),
-            timeoutMs !== undefined ? { abortSignal: AbortSignal.timeout(timeoutMs) } : undefined,
+            signal ? { abortSignal: signal } : undefined,
           );
         } catch (e) {
           // The key carries this write's nonce: an item already there is this write's own.

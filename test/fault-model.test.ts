@@ -195,7 +195,7 @@ describe("callers racing the sweeper and claims", () => {
 
 describe("final writes DynamoDB refuses", () => {
   const big = (n: number) => Array.from({ length: n }, (_, i) => i % 10);
-  // Sizing and writing a 400 KB item takes a while on a loaded machine: a lease long enough for it.
+  // Writing a 200 KB input and its values takes a while on a loaded machine: a lease long enough for it.
   const LONG_LEASE = { WARDEN_LEASE_SECONDS: "30" };
 
   test("a result over its own limit fails the job at once as invalid_result with the limit in the message, never re-run", async () => {

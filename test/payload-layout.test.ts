@@ -12,7 +12,7 @@ import { LeaseLostError } from "../core/errors.js";
 import { itemBytes } from "../core/item-size.js";
 import type { FailedJob, Lease, QueuedJob, SucceededJob } from "../core/job.js";
 import { JobStore } from "../core/store.js";
-import { INLINE_VALUE_BYTES, START_WAIT_MS, VALUE_FIELDS } from "../core/values.js";
+import { CHECKPOINT_HORIZON_MS, INLINE_VALUE_BYTES, START_WAIT_MS, VALUE_FIELDS } from "../core/values.js";
 import { expireItems } from "../local/ttl.js";
 import { ACCESS, type TableAction } from "../stacks/access.js";
 import { manualClock } from "./support/emulators.js";
@@ -183,13 +183,51 @@ describe("old values are cleaned up", () => {
     const runtimeEnd = Math.ceil((done.firstStartedAt! + 60_000) / 1000);
     expect(byField("input")[0]).toBeLessThanOrEqual(done.expiresAt + (START_WAIT_MS + 24 * 3600_000) / 1000 + 60);
     // Checkpoints are never resumed after the runtime limit: they go within the hour after it, retention or not.
-    for (const exp of byField("checkpoint")) expect(exp).toBeLessThanOrEqual(runtimeEnd + 3600);
+    for (const exp of byField("checkpoint")) expect(exp).toBeLessThanOrEqual(Math.min(runtimeEnd + 3600, Math.ceil((clock.now() + CHECKPOINT_HORIZON_MS) / 1000)));
     // Past every TTL, nothing of the job is left (local/ttl.ts stands in for DynamoDB's TTL).
     await expireItems(w.env.doc, w.env.emu.tableName, (done.expiresAt + (START_WAIT_MS + 2 * 24 * 3600_000) / 1000) * 1000);
     const left = await w.env.doc.send(
       new ScanCommand({ TableName: w.env.emu.tableName, FilterExpression: "begins_with(#id, :p)", ExpressionAttributeNames: { "#id": "id" }, ExpressionAttributeValues: { ":p": job.id } }),
     );
     expect(left.Items ?? []).toHaveLength(0);
+  });
+
+  test("a long job's checkpoint item lives hours, not its run: a heartbeat copies the one the record names before it expires, and a claim that finds it gone starts from the beginning", async () => {
+    const clock = manualClock();
+    const store = w.store({ now: clock.now });
+    const { job } = await store.create({ ...spec({ n: 7 }), timeoutMs: 7 * 24 * 3600_000 });
+    const lease = await claimed(store, job.id, "w1");
+    const checkpoint = sized(2 * KB, "long");
+    await store.heartbeat(lease, { checkpoint });
+    const refOf = async () => ((await rawItem(job.id))!.refs as Record<string, { key: string; exp: number }>).checkpoint!;
+    const first = await refOf();
+    expect(first.exp).toBeLessThanOrEqual(Math.ceil((clock.now() + CHECKPOINT_HORIZON_MS) / 1000));
+    clock.advance(CHECKPOINT_HORIZON_MS / 4);
+    await store.heartbeat(lease, {});
+    expect((await refOf()).key).toBe(first.key); // still lasting: not rewritten
+    clock.advance(CHECKPOINT_HORIZON_MS / 2);
+    await store.heartbeat(lease, {});
+    const copied = await refOf();
+    expect(copied.key).not.toBe(first.key);
+    expect(copied.exp).toBeGreaterThan(first.exp);
+    expect((await store.get(job.id))?.checkpoint).toEqual(checkpoint);
+    // Its worker gone and no sweep for far longer than the horizon: the checkpoint has expired, the job has not.
+    clock.advance(CHECKPOINT_HORIZON_MS * 2);
+    const next = await claimed(store, job.id, "w2");
+    expect(next.job.input).toEqual({ n: 7 });
+    expect(next.job.checkpoint).toBeUndefined();
+  });
+
+  test("a record with small inline values and a few retried attempts stays under 1 KB", async () => {
+    const clock = manualClock();
+    const store = w.store({ now: clock.now });
+    const { job } = await store.create({ ...spec(sized(INLINE_VALUE_BYTES - 10, "in")), maxAttempts: 5 });
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const lease = await claimed(store, job.id, `fargate-worker-${attempt}`);
+      await store.heartbeat(lease, { checkpoint: sized(INLINE_VALUE_BYTES - 10, attempt), progress: { done: attempt, total: 10, message: "copying rows" } });
+      expect(itemBytes((await rawItem(job.id))!)).toBeLessThan(KB);
+      if (attempt < 3) await store.fail(lease, { code: "handler_error", message: "the downstream API answered 503" }, { retryable: true, backoffMs: 0 });
+    }
   });
 
   test("a value that expired before its job could run ends the job, recorded, instead of running it on nothing", async () => {

@@ -10,6 +10,7 @@ import type { Services } from "../services.js";
 import { ApiError, jobNotFound } from "./errors.js";
 import type { Caller } from "./identity.js";
 import { MAX_RUN_AT_DAYS, type ListQuery, type SubmitRequest } from "./requests.js";
+import { SHOWN_VALUES } from "../values.js";
 import { retryAfterSeconds, toApiJob, type ApiJob } from "./view.js";
 
 /** Structured log lines; callers never pass inputs, tokens or bodies. */
@@ -145,14 +146,14 @@ export class JobsApi {
 
   /** Reading: the owner, or the admin. */
   private async readable(caller: Caller, id: string): Promise<Job> {
-    const job = await this.s.store.get(id);
+    const job = await this.s.store.get(id, SHOWN_VALUES);
     if (!job || (job.owner !== caller.id && !caller.admin)) throw jobNotFound(id);
     return job;
   }
 
   /** Acting: the owner only (the contract lets the admin read any job, not act on it). */
   private async owned(caller: Caller, id: string): Promise<Job> {
-    const job = await this.s.store.get(id);
+    const job = await this.s.store.getRecord(id);
     if (!job || job.owner !== caller.id) throw jobNotFound(id);
     return job;
   }
