@@ -122,19 +122,14 @@ export type RecordWrite = "create" | "claim" | "heartbeat" | "finish";
  * index keys appear; claim moves it from queued to running (status, and the due index's shard
  * and deadline); a heartbeat moves the deadline; finish changes status and leaves the due index.
  */
+const QUEUED = ["status", "owner", "createdKey", "dueShard", "dueAt"];
+const RUNNING = [...QUEUED, "workerId"];
 const LIFECYCLE: Record<RecordWrite, { before: string[]; after: string[]; changed: string[] }> = {
-  create: { before: [], after: ["status", "owner", "createdKey", "dueShard", "dueAt"], changed: [] },
-  claim: {
-    before: ["status", "owner", "createdKey", "dueShard", "dueAt"],
-    after: ["status", "owner", "createdKey", "dueShard", "dueAt"],
-    changed: ["status", "dueShard", "dueAt"],
-  },
-  heartbeat: {
-    before: ["status", "owner", "createdKey", "dueShard", "dueAt"],
-    after: ["status", "owner", "createdKey", "dueShard", "dueAt"],
-    changed: ["dueAt"],
-  },
-  finish: { before: ["status", "owner", "createdKey", "dueShard", "dueAt"], after: ["status", "owner", "createdKey"], changed: ["status"] },
+  create: { before: [], after: QUEUED, changed: [] },
+  // A running job also names its worker (the byWorker index, for death events).
+  claim: { before: QUEUED, after: RUNNING, changed: ["status", "dueShard", "dueAt"] },
+  heartbeat: { before: RUNNING, after: RUNNING, changed: ["dueAt"] },
+  finish: { before: RUNNING, after: ["status", "owner", "createdKey"], changed: ["status"] },
 };
 
 interface IndexDef {

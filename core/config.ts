@@ -30,6 +30,15 @@ export const TABLE = {
     sortKey: "createdKey",
     include: ["owner", "type"],
   },
+  /**
+   * Sparse index of running jobs by the worker that holds them (only a running job has a
+   * workerId), keys only: a death event finds the dead worker's jobs with one Query
+   * (core/deaths.ts). Heartbeats never touch it.
+   */
+  workerIndex: {
+    name: "byWorker",
+    partitionKey: "workerId",
+  },
   /** Epoch seconds; DynamoDB TTL deletes finished jobs after retention. */
   ttlAttribute: "expiresAt",
 } as const;

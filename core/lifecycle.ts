@@ -387,29 +387,59 @@ export function retry(prev: Job, c: Clock): Decision<QueuedJob> {
 
 // ─── the sweeper's repairs, each decided from what the sweep read ───────────────────────────
 
-/** A running job whose lease expired: back to queued keeping its checkpoint, or failed when it has no attempts left. */
-export function reclaim(prev: RunningJob, c: Clock): Change<QueuedJob | FailedJob> {
-  if (prev.attempts >= prev.maxAttempts) return expire(prev, c);
+/**
+ * A running job whose worker is gone: back to queued keeping its checkpoint, or failed when it
+ * has no attempts left. `lost` says how the worker was found gone (its lease expired, by default).
+ */
+export function reclaim(prev: RunningJob, c: Clock, lost: string = lostMessage(prev)): Change<QueuedJob | FailedJob> {
+  if (prev.attempts >= prev.maxAttempts) return expire(prev, c, lost);
   const next: QueuedJob = {
     ...common(prev),
     status: "queued",
     token: prev.token + 1,
     dueAt: queuedDueAt(undefined, c),
     history: closeLast(prev.history, c.now, "worker_lost"),
-    error: { code: "worker_lost", message: lostMessage(prev) },
+    error: { code: "worker_lost", message: lost },
     updatedAt: c.now,
   };
   return change("reclaim", prev, next, read(prev));
 }
 
-/** Ends a running job as failed: its lease expired with no attempts left, or it ran past its total runtime limit. */
-export function expire(prev: RunningJob, c: Clock): Change<FailedJob> {
+/** Ends a running job as failed: its worker is gone with no attempts left, or it ran past its total runtime limit. */
+export function expire(prev: RunningJob, c: Clock, lost: string = lostMessage(prev)): Change<FailedJob> {
   const pastRuntime = runtimeDeadline(prev, c.now) <= c.now;
   const error: JobError = pastRuntime
     ? { code: "timeout", message: `ran past its total runtime limit of ${Math.round(prev.timeoutMs / 1000)} s, counted from its first start at ${iso(prev.firstStartedAt)}` }
-    : { code: "attempts_exhausted", message: `all ${prev.maxAttempts} attempts used; the last worker (${prev.workerId}) was lost: ${lostMessage(prev)}` };
+    : { code: "attempts_exhausted", message: `all ${prev.maxAttempts} attempts used; the last worker (${prev.workerId}) was lost: ${lost}` };
   const next: FailedJob = { ...finished(prev, "failed", c, closeLast(prev.history, c.now, pastRuntime ? "timeout" : "worker_lost")), token: prev.token + 1, error };
   return change("expire", prev, next, read(prev));
+}
+
+/** The platform's word that a worker died: an ECS task stopped, a Lambda runtime crashed or timed out, a local process exited. */
+export interface WorkerDeath {
+  workerId: string;
+  /** Epoch ms when it died, as the platform reports it. */
+  at: number;
+  /** What the platform said (a stoppedReason, "Runtime exited", an exit code). */
+  reason: string;
+}
+
+/**
+ * A running job whose worker the platform reported dead, reclaimed at once instead of when its
+ * lease runs out. Only the attempt that worker started before it died: a job that meanwhile moved
+ * to another worker, or that a worker of the same id (a restarted runtime in the same Lambda
+ * environment) claimed after the death, is not the dead worker's (`moved`). A repeated or late
+ * event finds nothing to do.
+ */
+export function reclaimDead(prev: Job | undefined, death: WorkerDeath, c: Clock): Decision<QueuedJob | FailedJob | CancelledJob> {
+  if (prev?.status !== "running" || prev.workerId !== death.workerId || prev.startedAt > death.at) {
+    return { ok: false, reason: "moved", message: `job ${prev?.id ?? "?"} is no longer the attempt worker ${death.workerId} started before it died` };
+  }
+  const lost = `worker ${death.workerId} died at ${iso(death.at)} (${death.reason})`;
+  // As the sweeper decides for an expired lease (core/sweeper.ts plan): past its runtime it ends; a requested cancel is kept.
+  if (runtimeDeadline(prev, c.now) <= c.now) return { ok: true, change: expire(prev, c, lost) };
+  if (prev.cancelRequested) return { ok: true, change: cancelSilent(prev, c, `cancelled on request; ${lost} before acknowledging`) };
+  return { ok: true, change: reclaim(prev, c, lost) };
 }
 
 /** A queued job (in backoff, or handed back) past its total runtime limit: no attempt may begin. */
@@ -422,8 +452,12 @@ export function expireQueued(prev: QueuedJob, c: Clock): Change<FailedJob> {
 }
 
 /** A cancel that no worker acknowledged within the grace period. */
-export function cancelSilent(prev: RunningJob, c: Clock): Change<CancelledJob> {
-  const error: JobError = { code: "cancelled", message: `cancelled on request; the worker (${prev.workerId}) did not acknowledge within the grace period` };
+export function cancelSilent(
+  prev: RunningJob,
+  c: Clock,
+  message = `cancelled on request; the worker (${prev.workerId}) did not acknowledge within the grace period`,
+): Change<CancelledJob> {
+  const error: JobError = { code: "cancelled", message };
   const next: CancelledJob = { ...finished(prev, "cancelled", c, closeLast(prev.history, c.now, "cancelled")), token: prev.token + 1, error };
   return change("cancelRunning", prev, next, read(prev));
 }

@@ -3,7 +3,7 @@ import type { CreateTableCommandInput } from "@aws-sdk/client-dynamodb";
 import { TABLE } from "./config.js";
 
 export function tableDefinition(tableName: string): CreateTableCommandInput {
-  const { dueIndex, ownerIndex, statusIndex } = TABLE;
+  const { dueIndex, ownerIndex, statusIndex, workerIndex } = TABLE;
   return {
     TableName: tableName,
     BillingMode: "PAY_PER_REQUEST",
@@ -15,6 +15,7 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
       { AttributeName: ownerIndex.partitionKey, AttributeType: "S" },
       { AttributeName: ownerIndex.sortKey, AttributeType: "S" },
       { AttributeName: statusIndex.partitionKey, AttributeType: "S" },
+      { AttributeName: workerIndex.partitionKey, AttributeType: "S" },
     ],
     GlobalSecondaryIndexes: [
       {
@@ -43,6 +44,11 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
           { AttributeName: statusIndex.sortKey, KeyType: "RANGE" },
         ],
         Projection: { ProjectionType: "INCLUDE", NonKeyAttributes: [...statusIndex.include] },
+      },
+      {
+        IndexName: workerIndex.name,
+        KeySchema: [{ AttributeName: workerIndex.partitionKey, KeyType: "HASH" }],
+        Projection: { ProjectionType: "KEYS_ONLY" },
       },
     ],
   };

@@ -15,13 +15,13 @@ import { ConflictError, LeaseLostError, NotFoundError, StoreRejectedError, TooLa
 import { unstorable } from "./item-size.js";
 import { STATUSES, type CancelledJob, type FailedJob, type Job, type JobError, type Lease, type QueuedJob, type RunningJob, type Status, type SucceededJob } from "./job.js";
 import * as life from "./lifecycle.js";
-import type { Change, ClaimRefusal, Clock, FailOptions, NewJob, Report } from "./lifecycle.js";
+import type { Change, ClaimRefusal, Clock, FailOptions, NewJob, Report, WorkerDeath } from "./lifecycle.js";
 import { listJobKeys, type ListFilter } from "./listing.js";
 import { allDueShards } from "./shards.js";
 import { ChangeWriter, toJob, type Recognize, type WriteOptions } from "./store-write.js";
 import { needsRefresh, SHOWN_VALUES, type ValueField } from "./values.js";
 
-export type { ClaimRefusal, NewJob, Report } from "./lifecycle.js";
+export type { ClaimRefusal, NewJob, Report, WorkerDeath } from "./lifecycle.js";
 export { allDueShards, dueShard, shardOf } from "./shards.js";
 export { toJob } from "./store-write.js";
 export { decodeCursor, encodeCursor, type ListFilter } from "./listing.js";
@@ -367,6 +367,48 @@ export class JobStore {
     const w = await this.writer.write(change, recognize);
     if (w.applied) return w.job;
     throw new ConflictError("the job changed during the sweep", w.found?.status);
+  }
+
+  // ─── a worker the platform reported dead ─────────────────────────────────────────────────
+
+  /**
+   * The ids of the running jobs `workerId` holds: one Query of the sparse, keys-only byWorker
+   * index (eventually consistent, so a claim made a moment before the death may be missing; its
+   * lease is the backstop).
+   */
+  async jobsHeldBy(workerId: string): Promise<string[]> {
+    const ids: string[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: TABLE.workerIndex.name,
+          KeyConditionExpression: "#w = :w",
+          ExpressionAttributeNames: { "#w": TABLE.workerIndex.partitionKey },
+          ExpressionAttributeValues: { ":w": workerId },
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      ids.push(...(out.Items ?? []).map((it) => it.id as string));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return ids;
+  }
+
+  /**
+   * The attempt the dead worker started, reclaimed at once (lifecycle.reclaimDead), decided from
+   * a fresh read and written conditional on it; undefined when the job is not that attempt any
+   * more (moved to another worker, finished, or claimed after the death).
+   */
+  async reclaimDead(jobId: string, death: WorkerDeath): Promise<QueuedJob | FailedJob | CancelledJob | undefined> {
+    for (let round = 0; round < REDECIDE_ROUNDS; round++) {
+      const d = life.reclaimDead(await this.getRecord(jobId), death, this.clock());
+      if (!d.ok) return undefined;
+      const w = await this.writer.write(d.change, "write");
+      if (w.applied) return w.job;
+    }
+    throw new ConflictError(`job ${jobId} kept changing while its dead worker's attempt was being reclaimed`);
   }
 
   // ─── queries ──────────────────────────────────────────────────────────────────────────────

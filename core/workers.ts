@@ -25,7 +25,13 @@ export interface WorkerInfo {
   startedAt: number;
   lastSeenAt: number;
   jobs: string[];
+  /** Set by a death event (core/deaths.ts); a report from the worker afterwards clears it. */
+  diedAt?: number;
+  deathReason?: string;
 }
+
+/** When an entry was last heard of, alive or dead: what listing and pruning go by. */
+const heardAt = (w: WorkerInfo): number => Math.max(w.lastSeenAt, w.diedAt ?? 0);
 
 /** How many presence items the workers are spread over; `list` reads them all in one batch. */
 export const PRESENCE_SHARDS = 8;
@@ -87,7 +93,7 @@ export class WorkerDirectory {
    * that was read: a worker that reported meanwhile is back, and must not be removed.
    */
   private async prune(key: { id: string }, entries: WorkerInfo[]): Promise<void> {
-    const stale = entries.filter((w) => w.lastSeenAt < this.cutoff).slice(0, PRUNE_BATCH);
+    const stale = entries.filter((w) => heardAt(w) < this.cutoff).slice(0, PRUNE_BATCH);
     if (stale.length === 0) return;
     const names: Record<string, string> = {};
     const values: Record<string, number> = {};
@@ -135,8 +141,29 @@ export class WorkerDirectory {
     const cutoff = this.cutoff;
     return items
       .flatMap(entriesOf)
-      .filter((w) => w.lastSeenAt >= cutoff)
+      .filter((w) => heardAt(w) >= cutoff)
       .sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+  }
+
+  /**
+   * Marks a worker dead at its death event: it holds nothing any more (its jobs were reclaimed),
+   * and is listed as dead until forgotten. A worker never seen is not added.
+   */
+  async markDead(id: string, at: number, reason: string): Promise<void> {
+    await this.db
+      .send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: presenceKey(presenceShard(id)),
+          UpdateExpression: "SET #me.diedAt = :at, #me.deathReason = :why, #me.jobs = :none",
+          ConditionExpression: "attribute_exists(#me)",
+          ExpressionAttributeNames: { "#me": ATTRIBUTE_PREFIX + id },
+          ExpressionAttributeValues: { ":at": at, ":why": reason.slice(0, 200), ":none": [] },
+        }),
+      )
+      .catch((e: unknown) => {
+        if (!isConditionFailure(e)) throw e;
+      });
   }
 }
 

@@ -23,6 +23,7 @@ import { hostname } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
 import { FARGATE_WORKER, QUEUE_NAMES, type QueueName } from "../core/config.js";
+import { fargateWorkerId } from "../core/death-events.js";
 import { errorMessage } from "../core/errors.js";
 import { ScaleInProtection, type ScaleInProtectionOptions } from "../core/ecs-protection.js";
 import { pause } from "../core/jobs/abort.js";
@@ -192,6 +193,22 @@ export function startFargateWorker(services: Services, opts: FargateWorkerOption
 }
 
 /** The process's entry point: ECS runs it (and the local runtime spawns it). */
+/**
+ * On ECS, the worker's id names its task (core/death-events.ts fargateWorkerId), so the task's
+ * `STOPPED` event finds the jobs it held. The task metadata endpoint answers locally, at once.
+ */
+async function taskWorkerId(metadataUri: string | undefined, log: JobLogger): Promise<string | undefined> {
+  if (!metadataUri) return undefined;
+  try {
+    const res = await fetch(`${metadataUri}/task`, { signal: AbortSignal.timeout(2_000) });
+    const arn = ((await res.json()) as { TaskARN?: string }).TaskARN;
+    if (arn) return fargateWorkerId(arn);
+  } catch (e) {
+    log.warn("task metadata unreachable: this worker's death event will not name it (its lease still will)", { error: errorMessage(e) });
+  }
+  return undefined;
+}
+
 export async function main(argv = process.argv.slice(2), env = process.env): Promise<void> {
   // A write into a closed log pipe (the local parent died) must not become an uncaught exception.
   guardStdio();
@@ -208,7 +225,7 @@ export async function main(argv = process.argv.slice(2), env = process.env): Pro
     pid: process.pid,
     log,
     protection: { agentUri: env.ECS_AGENT_URI },
-    ...(env.WARDEN_WORKER_ID ? { workerId: env.WARDEN_WORKER_ID } : {}),
+    workerId: env.WARDEN_WORKER_ID ?? (await taskWorkerId(env.ECS_CONTAINER_METADATA_URI_V4, log)) ?? `${hostname()}-${process.pid}`,
     ...optional("concurrency", positive(flag(argv, "--concurrency") ?? env.WARDEN_WORKER_CONCURRENCY)),
     ...optional("shutdownGraceMs", positive(env.WARDEN_SHUTDOWN_GRACE_MS)),
     ...optional("pollWaitSeconds", positive(env.WARDEN_POLL_WAIT_SECONDS)),

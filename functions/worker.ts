@@ -7,6 +7,7 @@
  * the next invocation instead of dying at the timeout.
  */
 import { hostname } from "node:os";
+import { lambdaWorkerId } from "../core/death-events.js";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { LAMBDA_WORKER, TIMINGS } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
@@ -38,7 +39,8 @@ export function makeHandler(services: Services, opts: WorkerHandlerOptions = {})
   const margin = opts.deadlineMarginMs ?? LAMBDA_WORKER.deadlineMarginMs;
   const memory = opts.memory === false ? undefined : (opts.memory ?? memoryGuardFromEnv(process.env, { metrics: services.metrics, queue: "default", log }));
   const runner = new Runner(services, {
-    workerId: opts.workerId ?? `lambda:${process.env.AWS_LAMBDA_LOG_STREAM_NAME ?? `${hostname()}-${process.pid}`}`,
+    // The log stream names the execution environment: a crash logged there names this worker (core/death-events.ts).
+    workerId: opts.workerId ?? (process.env.AWS_LAMBDA_LOG_STREAM_NAME ? lambdaWorkerId(process.env.AWS_LAMBDA_LOG_STREAM_NAME) : `lambda:${hostname()}-${process.pid}`),
     kind: "lambda",
     leaseMs: services.cfg.leaseMs,
     deadlineMarginMs: margin,

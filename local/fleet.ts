@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import type { WorkerDeath } from "../core/lifecycle.js";
 import { parentEnv } from "../functions/parent-watch.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -21,6 +22,11 @@ export interface FleetOptions {
   stopGraceMs?: number;
   /** A stdout line that is not the ready line; true when consumed (EMF metrics), else logged. */
   onLine?: (line: string) => boolean;
+  /**
+   * A worker process exited for any reason but a clean stop (a kill, a crash, an OOM): the local
+   * counterpart of ECS's task-stopped event, for core/deaths.ts.
+   */
+  onDeath?: (death: WorkerDeath) => void;
   log?: (line: string) => void;
 }
 
@@ -108,6 +114,7 @@ export class WorkerFleet {
       child.once("exit", (code, signal) => {
         resolve();
         if (this.stopping) return;
+        if (code !== 0) this.o.onDeath?.({ workerId: s.info.id, at: Date.now(), reason: `process exited (${signal ?? `code ${code}`})` });
         const lived = Date.now() - s.info.startedAt;
         // A process that stayed up a while was healthy: restart quickly; a crash loop backs off.
         s.backoffMs = lived > 30_000 ? 500 : Math.min(10_000, s.backoffMs * 2);

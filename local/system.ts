@@ -15,6 +15,7 @@ import { makeHandler as makeWorkerHandler } from "../functions/worker.js";
 import { AlarmBoard, sourceLabel } from "./alarms.js";
 import type { LocalConfig } from "./config.js";
 import { startEmulators, type EmulatorOptions, type Emulators } from "./emulators.js";
+import { DeathReaper } from "../core/deaths.js";
 import { WorkerFleet } from "./fleet.js";
 import { invokeAs, startGateway, type ApiHandler, type Gateway, type LocalRoutes } from "./gateway.js";
 import { LambdaPoller, type SqsHandler } from "./poller.js";
@@ -135,11 +136,18 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
     let queues: QueueStats[] = [];
     const alarms = new AlarmBoard(ALARMS, (s, since) => recorder.read(s, since), { timeScale: cfg.alarmTimeScale, since: startedAt });
 
+    const reaper = new DeathReaper(services);
     const fleet = new WorkerFleet({
       count: cfg.workers,
       env,
       stopGraceMs: 15_000,
       onLine: (line) => recorder.emfLine(line),
+      // The same path as ECS's task-stopped event in the cloud (functions/deaths.ts).
+      onDeath: (death) =>
+        void reaper
+          .onDeath(death)
+          .then((r) => log(`[${death.workerId}] died: ${r.requeued.length} job(s) queued again, ${r.ended.length} ended, ${r.untouched.length} already moved on`))
+          .catch((e: unknown) => log(`[${death.workerId}] died; reclaiming its jobs failed (their leases will): ${String(e)}`)),
       log,
     });
 

@@ -53,6 +53,10 @@ export interface ApiWorker {
   startedAt: string;
   lastSeenAt: string;
   jobs: string[];
+  /** "dead" from its death event on (its jobs were reclaimed then); "alive" while it reports. */
+  state: "alive" | "dead";
+  diedAt: string | null;
+  deathReason: string | null;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -106,6 +110,9 @@ export function toApiWorker(w: WorkerInfo): ApiWorker {
     startedAt: iso(w.startedAt),
     lastSeenAt: iso(w.lastSeenAt),
     jobs: [...w.jobs],
+    state: w.diedAt !== undefined ? "dead" : "alive",
+    diedAt: isoOrNull(w.diedAt),
+    deathReason: w.deathReason ?? null,
   };
 }
 

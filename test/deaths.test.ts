@@ -1,0 +1,152 @@
+/**
+ * Recovery in seconds: a worker the platform reports dead has its jobs run again at once, not
+ * when their leases run out (core/deaths.ts), and a death event that is late, repeated, or about
+ * a worker that no longer holds the job touches nothing.
+ */
+import { gzipSync } from "node:zlib";
+import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { describe, expect, test } from "vitest";
+import { MemoryMetrics } from "../core/metrics.js";
+import { loadRuntime } from "../core/runtime.js";
+import { buildServices, type Services } from "../core/services.js";
+import { DeathReaper } from "../core/deaths.js";
+import { deathsOf, ecsDeath, fargateWorkerId, lambdaDeaths, lambdaWorkerId } from "../core/death-events.js";
+import type { CancelledJob, FailedJob, Lease, QueuedJob } from "../core/job.js";
+import { decodeMessage } from "../core/queue.js";
+import { manualClock, useEmulators } from "./support/emulators.js";
+
+const env = useEmulators("deaths");
+const LEASE_MS = 60_000;
+
+function setup() {
+  const clock = manualClock();
+  const cfg = loadRuntime({ ...env.emu.env, WARDEN_LEASE_SECONDS: String(LEASE_MS / 1000) });
+  const s: Services = buildServices(cfg, { doc: env.doc, sqs: env.sqs, now: clock.now, metrics: new MemoryMetrics() });
+  return { s, clock, reaper: new DeathReaper(s) };
+}
+
+async function running(s: Services, workerId: string, o: { maxAttempts?: number } = {}): Promise<Lease> {
+  const { job } = await s.store.create({ owner: "deaths", type: "t.any", queue: "large", input: { n: 1 }, maxAttempts: o.maxAttempts ?? 3, timeoutMs: 3_600_000 });
+  const c = await s.store.claim(job.id, workerId, LEASE_MS);
+  if (!c.ok) throw new Error(`claim refused: ${c.reason}`);
+  return c.lease;
+}
+
+async function doorbells(): Promise<string[]> {
+  const out = await env.sqs.send(new ReceiveMessageCommand({ QueueUrl: env.emu.queues.large.queue, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+  return (out.Messages ?? []).map((m) => decodeMessage(m.Body)?.jobId ?? "");
+}
+
+describe("a dead worker's jobs", () => {
+  test("are queued again at its death event, long before their leases run out, and their doorbells ring", async () => {
+    const { s, clock, reaper } = setup();
+    const a = await running(s, "ecs:dead-1");
+    const b = await running(s, "ecs:dead-1");
+    const other = await running(s, "ecs:alive-1");
+    clock.advance(1_000); // 59 s of lease left
+    const r = await reaper.onDeath({ workerId: "ecs:dead-1", at: clock.now(), reason: "EssentialContainerExited: exit code 137" });
+    expect(r.requeued.sort()).toEqual([a.jobId, b.jobId].sort());
+    for (const id of [a.jobId, b.jobId]) {
+      const job = (await s.store.getRecord(id)) as QueuedJob;
+      expect(job.status).toBe("queued");
+      expect(job.error).toMatchObject({ code: "worker_lost" });
+      expect(job.error?.message).toMatch(/worker ecs:dead-1 died at .* \(EssentialContainerExited: exit code 137\)/);
+      expect(job.history.at(-1)?.outcome).toBe("worker_lost");
+    }
+    expect((await s.store.getRecord(other.jobId))?.status).toBe("running");
+    expect((await doorbells()).filter((id) => id === a.jobId || id === b.jobId).sort()).toEqual([a.jobId, b.jobId].sort());
+    // The dead worker's fence is gone: it could not write anything now.
+    await expect(s.store.heartbeat(a)).rejects.toThrow(/claimed it after this lease expired|is queued now/);
+  });
+
+  test("a repeated death event finds nothing left to do", async () => {
+    const { s, clock, reaper } = setup();
+    const lease = await running(s, "ecs:dead-2");
+    await reaper.onDeath({ workerId: "ecs:dead-2", at: clock.now(), reason: "stopped" });
+    const after = await s.store.getRecord(lease.jobId);
+    const again = await reaper.onDeath({ workerId: "ecs:dead-2", at: clock.now(), reason: "stopped" });
+    expect(again.requeued).toEqual([]);
+    expect(await s.store.getRecord(lease.jobId)).toEqual(after);
+  });
+
+  test("a death event that arrives after the job moved to another worker touches nothing, even through a stale index", async () => {
+    const { s, clock, reaper } = setup();
+    const lease = await running(s, "ecs:dead-3");
+    await s.store.release(lease);
+    const c = await s.store.claim(lease.jobId, "ecs:alive-3", LEASE_MS);
+    expect(c.ok).toBe(true);
+    const late = { workerId: "ecs:dead-3", at: clock.now(), reason: "stopped" };
+    expect((await reaper.onDeath(late)).requeued).toEqual([]);
+    // As if the index still named the dead worker: the decision on the record refuses it.
+    expect(await s.store.reclaimDead(lease.jobId, late)).toBeUndefined();
+    expect(await s.store.getRecord(lease.jobId)).toMatchObject({ status: "running", workerId: "ecs:alive-3" });
+  });
+
+  test("a job a worker of the same id claimed after the death (a restarted runtime in the same Lambda environment) is kept", async () => {
+    const { s, clock, reaper } = setup();
+    const died = clock.now();
+    clock.advance(500);
+    const lease = await running(s, "lambda:env-4");
+    const r = await reaper.onDeath({ workerId: "lambda:env-4", at: died, reason: "Runtime exited with error: signal: killed" });
+    expect(r).toMatchObject({ found: 1, requeued: [], untouched: [lease.jobId] });
+    expect((await s.store.getRecord(lease.jobId))?.status).toBe("running");
+  });
+
+  test("a cancel requested before the death ends the job cancelled; a job with no attempts left ends failed", async () => {
+    const { s, clock, reaper } = setup();
+    const cancelling = await running(s, "ecs:dead-5");
+    await s.store.requestCancel(cancelling.jobId);
+    const last = await running(s, "ecs:dead-5", { maxAttempts: 1 });
+    const r = await reaper.onDeath({ workerId: "ecs:dead-5", at: clock.now(), reason: "OutOfMemoryError" });
+    expect(r.ended.sort()).toEqual([cancelling.jobId, last.jobId].sort());
+    expect(((await s.store.getRecord(cancelling.jobId)) as CancelledJob).status).toBe("cancelled");
+    const failed = (await s.store.getRecord(last.jobId)) as FailedJob;
+    expect(failed.error.code).toBe("attempts_exhausted");
+    expect(failed.error.message).toMatch(/OutOfMemoryError/);
+  });
+
+  test("the directory lists the dead worker as dead, holding nothing, until it reports again", async () => {
+    const { s, clock, reaper } = setup();
+    const lease = await running(s, "ecs:dead-6");
+    await s.workers.report({ id: "ecs:dead-6", kind: "fargate", startedAt: clock.now(), jobs: [lease.jobId] }, true);
+    await reaper.onDeath({ workerId: "ecs:dead-6", at: clock.now(), reason: "stopped" });
+    const listed = (await s.workers.list()).find((w) => w.id === "ecs:dead-6");
+    expect(listed).toMatchObject({ jobs: [], diedAt: clock.now(), deathReason: "stopped" });
+    await s.workers.report({ id: "ecs:dead-6", kind: "fargate", startedAt: clock.now(), jobs: [] }, true);
+    expect((await s.workers.list()).find((w) => w.id === "ecs:dead-6")?.diedAt).toBeUndefined();
+  });
+});
+
+describe("the platform's death events", () => {
+  const taskArn = "arn:aws:ecs:us-east-1:123456789012:task/warden-prod-cluster/0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+  test("an ECS task-stopped event names the worker the task's id gives, when it stopped and why", () => {
+    const event = {
+      source: "aws.ecs",
+      "detail-type": "ECS Task State Change",
+      time: "2026-12-01T10:00:05Z",
+      detail: { taskArn, lastStatus: "STOPPED", stoppedAt: "2026-12-01T10:00:03.250Z", stopCode: "EssentialContainerExited", stoppedReason: "Essential container in task exited" },
+    };
+    expect(ecsDeath(event)).toEqual({ workerId: fargateWorkerId(taskArn), at: Date.parse("2026-12-01T10:00:03.250Z"), reason: "EssentialContainerExited: Essential container in task exited" });
+    expect(fargateWorkerId(taskArn)).toBe("ecs:0f1e2d3c4b5a69788796a5b4c3d2e1f0");
+    expect(deathsOf({ ...event, detail: { ...event.detail, lastStatus: "RUNNING" } })).toEqual([]);
+  });
+
+  test("a Logs subscription delivery of a Lambda crash names the worker its log stream gives", () => {
+    const logStream = "2026/12/01/[$LATEST]a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    const payload = {
+      messageType: "DATA_MESSAGE",
+      logGroup: "/aws/lambda/warden-prod-worker",
+      logStream,
+      logEvents: [
+        { id: "1", timestamp: 1_796_000_000_000, message: "RequestId: 42 Error: Runtime exited with error: signal: killed\nRuntime.ExitError" },
+        { id: "2", timestamp: 1_796_000_001_000, message: "an ordinary line" },
+      ],
+    };
+    const deaths = lambdaDeaths({ awslogs: { data: gzipSync(JSON.stringify(payload)).toString("base64") } });
+    expect(deaths).toEqual([{ workerId: "lambda:a1b2c3d4e5f60718293a4b5c6d7e8f90", at: 1_796_000_000_000, reason: "RequestId: 42 Error: Runtime exited with error: signal: killed" }]);
+    expect(lambdaWorkerId(logStream)).toBe(deaths[0]!.workerId);
+    expect(lambdaDeaths({ awslogs: { data: gzipSync(JSON.stringify({ messageType: "CONTROL_MESSAGE", logEvents: [] })).toString("base64") } })).toEqual([]);
+  });
+});
+
