@@ -58,6 +58,8 @@ export interface ChaosFacts {
   /** The full run: every kind must have been injected on both services, or the run did not test it. */
   requireEveryFault?: boolean;
   callers?: CallerStats;
+  /** Death events delivered (each worker death twice: at once and 1-4 s later), and what they did. */
+  deaths?: { delivered: number; requeued: number; ended: number; untouched: number };
 }
 
 export interface CheckRow {
@@ -501,6 +503,9 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   const callText = (x: CallerStats["cancel"]) => `${x.sent} sent (${x.answered} answered, ${x.refused} refused, ${x.failed} failed)`;
   const rows: CheckRow[] = [
     { check: "jobs submitted", value: String(f.submitted.length), ok: null },
+    ...(f.deaths
+      ? [{ check: "death events (each twice: at once, and late)", value: `${f.deaths.delivered} delivered: ${f.deaths.requeued} jobs queued again at once, ${f.deaths.ended} ended, ${f.deaths.untouched} left alone (moved on, finished, or a repeat)`, ok: null }]
+      : []),
     { check: "every job terminal", value: notTerminal ? `${notTerminal} not terminal` : `all ${f.submitted.length}`, ok: notTerminal === 0 },
     { check: "final state matches the job type (or a caller's cancel)", value: wrongState ? `${wrongState} wrong` : "all", ok: wrongState === 0 },
     { check: "≤ 1 committed result per job (per run, between API retries)", value: doubles ? `${doubles} jobs committed twice` : `max 1 (${commits} commits for ${f.submitted.length} jobs, ${calls.retries} retried runs)`, ok: doubles === 0 },

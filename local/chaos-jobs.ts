@@ -202,6 +202,9 @@ export const chaosNearLimit = defineJob<z.infer<typeof nearInput>, NearLimitResu
   },
 });
 
+/** The chaos run's Lambda process claims as this worker, and its death event names the same id. */
+export const chaosLambdaWorkerId = (pid: number | undefined): string => `lambda:chaos-${pid ?? "?"}`;
+
 export const CHAOS_TYPES: JobType<any, any, any>[] = [chaosSteps, chaosLong, chaosStall, chaosFlaky, chaosDoomed, chaosUnstorable, chaosOversize, chaosNearLimit];
 
 /** What each type must end as, whatever the chaos did to it (a caller's cancel aside). */

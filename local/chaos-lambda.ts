@@ -13,11 +13,11 @@ import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
 import { exitWhenOrphaned, guardStdio } from "../functions/parent-watch.js";
 import { makeHandler } from "../functions/worker.js";
-import { setup } from "./chaos-jobs.js";
 import { LambdaPoller, type SqsHandler } from "./poller.js";
+import { chaosLambdaWorkerId, setup } from "./chaos-jobs.js";
 
 const services = buildServices(loadRuntime());
-const workerId = `lambda:chaos-${process.pid}`;
+const workerId = chaosLambdaWorkerId(process.pid);
 setup(services, workerId);
 const quiet = { info() {}, warn() {}, error: (m: string, e?: Record<string, unknown>) => console.error(JSON.stringify({ m, ...e })) };
 const handler = makeHandler(services, { workerId, memory: false, log: quiet });

@@ -46,11 +46,12 @@ import type { QueueName } from "../core/config.js";
 import { parentEnv } from "../functions/parent-watch.js";
 import { checkChaos, FAULT_KINDS, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type Submitted } from "./chaos-check.js";
 import { seeded } from "./chaos-faults.js";
-import { BIG, registerChaosJobs } from "./chaos-jobs.js";
+import { BIG, chaosLambdaWorkerId, registerChaosJobs } from "./chaos-jobs.js";
 import { appliedReader, readLedger, record, LEDGER_ENV } from "./chaos-ledger.js";
 import { armPlanned, type LateDelivery, type PlannedFault } from "./chaos-planned.js";
 import { startEmulators } from "./emulators.js";
 import { WorkerFleet } from "./fleet.js";
+import { DeathReaper, type WorkerDeath } from "../core/deaths.js";
 import { startWireProxy, type WireFaultKind } from "./wire-faults.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -98,6 +99,12 @@ export interface ChaosOptions {
    * the recovery itself, not the restart policy).
    */
   restart: "ecs" | "immediate";
+  /**
+   * Deliver a death event for every worker process that dies (the local counterpart of ECS's
+   * task-stopped event and a Lambda crash's log line, core/deaths.ts), and each again 1-4 s later:
+   * a duplicate that arrives after its jobs moved on. Off, only leases find dead workers.
+   */
+  deathEvents: boolean;
   /** Submit every job at once instead of spreading them over the window (throughput runs). */
   burst: boolean;
   /** The deliberately broken build (test only): workers succeed without the fence. */
@@ -131,6 +138,7 @@ export const DEFAULTS: ChaosOptions = {
   sigkillShare: 0.7,
   burst: false,
   restart: "ecs",
+  deathEvents: true,
   unsafeUnfencedSucceed: false,
   drainMs: 120_000,
   save: true,
@@ -232,14 +240,36 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     }
   }
   const api = new JobsApi({ ...wired, queue: new FlakyQueue(wired.sqs, wired.cfg.queues) });
+  // Through the wire proxies like every other writer, so the ledger sees the reaper's writes too.
+  const reaper = new DeathReaper(wired);
+  const deaths = { delivered: 0, requeued: 0, ended: 0, untouched: 0 };
+  const onDeath = (death: WorkerDeath): void => {
+    if (!o.deathEvents) return;
+    const deliver = () =>
+      reaper
+        .onDeath(death)
+        .then((r) => {
+          deaths.delivered++;
+          deaths.requeued += r.requeued.length;
+          deaths.ended += r.ended.length;
+          deaths.untouched += r.untouched.length;
+          plog(`death ${death.workerId}: ${r.requeued.length} requeued, ${r.ended.length} ended, ${r.untouched.length} untouched, ${r.errors.length} errors`);
+        })
+        .catch((e: unknown) => plog(`death ${death.workerId}: ${errorMessage(e)}`));
+    void deliver();
+    timers.push(setTimeout(() => void deliver(), 1_000 + rng() * 3_000));
+  };
   const callerApi = new JobsApi(wired);
   const caller = { id: "chaos", admin: false };
 
   const fleet: Pool =
     o.restart === "ecs"
-      ? new WorkerFleet({ count: o.workers, env: { ...workerEnv, WARDEN_CHAOS_ROLE: "fargate" }, stopGraceMs: 5_000, onLine: () => true, log: plog })
-      : new RespawnPool(o.workers, { ...workerEnv, WARDEN_CHAOS_ROLE: "fargate" }, plog);
-  const lambda = new Respawner("lambda", join(ROOT, "local", "chaos-lambda.ts"), { ...workerEnv, WARDEN_CHAOS_ROLE: "lambda", WARDEN_LAMBDA_CONCURRENCY: "8" }, plog);
+      ? new WorkerFleet({ count: o.workers, env: { ...workerEnv, WARDEN_CHAOS_ROLE: "fargate" }, stopGraceMs: 5_000, onLine: () => true, onDeath, log: plog })
+      : new RespawnPool(o.workers, { ...workerEnv, WARDEN_CHAOS_ROLE: "fargate" }, plog, onDeath);
+  const lambda = new Respawner("lambda", join(ROOT, "local", "chaos-lambda.ts"), { ...workerEnv, WARDEN_CHAOS_ROLE: "lambda", WARDEN_LAMBDA_CONCURRENCY: "8" }, plog, () => ({}), {
+    onDeath,
+    workerId: (_n, pid) => chaosLambdaWorkerId(pid),
+  });
   const sweeper = new Respawner("sweeper", join(ROOT, "local", "chaos-sweeper.ts"), { ...env, WARDEN_CHAOS_ROLE: "sweeper" }, plog);
   fleet.start();
   lambda.start();
@@ -413,6 +443,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     faults,
     requireEveryFault: o.requireEveryFault && o.faultRate > 0,
     callers,
+    ...(o.deathEvents ? { deaths } : {}),
   });
   direct.doc.destroy();
   direct.sqs.destroy();
@@ -483,11 +514,16 @@ interface Pool {
 /** Fargate workers (functions/fargate.ts) each restarted 0.3 s after it dies, whatever its age. */
 class RespawnPool implements Pool {
   private readonly procs: Respawner[];
-  constructor(count: number, env: Record<string, string>, log: (l: string) => void) {
+  constructor(count: number, env: Record<string, string>, log: (l: string) => void, onDeath?: (d: WorkerDeath) => void) {
     // A new worker id for every process, as the ECS stand-in gives: the ledger maps each id to one pid.
+    const idOf = (i: number, n: number) => `fargate-${i + 1}-${n}`;
     this.procs = Array.from(
       { length: count },
-      (_, i) => new Respawner(`fargate-${i + 1}`, join(ROOT, "functions", "fargate.ts"), env, log, (n) => ({ WARDEN_WORKER_ID: `fargate-${i + 1}-${n}` })),
+      (_, i) =>
+        new Respawner(`fargate-${i + 1}`, join(ROOT, "functions", "fargate.ts"), env, log, (n) => ({ WARDEN_WORKER_ID: idOf(i, n) }), {
+          ...(onDeath ? { onDeath } : {}),
+          workerId: (n) => idOf(i, n),
+        }),
     );
   }
   start(): void {
@@ -521,6 +557,8 @@ class Respawner {
     private readonly log: (l: string) => void,
     /** Extra environment for the n-th process started (1-based). */
     private readonly envFor: (n: number) => Record<string, string> = () => ({}),
+    /** A process that dies unasked (not stopped, not a clean exit) is reported dead under the worker id it ran as. */
+    private readonly death: { onDeath?: (d: WorkerDeath) => void; workerId?: (n: number, pid: number | undefined) => string } = {},
   ) {}
 
   get pid(): number | undefined {
@@ -544,9 +582,13 @@ class Respawner {
       }
     });
     createInterface({ input: child.stderr! }).on("line", (l) => this.log(`[${this.name} ${child.pid}] ${l}`));
+    const n = this.starts;
     child.once("exit", (code, signal) => {
       this.readyNow = false;
       this.log(`[${this.name} ${child.pid}] exited (${signal ?? code})`);
+      if (!this.stopping && code !== 0 && this.death.workerId) {
+        this.death.onDeath?.({ workerId: this.death.workerId(n, child.pid), at: Date.now(), reason: `process exited (${signal ?? `code ${code}`})` });
+      }
       if (!this.stopping) setTimeout(() => this.start(), 300);
     });
   }
@@ -636,6 +678,8 @@ function parseArgs(argv: string[]): Partial<ChaosOptions> {
   set("hangMs", num("--hang-ms"));
   set("requestTimeoutMs", num("--request-timeout-ms"));
   if (argv.includes("--no-save")) out.save = false;
+  // Leases alone find dead workers: the recovery before death events.
+  if (argv.includes("--no-death-events")) out.deathEvents = false;
   return out;
 }
 

@@ -45,5 +45,8 @@ describe("chaos (short)", () => {
     expect(run.verdict.faults.dynamodb.lostReply, report).toBeGreaterThan(0);
     expect(run.verdict.faults.sqs.lostReply, report).toBeGreaterThan(0);
     expect(run.verdict.calls.cancels + run.verdict.calls.retries, report).toBeGreaterThan(0);
+    // Death events were delivered for the killed processes, each twice (the second after its jobs moved on).
+    const deaths = run.verdict.rows.find((r) => r.check.startsWith("death events"))?.value ?? "";
+    expect(Number(/^(\d+) delivered/.exec(deaths)?.[1] ?? 0), report).toBeGreaterThanOrEqual(2);
   }, 150_000);
 });
