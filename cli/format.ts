@@ -92,8 +92,16 @@ export function deadLettersText(r: DeadLetterReport): string {
 export function workersText(ws: ApiWorker[]): string {
   if (!ws.length) return "no workers seen recently";
   return table(
-    ["ID", "KIND", "PID", "STARTED", "LAST SEEN", "JOBS"],
-    ws.map((w) => [w.id, w.kind, w.pid !== undefined ? String(w.pid) : "-", short(w.startedAt), short(w.lastSeenAt), w.jobs.join(" ") || "-"]),
+    ["ID", "KIND", "PID", "STATE", "STARTED", "LAST SEEN", "JOBS"],
+    ws.map((w) => [
+      w.id,
+      w.kind,
+      w.pid !== undefined ? String(w.pid) : "-",
+      w.state === "dead" ? `dead ${w.diedAt ? short(w.diedAt) : ""} (${w.deathReason ?? "?"})` : "alive",
+      short(w.startedAt),
+      short(w.lastSeenAt),
+      w.jobs.join(" ") || "-",
+    ]),
   );
 }
 

@@ -26,6 +26,8 @@ export type { AbortReason } from "./registry.js";
 
 /** The completer's longest pause between two tries of an attempt's last write. */
 const COMPLETER_MAX_BACKOFF_MS = 2_000;
+/** How soon the worker directory hears that this worker claimed or let go of a job (GET /admin/workers within a second). */
+const PRESENCE_LAG_MS = 200;
 
 /** The services a runner uses; a benchmark can pass a store on a call-counting client. */
 export type RunnerServices = Pick<Services, "queue" | "registry" | "metrics" | "workers" | "now"> & { store: WorkerStore };
@@ -146,8 +148,23 @@ export class Runner {
   /** Stops the memory guard and takes the worker out of the directory. */
   async stop(): Promise<void> {
     this.o.memory?.stop();
+    clearTimeout(this.presenceTimer);
     await this.s.workers.remove(this.workerId).catch(() => undefined);
   }
+
+  /**
+   * The jobs this worker holds changed (a claim, an end): the directory hears of it within
+   * PRESENCE_LAG_MS, in one write for every change in that window (a Lambda batch claims five).
+   */
+  private jobsChanged(): void {
+    if (this.presenceTimer) return;
+    this.presenceTimer = setTimeout(() => {
+      this.presenceTimer = undefined;
+      void this.presence(true);
+    }, PRESENCE_LAG_MS);
+    this.presenceTimer.unref?.();
+  }
+  private presenceTimer: NodeJS.Timeout | undefined;
 
   /** Writes this worker's presence (throttled unless forced); advisory, so failures are only logged. */
   async presence(force = false): Promise<void> {
@@ -338,7 +355,7 @@ export class Runner {
     this.runs.set(runKey, run);
     // A claim that was in flight when shutdown began: hand it straight back.
     if (this.stopping) abort("shutdown");
-    void this.presence();
+    this.jobsChanged();
     this.keepers.set(lease, keeper);
     keeper.start();
 
@@ -357,7 +374,7 @@ export class Runner {
       clearTimeout(graceTimer);
       await keeper.stop();
       this.runs.delete(runKey);
-      void this.presence();
+      this.jobsChanged();
     }
 
     const reason = ac.signal.aborted ? (ac.signal.reason as AbortReason) : undefined;

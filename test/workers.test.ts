@@ -7,7 +7,9 @@ import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
 import { dynamoClient } from "../core/aws.js";
 import { PRESENCE_SHARDS, WorkerDirectory, presenceShard, type WorkerInfo } from "../core/workers.js";
-import { manualClock, useEmulators } from "./support/emulators.js";
+import { Runner } from "../core/runner.js";
+import { manualClock, useEmulators, waitFor } from "./support/emulators.js";
+import { submit, testServices } from "./worker-support.js";
 
 const env = useEmulators("workers");
 const FORGET = 60_000;
@@ -105,5 +107,24 @@ describe("worker directory", () => {
     expect(await rawEntries(5)).toEqual(expect.arrayContaining([`w:${returning}`, `w:${reporter}`]));
     expect((await dir.list()).find((w) => w.id === returning)).toMatchObject({ jobs: ["job-after-return"] });
     doc.destroy();
+  });
+});
+
+describe("presence that tells the truth", () => {
+  it("lists the job a worker holds within a second of its claim, and nothing within a second of its end", async () => {
+    const s = testServices(env, { WARDEN_LEASE_SECONDS: "30" });
+    const runner = new Runner(s, { workerId: "w-presence", kind: "local", log: { info() {}, warn() {}, error() {} } });
+    await runner.start();
+    const job = await submit(s, "demo.sleep", { items: 30, msPerItem: 100 }, { ring: false });
+    const run = runner.run(job.id);
+    await waitFor(async () => (await s.store.getRecord(job.id))?.status === "running", 5_000, "the claim");
+    const claimedAt = Date.now();
+    await waitFor(async () => (await s.workers.list()).find((w) => w.id === "w-presence")?.jobs.includes(job.id), 1_000, "the holder listed");
+    expect(Date.now() - claimedAt).toBeLessThanOrEqual(1_000);
+    await run;
+    const endedAt = Date.now();
+    await waitFor(async () => (await s.workers.list()).find((w) => w.id === "w-presence")?.jobs.length === 0, 1_000, "the job no longer listed");
+    expect(Date.now() - endedAt).toBeLessThanOrEqual(1_000);
+    await runner.stop();
   });
 });

@@ -161,7 +161,9 @@ function renderWorkers(workers, jobs) {
       el("td", { class: "mono" }, w.id),
       el("td", {}, w.kind),
       el("td", { class: "mono" }, w.pid ?? ""),
-      el("td", { class: "mono" }, w.jobs.length ? w.jobs.map((j) => j.slice(-10)).join(", ") : el("span", { class: "hint" }, "idle")),
+      el("td", { class: "mono" }, w.state === "dead"
+        ? el("span", { class: "dead", title: w.deathReason ?? "" }, `dead since ${ago(w.diedAt)}: its jobs were taken back`)
+        : w.jobs.length ? w.jobs.map((j) => j.slice(-10)).join(", ") : el("span", { class: "hint" }, "idle")),
       el("td", {}, ago(w.lastSeenAt)),
     ),
   );
