@@ -22,7 +22,11 @@ export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatch
 export interface PollerOptions {
   sqs: SQSClient;
   queueUrl: string;
-  handler: SqsHandler;
+  /**
+   * The handler, one per execution environment (`concurrency` of them, or one for all): as on
+   * Lambda, an environment runs one invocation at a time, and a worker id names an environment.
+   */
+  handler: SqsHandler | SqsHandler[];
   concurrency: number;
   timeoutMs: number;
   batchSize?: number;
@@ -30,6 +34,8 @@ export interface PollerOptions {
   /** Long-poll wait; shorter than SQS's 20 s max only so that tests stop quickly. */
   waitSeconds?: number;
   onInvocation?: (outcome: "ok" | "error" | "timeout", records: number) => void;
+  /** An invocation in environment `env` timed out: on Lambda its runtime is killed ("Task timed out"), a death event. */
+  onTimeout?: (env: number) => void;
   log?: (line: string) => void;
 }
 
@@ -47,7 +53,12 @@ export class LambdaPoller {
   private receiveAbort = new AbortController();
   private arn = "";
 
-  constructor(private readonly o: PollerOptions) {}
+  /** Environments with no invocation running. */
+  private readonly idle: number[];
+
+  constructor(private readonly o: PollerOptions) {
+    this.idle = Array.from({ length: Array.isArray(o.handler) ? o.handler.length : o.concurrency }, (_, i) => i);
+  }
 
   get active(): number {
     return this.inFlight.size;
@@ -73,7 +84,7 @@ export class LambdaPoller {
 
   private async run(): Promise<void> {
     while (this.running) {
-      if (this.inFlight.size >= this.o.concurrency) {
+      if (this.inFlight.size >= this.o.concurrency || !this.idle.length) {
         await Promise.race(this.inFlight);
         continue;
       }
@@ -125,15 +136,26 @@ export class LambdaPoller {
 
   /** One invocation; exported behaviour is what `runOnce` in tests observes. */
   async invoke(messages: Message[]): Promise<InvocationResult> {
+    const env = this.idle.shift() ?? 0;
+    try {
+      return await this.invokeIn(env, messages);
+    } finally {
+      this.idle.push(env);
+    }
+  }
+
+  private async invokeIn(env: number, messages: Message[]): Promise<InvocationResult> {
     const event: SQSEvent = { Records: messages.map((m) => toRecord(m, this.arn)) };
     const context = lambdaContext("worker", this.o.timeoutMs, LAMBDA_WORKER.memoryMb);
+    const handler = Array.isArray(this.o.handler) ? this.o.handler[env]! : this.o.handler;
     let failedIds: Set<string>;
     try {
-      const out = await withDeadline(this.o.handler(event, context), this.o.timeoutMs);
+      const out = await withDeadline(handler(event, context), this.o.timeoutMs);
       failedIds = failuresOf(out, event.Records);
       this.o.onInvocation?.("ok", messages.length);
     } catch (e) {
       const timedOut = e instanceof DeadlineExceeded;
+      if (timedOut) this.o.onTimeout?.(env);
       this.o.onInvocation?.(timedOut ? "timeout" : "error", messages.length);
       this.o.log?.(`poller: invocation ${timedOut ? "timed out" : "failed"}: ${String((e as Error)?.stack ?? e)}`);
       // A failed or timed-out invocation fails its whole batch: every message comes back.

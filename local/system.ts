@@ -15,7 +15,7 @@ import { makeHandler as makeWorkerHandler } from "../functions/worker.js";
 import { AlarmBoard, sourceLabel } from "./alarms.js";
 import type { LocalConfig } from "./config.js";
 import { startEmulators, type EmulatorOptions, type Emulators } from "./emulators.js";
-import { DeathReaper } from "../core/deaths.js";
+import { DeathReaper, type WorkerDeath } from "../core/deaths.js";
 import { WorkerFleet } from "./fleet.js";
 import { invokeAs, startGateway, type ApiHandler, type Gateway, type LocalRoutes } from "./gateway.js";
 import { LambdaPoller, type SqsHandler } from "./poller.js";
@@ -107,13 +107,23 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
 
   try {
     const api = makeApiHandler(services, { log: apiLog(log) }) as unknown as ApiHandler;
-    const worker = makeWorkerHandler(services, { workerId: `lambda:local-${process.pid}` });
+    // One worker per execution environment, as on Lambda, so a timed-out invocation's death
+    // event names the environment that was running it, not every local invocation.
+    const lambdaIds = Array.from({ length: cfg.lambdaConcurrency }, (_, i) => `lambda:local-${process.pid}-${i + 1}`);
+    const lambdaWorkers = lambdaIds.map((workerId) => makeWorkerHandler(services, { workerId }));
+    const reaper = new DeathReaper(services);
+    const reap = (death: WorkerDeath) =>
+      void reaper
+        .onDeath(death)
+        .then((r) => log(`[${death.workerId}] died: ${r.requeued.length} job(s) queued again, ${r.ended.length} ended, ${r.untouched.length} already moved on`))
+        .catch((e: unknown) => log(`[${death.workerId}] died; reclaiming its jobs failed (their leases will): ${String(e)}`));
     const poller = new LambdaPoller({
       sqs: services.sqs,
       queueUrl: services.cfg.queues.default.queue,
-      handler: worker as SqsHandler,
+      handler: lambdaWorkers as SqsHandler[],
       concurrency: cfg.lambdaConcurrency,
       timeoutMs: cfg.lambdaTimeoutSeconds * 1000,
+      onTimeout: (env) => reap({ workerId: lambdaIds[env]!, at: Date.now(), reason: "Task timed out" }),
       onInvocation: (outcome) => {
         recorder.lambda("worker", "Invocations");
         if (outcome !== "ok") recorder.lambda("worker", "Errors");
@@ -136,18 +146,13 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
     let queues: QueueStats[] = [];
     const alarms = new AlarmBoard(ALARMS, (s, since) => recorder.read(s, since), { timeScale: cfg.alarmTimeScale, since: startedAt });
 
-    const reaper = new DeathReaper(services);
     const fleet = new WorkerFleet({
       count: cfg.workers,
       env,
       stopGraceMs: 15_000,
       onLine: (line) => recorder.emfLine(line),
       // The same path as ECS's task-stopped event in the cloud (functions/deaths.ts).
-      onDeath: (death) =>
-        void reaper
-          .onDeath(death)
-          .then((r) => log(`[${death.workerId}] died: ${r.requeued.length} job(s) queued again, ${r.ended.length} ended, ${r.untouched.length} already moved on`))
-          .catch((e: unknown) => log(`[${death.workerId}] died; reclaiming its jobs failed (their leases will): ${String(e)}`)),
+      onDeath: reap,
       log,
     });
 
@@ -193,9 +198,9 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
       // Lambda would let in-flight invocations run to their deadline; locally we cannot wait that
       // long, so the runner aborts its handlers with `shutdown` and they hand their jobs back.
       const stopping = poller.stop();
-      worker.runner.shutdown();
+      for (const w of lambdaWorkers) w.runner.shutdown();
       await stopping;
-      await worker.runner.stop();
+      await Promise.all(lambdaWorkers.map((w) => w.runner.stop()));
     });
     fleet.start();
     stoppers.push(() => fleet.stop());

@@ -3,7 +3,8 @@
  * Fargate service on each queue that runs on Fargate (`large`), scaled on its visible messages.
  * Both claim, heartbeat and finish through the same core code. The Fargate task runs as the image's
  * unprivileged `node` user on a read-only root filesystem with a writable /tmp; its cluster has
- * Container Insights and its VPC a flow log.
+ * Container Insights and its VPC a flow log. The deaths function (stacks/deaths.ts) lives here
+ * too, beside the cluster and the worker's log group it listens to.
  */
 import * as path from "node:path";
 import { Duration } from "aws-cdk-lib";
@@ -22,6 +23,7 @@ import { useProject } from "sst/project.js";
 import type { Construct } from "constructs";
 import { FARGATE_WORKER, LAMBDA_WORKER, physicalName, QUEUE_NAMES, QUEUES, type QueueName } from "../core/config.js";
 import { ACCESS, grantAccess } from "./access.js";
+import { deathWiring } from "./deaths.js";
 import { wardenFunction } from "./lambda.js";
 import { pascal, Queues } from "./Queues.js";
 import { logGroup, runtimeEnvironment } from "./runtime-env.js";
@@ -107,11 +109,16 @@ export function Workers({ app, stack }: StackContext) {
     services[name] = service;
   }
 
+  // A dead worker's jobs run again within seconds: the deaths function hears of every stopped
+  // task of the cluster and every crashed or timed-out runtime of the Lambda worker.
+  const { deaths } = deathWiring(stack, config, environment, table, queues, worker, cluster);
+
   stack.addOutputs({
     WorkerFunction: worker.functionName,
+    DeathsFunction: deaths.functionName,
     ...Object.fromEntries(Object.entries(services).map(([q, svc]) => [`${pascal(q)}WorkerService`, svc.serviceName])),
   });
-  return { worker, services };
+  return { worker, services, deaths };
 }
 
 function containerImage(image: ImageSource): ecs.ContainerImage {

@@ -15,7 +15,7 @@ import { METRIC_NAMESPACE } from "../core/metrics.js";
 import type { QueuePair } from "./Queues.js";
 
 export type TableAction = "GetItem" | "PutItem" | "UpdateItem" | "BatchGetItem";
-export type IndexName = (typeof TABLE)["dueIndex" | "ownerIndex" | "statusIndex"]["name"];
+export type IndexName = (typeof TABLE)["dueIndex" | "ownerIndex" | "statusIndex" | "workerIndex"]["name"];
 export type QueueAction = "SendMessage" | "ReceiveMessage" | "DeleteMessage" | "ChangeMessageVisibility" | "GetQueueAttributes";
 export type TaskAction = "UpdateTaskProtection";
 
@@ -31,7 +31,7 @@ export interface Access {
   tasks: TaskAction[];
 }
 
-export type Principal = "worker" | "fargate" | "api" | "sweeper";
+export type Principal = "worker" | "fargate" | "api" | "sweeper" | "reaper";
 
 /**
  * Reading and writing jobs (core/store.ts): a record is read with GetItem and written with a
@@ -91,6 +91,19 @@ export const ACCESS: Record<Principal, Access> = {
     ...SWEEP,
     queues: { default: ["SendMessage"], large: ["SendMessage"] },
     dlqs: { default: ["GetQueueAttributes"], large: ["GetQueueAttributes"] },
+    putMetricData: false,
+    tasks: [],
+  },
+  // The deaths function (core/deaths.ts): finds a dead worker's jobs with one Query of the
+  // keys-only byWorker index, reads each record and reclaims it with a conditional UpdateItem
+  // (the record alone: its values stay where they are, so no PutItem or BatchGetItem), marks the
+  // worker dead in the directory (UpdateItem), and rings the doorbells of the jobs queued again.
+  // Its metrics are EMF lines in its log, so no PutMetricData.
+  reaper: {
+    table: ["GetItem", "UpdateItem"],
+    indexes: [TABLE.workerIndex.name],
+    queues: { default: ["SendMessage"], large: ["SendMessage"] },
+    dlqs: {},
     putMetricData: false,
     tasks: [],
   },

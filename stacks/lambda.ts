@@ -6,6 +6,7 @@
  * resources and no part of Warden reads traces), no source-map upload.
  */
 import * as iam from "aws-cdk-lib/aws-iam";
+import type { LogGroup } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
 import { Function as SstFunction } from "sst/constructs";
 import type { Construct } from "constructs";
@@ -15,7 +16,7 @@ import { physicalName } from "../core/config.js";
 
 export interface WardenFunctionProps {
   /** `functions/<name>.ts` exporting `handler`; also the function's name suffix. */
-  name: "worker" | "api" | "sweeper";
+  name: "worker" | "api" | "sweeper" | "deaths";
   timeoutSeconds: number;
   memoryMb: number;
   environment: Record<string, string>;
@@ -25,6 +26,16 @@ export interface WardenFunctionProps {
 
 export const RUNTIME = "nodejs22.x" as const;
 export const ARCHITECTURE = "arm_64" as const;
+
+/** Each function's explicit log group, for constructs that read it (the deaths subscription filter). */
+const LOG_GROUPS = new WeakMap<SstFunction, LogGroup>();
+
+/** The log group `wardenFunction` made for `fn` (never a LogRetention-managed one). */
+export function logGroupOf(fn: SstFunction): LogGroup {
+  const group = LOG_GROUPS.get(fn);
+  if (!group) throw new Error(`logGroupOf: ${fn.node.path} was not made by wardenFunction`);
+  return group;
+}
 
 export function wardenFunction(scope: Construct, id: string, config: StageConfig, p: WardenFunctionProps): SstFunction {
   const functionName = physicalName(config.stage, p.name);
@@ -53,6 +64,7 @@ export function wardenFunction(scope: Construct, id: string, config: StageConfig
     logGroup: logs,
     ...(p.reservedConcurrency !== undefined ? { reservedConcurrentExecutions: p.reservedConcurrency } : {}),
   });
+  LOG_GROUPS.set(fn, logs);
   NagSuppressions.addResourceSuppressions(fn, [
     {
       id: "AwsSolutions-L1",

@@ -6,7 +6,10 @@
 import { gzipSync } from "node:zlib";
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { describe, expect, test } from "vitest";
+import { countCalls, dynamoClient } from "../core/aws.js";
+import { TABLE } from "../core/config.js";
 import { MemoryMetrics } from "../core/metrics.js";
+import { ACCESS, type TableAction } from "../stacks/access.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { DeathReaper } from "../core/deaths.js";
@@ -150,3 +153,24 @@ describe("the platform's death events", () => {
   });
 });
 
+
+describe("the reaper's grants", () => {
+  test("every DynamoDB call the reaper makes is one its IAM policy grants", async () => {
+    const doc = dynamoClient({ dynamodb: env.emu.dynamoEndpoint });
+    const seen = countCalls(doc);
+    try {
+      const { s, clock } = setup();
+      const reaperServices = buildServices(loadRuntime({ ...env.emu.env, WARDEN_LEASE_SECONDS: "60" }), { doc, sqs: env.sqs, now: clock.now, metrics: new MemoryMetrics() });
+      await s.workers.report({ id: "ecs:grants", kind: "fargate", startedAt: clock.now(), jobs: [] }, true);
+      const lease = await running(s, "ecs:grants");
+      await s.store.heartbeat(lease, { checkpoint: { pad: "c".repeat(2_000) } });
+      await new DeathReaper(reaperServices).onDeath({ workerId: "ecs:grants", at: clock.now(), reason: "stopped" });
+      expect((await s.store.getRecord(lease.jobId))?.status).toBe("queued");
+    } finally {
+      doc.destroy();
+    }
+    const calls = [...seen.keys()].map((c) => c.replace(/Command$/, ""));
+    expect(calls.filter((c) => c !== "Query" && !ACCESS.reaper.table.includes(c as TableAction))).toEqual([]);
+    expect(ACCESS.reaper.indexes).toEqual([TABLE.workerIndex.name]);
+  });
+});

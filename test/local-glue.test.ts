@@ -3,6 +3,7 @@
  * deadline against fauxqs; the API Gateway event and the bearer-token identity; the TTL stand-in
  * against dynalite.
  */
+import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { PutCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { describe, expect, it } from "vitest";
@@ -77,6 +78,39 @@ describe("the Lambda event source mapping stand-in", () => {
     await poller.stop(100);
     expect(outcomes[0]).toBe("timeout");
     expect((await queue.depth("large")).inFlight).toBe(2);
+  });
+
+  it("runs each invocation in an environment of its own and reports the one whose invocation timed out, as Lambda's log line would", async () => {
+    // A queue of its own: an earlier test's abandoned long poll on a shared one may take the message.
+    const queueUrl = (await env.sqs.send(new CreateQueueCommand({ QueueName: "glue-environments" }))).QueueUrl!;
+    const send = (body: string) => env.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
+    await send("env-a");
+    const ran: number[] = [];
+    const timedOut: number[] = [];
+    // Environment 0 hangs past the timeout; environment 1 answers.
+    const handlers = [0, 1].map((i) => async () => {
+      ran.push(i);
+      if (i === 0) await new Promise(() => undefined);
+      return { batchItemFailures: [] };
+    });
+    const poller = new LambdaPoller({
+      sqs: env.sqs,
+      queueUrl,
+      concurrency: 2,
+      timeoutMs: 300,
+      batchSize: 1,
+      batchingWindowMs: 0,
+      waitSeconds: 1,
+      handler: handlers,
+      onTimeout: (i) => void timedOut.push(i),
+    });
+    await poller.start();
+    await waitFor(() => timedOut.length > 0, 5000, "the hung invocation to time out");
+    await send("env-b");
+    await waitFor(() => ran.includes(1), 5000, "an invocation in the other environment");
+    await poller.stop(100);
+    expect(ran[0]).toBe(0);
+    expect(new Set(timedOut)).toEqual(new Set([0]));
   });
 });
 

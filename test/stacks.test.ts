@@ -1,8 +1,9 @@
 /**
  * The whole stage, synthesized offline by sst.config.ts's own `stacks` and held to the issue's
  * promises with aws-cdk-lib/assertions: DLQs and visibility timeouts, the table's TTL, sparse
- * index, PITR and retention, the Fargate worker's stop timeout and scaling, the sweeper's
- * schedule, one alarm per definition in core/, least privilege, the hardening cdk-nag's
+ * indexes, PITR and retention, the Fargate worker's stop timeout and scaling, the sweeper's
+ * schedule, the death events that reach the deaths function, one alarm per definition in core/,
+ * least privilege, the hardening cdk-nag's
  * AwsSolutions and Serverless rule packs ask for (every stage synthesized here passes both, each
  * finding fixed or suppressed beside its construct with a reason), the optional KMS keys, and a
  * snapshot of each stack's resource counts. Every expected value comes from core/ or is stated
@@ -15,6 +16,7 @@ import { Match } from "aws-cdk-lib/assertions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ALARMS } from "../core/alarms.js";
+import { LAMBDA_DEATH_TERMS } from "../core/death-events.js";
 import { FARGATE_WORKER, LAMBDA_WORKER, QUEUE_NAMES, QUEUES, TABLE, TIMINGS } from "../core/config.js";
 import { METRIC_NAMESPACE } from "../core/metrics.js";
 import { tableDefinition } from "../core/schema.js";
@@ -180,7 +182,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     );
   });
 
-  it("builds the table from core's definition: keys, the sparse due index (keys only), INCLUDE listings, TTL on expiresAt, PITR, on demand", () => {
+  it("builds the table from core's definition: keys, the sparse due and byWorker indexes (keys only), INCLUDE listings, TTL on expiresAt, PITR, on demand", () => {
     const def = tableDefinition("warden-dev-jobs");
     const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
     const p = table.Properties!;
@@ -192,7 +194,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     expect(TABLE.ttlAttribute).toBe("expiresAt");
     expect(p.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
     const gsis = Object.fromEntries((p.GlobalSecondaryIndexes as any[]).map((g) => [g.IndexName, g]));
-    expect(Object.keys(gsis).sort()).toEqual([TABLE.dueIndex.name, TABLE.ownerIndex.name, TABLE.statusIndex.name].sort());
+    expect(Object.keys(gsis).sort()).toEqual([TABLE.dueIndex.name, TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.workerIndex.name].sort());
+    expect(Object.keys(gsis).sort()).toEqual(def.GlobalSecondaryIndexes!.map((g) => g.IndexName).sort());
     expect(gsis[TABLE.dueIndex.name]).toEqual({
       IndexName: "due",
       KeySchema: [
@@ -201,6 +204,13 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       ],
       Projection: { ProjectionType: "KEYS_ONLY" },
     });
+    // A death event's one Query: the running jobs a worker holds, by id only.
+    expect(gsis[TABLE.workerIndex.name]).toEqual({
+      IndexName: "byWorker",
+      KeySchema: [{ AttributeName: "workerId", KeyType: "HASH" }],
+      Projection: { ProjectionType: "KEYS_ONLY" },
+    });
+    expect(p.AttributeDefinitions).toContainEqual({ AttributeName: "workerId", AttributeType: "S" });
     for (const g of def.GlobalSecondaryIndexes!) expect(gsis[g.IndexName!]).toEqual({ IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection });
   });
 
@@ -263,6 +273,94 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     const [, rule] = one(s.json.Sweeper, "AWS::Events::Rule");
     expect(rule.Properties!.ScheduleExpression).toBe("rate(1 minute)");
     expect(rule.Properties!.Targets).toEqual([expect.objectContaining({ Arn: { "Fn::GetAtt": [fnId, "Arn"] } })]);
+  });
+
+  const deathsFunction = () => one(s.json.Workers, "AWS::Lambda::Function", (p) => p.FunctionName === "warden-dev-deaths");
+
+  it("runs the deaths function from functions/deaths.ts beside the workers, with the runtime environment, retried twice within 10 minutes when invoked asynchronously", () => {
+    const [fnId, fn] = deathsFunction();
+    const p = fn.Properties!;
+    expect(p.Handler).toBe("functions/deaths.handler");
+    expect(p.Runtime).toBe("nodejs22.x");
+    expect(p.Architectures).toEqual(["arm64"]);
+    expect(p.Code).toEqual({ S3Bucket: expect.any(String), S3Key: expect.stringMatching(/\.zip$/) });
+    // The same environment as the sweeper's: what core/runtime.ts loadRuntime reads.
+    const [, sweeper] = one(s.json.Sweeper, "AWS::Lambda::Function", (x) => x.FunctionName === "warden-dev-sweeper");
+    expect(Object.keys(p.Environment.Variables).sort()).toEqual(Object.keys(sweeper.Properties!.Environment.Variables).sort());
+    for (const v of ["WARDEN_STAGE", "WARDEN_TABLE", "WARDEN_QUEUES", "POWERTOOLS_METRICS_NAMESPACE"]) expect(p.Environment.Variables).toHaveProperty(v);
+    expect(p.Environment.Variables.WARDEN_STAGE).toBe("dev");
+    const [, invoke] = one(s.json.Workers, "AWS::Lambda::EventInvokeConfig");
+    expect(invoke.Properties!).toMatchObject({ FunctionName: { Ref: fnId }, MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 600 });
+  });
+
+  it("sends every STOPPED task of the stage's own cluster to the deaths function, retried twice within 10 minutes, undelivered events to an SSL-only, encrypted DLQ", () => {
+    const t = s.json.Workers;
+    const [fnId] = deathsFunction();
+    const [clusterId, cluster] = one(t, "AWS::ECS::Cluster");
+    expect(cluster.Properties!.ClusterName).toBe("warden-dev-cluster");
+    const rules = of(t, "AWS::Events::Rule");
+    expect(rules).toHaveLength(1);
+    const [ruleId, rule] = rules[0]!;
+    expect(rule.Properties!.EventPattern).toEqual({
+      source: ["aws.ecs"],
+      "detail-type": ["ECS Task State Change"],
+      detail: { clusterArn: [{ "Fn::GetAtt": [clusterId, "Arn"] }], lastStatus: ["STOPPED"] },
+    });
+    const targets = rule.Properties!.Targets as any[];
+    expect(targets).toHaveLength(1);
+    const [target] = targets;
+    expect(target.Arn).toEqual({ "Fn::GetAtt": [fnId, "Arn"] });
+    expect(target.RetryPolicy).toEqual({ MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 600 });
+    const dlqId = target.DeadLetterConfig.Arn["Fn::GetAtt"][0] as string;
+    const dlq = t.Resources[dlqId]!;
+    expect(dlq.Type).toBe("AWS::SQS::Queue");
+    expect(dlq.Properties).toMatchObject({ QueueName: "warden-dev-death-events-dlq", SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+    s.templates.Workers.hasResourceProperties("AWS::SQS::QueuePolicy", {
+      Queues: [{ Ref: dlqId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } }, Resource: { "Fn::GetAtt": [dlqId, "Arn"] } }),
+          Match.objectLike({
+            Effect: "Allow",
+            Principal: { Service: "events.amazonaws.com" },
+            Action: "sqs:SendMessage",
+            Condition: { ArnEquals: { "aws:SourceArn": { "Fn::GetAtt": [ruleId, "Arn"] } } },
+          }),
+        ]),
+      },
+    });
+    // EventBridge may invoke the function for this rule only.
+    const permissions = of(t, "AWS::Lambda::Permission").filter(([, x]) => x.Properties!.Principal === "events.amazonaws.com");
+    expect(permissions.map(([, x]) => x.Properties)).toEqual([
+      { Action: "lambda:InvokeFunction", FunctionName: { "Fn::GetAtt": [fnId, "Arn"] }, Principal: "events.amazonaws.com", SourceArn: { "Fn::GetAtt": [ruleId, "Arn"] } },
+    ]);
+  });
+
+  it("sends the Lambda worker's crash and timeout lines (each of core's LAMBDA_DEATH_TERMS) from its own log group to the deaths function, which logs may invoke from that group only", () => {
+    const t = s.json.Workers;
+    const [fnId] = deathsFunction();
+    const [, worker] = one(t, "AWS::Lambda::Function", (p) => p.FunctionName === "warden-dev-worker");
+    const groupId = worker.Properties!.LoggingConfig.LogGroup.Ref as string;
+    expect(t.Resources[groupId]!.Properties!.LogGroupName).toBe("/aws/lambda/warden-dev-worker");
+    const [, filter] = one(t, "AWS::Logs::SubscriptionFilter");
+    const p = filter.Properties!;
+    expect(p.LogGroupName).toEqual({ Ref: groupId });
+    expect(p.DestinationArn).toEqual({ "Fn::GetAtt": [fnId, "Arn"] });
+    // Any one term matches: `?"Runtime exited" ?"Task timed out" ?"Runtime.ExitError"`.
+    expect(LAMBDA_DEATH_TERMS.length).toBeGreaterThan(0);
+    for (const term of LAMBDA_DEATH_TERMS) expect(p.FilterPattern, term).toContain(`?"${term}"`);
+    expect(p.FilterPattern).toBe(LAMBDA_DEATH_TERMS.map((term) => `?"${term}"`).join(" "));
+    const permissions = of(t, "AWS::Lambda::Permission").filter(([, x]) => x.Properties!.Principal === "logs.amazonaws.com");
+    expect(permissions).toHaveLength(1);
+    const [permissionId, permission] = permissions[0]!;
+    expect(permission.Properties).toEqual({
+      Action: "lambda:InvokeFunction",
+      FunctionName: { "Fn::GetAtt": [fnId, "Arn"] },
+      Principal: "logs.amazonaws.com",
+      SourceArn: { "Fn::GetAtt": [groupId, "Arn"] },
+    });
+    // CloudWatch Logs checks the permission when the filter is created.
+    expect((filter as { DependsOn?: string[] }).DependsOn).toContain(permissionId);
   });
 
   it("has exactly one alarm per definition in core/, each wired to the topic, with its description and missing-data rule", () => {
@@ -407,6 +505,14 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         ...on("queue:default-dlq", "sqs:GetQueueAttributes"),
         ...on("queue:large-dlq", "sqs:GetQueueAttributes"),
       ],
+      // The deaths function: the dead worker's jobs by the byWorker index, each read and
+      // reclaimed, the worker marked dead in the directory, the doorbells of the requeued rung.
+      "warden-dev-deaths": [
+        ...on("table", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+        ...on("table/index/byWorker", "dynamodb:Query"),
+        ...on("queue:default", "sqs:SendMessage"),
+        ...on("queue:large", "sqs:SendMessage"),
+      ],
       "warden-dev-api": [
         ...sweep,
         ...on("table", "dynamodb:PutItem", "dynamodb:BatchGetItem"),
@@ -442,15 +548,19 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         "Workers AWS::ECS::TaskDefinition AwsSolutions-ECS2",
         "Workers AWS::IAM::Policy AwsSolutions-IAM5",
         "Workers AWS::IAM::Role AwsSolutions-IAM5",
+        "Workers AWS::Lambda::EventInvokeConfig Serverless-LambdaAsyncFailureDestination",
         "Workers AWS::Lambda::EventSourceMapping Serverless-LambdaEventSourceMappingDestination",
         "Workers AWS::Lambda::Function AwsSolutions-L1",
         "Workers AWS::Lambda::Function Serverless-LambdaDLQ",
         "Workers AWS::Lambda::Function Serverless-LambdaLatestVersion",
         "Workers AWS::Lambda::Function Serverless-LambdaTracing",
+        "Workers AWS::SQS::Queue AwsSolutions-SQS3",
+        "Workers AWS::SQS::Queue Serverless-SQSRedrivePolicy",
       ].sort(),
     );
-    // Only the two DLQs skip a redrive policy, and only the public route skips authorization.
-    expect(all.filter((x) => x.id === "Serverless-SQSRedrivePolicy")).toHaveLength(QUEUE_NAMES.length);
+    // Only the DLQs (the two job queues' and the death events') skip a redrive policy, and only the public route skips authorization.
+    expect(all.filter((x) => x.id === "Serverless-SQSRedrivePolicy")).toHaveLength(QUEUE_NAMES.length + 1);
+    expect(all.filter((x) => x.id === "AwsSolutions-SQS3")).toHaveLength(1);
     expect(all.filter((x) => x.id === "AwsSolutions-APIG4")).toHaveLength(1);
     const doc = readFileSync(path.join(ROOT, "docs/deploy.md"), "utf8");
     for (const x of all) {
@@ -500,8 +610,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     for (const t of all) for (const [id, role] of of(t, "AWS::IAM::Role")) expect(role.Properties!.ManagedPolicyArns, id).toBeUndefined();
     expect(JSON.stringify(all)).not.toContain("AWSLambdaBasicExecutionRole");
     const fns = Object.values(s.stackNames).flatMap((stack) => of(s.byStackName[stack]!, "AWS::Lambda::Function").map(([, fn]) => ({ stack, fn })));
-    // Warden's three functions and nothing else: SST's unused CustomResourceHandler is gone from every stack.
-    expect(fns.map(({ fn }) => fn.Properties!.FunctionName).sort()).toEqual(["warden-dev-api", "warden-dev-sweeper", "warden-dev-worker"]);
+    // Warden's four functions and nothing else: SST's unused CustomResourceHandler is gone from every stack.
+    expect(fns.map(({ fn }) => fn.Properties!.FunctionName).sort()).toEqual(["warden-dev-api", "warden-dev-deaths", "warden-dev-sweeper", "warden-dev-worker"]);
     const roles = new Set<string>();
     for (const { stack, fn } of fns) {
       const p = fn.Properties!;
@@ -541,7 +651,10 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
   });
 
   // Since the rule packs: each stack lost SST's unused CustomResourceHandler (a function and its
-  // role); Workers gained the VPC flow log (its log group, role and policy).
+  // role); Workers gained the VPC flow log (its log group, role and policy), then the deaths
+  // function (its role, policy, log group and async-invoke config), the task-stopped rule and its
+  // DLQ (with the queue's policy), the worker's subscription filter, and a permission each for
+  // EventBridge and CloudWatch Logs to invoke it.
   it("keeps each stack's resource counts (review any change here)", () => {
     const counts = Object.fromEntries(Object.entries(s.json).map(([name, t]) => [name, resourceCounts(t)]));
     expect(counts).toMatchInlineSnapshot(`
@@ -596,12 +709,18 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
           "AWS::ECS::Cluster": 1,
           "AWS::ECS::Service": 1,
           "AWS::ECS::TaskDefinition": 1,
-          "AWS::IAM::Policy": 4,
-          "AWS::IAM::Role": 5,
+          "AWS::Events::Rule": 1,
+          "AWS::IAM::Policy": 5,
+          "AWS::IAM::Role": 6,
+          "AWS::Lambda::EventInvokeConfig": 1,
           "AWS::Lambda::EventSourceMapping": 1,
-          "AWS::Lambda::Function": 1,
-          "AWS::Logs::LogGroup": 3,
-          "AWS::SSM::Parameter": 1,
+          "AWS::Lambda::Function": 2,
+          "AWS::Lambda::Permission": 2,
+          "AWS::Logs::LogGroup": 4,
+          "AWS::Logs::SubscriptionFilter": 1,
+          "AWS::SQS::Queue": 1,
+          "AWS::SQS::QueuePolicy": 1,
+          "AWS::SSM::Parameter": 2,
         },
       }
     `);
@@ -751,6 +870,7 @@ describe("a production stage with customer-managed KMS keys (`kms`, WARDEN_KMS=t
       "warden-vault-worker": expected,
       "warden-vault-api": expected,
       "warden-vault-sweeper": expected,
+      "warden-vault-deaths": expected,
       "task:warden-vault-large-worker": expected,
     });
     for (const st of allStatements(s)) for (const a of st.Action) expect(a, st.policyId).not.toContain("*");
