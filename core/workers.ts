@@ -121,17 +121,7 @@ export class WorkerDirectory {
   }
 
   async remove(id: string): Promise<void> {
-    await this.db
-      .send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: presenceKey(presenceShard(id)),
-          UpdateExpression: "REMOVE #me",
-          ConditionExpression: "attribute_exists(#me)",
-          ExpressionAttributeNames: { "#me": ATTRIBUTE_PREFIX + id },
-        }),
-      )
-      .catch(() => undefined);
+    await this.updateEntry(id, "REMOVE #me").catch(() => undefined);
   }
 
   /** Workers seen within `forgetAfterMs`, most recently seen first. */
@@ -150,20 +140,25 @@ export class WorkerDirectory {
    * and is listed as dead until forgotten. A worker never seen is not added.
    */
   async markDead(id: string, at: number, reason: string): Promise<void> {
-    await this.db
-      .send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: presenceKey(presenceShard(id)),
-          UpdateExpression: "SET #me.diedAt = :at, #me.deathReason = :why, #me.jobs = :none",
-          ConditionExpression: "attribute_exists(#me)",
-          ExpressionAttributeNames: { "#me": ATTRIBUTE_PREFIX + id },
-          ExpressionAttributeValues: { ":at": at, ":why": reason.slice(0, 200), ":none": [] },
-        }),
-      )
-      .catch((e: unknown) => {
+    await this.updateEntry(id, "SET #me.diedAt = :at, #me.deathReason = :why, #me.jobs = :none", { ":at": at, ":why": reason.slice(0, 200), ":none": [] }).catch(
+      (e: unknown) => {
         if (!isConditionFailure(e)) throw e;
-      });
+      },
+    );
+  }
+
+  /** One update of a worker's own entry, only if it has one. */
+  private async updateEntry(id: string, expression: string, values?: Record<string, unknown>): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: presenceKey(presenceShard(id)),
+        UpdateExpression: expression,
+        ConditionExpression: "attribute_exists(#me)",
+        ExpressionAttributeNames: { "#me": ATTRIBUTE_PREFIX + id },
+        ...(values ? { ExpressionAttributeValues: values } : {}),
+      }),
+    );
   }
 }
 
