@@ -216,7 +216,7 @@ export async function runStoreCost(): Promise<StoreCostResult> {
         "WRU per heartbeat: each heartbeat metered on its own (max and mean over the run phase)",
         "SQS: send (API), receive and delete (worker); Lambda's event source does the receive/delete for Lambda jobs and bills them the same",
         `compute: Lambda ${LAMBDA_WORKER.memoryMb} MB for jobs within its ${LAMBDA_WORKER.timeoutSeconds} s timeout, else a Fargate task (${FARGATE_WORKER.cpu / 1024} vCPU, ${FARGATE_WORKER.memoryMb / 1024} GB) shared by ${FARGATE_WORKER.concurrency} jobs`,
-        "excluded: storage, the sweeper's fixed cost (see sweep), worker presence writes (per worker, not per job), API Gateway, CloudWatch",
+        "excluded: storage, the sweeper's fixed cost (see sweep), worker presence writes (a small item per shard of workers, written when a worker claims or lets go, coalesced over half a second, and every 10 s), API Gateway, CloudWatch",
         ...(unmetered.length ? [`WARNING: commands the capacity meter does not count: ${unmetered.join(", ")}; their units are missing from these figures`] : []),
       ],
     };

@@ -16,8 +16,23 @@ export const fargateWorkerId = (taskArn: string): string => `ecs:${taskArn.slice
 
 export const lambdaWorkerId = (logStream: string): string => `lambda:${logStream.slice(logStream.lastIndexOf("]") + 1)}`;
 
-/** What a Lambda runtime's death leaves in its log stream (the subscription filter's pattern, too). */
+/** Words of what a Lambda runtime's death leaves in its log stream: the subscription filter's pattern, which only narrows what is delivered. */
 export const LAMBDA_DEATH_TERMS = ["Runtime exited", "Task timed out", "Runtime.ExitError"] as const;
+
+/**
+ * Lambda's own lines for a runtime that died, and nothing else: a handler's error message that
+ * quotes another function's "Task timed out", or Warden's JSON log line carrying it, must not
+ * make a live environment's jobs look orphaned.
+ *   2026-12-01T10:00:00.000Z 3f2c… Task timed out after 120.05 seconds
+ *   RequestId: 3f2c… Error: Runtime exited with error: signal: killed
+ *   INIT_REPORT Init Duration: 812.33 ms Phase: init Status: error Error Type: Runtime.ExitError
+ */
+const LAMBDA_DEATH_LINES = [
+  /^(\d{4}-\d\d-\d\dT\S+\s+)?[0-9a-f]{8}-[0-9a-f-]{27}\s+Task timed out after /,
+  /^RequestId: [0-9a-f]{8}-[0-9a-f-]{27} Error: Runtime exited/,
+  /^INIT_REPORT .*Status: (error|timeout)/,
+];
+export const isLambdaDeathLine = (message: string): boolean => LAMBDA_DEATH_LINES.some((re) => re.test(message));
 
 interface EcsTaskStateChange {
   "detail-type"?: string;
@@ -54,11 +69,11 @@ export function lambdaDeaths(event: LogsSubscriptionEvent): WorkerDeath[] {
   if (payload.messageType !== "DATA_MESSAGE" || !payload.logStream) return [];
   const workerId = lambdaWorkerId(payload.logStream);
   return (payload.logEvents ?? [])
-    .filter((e) => LAMBDA_DEATH_TERMS.some((t) => e.message.includes(t)))
+    .filter((e) => isLambdaDeathLine(e.message))
     .map((e) => ({ workerId, at: e.timestamp, reason: e.message.trim().split("\n")[0]!.slice(0, 200) }));
 }
 
-/** Whichever of the two a delivery is: EventBridge's ECS event, or a Logs subscription's batch. */
+/** Whichever of the two a delivery is: EventBridge's ECS event, or a Logs subscription's batch. Throws on a payload it cannot read. */
 export function deathsOf(event: unknown): WorkerDeath[] {
   const e = (event ?? {}) as EcsTaskStateChange & LogsSubscriptionEvent;
   if (e.awslogs) return lambdaDeaths(e);

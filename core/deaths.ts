@@ -42,9 +42,10 @@ export class DeathReaper {
 
   async onDeath(death: WorkerDeath): Promise<DeathReport> {
     const r: DeathReport = { workerId: death.workerId, found: 0, requeued: [], ended: [], untouched: [], errors: [] };
-    this.s.metrics.emit("WorkerDeaths", 1);
     const ids = await this.s.store.jobsHeldBy(death.workerId);
     r.found = ids.length;
+    // A task that stopped cleanly (a deploy, a scale-in) held nothing: not a death worth counting.
+    if (ids.length) this.s.metrics.emit("WorkerDeaths", 1);
     for (let i = 0; i < ids.length; i += CONCURRENCY) {
       await Promise.all(ids.slice(i, i + CONCURRENCY).map((id) => this.reclaimOne(id, death, r)));
     }

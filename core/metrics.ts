@@ -34,7 +34,7 @@ export const METRICS = {
   StoreThrottled: def("StoreThrottled", "Count", [], "DynamoDB calls that failed throttled after the SDK's retries"),
   StuckJobs: def("StuckJobs", "Count", ["State"], "overdue jobs a sweep found, by state (published every sweep, zeros too)"),
   Reclaimed: def("Reclaimed", "Count", ["Queue"], "running jobs whose worker died, taken back by the sweeper"),
-  WorkerDeaths: def("WorkerDeaths", "Count", [], "death events for workers (an ECS task stopped, a Lambda runtime crash or timeout, a local process exit)"),
+  WorkerDeaths: def("WorkerDeaths", "Count", [], "death events (an ECS task stopped, a Lambda runtime crash or timeout, a local process exit) of workers that held jobs"),
   DeadWorkerJobs: def("DeadWorkerJobs", "Count", ["Queue"], "running jobs of a dead worker reclaimed (or ended) at its death event, before their lease ran out"),
   Requeued: def("Requeued", "Count", ["Queue"], "queued jobs whose message the sweeper sent again"),
   SweepDuration: def("SweepDuration", "Milliseconds", [], "time one sweep took"),

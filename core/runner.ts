@@ -27,7 +27,7 @@ export type { AbortReason } from "./registry.js";
 /** The completer's longest pause between two tries of an attempt's last write. */
 const COMPLETER_MAX_BACKOFF_MS = 2_000;
 /** How soon the worker directory hears that this worker claimed or let go of a job (GET /admin/workers within a second). */
-const PRESENCE_LAG_MS = 200;
+const PRESENCE_LAG_MS = 500;
 
 /** The services a runner uses; a benchmark can pass a store on a call-counting client. */
 export type RunnerServices = Pick<Services, "queue" | "registry" | "metrics" | "workers" | "now"> & { store: WorkerStore };
@@ -165,6 +165,14 @@ export class Runner {
     this.presenceTimer.unref?.();
   }
   private presenceTimer: NodeJS.Timeout | undefined;
+
+  /** Writes a pending change of presence now: a Lambda environment is frozen once its handler returns. */
+  async flushPresence(): Promise<void> {
+    if (!this.presenceTimer) return;
+    clearTimeout(this.presenceTimer);
+    this.presenceTimer = undefined;
+    await this.presence(true);
+  }
 
   /** Writes this worker's presence (throttled unless forced); advisory, so failures are only logged. */
   async presence(force = false): Promise<void> {

@@ -137,24 +137,25 @@ export class WorkerDirectory {
 
   /**
    * Marks a worker dead at its death event: it holds nothing any more (its jobs were reclaimed),
-   * and is listed as dead until forgotten. A worker never seen is not added.
+   * and is listed as dead until forgotten. A worker never seen is not added, nor one that started
+   * after the death (a restarted Lambda runtime in the same environment has the same id).
    */
   async markDead(id: string, at: number, reason: string): Promise<void> {
-    await this.updateEntry(id, "SET #me.diedAt = :at, #me.deathReason = :why, #me.jobs = :none", { ":at": at, ":why": reason.slice(0, 200), ":none": [] }).catch(
+    await this.updateEntry(id, "SET #me.diedAt = :at, #me.deathReason = :why, #me.jobs = :none", { ":at": at, ":why": reason.slice(0, 200), ":none": [] }, "#me.startedAt <= :at").catch(
       (e: unknown) => {
         if (!isConditionFailure(e)) throw e;
       },
     );
   }
 
-  /** One update of a worker's own entry, only if it has one. */
-  private async updateEntry(id: string, expression: string, values?: Record<string, unknown>): Promise<void> {
+  /** One update of a worker's own entry, only if it has one (and `condition` holds). */
+  private async updateEntry(id: string, expression: string, values?: Record<string, unknown>, condition?: string): Promise<void> {
     await this.db.send(
       new UpdateCommand({
         TableName: this.table,
         Key: presenceKey(presenceShard(id)),
         UpdateExpression: expression,
-        ConditionExpression: "attribute_exists(#me)",
+        ConditionExpression: condition ? `attribute_exists(#me) AND ${condition}` : "attribute_exists(#me)",
         ExpressionAttributeNames: { "#me": ATTRIBUTE_PREFIX + id },
         ...(values ? { ExpressionAttributeValues: values } : {}),
       }),

@@ -15,9 +15,18 @@ export function makeHandler(services: Pick<Services, "store" | "queue" | "worker
   const reaper = new DeathReaper(services);
   return async (event) => {
     try {
+      let deaths;
+      try {
+        deaths = deathsOf(event);
+      } catch (e) {
+        // A retry cannot make it readable; the leases are the backstop.
+        console.log(JSON.stringify({ level: "ERROR", message: "unreadable death event", error: String(e) }));
+        return [];
+      }
       const reports: DeathReport[] = [];
-      for (const death of deathsOf(event)) reports.push(await reaper.onDeath(death));
-      const failed = reports.flatMap((r) => r.errors);
+      for (const death of deaths) reports.push(await reaper.onDeath(death));
+      // Only a reclaim that failed is worth the platform's retry; a lost doorbell is the sweeper's.
+      const failed = reports.flatMap((r) => r.errors).filter((f) => !f.error.startsWith("doorbell:"));
       console.log(JSON.stringify({ level: "INFO", message: "death events handled", reports: reports.map(({ workerId, found, requeued, ended, untouched }) => ({ workerId, found, requeued: requeued.length, ended: ended.length, untouched: untouched.length })) }));
       if (failed.length) throw new Error(`could not reclaim ${failed.length} job(s) of a dead worker: ${failed.map((f) => `${f.jobId}: ${f.error}`).join("; ")}`);
       return reports;

@@ -84,7 +84,8 @@ export function makeHandler(services: Services, opts: WorkerHandlerOptions = {})
     await eachBounded(event.Records, opts.concurrency ?? LAMBDA_WORKER.batchSize, async (record) => {
       if (!(await processRecord(record, hostDeadline))) failed.push(record.messageId);
     });
-    await services.metrics.flush().catch(() => undefined);
+    // Lambda freezes the environment once this returns: what it let go of must be written first.
+    await Promise.all([services.metrics.flush().catch(() => undefined), runner.flushPresence()]);
     return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
   };
   return Object.assign(handler, { runner });

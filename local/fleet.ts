@@ -86,7 +86,8 @@ export class WorkerFleet {
 
   private spawn(s: Slot): void {
     s.generation++;
-    const id = `fargate-${s.slot}-${s.generation}`;
+    // This run's pid too: two runs on one external DynamoDB must not share worker ids.
+    const id = `fargate-${process.pid}-${s.slot}-${s.generation}`;
     const child = spawn(process.execPath, ["--import", "tsx", ENTRY], {
       cwd: REPO_ROOT,
       // WARDEN_PARENT_PID: a worker outliving this process (SIGKILL, OOM) notices and exits.

@@ -84,8 +84,13 @@ export class LambdaPoller {
 
   private async run(): Promise<void> {
     while (this.running) {
-      if (this.inFlight.size >= this.o.concurrency || !this.idle.length) {
+      if (this.inFlight.size >= this.o.concurrency) {
         await Promise.race(this.inFlight);
+        continue;
+      }
+      if (!this.idle.length) {
+        // Every environment is still running a timed-out invocation: wait for one to stop.
+        await new Promise((r) => setTimeout(r, 50));
         continue;
       }
       let messages: Message[];
@@ -137,20 +142,25 @@ export class LambdaPoller {
   /** One invocation; exported behaviour is what `runOnce` in tests observes. */
   async invoke(messages: Message[]): Promise<InvocationResult> {
     const env = this.idle.shift() ?? 0;
+    let settled: Promise<unknown> = Promise.resolve();
     try {
-      return await this.invokeIn(env, messages);
+      return await this.invokeIn(env, messages, (p) => (settled = p));
     } finally {
-      this.idle.push(env);
+      // A timed-out invocation still runs here (Lambda would have killed its runtime): its
+      // environment takes no other until it has stopped (onTimeout is where it is told to).
+      void settled.then(() => this.idle.push(env));
     }
   }
 
-  private async invokeIn(env: number, messages: Message[]): Promise<InvocationResult> {
+  private async invokeIn(env: number, messages: Message[], running: (p: Promise<unknown>) => void): Promise<InvocationResult> {
     const event: SQSEvent = { Records: messages.map((m) => toRecord(m, this.arn)) };
     const context = lambdaContext("worker", this.o.timeoutMs, LAMBDA_WORKER.memoryMb);
     const handler = Array.isArray(this.o.handler) ? this.o.handler[env]! : this.o.handler;
     let failedIds: Set<string>;
     try {
-      const out = await withDeadline(handler(event, context), this.o.timeoutMs);
+      const call = handler(event, context);
+      running(call.catch(() => undefined));
+      const out = await withDeadline(call, this.o.timeoutMs);
       failedIds = failuresOf(out, event.Records);
       this.o.onInvocation?.("ok", messages.length);
     } catch (e) {

@@ -120,10 +120,15 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
     const poller = new LambdaPoller({
       sqs: services.sqs,
       queueUrl: services.cfg.queues.default.queue,
-      handler: lambdaWorkers as SqsHandler[],
+      handler: lambdaWorkers as SqsHandler[], // replaced in place on a timeout, as Lambda starts a new runtime
       concurrency: cfg.lambdaConcurrency,
       timeoutMs: cfg.lambdaTimeoutSeconds * 1000,
-      onTimeout: (env) => reap({ workerId: lambdaIds[env]!, at: Date.now(), reason: "Task timed out" }),
+      onTimeout: (env) => {
+        reap({ workerId: lambdaIds[env]!, at: Date.now(), reason: "Task timed out" });
+        // Lambda kills the timed-out runtime; here its handlers are told to stop (their writes are fenced anyway).
+        lambdaWorkers[env]!.runner.shutdown();
+        lambdaWorkers[env] = makeWorkerHandler(services, { workerId: lambdaIds[env]! });
+      },
       onInvocation: (outcome) => {
         recorder.lambda("worker", "Invocations");
         if (outcome !== "ok") recorder.lambda("worker", "Errors");

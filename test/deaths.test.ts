@@ -135,19 +135,26 @@ describe("the platform's death events", () => {
     expect(deathsOf({ ...event, detail: { ...event.detail, lastStatus: "RUNNING" } })).toEqual([]);
   });
 
-  test("a Logs subscription delivery of a Lambda crash names the worker its log stream gives", () => {
+  test("a Logs subscription delivery of a Lambda crash or timeout names the worker its log stream gives; a line that only quotes those words is not a death", () => {
     const logStream = "2026/12/01/[$LATEST]a1b2c3d4e5f60718293a4b5c6d7e8f90";
     const payload = {
       messageType: "DATA_MESSAGE",
       logGroup: "/aws/lambda/warden-prod-worker",
       logStream,
       logEvents: [
-        { id: "1", timestamp: 1_796_000_000_000, message: "RequestId: 42 Error: Runtime exited with error: signal: killed\nRuntime.ExitError" },
+        { id: "1", timestamp: 1_796_000_000_000, message: "RequestId: 3f2c9a1e-5b7d-4c8e-9f01-23456789abcd Error: Runtime exited with error: signal: killed\nRuntime.ExitError" },
         { id: "2", timestamp: 1_796_000_001_000, message: "an ordinary line" },
+        // A live environment quoting another function's timeout, in Warden's own log line: not a death.
+        { id: "3", timestamp: 1_796_000_002_000, message: '{"level":"WARN","message":"the handler failed; retrying","error":"Task timed out after 3.00 seconds"}' },
+        { id: "4", timestamp: 1_796_000_003_000, message: "Error: downstream said: Runtime exited with error" },
+        { id: "5", timestamp: 1_796_000_004_000, message: "2026-12-01T10:00:04.000Z 3f2c9a1e-5b7d-4c8e-9f01-23456789abcd Task timed out after 120.05 seconds" },
       ],
     };
     const deaths = lambdaDeaths({ awslogs: { data: gzipSync(JSON.stringify(payload)).toString("base64") } });
-    expect(deaths).toEqual([{ workerId: "lambda:a1b2c3d4e5f60718293a4b5c6d7e8f90", at: 1_796_000_000_000, reason: "RequestId: 42 Error: Runtime exited with error: signal: killed" }]);
+    expect(deaths).toEqual([
+      { workerId: "lambda:a1b2c3d4e5f60718293a4b5c6d7e8f90", at: 1_796_000_000_000, reason: "RequestId: 3f2c9a1e-5b7d-4c8e-9f01-23456789abcd Error: Runtime exited with error: signal: killed" },
+      { workerId: "lambda:a1b2c3d4e5f60718293a4b5c6d7e8f90", at: 1_796_000_004_000, reason: "2026-12-01T10:00:04.000Z 3f2c9a1e-5b7d-4c8e-9f01-23456789abcd Task timed out after 120.05 seconds" },
+    ]);
     expect(lambdaWorkerId(logStream)).toBe(deaths[0]!.workerId);
     expect(lambdaDeaths({ awslogs: { data: gzipSync(JSON.stringify({ messageType: "CONTROL_MESSAGE", logEvents: [] })).toString("base64") } })).toEqual([]);
   });

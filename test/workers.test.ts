@@ -9,7 +9,8 @@ import { dynamoClient } from "../core/aws.js";
 import { PRESENCE_SHARDS, WorkerDirectory, presenceShard, type WorkerInfo } from "../core/workers.js";
 import { Runner } from "../core/runner.js";
 import { manualClock, useEmulators, waitFor } from "./support/emulators.js";
-import { submit, testServices } from "./worker-support.js";
+import { makeHandler as makeLambdaHandler } from "../functions/worker.js";
+import { pollOnce, submit, testServices } from "./worker-support.js";
 
 const env = useEmulators("workers");
 const FORGET = 60_000;
@@ -126,5 +127,27 @@ describe("presence that tells the truth", () => {
     await waitFor(async () => (await s.workers.list()).find((w) => w.id === "w-presence")?.jobs.length === 0, 1_000, "the job no longer listed");
     expect(Date.now() - endedAt).toBeLessThanOrEqual(1_000);
     await runner.stop();
+  });
+});
+
+describe("presence on Lambda", () => {
+  it("a Lambda invocation writes what it let go of before it returns: the environment is frozen afterwards", async () => {
+    const s = testServices(env, { WARDEN_LEASE_SECONDS: "30" });
+    const handler = makeLambdaHandler(s, { workerId: "lambda:presence-env", memory: false, log: { info() {}, warn() {}, error() {} } });
+    const job = await submit(s, "demo.sleep", { items: 2, msPerItem: 50 });
+    const { jobIds } = await pollOnce(s, handler);
+    expect(jobIds).toContain(job.id);
+    expect((await s.store.getRecord(job.id))?.status).toBe("succeeded");
+    // No waiting: what the directory says the moment the invocation returned.
+    expect((await s.workers.list()).find((w) => w.id === "lambda:presence-env")?.jobs).toEqual([]);
+  });
+
+  it("a late death event does not mark dead a worker of the same id that started after it", async () => {
+    const s = testServices(env);
+    const died = Date.now() - 5_000;
+    await s.workers.report({ id: "lambda:restarted-env", kind: "lambda", startedAt: Date.now(), jobs: ["01JD0000000000000000000001"] }, true);
+    await s.workers.markDead("lambda:restarted-env", died, "Runtime exited");
+    expect((await s.workers.list()).find((w) => w.id === "lambda:restarted-env")).toMatchObject({ jobs: ["01JD0000000000000000000001"] });
+    expect((await s.workers.list()).find((w) => w.id === "lambda:restarted-env")?.diedAt).toBeUndefined();
   });
 });
