@@ -437,7 +437,17 @@ describe("admin routes", () => {
     const res = await call("GET", "/admin/workers", { who: "admin" });
     expect(res.status).toBe(200);
     const w = res.body.workers.find((x: { id: string }) => x.id === "w-ecs-1");
-    expect(w).toEqual({ id: "w-ecs-1", kind: "fargate", pid: 42, startedAt: expect.stringMatching(ISO), lastSeenAt: expect.stringMatching(ISO), jobs: ["01JD0000000000000000000000"] });
+    expect(w).toEqual({
+      id: "w-ecs-1",
+      kind: "fargate",
+      pid: 42,
+      startedAt: expect.stringMatching(ISO),
+      lastSeenAt: expect.stringMatching(ISO),
+      jobs: ["01JD0000000000000000000000"],
+      state: "alive",
+      diedAt: null,
+      deathReason: null,
+    });
   });
 });
 

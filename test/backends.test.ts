@@ -89,7 +89,7 @@ describe.each(BACKENDS)("DynamoDB engine %s", (backend) => {
     expect(t.KeySchema).toEqual(want.KeySchema);
     expect(t.BillingModeSummary?.BillingMode ?? "PAY_PER_REQUEST").toBe("PAY_PER_REQUEST");
     expect(indexShape(t.GlobalSecondaryIndexes)).toEqual(indexShape(want.GlobalSecondaryIndexes as GlobalSecondaryIndexDescription[]));
-    expect(indexShape(t.GlobalSecondaryIndexes).map((i) => i.name)).toEqual([TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name].sort());
+    expect(indexShape(t.GlobalSecondaryIndexes).map((i) => i.name)).toEqual([TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name, TABLE.workerIndex.name].sort());
   });
 
   it("applies a conditional put once, and refuses it the second time", async () => {
@@ -170,6 +170,7 @@ describe.each(BACKENDS)("DynamoDB engine %s", (backend) => {
       [TABLE.ownerIndex.partitionKey]: { S: "alice" },
       [TABLE.ownerIndex.sortKey]: { S: "2026-01-01T00:00:00.000Z#a" },
       [TABLE.statusIndex.partitionKey]: { S: "running" },
+      [TABLE.workerIndex.partitionKey]: { S: "ecs:a" },
     };
     await db.send(new PutItemCommand({ TableName: table, Item: { id: { S: "expired-indexed" }, ...inEveryIndex, ...expired } }));
     // Shaped like a finished job: out of the sparse `due` index. DynamoDB Local 3.3.0's TTL skips
