@@ -1,6 +1,7 @@
 /** The benchmark sections `npm run bench` knows, in the order it runs them. */
 import { printBundle, runBundle, type BundleResult } from "./bundle.js";
 import { printE2e, runE2e, type E2eResult } from "./e2e.js";
+import { printRecovery, runRecovery, type RecoveryResult } from "./recovery.js";
 import { printClaim, runClaim, type ClaimResult } from "./claim.js";
 import { printRunnerCost, runRunnerCost, type RunnerCostResult } from "./runner-cost.js";
 import { printStoreCost, runStoreCost, type StoreCostResult } from "./store-cost.js";
@@ -46,9 +47,15 @@ export const SECTIONS: Section[] = [
   }),
   section<E2eResult>({
     name: "e2e",
-    describe: "end-to-end throughput through the local system, and SIGKILL → running again over 50+ kills",
+    describe: "end-to-end throughput of trivial jobs through the local system",
     run: (f) => runE2e({ quick: f.quick }),
     print: printE2e,
+  }),
+  section<RecoveryResult>({
+    name: "recovery",
+    describe: "kill → running again at the default lease (60 s) and sweep (10 s): Fargate SIGKILL, Lambda crash, frozen worker (SIGSTOP), and leases only",
+    run: (f) => runRecovery({ quick: f.quick }),
+    print: printRecovery,
   }),
   section<BundleResult>({
     name: "bundle",

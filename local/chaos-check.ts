@@ -28,7 +28,8 @@ export interface Submitted {
 export type Target = "fargate" | "lambda" | "sweeper";
 export interface Kill {
   pid: number;
-  signal: "SIGKILL" | "SIGTERM";
+  /** SIGSTOP: the process was frozen, not killed (no death event; its lease finds it). */
+  signal: "SIGKILL" | "SIGTERM" | "SIGSTOP";
   target: Target;
   at: number;
   midSweep?: boolean;
@@ -82,7 +83,9 @@ export interface ChaosVerdict {
   violations: string[];
   faults: Record<Service, FaultCounts>;
   kills: Record<string, number>;
-  deathToRunning: Record<"SIGKILL" | "SIGTERM", Distribution & { samples: number[] }>;
+  deathToRunning: Record<Kill["signal"], Distribution & { samples: number[] }>;
+  /** Worker kills (not the sweeper's) that interrupted at least one job which then ran again, by signal. */
+  killsTimed: Record<Kill["signal"], number>;
   redo: { resumed: number; maxRedoneSteps: number; maxRedoneMs: number; beyondOneInterval: number };
   jobsNeedingSweeper: number;
   fencedOut: number;
@@ -460,8 +463,10 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   // figures: jobs that needed the sweeper; death → running again; fenced-out results
   const sweptJobs = new Set(ledger.filter((e) => e.k === "swept").map((e) => (e as Of<"swept">).job));
   const dropped = f.submitted.filter((s) => s.enqueueDropped);
-  const deathToRunning = { SIGKILL: [] as number[], SIGTERM: [] as number[] };
+  const deathToRunning = { SIGKILL: [] as number[], SIGTERM: [] as number[], SIGSTOP: [] as number[] };
+  const killsTimed = { SIGKILL: 0, SIGTERM: 0, SIGSTOP: 0 };
   for (const kill of f.kills.filter((k) => k.target !== "sweeper")) {
+    const before = deathToRunning[kill.signal].length;
     for (const [, j] of jobsLedger) {
       if (holder(j, kill.at) !== kill.pid) continue;
       // Running again means before the job ended: a job a caller cancelled and retried later was not recovered.
@@ -469,6 +474,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
       const endedFirst = next && j.store.some((e) => e.k === "commit" && e.at > kill.at && e.at < next.at);
       if (next && !endedFirst) deathToRunning[kill.signal].push(next.at - kill.at);
     }
+    if (deathToRunning[kill.signal].length > before) killsTimed[kill.signal]++;
   }
   let fencedOut = 0;
   let stallFenced = 0;
@@ -486,7 +492,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     kills[key] = (kills[key] ?? 0) + 1;
   }
   const killed = f.kills.filter((k) => k.target !== "sweeper");
-  const d = { SIGKILL: distribution(deathToRunning.SIGKILL), SIGTERM: distribution(deathToRunning.SIGTERM) };
+  const d = { SIGKILL: distribution(deathToRunning.SIGKILL), SIGTERM: distribution(deathToRunning.SIGTERM), SIGSTOP: distribution(deathToRunning.SIGSTOP) };
   const ms = (x: number) => (Number.isFinite(x) ? `${(x / 1000).toFixed(2)} s` : "–");
   const faultText = (c: FaultCounts) => FAULT_KINDS.map((k) => `${c[k]} ${k}`).join(", ");
   const faultsOn = Object.values(f.faults).some((c) => FAULT_KINDS.some((k) => c[k] > 0));
@@ -534,6 +540,9 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     { check: "jobs that needed the sweeper", value: `${sweptJobs.size} (${dropped.length} had their message dropped)`, ok: null },
     { check: "death → running again (SIGKILL)", value: `n=${d.SIGKILL.n} median ${ms(d.SIGKILL.median)} p95 ${ms(d.SIGKILL.p95)} worst ${ms(d.SIGKILL.max)}`, ok: null },
     { check: "stop → running again (SIGTERM)", value: `n=${d.SIGTERM.n} median ${ms(d.SIGTERM.median)} p95 ${ms(d.SIGTERM.p95)} worst ${ms(d.SIGTERM.max)}`, ok: null },
+    ...(f.kills.some((k) => k.signal === "SIGSTOP")
+      ? [{ check: "frozen → running again (SIGSTOP, the lease)", value: `n=${d.SIGSTOP.n} median ${ms(d.SIGSTOP.median)} p95 ${ms(d.SIGSTOP.p95)} worst ${ms(d.SIGSTOP.max)}`, ok: null }]
+      : []),
     { check: "worker kills", value: `${killed.length}: ${Object.entries(kills).filter(([k]) => !k.includes("sweeper")).map(([k, n]) => `${n} ${k}`).join(", ") || "none"}`, ok: null },
     { check: "sweeper restarts", value: `${f.kills.length - killed.length} (${f.kills.filter((k) => k.midSweep).length} mid-sweep)`, ok: null },
     faultRow("dynamodb", "DynamoDB faults injected on the wire"),
@@ -548,6 +557,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     faults: f.faults,
     kills,
     deathToRunning: d,
+    killsTimed,
     redo: { resumed, maxRedoneSteps, maxRedoneMs, beyondOneInterval },
     jobsNeedingSweeper: sweptJobs.size,
     fencedOut,

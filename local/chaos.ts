@@ -76,6 +76,10 @@ export interface ChaosOptions {
   /** One-shot faults on top of the rate (local/chaos-planned.ts): a test's way to lose exactly the reply it means to. */
   planned: PlannedFault[];
   leaseSeconds: number;
+  /** How often the sweeper sweeps (WARDEN_SWEEP_INTERVAL_SECONDS); 1 s by default here, 10 s in production. */
+  sweepSeconds: number;
+  /** The Fargate workers' SQS long-poll wait (WARDEN_POLL_WAIT_SECONDS); 1 s by default here, 20 s in production. */
+  pollWaitSeconds: number;
   stepMs: number;
   /** Mean time between process kills; 0 for none. */
   killEveryMs: number;
@@ -93,6 +97,15 @@ export interface ChaosOptions {
   lambdaKillShare: number;
   /** Share of Fargate kills that are SIGKILL (the rest SIGTERM). */
   sigkillShare: number;
+  /**
+   * Share of Fargate kills that SIGSTOP the process instead (a frozen worker: no exit, so no death
+   * event; only its lease finds it), each continued (SIGCONT) `stopMs` later; taken before the
+   * SIGKILL/SIGTERM split. A frozen process is never picked again while it is frozen, and the last
+   * worker not frozen is never frozen.
+   */
+  stopShare: number;
+  /** How long a SIGSTOPped worker stays frozen; 0 for twice the lease. */
+  stopMs: number;
   /**
    * How a dead Fargate worker comes back: `ecs` through the local ECS stand-in (local/fleet.ts,
    * which backs off when a task keeps dying young), `immediate` 0.3 s later every time (to time
@@ -127,6 +140,8 @@ export const DEFAULTS: ChaosOptions = {
   requireEveryFault: true,
   planned: [],
   leaseSeconds: 3,
+  sweepSeconds: 1,
+  pollWaitSeconds: 1,
   stepMs: 200,
   killEveryMs: 5_000,
   sweeperKillEveryMs: 20_000,
@@ -136,6 +151,8 @@ export const DEFAULTS: ChaosOptions = {
   mix: { "chaos.steps": 34, "chaos.long": 34, "chaos.flaky": 12, "chaos.doomed": 10, "chaos.stall": 3, "chaos.unstorable": 3, "chaos.oversize": 1, "chaos.nearlimit": 1 },
   lambdaKillShare: 0.2,
   sigkillShare: 0.7,
+  stopShare: 0,
+  stopMs: 0,
   burst: false,
   restart: "ecs",
   deathEvents: true,
@@ -204,13 +221,13 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     ...wire,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     WARDEN_LEASE_SECONDS: String(o.leaseSeconds),
-    WARDEN_SWEEP_INTERVAL_SECONDS: "1",
+    WARDEN_SWEEP_INTERVAL_SECONDS: String(o.sweepSeconds),
     WARDEN_START_DEADLINE_SECONDS: String(Math.max(2, o.leaseSeconds)),
     WARDEN_CANCEL_GRACE_SECONDS: "2",
     WARDEN_WORKER_QUEUE: "large",
     WARDEN_SHUTDOWN_GRACE_MS: "3000",
     WARDEN_ABORT_GRACE_MS: "2000",
-    WARDEN_POLL_WAIT_SECONDS: "1",
+    WARDEN_POLL_WAIT_SECONDS: String(o.pollWaitSeconds),
     WARDEN_EXTRA_JOBS: join(ROOT, "local", "chaos-jobs.ts"),
     [LEDGER_ENV]: ledgerPath,
   };
@@ -336,16 +353,33 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await Promise.all(pending);
   })();
 
+  // Frozen (SIGSTOPped) Fargate processes and the timers that continue them: not cleared when
+  // the chaos stops, so a freeze near the end still outlasts its lease; all continued before the stop.
+  const frozen = new Map<number, NodeJS.Timeout>();
+  const thaw = (pid: number) => {
+    clearTimeout(frozen.get(pid));
+    frozen.delete(pid);
+    try {
+      process.kill(pid, "SIGCONT");
+      plog(`SIGCONT fargate pid ${pid}`);
+    } catch {
+      /* already gone */
+    }
+  };
   if (o.killEveryMs > 0) {
     every(o.killEveryMs, () => {
-      const workers = fleet.list().filter((w) => w.ready && w.pid);
+      const workers = fleet.list().filter((w) => w.ready && w.pid && !frozen.has(w.pid));
       const hitLambda = rng() < o.lambdaKillShare && lambda.pid !== undefined;
-      const signal = hitLambda ? "SIGKILL" : rng() < o.sigkillShare ? "SIGKILL" : "SIGTERM";
+      // Drawn only when stops are asked for, so a seed without them replays the same plan as before.
+      const stop = !hitLambda && o.stopShare > 0 && rng() < o.stopShare;
+      const signal = hitLambda ? "SIGKILL" : stop ? "SIGSTOP" : rng() < o.sigkillShare ? "SIGKILL" : "SIGTERM";
       const pid = hitLambda ? lambda.pid : workers[Math.floor(rng() * workers.length)]?.pid;
-      if (!pid) return;
+      // A freeze always leaves a worker that is not frozen, to take over what the frozen one held.
+      if (!pid || (stop && workers.length < 2)) return;
       kills.push({ pid, signal, target: hitLambda ? "lambda" : "fargate", at: Date.now() });
       plog(`kill ${signal} ${hitLambda ? "lambda" : "fargate"} pid ${pid}`);
       process.kill(pid, signal);
+      if (stop) frozen.set(pid, setTimeout(() => thaw(pid), o.stopMs || o.leaseSeconds * 2_000));
     });
   }
   if (o.sweeperKillEveryMs > 0) {
@@ -425,6 +459,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   o.log(`chaos: ${drained ? "drained" : "drain timed out"} ${((Date.now() - chaosStoppedAt) / 1000).toFixed(1)} s after the chaos stopped`);
   const late = await planned.finish();
   for (const d of late) plog(`late delivery of ${d.target} for ${d.job}: ${d.applied ? "applied" : `refused (${d.answer})`}`);
+  for (const pid of [...frozen.keys()]) thaw(pid);
   await Promise.all([fleet.stop(), lambda.stop(), sweeper.stop()]);
   const faults: Record<"dynamodb" | "sqs", FaultCounts> = { dynamodb: { ...dynamoProxy.counts }, sqs: { ...sqsProxy.counts } };
   wired.doc.destroy();
@@ -673,6 +708,7 @@ function parseArgs(argv: string[]): Partial<ChaosOptions> {
   set("workers", num("--workers"));
   set("faultRate", num("--fault-rate"));
   set("leaseSeconds", num("--lease-seconds"));
+  set("sweepSeconds", num("--sweep-seconds"));
   set("killEveryMs", num("--kill-every-ms"));
   set("callersPerSecond", num("--callers-per-second"));
   set("hangMs", num("--hang-ms"));
