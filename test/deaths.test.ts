@@ -16,7 +16,7 @@ import { DeathReaper } from "../core/deaths.js";
 import { deathsOf, ecsDeath, fargateWorkerId, lambdaDeaths, lambdaWorkerId } from "../core/death-events.js";
 import type { CancelledJob, FailedJob, Lease, QueuedJob } from "../core/job.js";
 import { decodeMessage } from "../core/queue.js";
-import { manualClock, useEmulators } from "./support/emulators.js";
+import { manualClock, useEmulators, waitFor } from "./support/emulators.js";
 
 const env = useEmulators("deaths");
 const LEASE_MS = 60_000;
@@ -60,6 +60,20 @@ describe("a dead worker's jobs", () => {
     expect((await doorbells()).filter((id) => id === a.jobId || id === b.jobId).sort()).toEqual([a.jobId, b.jobId].sort());
     // The dead worker's fence is gone: it could not write anything now.
     await expect(s.store.heartbeat(a)).rejects.toThrow(/claimed it after this lease expired|is queued now/);
+  });
+
+  test("a reclaimed job's doorbell rings again a moment later: the dead worker's own long poll, still open at the queue, takes the first", async () => {
+    const { s, clock, reaper } = setup();
+    const lease = await running(s, "ecs:dead-poll");
+    await doorbells(); // whatever earlier tests left
+    // The dead worker's poll: open at the queue when the event comes, its answer never read.
+    const zombie = env.sqs.send(new ReceiveMessageCommand({ QueueUrl: env.emu.queues.large.queue, MaxNumberOfMessages: 1, WaitTimeSeconds: 10 }));
+    await new Promise((r) => setTimeout(r, 200)); // let it reach the queue
+    await reaper.onDeath({ workerId: "ecs:dead-poll", at: clock.now(), reason: "stopped" });
+    const swallowed = (await zombie).Messages?.map((m) => decodeMessage(m.Body)?.jobId);
+    expect(swallowed).toEqual([lease.jobId]);
+    const live = await waitFor(async () => ((await doorbells()).includes(lease.jobId) ? true : undefined), 6_000, "the second doorbell");
+    expect(live).toBe(true);
   });
 
   test("a repeated death event finds nothing left to do", async () => {
