@@ -15,7 +15,7 @@ import type { E2eResult } from "./e2e.js";
 import type { RecoveryResult } from "./recovery.js";
 import type { RunMeta } from "./lib/meta.js";
 import type { RunnerCostResult } from "./runner-cost.js";
-import { CHECKPOINT_KB, DURATIONS_S, INPUT_KB, SUMMARY_SECONDS, checkpointLabel, kbLabel, type StoreCostResult } from "./store-cost.js";
+import { CELL_HEAD, COST_HEAD, costRows, CHECKPOINT_KB, DURATIONS_S, INPUT_KB, SUMMARY_SECONDS, cellColumns, checkpointLabel, kbLabel, type StoreCostResult } from "./store-cost.js";
 import type { SweepResult } from "./sweep.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -133,7 +133,6 @@ export function writeReport(): string {
     out.push("The saved store-cost figures predate the payload matrix: `npm run bench -- --only store-cost` to measure them again.", "");
   } else if (sc) {
     const r = sc.result;
-    const cell = (seconds: number, inputKb: number, checkpointKb: number) => r.cells.find((c) => c.seconds === seconds && c.inputKb === inputKb && c.checkpointKb === checkpointKb);
     out.push(
       `Write units per job lifecycle, for inputs of ${INPUT_KB.map(kbLabel).join(", ")} × no checkpoint or one of ${CHECKPOINT_KB.filter((k) => k).map(kbLabel).join(" or ")} that changes every second × jobs of ${DURATIONS_S.map((s) => `${s} s`).join(", ")}; progress reported 100×/s, lease ${r.leaseMs / 1000} s, heartbeat every ${r.heartbeatIntervalMs / 1000} s (${from(sc.meta)}).`,
       "",
@@ -147,17 +146,8 @@ export function writeReport(): string {
         `**${seconds} s job** (${cells[0]!.runsOn}, ${cells[0]!.heartbeats} heartbeats):`,
         "",
         md(
-          ["input", "checkpoint", "floor WRU", "total WRU", "× floor", "table WRU", ...r.indexes.map((i) => `${i} WRU`), "max WRU per heartbeat"],
-          cells.map((c) => [
-            kbLabel(c.inputKb),
-            checkpointLabel(c.checkpointKb),
-            n(c.floor.total),
-            n(c.wru),
-            `${(c.wru / c.floor.total).toFixed(2)}×`,
-            n(c.tableWru),
-            ...r.indexes.map((i) => n(c.gsiWruByIndex[i] ?? 0)),
-            c.heartbeats ? n(c.wruPerHeartbeat.max) : "–",
-          ]),
+          [...CELL_HEAD(r.indexes), "max WRU per heartbeat"],
+          cells.map((c) => [...cellColumns(c, r.indexes, (x) => n(x)), c.heartbeats ? n(c.wruPerHeartbeat.max) : "–"]),
           2,
         ),
         "",
@@ -178,17 +168,8 @@ export function writeReport(): string {
       "Estimated AWS cost per million jobs, on-demand, us-east-1 (DynamoDB / total with SQS and compute):",
       "",
       md(
-        ["input", "checkpoint", ...DURATIONS_S.flatMap((s) => [`${s} s DynamoDB`, `${s} s total`])],
-        INPUT_KB.flatMap((inputKb) =>
-          CHECKPOINT_KB.map((checkpointKb) => [
-            kbLabel(inputKb),
-            checkpointLabel(checkpointKb),
-            ...DURATIONS_S.flatMap((seconds) => {
-              const c = cell(seconds, inputKb, checkpointKb);
-              return c ? [usd(c.usdPerMillion.dynamo), usd(c.usdPerMillion.total)] : ["–", "–"];
-            }),
-          ]),
-        ),
+        COST_HEAD,
+        costRows(r, usd),
         2,
       ),
       "",

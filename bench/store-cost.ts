@@ -439,6 +439,35 @@ export function computeUsd(seconds: number, runsOn: "lambda" | "fargate"): numbe
 export const kbLabel = (kb: number): string => `${kb} KB`;
 export const checkpointLabel = (kb: number): string => (kb ? `${kb} KB` : "none");
 
+/** The cost-per-million table: a row per input and checkpoint, DynamoDB and total per duration. */
+export const COST_HEAD = ["input", "checkpoint", ...DURATIONS_S.flatMap((s) => [`${s} s DynamoDB`, `${s} s total`])];
+export function costRows(r: StoreCostResult, money: (x: number) => string): string[][] {
+  return INPUT_KB.flatMap((inputKb) =>
+    CHECKPOINT_KB.map((checkpointKb) => [
+      kbLabel(inputKb),
+      checkpointLabel(checkpointKb),
+      ...DURATIONS_S.flatMap((seconds) => {
+        const c = r.cells.find((x) => x.seconds === seconds && x.inputKb === inputKb && x.checkpointKb === checkpointKb);
+        return c ? [money(c.usdPerMillion.dynamo), money(c.usdPerMillion.total)] : ["–", "–"];
+      }),
+    ]),
+  );
+}
+
+/** The columns the bench's tables and docs/reliability.md share for one cell. */
+export const CELL_HEAD = (indexes: string[]): string[] => ["input", "checkpoint", "floor WRU", "total WRU", "× floor", "table WRU", ...indexes.map((i) => `${i} WRU`)];
+export function cellColumns(c: CellCost, indexes: string[], num: (x: number) => string): string[] {
+  return [
+    kbLabel(c.inputKb),
+    checkpointLabel(c.checkpointKb),
+    num(c.floor.total),
+    num(c.wru),
+    `${(c.wru / c.floor.total).toFixed(2)}×`,
+    num(c.tableWru),
+    ...indexes.map((i) => num(c.gsiWruByIndex[i] ?? 0)),
+  ];
+}
+
 export function printStoreCost(r: StoreCostResult): string {
   const out: string[] = [];
   for (const seconds of DURATIONS_S) {
@@ -448,15 +477,9 @@ export function printStoreCost(r: StoreCostResult): string {
     out.push(
       table(
         `Store cost of one ${seconds} s job (${first.runsOn}; lease ${r.leaseMs / 1000} s, heartbeat every ${r.heartbeatIntervalMs / 1000} s, ${first.heartbeats} heartbeats)`,
-        ["input", "checkpoint", "floor WRU", "total WRU", "× floor", "table WRU", ...r.indexes.map((i) => `${i} WRU`), "max WRU/beat", "mean WRU/beat", "reads", "RRU"],
+        [...CELL_HEAD(r.indexes), "max WRU/beat", "mean WRU/beat", "reads", "RRU"],
         cells.map((c) => [
-          kbLabel(c.inputKb),
-          checkpointLabel(c.checkpointKb),
-          fmt(c.floor.total),
-          fmt(c.wru),
-          `${(c.wru / c.floor.total).toFixed(2)}×`,
-          fmt(c.tableWru),
-          ...r.indexes.map((i) => fmt(c.gsiWruByIndex[i] ?? 0)),
+          ...cellColumns(c, r.indexes, fmt),
           c.heartbeats ? fmt(c.wruPerHeartbeat.max) : "–",
           c.heartbeats ? fmt(c.wruPerHeartbeat.mean) : "–",
           c.reads,
@@ -488,17 +511,8 @@ export function printStoreCost(r: StoreCostResult): string {
   out.push(
     table(
       "Estimated AWS cost per million jobs (on-demand, us-east-1): DynamoDB / total",
-      ["input", "checkpoint", ...DURATIONS_S.flatMap((s) => [`${s} s DynamoDB`, `${s} s total`])],
-      INPUT_KB.flatMap((inputKb) =>
-        CHECKPOINT_KB.map((checkpointKb) => [
-          kbLabel(inputKb),
-          checkpointLabel(checkpointKb),
-          ...DURATIONS_S.flatMap((seconds) => {
-            const c = r.cells.find((x) => x.seconds === seconds && x.inputKb === inputKb && x.checkpointKb === checkpointKb);
-            return c ? [usd(c.usdPerMillion.dynamo), usd(c.usdPerMillion.total)] : ["–", "–"];
-          }),
-        ]),
-      ),
+      COST_HEAD,
+      costRows(r, usd),
       [
         ...DURATIONS_S.map((s) => {
           const c = r.cells.find((x) => x.seconds === s);
