@@ -11,6 +11,9 @@ export interface RunMeta {
   cores: number;
 }
 
+/** What `npm run bench`, `npm run chaos` and bench/report.ts write. */
+const GENERATED = ["bench/results", "docs/reliability.md", "docs/reliability-kill.svg", "docs/reliability-writes.svg", "README.md"];
+
 export function runMeta(): RunMeta {
   const git = (...args: string[]): string => {
     try {
@@ -23,7 +26,8 @@ export function runMeta(): RunMeta {
   return {
     at: new Date().toISOString(),
     commit: git("rev-parse", "HEAD") || "unknown",
-    dirty: git("status", "--porcelain").length > 0,
+    // The benchmarks' own outputs (saved results, the report they regenerate) do not make the code differ from the commit.
+    dirty: git("status", "--porcelain", "--", ".", ...GENERATED.map((p) => `:(exclude)${p}`)).length > 0,
     node: process.version,
     cpu: c[0]?.model ?? "unknown",
     cores: c.length,
