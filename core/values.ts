@@ -102,10 +102,6 @@ function horizon(field: ValueField, job: Job, nowMs: number, retentionDays: numb
   return { exp, renewBelow: exp - START_WAIT_MS / 2 };
 }
 
-/** The TTL a value of `job` written now gets, epoch seconds. */
-export const valueExpiry = (field: ValueField, job: Job, nowMs: number, retentionDays: number = TIMINGS.retentionDays): number =>
-  sec(horizon(field, job, nowMs, retentionDays).exp);
-
 const lasts = (ref: ValueRef, h: Horizon): boolean => ref.exp * 1000 >= h.renewBelow;
 
 /** True when a value of `job` would expire before the job stops needing it: it must be copied (with the value read). */
@@ -184,17 +180,6 @@ export function carryValues<J extends Job>(job: J, known: Job | undefined): J {
     if (ref && out[f] === undefined && v !== undefined && known.refs?.[f]?.key === ref.key) out[f] = v;
   }
   return out;
-}
-
-/** A ref'd value that is no longer there (its TTL passed): the job cannot use it. */
-export class MissingValueError extends Error {
-  constructor(
-    readonly jobId: string,
-    readonly field: ValueField,
-  ) {
-    super(`job ${jobId}'s ${field} is no longer stored (it expired)`);
-    this.name = "MissingValueError";
-  }
 }
 
 export interface LoadedValues {
