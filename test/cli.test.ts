@@ -125,8 +125,9 @@ describe("submit --wait", () => {
   });
 
   it("looks at a running job every second and reports its end within 1.5 s", async () => {
-    // 5 s of work, its progress moving between any two looks.
-    const run = await wardenTimed(["submit", "demo.sleep", "--input", '{"items":20,"msPerItem":250}', "--wait", "--json"]);
+    // 8 s of work, its progress moving between any two looks: enough looks that a slow answer or
+    // two on a loaded 2-core run (seen: two 2 s gaps of four) cannot move the median.
+    const run = await wardenTimed(["submit", "demo.sleep", "--input", '{"items":32,"msPerItem":250}', "--wait", "--json"]);
     expect(run.code, run.stderr).toBe(0);
     const { job } = JSON.parse(run.stdout) as { job: { id: string; status: string; finishedAt: string } };
     expect(job.status).toBe("succeeded");
@@ -135,12 +136,12 @@ describe("submit --wait", () => {
     expect(firstRunning, JSON.stringify(mine)).toBeGreaterThanOrEqual(0);
     const watched = mine.slice(firstRunning);
     expect(watched.at(-1)?.status).toBe("succeeded");
-    expect(watched.length, JSON.stringify(mine)).toBeGreaterThanOrEqual(4);
+    expect(watched.length, JSON.stringify(mine)).toBeGreaterThanOrEqual(7);
     // A look a second: the median gap, and no gap past 1.4 s (loopback under a loaded test run jitters by a few 100 ms).
     expectEverySecond(watched.map((p) => p.at));
     // What the person sees: a new bar line as often, while it runs.
     const bars = run.lines.filter((l) => l.line.startsWith("[") && !/\bqueued\b/.test(l.line));
-    expect(bars.length, run.stderr).toBeGreaterThanOrEqual(4);
+    expect(bars.length, run.stderr).toBeGreaterThanOrEqual(7);
     expectEverySecond(bars.map((b) => b.at));
     expect(bars.at(-1)?.line).toMatch(/^\[#{30}\] 100\.0%  succeeded/);
     // And the end: the CLI printed the finished job within 1.5 s of the job finishing.
