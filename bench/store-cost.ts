@@ -284,6 +284,15 @@ async function oneJob(cell: { seconds: number; inputKb: number; checkpointKb: nu
   let checkpointWrites = 0;
   let checkpointUnits = 0; // the floor's share for checkpoints
   let lastWritten: string | undefined;
+  /** A checkpoint a write carries counts toward the floor once, when it changed since the last one written. */
+  const countCheckpoint = (checkpoint: unknown): void => {
+    if (checkpoint === undefined) return;
+    const text = JSON.stringify(checkpoint);
+    if (text === lastWritten) return;
+    checkpointWrites++;
+    checkpointUnits += valueUnits(Buffer.byteLength(text));
+    lastWritten = text;
+  };
   let nextBeat = intervalMs;
   for (let i = 1; i <= ticks; i++) {
     d.clock.advance(tickMs);
@@ -296,14 +305,7 @@ async function oneJob(cell: { seconds: number; inputKb: number; checkpointKb: nu
     // The job ends at `seconds`; a beat due at that same instant would race the final write, which carries it instead.
     if (elapsed >= nextBeat && i < ticks) {
       const report = buffer.take();
-      if (report.checkpoint !== undefined) {
-        const text = JSON.stringify(report.checkpoint);
-        if (text !== lastWritten) {
-          checkpointWrites++;
-          checkpointUnits += valueUnits(Buffer.byteLength(text));
-          lastWritten = text;
-        }
-      }
+      countCheckpoint(report.checkpoint);
       await d.store.heartbeat(lease, report);
       const beat = d.meter.reset();
       run = add(run, beat);
@@ -317,13 +319,7 @@ async function oneJob(cell: { seconds: number; inputKb: number; checkpointKb: nu
 
   const result = { ok: true, seconds };
   const final = buffer.all();
-  if (final.checkpoint !== undefined) {
-    const text = JSON.stringify(final.checkpoint);
-    if (text !== lastWritten) {
-      checkpointWrites++;
-      checkpointUnits += valueUnits(Buffer.byteLength(text));
-    }
-  }
+  countCheckpoint(final.checkpoint);
   await d.store.succeed(lease, result, final);
   phase("finish");
 

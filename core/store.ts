@@ -19,7 +19,7 @@ import type { Change, ClaimRefusal, Clock, FailOptions, NewJob, Report, WorkerDe
 import { listJobKeys, type ListFilter } from "./listing.js";
 import { allDueShards } from "./shards.js";
 import { ChangeWriter, toJob, type Recognize, type WriteOptions } from "./store-write.js";
-import { needsRefresh, SHOWN_VALUES, type ValueField } from "./values.js";
+import { needsRefresh, SHOWN_VALUES, type LoadedValues, type ValueField } from "./values.js";
 
 export type { ClaimRefusal, NewJob, Report, WorkerDeath } from "./lifecycle.js";
 export { allDueShards, dueShard, shardOf } from "./shards.js";
@@ -193,7 +193,7 @@ export class JobStore {
    * cannot be read at all, the job is handed back at once, its attempt not spent.
    */
   private async leased(job: RunningJob, leaseMs: number): Promise<ClaimResult> {
-    let loaded: Awaited<ReturnType<ChangeWriter["values"]["load"]>>;
+    let loaded: LoadedValues;
     try {
       loaded = await this.writer.values.load([job], ["input", "checkpoint"], Math.floor(this.now() / 1000));
     } catch (e) {
@@ -316,13 +316,27 @@ export class JobStore {
 
   /** Read, decide, write; decided again on a lost race (a heartbeat, a sweep) a bounded number of times. */
   private async decideAndWrite(jobId: string, what: string, decide: (job: Job, c: Clock) => Change | undefined): Promise<Job> {
+    // With its input: the caller is answered with it, and a retry may have to copy it.
+    const r = await this.redecide(jobId, what, () => this.mustGet(jobId, ["input"]), decide);
+    return "written" in r ? r.written : r.left;
+  }
+
+  /**
+   * Read, decide, write, decided again from a fresh read when the write loses a race, a bounded
+   * number of times. A decision of nothing leaves the job as it was read.
+   */
+  private async redecide<J extends Job | undefined>(
+    jobId: string,
+    what: string,
+    read: () => Promise<J>,
+    decide: (job: J, c: Clock) => Change | undefined,
+  ): Promise<{ written: Job } | { left: J }> {
     for (let round = 0; round < REDECIDE_ROUNDS; round++) {
-      // With its input: the caller is answered with it, and a retry may have to copy it.
-      const job = await this.mustGet(jobId, ["input"]);
+      const job = await read();
       const change = decide(job, this.clock());
-      if (!change) return job;
+      if (!change) return { left: job };
       const w = await this.writer.write(change, "write");
-      if (w.applied) return w.job;
+      if (w.applied) return { written: w.job };
     }
     throw new ConflictError(`job ${jobId} kept changing while it was being ${what}; try again`);
   }
@@ -402,13 +416,11 @@ export class JobStore {
    * more (moved to another worker, finished, or claimed after the death).
    */
   async reclaimDead(jobId: string, death: WorkerDeath): Promise<QueuedJob | FailedJob | CancelledJob | undefined> {
-    for (let round = 0; round < REDECIDE_ROUNDS; round++) {
-      const d = life.reclaimDead(await this.getRecord(jobId), death, this.clock());
-      if (!d.ok) return undefined;
-      const w = await this.writer.write(d.change, "write");
-      if (w.applied) return w.job;
-    }
-    throw new ConflictError(`job ${jobId} kept changing while its dead worker's attempt was being reclaimed`);
+    const r = await this.redecide(jobId, "reclaimed from its dead worker", () => this.getRecord(jobId), (job, c) => {
+      const d = life.reclaimDead(job, death, c);
+      return d.ok ? d.change : undefined;
+    });
+    return "written" in r ? (r.written as QueuedJob | FailedJob | CancelledJob) : undefined;
   }
 
   // ─── queries ──────────────────────────────────────────────────────────────────────────────

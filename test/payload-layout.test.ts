@@ -32,6 +32,14 @@ async function rawItem(id: string): Promise<Record<string, unknown> | undefined>
   return (await w.env.doc.send(new GetCommand({ TableName: w.env.emu.tableName, Key: { id }, ConsistentRead: true }))).Item;
 }
 
+/** Every item whose id starts with `prefix`: a job's record and value items share its id as a prefix. */
+async function itemsStartingWith(prefix: string): Promise<Record<string, unknown>[]> {
+  const out = await w.env.doc.send(
+    new ScanCommand({ TableName: w.env.emu.tableName, FilterExpression: "begins_with(#id, :p)", ExpressionAttributeNames: { "#id": "id" }, ExpressionAttributeValues: { ":p": prefix } }),
+  );
+  return out.Items ?? [];
+}
+
 async function claimed(store: JobStore, id: string, worker: string): Promise<Lease> {
   const c = await store.claim(id, worker, LEASE_MS);
   if (!c.ok) throw new Error(`claim refused: ${c.reason}`);
@@ -78,10 +86,8 @@ describe("the record stays small whatever the payload", () => {
     const record = (await rawItem(job.id))!;
     expect(record.input).toEqual({ userId: 42 });
     expect(record.refs).toBeUndefined();
-    const values = await w.env.doc.send(
-      new ScanCommand({ TableName: w.env.emu.tableName, FilterExpression: "begins_with(#id, :p)", ExpressionAttributeNames: { "#id": "id" }, ExpressionAttributeValues: { ":p": `${job.id}#` } }),
-    );
-    expect(values.Items ?? []).toHaveLength(0);
+    const values = await itemsStartingWith(`${job.id}#`);
+    expect(values).toHaveLength(0);
   });
 
   test("a heartbeat costs at most 3 write units with a 150 KB input, and a changed 64 KB checkpoint costs its own size once, not once per index", async () => {
@@ -151,12 +157,10 @@ describe("checkpoints stay fenced", () => {
     expect(third.job.checkpoint).toEqual(kept);
     // The refused worker's values exist, named by its attempt, and nothing points at them.
     const record = (await rawItem(job.id))!;
-    const orphans = await w.env.doc.send(
-      new ScanCommand({ TableName: w.env.emu.tableName, FilterExpression: "begins_with(#id, :p)", ExpressionAttributeNames: { "#id": "id" }, ExpressionAttributeValues: { ":p": `${job.id}#checkpoint#${first.token}#` } }),
-    );
+    const orphans = await itemsStartingWith(`${job.id}#checkpoint#${first.token}#`);
     const pointedAt = (record.refs as { checkpoint?: { key: string } }).checkpoint?.key;
-    expect((orphans.Items ?? []).length).toBeGreaterThanOrEqual(2);
-    expect((orphans.Items ?? []).filter((it) => it.id !== pointedAt).every((it) => typeof it.expiresAt === "number")).toBe(true);
+    expect(orphans.length).toBeGreaterThanOrEqual(2);
+    expect(orphans.filter((it) => it.id !== pointedAt).every((it) => typeof it.expiresAt === "number")).toBe(true);
   });
 });
 
@@ -171,10 +175,8 @@ describe("old values are cleaned up", () => {
       await store.heartbeat(lease, { checkpoint: sized(KB, i) });
     }
     const done = (await store.succeed(lease, sized(5 * KB, "out"))) as SucceededJob;
-    const values = await w.env.doc.send(
-      new ScanCommand({ TableName: w.env.emu.tableName, FilterExpression: "begins_with(#id, :p)", ExpressionAttributeNames: { "#id": "id" }, ExpressionAttributeValues: { ":p": `${job.id}#` } }),
-    );
-    const items = values.Items ?? [];
+    const values = await itemsStartingWith(`${job.id}#`);
+    const items = values;
     expect(items.map((it) => String(it.id).split("#")[1]).sort()).toEqual(["checkpoint", "checkpoint", "checkpoint", "input", "result"]);
     const byField = (f: string) => items.filter((it) => String(it.id).split("#")[1] === f).map((it) => it.expiresAt as number);
     // The result lives exactly as long as the job's record; the input, set when the job could not
@@ -186,10 +188,8 @@ describe("old values are cleaned up", () => {
     for (const exp of byField("checkpoint")) expect(exp).toBeLessThanOrEqual(Math.min(runtimeEnd + 3600, Math.ceil((clock.now() + CHECKPOINT_HORIZON_MS) / 1000)));
     // Past every TTL, nothing of the job is left (local/ttl.ts stands in for DynamoDB's TTL).
     await expireItems(w.env.doc, w.env.emu.tableName, (done.expiresAt + (START_WAIT_MS + 2 * 24 * 3600_000) / 1000) * 1000);
-    const left = await w.env.doc.send(
-      new ScanCommand({ TableName: w.env.emu.tableName, FilterExpression: "begins_with(#id, :p)", ExpressionAttributeNames: { "#id": "id" }, ExpressionAttributeValues: { ":p": job.id } }),
-    );
-    expect(left.Items ?? []).toHaveLength(0);
+    const left = await itemsStartingWith(job.id);
+    expect(left).toHaveLength(0);
   });
 
   test("a long job's checkpoint item lives hours, not its run: a heartbeat copies the one the record names before it expires, and a claim that finds it gone starts from the beginning", async () => {
