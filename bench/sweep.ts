@@ -50,7 +50,7 @@ export async function runSweep(opts: { big?: boolean; repeats?: number } = {}): 
     // Each repetition moves the clock past the start deadline, so the same 10 jobs are overdue again.
     const clock = manualClock();
     const store = new JobStore(doc, { tableName: env.emu.tableName, now: clock.now });
-    const sweeper = new Sweeper({ store, queue: new JobQueue(env.sqs, env.emu.queues), metrics: noMetrics, now: clock.now });
+    const sweeper = new Sweeper({ store, doc, cfg: { tableName: env.emu.tableName }, queue: new JobQueue(env.sqs, env.emu.queues), metrics: noMetrics, now: clock.now });
     for (let i = 0; i < OVERDUE; i++) {
       await store.create({ owner: "bench", type: "bench.sweep", queue: i % 2 ? "large" : "default", input: {}, maxAttempts: 3, timeoutMs: TIMINGS.defaultTimeoutMs });
     }

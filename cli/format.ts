@@ -1,5 +1,16 @@
 /** How the CLI shows things to people: aligned tables, a job's details, a progress bar. */
-import type { ApiJob, ApiWorker, DeadLetterReport, StuckReport, SweepReport } from "../client/index.js";
+import type {
+  ApiJob,
+  ApiWorker,
+  AttemptDetail,
+  BulkTotal,
+  DeadLetterReport,
+  JobLogs,
+  JobWhy,
+  QueueDepth,
+  StuckReport,
+  SweepReport,
+} from "../client/index.js";
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -15,6 +26,28 @@ export function percentOf(job: ApiJob): string {
 
 const short = (iso: string | null): string => (iso ? iso.replace("T", " ").replace(/\.\d+Z$/, "Z") : "-");
 
+/** A span of time as a person says it: 42s, 3m 10s, 2h 5m, 3d 4h. */
+export function duration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const [d, h, m] = [Math.floor(s / 86_400), Math.floor((s % 86_400) / 3600), Math.floor((s % 3600) / 60)];
+  if (d) return h ? `${d}d ${h}h` : `${d}d`;
+  if (h) return m ? `${h}h ${m}m` : `${h}h`;
+  return s % 60 ? `${m}m ${s % 60}s` : `${m}m`;
+}
+
+/** A time of today (UTC) as 12:01:05Z, any other as the full date; `now` decides which is today. */
+export function clock(iso: string, now: number): string {
+  const sameDay = iso.slice(0, 10) === new Date(now).toISOString().slice(0, 10);
+  return sameDay ? iso.slice(11, 19) + "Z" : short(iso);
+}
+
+/** "12:01:05Z (3m ago)" or "12:01:05Z (in 2h)". */
+function when(iso: string, now: number): string {
+  const d = Date.parse(iso) - now;
+  return `${clock(iso, now)} (${Math.abs(d) < 1000 ? "now" : d > 0 ? `in ${duration(d)}` : `${duration(-d)} ago`})`;
+}
+
 export function jobsTable(jobs: ApiJob[]): string {
   return table(
     ["ID", "TYPE", "QUEUE", "STATUS", "PROGRESS", "ATTEMPTS", "CREATED"],
@@ -24,12 +57,13 @@ export function jobsTable(jobs: ApiJob[]): string {
 
 const statusLabel = (j: ApiJob): string => (j.stale ? `${j.status} (stale)` : j.cancelRequested ? `${j.status} (cancelling)` : j.status);
 
-export function jobDetails(j: ApiJob): string {
-  const rows: [string, string][] = [
+function jobRows(j: ApiJob): [string, string][] {
+  return [
     ["id", j.id],
     ["type", j.type],
     ["queue", j.queue],
     ["status", statusLabel(j)],
+    ...(j.worker ? ([["worker", j.worker]] as [string, string][]) : []),
     ["progress", j.progress ? `${percentOf(j)}${j.progress.total !== null ? ` (${j.progress.done}/${j.progress.total})` : ""}${j.progress.message ? ` ${j.progress.message}` : ""}` : "-"],
     ["attempts", `${j.attempts} of ${j.maxAttempts}`],
     ["created", short(j.createdAt)],
@@ -40,18 +74,152 @@ export function jobDetails(j: ApiJob): string {
     ["error", j.error ? `${j.error.code}: ${j.error.message}` : "-"],
     ["result", j.result === null ? "-" : JSON.stringify(j.result)],
   ];
+}
+
+const aligned = (rows: [string, string][]): string => {
   const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n");
+};
+
+const indent = (text: string, by = "  "): string =>
+  text
+    .split("\n")
+    .map((l) => (l ? `${by}${l}` : l))
+    .join("\n");
+
+export function jobDetails(j: ApiJob): string {
   const history = j.history.length
     ? "\nhistory:\n" +
-      table(
-        ["ATTEMPT", "WORKER", "STARTED", "ENDED", "OUTCOME"],
-        j.history.map((h) => [String(h.attempt), h.worker, short(h.startedAt), short(h.endedAt), h.outcome ?? "running"]),
+      indent(
+        table(
+          ["ATTEMPT", "WORKER", "STARTED", "ENDED", "OUTCOME", "ERROR"],
+          j.history.map((h) => [String(h.attempt), h.worker, short(h.startedAt), short(h.endedAt), h.outcome ?? "running", h.error ? h.error.code : ""]),
+        ),
       )
-        .split("\n")
-        .map((l) => `  ${l}`)
-        .join("\n")
     : "";
-  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n") + history;
+  return aligned(jobRows(j)) + history + actionsText(j);
+}
+
+/** Who cancelled or retried the job, and when (the owner, or the admin). */
+function actionsText(j: ApiJob): string {
+  const actions = j.actions ?? [];
+  if (!actions.length) return "";
+  return "\nactions:\n" + indent(table(["AT", "ACTION", "BY"], actions.map((a) => [short(a.at), a.action, a.by])));
+}
+
+/** Inputs can be up to 200 KiB: a screenful is shown, `--json` has the rest. */
+const SHOWN_INPUT_CHARS = 2_000;
+
+/**
+ * `warden show`: the job, why it is where it is (unfinished jobs), its input, and every attempt
+ * with its worker, times, error and stack, then who cancelled or retried it.
+ */
+export function showText(j: ApiJob, attempts: AttemptDetail[], why: JobWhy | undefined, now: number): string {
+  const input = j.input === null ? "-" : JSON.stringify(j.input);
+  const rows = jobRows(j);
+  rows.splice(rows.findIndex(([k]) => k === "result"), 0, [
+    "input",
+    input.length > SHOWN_INPUT_CHARS ? `${input.slice(0, SHOWN_INPUT_CHARS)}… (${input.length} characters; --json shows it all)` : input,
+  ]);
+  // Right under the status (and the worker holding it): the first thing an on-call person asks.
+  if (why) rows.splice(rows.findIndex(([k]) => k === (j.worker ? "worker" : "status")) + 1, 0, ["why", whyLine(why, j.id, now)]);
+  const parts = [aligned(rows)];
+  parts.push(attempts.length ? `attempts:\n${attempts.map((a) => indent(attemptText(a))).join("\n")}` : "attempts: none yet");
+  const actions = actionsText(j);
+  if (actions) parts.push(actions.slice(1));
+  return parts.join("\n");
+}
+
+function attemptText(a: AttemptDetail): string {
+  const span = a.endedAt ? `${short(a.startedAt)} → ${short(a.endedAt)} (${duration(Date.parse(a.endedAt) - Date.parse(a.startedAt))})` : `${short(a.startedAt)} → (running)`;
+  const head = `#${a.attempt}  ${a.worker}  ${span}  ${a.outcome ?? "running"}`;
+  if (!a.error) return head;
+  const lines = [head, `    ${a.error.code}: ${a.error.message}`];
+  if (a.error.stack) {
+    const stack = a.error.stack.split("\n");
+    // A stack's first line is usually "Error: <message>", which was just printed.
+    if (stack[0]?.includes(a.error.message)) stack.shift();
+    lines.push(...stack.filter((l) => l.trim()).map((l) => `      ${l.trim()}`));
+  }
+  return lines.join("\n");
+}
+
+/**
+ * The one-line answer to "why is this job not running?": the state, the reason in words, and
+ * where to look next. Built from the structured fields so the times read alike everywhere; the
+ * API's own message is the fallback for a reason this CLI does not know yet.
+ */
+export function whyLine(w: JobWhy, id: string, now: number): string {
+  const at = (iso: string | null): string | undefined => (iso ? when(iso, now) : undefined);
+  const since = at(w.since);
+  const until = at(w.until);
+  const worker = w.worker ?? "its worker";
+  const known = ((): string | undefined => {
+    switch (w.reason) {
+      case "run_at":
+        return until && `queued, waiting for its runAt: it may start at ${until}`;
+      case "backoff":
+        return until && `queued, backing off after a failed attempt: it is retried at ${until}`;
+      case "waiting":
+        return since && `queued, waiting for a worker: ready since ${since}, not yet claimed`;
+      case "not_claimed":
+        return (
+          since &&
+          `queued, not claimed: doorbell rung ${w.rings ?? 0} time${w.rings === 1 ? "" : "s"} since ${since} and no worker claimed it; check \`warden workers\``
+        );
+      case "running":
+        return `running on ${worker}${until ? `, lease held until ${until}` : ""}`;
+      case "worker_unresponsive":
+        return `running, but ${worker} has not reported${since ? ` since ${since}` : ""}; it holds the lease${until ? ` until ${until}` : ""}, and the job is taken back if it stays silent (see \`warden workers\`)`;
+      case "lease_expired":
+        return `running, but no heartbeat from ${worker}${since ? ` since ${since}` : ""}; the sweeper takes it back (see \`warden stuck\`)`;
+      case "cancel_requested":
+        return `running, cancel requested${since ? ` at ${since}` : ""}: it stops when ${worker} sees it`;
+      case "succeeded":
+        return `succeeded${since ? ` at ${since}` : ""}`;
+      case "failed":
+        return `failed: ${w.message}; see \`warden show ${id}\` and \`warden logs ${id}\``;
+      case "attempts_exhausted":
+        return `failed, attempts exhausted: ${w.message}; see \`warden show ${id}\``;
+      case "timeout":
+        return `failed, out of time: ${w.message}; see \`warden show ${id}\``;
+      case "cancelled":
+        return `cancelled${since ? ` at ${since}` : ""}${w.message ? `: ${w.message}` : ""}`;
+      default:
+        return undefined;
+    }
+  })();
+  return known ?? `${w.state}, ${String(w.reason).replace(/_/g, " ")}: ${w.message}`;
+}
+
+/** `fields` as key=value, strings bare unless they hold spaces or quotes. */
+function fieldsText(fields: Record<string, unknown>): string {
+  return Object.entries(fields)
+    .map(([k, v]) => `${k}=${typeof v === "string" && !/[\s"=]/.test(v) && v !== "" ? v : JSON.stringify(v)}`)
+    .join(" ");
+}
+
+/** A job's log lines, one per line: time, level, attempt, worker, message, fields. */
+export function logLines(r: JobLogs): string {
+  const rows = r.lines.map((l) => [
+    l.at.replace("T", " "),
+    l.level.toUpperCase(),
+    l.attempt !== null ? `#${l.attempt}` : "-",
+    l.workerId ?? "-",
+    [l.message, fieldsText(l.fields)].filter(Boolean).join("  "),
+  ]);
+  const widths = [0, 1, 2, 3].map((i) => Math.max(0, ...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i < 4 ? c.padEnd(widths[i]!) : c)).join("  ").trimEnd()).join("\n");
+}
+
+/** The note under the lines (on stderr): where they came from, and whether that is all of them. */
+export function logsNote(r: JobLogs, id: string): string {
+  const count = `${r.lines.length} line${r.lines.length === 1 ? "" : "s"} from ${r.source === "cloudwatch" ? "CloudWatch Logs" : "the local log"}`;
+  const lag = r.source === "cloudwatch" && !r.lines.length ? "; CloudWatch can take a minute to show new lines" : "";
+  const incomplete = r.complete
+    ? ""
+    : `; incomplete: the source stopped early (the limit, or a query still running at its deadline), so there may be more: try again, or a larger --limit`;
+  return `(${count} for ${id}${lag}${incomplete})`;
 }
 
 export function progressBar(j: ApiJob, width = 30): string {
@@ -70,7 +238,43 @@ export function stuckText(r: StuckReport): string {
   const dl = Object.entries(r.deadLetters)
     .map(([q, n]) => `${q}=${n}`)
     .join(" ");
-  return `${states}\ndead letters: ${dl}\n(as of ${short(r.generatedAt)})`;
+  return `${states}\ndead letters: ${dl}\n${notStartingText(r)}\n(as of ${short(r.generatedAt)})`;
+}
+
+/** Jobs ready to start that no worker has claimed, per queue: the oldest wait, then each job's. */
+function notStartingText(r: StuckReport): string {
+  // ?? {}: an API from before issue 16 sends no notStarting.
+  const queues = Object.entries(r.notStarting ?? {}).filter(([, q]) => q.jobs.length > 0);
+  if (!queues.length) return "not starting: none (every ready job was claimed)";
+  const parts = queues.map(
+    ([queue, q]) =>
+      `  ${queue}: ${q.jobs.length} job(s), oldest waiting ${duration(q.oldestWaitSeconds * 1000)}\n` +
+      indent(table(["JOB", "WAITED", "RINGS"], q.jobs.map((j) => [j.id, duration(j.waitedSeconds * 1000), String(j.rings)])), "    "),
+  );
+  return `not starting (ready, but no worker claimed them; check \`warden workers\`):\n${parts.join("\n")}`;
+}
+
+export function queuesText(qs: QueueDepth[]): string {
+  return table(
+    ["QUEUE", "VISIBLE", "IN FLIGHT", "DELAYED", "OLDEST WAIT", "DLQ VISIBLE", "DLQ IN FLIGHT"],
+    qs.map((q) => [
+      q.queue,
+      String(q.visible),
+      String(q.inFlight),
+      String(q.delayed),
+      q.oldestWaitSeconds ? duration(q.oldestWaitSeconds * 1000) : "-",
+      String(q.dlq.visible),
+      String(q.dlq.inFlight),
+    ]),
+  );
+}
+
+/** What a bulk retry or cancel did (or, dry, would do). `what` names the jobs: "failed job(s) of type demo.x". */
+export function bulkText(verb: "retry" | "cancel", t: BulkTotal, what: string, afterwards?: string): string {
+  if (t.dryRun) return `would ${verb} ${t.matched} ${what} (dry run: nothing changed)`;
+  const done = verb === "retry" ? "retried" : "cancelled";
+  const note = afterwards && t.acted ? `; ${afterwards}` : "";
+  return `${done} ${t.acted} ${what}, skipped ${t.skipped}${t.skipped ? " that moved meanwhile" : ""} (matched ${t.matched}${t.calls > 1 ? `, in ${t.calls} calls` : ""})${note}`;
 }
 
 export function sweepText(r: SweepReport): string {
@@ -89,19 +293,24 @@ export function deadLettersText(r: DeadLetterReport): string {
   return table(["QUEUE", "COUNT", "JOB", "RECEIVES", "FIRST FAILED"], rows);
 }
 
-export function workersText(ws: ApiWorker[]): string {
+export function workersText(ws: ApiWorker[], now: number): string {
   if (!ws.length) return "no workers seen recently";
-  return table(
+  const state = (w: ApiWorker): string => {
+    if (w.state === "dead") return `dead ${w.diedAt ? short(w.diedAt) : ""} (${w.deathReason ?? "?"})`;
+    // Upper case so it stands out in a column of "alive".
+    if (w.state === "unresponsive") return `UNRESPONSIVE (silent ${duration(now - Date.parse(w.lastSeenAt))})`;
+    return w.state;
+  };
+  const rows = table(
     ["ID", "KIND", "PID", "STATE", "STARTED", "LAST SEEN", "JOBS"],
-    ws.map((w) => [
-      w.id,
-      w.kind,
-      w.pid !== undefined ? String(w.pid) : "-",
-      w.state === "dead" ? `dead ${w.diedAt ? short(w.diedAt) : ""} (${w.deathReason ?? "?"})` : "alive",
-      short(w.startedAt),
-      short(w.lastSeenAt),
-      w.jobs.join(" ") || "-",
-    ]),
+    ws.map((w) => [w.id, w.kind, w.pid !== undefined ? String(w.pid) : "-", state(w), short(w.startedAt), short(w.lastSeenAt), w.jobs.join(" ") || "-"]),
+  );
+  const silent = ws.filter((w) => w.state === "unresponsive");
+  if (!silent.length) return rows;
+  const held = silent.reduce((n, w) => n + w.jobs.length, 0);
+  return (
+    `${rows}\n${silent.length} unresponsive worker(s), not seen within their reporting interval: ${silent.map((w) => w.id).join(", ")}` +
+    `${held ? ` (holding ${held} job(s); each goes back to its queue if its lease lapses, see \`warden stuck\`)` : ""}`
   );
 }
 

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
+import type { MAX_LOG_LINES } from "../core/api/requests.js";
 import {
   StaleJobError,
   WaitTimeoutError,
@@ -14,10 +15,27 @@ import {
   executeApiRegion,
   type ApiJob,
   type Auth,
+  type BulkTotal,
+  type JobWhy,
   type QueueName,
   type Status,
 } from "../client/index.js";
-import { deadLettersText, detailsText, jobDetails, jobsTable, progressBar, stuckText, sweepText, workersText } from "./format.js";
+import {
+  bulkText,
+  deadLettersText,
+  detailsText,
+  jobDetails,
+  jobsTable,
+  logLines,
+  logsNote,
+  progressBar,
+  queuesText,
+  showText,
+  stuckText,
+  sweepText,
+  whyLine,
+  workersText,
+} from "./format.js";
 
 export const EXIT = {
   ok: 0,
@@ -65,6 +83,10 @@ const STATUSES = Object.keys({ queued: 1, running: 1, succeeded: 1, failed: 1, c
 const QUEUES = Object.keys({ default: 1, large: 1 } satisfies Record<QueueName, 1>) as QueueName[];
 
 const LIST_MAX = 100;
+/** The API's most lines per answer; typed off the server's constant, so tsc fails here when it changes. */
+const LOGS_MAX: typeof MAX_LOG_LINES = 1000;
+const RETRY_STATUSES = ["failed", "cancelled"] as const satisfies readonly Status[];
+const CANCEL_STATUSES = ["queued", "running"] as const satisfies readonly Status[];
 const DEFAULT_WAIT_SECONDS = 30 * 60;
 /** How often `--wait` looks at a running job; a queued one backs off (see `waitFor`). */
 export const RUNNING_POLL_MS = 1_000;
@@ -88,14 +110,45 @@ Examples:
   warden submit junit.import --input @report-input.json --idempotency-key nightly-2024-05-01
 `;
 
+const DASHBOARD_HELP = `
+The page runs in your browser; its calls go to this process, which forwards them to the stage
+signed with your AWS credentials (SigV4) or with --token, so the browser never holds a credential.
+
+Examples:
+  warden dashboard --url https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com
+  warden dashboard --url https://api.example.com --token "$JWT" --port 4100 --no-open
+`;
+
 /** What a missing argument means, per command (commander would say "missing required argument 'id'"). */
 const MISSING: Record<string, string> = {
   submit: `submit needs a job type, e.g. warden submit demo.sleep --input '{"items":5}'`,
   status: "status needs a job id",
+  show: "show needs a job id",
+  why: "why needs a job id",
+  logs: "logs needs a job id",
   wait: "wait needs a job id",
   cancel: "cancel needs a job id",
   retry: "retry needs a job id",
 };
+
+const LIST_HELP = `
+--since and --until take an ISO time (2024-05-01, 2024-05-01T09:00:00Z) or an age: 30s, 15m, 2h, 3d, 1w ago.
+
+Examples:
+  warden list --status failed --type junit.import --since 2h
+  warden list --queue large --since 2024-05-01T00:00:00Z --until 2024-05-02T00:00:00Z --all
+  warden list --owner arn:aws:iam::123456789012:user/ci     (admin)
+`;
+
+const BULK_HELP = (verb: "retry" | "cancel", statuses: readonly string[], dflt: string): string => `
+With --all (admin), ${verb} every job matching --type and/or --queue, and --status (${statuses.join(" or ")}; default ${dflt}).
+Try it with --dry-run first: it says how many jobs match and changes nothing.
+
+Examples:
+  warden ${verb} 01JOBID
+  warden ${verb} --all --type junit.import --dry-run
+  warden ${verb} --all --type junit.import --queue large${verb === "retry" ? " --status cancelled" : " --status queued"}
+`;
 
 type Out = (human: string, json: unknown) => void;
 
@@ -103,6 +156,8 @@ interface Ctx {
   client: WardenClient;
   io: Io;
   out: Out;
+  /** The global options, wherever on the command line they were given. */
+  g: GlobalOptions;
 }
 
 export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
@@ -115,7 +170,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     const out: Out = (human, j) => {
       io.stdout.write(g.json ? `${JSON.stringify(j, null, 2)}\n` : `${human}\n`);
     };
-    code = await body({ client: clientFor(g, io), io, out });
+    code = await body({ client: clientFor(g, io), io, out, g });
   });
   try {
     await program.parseAsync(argv, { from: "user" });
@@ -209,20 +264,67 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
     }),
   );
 
+  cmd("show <id>", "everything about one job: input, result, why it waits, every attempt with its error and stack, who acted on it").action(
+    run(async ({ client, out }, [id]) => {
+      const job = await client.get(id!);
+      // The job first: an unknown id is one 404, not three.
+      const unfinished = job.status === "queued" || job.status === "running";
+      const [attempts, why] = await Promise.all([client.attempts(id!), unfinished ? client.why(id!) : Promise.resolve(undefined)]);
+      out(showText(job, attempts, why, Date.now()), { job, attempts, why: why ?? null });
+      return EXIT.ok;
+    }),
+  );
+
+  cmd("why <id>", "why a job is not running now (or how it ended), in one line").action(
+    run(async ({ client, out }, [id]) => {
+      const why: JobWhy = await client.why(id!);
+      out(whyLine(why, id!, Date.now()), { why });
+      return EXIT.ok;
+    }),
+  );
+
+  cmd("logs <id>", "a job's log lines, oldest first: its ctx.log lines and the runner's about it")
+    .addOption(new Option("--limit <n>", `at most this many lines, 1 to ${LOGS_MAX} (default: the API's)`).argParser(whole("--limit", 1, LOGS_MAX, "logs")))
+    .action(
+      run(async ({ client, io, out }, [id], o) => {
+        const logs = await client.logs(id!, o.limit !== undefined ? { limit: o.limit as number } : {});
+        // The note goes to stderr, so the lines alone can be piped to grep.
+        out(logLines(logs), logs);
+        io.stderr.write(`${logsNote(logs, id!)}\n`);
+        return EXIT.ok;
+      }),
+    );
+
   cmd("wait <id>", "wait for a job to finish, with a progress bar on stderr")
     .addOption(new Option("--wait-timeout <seconds>", `give up after this long (default ${DEFAULT_WAIT_SECONDS})`).argParser(whole("--wait-timeout", 1, undefined, "wait")))
     .action(run(async ({ client, io, out }, [id], o) => waitFor(client, id!, o.waitTimeout as number | undefined, io, out)));
 
-  cmd("list", "list your jobs, newest first")
+  cmd("list", "list your jobs (the admin: everyone's), newest first")
     .addOption(new Option("--status <status>", "only jobs in this status").choices(STATUSES).argParser(choice("--status", STATUSES, "list")))
     .option("--type <type>", "only jobs of this type")
+    .addOption(new Option("--queue <queue>", "only jobs on this queue").choices(QUEUES).argParser(choice("--queue", QUEUES, "list")))
+    .option("--owner <caller>", "(admin) only this caller's jobs (a JWT subject or an IAM principal)")
+    .addOption(new Option("--since <time>", "created at or after this time: ISO, or an age such as 2h").argParser(instant("--since", "list")))
+    .addOption(new Option("--until <time>", "created before this time: ISO, or an age such as 30m").argParser(instant("--until", "list")))
+    .option("--id <id>", "just this job (none when you may not read it)")
     .addOption(new Option("--limit <n>", `jobs per page, 1 to ${LIST_MAX}`).argParser(whole("--limit", 1, LIST_MAX, "list")))
     .option("--all", "follow every page, not only the first")
+    .addHelpText("after", LIST_HELP)
     .action(
       run(async ({ client, out }, _args, o) => {
+        const since = o.since as Instant | undefined;
+        const until = o.until as Instant | undefined;
+        if (since && until && since.ms >= until.ms) {
+          throw new UsageError(`--since (${since.iso}) must be before --until (${until.iso})`, "list");
+        }
         const filter = {
           ...(o.status !== undefined ? { status: o.status as Status } : {}),
           ...(o.type !== undefined ? { type: String(o.type) } : {}),
+          ...(o.queue !== undefined ? { queue: o.queue as QueueName } : {}),
+          ...(o.owner !== undefined ? { owner: String(o.owner) } : {}),
+          ...(since ? { createdAfter: since.iso } : {}),
+          ...(until ? { createdBefore: until.iso } : {}),
+          ...(o.id !== undefined ? { id: String(o.id) } : {}),
           ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
         };
         if (o.all) {
@@ -237,21 +339,50 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
       }),
     );
 
-  cmd("cancel <id>", "cancel a job (a running one stops when its worker sees it)").action(
-    run(async ({ client, out }, [id]) => {
-      const job = await client.cancel(id!);
-      out(job.status === "cancelled" ? `cancelled ${job.id}` : `cancel requested for ${job.id}; it stops when its worker sees it`, { job });
-      return EXIT.ok;
-    }),
-  );
+  cmd("cancel [id]", "cancel a job (a running one stops when its worker sees it), or with --all every matching job (admin)")
+    .option("--all", "(admin) cancel every job matching --type and/or --queue")
+    .option("--type <type>", "with --all: jobs of this type")
+    .addOption(new Option("--queue <queue>", "with --all: jobs on this queue").choices(QUEUES).argParser(choice("--queue", QUEUES, "cancel")))
+    .addOption(new Option("--status <status>", "with --all: only queued or only running jobs (default both)").choices(CANCEL_STATUSES).argParser(choice("--status", CANCEL_STATUSES, "cancel")))
+    .option("--dry-run", "with --all: say how many jobs match, and change nothing")
+    .addHelpText("after", BULK_HELP("cancel", CANCEL_STATUSES, "both"))
+    .action(
+      run(async ({ client, io, out }, [id], o) => {
+        const bulk = bulkArgs("cancel", id, o);
+        if (bulk) {
+          const status = o.status as (typeof CANCEL_STATUSES)[number] | undefined;
+          const total = await client.bulkCancel({ ...bulk.filter, ...(status ? { status } : {}) }, { onPage: progressNote(io) });
+          const note = status === "queued" ? undefined : "a running one stops when its worker sees it";
+          out(bulkText("cancel", total, `${status ?? "queued or running"} job(s)${bulk.what}`, note), total);
+          return EXIT.ok;
+        }
+        const job = await client.cancel(id!);
+        out(job.status === "cancelled" ? `cancelled ${job.id}` : `cancel requested for ${job.id}; it stops when its worker sees it`, { job });
+        return EXIT.ok;
+      }),
+    );
 
-  cmd("retry <id>", "queue a failed or cancelled job again, with a fresh attempt budget").action(
-    run(async ({ client, out }, [id]) => {
-      const job = await client.retry(id!);
-      out(`queued ${job.id} again (attempt budget ${job.maxAttempts})`, { job });
-      return EXIT.ok;
-    }),
-  );
+  cmd("retry [id]", "queue a failed or cancelled job again with a fresh attempt budget, or with --all every matching job (admin)")
+    .option("--all", "(admin) retry every job matching --type and/or --queue")
+    .option("--type <type>", "with --all: jobs of this type")
+    .addOption(new Option("--queue <queue>", "with --all: jobs on this queue").choices(QUEUES).argParser(choice("--queue", QUEUES, "retry")))
+    .addOption(new Option("--status <status>", "with --all: failed or cancelled jobs (default failed)").choices(RETRY_STATUSES).argParser(choice("--status", RETRY_STATUSES, "retry")))
+    .option("--dry-run", "with --all: say how many jobs match, and change nothing")
+    .addHelpText("after", BULK_HELP("retry", RETRY_STATUSES, "failed"))
+    .action(
+      run(async ({ client, io, out }, [id], o) => {
+        const bulk = bulkArgs("retry", id, o);
+        if (bulk) {
+          const status = (o.status as (typeof RETRY_STATUSES)[number] | undefined) ?? "failed";
+          const total = await client.bulkRetry({ ...bulk.filter, status }, { onPage: progressNote(io) });
+          out(bulkText("retry", total, `${status} job(s)${bulk.what}`), total);
+          return EXIT.ok;
+        }
+        const job = await client.retry(id!);
+        out(`queued ${job.id} again (attempt budget ${job.maxAttempts})`, { job });
+        return EXIT.ok;
+      }),
+    );
 
   cmd("health", "check the API and what it depends on (exit 3 when something is down)").action(
     run(async ({ client, out }) => {
@@ -293,13 +424,56 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
       }),
     );
 
-  cmd("workers", "(admin) workers seen recently").action(
+  cmd("workers", "(admin) workers seen recently, the unresponsive ones called out").action(
     run(async ({ client, out }) => {
       const workers = await client.workers();
-      out(workersText(workers), { workers });
+      out(workersText(workers, Date.now()), { workers });
       return EXIT.ok;
     }),
   );
+
+  cmd("queues", "(admin) each queue's depth and its dead-letter queue's, as SQS reports them").action(
+    run(async ({ client, out }) => {
+      const queues = await client.queues();
+      out(queuesText(queues), { queues });
+      return EXIT.ok;
+    }),
+  );
+
+  cmd("dashboard", "serve the dashboard for a stage on 127.0.0.1, forwarding its calls to --url (signed, or with --token)")
+    .addOption(new Option("--port <port>", "where to listen on 127.0.0.1 (default: a free port)").argParser(whole("--port", 0, 65_535, "dashboard")))
+    .option("--no-open", "print the URL without opening a browser")
+    .addHelpText("after", DASHBOARD_HELP)
+    .action(
+      run(async ({ io, g }, _args, o) => {
+        const url = g.url ?? io.env.WARDEN_URL;
+        if (url === undefined) throw new UsageError("dashboard needs the stage's API: --url <ApiUrl> (the stage's ApiUrl output), or WARDEN_URL", "dashboard");
+        const auth = authOf(g, io.env, url);
+        // Loaded here: the proxy's modules (the local gateway's file server) are no other command's business.
+        const { runDashboard } = await import("./dashboard.js");
+        const stop = new AbortController();
+        const onSignal = (): void => stop.abort();
+        process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+        try {
+          const server = await runDashboard({
+            url,
+            ...(auth ? { auth } : {}),
+            token: g.token,
+            region: g.region,
+            port: o.port as number | undefined,
+            open: o.open !== false,
+            signal: stop.signal,
+            env: io.env,
+            log: (line) => void io.stderr.write(`${line}\n`),
+            ...(io.fetch ? { fetch: io.fetch } : {}),
+          });
+          await server.closed;
+        } finally {
+          process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
+        }
+        return EXIT.ok;
+      }),
+    );
 
   // commander's own help command answers an unknown name with the whole help; this one says so in a line.
   program
@@ -404,6 +578,64 @@ function commanderMessage(e: CommanderError, command: string | undefined): strin
     .replace(/\n\(Did you mean (.*)\?\)/, " (did you mean $1?)")
     .replace(/\s*\n\s*/g, " ")
     .replace(/\.$/, "");
+}
+
+/**
+ * `--all` or a job id, and the flags that go with --all. The API refuses a bulk call with
+ * neither a type nor a queue (it would act on everything); this says so before sending it.
+ */
+function bulkArgs(
+  verb: "retry" | "cancel",
+  id: string | undefined,
+  o: Record<string, unknown>,
+): { filter: { type?: string; queue?: QueueName; dryRun: boolean }; what: string } | undefined {
+  const withAll = ["type", "queue", "status", "dryRun"].filter((k) => o[k] !== undefined);
+  const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  if (!o.all) {
+    if (id === undefined) throw new UsageError(MISSING[verb]!, verb);
+    if (withAll.length) throw new UsageError(`${withAll.map(flag).join(", ")} go${withAll.length === 1 ? "es" : ""} with --all (warden ${verb} --all --type T), not with a job id`, verb);
+    return undefined;
+  }
+  if (id !== undefined) throw new UsageError(`give a job id or --all, not both`, verb);
+  if (o.type === undefined && o.queue === undefined) throw new UsageError(`--all needs --type or --queue (or both): it will not ${verb} every job at once`, verb);
+  const type = o.type !== undefined ? String(o.type) : undefined;
+  const queue = o.queue as QueueName | undefined;
+  const what = `${type !== undefined ? ` of type ${type}` : ""}${queue !== undefined ? ` on queue ${queue}` : ""}`;
+  return { filter: { ...(type !== undefined ? { type } : {}), ...(queue ? { queue } : {}), dryRun: o.dryRun === true }, what };
+}
+
+/** A bulk run that takes more than one call says how far it got after each (on stderr). */
+function progressNote(io: Io): (page: { nextCursor: string | null }, total: BulkTotal) => void {
+  return (page, total) => {
+    if (page.nextCursor) io.stderr.write(`… ${total.matched} matched, ${total.acted} acted on, ${total.skipped} skipped so far\n`);
+  };
+}
+
+/** A time the user gave: when it is, and as ISO for the API. */
+export interface Instant {
+  ms: number;
+  iso: string;
+}
+
+const AGE_UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/**
+ * A parser for a time option: an age (`90s`, `15m`, `2h`, `3d`, `1w`: that long ago) or an ISO
+ * time, either a date (midnight UTC) or a date-time with `Z` or an offset. A date-time with no
+ * offset is refused: read as local time it would mean different things on different machines.
+ */
+export function instant(flag: string, command: string, now: () => number = Date.now): (s: string) => Instant {
+  return (s) => {
+    const t = s.trim();
+    const age = /^(\d+)([smhdw])$/.exec(t);
+    let ms = NaN;
+    if (age) ms = now() - Number(age[1]) * AGE_UNITS[age[2]!]!;
+    else if (/^\d{4}-\d{2}-\d{2}$/.test(t) || /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(t)) ms = Date.parse(t);
+    if (!Number.isFinite(ms)) {
+      throw new UsageError(`${flag} must be an ISO time (2024-05-01, 2024-05-01T09:00:00Z) or an age such as 30m, 2h, 3d (got ${JSON.stringify(s)})`, command);
+    }
+    return { ms, iso: new Date(ms).toISOString() };
+  };
 }
 
 /** A parser for a whole-number option, refusing anything outside [min, max]. */

@@ -11,18 +11,96 @@
  * a dead job forever (a client that polled a job whose worker had died, for hours).
  */
 import type { ApiErrorCode } from "../core/api/errors.js";
-import type { ApiJob, ApiWorker } from "../core/api/view.js";
+import type { ApiAction, ApiAttempt, ApiAttemptDetail, ApiJob, ApiWhy, ApiWorker } from "../core/api/view.js";
 import type { QueueName } from "../core/config.js";
 import type { Status } from "../core/job.js";
-import type { StuckReport } from "../core/stuck.js";
+import type { JobLogLine, JobLogSource } from "../core/logs.js";
+import type { ApiQueue } from "../core/api/admin.js";
+import type { BulkAnswer } from "../core/api/bulk.js";
+import type { NotStarting, StuckReport } from "../core/stuck.js";
+import type { WhyReason } from "../core/why.js";
 import type { SweepReport } from "../core/sweeper.js";
 import type { DeadLetterSample } from "../core/deadletters.js";
 
 import { sigV4Signer, type RequestSigner, type SigV4Auth } from "./sigv4.js";
 
-export type { ApiJob, ApiWorker, QueueName, Status, StuckReport, SweepReport, DeadLetterSample };
+export type {
+  ApiAction,
+  ApiAttempt,
+  ApiAttemptDetail,
+  ApiJob,
+  ApiQueue,
+  ApiWhy,
+  ApiWorker,
+  DeadLetterSample,
+  JobLogLine,
+  NotStarting,
+  QueueName,
+  Status,
+  StuckReport,
+  SweepReport,
+  WhyReason,
+};
 export type { AwsCredentialIdentity, AwsCredentialIdentityProvider, SigV4Auth } from "./sigv4.js";
 export { executeApiRegion } from "./sigv4.js";
+
+// ─── the API's shapes ──────────────────────────────────────────────────────────────────────
+// The shapes are the server's own (core/api/view.ts, the one mapping from a stored job; the stuck
+// report, the queue depths and the bulk answer beside it), so the client and the API cannot drift.
+
+/** `GET /jobs/{id}/attempts`: an attempt with its full error message and bounded stack trace. */
+export type AttemptDetail = ApiAttemptDetail;
+/** `GET /jobs/{id}/why`: why the job is not running now (or how it ended). */
+export type JobWhy = ApiWhy;
+export type WorkerState = ApiWorker["state"];
+
+export interface JobLogs {
+  /** Oldest first: the job's `ctx.log` lines and the runner's own lines about it. */
+  lines: JobLogLine[];
+  source: JobLogSource["name"];
+  /** False when the source stopped early (the limit, or a query still running at its deadline). */
+  complete: boolean;
+}
+
+/** `GET /admin/queues`: one queue's depth as SQS reports it (approximate), its DLQ's, and its oldest unclaimed job's wait. */
+export type QueueDepth = ApiQueue;
+
+export interface BulkRetryFilter {
+  type?: string;
+  queue?: QueueName;
+  /** Default `failed`. */
+  status?: "failed" | "cancelled";
+  dryRun?: boolean;
+  cursor?: string;
+}
+
+export interface BulkCancelFilter {
+  type?: string;
+  queue?: QueueName;
+  /** Both when left out. */
+  status?: "queued" | "running";
+  dryRun?: boolean;
+  cursor?: string;
+}
+
+/** One call's answer: it stops after 20 s or 1000 jobs, and `nextCursor` continues (core/api/bulk.ts). */
+export type BulkResult = BulkAnswer;
+
+export interface BulkOptions {
+  /** Called after every call with that call's answer and the totals so far. */
+  onPage?: (page: BulkResult, total: BulkTotal) => void;
+  signal?: AbortSignal;
+}
+
+/** The sum over every call that followed the cursors to the end. */
+export interface BulkTotal {
+  matched: number;
+  acted: number;
+  skipped: number;
+  dryRun: boolean;
+  /** Calls made (one per page). */
+  calls: number;
+}
 
 export interface BearerAuth {
   kind: "bearer";
@@ -72,6 +150,15 @@ export interface WaitOptions {
 export interface ListFilter {
   status?: Status;
   type?: string;
+  queue?: QueueName;
+  /** (admin) Only this caller's jobs; for anyone else, another caller's id finds nothing. */
+  owner?: string;
+  /** Created at or after this time. */
+  createdAfter?: Date | string;
+  /** Created before this time. */
+  createdBefore?: Date | string;
+  /** Just this job, when the caller may read it (else none). */
+  id?: string;
   /** Jobs per page, 1–100. */
   limit?: number;
   /** Start from this page (a `nextCursor` from an earlier page). */
@@ -120,7 +207,7 @@ export class StaleJobError extends WardenError {
   override name = "StaleJobError";
   constructor(readonly job: ApiJob) {
     super(
-      `job ${job.id} is stale: its worker (${job.history.at(-1)?.worker ?? "unknown"}) last heartbeat at ${job.heartbeatAt ?? "never"}; ` +
+      `job ${job.id} is stale: its worker (${job.worker ?? job.history.at(-1)?.worker ?? "unknown"}) last heartbeat at ${job.heartbeatAt ?? "never"}; ` +
         `the sweeper will reclaim or fail it. Check again later with \`warden status ${job.id}\`.`,
     );
   }
@@ -234,14 +321,18 @@ export class WardenClient {
 
   /** One page, newest first. */
   async listPage(f: ListFilter = {}): Promise<Page> {
-    const q = new URLSearchParams();
-    if (f.status) q.set("status", f.status);
-    if (f.type) q.set("type", f.type);
-    if (f.limit !== undefined) q.set("limit", String(f.limit));
-    if (f.cursor) q.set("cursor", f.cursor);
-    // %20, not form encoding's +, for a space: SigV4 signs the query as RFC 3986 has it.
-    const qs = q.toString().replace(/\+/g, "%20");
-    return (await this.call<Page>("GET", `/jobs${qs ? `?${qs}` : ""}`)).body;
+    const qs = query({
+      status: f.status,
+      type: f.type,
+      queue: f.queue,
+      owner: f.owner,
+      createdAfter: isoOf(f.createdAfter),
+      createdBefore: isoOf(f.createdBefore),
+      id: f.id,
+      limit: f.limit,
+      cursor: f.cursor,
+    });
+    return (await this.call<Page>("GET", `/jobs${qs}`)).body;
   }
 
   /** Every page in turn, newest jobs first: `for await (const page of client.list()) …`. */
@@ -252,6 +343,21 @@ export class WardenClient {
       if (page.jobs.length) yield page.jobs;
       cursor = page.nextCursor ?? undefined;
     } while (cursor);
+  }
+
+  /** Every attempt the job keeps, oldest first, with its full error message and stack trace. */
+  async attempts(id: string): Promise<AttemptDetail[]> {
+    return (await this.call<{ attempts: AttemptDetail[] }>("GET", `/jobs/${encodeURIComponent(id)}/attempts`)).body.attempts;
+  }
+
+  /** The job's log lines, oldest first; `complete` is false when the source stopped early. */
+  async logs(id: string, o: { limit?: number } = {}): Promise<JobLogs> {
+    return (await this.call<JobLogs>("GET", `/jobs/${encodeURIComponent(id)}/logs${query({ limit: o.limit })}`)).body;
+  }
+
+  /** Why the job is not running now (waiting for runAt, backing off, not claimed, its lease lapsed…), or how it ended. */
+  async why(id: string): Promise<JobWhy> {
+    return (await this.call<{ why: JobWhy }>("GET", `/jobs/${encodeURIComponent(id)}/why`)).body.why;
   }
 
   async health(): Promise<Health> {
@@ -285,6 +391,59 @@ export class WardenClient {
 
   async workers(): Promise<ApiWorker[]> {
     return (await this.call<{ workers: ApiWorker[] }>("GET", "/admin/workers")).body.workers;
+  }
+
+  async queues(): Promise<QueueDepth[]> {
+    return (await this.call<{ queues: QueueDepth[] }>("GET", "/admin/queues")).body.queues;
+  }
+
+  /** One call of a bulk retry (default status `failed`); follow `nextCursor`, or use `bulkRetry`. */
+  async bulkRetryPage(f: BulkRetryFilter): Promise<BulkResult> {
+    return (await this.call<BulkResult>("POST", "/admin/jobs/retry", bulkBody(f))).body;
+  }
+
+  /** One call of a bulk cancel (queued and running jobs unless `status` says one); follow `nextCursor`, or use `bulkCancel`. */
+  async bulkCancelPage(f: BulkCancelFilter): Promise<BulkResult> {
+    return (await this.call<BulkResult>("POST", "/admin/jobs/cancel", bulkBody(f))).body;
+  }
+
+  /** Retries every matching job, following the cursors to the end; with `dryRun`, counts them. */
+  async bulkRetry(f: BulkRetryFilter, o: BulkOptions = {}): Promise<BulkTotal> {
+    return this.followBulk((cursor) => this.bulkRetryPage({ ...f, ...(cursor ? { cursor } : {}) }), f, o);
+  }
+
+  /** Cancels every matching job, following the cursors to the end; with `dryRun`, counts them. */
+  async bulkCancel(f: BulkCancelFilter, o: BulkOptions = {}): Promise<BulkTotal> {
+    return this.followBulk((cursor) => this.bulkCancelPage({ ...f, ...(cursor ? { cursor } : {}) }), f, o);
+  }
+
+  /**
+   * Calls until `nextCursor` is null. A network error or a 5xx on one call is tried again with the
+   * same cursor (at most BULK_TRIES times): a call that did act before failing is safe to repeat,
+   * since a job it retried or cancelled no longer matches its status and is not counted again.
+   */
+  private async followBulk(page: (cursor: string | undefined) => Promise<BulkResult>, f: { cursor?: string; dryRun?: boolean }, o: BulkOptions): Promise<BulkTotal> {
+    const total: BulkTotal = { matched: 0, acted: 0, skipped: 0, dryRun: f.dryRun === true, calls: 0 };
+    let cursor = f.cursor;
+    do {
+      let answer: BulkResult | undefined;
+      for (let tries = 1; !answer; tries++) {
+        o.signal?.throwIfAborted();
+        try {
+          answer = await page(cursor);
+        } catch (e) {
+          if (!isTransient(e) || tries >= BULK_TRIES) throw e;
+          await sleep(1_000 * 2 ** (tries - 1), o.signal);
+        }
+      }
+      total.matched += answer.matched;
+      total.acted += answer.acted;
+      total.skipped += answer.skipped;
+      total.calls++;
+      o.onPage?.(answer, { ...total });
+      cursor = answer.nextCursor ?? undefined;
+    } while (cursor);
+    return total;
   }
 
   // ─── transport ───────────────────────────────────────────────────────────────────────────
@@ -338,6 +497,24 @@ export class WardenClient {
     const retryAfter = parseRetryAfter(res.headers.get("retry-after"));
     return { status: res.status, body: parsed as T, ...(retryAfter !== undefined ? { retryAfterMs: retryAfter } : {}) };
   }
+}
+
+/** Tries per bulk call (the first and the repeats after a transient failure). */
+const BULK_TRIES = 3;
+
+function bulkBody(f: BulkRetryFilter | BulkCancelFilter): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined));
+}
+
+const isoOf = (t: Date | string | undefined): string | undefined => (t instanceof Date ? t.toISOString() : t);
+
+/** `?a=1&b=2` from the defined values, or "" when there are none. */
+function query(params: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== "") q.set(k, String(v));
+  // %20, not form encoding's +, for a space: SigV4 signs the query as RFC 3986 has it.
+  const qs = q.toString().replace(/\+/g, "%20");
+  return qs ? `?${qs}` : "";
 }
 
 /** Retry-After in seconds (the HTTP date form is not used by Warden, but tolerated). */

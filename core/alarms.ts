@@ -1,10 +1,13 @@
 /**
  * The alarms, defined once: the stacks create one CloudWatch alarm per entry and the local
  * runtime evaluates the same entries over its in-memory metrics. Each says what it means and
- * what the on-call person runs first.
+ * what the on-call person runs first (docs/oncall.md has each alarm's page). Thresholds that
+ * follow a deployment's timings are computed from them (`alarmDefinitions`), so the local
+ * runtime's short start deadline gets an alarm at its own scale.
  */
 import type { MetricName } from "./metrics.js";
-import { QUEUES, type QueueName } from "./config.js";
+import { QUEUE_NAMES, QUEUES, TIMINGS, type QueueName } from "./config.js";
+import type { RuntimeConfig } from "./runtime.js";
 
 export type AlarmSource =
   /** A Warden metric, summed (or maxed) over a period. */
@@ -28,109 +31,136 @@ export interface AlarmDefinition {
 
 const RUNBOOK = "First run `warden stuck` (or open the dashboard) to see what is overdue and why.";
 
-export const ALARMS: AlarmDefinition[] = [
-  {
-    id: "StuckJobs",
-    source: { kind: "metric", metric: "StuckJobs", statistic: "Maximum" },
-    comparison: "GreaterThanThreshold",
-    threshold: 0,
-    periodSeconds: 60,
-    evaluationPeriods: 2,
-    missingData: "notBreaching",
-    description: `Jobs have been overdue for two sweeps in a row: a worker died or a message was lost and the sweeper has not repaired them yet. ${RUNBOOK}`,
-  },
-  {
-    id: "ClaimConflicts",
-    source: { kind: "metric", metric: "ClaimConflicts", statistic: "Sum" },
-    comparison: "GreaterThanThreshold",
-    threshold: 100,
-    periodSeconds: 300,
-    evaluationPeriods: 1,
-    missingData: "notBreaching",
-    description: `Lock contention: more than 100 claims refused in 5 minutes because another worker held the lease. Duplicate deliveries or workers fighting over jobs. ${RUNBOOK}`,
-  },
-  {
-    id: "StoreThrottled",
-    source: { kind: "metric", metric: "StoreThrottled", statistic: "Sum" },
-    comparison: "GreaterThanThreshold",
-    threshold: 10,
-    periodSeconds: 300,
-    evaluationPeriods: 1,
-    missingData: "notBreaching",
-    description: "More than 10 DynamoDB calls failed throttled, after the SDK's retries, in 5 minutes. Check the table's consumed capacity and the worker concurrency limits.",
-  },
-  {
-    id: "WorkerMemory",
-    source: { kind: "metric", metric: "WorkerMemoryPercent", statistic: "Maximum" },
-    comparison: "GreaterThanThreshold",
-    threshold: 85,
-    periodSeconds: 60,
-    evaluationPeriods: 3,
-    missingData: "notBreaching",
-    description: "A worker has used over 85% of its memory for 3 minutes. Jobs may be aborted by the memory guard; consider the large queue or more task memory.",
-  },
-  {
-    id: "MemoryAborts",
-    source: { kind: "metric", metric: "MemoryAborts", statistic: "Sum" },
-    comparison: "GreaterThanThreshold",
-    threshold: 0,
-    periodSeconds: 300,
-    evaluationPeriods: 1,
-    missingData: "notBreaching",
-    description: "The memory guard aborted a job at critical memory; it is retried on the large queue. Find it with `warden list --status queued` and check its input size.",
-  },
-  ...(["default", "large"] as const).flatMap((queue): AlarmDefinition[] => [
+/**
+ * How long a claimable job may go unclaimed before JobsNotStarting pages: one start deadline,
+ * after which the sweeper rings its doorbell again, and half of one more for that second
+ * doorbell to be answered, so a lost message that the resend repairs does not page. With one
+ * 60 s period a queue whose workers are all frozen pages within twice the start deadline: at
+ * the defaults 450 s, + the longest gap between sweeps (13 s) + the period (60 s) < 600 s.
+ */
+export const notStartingThresholdSeconds = (startDeadlineMs: number): number => (startDeadlineMs * 1.5) / 1000;
+
+/** The alarms for a deployment's timings; `ALARMS` is them at the defaults, as the stacks deploy. */
+export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs"> = TIMINGS): AlarmDefinition[] {
+  const notStartingAfter = notStartingThresholdSeconds(timings.startDeadlineMs);
+  return [
     {
-      id: `DeadLetters-${queue}`,
-      source: { kind: "queue", metric: "ApproximateNumberOfMessagesVisible", dlq: true, queue },
+      id: "StuckJobs",
+      source: { kind: "metric", metric: "StuckJobs", statistic: "Maximum" },
       comparison: "GreaterThanThreshold",
       threshold: 0,
       periodSeconds: 60,
-      evaluationPeriods: 1,
+      evaluationPeriods: 2,
       missingData: "notBreaching",
-      description: `Messages reached the ${queue} dead-letter queue: they failed ${QUEUES[queue].maxReceiveCount} deliveries. Run \`warden dead-letters\` to see them, fix the cause, then \`warden dead-letters --redrive ${queue}\`.`,
+      description: `Running or cancelling jobs have been overdue for two sweeps in a row: a worker died or ignored a cancel and the sweeper cannot repair the job (its writes fail). ${RUNBOOK}`,
     },
+    ...QUEUE_NAMES.map(
+      (queue): AlarmDefinition => ({
+        id: `JobsNotStarting-${queue}`,
+        source: { kind: "metric", metric: "OldestUnclaimedSeconds", statistic: "Maximum", dims: { Queue: queue } },
+        comparison: "GreaterThanThreshold",
+        threshold: notStartingAfter,
+        periodSeconds: 60,
+        evaluationPeriods: 1,
+        missingData: "notBreaching",
+        description: `A job on the ${queue} queue has been ready for over ${notStartingAfter} s and no worker has claimed it, although the sweeper rang its doorbell again: the queue's workers are not running, frozen, or failing before they claim. First run \`warden stuck\` (its not-starting list names the jobs, their wait and rings), then \`warden why <id>\` for one of them, then \`warden workers\`.`,
+      }),
+    ),
     {
-      id: `OldestMessage-${queue}`,
-      source: { kind: "queue", metric: "ApproximateAgeOfOldestMessage", dlq: false, queue },
+      id: "ClaimConflicts",
+      source: { kind: "metric", metric: "ClaimConflicts", statistic: "Sum" },
       comparison: "GreaterThanThreshold",
-      threshold: 900,
-      periodSeconds: 60,
-      evaluationPeriods: 5,
-      missingData: "notBreaching",
-      description: `The oldest message on the ${queue} queue has waited over 15 minutes: its workers are not keeping up or not running. ${RUNBOOK}`,
-    },
-  ]),
-  {
-    id: "SweeperMissing",
-    source: { kind: "metric", metric: "SweeperHeartbeat", statistic: "Sum" },
-    comparison: "LessThanThreshold",
-    threshold: 1,
-    periodSeconds: 300,
-    evaluationPeriods: 1,
-    missingData: "breaching",
-    description: "No sweep has run for 5 minutes: stuck jobs are not being repaired. Check the sweeper function's schedule, errors and logs.",
-  },
-  ...(["worker", "api", "sweeper"] as const).flatMap((fn): AlarmDefinition[] => [
-    {
-      id: `LambdaErrors-${fn}`,
-      source: { kind: "lambda", metric: "Errors", fn },
-      comparison: "GreaterThanThreshold",
-      threshold: 5,
+      threshold: 100,
       periodSeconds: 300,
       evaluationPeriods: 1,
       missingData: "notBreaching",
-      description: `The ${fn} function failed more than 5 invocations in 5 minutes. Read its logs; ${RUNBOOK}`,
+      description: `Lock contention: more than 100 claims refused in 5 minutes because another worker held the lease. Duplicate deliveries or workers fighting over jobs. ${RUNBOOK}`,
     },
     {
-      id: `LambdaThrottles-${fn}`,
-      source: { kind: "lambda", metric: "Throttles", fn },
+      id: "StoreThrottled",
+      source: { kind: "metric", metric: "StoreThrottled", statistic: "Sum" },
+      comparison: "GreaterThanThreshold",
+      threshold: 10,
+      periodSeconds: 300,
+      evaluationPeriods: 1,
+      missingData: "notBreaching",
+      description: "More than 10 DynamoDB calls failed throttled, after the SDK's retries, in 5 minutes. Check the table's consumed capacity and the worker concurrency limits.",
+    },
+    {
+      id: "WorkerMemory",
+      source: { kind: "metric", metric: "WorkerMemoryPercent", statistic: "Maximum" },
+      comparison: "GreaterThanThreshold",
+      threshold: 85,
+      periodSeconds: 60,
+      evaluationPeriods: 3,
+      missingData: "notBreaching",
+      description: "A worker has used over 85% of its memory for 3 minutes. Jobs may be aborted by the memory guard; consider the large queue or more task memory.",
+    },
+    {
+      id: "MemoryAborts",
+      source: { kind: "metric", metric: "MemoryAborts", statistic: "Sum" },
       comparison: "GreaterThanThreshold",
       threshold: 0,
       periodSeconds: 300,
       evaluationPeriods: 1,
       missingData: "notBreaching",
-      description: `The ${fn} function was throttled: it hit its concurrency limit. Raise the limit in the stage config if DynamoDB has room.`,
+      description: "The memory guard aborted a job at critical memory; it is retried on the large queue. Find it with `warden list --status queued` and check its input size.",
     },
-  ]),
-];
+    ...(["default", "large"] as const).flatMap((queue): AlarmDefinition[] => [
+      {
+        id: `DeadLetters-${queue}`,
+        source: { kind: "queue", metric: "ApproximateNumberOfMessagesVisible", dlq: true, queue },
+        comparison: "GreaterThanThreshold",
+        threshold: 0,
+        periodSeconds: 60,
+        evaluationPeriods: 1,
+        missingData: "notBreaching",
+        description: `Messages reached the ${queue} dead-letter queue: they failed ${QUEUES[queue].maxReceiveCount} deliveries. Run \`warden dead-letters\` to see them, fix the cause, then \`warden dead-letters --redrive ${queue}\`.`,
+      },
+      {
+        id: `OldestMessage-${queue}`,
+        source: { kind: "queue", metric: "ApproximateAgeOfOldestMessage", dlq: false, queue },
+        comparison: "GreaterThanThreshold",
+        threshold: 900,
+        periodSeconds: 60,
+        evaluationPeriods: 5,
+        missingData: "notBreaching",
+        description: `The oldest message on the ${queue} queue has waited over 15 minutes: its workers are not keeping up or not running. ${RUNBOOK}`,
+      },
+    ]),
+    {
+      id: "SweeperMissing",
+      source: { kind: "metric", metric: "SweeperHeartbeat", statistic: "Sum" },
+      comparison: "LessThanThreshold",
+      threshold: 1,
+      periodSeconds: 300,
+      evaluationPeriods: 1,
+      missingData: "breaching",
+      description: "No sweep has run for 5 minutes: stuck jobs are not being repaired. Check the sweeper function's schedule, errors and logs.",
+    },
+    ...(["worker", "api", "sweeper"] as const).flatMap((fn): AlarmDefinition[] => [
+      {
+        id: `LambdaErrors-${fn}`,
+        source: { kind: "lambda", metric: "Errors", fn },
+        comparison: "GreaterThanThreshold",
+        threshold: 5,
+        periodSeconds: 300,
+        evaluationPeriods: 1,
+        missingData: "notBreaching",
+        description: `The ${fn} function failed more than 5 invocations in 5 minutes. Read its logs; ${RUNBOOK}`,
+      },
+      {
+        id: `LambdaThrottles-${fn}`,
+        source: { kind: "lambda", metric: "Throttles", fn },
+        comparison: "GreaterThanThreshold",
+        threshold: 0,
+        periodSeconds: 300,
+        evaluationPeriods: 1,
+        missingData: "notBreaching",
+        description: `The ${fn} function was throttled: it hit its concurrency limit. Raise the limit in the stage config if DynamoDB has room.`,
+      },
+    ]),
+  ];
+}
+
+export const ALARMS: AlarmDefinition[] = alarmDefinitions();

@@ -39,13 +39,24 @@ export const TABLE = {
     name: "byWorker",
     partitionKey: "workerId",
   },
+  /**
+   * Sparse index of queued jobs by the moment they became claimable (only a queued job has a
+   * waitShard), keys only: the sweeper reads each queue's oldest unclaimed job from the head of
+   * each partition (core/waiting.ts). A resend keeps readyAt, so a re-rung doorbell cannot make a
+   * waiting job look fresh; heartbeats never touch it (a running job has no entry).
+   */
+  waitIndex: {
+    name: "byWait",
+    partitionKey: "waitShard", // `${queue}#${shard}`
+    sortKey: "readyAt", // epoch ms
+  },
   /** Epoch seconds; DynamoDB TTL deletes finished jobs after retention. */
   ttlAttribute: "expiresAt",
 } as const;
 
 /**
- * Writes to the due index spread over this many partitions per queue and state, so a burst of
- * submissions does not heat one partition. The sweeper queries each shard.
+ * Writes to the due index (and the wait index) spread over this many partitions per queue and
+ * state, so a burst of submissions does not heat one partition. The sweeper queries each shard.
  */
 export const DUE_SHARDS = 4;
 
@@ -170,6 +181,13 @@ export const LIMITS = {
   maxTimeoutSeconds: 7 * 24 * 3600,
   /** Attempt entries kept on a job; older ones are dropped. */
   historyEntries: 10,
+  /** Cancel and retry requests kept on a job (who asked, when); older ones are dropped. */
+  actionEntries: 10,
+  /** An attempt's stack trace is kept to this many lines and characters (core/attempt-detail.ts). */
+  stackLines: 40,
+  stackChars: 4096,
+  /** A job's error message, and an attempt's full one. */
+  maxErrorMessageChars: 1000,
   listDefault: 25,
   listMax: 100,
   /** How deep JSON in a request may nest. */

@@ -66,12 +66,35 @@ export interface Progress {
 
 export type Outcome = "succeeded" | "failed" | "retried" | "released" | "cancelled" | "worker_lost" | "timeout" | "lease_lost";
 
+/** An attempt's error as its history keeps it: the message cut to ATTEMPT_MESSAGE_CHARS (the full one is with the stack). */
+export const ATTEMPT_MESSAGE_CHARS = 240;
+
 export interface AttemptRecord {
   attempt: number;
   worker: string;
   startedAt: number;
   endedAt: number | null;
   outcome: Outcome | null;
+  /**
+   * Why this attempt ended badly, and its message cut to ATTEMPT_MESSAGE_CHARS; absent while it
+   * runs and when it succeeded or was handed back cleanly. Flat, not a nested error object: every
+   * heartbeat rewrites the history, and a map costs its keys again in every entry.
+   */
+  error?: ErrorCode;
+  message?: string;
+  /**
+   * The attempt's full message and stack trace are in a value item of their own (core/attempt-detail.ts):
+   * the record is rewritten on every heartbeat, so a stack kept in it would be paid for again on each one.
+   */
+  detail?: true;
+}
+
+/** A person's request on a job (the owner's, or the admin's on anyone's), kept with the job. */
+export interface JobAction {
+  at: number;
+  action: "cancel" | "retry";
+  /** The caller's id (a JWT subject or an IAM principal). */
+  by: string;
 }
 
 /** Fields every job has, whatever its status. Times are epoch milliseconds. */
@@ -97,9 +120,14 @@ interface JobCommon {
   firstStartedAt?: number;
   progress?: Progress;
   checkpoint?: unknown;
-  /** The last attempt's error; kept on a retried job so a person sees why it is waiting. */
+  /**
+   * The last attempt's error, on a retried job waiting so a person sees why; a claim drops it
+   * (the attempt's history entry keeps it, and a running record is rewritten on every beat).
+   */
   error?: JobError;
   history: AttemptRecord[];
+  /** The last LIMITS.actionEntries cancel and retry requests, oldest first. */
+  actions?: JobAction[];
   idempotencyKey?: string;
   /**
    * Where input, checkpoint and result live when they are too large for the record (core/values.ts).
@@ -112,6 +140,13 @@ export interface QueuedJob extends JobCommon {
   status: "queued";
   runAt?: number;
   dueAt: number;
+  /**
+   * From when the job may be claimed (it was created or requeued then, or its runAt is later):
+   * how long it has waited without a claim is counted from here, whatever the sweeper does.
+   */
+  readyAt: number;
+  /** Doorbells the sweeper re-rang since readyAt; any transition into queued starts it at 0. */
+  rings: number;
 }
 
 export interface RunningJob extends JobCommon {
@@ -157,6 +192,11 @@ export interface Lease {
   runtimeDeadline: number;
   job: RunningJob;
 }
+
+/** From when a queued job may be claimed; a record written before readyAt existed counts from its runAt, or its last write. */
+export const readyAtOf = (job: QueuedJob): number => job.readyAt ?? job.runAt ?? job.updatedAt;
+/** Doorbells the sweeper re-rang since then (none on a record older than the field). */
+export const ringsOf = (job: QueuedJob): number => job.rings ?? 0;
 
 /** A running job whose heartbeat is older than its lease: the sweeper will act on it. */
 export const isStale = (job: Job, now: number): boolean => job.status === "running" && job.leaseExpiresAt < now;

@@ -15,16 +15,20 @@
  */
 import { LIMITS, TIMINGS, type QueueName } from "./config.js";
 import {
+  ATTEMPT_MESSAGE_CHARS,
   canTransition,
   isTerminal,
   type AttemptRecord,
   type CancelledJob,
   type FailedJob,
   type Job,
+  type JobAction,
   type JobError,
   type Outcome,
   type Progress,
   type QueuedJob,
+  readyAtOf,
+  ringsOf,
   type RunningJob,
   type SucceededJob,
   type TransitionName,
@@ -51,7 +55,20 @@ export interface Change<J extends Job = Job> {
   prev?: Job;
   next: J;
   guard: Guard;
+  /** An ended attempt's full message and stack, written beside the record (core/attempt-detail.ts). */
+  detail?: AttemptDetail;
 }
+
+/** What an attempt that failed leaves for a person to read: more than its history entry holds. */
+export interface AttemptDetail {
+  attempt: number;
+  startedAt: number;
+  message: string;
+  stack?: string;
+}
+
+/** An attempt's error as the worker saw it: the stack of what the handler threw, when it threw something. */
+export type AttemptFailure = JobError & { stack?: string };
 
 /** What a worker carries on a heartbeat or a final write; undefined fields are left as they are. */
 export interface Report {
@@ -96,12 +113,35 @@ export function runningDueAt(job: RunningJob, leaseExpiresAt: number, c: Clock):
 
 export const expiresAt = (c: Clock): number => Math.floor(c.now / 1000) + c.retentionDays * 24 * 3600;
 
-function closeLast(history: AttemptRecord[], now: number, outcome: Outcome | null): AttemptRecord[] {
+/** Ends the open attempt, keeping its error (cut short; the full text goes to its detail). */
+function closeLast(history: AttemptRecord[], now: number, outcome: Outcome | null, error?: AttemptFailure): AttemptRecord[] {
   if (!history.length || outcome === null) return history;
   const last = history[history.length - 1]!;
   if (last.endedAt !== null) return history;
-  return [...history.slice(0, -1), { ...last, endedAt: now, outcome }];
+  const ended: AttemptRecord = { ...last, endedAt: now, outcome };
+  if (error) {
+    ended.error = error.code;
+    ended.message = shortMessage(error.message);
+    if (hasDetail(error)) ended.detail = true;
+  }
+  return [...history.slice(0, -1), ended];
 }
+
+const shortMessage = (m: string): string => (m.length > ATTEMPT_MESSAGE_CHARS ? `${m.slice(0, ATTEMPT_MESSAGE_CHARS - 1)}…` : m);
+const hasDetail = (e: AttemptFailure): boolean => e.stack !== undefined || e.message.length > ATTEMPT_MESSAGE_CHARS;
+
+/** The detail to write beside a change that ended `job`'s open attempt with `error`, when it has more than its history entry. */
+function detailOf(job: RunningJob, error: AttemptFailure | undefined): AttemptDetail | undefined {
+  if (!error || !hasDetail(error)) return undefined;
+  return { attempt: job.attempts, startedAt: job.startedAt, message: error.message, ...(error.stack !== undefined ? { stack: error.stack } : {}) };
+}
+
+/** Appends a person's request, keeping the last LIMITS.actionEntries. */
+const withAction = (job: Job, action: JobAction["action"], by: string, c: Clock): JobAction[] =>
+  [...(job.actions ?? []), { at: c.now, action, by }].slice(-LIMITS.actionEntries);
+
+/** When a job entering queued may first be claimed: now, or its runAt when later. */
+const readyFrom = (runAt: number | undefined, c: Clock): number => (runAt !== undefined && runAt > c.now ? runAt : c.now);
 
 const bounded = (history: AttemptRecord[]): AttemptRecord[] => history.slice(-LIMITS.historyEntries);
 
@@ -111,7 +151,7 @@ const lostMessage = (job: RunningJob): string =>
   `no heartbeat from worker ${job.workerId} since ${iso(job.heartbeatAt)}; its lease expired at ${iso(job.leaseExpiresAt)}`;
 
 /** The fields every job keeps whatever its state: what is left when a state's own fields go. */
-function common(job: Job): Omit<QueuedJob, "status" | "dueAt" | "runAt"> {
+function common(job: Job): Omit<QueuedJob, "status" | "dueAt" | "runAt" | "readyAt" | "rings"> {
   const { id, owner, type, queue, input, createdAt, updatedAt, attempts, maxAttempts, timeoutMs, token, version, history } = job;
   return {
     id,
@@ -133,6 +173,7 @@ function common(job: Job): Omit<QueuedJob, "status" | "dueAt" | "runAt"> {
     ...(job.error !== undefined ? { error: job.error } : {}),
     ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
     ...(job.refs !== undefined ? { refs: job.refs } : {}),
+    ...(job.actions !== undefined ? { actions: job.actions } : {}),
   };
 }
 
@@ -143,11 +184,11 @@ const withReport = <T extends object>(base: T, r: Report | undefined): T => ({
 });
 
 /** Builds a change after checking it against the transition table. */
-function change<J extends Job>(transition: TransitionName, prev: Job | undefined, next: J, guard: Guard): Change<J> {
+function change<J extends Job>(transition: TransitionName, prev: Job | undefined, next: J, guard: Guard, detail?: AttemptDetail): Change<J> {
   if (!canTransition(transition, prev?.status) || next.status !== TRANSITION_TARGET[transition]) {
     throw new Error(`lifecycle: ${transition} cannot take a job from ${prev?.status ?? "nothing"} to ${next.status}`);
   }
-  return { transition, ...(prev ? { prev } : {}), next: { ...next, version: (prev?.version ?? 0) + 1 }, guard };
+  return { transition, ...(prev ? { prev } : {}), next: { ...next, version: (prev?.version ?? 0) + 1 }, guard, ...(detail ? { detail } : {}) };
 }
 
 const TRANSITION_TARGET = Object.fromEntries(Object.entries(TRANSITIONS).map(([k, t]) => [k, t.to])) as Record<TransitionName, Job["status"]>;
@@ -192,6 +233,8 @@ export function create(spec: NewJob, id: string, c: Clock): Change<QueuedJob> {
     ...(spec.runAt !== undefined && spec.runAt > c.now ? { runAt: spec.runAt } : {}),
     ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
     dueAt: queuedDueAt(spec.runAt, c),
+    readyAt: readyFrom(spec.runAt, c),
+    rings: 0,
   };
   return change("create", undefined, job, { kind: "absent" });
 }
@@ -224,10 +267,12 @@ export function claim(prev: Job | undefined, o: { workerId: string; leaseMs: num
   }
   const firstStartedAt = prev.firstStartedAt ?? c.now;
   const attempt = prev.attempts + 1;
-  const history = closeLast(prev.history, c.now, prev.status === "running" ? "worker_lost" : null);
+  const history =
+    prev.status === "running" ? closeLast(prev.history, c.now, "worker_lost", { code: "worker_lost", message: lostMessage(prev) }) : prev.history;
   const leaseExpiresAt = c.now + o.leaseMs;
+  const { error: _kept, ...rest } = common(prev);
   const next: RunningJob = {
-    ...common(prev),
+    ...rest,
     status: "running",
     attempts: attempt,
     token: prev.token + 1,
@@ -272,11 +317,12 @@ export interface FailOptions {
  * job is queued again after `backoffMs`; otherwise it ends failed, `attempts_exhausted` when its
  * budget ran out.
  */
-export function fail(job: RunningJob, error: JobError, o: FailOptions, c: Clock): Change<QueuedJob | FailedJob> {
+export function fail(job: RunningJob, failure: AttemptFailure, o: FailOptions, c: Clock): Change<QueuedJob | FailedJob> {
+  const { stack: _s, ...error } = failure;
   const attemptsLeft = job.attempts < job.maxAttempts;
   const pastRuntime = c.now >= runtimeDeadline(job, c.now);
   if (o.retryable && attemptsLeft && !pastRuntime) {
-    return requeue(job, "failRetry", c, { outcome: "retried", attempts: job.attempts, runAt: c.now + (o.backoffMs ?? 0), error, queue: o.queue ?? job.queue, report: o.report });
+    return requeue(job, "failRetry", c, { outcome: "retried", attempts: job.attempts, runAt: c.now + (o.backoffMs ?? 0), error: failure, queue: o.queue ?? job.queue, report: o.report });
   }
   const final: JobError =
     o.retryable && !attemptsLeft
@@ -284,8 +330,8 @@ export function fail(job: RunningJob, error: JobError, o: FailOptions, c: Clock)
       : o.retryable && pastRuntime
         ? { code: "timeout", message: `total runtime limit of ${Math.round(job.timeoutMs / 1000)} s reached; the last attempt: ${error.message}` }
         : error;
-  const next: FailedJob = { ...withReport(finished(job, "failed", c, closeLast(job.history, c.now, "failed")), o.report), error: final };
-  return change("failFinal", job, next, fence(job));
+  const next: FailedJob = { ...withReport(finished(job, "failed", c, closeLast(job.history, c.now, "failed", failure)), o.report), error: final };
+  return change("failFinal", job, next, fence(job), detailOf(job, failure));
 }
 
 /**
@@ -316,7 +362,7 @@ function requeue(
   job: RunningJob,
   transition: "failRetry" | "release",
   c: Clock,
-  o: { outcome: Outcome; attempts: number; runAt?: number; error?: JobError; queue: QueueName; report?: Report | undefined },
+  o: { outcome: Outcome; attempts: number; runAt?: number; error?: AttemptFailure | undefined; queue: QueueName; report?: Report | undefined },
 ): Change<QueuedJob> {
   const runAt = o.runAt !== undefined && o.runAt > c.now ? o.runAt : undefined;
   const next: QueuedJob = withReport(
@@ -327,13 +373,15 @@ function requeue(
       queue: o.queue,
       ...(runAt !== undefined ? { runAt } : {}),
       dueAt: queuedDueAt(runAt, c),
-      history: closeLast(job.history, c.now, o.outcome),
+      readyAt: readyFrom(runAt, c),
+      rings: 0,
+      history: closeLast(job.history, c.now, o.outcome, o.error),
       updatedAt: c.now,
-      ...(o.error ? { error: o.error } : {}),
+      ...(o.error ? { error: { code: o.error.code, message: o.error.message } } : {}),
     },
     o.report,
   );
-  return change(transition, job, next, { ...fence(job), notCancelled: true });
+  return change(transition, job, next, { ...fence(job), notCancelled: true }, detailOf(job, o.error));
 }
 
 /** The worker saw the cancel request and stopped. */
@@ -349,14 +397,15 @@ export function acknowledgeCancel(job: RunningJob, o: { report?: Report }, c: Cl
  * heartbeat sees the mark (or the sweeper cancels it after the grace period). Undefined change:
  * already requested, nothing to write.
  */
-export function requestCancel(prev: Job, c: Clock): Decision<CancelledJob | RunningJob> | { ok: true; change: undefined } {
+export function requestCancel(prev: Job, c: Clock, by: string): Decision<CancelledJob | RunningJob> | { ok: true; change: undefined } {
+  const actions = withAction(prev, "cancel", by, c);
   if (prev.status === "queued") {
-    const error: JobError = { code: "cancelled", message: "cancelled on request before it started" };
-    return { ok: true, change: change("cancelQueued", prev, { ...finished(prev, "cancelled", c, prev.history), error }, read(prev)) };
+    const error: JobError = { code: "cancelled", message: `cancelled on request by ${by} before it started` };
+    return { ok: true, change: change("cancelQueued", prev, { ...finished(prev, "cancelled", c, prev.history), actions, error }, read(prev)) };
   }
   if (prev.status === "running") {
     if (prev.cancelRequested) return { ok: true, change: undefined };
-    const next: RunningJob = { ...prev, cancelRequested: true, cancelRequestedAt: c.now, dueAt: Math.min(prev.dueAt, c.now + c.cancelGraceMs), updatedAt: c.now };
+    const next: RunningJob = { ...prev, actions, cancelRequested: true, cancelRequestedAt: c.now, dueAt: Math.min(prev.dueAt, c.now + c.cancelGraceMs), updatedAt: c.now };
     return { ok: true, change: change("requestCancel", prev, next, read(prev)) };
   }
   return { ok: false, reason: prev.status, message: `job ${prev.id} has already finished (${prev.status}); there is nothing to cancel` };
@@ -368,7 +417,7 @@ export function requestCancel(prev: Job, c: Clock): Decision<CancelledJob | Runn
  * run (its value expires with that run's runtime limit, core/values.ts), and the one a failed run
  * left may be what made it fail.
  */
-export function retry(prev: Job, c: Clock): Decision<QueuedJob> {
+export function retry(prev: Job, c: Clock, by: string): Decision<QueuedJob> {
   if (prev.status !== "failed" && prev.status !== "cancelled") {
     return { ok: false, reason: prev.status, message: `only failed or cancelled jobs can be retried; job ${prev.id} is ${prev.status}` };
   }
@@ -377,9 +426,12 @@ export function retry(prev: Job, c: Clock): Decision<QueuedJob> {
   const next: QueuedJob = {
     ...base,
     ...(Object.keys(kept).length ? { refs: kept } : {}),
+    actions: withAction(prev, "retry", by, c),
     status: "queued",
     attempts: 0,
     dueAt: queuedDueAt(undefined, c),
+    readyAt: c.now,
+    rings: 0,
     updatedAt: c.now,
   };
   return { ok: true, change: change("retry", prev, next, read(prev)) };
@@ -398,7 +450,9 @@ export function reclaim(prev: RunningJob, c: Clock, lost: string = lostMessage(p
     status: "queued",
     token: prev.token + 1,
     dueAt: queuedDueAt(undefined, c),
-    history: closeLast(prev.history, c.now, "worker_lost"),
+    readyAt: c.now,
+    rings: 0,
+    history: closeLast(prev.history, c.now, "worker_lost", { code: "worker_lost", message: lost }),
     error: { code: "worker_lost", message: lost },
     updatedAt: c.now,
   };
@@ -411,7 +465,13 @@ export function expire(prev: RunningJob, c: Clock, lost: string = lostMessage(pr
   const error: JobError = pastRuntime
     ? { code: "timeout", message: `ran past its total runtime limit of ${Math.round(prev.timeoutMs / 1000)} s, counted from its first start at ${iso(prev.firstStartedAt)}` }
     : { code: "attempts_exhausted", message: `all ${prev.maxAttempts} attempts used; the last worker (${prev.workerId}) was lost: ${lost}` };
-  const next: FailedJob = { ...finished(prev, "failed", c, closeLast(prev.history, c.now, pastRuntime ? "timeout" : "worker_lost")), token: prev.token + 1, error };
+  const attemptError: JobError = pastRuntime ? error : { code: "worker_lost", message: lost };
+  const next: FailedJob = {
+    ...finished(prev, "failed", c, closeLast(prev.history, c.now, pastRuntime ? "timeout" : "worker_lost", attemptError)),
+    token: prev.token + 1,
+    error,
+  };
+  // No detail: only the worker of an attempt writes one (the sweeper and the reaper may not put items).
   return change("expire", prev, next, read(prev));
 }
 
@@ -464,5 +524,5 @@ export function cancelSilent(
 
 /** A queued job past its start deadline gets a new deadline before its doorbell rings again. */
 export function resend(prev: QueuedJob, c: Clock): Change<QueuedJob> {
-  return change("resend", prev, { ...prev, dueAt: c.now + c.startDeadlineMs, updatedAt: c.now }, read(prev));
+  return change("resend", prev, { ...prev, dueAt: c.now + c.startDeadlineMs, readyAt: readyAtOf(prev), rings: ringsOf(prev) + 1, updatedAt: c.now }, read(prev));
 }

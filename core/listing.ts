@@ -22,7 +22,7 @@
  * strictly below the request's own, so following cursors always ends.
  */
 import { QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { LIMITS, TABLE } from "./config.js";
+import { LIMITS, TABLE, type QueueName } from "./config.js";
 import { ValidationError } from "./errors.js";
 import { STATUSES, type Status } from "./job.js";
 
@@ -30,6 +30,12 @@ export interface ListFilter {
   owner?: string;
   status?: Status;
   type?: string;
+  /** Applied to the records, not here: the indexes do not project the queue (JobStore.list). */
+  queue?: QueueName;
+  /** Epoch ms, inclusive: created at or after. */
+  createdAfter?: number;
+  /** Epoch ms, exclusive: created before. */
+  createdBefore?: number;
 }
 
 export interface KeyPage {
@@ -67,12 +73,18 @@ export async function listJobKeys(
   if (!Number.isInteger(limit) || limit < 1 || limit > LIMITS.listMax) {
     throw new ValidationError(`limit must be a whole number from 1 to ${LIMITS.listMax}`);
   }
-  const before = cursor ? decodeCursor(cursor) : undefined;
+  // The time range is a range of createdKey (`<ISO time>#<ulid>`): a bare ISO time sorts below
+  // every key created at that millisecond, so `< iso(before)` excludes them and `>= iso(after)` keeps them.
+  const fromCursor = cursor ? decodeCursor(cursor) : undefined;
+  const untilKey = filter.createdBefore !== undefined ? new Date(filter.createdBefore).toISOString() : undefined;
+  const before = fromCursor !== undefined && untilKey !== undefined ? (fromCursor < untilKey ? fromCursor : untilKey) : (fromCursor ?? untilKey);
+  const after = filter.createdAfter !== undefined ? new Date(filter.createdAfter).toISOString() : undefined;
+  if (before !== undefined && after !== undefined && before <= after) return { ids: [], nextCursor: null };
   const reads = filter.owner
-    ? [await readPartition(db, table, TABLE.ownerIndex.name, TABLE.ownerIndex.partitionKey, filter.owner, before, limit, filter)]
+    ? [await readPartition(db, table, TABLE.ownerIndex.name, TABLE.ownerIndex.partitionKey, filter.owner, { before, after }, limit, filter)]
     : await Promise.all(
         (filter.status ? [filter.status] : STATUSES).map((s) =>
-          readPartition(db, table, TABLE.statusIndex.name, TABLE.statusIndex.partitionKey, s, before, limit, filter),
+          readPartition(db, table, TABLE.statusIndex.name, TABLE.statusIndex.partitionKey, s, { before, after }, limit, filter),
         ),
       );
 
@@ -100,10 +112,11 @@ async function readPartition(
   index: string,
   pkName: string,
   pk: string,
-  before: string | undefined,
+  bounds: { before: string | undefined; after: string | undefined },
   limit: number,
   filter: ListFilter,
 ): Promise<PartitionRead> {
+  const { before, after } = bounds;
   const names: Record<string, string> = { "#p": pkName };
   const values: Record<string, unknown> = { ":p": pk };
   const filters: string[] = [];
@@ -118,10 +131,12 @@ async function readPartition(
     values[":t"] = filter.type;
     filters.push("#t = :t");
   }
-  if (before) {
-    names["#k"] = "createdKey";
-    values[":before"] = before;
-  }
+  if (before || after) names["#k"] = "createdKey";
+  if (before) values[":before"] = before;
+  if (after) values[":after"] = after;
+  // One condition on the sort key at most: with both bounds BETWEEN, whose upper end is
+  // inclusive, so the key equal to `before` (a cursor's own) is dropped below.
+  const range = before && after ? "#p = :p AND #k BETWEEN :after AND :before" : before ? "#p = :p AND #k < :before" : after ? "#p = :p AND #k >= :after" : "#p = :p";
   const keys: Key[] = [];
   let start: Record<string, unknown> | undefined;
   for (let page = 0; page < MAX_PAGES_PER_PARTITION && keys.length < limit; page++) {
@@ -129,7 +144,7 @@ async function readPartition(
       new QueryCommand({
         TableName: table,
         IndexName: index,
-        KeyConditionExpression: before ? "#p = :p AND #k < :before" : "#p = :p",
+        KeyConditionExpression: range,
         ...(filters.length ? { FilterExpression: filters.join(" AND ") } : {}),
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
@@ -138,7 +153,7 @@ async function readPartition(
         ...(start ? { ExclusiveStartKey: start } : {}),
       }),
     );
-    for (const it of r.Items ?? []) keys.push({ id: it.id as string, createdKey: it.createdKey as string });
+    for (const it of r.Items ?? []) if (!before || (it.createdKey as string) < before) keys.push({ id: it.id as string, createdKey: it.createdKey as string });
     start = r.LastEvaluatedKey;
     if (!start) break;
   }

@@ -5,7 +5,7 @@
  */
 export const METRIC_NAMESPACE = "Warden";
 
-export type Unit = "Count" | "Milliseconds" | "Percent";
+export type Unit = "Count" | "Milliseconds" | "Seconds" | "Percent";
 export type Dimension = "Stage" | "Queue" | "JobType" | "ErrorCode" | "State";
 
 export interface MetricDefinition {
@@ -32,7 +32,14 @@ export const METRICS = {
   ClaimConflicts: def("ClaimConflicts", "Count", ["Queue"], "claims refused because another worker holds the lease: lock contention (lost leases are LeaseLost)"),
   LeaseLost: def("LeaseLost", "Count", ["Queue"], "workers that found their lease gone and stopped"),
   StoreThrottled: def("StoreThrottled", "Count", [], "DynamoDB calls that failed throttled after the SDK's retries"),
-  StuckJobs: def("StuckJobs", "Count", ["State"], "overdue jobs a sweep found, by state (published every sweep, zeros too)"),
+  StuckJobs: def("StuckJobs", "Count", ["State"], "overdue running and cancelling jobs a sweep found, by state (published every sweep, zeros too)"),
+  OldestUnclaimedSeconds: def(
+    "OldestUnclaimedSeconds",
+    "Seconds",
+    ["Queue"],
+    "how long the oldest claimable queued job has waited without a claim, counted from when it became claimable (published every sweep, 0 when none waits)",
+  ),
+  UnhelpedRepairs: def("UnhelpedRepairs", "Count", ["Queue"], "queued jobs a sweep rang again although its earlier re-ring had brought no claim"),
   Reclaimed: def("Reclaimed", "Count", ["Queue"], "running jobs whose worker died, taken back by the sweeper"),
   WorkerDeaths: def("WorkerDeaths", "Count", [], "death events (an ECS task stopped, a Lambda runtime crash or timeout, a local process exit) of workers that held jobs"),
   DeadWorkerJobs: def("DeadWorkerJobs", "Count", ["Queue"], "running jobs of a dead worker reclaimed (or ended) at its death event, before their lease ran out"),

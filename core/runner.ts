@@ -8,11 +8,14 @@
  * throws, or a store that fails while settling, never crashes the worker.
  */
 
+import { boundedStack } from "./attempt-detail.js";
 import { LAMBDA_WORKER, type QueueName } from "./config.js";
 import { ReportBuffer } from "./coalescer.js";
 import { LeaseLostError, PermanentError, StoreRejectedError, TooLargeError, ValidationError, errorMessage } from "./errors.js";
 import type { Job, JobError, Lease } from "./job.js";
+import { defaultLogger, jobLogger } from "./job-log.js";
 import { LeaseKeeper } from "./lease.js";
+import type { AttemptFailure } from "./lifecycle.js";
 import type { MemoryGuard } from "./memory.js";
 import type { Dims, MetricName } from "./metrics.js";
 import { backoffMs, type AbortReason, type JobContext, type JobLimits, type JobLogger, type JobType } from "./registry.js";
@@ -76,6 +79,8 @@ export type RunOutcome =
 
 interface ActiveRun {
   jobId: string;
+  /** The attempt's tagged logger: the runner's lines about it are the job's lines too. */
+  log: JobLogger;
   startedAt: number;
   estimateMb: number;
   abort(reason: AbortReason): void;
@@ -84,19 +89,6 @@ interface ActiveRun {
 }
 
 type HandlerEnd = { kind: "returned"; value: unknown } | { kind: "threw"; error: unknown } | { kind: "abandoned" };
-
-/** JSON lines: CloudWatch Logs and the local runtime both read them. */
-export const consoleLogger: JobLogger = {
-  info: (message, extra) => console.log(JSON.stringify({ level: "info", message, ...extra })),
-  warn: (message, extra) => console.warn(JSON.stringify({ level: "warn", message, ...extra })),
-  error: (message, extra) => console.error(JSON.stringify({ level: "error", message, ...extra })),
-};
-
-const childLogger = (log: JobLogger, fields: Record<string, unknown>): JobLogger => ({
-  info: (m, e) => log.info(m, { ...fields, ...e }),
-  warn: (m, e) => log.warn(m, { ...fields, ...e }),
-  error: (m, e) => log.error(m, { ...fields, ...e }),
-});
 
 /** Errors that retrying cannot fix: the job fails at once instead of spending its attempts. */
 export function isPermanentError(type: JobType | undefined, e: unknown): boolean {
@@ -129,7 +121,8 @@ export class Runner {
     this.workerId = o.workerId;
     this.kind = o.kind;
     this.leaseMs = o.leaseMs ?? s.cfg?.leaseMs ?? 60_000;
-    this.log = o.log ?? consoleLogger;
+    // Powertools JSON lines (core/job-log.ts): CloudWatch Logs and the local runtime both read them.
+    this.log = o.log ?? defaultLogger();
     this.startedAt = s.now();
     o.memory?.onCritical((percent) => this.abortForMemory(percent));
   }
@@ -212,7 +205,7 @@ export class Runner {
     if (candidates.some((r) => r.aborted())) return undefined;
     const victim = candidates.sort((a, b) => b.estimateMb - a.estimateMb || b.startedAt - a.startedAt)[0];
     if (!victim) return undefined;
-    this.log.warn("memory critical: aborting a job", { workerId: this.workerId, jobId: victim.jobId, percent });
+    victim.log.warn("memory critical: aborting a job", { percent });
     victim.abort("memory");
     return victim.jobId;
   }
@@ -251,27 +244,32 @@ export class Runner {
       if (claim.reason === "wrong_queue" && claim.job) await this.s.queue.send(claim.job.queue, [jobId], 0);
       return { claimed: false, jobId, reason: claim.reason, ...(claim.job ? { job: claim.job } : {}) };
     }
+    const log = this.jobLog(claim.lease.job);
     try {
       await ro.onClaimed?.();
     } catch (e) {
-      this.log.warn("after-claim hook failed; the lease still guards the job", { jobId, error: errorMessage(e) });
+      log.warn("after-claim hook failed; the lease still guards the job", { error: errorMessage(e) });
     }
     // A worker paused between sending its claim and hearing the answer (GC, a frozen container)
     // may hold a lease that has already run out: another worker may own the job by now, so
     // starting the handler could repeat side effects. Hand nothing to the handler; the sweeper
     // or the next claim takes the job back.
     if (this.s.now() >= claim.lease.job.leaseExpiresAt) {
-      this.log.warn("the lease ran out before the handler could start; not starting it", { jobId });
+      log.warn("the lease ran out before the handler could start; not starting it");
       this.emit("LeaseLost", 1, { Queue: claim.lease.job.queue });
       return { claimed: true, jobId, outcome: "lease_lost", durationMs: 0 };
     }
-    return this.execute(claim.lease, ro);
+    return this.execute(claim.lease, ro, log);
   }
 
-  private async execute(lease: Lease, ro: RunOptions): Promise<RunOutcome> {
+  /** This attempt's lines, tagged so that `warden logs` finds them (core/job-log.ts). */
+  private jobLog(job: Job): JobLogger {
+    return jobLogger(this.log, { jobId: job.id, type: job.type, attempt: job.attempts, workerId: this.workerId });
+  }
+
+  private async execute(lease: Lease, ro: RunOptions, log: JobLogger): Promise<RunOutcome> {
     const job = lease.job;
     const dims = { Queue: job.queue, JobType: job.type };
-    const log = childLogger(this.log, { jobId: job.id, type: job.type, attempt: job.attempts, workerId: this.workerId });
     const started = this.s.now();
     this.emit("JobsStarted", 1, dims);
     const type = this.s.registry.get(job.type);
@@ -353,6 +351,7 @@ export class Runner {
 
     const run: ActiveRun = {
       jobId: job.id,
+      log,
       startedAt: started,
       estimateMb: safeEstimate(type, parsed.data),
       abort,
@@ -493,24 +492,28 @@ export class Runner {
 
   private async settleError(lease: Lease, type: JobType, e: unknown, buffer: ReportBuffer, log: JobLogger, limits: JobLimits) {
     const message = errorText(e);
+    // The stack goes with the attempt (core/attempt-detail.ts), bounded there; the log line gets it too.
+    const stack = e instanceof Error && typeof e.stack === "string" ? e.stack : undefined;
+    const failure: AttemptFailure = { code: "handler_error", message, ...(stack !== undefined ? { stack } : {}) };
     if (isPermanentError(type, e)) {
-      log.warn("the handler failed permanently", { error: message });
-      return this.settleFail(lease, { code: "handler_error", message }, { retryable: false }, buffer, log);
+      log.warn("the handler failed permanently", { error: message, stack: boundedStack(stack) });
+      return this.settleFail(lease, failure, { retryable: false }, buffer, log);
     }
-    log.warn("the handler failed; retrying if attempts remain", { error: message });
-    return this.settleFail(lease, { code: "handler_error", message }, { retryable: true, backoffMs: backoffMs(limits, lease.job.attempts) }, buffer, log);
+    log.warn("the handler failed; retrying if attempts remain", { error: message, stack: boundedStack(stack) });
+    return this.settleFail(lease, failure, { retryable: true, backoffMs: backoffMs(limits, lease.job.attempts) }, buffer, log);
   }
 
   private async settleFail(
     lease: Lease,
-    error: JobError,
+    failure: AttemptFailure,
     opts: { retryable: boolean; backoffMs?: number; queue?: QueueName },
     buffer: ReportBuffer,
     log: JobLogger,
   ): Promise<{ outcome: Settled; error?: JobError; queue?: QueueName }> {
     const dims = { Queue: lease.job.queue, JobType: lease.job.type };
+    const error: JobError = { code: failure.code, message: failure.message };
     try {
-      const r = await this.complete(lease, (o) => this.s.store.fail(lease, error, { ...opts, report: buffer.all() }, o), log);
+      const r = await this.complete(lease, (o) => this.s.store.fail(lease, failure, { ...opts, report: buffer.all() }, o), log);
       if (!r.ok) return this.settleRejected(lease, r.rejected, log);
       const after = r.value;
       if (after.status === "cancelled") return { outcome: "cancelled" };

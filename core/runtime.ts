@@ -10,6 +10,14 @@ export interface QueueUrls {
   dlq: string;
 }
 
+/** Where the workers' job lines are kept (core/job-log.ts), for the API's `GET /jobs/{id}/logs`. */
+export interface JobLogConfig {
+  /** The workers' CloudWatch log group names; only the API function is given them (stacks/Api.ts). */
+  groups: string[];
+  /** CloudWatch Logs' endpoint, for a test's stand-in; unset on AWS. */
+  endpoint?: string;
+}
+
 export interface RuntimeConfig {
   stage: string;
   tableName: string;
@@ -19,6 +27,7 @@ export interface RuntimeConfig {
   sweepIntervalMs: number;
   startDeadlineMs: number;
   cancelGraceMs: number;
+  jobLogs: JobLogConfig;
 }
 
 const num = (v: string | undefined, fallback: number): number => {
@@ -45,6 +54,11 @@ export function loadRuntime(env: Record<string, string | undefined> = process.en
     sweepIntervalMs: num(env.WARDEN_SWEEP_INTERVAL_SECONDS, TIMINGS.sweepIntervalMs / 1000) * 1000,
     startDeadlineMs: num(env.WARDEN_START_DEADLINE_SECONDS, TIMINGS.startDeadlineMs / 1000) * 1000,
     cancelGraceMs: num(env.WARDEN_CANCEL_GRACE_SECONDS, TIMINGS.cancelGraceMs / 1000) * 1000,
+    jobLogs: {
+      // Comma-separated: log group names cannot hold a comma.
+      groups: (env.WARDEN_JOB_LOG_GROUPS ?? "").split(",").map((g) => g.trim()).filter(Boolean),
+      ...(env.WARDEN_LOGS_ENDPOINT ? { endpoint: env.WARDEN_LOGS_ENDPOINT } : {}),
+    },
   };
 }
 

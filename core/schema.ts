@@ -3,7 +3,7 @@ import type { CreateTableCommandInput } from "@aws-sdk/client-dynamodb";
 import { TABLE } from "./config.js";
 
 export function tableDefinition(tableName: string): CreateTableCommandInput {
-  const { dueIndex, ownerIndex, statusIndex, workerIndex } = TABLE;
+  const { dueIndex, ownerIndex, statusIndex, workerIndex, waitIndex } = TABLE;
   return {
     TableName: tableName,
     BillingMode: "PAY_PER_REQUEST",
@@ -16,6 +16,8 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
       { AttributeName: ownerIndex.sortKey, AttributeType: "S" },
       { AttributeName: statusIndex.partitionKey, AttributeType: "S" },
       { AttributeName: workerIndex.partitionKey, AttributeType: "S" },
+      { AttributeName: waitIndex.partitionKey, AttributeType: "S" },
+      { AttributeName: waitIndex.sortKey, AttributeType: "N" },
     ],
     GlobalSecondaryIndexes: [
       {
@@ -48,6 +50,17 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
       {
         IndexName: workerIndex.name,
         KeySchema: [{ AttributeName: workerIndex.partitionKey, KeyType: "HASH" }],
+        Projection: { ProjectionType: "KEYS_ONLY" },
+      },
+      {
+        IndexName: waitIndex.name,
+        KeySchema: [
+          { AttributeName: waitIndex.partitionKey, KeyType: "HASH" },
+          { AttributeName: waitIndex.sortKey, KeyType: "RANGE" },
+        ],
+        // Keys only: the sweeper needs the oldest readyAt per partition, then reads those few
+        // records itself (consistently, since the index lags); an entry is written when a job
+        // enters queued and deleted when it leaves, never by a resend or a heartbeat.
         Projection: { ProjectionType: "KEYS_ONLY" },
       },
     ],

@@ -7,6 +7,8 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { dynamoClient, reportThrottles, sqsClient } from "./aws.js";
 import { builtinRegistry } from "./jobs/index.js";
+import { insightsLogSource, logsClient } from "./logs-insights.js";
+import type { JobLogSource } from "./logs.js";
 import { noMetrics, type Metrics } from "./metrics.js";
 import { JobQueue } from "./queue.js";
 import type { Registry } from "./registry.js";
@@ -23,6 +25,8 @@ export interface Services {
   registry: Registry;
   metrics: Metrics;
   workers: WorkerDirectory;
+  /** A job's log lines: Logs Insights over the workers' log groups; the local runtime's own log locally. */
+  logs: JobLogSource;
   now: () => number;
 }
 
@@ -31,6 +35,7 @@ export interface ServiceOverrides {
   sqs?: SQSClient;
   registry?: Registry;
   metrics?: Metrics;
+  logs?: JobLogSource;
   now?: () => number;
 }
 
@@ -55,5 +60,19 @@ export function buildServices(cfg: RuntimeConfig = loadRuntime(), o: ServiceOver
     registry: o.registry ?? builtinRegistry(),
     metrics,
     workers: new WorkerDirectory(doc, cfg.tableName, { now }),
+    logs: o.logs ?? lazyInsights(cfg),
+  };
+}
+
+/**
+ * The cloud's log source, its client made on the first query: only the API reads job logs, and
+ * a worker should not build (or hold sockets for) a client it never uses. Its deadline is the
+ * wall clock's (API Gateway's is), never a test's manual clock.
+ */
+function lazyInsights(cfg: RuntimeConfig): JobLogSource {
+  let source: JobLogSource | undefined;
+  return {
+    name: "cloudwatch",
+    lines: (q) => (source ??= insightsLogSource({ groups: cfg.jobLogs.groups, client: logsClient({ endpoint: cfg.jobLogs.endpoint, region: cfg.endpoints.region }) })).lines(q),
   };
 }

@@ -1,6 +1,8 @@
 /**
- * The due index's partitions: `${queue}#${status}#${shard}`, so a burst of submissions spreads
- * over several partitions instead of heating one. The sweeper queries each of them.
+ * The sparse indexes' partitions. The due index's are `${queue}#${status}#${shard}` and the wait
+ * index's `${queue}#${shard}`, with the same shard of a job's id, so a burst of submissions (or
+ * one hot queue) spreads over several partitions instead of heating one. The sweeper queries
+ * each of them.
  */
 import { DUE_SHARDS, QUEUE_NAMES, type QueueName } from "./config.js";
 
@@ -10,11 +12,16 @@ export function shardOf(id: string): number {
   return h % DUE_SHARDS;
 }
 
+const shards = (): number[] => Array.from({ length: DUE_SHARDS }, (_, i) => i);
+
 export const dueShard = (queue: QueueName, status: "queued" | "running", id: string): string =>
   `${queue}#${status}#${shardOf(id)}`;
 
 /** Every due-index partition the sweeper reads. */
 export const allDueShards = (): string[] =>
-  QUEUE_NAMES.flatMap((q) =>
-    (["queued", "running"] as const).flatMap((s) => Array.from({ length: DUE_SHARDS }, (_, i) => `${q}#${s}#${i}`)),
-  );
+  QUEUE_NAMES.flatMap((q) => (["queued", "running"] as const).flatMap((s) => shards().map((i) => `${q}#${s}#${i}`)));
+
+export const waitShard = (queue: QueueName, id: string): string => `${queue}#${shardOf(id)}`;
+
+/** One queue's wait-index partitions. */
+export const waitShards = (queue: QueueName): string[] => shards().map((i) => `${queue}#${i}`);

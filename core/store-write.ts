@@ -24,7 +24,8 @@ import { Expr, isConditionFailure } from "./expr.js";
 import { ITEM_LIMIT_BYTES, itemBytes } from "./item-size.js";
 import type { Job } from "./job.js";
 import type { Change } from "./lifecycle.js";
-import { dueShard } from "./shards.js";
+import { detailItem } from "./attempt-detail.js";
+import { dueShard, waitShard } from "./shards.js";
 import { carryValues, placeValues, recordValues, sameValue, ValueStore } from "./values.js";
 
 /** Which stored attribute proves a write was ours: creates and claims keep theirs past later writes. */
@@ -32,13 +33,19 @@ export type Recognize = "origin" | "claim" | "write";
 const NONCE_ATTR: Record<Recognize, string> = { origin: "origin", claim: "claimId", write: "lastWrite" };
 
 /** Attributes only the store reads (indexes, nonces); they never leave it. */
-export const STORE_ONLY = ["dueShard", "createdKey", "lastWrite", "claimId", "origin"] as const;
+export const STORE_ONLY = ["dueShard", "waitShard", "createdKey", "lastWrite", "claimId", "origin"] as const;
+
+/** The sparse indexes' partition keys: each goes with the states that put a job in its index. */
+const STATE_INDEX_KEYS: readonly string[] = ["dueShard", "waitShard"];
 
 /** Every attribute a job may lack in some state: a write that changes the state removes those the new state has not. */
 const OPTIONAL = [
   "runAt",
   "dueAt",
+  "readyAt",
+  "rings",
   "dueShard",
+  "waitShard",
   "firstStartedAt",
   "startedAt",
   "heartbeatAt",
@@ -72,6 +79,8 @@ export const createdKey = (createdAt: number, id: string): string => `${new Date
 export function itemOf(job: Job): Record<string, unknown> {
   const item: Record<string, unknown> = { ...job, ...recordValues(job) };
   if (job.status === "queued" || job.status === "running") item.dueShard = dueShard(job.queue, job.status, job.id);
+  // Only a queued job waits for a claim; with readyAt (a job field) it makes the wait index's entry.
+  if (job.status === "queued") item.waitShard = waitShard(job.queue, job.id);
   return item;
 }
 
@@ -122,7 +131,8 @@ export class ChangeWriter {
     try {
       checkRecordSize({ ...(c.prev ? itemOf(c.prev) : {}), ...itemOf(c.next), ...extra });
       // Before the record that names them: a record never points at a value that is not there.
-      if (placed.puts.length) await this.values.put(placed.puts, signal);
+      const puts = change.detail ? [...placed.puts, detailItem(c.next, change.detail, this.clock.now(), this.clock.retentionDays)] : placed.puts;
+      if (puts.length) await this.values.put(puts, signal);
       const job = c.guard.kind === "absent" ? await this.put(c, extra, signal) : await this.update(c, extra, signal);
       return { applied: true, job: carryValues(job, c.next) };
     } catch (e) {
@@ -187,8 +197,8 @@ function diff(c: Change, next: Record<string, unknown>): Expr {
   const leaving = c.prev?.status !== c.next.status;
   const candidates = leaving || c.guard.kind === "version" ? [...new Set([...OPTIONAL, ...Object.keys(prev)])] : Object.keys(prev);
   for (const k of candidates) {
-    // The key, the version (ADDed) and the nonces are never removed; dueShard goes with its state.
-    const kept = k === "id" || k === "version" || (k !== "dueShard" && (STORE_ONLY as readonly string[]).includes(k));
+    // The key, the version (ADDed) and the nonces are never removed; an index key goes with its state.
+    const kept = k === "id" || k === "version" || (!STATE_INDEX_KEYS.includes(k) && (STORE_ONLY as readonly string[]).includes(k));
     if (kept) continue;
     if (next[k] === undefined && (leaving || prev[k] !== undefined)) x.remove(k);
   }

@@ -9,19 +9,23 @@
 import { createHash } from "node:crypto";
 import { QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { ulid } from "ulid";
+import { attemptsWithDetail } from "./attempt-detail.js";
 import { batchGetAll } from "./aws.js";
 import { LIMITS, QUEUE_NAMES, TABLE, TIMINGS, type QueueName } from "./config.js";
 import { ConflictError, LeaseLostError, NotFoundError, StoreRejectedError, TooLargeError, ValidationError } from "./errors.js";
 import { unstorable } from "./item-size.js";
 import { STATUSES, type CancelledJob, type FailedJob, type Job, type JobError, type Lease, type QueuedJob, type RunningJob, type Status, type SucceededJob } from "./job.js";
 import * as life from "./lifecycle.js";
-import type { Change, ClaimRefusal, Clock, FailOptions, NewJob, Report, WorkerDeath } from "./lifecycle.js";
+import type { AttemptFailure, Change, ClaimRefusal, Clock, FailOptions, NewJob, Report, WorkerDeath } from "./lifecycle.js";
 import { listJobKeys, type ListFilter } from "./listing.js";
 import { allDueShards } from "./shards.js";
 import { ChangeWriter, toJob, type Recognize, type WriteOptions } from "./store-write.js";
 import { needsRefresh, SHOWN_VALUES, type LoadedValues, type ValueField } from "./values.js";
 
 export type { ClaimRefusal, NewJob, Report, WorkerDeath } from "./lifecycle.js";
+
+/** Who a cancel or retry is recorded as when the caller did not say. */
+export const UNATTRIBUTED = "unattributed";
 export { allDueShards, dueShard, shardOf } from "./shards.js";
 export { toJob } from "./store-write.js";
 export { decodeCursor, encodeCursor, type ListFilter } from "./listing.js";
@@ -125,6 +129,11 @@ export class JobStore {
     if (!isJobId(id)) return undefined;
     const item = await this.writer.read(id);
     return item ? toJob(item) : undefined;
+  }
+
+  /** Every attempt `job` keeps, with the full message and stack of those that left one (core/attempt-detail.ts). */
+  async attempts(job: Job): ReturnType<typeof attemptsWithDetail> {
+    return attemptsWithDetail(this.writer.values, job);
   }
 
   /** Fills in the values `job`'s record names but does not hold; one that expired stays undefined. */
@@ -248,7 +257,7 @@ export class JobStore {
    * `backoffMs` (on `queue` when given: a job that ran out of memory moves to the large queue);
    * otherwise it ends failed, `attempts_exhausted` when its budget ran out.
    */
-  async fail(lease: Lease, error: JobError, opts: FailOptions, o: WriteOptions = {}): Promise<QueuedJob | FailedJob | CancelledJob> {
+  async fail(lease: Lease, error: AttemptFailure, opts: FailOptions, o: WriteOptions = {}): Promise<QueuedJob | FailedJob | CancelledJob> {
     checkReport(opts.report);
     return this.unlessCancelled(lease, opts.report, o, () => this.fenced(lease, life.fail(lease.job, error, opts, this.clock()), o));
   }
@@ -297,18 +306,19 @@ export class JobStore {
    * A queued job is cancelled at once; a running one is marked, and its worker stops when its
    * next heartbeat sees the mark (or the sweeper cancels it after a grace period).
    */
-  async requestCancel(jobId: string): Promise<Job> {
+  /** `by`: who asked (the API always says; a direct call from code or a test is unattributed). */
+  async requestCancel(jobId: string, by: string = UNATTRIBUTED): Promise<Job> {
     return this.decideAndWrite(jobId, "cancelled", (job, c) => {
-      const d = life.requestCancel(job, c);
+      const d = life.requestCancel(job, c, by);
       if (!d.ok) throw new ConflictError(d.message, d.reason);
       return d.change;
     });
   }
 
   /** A failed or cancelled job queued again with a fresh attempt budget, keeping its history. */
-  async retry(jobId: string): Promise<QueuedJob> {
+  async retry(jobId: string, by: string = UNATTRIBUTED): Promise<QueuedJob> {
     return (await this.decideAndWrite(jobId, "retried", (job, c) => {
-      const d = life.retry(job, c);
+      const d = life.retry(job, c, by);
       if (!d.ok) throw new ConflictError(d.message, d.reason);
       return d.change;
     })) as QueuedJob;
@@ -492,8 +502,13 @@ export class JobStore {
    */
   async list(filter: ListFilter, cursor: string | null | undefined, limit: number): Promise<Page> {
     const { ids, nextCursor } = await listJobKeys(this.db, this.table, filter, cursor, limit);
-    const jobs = await this.records(ids, false);
+    const jobs = (await this.records(ids, false)).filter((j) => filter.queue === undefined || j.queue === filter.queue);
     return { jobs: (await this.writer.values.load(jobs, SHOWN_VALUES)).jobs, nextCursor };
+  }
+
+  /** The records of `ids` that exist, in one consistent batched read (no values). */
+  async recordsOf(ids: string[]): Promise<Job[]> {
+    return this.records(ids, true);
   }
 
   private async records(ids: string[], consistent: boolean): Promise<Job[]> {

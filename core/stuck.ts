@@ -1,12 +1,16 @@
 /**
  * The stuck report (GET /admin/stuck): what the sweeper would act on now, without acting. It
  * reads the same sparse `due` index and classifies with the same `plan` as the sweeper, so the
- * report and the repair cannot disagree. Plus the depth of each dead-letter queue.
+ * report and the repair cannot disagree. Plus, per queue, the jobs that are not starting (read
+ * from the wait index as the sweeper's OldestUnclaimedSeconds is), and each dead-letter queue's
+ * depth.
  */
 import { QUEUE_NAMES, type QueueName } from "./config.js";
 import type { QueuedJob, RunningJob } from "./job.js";
+import type { RuntimeConfig } from "./runtime.js";
 import type { Services } from "./services.js";
 import { plan, STUCK_STATES, type StuckStateName } from "./sweeper.js";
+import { oldestWaiting, waitSeconds } from "./waiting.js";
 
 export interface StuckState {
   count: number;
@@ -15,9 +19,21 @@ export interface StuckState {
   sample: string[];
 }
 
+/** One queue's claimable jobs nobody has claimed. */
+export interface NotStarting {
+  /** How long the oldest claimable job has waited without a claim (OldestUnclaimedSeconds); 0 when none waits. */
+  oldestWaitSeconds: number;
+  /**
+   * The oldest of those that have waited a whole start deadline or more, oldest first: their
+   * first doorbell went unanswered, and `rings` says how often the sweeper has rung again since.
+   */
+  jobs: { id: string; waitedSeconds: number; rings: number }[];
+}
+
 export interface StuckReport {
   generatedAt: string;
   states: { queued: StuckState; running: StuckState; cancelling: StuckState };
+  notStarting: Record<QueueName, NotStarting>;
   deadLetters: Record<QueueName, number>;
 }
 
@@ -25,12 +41,30 @@ export interface StuckReport {
 const READ_LIMIT = 1_000;
 
 export async function stuckReport(
-  services: Pick<Services, "store" | "queue" | "now">,
+  services: Pick<Services, "store" | "queue" | "now" | "doc"> & { cfg: Pick<RuntimeConfig, "tableName" | "startDeadlineMs"> },
   opts: { sampleSize?: number; readLimit?: number } = {},
 ): Promise<StuckReport> {
   const sampleSize = opts.sampleSize ?? 10;
   const now = services.now();
-  const [overdue, deadLetters] = await Promise.all([services.store.listOverdue(now, opts.readLimit ?? READ_LIMIT), dlqDepths(services.queue)]);
+  const [overdue, waiting, deadLetters] = await Promise.all([
+    services.store.listOverdue(now, opts.readLimit ?? READ_LIMIT),
+    // Each partition's head: a sample of sampleSize per queue whichever partitions hold its oldest.
+    oldestWaiting(services.doc, services.cfg.tableName, now, { perShard: sampleSize }),
+    dlqDepths(services.queue),
+  ]);
+  const notStarting = Object.fromEntries(
+    QUEUE_NAMES.map((q): [QueueName, NotStarting] => [
+      q,
+      {
+        // Oldest first: the head's wait is what OldestUnclaimedSeconds publishes, in whole seconds.
+        oldestWaitSeconds: waitSeconds(waiting[q][0]?.waitedMs ?? 0),
+        jobs: waiting[q]
+          .filter((w) => w.waitedMs >= services.cfg.startDeadlineMs)
+          .slice(0, sampleSize)
+          .map((w) => ({ id: w.id, waitedSeconds: waitSeconds(w.waitedMs), rings: w.rings })),
+      },
+    ]),
+  ) as Record<QueueName, NotStarting>;
   const states = Object.fromEntries(STUCK_STATES.map((s) => [s, { count: 0, oldestAgeSeconds: 0, sample: [] as string[] }])) as StuckReport["states"];
   // listOverdue answers oldest first, so the first of each state is its oldest.
   for (const job of overdue.jobs) {
@@ -42,7 +76,7 @@ export async function stuckReport(
     if (s.sample.length < sampleSize) s.sample.push(job.id);
   }
   if (overdue.more) await countBeyondTheRead(services, now, states);
-  return { generatedAt: new Date(now).toISOString(), states, deadLetters };
+  return { generatedAt: new Date(now).toISOString(), states, notStarting, deadLetters };
 }
 
 /**

@@ -4,12 +4,20 @@
  * every repair is a conditional write on the exact state and fencing token the sweep read: two
  * sweeps at once, or a sweep racing a worker, cannot both act on a job. The loser counts the
  * job as "skipped", which is not an error: someone else already moved it.
+ *
+ * A resend is a repair that may not help (every worker of the queue frozen or broken), and it
+ * pushes the job's deadline, so the due index cannot say how long a job has gone unclaimed. Each
+ * sweep therefore also reads the head of the sparse wait index (core/waiting.ts) and publishes,
+ * per queue, how long the oldest claimable job has waited (OldestUnclaimedSeconds) and how many
+ * of its re-rings were for a job already rung once in vain (UnhelpedRepairs).
  */
-import type { QueueName } from "./config.js";
+import { QUEUE_NAMES, type QueueName } from "./config.js";
 import { ConflictError, errorMessage } from "./errors.js";
-import type { Job, QueuedJob, RunningJob } from "./job.js";
+import { ringsOf, type Job, type QueuedJob, type RunningJob } from "./job.js";
+import type { RuntimeConfig } from "./runtime.js";
 import type { Services } from "./services.js";
 import type { SweeperStore } from "./store-ports.js";
+import { oldestWaiting, type WaitingJob } from "./waiting.js";
 
 export type SweepAction = "reclaimed" | "failedExhausted" | "failedTimeout" | "cancelled" | "resent" | "skipped";
 export const SWEEP_ACTIONS: readonly SweepAction[] = ["reclaimed", "failedExhausted", "failedTimeout", "cancelled", "resent", "skipped"];
@@ -25,6 +33,8 @@ export interface SweepReport {
   more: boolean;
   /** Jobs whose repair failed for a reason other than a lost race; the next sweep tries them again. */
   errors?: { jobId: string; message: string }[];
+  /** The wait-index read failed: this sweep published no OldestUnclaimedSeconds (its repairs are done). */
+  waitError?: string;
 }
 
 export interface SweeperOptions {
@@ -37,9 +47,32 @@ export interface SweeperOptions {
   concurrency?: number;
 }
 
-/** The states the stuck report and the StuckJobs metric use. */
+/** The states the stuck report uses. */
 export type StuckStateName = "queued" | "running" | "cancelling";
 export const STUCK_STATES: readonly StuckStateName[] = ["queued", "running", "cancelling"];
+
+/**
+ * The states the StuckJobs metric counts. Not queued: the same sweep that finds a queued job
+ * overdue resends it and pushes its deadline a whole start deadline on, so the count drops to 0
+ * at the next sweep whether or not the resend helped, and a queue whose workers are all frozen
+ * read 0 in most samples (issue 16). OldestUnclaimedSeconds measures that instead. A running or
+ * cancelling job is different: reclaiming or cancelling it ends that state, so its count stays
+ * up only while the repair itself fails, sweep after sweep.
+ */
+export const STUCK_METRIC_STATES: readonly Exclude<StuckStateName, "queued">[] = ["running", "cancelling"];
+
+/**
+ * The figure OldestUnclaimedSeconds publishes for a queue: its oldest waiting job's wait, 0 when
+ * none waits. To the millisecond, not whole seconds: the alarm compares it with a threshold that
+ * may be a few seconds locally, and a floor would delay the page by up to a second there.
+ */
+export const oldestUnclaimedSeconds = (waiting: readonly WaitingJob[]): number => waiting.reduce((max, w) => Math.max(max, w.waitedMs), 0) / 1000;
+
+/**
+ * A resend that repeats a repair which did not help: the job's doorbell was already rung again
+ * since it became claimable, and still nobody claimed it (a doorbell rung twice with no claim).
+ */
+export const unhelpedRepair = (job: QueuedJob): boolean => ringsOf(job) >= 1;
 
 /** What the sweeper does with an overdue job, decided from what it read alone. */
 export type Plan =
@@ -64,7 +97,8 @@ export function plan(job: QueuedJob | RunningJob, now: number): Plan {
   return { do: "wait", job };
 }
 
-type SweepServices = Pick<Services, "queue" | "metrics" | "now"> & { store: SweeperStore };
+/** `doc` and the table name: the wait index is read directly (core/waiting.ts), not through the store. */
+type SweepServices = Pick<Services, "queue" | "metrics" | "now" | "doc"> & { store: SweeperStore; cfg: Pick<RuntimeConfig, "tableName"> };
 
 const DEFAULTS: Required<SweeperOptions> = { pageSize: 100, maxPages: 10, budgetMs: 5_000, concurrency: 8 };
 
@@ -102,11 +136,30 @@ export class Sweeper {
       more = out.more;
       if (!out.more || fresh.length === 0) break;
     }
+    const waiting = await this.readWaiting(r);
     const report = r.build(Date.now() - startedWall, more);
-    for (const state of STUCK_STATES) metrics.emit("StuckJobs", stuck[state], { State: state });
+    for (const state of STUCK_METRIC_STATES) metrics.emit("StuckJobs", stuck[state], { State: state });
+    for (const queue of QUEUE_NAMES) {
+      if (waiting) metrics.emit("OldestUnclaimedSeconds", oldestUnclaimedSeconds(waiting[queue]), { Queue: queue });
+      metrics.emit("UnhelpedRepairs", r.unhelped[queue], { Queue: queue });
+    }
     metrics.emit("SweepDuration", report.durationMs);
     metrics.emit("SweeperHeartbeat", 1);
     return report;
+  }
+
+  /**
+   * After the repairs, so a job this sweep reclaimed counts from now. A failure (the index
+   * throttled, or missing on a table made before it) must not undo the repairs or stop the
+   * invocation's later sweeps: the report says so, and the metric has no point this sweep.
+   */
+  private async readWaiting(r: ReportBuilder): Promise<Record<QueueName, WaitingJob[]> | undefined> {
+    try {
+      return await oldestWaiting(this.services.doc, this.services.cfg.tableName, this.services.now());
+    } catch (e) {
+      r.waitError = errorMessage(e);
+      return undefined;
+    }
   }
 
   /**
@@ -179,6 +232,7 @@ export class Sweeper {
         // The deadline moves first, conditionally: of two sweeps only the winner sends.
         const pushed = await store.pushStartDeadline(p.job);
         r.add("resent", p.job.id);
+        if (unhelpedRepair(p.job)) r.unhelped[pushed.queue]++;
         metrics.emit("Requeued", 1, { Queue: pushed.queue });
         const delayMs = pushed.runAt !== undefined ? Math.max(0, pushed.runAt - this.services.now()) : 0;
         return { queue: pushed.queue, id: pushed.id, delayMs };
@@ -211,6 +265,9 @@ export class Sweeper {
 
 class ReportBuilder {
   read = 0;
+  /** UnhelpedRepairs per queue: counted for the metric, not part of the report. */
+  readonly unhelped = Object.fromEntries(QUEUE_NAMES.map((q) => [q, 0])) as Record<QueueName, number>;
+  waitError: string | undefined;
   private readonly counts = Object.fromEntries(SWEEP_ACTIONS.map((a) => [a, 0])) as Record<SweepAction, number>;
   private readonly touched: Partial<Record<SweepAction, string[]>> = {};
   private readonly errors: { jobId: string; message: string }[] = [];
@@ -235,6 +292,7 @@ class ReportBuilder {
       touched: { ...this.touched },
       more,
       ...(this.errors.length ? { errors: [...this.errors] } : {}),
+      ...(this.waitError !== undefined ? { waitError: this.waitError } : {}),
     };
   }
 }
@@ -257,6 +315,6 @@ export function totals(reports: SweepReport[]): { sweeps: number; read: number; 
     read: reports.reduce((n, r) => n + r.read, 0),
     counts,
     more: reports.at(-1)?.more ?? false,
-    errors: reports.reduce((n, r) => n + (r.errors?.length ?? 0), 0),
+    errors: reports.reduce((n, r) => n + (r.errors?.length ?? 0) + (r.waitError !== undefined ? 1 : 0), 0),
   };
 }

@@ -245,6 +245,11 @@ export class ValueStore {
     return { jobs: out, missing };
   }
 
+  /** The JSON text of each value item found, by key (consistent). */
+  async readJson(keys: string[]): Promise<Map<string, string>> {
+    return this.read(keys);
+  }
+
   private async read(keys: string[]): Promise<Map<string, string>> {
     const items = await batchGetAll(this.db, this.table, keys.map((id) => ({ [TABLE.partitionKey]: id })), true);
     return new Map(items.map((it) => [it[TABLE.partitionKey] as string, it.json as string]));

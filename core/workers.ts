@@ -30,6 +30,22 @@ export interface WorkerInfo {
   deathReason?: string;
 }
 
+/** How often a worker writes its presence unless something changes (core/runner.ts). */
+export const PRESENCE_REPORT_MS = 10_000;
+
+export type PresenceState = "alive" | "unresponsive" | "dead";
+
+/**
+ * A worker not heard from within its reporting interval (and half again, for a slow write) is
+ * unresponsive: frozen, cut off, or dead unreported. A Lambda environment between invocations
+ * is frozen by design, so one that holds no job is not called unresponsive for it.
+ */
+export function presenceState(w: WorkerInfo, now: number, reportEveryMs: number = PRESENCE_REPORT_MS): PresenceState {
+  if (w.diedAt !== undefined) return "dead";
+  const silent = now - w.lastSeenAt > reportEveryMs * 1.5;
+  return silent && (w.kind !== "lambda" || w.jobs.length > 0) ? "unresponsive" : "alive";
+}
+
 /** When an entry was last heard of, alive or dead: what listing and pruning go by. */
 const heardAt = (w: WorkerInfo): number => Math.max(w.lastSeenAt, w.diedAt ?? 0);
 
@@ -64,6 +80,10 @@ export class WorkerDirectory {
     return (this.opts.now ?? Date.now)();
   }
 
+  get reportEveryMs(): number {
+    return this.opts.reportEveryMs ?? PRESENCE_REPORT_MS;
+  }
+
   private get cutoff(): number {
     return this.now - (this.opts.forgetAfterMs ?? 60_000);
   }
@@ -71,7 +91,7 @@ export class WorkerDirectory {
   /** Records this worker's presence; throttled unless `force` (start, stop, job set changed). */
   async report(info: Omit<WorkerInfo, "lastSeenAt">, force = false): Promise<void> {
     const now = this.now;
-    if (!force && now - this.lastWrite < (this.opts.reportEveryMs ?? 10_000)) return;
+    if (!force && now - this.lastWrite < this.reportEveryMs) return;
     this.lastWrite = now;
     const entry: WorkerInfo = { ...info, lastSeenAt: now };
     const key = presenceKey(presenceShard(info.id));

@@ -22,7 +22,7 @@ import { ApiError, toApiError, type ApiErrorCode } from "../core/api/errors.js";
 import { ADMIN_GROUP, requireAdmin, type Caller } from "../core/api/identity.js";
 import { JobsApi, type ApiLog } from "../core/api/jobs.js";
 import { decodeUtf8, parseJson } from "../core/api/json.js";
-import { emptyRequest, listQuery, parseRequest, redriveRequest, submitRequest } from "../core/api/requests.js";
+import { bulkRequest, emptyRequest, listQuery, logsQuery, parseRequest, redriveRequest, submitRequest } from "../core/api/requests.js";
 import { routePattern, type RouteKey, type RoutePattern } from "../core/api/routes.js";
 import { LIMITS } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
@@ -108,6 +108,12 @@ const HANDLERS: Record<Exclude<RouteKey, "GET /health">, RouteSpec> = {
     body: "optional",
     run: async (r, jobs) => (noFields(r), ok(202, await jobs.retry(r.caller, r.params[0]!))),
   },
+  "GET /jobs/{id}/attempts": { body: "none", run: async (r, jobs) => ok(200, await jobs.attempts(r.caller, r.params[0]!)) },
+  "GET /jobs/{id}/logs": {
+    body: "none",
+    run: async (r, jobs) => ok(200, await jobs.logs(r.caller, r.params[0]!, parseRequest(logsQuery, r.query, "the query"))),
+  },
+  "GET /jobs/{id}/why": { body: "none", run: async (r, jobs) => ok(200, await jobs.why(r.caller, r.params[0]!)) },
   "GET /admin/stuck": { body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.stuck(r.caller)) },
   "POST /admin/sweep": { body: "optional", admin: true, run: async (r, _j, a) => (noFields(r), ok(200, await a.sweep(r.caller))) },
   "GET /admin/dead-letters": { body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.deadLetters(r.caller)) },
@@ -117,6 +123,17 @@ const HANDLERS: Record<Exclude<RouteKey, "GET /health">, RouteSpec> = {
     run: async (r, _j, a) => ok(202, await a.redrive(r.caller, parseRequest(redriveRequest, r.body, "the redrive request").queue)),
   },
   "GET /admin/workers": { body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.workers(r.caller)) },
+  "GET /admin/queues": { body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.queues(r.caller)) },
+  "POST /admin/jobs/retry": {
+    body: "optional",
+    admin: true,
+    run: async (r, _j, a) => ok(200, await a.bulk(r.caller, "retry", parseRequest(bulkRequest, r.body ?? {}, "the bulk retry"))),
+  },
+  "POST /admin/jobs/cancel": {
+    body: "optional",
+    admin: true,
+    run: async (r, _j, a) => ok(200, await a.bulk(r.caller, "cancel", parseRequest(bulkRequest, r.body ?? {}, "the bulk cancel"))),
+  },
 };
 type Route = RoutePattern & RouteSpec;
 const ROUTES: Route[] = Object.entries(HANDLERS).map(([key, spec]) => ({ ...routePattern(key as RouteKey), ...spec }));

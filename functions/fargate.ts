@@ -31,7 +31,8 @@ import { memoryGuardFromEnv, type MemoryGuard } from "../core/memory.js";
 import { emfMetrics } from "../core/metrics-emf.js";
 import type { ReceivedMessage } from "../core/queue.js";
 import type { JobLimits, JobLogger } from "../core/registry.js";
-import { consoleLogger, Runner } from "../core/runner.js";
+import { defaultLogger } from "../core/job-log.js";
+import { Runner } from "../core/runner.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { exitWhenOrphaned, guardStdio, quietly } from "./parent-watch.js";
@@ -76,7 +77,7 @@ export function startFargateWorker(services: Services, opts: FargateWorkerOption
   const queue = opts.queue ?? "large";
   const concurrency = Math.max(1, opts.concurrency ?? FARGATE_WORKER.concurrency);
   const graceMs = opts.shutdownGraceMs ?? FARGATE_WORKER.shutdownGraceMs;
-  const log = opts.log ?? consoleLogger;
+  const log = opts.log ?? defaultLogger();
   const runner = new Runner(services, {
     workerId: id,
     kind: "fargate",
@@ -217,7 +218,8 @@ export async function main(argv = process.argv.slice(2), env = process.env): Pro
   const metrics = emfMetrics(cfg.stage);
   const services = buildServices(cfg, { metrics, registry: appRegistry() });
   await loadExtraJobs(env.WARDEN_EXTRA_JOBS, services);
-  const log = consoleLogger;
+  // Powertools JSON lines on stdout/stderr: the awslogs driver sends them to the worker's log group.
+  const log = defaultLogger();
   const memory = memoryGuardFromEnv(env, { metrics, queue, log });
   const abortGraceMs = positive(env.WARDEN_ABORT_GRACE_MS);
   const worker = startFargateWorker(services, {

@@ -20,7 +20,7 @@ export interface SweeperHandlerOptions extends SweeperOptions {
 export type SweeperResult = ReturnType<typeof totals>;
 
 export function makeHandler(
-  services: Pick<Services, "store" | "queue" | "metrics" | "now"> & { cfg: Pick<Services["cfg"], "sweepIntervalMs"> },
+  services: Pick<Services, "store" | "queue" | "metrics" | "now" | "doc"> & { cfg: Pick<Services["cfg"], "sweepIntervalMs" | "tableName"> },
   opts: SweeperHandlerOptions = {},
 ): (event: ScheduledEvent | undefined, context: Pick<Context, "getRemainingTimeInMillis">) => Promise<SweeperResult> {
   const sweeper = new Sweeper(services, opts);

@@ -15,7 +15,8 @@ import { memoryGuardFromEnv, type MemoryGuard } from "../core/memory.js";
 import { emfMetrics } from "../core/metrics-emf.js";
 import { decodeMessage } from "../core/queue.js";
 import type { JobLimits, JobLogger } from "../core/registry.js";
-import { consoleLogger, Runner } from "../core/runner.js";
+import { jsonLogger, powertoolsLogger } from "../core/job-log.js";
+import { Runner } from "../core/runner.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { appRegistry } from "./registry.js";
@@ -29,13 +30,17 @@ export interface WorkerHandlerOptions {
   limits?: Partial<JobLimits>;
   /** A guard to use; `false` for none. Default: one from the environment (Lambda's memory size). */
   memory?: MemoryGuard | false;
+  /** Where the worker's lines go; default: Powertools JSON lines on stdout, each with the invocation's context. */
   log?: JobLogger;
 }
 
 export type SqsWorkerHandler = ((event: SQSEvent, context: Context) => Promise<SQSBatchResponse>) & { runner: Runner };
 
 export function makeHandler(services: Services, opts: WorkerHandlerOptions = {}): SqsWorkerHandler {
-  const log = opts.log ?? consoleLogger;
+  // One Powertools logger per handler (one execution environment), so the invocation context it
+  // is given below is that environment's own; a caller's logger is used as it is.
+  const powertools = opts.log ? undefined : powertoolsLogger();
+  const log = opts.log ?? jsonLogger(powertools);
   const margin = opts.deadlineMarginMs ?? LAMBDA_WORKER.deadlineMarginMs;
   const memory = opts.memory === false ? undefined : (opts.memory ?? memoryGuardFromEnv(process.env, { metrics: services.metrics, queue: "default", log }));
   const runner = new Runner(services, {
@@ -77,6 +82,8 @@ export function makeHandler(services: Services, opts: WorkerHandlerOptions = {})
   };
 
   const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+    // Every line of this invocation names it (request id, cold start, function), beside the job's own tags.
+    powertools?.addContext(context);
     started ??= runner.start();
     await started;
     const hostDeadline = Date.now() + context.getRemainingTimeInMillis();

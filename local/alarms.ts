@@ -4,6 +4,8 @@
  * rules: aggregate each period with the alarm's statistic, compare with the threshold, treat a
  * period without data as the definition says, and fire when all of the last `evaluationPeriods`
  * periods breach. Periods are scaled (`timeScale`) so a 60 s period can be a few seconds locally.
+ * Thresholds are not scaled: the definitions come from `alarmDefinitions(cfg)` at the local
+ * runtime's own timings, so JobsNotStarting's threshold follows its short start deadline.
  */
 import type { AlarmDefinition, AlarmSource } from "../core/alarms.js";
 import type { Dims } from "../core/metrics.js";
@@ -99,7 +101,11 @@ export function evaluateAlarm(
   };
 }
 
-/** Keeps each alarm's state across evaluations, so the dashboard can say since when it fires. */
+/**
+ * Keeps each alarm's state across evaluations, so the dashboard can say since when it fires.
+ * `defs`: `alarmDefinitions(runtimeConfig)`, not `ALARMS` (the cloud's defaults), wherever the
+ * timings are not the defaults.
+ */
 export class AlarmBoard {
   private readonly states = new Map<string, AlarmState>();
 

@@ -3,19 +3,16 @@
  * the cloud's authorizer would), turns each request into an HTTP API payload-v2 event with the
  * caller's identity in `requestContext.authorizer.jwt.claims`, invokes the API handler as Lambda
  * would, and turns its result back into the HTTP response. It also serves the dashboard's files
- * and the local-only routes under `/local/` (alarms, queues), which never reach the API handler.
+ * (dashboard/, the same files `warden dashboard` serves for a deployed stage) and the local-only
+ * routes under `/local/` (alarms, history, processes), which never reach the API handler.
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { extname, join, normalize, sep } from "node:path";
-import type {
-  APIGatewayProxyEventV2WithJWTAuthorizer,
-  APIGatewayProxyResultV2,
-  APIGatewayProxyStructuredResultV2,
-  Context,
-} from "aws-lambda";
+import { fileURLToPath } from "node:url";
+import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { ADMIN_GROUP } from "../core/api/identity.js";
 import { ROUTE_KEYS, routePattern } from "../core/api/routes.js";
 import { lambdaContext } from "./lambda-context.js";
@@ -28,6 +25,9 @@ const INTEGRATION_TIMEOUT_MS = 30_000;
 
 /** The routes API Gateway declares; a request matching none goes to `$default`, as a catch-all would. */
 const ROUTES = ROUTE_KEYS.map(routePattern);
+
+/** The dashboard's files (plain HTML, CSS and JS), at the top of the repository. */
+export const DASHBOARD_DIR = fileURLToPath(new URL("../dashboard", import.meta.url));
 
 export interface Identity {
   sub: string;
@@ -104,9 +104,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 async function handle(opts: GatewayOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? "/", "http://local");
   const method = (req.method ?? "GET").toUpperCase();
-  if (method === "GET" && (url.pathname === "/" || url.pathname.startsWith("/dashboard/"))) {
-    return serveStatic(opts.dashboardDir, url.pathname === "/" ? "index.html" : url.pathname.slice("/dashboard/".length), res);
-  }
+  if (method === "GET" && isDashboardPath(url.pathname)) return serveDashboardFile(opts.dashboardDir, url.pathname, res);
   const raw = await readBody(req);
   if (raw === undefined) return send(res, 413, json, errorBody("payload_too_large", "the request body is over API Gateway's 10 MB limit"));
 
@@ -214,20 +212,6 @@ export function toEvent(req: RawRequest, who: Identity | undefined): APIGatewayP
   };
 }
 
-/**
- * Invokes the API function as `who` without an HTTP request: the dashboard's cancel and retry
- * buttons use it to act on a job as its owner (see system.ts), through the same handler code.
- */
-export async function invokeAs(api: ApiHandler, who: Identity, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
-  const raw = body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body));
-  const headers = body === undefined ? {} : { "content-type": "application/json" };
-  const result = await api(toEvent({ url: new URL(path, "http://local"), method, raw, headers }, who), lambdaContext("api", INTEGRATION_TIMEOUT_MS, 512));
-  if (typeof result !== "object" || result === null || !("statusCode" in result)) return { status: 200, body: result };
-  const r = result as APIGatewayProxyStructuredResultV2;
-  const text = r.body === undefined ? "" : Buffer.from(r.body, r.isBase64Encoded ? "base64" : "utf8").toString("utf8");
-  return { status: r.statusCode ?? 200, body: text ? (JSON.parse(text) as unknown) : undefined };
-}
-
 const isTextual = (ct: string | undefined): boolean =>
   !!ct && /^(text\/|application\/(json|[\w.+-]+\+json|xml|[\w.+-]+\+xml|x-www-form-urlencoded|javascript))/i.test(ct.trim());
 
@@ -279,14 +263,34 @@ const TYPES: Record<string, string> = {
   ".ico": "image/x-icon",
 };
 
-async function serveStatic(dir: string, file: string, res: ServerResponse): Promise<void> {
+/**
+ * The page loads only its own files and talks only to its own origin; it renders with
+ * textContent, and this keeps it so should a change ever slip markup in. No framing, so another
+ * page cannot overlay its buttons (the admin's cancel and retry).
+ */
+export const DASHBOARD_HEADERS: Readonly<Record<string, string>> = {
+  "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-frame-options": "DENY",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  // The page is small and changes during development: no caching.
+  "cache-control": "no-store",
+};
+
+/** `/` (the page) and `/dashboard/<file>` (what it loads). */
+export const isDashboardPath = (pathname: string): boolean => pathname === "/" || pathname.startsWith("/dashboard/");
+
+/** Serves `/` as index.html and `/dashboard/<file>` from `dir`; nothing outside it, and only the types above. */
+export async function serveDashboardFile(dir: string, pathname: string, res: ServerResponse): Promise<void> {
+  const file = pathname === "/" ? "index.html" : pathname.slice("/dashboard/".length);
   const path = normalize(join(dir, file));
   const type = TYPES[extname(path)];
   if (!path.startsWith(dir + sep) || !type) return send(res, 404, json, errorBody("not_found", "no such dashboard file"));
+  let body: Buffer;
   try {
-    // The page is small and changes during development: no caching.
-    send(res, 200, { "content-type": type, "cache-control": "no-store" }, await readFile(path));
+    body = await readFile(path);
   } catch {
-    send(res, 404, json, errorBody("not_found", "no such dashboard file"));
+    return send(res, 404, json, errorBody("not_found", "no such dashboard file"));
   }
+  send(res, 200, { ...DASHBOARD_HEADERS, "content-type": type }, body);
 }

@@ -4,8 +4,7 @@
  * functions/worker.ts, ECS → functions/fargate.ts processes, EventBridge → the sweeper, DynamoDB
  * TTL, CloudWatch alarms). `local/main.ts` runs it; the demo and the tests start it too.
  */
-import { fileURLToPath } from "node:url";
-import { ALARMS } from "../core/alarms.js";
+import { alarmDefinitions } from "../core/alarms.js";
 import type { ApiLog } from "../core/api/jobs.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
@@ -17,7 +16,9 @@ import type { LocalConfig } from "./config.js";
 import { startEmulators, type EmulatorOptions, type Emulators } from "./emulators.js";
 import { DeathReaper, type WorkerDeath } from "../core/deaths.js";
 import { WorkerFleet } from "./fleet.js";
-import { invokeAs, startGateway, type ApiHandler, type Gateway, type LocalRoutes } from "./gateway.js";
+import { LocalJobLogs } from "./job-logs.js";
+import { jsonLogger } from "../core/job-log.js";
+import { DASHBOARD_DIR, startGateway, type ApiHandler, type Gateway, type LocalRoutes } from "./gateway.js";
 import { LambdaPoller, type SqsHandler } from "./poller.js";
 import { Recorder } from "./recorder.js";
 import { ringQueuedJobs } from "./recovery.js";
@@ -35,8 +36,6 @@ export interface System {
   alarms: AlarmBoard;
   stop(): Promise<void>;
 }
-
-const DASHBOARD_DIR = fileURLToPath(new URL("./dashboard", import.meta.url));
 
 /** Runs `fn` every `ms`, never overlapping itself; errors are logged, not fatal. */
 function every(ms: number, what: string, fn: () => Promise<unknown>, log: (l: string) => void): { stop(): Promise<void> } {
@@ -101,7 +100,9 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
     WARDEN_POLL_WAIT_SECONDS: "2",
   };
   const recorder = new Recorder();
-  const services = buildServices(loadRuntime(env), { metrics: recorder.metrics, registry: appRegistry() });
+  // Every worker's job lines, kept for GET /jobs/{id}/logs as Logs Insights finds them in the cloud.
+  const jobLogs = new LocalJobLogs({ createdAt: async (id) => (await services.store.get(id))?.createdAt });
+  const services = buildServices(loadRuntime(env), { metrics: recorder.metrics, registry: appRegistry(), logs: jobLogs });
   const startedAt = Date.now();
   const stoppers: (() => Promise<void>)[] = [];
 
@@ -110,7 +111,9 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
     // One worker per execution environment, as on Lambda, so a timed-out invocation's death
     // event names the environment that was running it, not every local invocation.
     const lambdaIds = Array.from({ length: cfg.lambdaConcurrency }, (_, i) => `lambda:local-${process.pid}-${i + 1}`);
-    const lambdaWorkers = lambdaIds.map((workerId) => makeWorkerHandler(services, { workerId }));
+    // Their lines print as on Lambda, and are kept: no pipe carries them to the job log.
+    const lambdaLog = jobLogs.tee(jsonLogger());
+    const lambdaWorkers = lambdaIds.map((workerId) => makeWorkerHandler(services, { workerId, log: lambdaLog }));
     const reaper = new DeathReaper(services);
     const reap = (death: WorkerDeath) =>
       void reaper
@@ -127,7 +130,7 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
         reap({ workerId: lambdaIds[env]!, at: Date.now(), reason: "Task timed out" });
         // Lambda kills the timed-out runtime; here its handlers are told to stop (their writes are fenced anyway).
         lambdaWorkers[env]!.runner.shutdown();
-        lambdaWorkers[env] = makeWorkerHandler(services, { workerId: lambdaIds[env]! });
+        lambdaWorkers[env] = makeWorkerHandler(services, { workerId: lambdaIds[env]!, log: lambdaLog });
       },
       onInvocation: (outcome) => {
         recorder.lambda("worker", "Invocations");
@@ -149,7 +152,9 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
 
     const stateHistory = new Series<StateCounts>();
     let queues: QueueStats[] = [];
-    const alarms = new AlarmBoard(ALARMS, (s, since) => recorder.read(s, since), { timeScale: cfg.alarmTimeScale, since: startedAt });
+    // The thresholds follow this run's timings (a short start deadline pages in seconds, not minutes).
+    const alarmDefs = alarmDefinitions(services.cfg);
+    const alarms = new AlarmBoard(alarmDefs, (s, since) => recorder.read(s, since), { timeScale: cfg.alarmTimeScale, since: startedAt });
 
     const fleet = new WorkerFleet({
       count: cfg.workers,
@@ -158,24 +163,21 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
       onLine: (line) => recorder.emfLine(line),
       // The same path as ECS's task-stopped event in the cloud (functions/deaths.ts).
       onDeath: reap,
-      log,
+      // Every line a worker process prints but its EMF records, stdout and stderr alike (warnings
+      // and errors go to stderr), comes here as `[worker-id] line`: the job lines are kept.
+      log: (line) => {
+        jobLogs.take(line);
+        log(line);
+      },
     });
 
     const local: LocalRoutes = async (method, path) => {
       if (method === "GET" && path === "/local/alarms") {
-        return { status: 200, body: { evaluatedAt: Date.now(), timeScale: cfg.alarmTimeScale, alarms: alarms.current().map((a) => ({ ...a, source: sourceLabel(ALARMS.find((d) => d.id === a.id)!.source) })) } };
+        return { status: 200, body: { evaluatedAt: Date.now(), timeScale: cfg.alarmTimeScale, alarms: alarms.current().map((a) => ({ ...a, source: sourceLabel(alarmDefs.find((d) => d.id === a.id)!.source) })) } };
       }
       if (method === "GET" && path === "/local/queues") return { status: 200, body: { queues } };
       if (method === "GET" && path === "/local/history") return { status: 200, body: { states: stateHistory.points } };
       if (method === "GET" && path === "/local/processes") return { status: 200, body: { processes: fleet.list() } };
-      // The API lets the admin read any job but act only on its own (core/api/jobs.ts); the
-      // dashboard's operator acts on a job as its owner, through the same API function.
-      const act = /^\/local\/jobs\/([^/]+)\/(cancel|retry)$/.exec(path);
-      if (method === "POST" && act) {
-        const job = await services.store.get(decodeURIComponent(act[1]!)).catch(() => undefined);
-        if (!job) return { status: 404, body: { error: { code: "not_found", message: `no job ${act[1]}` } } };
-        return invokeAs(api, { sub: job.owner, admin: false }, "POST", `/jobs/${encodeURIComponent(job.id)}/${act[2]}`, {});
-      }
       return undefined;
     };
 

@@ -10,10 +10,11 @@ import { physicalName, TIMINGS } from "../core/config.js";
 import { ACCESS, grantAccess } from "./access.js";
 import { wardenFunction } from "./lambda.js";
 import { Queues } from "./Queues.js";
-import { logGroup, runtimeEnvironment } from "./runtime-env.js";
+import { jobLogEnvironment, logGroup, runtimeEnvironment } from "./runtime-env.js";
 import { PUBLIC_ROUTE_KEYS, ROUTE_KEYS } from "../core/api/routes.js";
 import { useStageConfig } from "./stage-config.js";
 import { Storage } from "./Storage.js";
+import { Workers } from "./Workers.js";
 
 /** The contract's routes (core/api/routes.ts): all but the public ones go through the authorizer. */
 export const API_ROUTES = ROUTE_KEYS.filter((k) => !PUBLIC_ROUTE_KEYS.includes(k));
@@ -46,6 +47,8 @@ export function Api({ app, stack }: StackContext) {
   const config = useStageConfig(app);
   const { table } = use(Storage);
   const { queues } = use(Queues);
+  // GET /jobs/{id}/logs reads the job's lines where the workers write them.
+  const { jobLogGroups } = use(Workers);
 
   const handler = wardenFunction(stack, "ApiHandler", config, {
     name: "api",
@@ -55,15 +58,27 @@ export function Api({ app, stack }: StackContext) {
     environment: {
       ...runtimeEnvironment(stack, app.stage, table, queues),
       WARDEN_ADMIN_PRINCIPALS: config.adminPrincipals.join(","),
+      ...jobLogEnvironment(jobLogGroups),
     },
   });
-  grantAccess(handler, ACCESS.api, table, queues);
+  grantAccess(handler, ACCESS.api, table, queues, undefined, jobLogGroups);
   NagSuppressions.addResourceSuppressions(handler, [
     {
       id: "Serverless-LambdaDLQ",
       reason: "API Gateway invokes the function synchronously and returns its error to the caller; a dead-letter queue applies only to asynchronous invocations.",
     },
   ]);
+  NagSuppressions.addResourceSuppressions(
+    handler.role!,
+    [
+      {
+        id: "AwsSolutions-IAM5",
+        reason: "logs:GetQueryResults and logs:StopQuery take no resource ARN (they name a query id, which only StartQuery's caller learns); StartQuery, which decides what is read, is granted on the workers' log groups only (stacks/access.ts).",
+        appliesTo: ["Resource::*"],
+      },
+    ],
+    true,
+  );
 
   const accessLogs = logGroup(stack, "ApiAccessLogs", `/warden/${app.stage}/api-access`, config);
   const jwt = config.jwt;

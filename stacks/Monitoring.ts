@@ -39,7 +39,8 @@ export function wardenMetric(
   dims: Record<string, string> = {},
 ): cloudwatch.IMetric {
   const period = Duration.seconds(periodSeconds);
-  const label = `${name}: ${METRICS[name].description}`;
+  const only = Object.values(dims).join(" ");
+  const label = `${name}${only ? ` (${only})` : ""}: ${METRICS[name].description}`;
   if (METRICS[name].dimensions.length === 0) {
     return new cloudwatch.Metric({ namespace: METRIC_NAMESPACE, metricName: name, dimensionsMap: { Stage: stage, ...dims }, statistic, period, label });
   }
@@ -138,6 +139,14 @@ export function Monitoring({ app, stack }: StackContext) {
         [
           graph("Job flow", [m("JobsSubmitted"), m("JobsStarted"), m("JobsSucceeded"), m("JobsFailed")]),
           graph("Stuck jobs and repairs", [m("StuckJobs", "Maximum")], [m("Reclaimed"), m("Requeued")]),
+        ],
+        [
+          // What JobsNotStarting-<queue> watches, one line per queue, beside the re-rings that did not help.
+          graph(
+            "Oldest unclaimed wait (s), per queue",
+            QUEUE_NAMES.map((name) => wardenMetric(stage, "OldestUnclaimedSeconds", "Maximum", 60, { Queue: name })),
+            [m("UnhelpedRepairs")],
+          ),
         ],
         [
           graph(

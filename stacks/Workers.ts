@@ -16,6 +16,7 @@ import { Platform } from "aws-cdk-lib/aws-ecr-assets";
 import * as ecs from "aws-cdk-lib/aws-ecs";
 import { CfnEventSourceMapping } from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import type * as logs from "aws-cdk-lib/aws-logs";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import { use, type StackContext } from "sst/constructs";
@@ -24,7 +25,7 @@ import type { Construct } from "constructs";
 import { FARGATE_WORKER, LAMBDA_WORKER, physicalName, QUEUE_NAMES, QUEUES, type QueueName } from "../core/config.js";
 import { ACCESS, grantAccess } from "./access.js";
 import { deathWiring } from "./deaths.js";
-import { wardenFunction } from "./lambda.js";
+import { logGroupOf, wardenFunction } from "./lambda.js";
 import { pascal, Queues } from "./Queues.js";
 import { logGroup, runtimeEnvironment } from "./runtime-env.js";
 import type { ImageSource, StageConfig } from "./stage-config.js";
@@ -91,8 +92,11 @@ export function Workers({ app, stack }: StackContext) {
   const fargateQueues = queuesRunningOn("fargate");
   const cluster = fargateQueues.length ? fargateCluster(stack, config) : undefined;
   const services: Partial<Record<QueueName, ecs.FargateService>> = {};
+  // Every worker's log group: where its job lines are (core/job-log.ts), which the API queries.
+  const jobLogGroups: logs.ILogGroup[] = [logGroupOf(worker)];
   for (const name of fargateQueues) {
-    const service = fargateWorker(stack, cluster!, config, environment, name);
+    const { service, logs: taskLogs } = fargateWorker(stack, cluster!, config, environment, name);
+    jobLogGroups.push(taskLogs);
     grantAccess(service.taskDefinition.taskRole, ACCESS.fargate, table, queues, cluster);
     NagSuppressions.addResourceSuppressions(
       service.taskDefinition.taskRole,
@@ -118,7 +122,7 @@ export function Workers({ app, stack }: StackContext) {
     DeathsFunction: deaths.functionName,
     ...Object.fromEntries(Object.entries(services).map(([q, svc]) => [`${pascal(q)}WorkerService`, svc.serviceName])),
   });
-  return { worker, services, deaths };
+  return { worker, services, deaths, jobLogGroups };
 }
 
 function containerImage(image: ImageSource): ecs.ContainerImage {
@@ -149,8 +153,15 @@ function fargateCluster(stack: Construct, config: StageConfig): ecs.Cluster {
   });
 }
 
-function fargateWorker(stack: Construct, cluster: ecs.Cluster, config: StageConfig, environment: Record<string, string>, queue: QueueName): ecs.FargateService {
+function fargateWorker(
+  stack: Construct,
+  cluster: ecs.Cluster,
+  config: StageConfig,
+  environment: Record<string, string>,
+  queue: QueueName,
+): { service: ecs.FargateService; logs: logs.LogGroup } {
   const id = pascal(queue);
+  const taskLogs = logGroup(stack, `${id}WorkerLogs`, `/warden/${config.stage}/${queue}-worker`, config);
   const taskDefinition = new ecs.FargateTaskDefinition(stack, `${id}WorkerTask`, {
     family: physicalName(config.stage, `${queue}-worker`),
     cpu: config.fargate.cpu,
@@ -176,10 +187,7 @@ function fargateWorker(stack: Construct, cluster: ecs.Cluster, config: StageConf
       WARDEN_MEMORY_LIMIT_MB: String(config.fargate.memoryMb),
     },
     // EMF lines on stdout become metrics: CloudWatch Logs extracts them from what awslogs sends.
-    logging: ecs.LogDrivers.awsLogs({
-      streamPrefix: "worker",
-      logGroup: logGroup(stack, `${id}WorkerLogs`, `/warden/${config.stage}/${queue}-worker`, config),
-    }),
+    logging: ecs.LogDrivers.awsLogs({ streamPrefix: "worker", logGroup: taskLogs }),
   });
   container.addMountPoints({ sourceVolume: "scratch", containerPath: WORKER_SCRATCH, readOnly: false });
   if (taskDefinition.executionRole) {
@@ -201,7 +209,7 @@ function fargateWorker(stack: Construct, cluster: ecs.Cluster, config: StageConf
       reason: "The environment holds no secret: the stage's table name, queue URLs and numeric limits, the same values the Lambda functions get. A secret would come from Secrets Manager through `secrets`.",
     },
   ]);
-  return new ecs.FargateService(stack, `${id}Worker`, {
+  const service = new ecs.FargateService(stack, `${id}Worker`, {
     serviceName: physicalName(config.stage, `${queue}-worker`),
     cluster,
     taskDefinition,
@@ -212,6 +220,7 @@ function fargateWorker(stack: Construct, cluster: ecs.Cluster, config: StageConf
     maxHealthyPercent: 200,
     circuitBreaker: { rollback: true },
   });
+  return { service, logs: taskLogs };
 }
 
 /**

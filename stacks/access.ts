@@ -10,12 +10,13 @@ import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type * as ecs from "aws-cdk-lib/aws-ecs";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
+import type * as logs from "aws-cdk-lib/aws-logs";
 import { TABLE, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE } from "../core/metrics.js";
 import type { QueuePair } from "./Queues.js";
 
 export type TableAction = "GetItem" | "PutItem" | "UpdateItem" | "BatchGetItem";
-export type IndexName = (typeof TABLE)["dueIndex" | "ownerIndex" | "statusIndex" | "workerIndex"]["name"];
+export type IndexName = (typeof TABLE)["dueIndex" | "ownerIndex" | "statusIndex" | "workerIndex" | "waitIndex"]["name"];
 export type QueueAction = "SendMessage" | "ReceiveMessage" | "DeleteMessage" | "ChangeMessageVisibility" | "GetQueueAttributes";
 export type TaskAction = "UpdateTaskProtection";
 
@@ -29,7 +30,16 @@ export interface Access {
   putMetricData: boolean;
   /** ECS actions on the tasks of the principal's own cluster (a task's ARN is only known at run time). */
   tasks: TaskAction[];
+  /** Logs Insights queries over the workers' log groups, for a job's lines (core/logs-insights.ts). */
+  queriesJobLogs: boolean;
 }
+
+/**
+ * A query's actions. StartQuery names the log groups it reads, so it is granted on the workers'
+ * groups only; GetQueryResults and StopQuery name a query id and take no resource ARN (`*`), so
+ * they can read or stop only queries whose id StartQuery returned on those groups.
+ */
+export const JOB_LOG_QUERY = { onGroups: ["logs:StartQuery"], onQueries: ["logs:GetQueryResults", "logs:StopQuery"] } as const;
 
 export type Principal = "worker" | "fargate" | "api" | "sweeper" | "reaper";
 
@@ -41,7 +51,7 @@ export type Principal = "worker" | "fargate" | "api" | "sweeper" | "reaper";
 const JOB_WRITES: TableAction[] = ["GetItem", "PutItem", "UpdateItem", "BatchGetItem"];
 
 /** The due index's keys, then the overdue records in a batch; a resend may copy an input that would expire (PutItem). */
-const SWEEP: Pick<Access, "table" | "indexes"> = { table: JOB_WRITES, indexes: [TABLE.dueIndex.name] };
+const SWEEP: Pick<Access, "table" | "indexes"> = { table: JOB_WRITES, indexes: [TABLE.dueIndex.name, TABLE.waitIndex.name] };
 
 export const ACCESS: Record<Principal, Access> = {
   // Claims, heartbeats and finishes (JOB_WRITES), the worker directory, and
@@ -54,6 +64,7 @@ export const ACCESS: Record<Principal, Access> = {
     dlqs: {},
     putMetricData: false,
     tasks: [],
+    queriesJobLogs: false,
   },
   // Polls `large` itself, deletes a message once its job is claimed, extends visibility while it
   // claims, re-enqueues retries. Its metrics are EMF lines in its log (functions/fargate.ts), which
@@ -69,14 +80,16 @@ export const ACCESS: Record<Principal, Access> = {
     dlqs: {},
     putMetricData: false,
     tasks: ["UpdateTaskProtection"],
+    queriesJobLogs: false,
   },
   // Submits (conditional PutItem), reads, lists (index Query + BatchGetItem), cancels and retries;
   // the admin routes run a sweep (the sweeper's access), peek at dead letters (receive, then make
   // visible again) and redrive them (receive, send to the source queue, delete); /health reads the
-  // worker directory's item and every queue's attributes.
+  // worker directory's item and every queue's attributes; GET /jobs/{id}/logs queries the
+  // workers' log groups.
   api: {
     table: ["GetItem", "PutItem", "UpdateItem", "BatchGetItem"],
-    indexes: [TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name],
+    indexes: [TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name, TABLE.waitIndex.name],
     queues: { default: ["SendMessage", "GetQueueAttributes"], large: ["SendMessage", "GetQueueAttributes"] },
     dlqs: {
       default: ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"],
@@ -84,6 +97,7 @@ export const ACCESS: Record<Principal, Access> = {
     },
     putMetricData: false,
     tasks: [],
+    queriesJobLogs: true,
   },
   // Queries the due index, repairs with conditional updates, re-sends lost doorbells, and counts
   // dead letters for its report.
@@ -93,6 +107,7 @@ export const ACCESS: Record<Principal, Access> = {
     dlqs: { default: ["GetQueueAttributes"], large: ["GetQueueAttributes"] },
     putMetricData: false,
     tasks: [],
+    queriesJobLogs: false,
   },
   // The deaths function (core/deaths.ts): finds a dead worker's jobs with one Query of the
   // keys-only byWorker index, reads each record and reclaims it with a conditional UpdateItem
@@ -106,14 +121,23 @@ export const ACCESS: Record<Principal, Access> = {
     dlqs: {},
     putMetricData: false,
     tasks: [],
+    queriesJobLogs: false,
   },
 };
 
 /**
  * Adds the IAM statements `access` describes to `grantee`'s role, scoped to these resources; a
- * principal with `tasks` actions also needs the cluster its tasks run in.
+ * principal with `tasks` actions also needs the cluster its tasks run in, one that queries job
+ * logs the workers' log groups.
  */
-export function grantAccess(grantee: iam.IGrantable, access: Access, table: ITable, queues: Record<QueueName, QueuePair>, cluster?: ecs.Cluster): void {
+export function grantAccess(
+  grantee: iam.IGrantable,
+  access: Access,
+  table: ITable,
+  queues: Record<QueueName, QueuePair>,
+  cluster?: ecs.Cluster,
+  jobLogGroups?: readonly logs.ILogGroup[],
+): void {
   const statements: iam.PolicyStatement[] = [];
   if (access.table.length) {
     statements.push(new iam.PolicyStatement({ actions: access.table.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }));
@@ -158,6 +182,11 @@ export function grantAccess(grantee: iam.IGrantable, access: Access, table: ITab
   if (access.tasks.length) {
     if (!cluster) throw new Error("grantAccess: ECS task actions need the cluster whose tasks they act on");
     statements.push(new iam.PolicyStatement({ actions: access.tasks.map((a) => `ecs:${a}`), resources: [cluster.arnForTasks("*")] }));
+  }
+  if (access.queriesJobLogs) {
+    if (!jobLogGroups?.length) throw new Error("grantAccess: querying job logs needs the workers' log groups");
+    statements.push(new iam.PolicyStatement({ actions: [...JOB_LOG_QUERY.onGroups], resources: jobLogGroups.map((g) => g.logGroupArn) }));
+    statements.push(new iam.PolicyStatement({ actions: [...JOB_LOG_QUERY.onQueries], resources: ["*"] }));
   }
   for (const s of statements) grantee.grantPrincipal.addToPrincipalPolicy(s);
 }

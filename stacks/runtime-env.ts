@@ -23,6 +23,14 @@ export function runtimeEnvironment(scope: Construct, stage: string, table: ITabl
   };
 }
 
+/**
+ * The API function's extra: the workers' log groups, where `GET /jobs/{id}/logs` queries a job's
+ * lines (core/logs-insights.ts). Workers write their lines; they never read them back.
+ */
+export function jobLogEnvironment(groups: readonly logs.ILogGroup[]): Record<string, string> {
+  return { WARDEN_JOB_LOG_GROUPS: groups.map((g) => g.logGroupName).join(",") };
+}
+
 const RETENTION: Record<StageConfig["logRetentionDays"], logs.RetentionDays> = {
   7: logs.RetentionDays.ONE_WEEK,
   14: logs.RetentionDays.TWO_WEEKS,

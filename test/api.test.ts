@@ -73,6 +73,7 @@ function expectError(res: { status: number; body: unknown }, status: number, cod
 const JOB_KEYS = [
   "id", "type", "queue", "status", "input", "result", "error", "attempts", "maxAttempts", "progress",
   "createdAt", "firstStartedAt", "startedAt", "heartbeatAt", "finishedAt", "runAt", "cancelRequested", "stale", "history",
+  "worker", "actions",
 ].sort();
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -433,7 +434,10 @@ describe("admin routes", () => {
   });
 
   it("GET /admin/workers lists recently seen workers with ISO times", async () => {
-    await services.workers.report({ id: "w-ecs-1", kind: "fargate", pid: 42, startedAt: Date.now() - 1000, jobs: ["01JD0000000000000000000000"] }, true);
+    const id = (await submit("demo.sleep", { items: 1 })).body.job.id as string;
+    const claim = await services.store.claim(id, "w-ecs-1", 60_000);
+    expect(claim.ok).toBe(true);
+    await services.workers.report({ id: "w-ecs-1", kind: "fargate", pid: 42, startedAt: Date.now() - 1000, jobs: [id] }, true);
     const res = await call("GET", "/admin/workers", { who: "admin" });
     expect(res.status).toBe(200);
     const w = res.body.workers.find((x: { id: string }) => x.id === "w-ecs-1");
@@ -443,7 +447,7 @@ describe("admin routes", () => {
       pid: 42,
       startedAt: expect.stringMatching(ISO),
       lastSeenAt: expect.stringMatching(ISO),
-      jobs: ["01JD0000000000000000000000"],
+      jobs: [id],
       state: "alive",
       diedAt: null,
       deathReason: null,

@@ -89,7 +89,7 @@ describe.each(BACKENDS)("DynamoDB engine %s", (backend) => {
     expect(t.KeySchema).toEqual(want.KeySchema);
     expect(t.BillingModeSummary?.BillingMode ?? "PAY_PER_REQUEST").toBe("PAY_PER_REQUEST");
     expect(indexShape(t.GlobalSecondaryIndexes)).toEqual(indexShape(want.GlobalSecondaryIndexes as GlobalSecondaryIndexDescription[]));
-    expect(indexShape(t.GlobalSecondaryIndexes).map((i) => i.name)).toEqual([TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name, TABLE.workerIndex.name].sort());
+    expect(indexShape(t.GlobalSecondaryIndexes).map((i) => i.name)).toEqual([TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name, TABLE.workerIndex.name, TABLE.waitIndex.name].sort());
   });
 
   it("applies a conditional put once, and refuses it the second time", async () => {

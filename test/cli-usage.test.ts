@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT, RUNNING_POLL_MS, main, type Io } from "../cli/main.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
-const COMMANDS = ["submit", "status", "wait", "list", "cancel", "retry", "health", "stuck", "sweep", "dead-letters", "workers"];
+const COMMANDS = ["submit", "status", "wait", "list", "cancel", "retry", "health", "stuck", "sweep", "dead-letters", "workers", "show", "why", "logs", "queues", "dashboard"];
 
 interface Run {
   code: number;

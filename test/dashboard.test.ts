@@ -1,9 +1,13 @@
 /**
- * The dashboard in headless Chromium (Debian's package, driven by playwright-core): a job's
- * progress bar moves and it reaches succeeded, the cancel button cancels another, and a stuck job
- * made on purpose (its only workers frozen with SIGSTOP) fires the StuckJobs alarm, which clears
- * once the workers are back and the sweep finds nothing overdue. Screenshots go to test/artifacts/.
+ * The dashboard in headless Chromium (Debian's package, driven by playwright-core), against a
+ * real `npm start` with two callers and the admin: a job's progress bar moves and it reaches
+ * succeeded; a job nobody can start (its queue's only worker frozen with SIGSTOP) fires
+ * JobsNotStarting, which clears once the worker is back; and the admin's day: find an old
+ * failed job by a server-side search and by paging, read its attempts (error, stack) and its log,
+ * cancel another caller's running job, and retry every failed job of a type after a dry run.
+ * Screenshots go to test/artifacts/.
  */
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,20 +22,38 @@ const available = existsSync(CHROMIUM);
 if (!available && process.env.CI) throw new Error(`${CHROMIUM} is missing: .ci/run must install Debian's chromium package`);
 if (!available) console.warn(`dashboard tests skipped: ${CHROMIUM} is not installed (apt-get install -y chromium); in CI they run`);
 
+interface Job {
+  id: string;
+  status: string;
+  worker: string | null;
+  history: { attempt: number; worker: string }[];
+  actions?: { action: string; by: string }[];
+}
+interface Attempt {
+  attempt: number;
+  worker: string;
+  outcome: string | null;
+  error: { code: string; message: string; stack: string | null } | null;
+}
+
 describe.skipIf(!available)("the dashboard in headless Chromium", () => {
   let sys: Launched;
   let ctx: BrowserContext;
   let page: Page;
   let profile: string;
+  /** Two callers, each seeing only its own jobs, and the admin, who sees and acts on all. */
   let call: ReturnType<typeof client>;
+  let other: ReturnType<typeof client>;
   let admin: ReturnType<typeof client>;
   const frozen: number[] = [];
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
+    const [mine, theirs] = [randomBytes(12).toString("hex"), randomBytes(12).toString("hex")];
     sys = await launchLocal({
       args: ["--memory", "--workers", "1"],
       env: {
+        WARDEN_API_TOKENS: `local:${mine},other:${theirs}`,
         WARDEN_LEASE_SECONDS: "3",
         WARDEN_SWEEP_INTERVAL_SECONDS: "1",
         WARDEN_START_DEADLINE_SECONDS: "1",
@@ -40,7 +62,8 @@ describe.skipIf(!available)("the dashboard in headless Chromium", () => {
         WARDEN_ALARM_INTERVAL_SECONDS: "0.5",
       },
     });
-    call = client(sys.url, sys.callerToken);
+    call = client(sys.url, mine);
+    other = client(sys.url, theirs);
     admin = client(sys.url, sys.adminToken);
     profile = mkdtempSync(join(tmpdir(), "warden-chromium-"));
     ctx = await chromium.launchPersistentContext(profile, {
@@ -55,24 +78,55 @@ describe.skipIf(!available)("the dashboard in headless Chromium", () => {
   });
 
   afterAll(async () => {
-    for (const pid of frozen) {
+    thaw();
+    await ctx?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    await sys?.stop();
+  });
+
+  /** Freezes the Fargate-style worker processes: alive to the fleet, useless to a job on `large`. */
+  const freeze = async () => {
+    const { body } = await admin<{ processes: { pid: number }[] }>("GET", "/local/processes");
+    for (const p of body.processes) {
+      process.kill(p.pid, "SIGSTOP");
+      frozen.push(p.pid);
+    }
+  };
+  function thaw(): void {
+    for (const pid of frozen.splice(0)) {
       try {
         process.kill(pid, "SIGCONT");
       } catch {
         /* gone */
       }
     }
-    await ctx?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
-    await sys?.stop();
-  });
+  }
 
-  const submit = async (body: Record<string, unknown>): Promise<string> => {
-    const r = await call<{ job: { id: string } }>("POST", "/jobs", body);
-    expect(r.status).toBe(201);
+  const submitAs = async (who: ReturnType<typeof client>, body: Record<string, unknown>): Promise<string> => {
+    const r = await who<{ job: { id: string } }>("POST", "/jobs", body);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
     return r.body.job.id;
   };
-  const rowStatus = (id: string) => page.locator(`tr[data-job-id="${id}"]`).getAttribute("data-status", { timeout: 1000 }).catch(() => null);
+  const submit = (body: Record<string, unknown>) => submitAs(call, body);
+  const jobOf = async (id: string, who = admin): Promise<Job> => {
+    const r = await who<{ job: Job }>("GET", `/jobs/${id}`);
+    expect(r.status).toBe(200);
+    return r.body.job;
+  };
+  const row = (id: string) => page.locator(`#jobs tr[data-job-id="${id}"]`);
+  const rowStatus = (id: string) => row(id).getAttribute("data-status", { timeout: 1000 }).catch(() => null);
+  const shownIds = () => page.locator("#jobs tbody tr[data-job-id]").evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.jobId!));
+  const toastSays = (prefix: string) => waitFor(async () => (await page.locator("#toast").textContent())?.startsWith(prefix), 10_000, `the toast to say ${prefix}`);
+  /** Sets the search form and runs it (the fields not given are emptied). */
+  const search = async (f: { id?: string; type?: string; owner?: string; status?: string; queue?: string } = {}) => {
+    await page.locator("#search-clear").click();
+    await page.fill("#f-id", f.id ?? "");
+    await page.fill("#f-type", f.type ?? "");
+    await page.fill("#f-owner", f.owner ?? "");
+    await page.selectOption("#f-status", f.status ?? "");
+    await page.selectOption("#f-queue", f.queue ?? "");
+    await page.locator("#search-go").click();
+  };
 
   it("shows a job's progress bar move and its state reach succeeded", async () => {
     const id = await submit({ type: "demo.sleep", input: { items: 12, msPerItem: 400 } });
@@ -81,7 +135,7 @@ describe.skipIf(!available)("the dashboard in headless Chromium", () => {
       async () => {
         // Status first: once it says succeeded, the bar read after it is from that render or a later one.
         const done = (await rowStatus(id)) === "succeeded";
-        const v = await page.locator(`tr[data-job-id="${id}"] [role=progressbar]`).getAttribute("aria-valuenow", { timeout: 1000 }).catch(() => null);
+        const v = await row(id).locator("[role=progressbar]").getAttribute("aria-valuenow", { timeout: 1000 }).catch(() => null);
         if (v !== null && Number(v) !== seen.at(-1)) seen.push(Number(v));
         return done;
       },
@@ -95,36 +149,128 @@ describe.skipIf(!available)("the dashboard in headless Chromium", () => {
     expect(seen.at(-1)).toBe(100);
   });
 
-  it("cancels a running job from its button", async () => {
-    const id = await submit({ type: "demo.sleep", input: { items: 200, msPerItem: 200 } });
-    await waitFor(async () => (await rowStatus(id)) === "running", 20_000, "the job to run");
-    await page.locator(`tr[data-job-id="${id}"] button[data-action=cancel]`).click();
-    await waitFor(async () => (await page.locator("#toast").textContent())?.startsWith("cancel:"), 10_000, "the cancel request's answer");
-    await waitFor(async () => (await rowStatus(id)) === "cancelled", 20_000, "the row to show cancelled");
-    const { body } = await call<{ job: { status: string; error: { code: string } } }>("GET", `/jobs/${id}`);
-    expect(body.job.status).toBe("cancelled");
-    await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
+  it("fires JobsNotStarting for a job nobody picks up, and clears it once the job runs", async () => {
+    const alarmState = () => page.locator('tr[data-alarm="JobsNotStarting-large"]').getAttribute("data-state", { timeout: 1000 }).catch(() => null);
+    expect(await alarmState()).not.toBe("ALARM");
+    await freeze();
+    try {
+      const id = await submit({ type: "demo.sleep", queue: "large", input: { items: 4, msPerItem: 100 } });
+      await waitFor(async () => (await alarmState()) === "ALARM", 30_000, "JobsNotStarting-large to fire on the page");
+      expect(await rowStatus(id)).toBe("queued");
+      await page.screenshot({ path: join(ARTIFACTS, "dashboard-stuck.png"), fullPage: true });
+
+      thaw();
+      await waitFor(async () => (await rowStatus(id)) === "succeeded", 30_000, "the stuck job to run once its worker is back");
+      await page.locator("#sweep").click();
+      await toastSays("sweep:");
+      await waitFor(async () => (await alarmState()) === "OK", 30_000, "JobsNotStarting-large to clear on the page");
+      await page.screenshot({ path: join(ARTIFACTS, "dashboard-cleared.png"), fullPage: true });
+    } finally {
+      thaw();
+    }
   });
 
-  it("fires StuckJobs for a job nobody picks up, and clears it once the sweep finds nothing overdue", async () => {
-    const alarmState = () => page.locator('tr[data-alarm="StuckJobs"]').getAttribute("data-state", { timeout: 1000 }).catch(() => null);
-    expect(await alarmState()).not.toBe("ALARM");
-    // Freeze the only Fargate worker: alive to ECS, useless to the job (a zombie).
-    const { body } = await admin<{ processes: { pid: number; ready: boolean }[] }>("GET", "/local/processes");
-    for (const p of body.processes) {
-      process.kill(p.pid, "SIGSTOP");
-      frozen.push(p.pid);
+  it("finds an old failed job by search and by paging, shows its attempts and log, cancels another caller's job and retries every failed job of a type", async () => {
+    // Markup in the error message: the page must show it as text, never as an element.
+    const marker = `<b class="injected">marker ${randomBytes(4).toString("hex")}</b>`;
+    // Failed jobs of one type, on the Fargate-style worker, the first of them older than 100+ newer jobs.
+    const failed: string[] = [];
+    for (let i = 0; i < 3; i++) failed.push(await submit({ type: "demo.permanent", queue: "large", input: { message: `${marker} #${i}` } }));
+    const old = failed[0]!;
+    await waitFor(async () => (await Promise.all(failed.map((id) => jobOf(id)))).every((j) => j.status === "failed"), 30_000, "the demo.permanent jobs to fail");
+    for (let i = 0; i < 110; i += 10) {
+      await Promise.all(Array.from({ length: 10 }, () => submit({ type: "demo.sleep", input: { items: 0, msPerItem: 0 } })));
     }
-    const id = await submit({ type: "demo.sleep", queue: "large", input: { items: 4, msPerItem: 100 } });
-    await waitFor(async () => (await alarmState()) === "ALARM", 30_000, "StuckJobs to fire on the page");
-    expect(await rowStatus(id)).toBe("queued");
-    await page.screenshot({ path: join(ARTIFACTS, "dashboard-stuck.png"), fullPage: true });
+    // Another caller's long job, newest of all.
+    const theirs = await submitAs(other, { type: "demo.sleep", input: { items: 300, msPerItem: 200 } });
+    expect((await call("GET", `/jobs/${theirs}`)).status, "a caller cannot see another's job").toBe(404);
 
-    for (const pid of frozen.splice(0)) process.kill(pid, "SIGCONT");
-    await waitFor(async () => (await rowStatus(id)) === "succeeded", 30_000, "the stuck job to run once its worker is back");
-    await page.locator("#sweep").click();
-    await waitFor(async () => (await page.locator("#toast").textContent())?.startsWith("sweep:"), 10_000, "the sweep's report");
-    await waitFor(async () => (await alarmState()) === "OK", 30_000, "StuckJobs to clear on the page");
-    await page.screenshot({ path: join(ARTIFACTS, "dashboard-cleared.png"), fullPage: true });
+    // The unfiltered table starts with the newest page: the old job is not on it...
+    await search();
+    await waitFor(async () => (await shownIds()).includes(theirs), 10_000, "the newest job on the first page");
+    expect(await shownIds()).not.toContain(old);
+    expect(await page.locator("#more").isVisible()).toBe(true);
+    // ...and Load more follows nextCursor down to it.
+    for (let clicks = 0; !(await shownIds()).includes(old); clicks++) {
+      expect(clicks, "Load more clicks before the old job shows").toBeLessThan(10);
+      await page.locator("#more:not([disabled])").click();
+      await page.locator("#more:not([disabled]), #more[hidden]").first().waitFor({ state: "attached" });
+    }
+    expect((await shownIds()).length).toBeGreaterThan(100);
+
+    // A search by type and status asks the server, and finds exactly the failed ones however old.
+    await search({ type: "demo.permanent", status: "failed" });
+    await waitFor(async () => (await shownIds()).sort().join() === [...failed].sort().join(), 10_000, "the search to show the three failed jobs");
+    // By id: that one job.
+    await search({ id: old });
+    await waitFor(async () => (await shownIds()).join() === old, 10_000, "the search by id to show the one job");
+    // By owner and status: the other caller's running job and nothing of ours.
+    await search({ owner: "other", status: "running" });
+    await waitFor(async () => (await shownIds()).join() === theirs, 20_000, "the other caller's job, running");
+
+    // Its detail: attempts with their worker, error and stack, why it is where it is, its log.
+    await search({ id: old });
+    await row(old).click();
+    await page.locator(`#detail[data-job-id="${old}"][data-loaded]`).waitFor();
+    const { body: apiAttempts } = await admin<{ attempts: Attempt[] }>("GET", `/jobs/${old}/attempts`);
+    expect(apiAttempts.attempts.length).toBeGreaterThanOrEqual(1);
+    const attempts = page.locator("#d-attempts .attempt");
+    await expect.poll(() => attempts.count()).toBe(apiAttempts.attempts.length);
+    for (const [i, a] of apiAttempts.attempts.entries()) {
+      const shown = attempts.nth(i);
+      expect(await shown.getAttribute("data-attempt")).toBe(String(a.attempt));
+      expect(await shown.locator(".attempt-head .mono").textContent()).toBe(a.worker);
+      expect(a.error, "a failed attempt keeps its error").not.toBeNull();
+      expect(await shown.locator(".error-code").textContent()).toBe(a.error!.code);
+      expect(await shown.locator(".error-message").textContent()).toBe(a.error!.message);
+      expect(a.error!.message).toContain(marker);
+      expect(a.error!.stack).toMatch(/PermanentError[\s\S]*\n\s+at /);
+      expect(await shown.locator("pre.stack").textContent()).toBe(a.error!.stack);
+    }
+    expect(await page.locator("#detail .injected").count(), "markup in job data stays text").toBe(0);
+    expect(await page.locator("#d-input").textContent()).toBe(JSON.stringify({ message: `${marker} #0` }, null, 2));
+    expect(await page.locator("#d-why .why-message").textContent()).not.toBe("");
+    const { body: apiLogs } = await admin<{ lines: { message: string }[] }>("GET", `/jobs/${old}/logs?limit=500`);
+    expect(apiLogs.lines.length, "the runner logs about the attempt it ran").toBeGreaterThan(0);
+    await expect.poll(() => page.locator("#d-logs tbody tr.log-line").count()).toBe(apiLogs.lines.length);
+    expect(await page.locator("#d-logs tbody tr.log-line .log-message").first().textContent()).toContain(apiLogs.lines[0]!.message);
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard-detail.png"), fullPage: true });
+    await page.locator("#detail-close").click();
+
+    // Cancel the other caller's running job as the admin, through POST /jobs/{id}/cancel.
+    await search({ owner: "other" });
+    await waitFor(async () => (await rowStatus(theirs)) === "running", 20_000, "their job to run");
+    const running = await jobOf(theirs);
+    expect(await row(theirs).locator("td.worker").textContent(), "a running job names its worker").toBe(running.worker ?? "");
+    expect(running.worker).toBeTruthy();
+    await row(theirs).locator("button[data-action=cancel]").click();
+    await toastSays("cancel:");
+    await waitFor(async () => (await rowStatus(theirs)) === "cancelled", 20_000, "the row to show cancelled");
+    const cancelled = await jobOf(theirs, other);
+    expect(cancelled.status, "its owner sees it cancelled").toBe("cancelled");
+    expect(cancelled.actions, "and who asked").toContainEqual(expect.objectContaining({ action: "cancel", by: "admin" }));
+
+    // Retry every failed demo.permanent job: a dry run counts, Confirm acts. The worker on `large`
+    // is frozen, so the retried jobs stay queued for the API to show.
+    await freeze();
+    try {
+    await page.fill("#bulk-type", "demo.permanent");
+    await page.locator("#bulk-retry").click();
+    await waitFor(async () => (await page.locator("#bulk-msg").getAttribute("data-matched")) === "3", 20_000, "the dry run to count three");
+    expect(await page.locator("#bulk-msg").textContent()).toContain("dry run: 3 failed job(s) of type demo.permanent");
+    expect((await Promise.all(failed.map((id) => jobOf(id)))).map((j) => j.status), "a dry run changes nothing").toEqual(["failed", "failed", "failed"]);
+    await page.locator("#bulk-confirm").click();
+    await waitFor(async () => (await page.locator("#bulk-msg").getAttribute("data-acted")) === "3", 20_000, "the retry to act on three");
+    const retried = await Promise.all(failed.map((id) => jobOf(id)));
+    expect(retried.map((j) => j.status), "queued again, as the API says").toEqual(["queued", "queued", "queued"]);
+    expect(retried.map((j) => j.actions?.at(-1))).toEqual(failed.map(() => expect.objectContaining({ action: "retry", by: "admin" })));
+    // A queued job has no worker: the table shows none.
+    await search({ type: "demo.permanent" });
+    await waitFor(async () => (await Promise.all(failed.map(rowStatus))).every((s) => s === "queued"), 10_000, "the retried rows to show queued");
+    for (const id of failed) expect(await row(id).locator("td.worker").textContent()).toBe("");
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
+    } finally {
+      thaw();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ALARMS, type AlarmDefinition } from "../core/alarms.js";
+import { ALARMS, alarmDefinitions, notStartingThresholdSeconds, type AlarmDefinition } from "../core/alarms.js";
+import { TIMINGS } from "../core/config.js";
 import { AlarmBoard, evaluateAlarm, type Sample } from "../local/alarms.js";
 import { Recorder } from "../local/recorder.js";
 import { manualClock } from "./support/emulators.js";
@@ -78,6 +79,13 @@ describe("local alarm evaluation (CloudWatch rules over recorded points)", () =>
     rec.metrics.emit("StuckJobs", 0, { State: "running" });
     expect(state("StuckJobs").state).toBe("OK");
 
+    // A per-queue metric alarm reads its own queue's points only.
+    rec.metrics.emit("OldestUnclaimedSeconds", notStartingThresholdSeconds(TIMINGS.startDeadlineMs) + 1, { Queue: "large" });
+    rec.metrics.emit("OldestUnclaimedSeconds", 0, { Queue: "default" });
+    clock.advance(10);
+    expect(state("JobsNotStarting-large").state).toBe("ALARM");
+    expect(state("JobsNotStarting-default").state).toBe("OK");
+
     // Queue gauges and the Lambda stand-ins' own counts.
     rec.queue("default", true, "ApproximateNumberOfMessagesVisible", 2);
     clock.advance(10);
@@ -87,6 +95,31 @@ describe("local alarm evaluation (CloudWatch rules over recorded points)", () =>
     clock.advance(10);
     expect(state("LambdaErrors-worker").state).toBe("ALARM");
     expect(state("LambdaErrors-api").state).not.toBe("ALARM");
+  });
+
+  it("JobsNotStarting pages a frozen queue within twice the start deadline at the deployed timings, and not a lost message the resend repairs", () => {
+    const sd = TIMINGS.startDeadlineMs;
+    const large = byId("JobsNotStarting-large");
+    expect(large.source).toEqual({ kind: "metric", metric: "OldestUnclaimedSeconds", statistic: "Maximum", dims: { Queue: "large" } });
+    expect(large.threshold).toBe(notStartingThresholdSeconds(sd));
+    /** What a sweep every 13 s (the longest gap) publishes while one job waits from t0 until `claimedAt`. */
+    const sweeps = (claimedAt: number): Sample[] =>
+      Array.from({ length: Math.ceil((3 * sd) / 13_000) }, (_, i) => t0 + (i + 1) * 13_000).map((at) => ({ at, value: at < claimedAt ? (at - t0) / 1000 : 0 }));
+    /** When the alarm first reads ALARM, evaluated every second; undefined when it never does. */
+    const firesAt = (samples: Sample[]): number | undefined => {
+      for (let now = t0; now <= t0 + 3 * sd; now += 1000) if (evaluateAlarm(large, samples, now).state === "ALARM") return now;
+      return undefined;
+    };
+    const frozen = firesAt(sweeps(Infinity));
+    expect(frozen).toBeDefined();
+    // CloudWatch closes the 60 s period that holds the breaching point before it acts: within
+    // that period on top of the local (sliding) evaluation, still inside twice the start deadline.
+    expect(frozen! - t0 + large.periodSeconds * 1000).toBeLessThan(2 * sd);
+    // A lost message: the sweeper re-rings at the start deadline (plus a sweep) and a worker claims it seconds later.
+    expect(firesAt(sweeps(t0 + sd + 13_000 + 20_000))).toBeUndefined();
+    // The local runtime's short start deadline gets its own threshold.
+    expect(alarmDefinitions({ startDeadlineMs: 4_000 }).find((a) => a.id === "JobsNotStarting-large")!.threshold).toBe(6);
+    expect(alarmDefinitions().map((a) => a.id)).toEqual(ALARMS.map((a) => a.id));
   });
 
   it("parses EMF lines from worker processes into metric points", () => {

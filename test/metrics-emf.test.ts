@@ -111,7 +111,6 @@ test("what a sweep and a worker emit is all defined, with the defined dimensions
   const byName = (name: MetricName) => sweep.filter((p) => p.name === name);
   expect(byName("StuckJobs").map((p) => [p.dims.State, p.values])).toEqual(
     expect.arrayContaining([
-      ["queued", [0]],
       ["running", [1]],
       ["cancelling", [0]],
     ]),

@@ -15,10 +15,11 @@ import * as path from "node:path";
 import { Match } from "aws-cdk-lib/assertions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ALARMS } from "../core/alarms.js";
+import { ALARMS, notStartingThresholdSeconds } from "../core/alarms.js";
 import { LAMBDA_DEATH_TERMS } from "../core/death-events.js";
 import { FARGATE_WORKER, LAMBDA_WORKER, QUEUE_NAMES, QUEUES, TABLE, TIMINGS } from "../core/config.js";
 import { METRIC_NAMESPACE } from "../core/metrics.js";
+import { loadRuntime } from "../core/runtime.js";
 import { tableDefinition } from "../core/schema.js";
 import { defaultStageConfig, envOverrides, stageConfig } from "../stacks/stage-config.js";
 import type { SSTConfig } from "sst";
@@ -26,6 +27,12 @@ import sstConfig from "../sst.config.js";
 import { STACKS, type StackName } from "../stacks/index.js";
 import { ROOT, synthStage, TEST_IMAGE, type CfnTemplate, type Synthesized } from "./support/sst.js";
 import { allStatements, resolve, resourceCounts, resourceOf, roleOwner, type Resolved } from "./support/sst-refs.js";
+
+/** The Logs Insights actions of GET /jobs/{id}/logs: StartQuery names log groups, the other two a query id. */
+const QUERY_BY_ID = ["logs:GetQueryResults", "logs:StopQuery"];
+const JOB_LOG_QUERIES = ["logs:StartQuery", ...QUERY_BY_ID];
+/** A WARDEN_QUEUES loadRuntime accepts, for reading other variables through it. */
+const QUEUES_ENV = JSON.stringify(Object.fromEntries(QUEUE_NAMES.map((q) => [q, { queue: `https://q/${q}`, dlq: `https://q/${q}-dlq` }])));
 
 const of = (t: CfnTemplate, type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
 const one = (t: CfnTemplate, type: string, where: (p: Record<string, any>) => boolean = () => true) => {
@@ -182,7 +189,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     );
   });
 
-  it("builds the table from core's definition: keys, the sparse due and byWorker indexes (keys only), INCLUDE listings, TTL on expiresAt, PITR, on demand", () => {
+  it("builds the table from core's definition: keys, the sparse due, byWorker and byWait indexes (keys only), INCLUDE listings, TTL on expiresAt, PITR, on demand", () => {
     const def = tableDefinition("warden-dev-jobs");
     const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
     const p = table.Properties!;
@@ -194,7 +201,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     expect(TABLE.ttlAttribute).toBe("expiresAt");
     expect(p.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
     const gsis = Object.fromEntries((p.GlobalSecondaryIndexes as any[]).map((g) => [g.IndexName, g]));
-    expect(Object.keys(gsis).sort()).toEqual([TABLE.dueIndex.name, TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.workerIndex.name].sort());
+    expect(Object.keys(gsis).sort()).toEqual([TABLE.dueIndex.name, TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.workerIndex.name, TABLE.waitIndex.name].sort());
     expect(Object.keys(gsis).sort()).toEqual(def.GlobalSecondaryIndexes!.map((g) => g.IndexName).sort());
     expect(gsis[TABLE.dueIndex.name]).toEqual({
       IndexName: "due",
@@ -211,6 +218,16 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       Projection: { ProjectionType: "KEYS_ONLY" },
     });
     expect(p.AttributeDefinitions).toContainEqual({ AttributeName: "workerId", AttributeType: "S" });
+    // The sweeper's oldest unclaimed job per queue: queued jobs by when they became claimable, by id only.
+    expect(gsis[TABLE.waitIndex.name]).toEqual({
+      IndexName: "byWait",
+      KeySchema: [
+        { AttributeName: "waitShard", KeyType: "HASH" },
+        { AttributeName: "readyAt", KeyType: "RANGE" },
+      ],
+      Projection: { ProjectionType: "KEYS_ONLY" },
+    });
+    expect(p.AttributeDefinitions).toContainEqual({ AttributeName: "readyAt", AttributeType: "N" });
     for (const g of def.GlobalSecondaryIndexes!) expect(gsis[g.IndexName!]).toEqual({ IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection });
   });
 
@@ -363,6 +380,43 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     expect((filter as { DependsOn?: string[] }).DependsOn).toContain(permissionId);
   });
 
+  it("lets the API alone query the workers' log groups for a job's lines: StartQuery on exactly those groups, which its environment names", () => {
+    const workerGroups = ["/aws/lambda/warden-dev-worker", ...QUEUE_NAMES.filter((q) => QUEUES[q].runsOn === "fargate").map((q) => `/warden/dev/${q}-worker`)].sort();
+    const groupName = (stack: string, v: unknown) => {
+      const r = resolve(s, stack, v);
+      const res = resourceOf(s, r);
+      expect(res.Type).toBe("AWS::Logs::LogGroup");
+      return String(res.Properties!.LogGroupName);
+    };
+    const byOwner: Record<string, Set<string>> = {};
+    for (const st of allStatements(s).filter((x) => x.Effect === "Allow")) {
+      const actions = st.Action.filter((a) => JOB_LOG_QUERIES.includes(a));
+      if (!actions.length) continue;
+      for (const role of st.roles) {
+        const set = (byOwner[roleOwner(s.byStackName[st.stack]!, role)] ??= new Set());
+        for (const r of st.Resource) {
+          // StartQuery on a group's ARN (its GetAtt Arn); the by-id actions on `*`, having no ARN.
+          if (r !== "*") expect((resolve(s, st.stack, r) as { attr?: string }).attr).toBe("Arn");
+          const target = r === "*" ? "*" : groupName(st.stack, r);
+          for (const a of actions) set.add(`${a} ${target}`);
+        }
+      }
+    }
+    expect(Object.keys(byOwner)).toEqual(["warden-dev-api"]);
+    expect([...byOwner["warden-dev-api"]!].sort()).toEqual([...workerGroups.map((g) => `logs:StartQuery ${g}`), ...QUERY_BY_ID.map((a) => `${a} *`)].sort());
+    // The groups it may query are the groups core/runtime.ts is told to query.
+    const [, api] = one(s.json.Api, "AWS::Lambda::Function", (p) => p.FunctionName === "warden-dev-api");
+    const value = api.Properties!.Environment.Variables.WARDEN_JOB_LOG_GROUPS as { "Fn::Join": [string, unknown[]] };
+    const [sep, parts] = value["Fn::Join"];
+    const names = parts.map((part) => (typeof part === "string" ? part : groupName(s.stackNames.Api, part))).join(sep);
+    expect(loadRuntime({ WARDEN_TABLE: "t", WARDEN_QUEUES: QUEUES_ENV, WARDEN_JOB_LOG_GROUPS: names }).jobLogs.groups.sort()).toEqual(workerGroups);
+    // Workers write their lines and never read them back.
+    for (const name of ["warden-dev-worker", "warden-dev-sweeper", "warden-dev-deaths"]) {
+      const [, fn] = one(s.json[name === "warden-dev-sweeper" ? "Sweeper" : "Workers"], "AWS::Lambda::Function", (p) => p.FunctionName === name);
+      expect(fn.Properties!.Environment.Variables.WARDEN_JOB_LOG_GROUPS, name).toBeUndefined();
+    }
+  });
+
   it("has exactly one alarm per definition in core/, each wired to the topic, with its description and missing-data rule", () => {
     const t = s.json.Monitoring;
     const [topicId] = one(t, "AWS::SNS::Topic");
@@ -397,7 +451,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
             Stat: src.statistic,
           });
         } else {
-          expect(query.Expression).toBe(`SELECT ${src.statistic === "Sum" ? "SUM" : "MAX"}(${src.metric}) FROM "${METRIC_NAMESPACE}" WHERE Stage = 'dev'`);
+          const dims = Object.entries(src.dims ?? {}).map(([k, v]) => ` AND ${k} = '${v}'`).join("");
+          expect(query.Expression).toBe(`SELECT ${src.statistic === "Sum" ? "SUM" : "MAX"}(${src.metric}) FROM "${METRIC_NAMESPACE}" WHERE Stage = 'dev'${dims}`);
           expect(query.Period).toBe(def.periodSeconds);
         }
       }
@@ -407,6 +462,13 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     expect(ALARMS.find((d) => d.id === "SweeperMissing")!.description).toMatch(/sweep/i);
     for (const d of ALARMS.filter((x) => x.id.startsWith("DeadLetters"))) expect(d.description).toContain("warden dead-letters");
     expect(ALARMS.filter((d) => d.description.includes("warden stuck")).length).toBeGreaterThan(0);
+    // A frozen queue pages on its own wait: one alarm per queue, at the start deadline's threshold.
+    for (const q of QUEUE_NAMES) {
+      const a = alarms.find((x) => x.AlarmName === `warden-dev-JobsNotStarting-${q}`)!;
+      expect(a.Threshold).toBe(notStartingThresholdSeconds(TIMINGS.startDeadlineMs));
+      expect(a.Metrics[0].Expression).toBe(`SELECT MAX(OldestUnclaimedSeconds) FROM "${METRIC_NAMESPACE}" WHERE Stage = 'dev' AND Queue = '${q}'`);
+      expect(a.AlarmDescription).toMatch(/warden stuck.*warden why/);
+    }
     // No stray alarm anywhere: outside Monitoring, only the Fargate scaling alarms, which act on scaling policies.
     for (const [name, tpl] of Object.entries(s.json)) {
       if (name === "Monitoring") continue;
@@ -419,7 +481,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
   it("has a dashboard with the job flow, stuck jobs, queue depths, memory and claim conflicts", () => {
     const [, dash] = one(s.json.Monitoring, "AWS::CloudWatch::Dashboard");
     const body = JSON.stringify(dash.Properties!.DashboardBody);
-    for (const needle of ["Job flow", "JobsSubmitted", "JobsSucceeded", "JobsFailed", "StuckJobs", "ApproximateNumberOfMessagesVisible", "WorkerMemoryPercent", "ClaimConflicts"]) {
+    for (const needle of ["Job flow", "JobsSubmitted", "JobsSucceeded", "JobsFailed", "StuckJobs", "OldestUnclaimedSeconds", "UnhelpedRepairs", "ApproximateNumberOfMessagesVisible", "WorkerMemoryPercent", "ClaimConflicts"]) {
       expect(body, needle).toContain(needle);
     }
   });
@@ -439,11 +501,17 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         "GET /jobs/{id}",
         "POST /jobs/{id}/cancel",
         "POST /jobs/{id}/retry",
+        "GET /jobs/{id}/attempts",
+        "GET /jobs/{id}/logs",
+        "GET /jobs/{id}/why",
         "GET /admin/stuck",
         "POST /admin/sweep",
         "GET /admin/dead-letters",
         "POST /admin/dead-letters/redrive",
         "GET /admin/workers",
+        "GET /admin/queues",
+        "POST /admin/jobs/retry",
+        "POST /admin/jobs/cancel",
       ].sort(),
     );
     for (const [key, r] of Object.entries(routes)) expect(r.AuthorizationType, key).toBe(key === "GET /health" ? "NONE" : "AWS_IAM");
@@ -463,7 +531,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     for (const st of statements) {
       for (const a of st.Action) expect(a, `${st.stack}/${st.policyId}`).not.toContain("*");
       if (st.Resource.includes("*")) {
-        for (const a of st.Action) expect(["cloudwatch:PutMetricData", "ecr:GetAuthorizationToken"], `${st.policyId}: ${a} on *`).toContain(a);
+        // A Logs Insights query's results and its stop name the query's id, not a log group.
+        for (const a of st.Action) expect(["cloudwatch:PutMetricData", "ecr:GetAuthorizationToken", ...QUERY_BY_ID], `${st.policyId}: ${a} on *`).toContain(a);
       }
     }
   });
@@ -485,7 +554,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     const on = (target: string, ...actions: string[]) => actions.map((a) => `${a} ${target}`);
     const consume = ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes"];
     const jobWrites = on("table", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem");
-    const sweep = [...jobWrites, ...on("table/index/due", "dynamodb:Query")];
+    // The overdue jobs by the due index, and each queue's oldest unclaimed job by the wait index.
+    const sweep = [...jobWrites, ...on("table/index/due", "dynamodb:Query"), ...on("table/index/byWait", "dynamodb:Query")];
     const expected: Record<string, string[]> = {
       "warden-dev-worker": [
         ...jobWrites,
@@ -535,6 +605,9 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     expect([...new Set(all.map((x) => `${x.where} ${x.id}`))].sort()).toEqual(
       [
         "Api AWS::ApiGatewayV2::Route AwsSolutions-APIG4",
+        // logs:GetQueryResults and logs:StopQuery on `*` (they take no resource ARN).
+        "Api AWS::IAM::Policy AwsSolutions-IAM5",
+        "Api AWS::IAM::Role AwsSolutions-IAM5",
         "Api AWS::Lambda::Function AwsSolutions-L1",
         "Api AWS::Lambda::Function Serverless-LambdaDLQ",
         "Api AWS::Lambda::Function Serverless-LambdaLatestVersion",
@@ -619,7 +692,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       roles.add(`${stack}/${roleId}`);
       const groupId = p.LoggingConfig.LogGroup.Ref as string;
       expect(s.byStackName[stack]!.Resources[groupId]!.Properties!.LogGroupName).toBe(`/aws/lambda/${p.FunctionName}`);
-      const logs = allStatements(s).filter((st) => st.stack === stack && st.roles.includes(roleId) && st.Action.some((a) => a.startsWith("logs:")));
+      // Writes: the API's Logs Insights queries (a read, asserted below) are not counted here.
+      const logs = allStatements(s).filter((st) => st.stack === stack && st.roles.includes(roleId) && st.Action.some((a) => a.startsWith("logs:") && !JOB_LOG_QUERIES.includes(a)));
       expect(logs, p.FunctionName).toHaveLength(1);
       expect([...logs[0]!.Action].sort()).toEqual(["logs:CreateLogStream", "logs:PutLogEvents"]);
       expect(logs[0]!.Resource).toEqual([{ "Fn::GetAtt": [groupId, "Arn"] }]);
@@ -654,25 +728,25 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
   // role); Workers gained the VPC flow log (its log group, role and policy), then the deaths
   // function (its role, policy, log group and async-invoke config), the task-stopped rule and its
   // DLQ (with the queue's policy), the worker's subscription filter, and a permission each for
-  // EventBridge and CloudWatch Logs to invoke it.
+  // EventBridge and CloudWatch Logs to invoke it. Monitoring gained JobsNotStarting-<queue>.
   it("keeps each stack's resource counts (review any change here)", () => {
     const counts = Object.fromEntries(Object.entries(s.json).map(([name, t]) => [name, resourceCounts(t)]));
     expect(counts).toMatchInlineSnapshot(`
       {
         "Api": {
           "AWS::ApiGatewayV2::Api": 1,
-          "AWS::ApiGatewayV2::Integration": 11,
-          "AWS::ApiGatewayV2::Route": 11,
+          "AWS::ApiGatewayV2::Integration": 17,
+          "AWS::ApiGatewayV2::Route": 17,
           "AWS::ApiGatewayV2::Stage": 1,
           "AWS::IAM::Policy": 1,
           "AWS::IAM::Role": 1,
           "AWS::Lambda::Function": 1,
-          "AWS::Lambda::Permission": 11,
+          "AWS::Lambda::Permission": 17,
           "AWS::Logs::LogGroup": 2,
           "AWS::SSM::Parameter": 2,
         },
         "Monitoring": {
-          "AWS::CloudWatch::Alarm": 16,
+          "AWS::CloudWatch::Alarm": 18,
           "AWS::CloudWatch::Dashboard": 1,
           "AWS::SNS::Topic": 1,
           "AWS::SNS::TopicPolicy": 1,

@@ -31,7 +31,7 @@ import fc from "fast-check";
 import { expect, test } from "vitest";
 import { LIMITS, TABLE, TIMINGS, type QueueName } from "../core/config.js";
 import { ConflictError, LeaseLostError } from "../core/errors.js";
-import type { AttemptRecord, Job, Lease, Outcome, Progress, RunningJob, Status } from "../core/job.js";
+import type { AttemptRecord, ErrorCode, Job, Lease, Outcome, Progress, RunningJob, Status } from "../core/job.js";
 import { shardOf } from "../core/shards.js";
 import type { JobStore } from "../core/store.js";
 import { toJob } from "../core/store-write.js";
@@ -115,13 +115,18 @@ function withoutRun(n: MJob): MJob {
   return n;
 }
 
-function closeLast(history: AttemptRecord[], now: number, outcome: Outcome | null): AttemptRecord[] {
+/** `code`: the ended attempt's own error (the model tracks codes; messages and details are the store's). */
+function closeLast(history: AttemptRecord[], now: number, outcome: Outcome | null, code?: string): AttemptRecord[] {
   const last = history.at(-1);
   if (outcome === null || !last || last.endedAt !== null) return history;
-  return [...history.slice(0, -1), { ...last, endedAt: now, outcome }];
+  return [...history.slice(0, -1), { ...last, endedAt: now, outcome, ...(code !== undefined ? { error: code as ErrorCode } : {}) }];
 }
 
-function toQueued(m: MJob, now: number, o: { attempts: number; queue: QueueName; runAt?: number; error?: string; outcome: Outcome | null; bumpToken?: boolean; report?: MReport }): MJob {
+function toQueued(
+  m: MJob,
+  now: number,
+  o: { attempts: number; queue: QueueName; runAt?: number; error?: string; attemptError?: string; outcome: Outcome | null; bumpToken?: boolean; report?: MReport },
+): MJob {
   const n = withoutRun(written(m, now, o.report));
   delete n.finishedAt;
   delete n.result;
@@ -134,7 +139,7 @@ function toQueued(m: MJob, now: number, o: { attempts: number; queue: QueueName;
   n.dueAt = queuedDue(now, runAt);
   if (o.error !== undefined) n.error = o.error;
   if (o.bumpToken) n.token++;
-  n.history = closeLast(n.history, now, o.outcome);
+  n.history = closeLast(n.history, now, o.outcome, o.attemptError);
   return n;
 }
 
@@ -142,7 +147,7 @@ function toFinished(
   m: MJob,
   now: number,
   status: "succeeded" | "failed" | "cancelled",
-  o: { error?: string; result?: unknown; outcome: Outcome | null; bumpToken?: boolean; report?: MReport },
+  o: { error?: string; attemptError?: string; result?: unknown; outcome: Outcome | null; bumpToken?: boolean; report?: MReport },
 ): MJob {
   const n = withoutRun(written(m, now, o.report));
   delete n.runAt;
@@ -154,7 +159,7 @@ function toFinished(
     delete n.error;
   } else n.error = o.error!;
   if (o.bumpToken) n.token++;
-  n.history = closeLast(n.history, now, o.outcome);
+  n.history = closeLast(n.history, now, o.outcome, o.attemptError);
   return n;
 }
 
@@ -179,7 +184,9 @@ function mClaim(m: MJob | undefined, o: { worker: string; leaseMs: number; queue
   if (m.attempts >= m.maxAttempts) return { ok: false, reason: "attempts_exhausted", ...(m.status === "running" ? { next: mExpire(m, now) } : {}) };
   const n = withoutRun(written(m, now));
   delete n.runAt;
-  const history = closeLast(n.history, now, m.status === "running" ? "worker_lost" : null);
+  const history = m.status === "running" ? closeLast(n.history, now, "worker_lost", "worker_lost") : n.history;
+  // The history keeps the last attempt's error; the running record does not carry it too.
+  delete n.error;
   n.status = "running";
   n.attempts = m.attempts + 1;
   n.token = m.token + 1;
@@ -221,10 +228,10 @@ function mFail(m: MJob, code: string, o: { retryable: boolean; backoffMs: number
   const pastRuntime = now >= runtimeEnd(m);
   if (o.retryable && attemptsLeft && !pastRuntime) {
     if (m.cancelRequestedAt !== undefined) return mAck(m, o.report ?? {}, now);
-    return toQueued(m, now, { attempts: m.attempts, queue: o.queue ?? m.queue, runAt: now + o.backoffMs, error: code, outcome: "retried", ...(o.report ? { report: o.report } : {}) });
+    return toQueued(m, now, { attempts: m.attempts, queue: o.queue ?? m.queue, runAt: now + o.backoffMs, error: code, attemptError: code, outcome: "retried", ...(o.report ? { report: o.report } : {}) });
   }
   const error = o.retryable && !attemptsLeft ? "attempts_exhausted" : o.retryable && pastRuntime ? "timeout" : code;
-  return toFinished(m, now, "failed", { error, outcome: "failed", ...(o.report ? { report: o.report } : {}) });
+  return toFinished(m, now, "failed", { error, attemptError: code, outcome: "failed", ...(o.report ? { report: o.report } : {}) });
 }
 
 /** A hand-back: queued again with the attempt refunded (or kept with spendAttempt); spending the last one ends it; a cancel request wins. */
@@ -234,7 +241,7 @@ function mRelease(m: MJob, o: { spend: boolean; queue?: QueueName; error?: strin
   return toQueued(m, now, {
     attempts: o.spend ? m.attempts : m.attempts - 1,
     queue: o.queue ?? m.queue,
-    ...(o.error ? { error: o.error } : {}),
+    ...(o.error ? { error: o.error, attemptError: o.error } : {}),
     outcome: "released",
     ...(o.report ? { report: o.report } : {}),
   });
@@ -265,7 +272,12 @@ function mRetry(m: MJob, now: number): MJob | undefined {
 
 function mExpire(m: MJob, now: number): MJob {
   const past = runtimeEnd(m) <= now;
-  return toFinished(m, now, "failed", { error: past ? "timeout" : "attempts_exhausted", outcome: past ? "timeout" : "worker_lost", bumpToken: true });
+  return toFinished(m, now, "failed", {
+    error: past ? "timeout" : "attempts_exhausted",
+    attemptError: past ? "timeout" : "worker_lost",
+    outcome: past ? "timeout" : "worker_lost",
+    bumpToken: true,
+  });
 }
 
 const mExpireQueued = (m: MJob, now: number): MJob => toFinished(m, now, "failed", { error: "timeout", outcome: null });
@@ -273,7 +285,7 @@ const mExpireQueued = (m: MJob, now: number): MJob => toFinished(m, now, "failed
 /** The sweeper's reclaim: queued again under a new token, or failed when no attempt is left. */
 function mReclaim(m: MJob, now: number): MJob {
   if (m.attempts >= m.maxAttempts) return mExpire(m, now);
-  return toQueued(m, now, { attempts: m.attempts, queue: m.queue, error: "worker_lost", outcome: "worker_lost", bumpToken: true });
+  return toQueued(m, now, { attempts: m.attempts, queue: m.queue, error: "worker_lost", attemptError: "worker_lost", outcome: "worker_lost", bumpToken: true });
 }
 
 const mCancelSilent = (m: MJob, now: number): MJob => toFinished(m, now, "cancelled", { error: "cancelled", outcome: "cancelled", bumpToken: true });
@@ -324,7 +336,10 @@ function mismatches(actual: Job | undefined, m: MJob, answer = false): string[] 
   const e = m as unknown as Record<string, unknown>;
   const out: string[] = [];
   const unread = (k: string) => answer && actual.refs?.[k as ValueField] !== undefined && a[k] === undefined;
-  for (const k of FIELDS) if (!unread(k) && !isDeepStrictEqual(a[k], e[k])) out.push(`${k}: store ${show(a[k])}, model ${show(e[k])}`);
+  // The model tracks each attempt's error code; its message and detail are the store's own words.
+  const codesOnly = (h: AttemptRecord[]) => h.map(({ message: _m, detail: _d, ...rest }) => rest);
+  const compared = (k: string, v: unknown) => (k === "history" ? codesOnly(v as AttemptRecord[]) : v);
+  for (const k of FIELDS) if (!unread(k) && !isDeepStrictEqual(compared(k, a[k]), e[k])) out.push(`${k}: store ${show(a[k])}, model ${show(e[k])}`);
   const cancel = m.cancelRequestedAt !== undefined ? true : undefined;
   if (a.cancelRequested !== cancel) out.push(`cancelRequested: store ${show(a.cancelRequested)}, model ${show(cancel)}`);
   if (actual.error?.code !== m.error) out.push(`error.code: store ${show(actual.error?.code)}, model ${show(m.error)}`);

@@ -5,13 +5,16 @@
  */
 import { LIMITS, QUEUE_NAMES, TIMINGS, type QueueName } from "../config.js";
 import { errorMessage } from "../errors.js";
-import type { Job } from "../job.js";
+import { isTerminal, type Job } from "../job.js";
+import type { ListFilter } from "../listing.js";
+import type { JobLogLine, JobLogSource } from "../logs.js";
+import { whyNotRunning } from "../why.js";
 import type { Services } from "../services.js";
 import { ApiError, jobNotFound } from "./errors.js";
 import type { Caller } from "./identity.js";
 import { MAX_RUN_AT_DAYS, type ListQuery, type SubmitRequest } from "./requests.js";
 import { SHOWN_VALUES } from "../values.js";
-import { retryAfterSeconds, toApiJob, type ApiJob } from "./view.js";
+import { retryAfterSeconds, toApiAttemptDetail, toApiJob, toApiWhy, type ApiAttemptDetail, type ApiJob, type ApiWhy } from "./view.js";
 
 /** Structured log lines; callers never pass inputs, tokens or bodies. */
 export interface ApiLog {
@@ -28,6 +31,9 @@ export interface Health {
 }
 
 const HEALTH_TIMEOUT_MS = 3_000;
+/** Log lines may be written a little before a job's record says it was created, and after it ended. */
+const LOG_MARGIN_MS = 60_000;
+const DEFAULT_LOG_LINES = 200;
 
 export class JobsApi {
   constructor(
@@ -118,30 +124,78 @@ export class JobsApi {
     return { job: toApiJob(job, now), ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) };
   }
 
-  /** Newest first. A caller lists its own jobs; the admin lists everyone's. */
+  /**
+   * Newest first. A caller lists its own jobs; the admin lists everyone's, or one caller's with
+   * `owner`. A caller naming another owner gets no jobs, as if that owner had none.
+   */
   async list(caller: Caller, q: ListQuery): Promise<{ jobs: ApiJob[]; nextCursor: string | null }> {
-    const page = await this.s.store.list(
-      { ...(caller.admin ? {} : { owner: caller.id }), ...(q.status ? { status: q.status } : {}), ...(q.type ? { type: q.type } : {}) },
-      q.cursor,
-      q.limit ?? LIMITS.listDefault,
-    );
     const now = this.now;
+    if (!caller.admin && q.owner !== undefined && q.owner !== caller.id) return { jobs: [], nextCursor: null };
+    const owner = caller.admin ? q.owner : caller.id;
+    const filter: ListFilter = {
+      ...(owner !== undefined ? { owner } : {}),
+      ...(q.status ? { status: q.status } : {}),
+      ...(q.type ? { type: q.type } : {}),
+      ...(q.queue ? { queue: q.queue } : {}),
+      ...(q.createdAfter ? { createdAfter: Date.parse(q.createdAfter) } : {}),
+      ...(q.createdBefore ? { createdBefore: Date.parse(q.createdBefore) } : {}),
+    };
+    if (q.id !== undefined) return { jobs: (await this.findOne(caller, q.id, filter)).map((j) => toApiJob(j, now)), nextCursor: null };
+    const page = await this.s.store.list(filter, q.cursor, q.limit ?? LIMITS.listDefault);
     return { jobs: page.jobs.map((j) => toApiJob(j, now)), nextCursor: page.nextCursor };
   }
 
+  /** A search by id: the job, when the caller may read it and it matches the rest of the filter. */
+  private async findOne(caller: Caller, id: string, f: ListFilter): Promise<Job[]> {
+    const job = await this.s.store.get(id, SHOWN_VALUES);
+    if (!job || (job.owner !== caller.id && !caller.admin)) return [];
+    const matches =
+      (f.owner === undefined || job.owner === f.owner) &&
+      (f.status === undefined || job.status === f.status) &&
+      (f.type === undefined || job.type === f.type) &&
+      (f.queue === undefined || job.queue === f.queue) &&
+      (f.createdAfter === undefined || job.createdAt >= f.createdAfter) &&
+      (f.createdBefore === undefined || job.createdAt < f.createdBefore);
+    return matches ? [job] : [];
+  }
+
+  /** The owner's request, or the admin's on anyone's job; recorded with the job as `by`. */
   async cancel(caller: Caller, id: string): Promise<{ job: ApiJob }> {
-    await this.owned(caller, id);
-    const job = await this.s.store.requestCancel(id);
-    this.log.info("cancel requested", { jobId: id, caller: caller.id, status: job.status });
+    const before = await this.actable(caller, id);
+    const job = await this.s.store.requestCancel(id, caller.id);
+    this.log.info("cancel requested", { jobId: id, caller: caller.id, owner: before.owner, status: job.status });
     return { job: toApiJob(job, this.now) };
   }
 
   async retry(caller: Caller, id: string): Promise<{ job: ApiJob }> {
-    await this.owned(caller, id);
-    const job = await this.s.store.retry(id);
-    this.log.info("job retried", { jobId: id, caller: caller.id });
+    const before = await this.actable(caller, id);
+    const job = await this.s.store.retry(id, caller.id);
+    this.log.info("job retried", { jobId: id, caller: caller.id, owner: before.owner });
     await this.ring(job, this.now);
     return { job: toApiJob(job, this.now) };
+  }
+
+  /** Every attempt the job keeps, each with its whole error and stack trace. */
+  async attempts(caller: Caller, id: string): Promise<{ attempts: ApiAttemptDetail[] }> {
+    const job = await this.readableRecord(caller, id);
+    return { attempts: (await this.s.store.attempts(job)).map(toApiAttemptDetail) };
+  }
+
+  /** Why the job is not running now (core/why.ts), with its worker's presence when it has one. */
+  async why(caller: Caller, id: string): Promise<{ why: ApiWhy }> {
+    const job = await this.readableRecord(caller, id);
+    const worker = job.status === "running" ? (await this.s.workers.list()).find((w) => w.id === job.workerId) : undefined;
+    const why = whyNotRunning(job, { now: this.now, cancelGraceMs: this.s.cfg.cancelGraceMs, reportEveryMs: this.s.workers.reportEveryMs, ...(worker ? { worker } : {}) });
+    return { why: toApiWhy(why) };
+  }
+
+  /** The job's log lines (core/logs.ts), from its creation to its end plus a margin for late lines. */
+  async logs(caller: Caller, id: string, q: { limit?: number | undefined }): Promise<{ lines: JobLogLine[]; source: JobLogSource["name"]; complete: boolean }> {
+    const job = await this.readableRecord(caller, id);
+    const end = isTerminal(job.status) ? (job as { finishedAt?: number }).finishedAt ?? job.updatedAt : undefined;
+    const until = end !== undefined ? Math.min(this.now, end + LOG_MARGIN_MS) : this.now;
+    const out = await this.s.logs.lines({ jobId: job.id, since: job.createdAt - LOG_MARGIN_MS, until, limit: q.limit ?? DEFAULT_LOG_LINES });
+    return { lines: out.lines, source: this.s.logs.name, complete: out.complete };
   }
 
   /** Reading: the owner, or the admin. */
@@ -151,11 +205,16 @@ export class JobsApi {
     return job;
   }
 
-  /** Acting: the owner only (the contract lets the admin read any job, not act on it). */
-  private async owned(caller: Caller, id: string): Promise<Job> {
+  /** Reading the record alone (no values): the owner, or the admin. */
+  private async readableRecord(caller: Caller, id: string): Promise<Job> {
     const job = await this.s.store.getRecord(id);
-    if (!job || job.owner !== caller.id) throw jobNotFound(id);
+    if (!job || (job.owner !== caller.id && !caller.admin)) throw jobNotFound(id);
     return job;
+  }
+
+  /** Acting (cancel, retry): the owner, or the admin on anyone's job (an on-call person stopping a runaway job). */
+  private async actable(caller: Caller, id: string): Promise<Job> {
+    return this.readableRecord(caller, id);
   }
 }
 

@@ -12,6 +12,10 @@ export const MAX_TYPE_CHARS = 100;
 /** A runAt further out than this is almost certainly a unit mistake (seconds for milliseconds). */
 export const MAX_RUN_AT_DAYS = 365;
 const MAX_CURSOR_CHARS = 300;
+/** Owners are JWT subjects or IAM ARNs; nothing longer is a real one. */
+const MAX_OWNER_CHARS = 2048;
+export const MAX_LOG_LINES = 1000;
+const queueName = z.enum(QUEUE_NAMES as [QueueName, ...QueueName[]]);
 
 const jobTypeName = z
   .string()
@@ -46,8 +50,33 @@ export const listQuery = z.strictObject({
     .pipe(z.number().int().min(1).max(LIMITS.listMax))
     .optional(),
   cursor: z.string().min(1).max(MAX_CURSOR_CHARS).optional(),
+  queue: queueName.optional(),
+  /** The admin's search by caller; a caller may name only itself. */
+  owner: z.string().min(1).max(MAX_OWNER_CHARS).optional(),
+  createdAfter: z.iso.datetime({ offset: true }).optional(),
+  createdBefore: z.iso.datetime({ offset: true }).optional(),
+  /** One job by id: the answer holds it when the caller may read it (and it matches the other filters). */
+  id: z.string().min(1).max(64).optional(),
 });
 export type ListQuery = z.infer<typeof listQuery>;
+
+export const logsQuery = z.strictObject({
+  limit: z
+    .string()
+    .regex(/^[0-9]{1,4}$/, `limit is a whole number from 1 to ${MAX_LOG_LINES}`)
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(MAX_LOG_LINES))
+    .optional(),
+});
+
+/** The bulk routes' body: which jobs (a type and/or a queue, a status), and whether only to count them. */
+export const bulkRequest = z.strictObject({
+  type: jobTypeName.optional(),
+  queue: queueName.optional(),
+  status: z.enum(STATUSES).optional(),
+  dryRun: z.boolean().optional(),
+  cursor: z.string().min(1).max(MAX_CURSOR_CHARS).optional(),
+});
 
 export const redriveRequest = z.strictObject({
   queue: z.enum(QUEUE_NAMES as [QueueName, ...QueueName[]]),

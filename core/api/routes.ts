@@ -10,11 +10,17 @@ export const ROUTE_KEYS = [
   "GET /jobs/{id}",
   "POST /jobs/{id}/cancel",
   "POST /jobs/{id}/retry",
+  "GET /jobs/{id}/attempts",
+  "GET /jobs/{id}/logs",
+  "GET /jobs/{id}/why",
   "GET /admin/stuck",
   "POST /admin/sweep",
   "GET /admin/dead-letters",
   "POST /admin/dead-letters/redrive",
   "GET /admin/workers",
+  "GET /admin/queues",
+  "POST /admin/jobs/retry",
+  "POST /admin/jobs/cancel",
 ] as const;
 
 export type RouteKey = (typeof ROUTE_KEYS)[number];

@@ -5,8 +5,9 @@
  * for itself (owner, token, lease, due index, checkpoint) never leave it.
  */
 import type { QueueName } from "../config.js";
-import { isStale, isTerminal, type ErrorCode, type Job, type Outcome, type Status } from "../job.js";
-import type { WorkerInfo, WorkerKind } from "../workers.js";
+import { isStale, isTerminal, type AttemptRecord, type ErrorCode, type Job, type JobAction, type Outcome, type Status } from "../job.js";
+import type { Why, WhyReason } from "../why.js";
+import { presenceState, type PresenceState, type WorkerInfo, type WorkerKind } from "../workers.js";
 
 export interface ApiProgress {
   percent: number | null;
@@ -21,6 +22,29 @@ export interface ApiAttempt {
   startedAt: string;
   endedAt: string | null;
   outcome: Outcome | null;
+  /** Why this attempt ended badly, its message cut short (GET /jobs/{id}/attempts has it whole, with the stack). */
+  error: { code: ErrorCode; message: string } | null;
+}
+
+/** One attempt as `GET /jobs/{id}/attempts` shows it: the error whole, with its stack when the handler threw. */
+export interface ApiAttemptDetail extends Omit<ApiAttempt, "error"> {
+  error: { code: ErrorCode; message: string; stack: string | null } | null;
+}
+
+export interface ApiAction {
+  at: string;
+  action: JobAction["action"];
+  by: string;
+}
+
+export interface ApiWhy {
+  state: Status;
+  reason: WhyReason;
+  message: string;
+  since: string | null;
+  until: string | null;
+  worker: string | null;
+  rings: number | null;
 }
 
 export interface ApiJob {
@@ -43,7 +67,11 @@ export interface ApiJob {
   cancelRequested: boolean;
   /** A running job whose heartbeat is older than its lease: its worker is probably gone. */
   stale: boolean;
+  /** The worker holding it now: only a running job has one. */
+  worker: string | null;
   history: ApiAttempt[];
+  /** Who asked for a cancel or a retry, and when (the last few). */
+  actions: ApiAction[];
 }
 
 export interface ApiWorker {
@@ -53,8 +81,11 @@ export interface ApiWorker {
   startedAt: string;
   lastSeenAt: string;
   jobs: string[];
-  /** "dead" from its death event on (its jobs were reclaimed then); "alive" while it reports. */
-  state: "alive" | "dead";
+  /**
+   * "dead" from its death event on (its jobs were reclaimed then); "unresponsive" when it has not
+   * reported within its interval (frozen, or gone unreported); "alive" while it reports.
+   */
+  state: PresenceState;
   diedAt: string | null;
   deathReason: string | null;
 }
@@ -79,7 +110,7 @@ export function toApiJob(job: Job, now: number): ApiJob {
     status: job.status,
     input: job.input ?? null,
     result: job.status === "succeeded" ? (job.result ?? null) : null,
-    error: job.error ? { code: job.error.code, message: job.error.message } : null,
+    error: job.error ? { code: job.error.code, message: job.error.message } : lastAttemptError(job),
     attempts: job.attempts,
     maxAttempts: job.maxAttempts,
     progress: progressView(job),
@@ -92,17 +123,40 @@ export function toApiJob(job: Job, now: number): ApiJob {
     runAt: job.status === "queued" ? isoOrNull(job.runAt) : null,
     cancelRequested: running?.cancelRequested === true,
     stale: isStale(job, now),
-    history: job.history.map((h) => ({
-      attempt: h.attempt,
-      worker: h.worker,
-      startedAt: iso(h.startedAt),
-      endedAt: isoOrNull(h.endedAt ?? undefined),
-      outcome: h.outcome,
-    })),
+    worker: running?.workerId ?? null,
+    history: job.history.map(attemptView),
+    actions: (job.actions ?? []).map((a) => ({ at: iso(a.at), action: a.action, by: a.by })),
   };
 }
 
-export function toApiWorker(w: WorkerInfo): ApiWorker {
+function attemptView(h: AttemptRecord): ApiAttempt {
+  return {
+    attempt: h.attempt,
+    worker: h.worker,
+    startedAt: iso(h.startedAt),
+    endedAt: isoOrNull(h.endedAt ?? undefined),
+    outcome: h.outcome,
+    error: h.error ? { code: h.error, message: h.message ?? "" } : null,
+  };
+}
+
+/** A running job's record drops the last attempt's error (its history keeps it): shown as before. */
+function lastAttemptError(job: Job): { code: ErrorCode; message: string } | null {
+  const last = job.history.findLast((h) => h.error !== undefined);
+  return last?.error ? { code: last.error, message: last.message ?? "" } : null;
+}
+
+/** An attempt with what its detail item holds (core/attempt-detail.ts): the full message and the stack. */
+export function toApiAttemptDetail(h: AttemptRecord & { stack: string | null; fullMessage: string | null }): ApiAttemptDetail {
+  const v = attemptView(h);
+  return { ...v, error: h.error ? { code: h.error, message: h.fullMessage ?? h.message ?? "", stack: h.stack } : null };
+}
+
+export function toApiWhy(w: Why): ApiWhy {
+  return { ...w, since: isoOrNull(w.since ?? undefined), until: isoOrNull(w.until ?? undefined) };
+}
+
+export function toApiWorker(w: WorkerInfo, now: number, reportEveryMs?: number): ApiWorker {
   return {
     id: w.id,
     kind: w.kind,
@@ -110,7 +164,7 @@ export function toApiWorker(w: WorkerInfo): ApiWorker {
     startedAt: iso(w.startedAt),
     lastSeenAt: iso(w.lastSeenAt),
     jobs: [...w.jobs],
-    state: w.diedAt !== undefined ? "dead" : "alive",
+    state: presenceState(w, now, reportEveryMs),
     diedAt: isoOrNull(w.diedAt),
     deathReason: w.deathReason ?? null,
   };

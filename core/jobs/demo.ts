@@ -57,6 +57,8 @@ export const demoFail = defineJob<{ times: number }, { attempt: number }>({
   // Short enough to watch the retries happen, long enough to see the backoff between them.
   limits: { backoffBaseMs: 1_000, backoffMaxMs: 10_000 },
   async handler(input, ctx) {
+    // A line per attempt, so `warden logs ID` and the dashboard show a handler's own lines.
+    ctx.log.info("demo.fail attempt starting", { attempt: ctx.attempt, failsUntil: input.times });
     if (ctx.attempt <= input.times) {
       throw new Error(`demo.fail: attempt ${ctx.attempt} fails on purpose (the first ${input.times} do)`);
     }

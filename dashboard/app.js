@@ -1,0 +1,774 @@
+// The Warden dashboard: plain JS, no build step. The same files are served by npm start's
+// gateway (local/gateway.ts) and, for a deployed stage, by `warden dashboard` (cli/dashboard.ts),
+// which signs the calls itself. It talks to the HTTP API as the admin, and renders with
+// textContent only, so job data (inputs, errors, stacks, log lines) can never inject markup.
+
+const STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
+const COLORS = { queued: "#6ea8fe", running: "#f0b429", succeeded: "#3ecf8e", failed: "#f25f5c", cancelled: "#a0a7b0" };
+const PAGE = 50;
+/** A filtered page may match nothing and still carry a cursor; one click follows at most this many. */
+const MAX_PAGES_PER_LOAD = 40;
+const LOG_LINES = 500;
+const $ = (sel) => document.querySelector(sel);
+
+// The token (npm start's admin token, or `warden dashboard`'s session key) arrives once in the
+// URL fragment, which the browser never sends to the server, and is kept in localStorage.
+function takeToken() {
+  const m = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
+  if (m) {
+    localStorage.setItem("warden.adminToken", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return localStorage.getItem("warden.adminToken");
+}
+let token = takeToken();
+
+const state = {
+  /** "local" under npm start; "stage" behind `warden dashboard`, which answers /dashboard/session.json. */
+  mode: "local",
+  /** The search the table shows, and where its next page starts (null: no more). */
+  filter: {},
+  jobs: new Map(),
+  cursor: null,
+  /** Bumped by every new search, so an answer to an older one is dropped. */
+  generation: 0,
+  pagesLoaded: 0,
+  loadingMore: false,
+  /** false once /local/alarms answered 404 (a stage): the chart and alarms panels say where to look instead. */
+  localPanels: true,
+  detailId: null,
+  /** The detail's job as last read, and the status it had when its log was last read. */
+  detailJob: null,
+  detailLogsFor: null,
+};
+
+class ApiError extends Error {
+  constructor(status, body) {
+    // API Gateway's own refusals are {"message"}; the API's are {"error": {"code", "message"}}.
+    super(body?.error?.message ?? body?.message ?? `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code;
+  }
+}
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  let data;
+  try { data = text ? JSON.parse(text) : {}; } catch { data = { error: { message: text } }; }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "dataset") Object.assign(e.dataset, v);
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    // Through the CSSOM, which the page's Content-Security-Policy allows (a style attribute it would not).
+    else if (k === "style") Object.assign(e.style, v);
+    else e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) if (c !== undefined && c !== null) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+
+function toast(msg) {
+  const t = $("#toast");
+  t.textContent = msg;
+  t.classList.add("show");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => t.classList.remove("show"), 3500);
+}
+
+const ago = (iso) => {
+  if (!iso) return "";
+  const s = Math.max(0, Math.round((Date.now() - (typeof iso === "number" ? iso : Date.parse(iso))) / 1000));
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${s % 60 ? ` ${s % 60}s` : ""}` : s < 86400 ? `${Math.floor(s / 3600)}h` : `${Math.floor(s / 86400)}d`;
+};
+const when = (iso) => (iso ? `${new Date(iso).toLocaleString()} (${ago(iso)} ago)` : "–");
+const pretty = (v) => (v === undefined || v === null ? "–" : JSON.stringify(v, null, 2));
+/** %20 for a space, as SigV4 signs a query (`warden dashboard` re-encodes it the same way). */
+const qs = (params) => new URLSearchParams(params).toString().replace(/\+/g, "%20");
+const jobPath = (id, tail = "") => `/jobs/${encodeURIComponent(id)}${tail}`;
+
+// ─── jobs: search and paging ────────────────────────────────────────────────────────────────
+
+function filterFromForm() {
+  const f = {};
+  for (const [key, sel] of [["id", "#f-id"], ["type", "#f-type"], ["owner", "#f-owner"], ["status", "#f-status"], ["queue", "#f-queue"]]) {
+    const v = $(sel).value.trim();
+    if (v) f[key] = v;
+  }
+  // datetime-local is the browser's local time; the API takes ISO-8601 instants.
+  for (const [key, sel] of [["createdAfter", "#f-after"], ["createdBefore", "#f-before"]]) {
+    const v = $(sel).value;
+    if (v) f[key] = new Date(v).toISOString();
+  }
+  return f;
+}
+
+const listPath = (filter, cursor) => `/jobs?${qs({ ...filter, limit: String(PAGE), ...(cursor ? { cursor } : {}) })}`;
+
+const newestFirst = (a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+
+function mergeJobs(jobs) {
+  for (const j of jobs) state.jobs.set(j.id, j);
+}
+
+async function search() {
+  state.filter = filterFromForm();
+  state.generation++;
+  state.jobs.clear();
+  state.cursor = null;
+  state.pagesLoaded = 0;
+  renderJobs();
+  await loadPages(null);
+}
+
+/**
+ * Follows nextCursor from `cursor` until a page's worth of jobs came back or there is no more:
+ * a filtered page may hold no match and still have a cursor, which only means keep reading.
+ */
+async function loadPages(cursor) {
+  const gen = state.generation;
+  state.loadingMore = true;
+  renderMore();
+  let added = 0;
+  let pages = 0;
+  try {
+    do {
+      const page = await api("GET", listPath(state.filter, cursor));
+      if (gen !== state.generation) return;
+      pages++;
+      state.pagesLoaded++;
+      mergeJobs(page.jobs);
+      added += page.jobs.length;
+      cursor = page.nextCursor;
+      state.cursor = cursor;
+      renderJobs();
+    } while (cursor && added < PAGE && pages < MAX_PAGES_PER_LOAD);
+    $("#more-msg").textContent = cursor && added === 0 ? `read ${pages} pages without a match so far; Load more keeps reading` : "";
+  } catch (e) {
+    if (gen === state.generation) $("#more-msg").textContent = `cannot list jobs: ${e.message}`;
+    throw e;
+  } finally {
+    if (gen === state.generation) {
+      state.loadingMore = false;
+      renderMore();
+    }
+  }
+}
+
+/**
+ * The live part of the table: the search's first page, read again on every poll. Every match
+ * newer than that page's oldest job is on it, so a shown job newer than that which is missing
+ * no longer matches (it changed status, say) and is dropped; older pages stay as they were read.
+ */
+async function refreshFirstPage() {
+  if (state.loadingMore) return;
+  const gen = state.generation;
+  const page = await api("GET", listPath(state.filter, null));
+  if (gen !== state.generation || state.loadingMore) return;
+  const fresh = new Set(page.jobs.map((j) => j.id));
+  if (state.pagesLoaded <= 1) {
+    state.jobs.clear();
+    state.cursor = page.nextCursor;
+    state.pagesLoaded = 1;
+  } else if (page.jobs.length || page.nextCursor === null) {
+    const oldest = page.nextCursor === null ? undefined : page.jobs[page.jobs.length - 1];
+    for (const j of [...state.jobs.values()]) if (!fresh.has(j.id) && (!oldest || newestFirst(j, oldest) < 0)) state.jobs.delete(j.id);
+  }
+  mergeJobs(page.jobs);
+  renderJobs();
+}
+
+// ─── rendering ──────────────────────────────────────────────────────────────────────────────
+
+function percentOf(job) {
+  const p = job.progress;
+  if (job.status === "succeeded") return 100;
+  if (!p) return 0;
+  if (typeof p.percent === "number") return p.percent;
+  return p.total ? (100 * p.done) / p.total : 0;
+}
+
+/** Only a running job has a worker; older APIs without `worker` are read from the running attempt. */
+const workerOf = (job) => ("worker" in job ? job.worker : job.status === "running" ? (job.history?.[job.history.length - 1]?.worker ?? null) : null);
+const isLive = (job) => job.status === "queued" || job.status === "running";
+
+async function act(button, method, path, body, done) {
+  button.disabled = true;
+  try {
+    const out = await api(method, path, body);
+    if (out.job) mergeJobs([out.job]);
+    toast(done(out));
+    renderJobs();
+    if (state.detailId && out.job?.id === state.detailId) await loadDetail(state.detailId, { logs: true });
+    await refresh();
+  } catch (e) {
+    toast(`${path}: ${e.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Cancel and Retry, through the API's own routes: the admin may act on any caller's job. */
+function jobButtons(job) {
+  const stop = (fn) => (ev) => {
+    ev.stopPropagation();
+    fn(ev);
+  };
+  return [
+    isLive(job)
+      ? el("button", { class: "danger", dataset: { action: "cancel" }, disabled: job.cancelRequested ? true : undefined, onclick: stop((ev) => act(ev.currentTarget, "POST", jobPath(job.id, "/cancel"), {}, (o) => `cancel: ${o.job.status}${o.job.cancelRequested ? " (cancel requested)" : ""}`)) }, "Cancel")
+      : null,
+    job.status === "failed" || job.status === "cancelled"
+      ? el("button", { dataset: { action: "retry" }, onclick: stop((ev) => act(ev.currentTarget, "POST", jobPath(job.id, "/retry"), {}, (o) => `retry: ${o.job.status}`)) }, "Retry")
+      : null,
+  ];
+}
+
+function jobRow(job) {
+  const pct = Math.max(0, Math.min(100, percentOf(job)));
+  const live = isLive(job);
+  const progressText = job.progress ? `${pct.toFixed(0)}%${job.progress.message ? ` · ${job.progress.message}` : ""}` : job.status === "succeeded" ? "100%" : "";
+  const worker = workerOf(job);
+  return el("tr", { class: job.id === state.detailId ? "selected" : "", dataset: { jobId: job.id, status: job.status }, title: "show this job", onclick: () => openDetail(job.id) },
+    el("td", { class: "mono", title: job.id }, job.id.slice(-10)),
+    el("td", {}, job.type),
+    el("td", {}, job.queue),
+    el("td", {},
+      el("span", { class: `badge status ${job.status}` }, job.status),
+      job.stale ? el("span", { class: "flag stale", title: "heartbeat older than its lease: the sweeper will act" }, "stale") : null,
+      job.cancelRequested && live ? el("span", { class: "flag cancelling" }, "cancelling") : null,
+      job.error ? el("div", { class: "hint", title: job.error.message }, live ? `last: ${job.error.code}` : job.error.code) : null,
+    ),
+    el("td", {},
+      el("div", { class: "bar", role: "progressbar", "aria-valuenow": pct.toFixed(1), "aria-valuemin": 0, "aria-valuemax": 100, dataset: { percent: pct.toFixed(1) } },
+        el("div", { class: "fill", style: { width: `${pct}%` } }),
+        el("span", { class: "label" }, progressText),
+      ),
+    ),
+    el("td", { class: "attempts" }, `${job.attempts}/${job.maxAttempts}`),
+    el("td", { class: "mono worker" }, worker ?? ""),
+    el("td", { class: "age", dataset: { created: job.createdAt } }, ago(job.createdAt)),
+    el("td", { class: "row-actions" }, jobButtons(job)),
+  );
+}
+
+// Rows are rebuilt only when their job changed, so a button is never swapped out under the
+// pointer between a press and its release.
+const rows = new Map();
+function renderJobs() {
+  const jobs = [...state.jobs.values()].sort(newestFirst);
+  const next = new Map();
+  const trs = jobs.map((job) => {
+    const sig = JSON.stringify(job) + (job.id === state.detailId ? "*" : "");
+    const kept = rows.get(job.id);
+    const tr = kept && kept.sig === sig ? kept.tr : jobRow(job);
+    next.set(job.id, { sig, tr });
+    return tr;
+  });
+  rows.clear();
+  for (const [k, v] of next) rows.set(k, v);
+  const body = $("#jobs tbody");
+  trs.forEach((tr, i) => {
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] ?? null);
+  });
+  while (body.children.length > trs.length) body.lastElementChild.remove();
+  for (const td of body.querySelectorAll("td.age")) td.textContent = ago(td.dataset.created);
+  const filtered = Object.keys(state.filter).length > 0;
+  $("#job-count").textContent = `(${jobs.length} shown${filtered ? ", filtered" : ""}${state.cursor ? "; more below" : jobs.length ? "; that is all" : ""})`;
+  renderMore();
+}
+
+function renderMore() {
+  const b = $("#more");
+  b.hidden = !state.cursor && !state.loadingMore;
+  b.disabled = state.loadingMore;
+  b.textContent = state.loadingMore ? "Loading…" : "Load more";
+}
+
+function renderWorkers(workers) {
+  const label = { alive: "alive", unresponsive: "unresponsive", dead: "dead" };
+  const trs = workers.map((w) =>
+    el("tr", { dataset: { workerId: w.id, state: w.state } },
+      el("td", { class: "mono" }, w.id),
+      el("td", {}, w.kind),
+      el("td", {},
+        el("span", { class: `badge worker-${w.state}`, title: w.state === "dead" ? (w.deathReason ?? "") : w.state === "unresponsive" ? "not seen within its reporting interval" : "" }, label[w.state] ?? w.state),
+        w.state === "dead" && w.diedAt ? el("span", { class: "hint" }, ` ${ago(w.diedAt)} ago`) : null,
+      ),
+      el("td", { class: "mono" }, w.pid ?? ""),
+      el("td", { class: "mono" }, w.state === "dead"
+        ? el("span", { class: "hint" }, "its jobs were taken back")
+        : w.jobs.length ? w.jobs.map((j) => j.slice(-10)).join(", ") : el("span", { class: "hint" }, "idle")),
+      el("td", {}, ago(w.lastSeenAt)),
+    ),
+  );
+  $("#workers tbody").replaceChildren(...(trs.length ? trs : [el("tr", {}, el("td", { colspan: 6, class: "hint" }, "no workers seen recently"))]));
+}
+
+function renderQueues(queues) {
+  $("#queues tbody").replaceChildren(
+    ...queues.map((q) =>
+      el("tr", { dataset: { queue: q.queue } },
+        el("td", {}, q.queue),
+        el("td", {}, q.visible),
+        el("td", {}, q.inFlight),
+        el("td", {}, q.delayed),
+        el("td", { title: "the oldest claimable job's wait without a claim" }, q.oldestWaitSeconds ? `${q.oldestWaitSeconds}s` : "–"),
+        el("td", { class: q.dlq.visible ? "error" : "", dataset: { dlq: q.dlq.visible } }, q.dlq.visible + q.dlq.inFlight),
+        el("td", {},
+          el("button", { dataset: { action: "redrive" }, disabled: q.dlq.visible + q.dlq.inFlight ? undefined : true, onclick: (ev) => act(ev.currentTarget, "POST", "/admin/dead-letters/redrive", { queue: q.queue }, (o) => `redrive ${q.queue}: moved ${o.moved}`) }, "Redrive"),
+        ),
+      ),
+    ),
+  );
+}
+
+function renderAlarms(out) {
+  $("#alarm-scale").textContent = out.timeScale;
+  const order = { ALARM: 0, INSUFFICIENT_DATA: 1, OK: 2 };
+  const alarms = [...out.alarms].sort((a, b) => order[a.state] - order[b.state] || a.id.localeCompare(b.id));
+  $("#alarms tbody").replaceChildren(
+    ...alarms.map((a) => {
+      const last = a.periods[a.periods.length - 1];
+      const cmp = a.comparison === "GreaterThanThreshold" ? ">" : "<";
+      return el("tr", { class: `alarm-row ${a.state}`, dataset: { alarm: a.id, state: a.state }, title: a.description },
+        el("td", {}, a.id),
+        el("td", {}, el("span", { class: `badge ${a.state}` }, a.state === "INSUFFICIENT_DATA" ? "no data" : a.state), a.state === "ALARM" ? el("span", { class: "hint" }, ` ${ago(a.since)}`) : null),
+        el("td", { class: "hint" }, `${a.source} ${cmp} ${a.threshold} · ${a.evaluationPeriods}×${(a.periodMs / 1000).toFixed(0)}s · now ${last?.value ?? "–"}`),
+      );
+    }),
+  );
+}
+
+function renderChart(points) {
+  const svg = $("#chart");
+  const W = 800, H = 180, pad = 6;
+  const ns = "http://www.w3.org/2000/svg";
+  const node = (tag, attrs) => {
+    const n = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+    return n;
+  };
+  const children = [];
+  const max = Math.max(1, ...points.flatMap((p) => STATES.map((s) => p.value[s] ?? 0)));
+  const t0 = points[0]?.at ?? Date.now();
+  const t1 = Math.max(t0 + 1, points[points.length - 1]?.at ?? Date.now());
+  const x = (t) => pad + ((t - t0) / (t1 - t0)) * (W - 2 * pad);
+  const y = (v) => H - pad - (v / max) * (H - 2 * pad);
+  for (let i = 1; i <= 3; i++) children.push(node("line", { x1: 0, x2: W, y1: y((max * i) / 4), y2: y((max * i) / 4), stroke: "#1f2833", "stroke-width": 1 }));
+  for (const s of STATES) {
+    if (points.length < 2) break;
+    const d = points.map((p, i) => `${i ? "L" : "M"}${x(p.at).toFixed(1)},${y(p.value[s] ?? 0).toFixed(1)}`).join(" ");
+    children.push(node("path", { d, fill: "none", stroke: COLORS[s], "stroke-width": 2, "vector-effect": "non-scaling-stroke", "data-state": s }));
+  }
+  children.push(node("text", { x: W - pad, y: 14, fill: "#8a96a3", "font-size": 11, "text-anchor": "end" }));
+  children[children.length - 1].textContent = `max ${max}`;
+  svg.replaceChildren(...children);
+  const latest = points[points.length - 1]?.value ?? {};
+  $("#legend").replaceChildren(
+    ...STATES.map((s) => el("li", { dataset: { state: s } }, el("span", { class: "sw", style: { background: COLORS[s] } }), s, el("span", { class: "n" }, latest[s] ?? 0))),
+  );
+  $("#chart-span").textContent = points.length > 1 ? ago(t0) : "–";
+}
+
+/** The chart and the alarms exist only under npm start; a stage's are in CloudWatch. */
+function hideLocalPanels() {
+  state.localPanels = false;
+  for (const e of document.querySelectorAll(".local-only")) e.hidden = true;
+  for (const e of document.querySelectorAll(".cloud-note")) e.hidden = false;
+  $("#chart-span").textContent = "–";
+}
+
+// ─── job detail ─────────────────────────────────────────────────────────────────────────────
+
+function openDetail(id) {
+  state.detailId = id;
+  state.detailJob = null;
+  state.detailLogsFor = null;
+  $("#detail").hidden = false;
+  $("#detail").dataset.jobId = id;
+  $("#d-id").textContent = id;
+  for (const sel of ["#d-summary", "#d-why", "#d-attempts", "#d-actions"]) $(sel).replaceChildren();
+  for (const sel of ["#d-input", "#d-result"]) $(sel).textContent = "";
+  $("#d-logs tbody").replaceChildren();
+  $("#d-logs-note").textContent = "";
+  delete $("#detail").dataset.loaded;
+  renderJobs();
+  void loadDetail(id, { logs: true });
+}
+
+function closeDetail() {
+  state.detailId = null;
+  state.detailJob = null;
+  $("#detail").hidden = true;
+  delete $("#detail").dataset.jobId;
+  renderJobs();
+}
+
+const failure = (e) => el("p", { class: "error" }, e.message);
+
+/**
+ * Each part is its own call, and one that fails (an API without that route yet, a log query
+ * that timed out) says so in its own place without hiding the rest. The log is the slowest
+ * read (in the cloud a Logs Insights query): it is read on opening, on Refresh, when the job's
+ * status changed since, and now and then while it runs locally.
+ */
+async function loadDetail(id, { logs = false } = {}) {
+  const [job, attempts, why] = await Promise.allSettled([api("GET", jobPath(id)), api("GET", jobPath(id, "/attempts")), api("GET", jobPath(id, "/why"))]);
+  if (state.detailId !== id) return;
+  const j = job.status === "fulfilled" ? job.value.job : null;
+  if (j) {
+    state.detailJob = j;
+    if (state.jobs.has(j.id)) mergeJobs([j]);
+    renderDetailJob(j);
+  } else {
+    $("#d-summary").replaceChildren(failure(job.reason));
+  }
+  if (why.status === "fulfilled") renderWhy(why.value.why);
+  else $("#d-why").replaceChildren(failure(why.reason));
+  if (attempts.status === "fulfilled") renderAttempts(attempts.value.attempts);
+  else $("#d-attempts").replaceChildren(failure(attempts.reason));
+  renderJobs();
+  const changed = j !== null && j.status !== state.detailLogsFor;
+  if (logs || changed || (state.mode === "local" && j?.status === "running" && polls % 10 === 0)) {
+    try {
+      const lines = await api("GET", `${jobPath(id, "/logs")}?${qs({ limit: String(LOG_LINES) })}`);
+      if (state.detailId !== id) return;
+      state.detailLogsFor = j?.status ?? null;
+      renderLogs(lines);
+    } catch (e) {
+      if (state.detailId !== id) return;
+      $("#d-logs tbody").replaceChildren();
+      $("#d-logs-note").textContent = `cannot read the log: ${e.message}`;
+    }
+  }
+  $("#detail").dataset.loaded = "true";
+}
+
+function renderDetailJob(j) {
+  $("#detail").dataset.status = j.status;
+  const rowsOf = [
+    ["type", j.type],
+    ["queue", j.queue],
+    ["status", el("span", { class: `badge status ${j.status}` }, j.status), j.stale ? el("span", { class: "flag stale" }, "stale") : null, j.cancelRequested ? el("span", { class: "flag cancelling" }, "cancelling") : null],
+    ...(j.owner !== undefined ? [["owner", j.owner]] : []),
+    ["worker", workerOf(j) ?? "–"],
+    ["attempts", `${j.attempts} of ${j.maxAttempts}`],
+    ["progress", j.progress ? `${j.progress.percent ?? "?"}%${j.progress.total !== null ? ` (${j.progress.done}/${j.progress.total})` : ""}${j.progress.message ? ` ${j.progress.message}` : ""}` : "–"],
+    ["created", when(j.createdAt)],
+    ["first started", when(j.firstStartedAt)],
+    ["started", when(j.startedAt)],
+    ["heartbeat", when(j.heartbeatAt)],
+    ["finished", when(j.finishedAt)],
+    ...(j.runAt ? [["run at", when(j.runAt)]] : []),
+    ["error", j.error ? `${j.error.code}: ${j.error.message}` : "–"],
+    ...(j.actions?.length ? [["requests", ...j.actions.map((a) => el("div", { class: "hint" }, `${a.action} by ${a.by}, ${when(a.at)}`))]] : []),
+  ];
+  $("#d-summary").replaceChildren(...rowsOf.flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", { dataset: { field: k } }, ...v)]));
+  $("#d-input").textContent = pretty(j.input);
+  $("#d-result").textContent = pretty(j.result);
+  $("#d-actions").replaceChildren(...jobButtons(j).filter(Boolean));
+}
+
+function renderWhy(why) {
+  const facts = [
+    ["state", why.state],
+    ["reason", why.reason],
+    ["since", when(why.since)],
+    ...(why.until ? [["until", when(why.until)]] : []),
+    ...(why.worker ? [["worker", why.worker]] : []),
+    ...(typeof why.rings === "number" ? [["doorbells re-rung", String(why.rings)]] : []),
+  ];
+  $("#d-why").replaceChildren(
+    el("p", { class: "why-message", dataset: { reason: why.reason ?? "" } }, why.message ?? ""),
+    el("dl", { class: "summary" }, ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "–")])),
+  );
+}
+
+function renderAttempts(attempts) {
+  if (!attempts.length) return $("#d-attempts").replaceChildren(el("p", { class: "hint" }, "no attempt yet"));
+  $("#d-attempts").replaceChildren(
+    ...attempts.map((a) =>
+      el("div", { class: "attempt", dataset: { attempt: a.attempt, outcome: a.outcome ?? "running" } },
+        el("div", { class: "attempt-head" },
+          el("strong", {}, `#${a.attempt}`),
+          el("span", { class: "mono" }, a.worker),
+          el("span", { class: "hint" }, `${when(a.startedAt)} → ${a.endedAt ? when(a.endedAt) : "still running"}`),
+          el("span", { class: `badge outcome ${a.outcome ?? "running"}` }, a.outcome ?? "running"),
+        ),
+        a.error
+          ? el("div", { class: "attempt-error" },
+              el("span", { class: "error-code mono" }, a.error.code), " ",
+              el("span", { class: "error-message" }, a.error.message),
+              // textContent of a <pre>: the stack is shown exactly as thrown, never parsed as markup.
+              a.error.stack ? el("pre", { class: "stack" }, a.error.stack) : el("p", { class: "hint" }, "no stack trace kept"),
+            )
+          : null,
+      ),
+    ),
+  );
+}
+
+function renderLogs(out) {
+  $("#d-logs-note").textContent = `${out.lines.length} line(s) from ${out.source === "cloudwatch" ? "CloudWatch Logs" : "the local runtime"}${out.complete ? "" : " — not all of them: the limit or the query's time ran out"}`;
+  $("#d-logs tbody").replaceChildren(
+    ...(out.lines.length
+      ? out.lines.map((l) => {
+          const fields = l.fields && Object.keys(l.fields).length ? JSON.stringify(l.fields) : "";
+          return el("tr", { class: `log-line ${l.level}`, dataset: { level: l.level, attempt: l.attempt ?? "" } },
+            el("td", { class: "mono nowrap" }, new Date(l.at).toLocaleTimeString()),
+            el("td", {}, l.level),
+            el("td", {}, l.attempt ?? ""),
+            el("td", { class: "mono" }, l.workerId ?? ""),
+            el("td", { class: "log-message" }, l.message, fields ? el("div", { class: "hint mono" }, fields) : null),
+          );
+        })
+      : [el("tr", {}, el("td", { colspan: 5, class: "hint" }, "no log lines for this job"))]),
+  );
+}
+
+// ─── bulk actions ───────────────────────────────────────────────────────────────────────────
+
+/** One bulk request, followed through every nextCursor; the counts are summed. */
+async function bulk(action, scope, dryRun) {
+  const total = { matched: 0, acted: 0, skipped: 0 };
+  let cursor = null;
+  do {
+    const out = await api("POST", `/admin/jobs/${action}`, { ...scope, dryRun, ...(cursor ? { cursor } : {}) });
+    total.matched += out.matched;
+    total.acted += out.acted;
+    total.skipped += out.skipped;
+    cursor = out.nextCursor;
+    $("#bulk-msg").textContent = `${dryRun ? "counting" : action === "retry" ? "retrying" : "cancelling"}… ${dryRun ? total.matched : total.acted}`;
+  } while (cursor);
+  return total;
+}
+
+let pendingBulk = null;
+
+function bulkScope() {
+  const scope = {};
+  const type = $("#bulk-type").value.trim();
+  const queue = $("#bulk-queue").value;
+  if (type) scope.type = type;
+  if (queue) scope.queue = queue;
+  return scope;
+}
+
+const scopeText = (s) => [s.type ? `type ${s.type}` : null, s.queue ? `queue ${s.queue}` : null].filter(Boolean).join(" on ");
+
+function resetBulk(message = "") {
+  pendingBulk = null;
+  delete $("#bulk-msg").dataset.matched;
+  delete $("#bulk-msg").dataset.acted;
+  $("#bulk-confirm").hidden = true;
+  $("#bulk-abort").hidden = true;
+  $("#bulk-retry").disabled = false;
+  $("#bulk-cancel").disabled = false;
+  $("#bulk-msg").textContent = message;
+}
+
+/** A dry run first: it says how many jobs would be touched, and nothing happens until Confirm. */
+async function startBulk(action) {
+  const scope = bulkScope();
+  if (!scope.type && !scope.queue) return resetBulk("name a type and/or a queue first");
+  $("#bulk-retry").disabled = true;
+  $("#bulk-cancel").disabled = true;
+  try {
+    const counted = await bulk(action, scope, true);
+    const what = action === "retry" ? "failed" : "queued or running";
+    if (!counted.matched) return resetBulk(`no ${what} job of ${scopeText(scope)}`);
+    pendingBulk = { action, scope, matched: counted.matched };
+    $("#bulk-msg").textContent = `dry run: ${counted.matched} ${what} job(s) of ${scopeText(scope)} would be ${action === "retry" ? "queued again" : "cancelled"}`;
+    $("#bulk-msg").dataset.matched = String(counted.matched);
+    $("#bulk-confirm").textContent = `${action === "retry" ? "Retry" : "Cancel"} ${counted.matched} job(s)`;
+    $("#bulk-confirm").hidden = false;
+    $("#bulk-abort").hidden = false;
+  } catch (e) {
+    resetBulk(`${action}: ${e.message}`);
+  }
+}
+
+async function confirmBulk() {
+  const p = pendingBulk;
+  if (!p) return;
+  $("#bulk-confirm").hidden = true;
+  $("#bulk-abort").hidden = true;
+  try {
+    const done = await bulk(p.action, p.scope, false);
+    const verb = p.action === "retry" ? "queued again" : "cancelled (or cancel requested)";
+    resetBulk(`${done.acted} job(s) of ${scopeText(p.scope)} ${verb}${done.skipped ? `, ${done.skipped} skipped (they had moved on)` : ""}`);
+    $("#bulk-msg").dataset.acted = String(done.acted);
+    toast(`bulk ${p.action}: ${done.acted} done`);
+    await search();
+  } catch (e) {
+    resetBulk(`${p.action}: ${e.message}`);
+  }
+}
+
+// ─── polling ────────────────────────────────────────────────────────────────────────────────
+
+let inFlight = false;
+let polls = 0;
+async function refresh() {
+  if (inFlight || !token) return;
+  inFlight = true;
+  polls++;
+  try {
+    const local = state.localPanels
+      ? Promise.all([api("GET", "/local/alarms"), api("GET", "/local/history")]).catch((e) => {
+          if (e instanceof ApiError && e.status === 404) return null;
+          throw e;
+        })
+      : Promise.resolve(null);
+    const queues = api("GET", "/admin/queues").catch((e) => ({ error: e }));
+    const [, workers, localOut, queuesOut] = await Promise.all([refreshFirstPage(), api("GET", "/admin/workers"), local, queues]);
+    renderWorkers(workers.workers);
+    if (queuesOut.error) {
+      if (queuesOut.error.status === 401 || queuesOut.error.status === 403) throw queuesOut.error;
+      $("#queues-note").textContent = `cannot read the queues: ${queuesOut.error.message}`;
+    } else {
+      $("#queues-note").textContent = "";
+      renderQueues(queuesOut.queues);
+    }
+    if (localOut) {
+      renderAlarms(localOut[0]);
+      renderChart(localOut[1].states);
+    } else if (state.localPanels) {
+      hideLocalPanels();
+    }
+    // An open detail follows its job while it is queued or running (a finished one is read
+    // again on Refresh or after an action); every other poll is enough for a person.
+    const d = state.detailJob;
+    if (state.detailId && d?.id === state.detailId && (isLive(d) || state.jobs.get(d.id)?.status !== d.status) && polls % 2 === 0) {
+      await loadDetail(state.detailId);
+    }
+    $("#conn").className = "dot ok";
+    $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+      showLogin(e.status === 401 ? (state.mode === "stage" ? "That session key is not this run's." : "That token was refused.") : e.message);
+    } else {
+      $("#conn").className = "dot bad";
+      $("#updated").textContent = `cannot reach the API: ${e.message}`;
+    }
+  } finally {
+    inFlight = false;
+  }
+}
+
+function showLogin(message = "") {
+  $("#login").hidden = false;
+  $("#app").hidden = true;
+  $("#login-error").textContent = message;
+}
+
+function showApp() {
+  $("#login").hidden = true;
+  $("#app").hidden = false;
+}
+
+/**
+ * Behind `warden dashboard` the page is told which stage it shows (and the proxy holds the
+ * credentials: the page has only this run's session key); npm start's gateway has no such file.
+ */
+async function detectMode() {
+  const res = await fetch("/dashboard/session.json", { headers: token ? { authorization: `Bearer ${token}` } : {} }).catch(() => undefined);
+  if (!res || res.status === 404) return;
+  state.mode = "stage";
+  document.body.dataset.mode = "stage";
+  $("#login-local").hidden = true;
+  $("#login-stage").hidden = false;
+  $("#token-input").placeholder = "session key";
+  const info = res.ok ? await res.json().catch(() => ({})) : {};
+  $("#mode").textContent = info.api ? `${new URL(info.api).host} · ${info.auth}` : "stage";
+  document.title = `Warden — ${info.api ? new URL(info.api).host : "stage"}`;
+  // A stage has no /local/ routes: no need to ask.
+  hideLocalPanels();
+}
+
+function signIn() {
+  showApp();
+  void detectMode().then(search).catch(() => undefined).then(refresh);
+}
+
+$("#login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  token = $("#token-input").value.trim();
+  localStorage.setItem("warden.adminToken", token);
+  signIn();
+});
+$("#forget").addEventListener("click", () => {
+  localStorage.removeItem("warden.adminToken");
+  token = null;
+  showLogin();
+});
+$("#sweep").addEventListener("click", (ev) =>
+  act(ev.currentTarget, "POST", "/admin/sweep", {}, (o) => {
+    const counts = Object.entries(o.report ?? {}).filter(([, v]) => typeof v === "number" && v > 0);
+    return `sweep: ${counts.length ? counts.map(([k, v]) => `${k} ${v}`).join(", ") : "nothing to repair"}`;
+  }),
+);
+$("#search").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  void search().catch(() => undefined);
+});
+$("#search-clear").addEventListener("click", () => {
+  $("#search").reset();
+  void search().catch(() => undefined);
+});
+$("#more").addEventListener("click", () => void loadPages(state.cursor).catch(() => undefined));
+$("#bulk-retry").addEventListener("click", () => void startBulk("retry"));
+$("#bulk-cancel").addEventListener("click", () => void startBulk("cancel"));
+$("#bulk-confirm").addEventListener("click", () => void confirmBulk());
+$("#bulk-abort").addEventListener("click", () => resetBulk("nothing was changed"));
+$("#bulk").addEventListener("submit", (ev) => ev.preventDefault());
+$("#detail-close").addEventListener("click", closeDetail);
+$("#detail-refresh").addEventListener("click", () => state.detailId && void loadDetail(state.detailId, { logs: true }));
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape" && state.detailId) closeDetail();
+});
+$("#submit-type").addEventListener("change", (ev) => {
+  $("#submit-input").value = ev.target.selectedOptions[0].dataset.input;
+});
+$("#submit").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  let input;
+  try {
+    input = JSON.parse($("#submit-input").value || "{}");
+  } catch {
+    $("#submit-msg").textContent = "the input is not valid JSON";
+    return;
+  }
+  const queue = $("#submit-queue").value;
+  try {
+    const out = await api("POST", "/jobs", { type: $("#submit-type").value, input, ...(queue ? { queue } : {}) });
+    $("#submit-msg").textContent = `submitted ${out.job.id}`;
+    refresh();
+  } catch (e) {
+    $("#submit-msg").textContent = e.message;
+  }
+});
+
+if (token) {
+  signIn();
+} else {
+  void detectMode().finally(() => showLogin());
+}
+// A stage is polled half as often: each poll is a few API calls on someone's bill.
+let ticks = 0;
+setInterval(() => {
+  if (state.mode === "stage" && ticks++ % 2) return;
+  void refresh();
+}, 1000);
