@@ -243,7 +243,7 @@ export function stuckText(r: StuckReport): string {
 
 /** Jobs ready to start that no worker has claimed, per queue: the oldest wait, then each job's. */
 function notStartingText(r: StuckReport): string {
-  // ?? {}: an API from before issue 16 sends no notStarting.
+  // ?? {}: an older API sends no notStarting.
   const queues = Object.entries(r.notStarting ?? {}).filter(([, q]) => q.jobs.length > 0);
   if (!queues.length) return "not starting: none (every ready job was claimed)";
   const parts = queues.map(

@@ -25,7 +25,12 @@ export interface AlarmDefinition {
   periodSeconds: number;
   evaluationPeriods: number;
   /** How the alarm treats a period with no data. A dead sweeper sends none, so that must breach. */
-  missingData: "breaching" | "notBreaching";
+  /**
+   * How the alarm treats a period with no data. A dead sweeper sends none, so that must breach.
+   * `ignore` keeps the alarm's state: a gap in a metric that is published on every sweep means
+   * the sweep could not read it, not that the trouble ended (CloudWatch's `ignore`).
+   */
+  missingData: "breaching" | "notBreaching" | "ignore";
   description: string;
 }
 
@@ -62,7 +67,9 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
         threshold: notStartingAfter,
         periodSeconds: 60,
         evaluationPeriods: 1,
-        missingData: "notBreaching",
+        // A sweep whose wait read failed publishes nothing (core/sweeper.ts): a firing alarm must
+        // not clear and page again over that gap; SweeperMissing watches for sweeps stopping.
+        missingData: "ignore",
         description: `A job on the ${queue} queue has been ready for over ${notStartingAfter} s and no worker has claimed it, although the sweeper rang its doorbell again: the queue's workers are not running, frozen, or failing before they claim. First run \`warden stuck\` (its not-starting list names the jobs, their wait and rings), then \`warden why <id>\` for one of them, then \`warden workers\`.`,
       }),
     ),

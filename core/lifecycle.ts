@@ -524,5 +524,9 @@ export function cancelSilent(
 
 /** A queued job past its start deadline gets a new deadline before its doorbell rings again. */
 export function resend(prev: QueuedJob, c: Clock): Change<QueuedJob> {
-  return change("resend", prev, { ...prev, dueAt: c.now + c.startDeadlineMs, readyAt: readyAtOf(prev), rings: ringsOf(prev) + 1, updatedAt: c.now }, read(prev));
+  const readyAt = readyAtOf(prev);
+  // A runAt further out than SQS can delay gets no message when submitted: it is due at readyAt
+  // itself (queuedDueAt), and this send is its first doorbell, not a repeat.
+  const first = prev.dueAt <= readyAt;
+  return change("resend", prev, { ...prev, dueAt: c.now + c.startDeadlineMs, readyAt, rings: ringsOf(prev) + (first ? 0 : 1), updatedAt: c.now }, read(prev));
 }

@@ -136,11 +136,18 @@ export class Runner {
   async start(): Promise<void> {
     this.o.memory?.start();
     await this.presence(true);
+    // A worker that is alive says so every interval, busy or idle: GET /admin/workers and `warden
+    // why` call one unheard of for longer unresponsive (core/workers.ts presenceState). A frozen
+    // Lambda environment runs no timers, which is why an idle one is never called unresponsive.
+    this.reportTimer = setInterval(() => void this.presence(true), this.s.workers.reportEveryMs);
+    this.reportTimer.unref?.();
   }
+  private reportTimer: NodeJS.Timeout | undefined;
 
   /** Stops the memory guard and takes the worker out of the directory. */
   async stop(): Promise<void> {
     this.o.memory?.stop();
+    clearInterval(this.reportTimer);
     clearTimeout(this.presenceTimer);
     await this.s.workers.remove(this.workerId).catch(() => undefined);
   }

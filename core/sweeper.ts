@@ -55,7 +55,7 @@ export const STUCK_STATES: readonly StuckStateName[] = ["queued", "running", "ca
  * The states the StuckJobs metric counts. Not queued: the same sweep that finds a queued job
  * overdue resends it and pushes its deadline a whole start deadline on, so the count drops to 0
  * at the next sweep whether or not the resend helped, and a queue whose workers are all frozen
- * read 0 in most samples (issue 16). OldestUnclaimedSeconds measures that instead. A running or
+ * read 0 in most samples. OldestUnclaimedSeconds measures that instead. A running or
  * cancelling job is different: reclaiming or cancelling it ends that state, so its count stays
  * up only while the repair itself fails, sweep after sweep.
  */

@@ -92,8 +92,10 @@ export function whyNotRunning(job: Job, c: WhyContext): Why {
       if (job.leaseExpiresAt < c.now) {
         return { ...base, worker, reason: "lease_expired", since: job.heartbeatAt, until: null, message: `no heartbeat from ${worker} since ${iso(job.heartbeatAt)}; its lease ran out at ${iso(job.leaseExpiresAt)} and the sweeper takes the job back on its next sweep` };
       }
+      // A recent heartbeat is the worker's own word that it is alive, whatever its presence says.
+      const silent = c.now - job.heartbeatAt > c.reportEveryMs * 1.5;
       const seen = c.worker ? presenceState(c.worker, c.now, c.reportEveryMs) : undefined;
-      if (seen === "unresponsive" || seen === "dead") {
+      if (silent && (seen === "unresponsive" || seen === "dead")) {
         const last = c.worker!.lastSeenAt;
         return {
           ...base,

@@ -118,8 +118,11 @@ export class AlarmBoard {
   evaluate(now: number): AlarmState[] {
     return this.defs.map((def) => {
       const horizon = now - def.periodSeconds * 1000 * this.opts.timeScale * (def.evaluationPeriods + 1);
-      const next = evaluateAlarm(def, this.read(def.source, horizon), now, this.opts);
+      const evaluated = evaluateAlarm(def, this.read(def.source, horizon), now, this.opts);
       const prev = this.states.get(def.id);
+      // `ignore`: periods with no data leave the alarm as it was (as CloudWatch does).
+      const noData = evaluated.periods.every((p) => p.value === null);
+      const next = def.missingData === "ignore" && noData && prev ? { ...evaluated, state: prev.state } : evaluated;
       const state: AlarmState = { ...next, since: prev && prev.state === next.state ? prev.since : now };
       this.states.set(def.id, state);
       return state;

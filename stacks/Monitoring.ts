@@ -23,6 +23,12 @@ import { useStageConfig } from "./stage-config.js";
 import { Sweeper } from "./Sweeper.js";
 import { Workers } from "./Workers.js";
 
+const MISSING_DATA: Record<AlarmDefinition["missingData"], cloudwatch.TreatMissingData> = {
+  breaching: cloudwatch.TreatMissingData.BREACHING,
+  notBreaching: cloudwatch.TreatMissingData.NOT_BREACHING,
+  ignore: cloudwatch.TreatMissingData.IGNORE,
+};
+
 type FunctionKey = Extract<AlarmSource, { kind: "lambda" }>["fn"];
 
 /**
@@ -117,7 +123,7 @@ export function Monitoring({ app, stack }: StackContext) {
       comparisonOperator:
         def.comparison === "GreaterThanThreshold" ? cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD : cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: def.evaluationPeriods,
-      treatMissingData: def.missingData === "breaching" ? cloudwatch.TreatMissingData.BREACHING : cloudwatch.TreatMissingData.NOT_BREACHING,
+      treatMissingData: MISSING_DATA[def.missingData],
     });
     alarm.addAlarmAction(notify);
     alarm.addOkAction(notify);

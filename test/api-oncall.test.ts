@@ -13,6 +13,9 @@ import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { presenceState, type WorkerInfo } from "../core/workers.js";
 import { makeHandler, type ApiHandler } from "../functions/api.js";
+import { BULK_LIMITS, next, type Position } from "../core/api/bulk.js";
+import * as life from "../core/lifecycle.js";
+import type { JobLogLine, JobLogSource } from "../core/logs.js";
 import { useEmulators } from "./support/emulators.js";
 import { apiEvent, jwtAuthorizer } from "./support/http-api.js";
 
@@ -135,6 +138,37 @@ describe("why a job is not running", () => {
   });
 });
 
+describe("the job's log lines", () => {
+  it("answers only lines its own attempts wrote: one that merely names the job id (a handler echoing its input) is left out", async () => {
+    const id = await submit("logger", "demo.sleep", { items: 1 });
+    const claim = await services.store.claim(id, "w-genuine", 60_000);
+    if (!claim.ok) throw new Error("claim");
+    const line = (attempt: number | null, workerId: string | null, message: string): JobLogLine => ({ at: new Date().toISOString(), level: "info", message, jobId: id, attempt, workerId, fields: {} });
+    const source: JobLogSource = {
+      name: "local",
+      lines: async () => ({ lines: [line(1, "w-genuine", "mine"), line(1, "w-other", "forged by another job's handler"), line(null, null, "untagged")], complete: true }),
+    };
+    const h = makeHandler(buildServices(loadRuntime(env.emu.env), { logs: source }), { log: silentLog });
+    const res = await h(apiEvent({ method: "GET", path: `/jobs/${id}/logs`, headers: {}, authorizer: jwtAuthorizer({ sub: "logger", admin: false }) }));
+    expect(JSON.parse(res.body ?? "{}").lines.map((l: JobLogLine) => l.message)).toEqual(["mine"]);
+  });
+});
+
+describe("rings", () => {
+  it("counts re-rings only: a job scheduled past what SQS can delay gets its first doorbell from the sweeper, which is not a repeat", () => {
+    const c = { now: 1_000_000, startDeadlineMs: 300_000, cancelGraceMs: 60_000, retentionDays: 7 };
+    const runAt = c.now + 24 * 3600_000;
+    const created = life.create({ owner: "o", type: "t", queue: "default", input: {}, maxAttempts: 1, timeoutMs: 60_000, runAt }, "01JD0000000000000000000000", c).next;
+    const first = life.resend(created, { ...c, now: runAt }).next;
+    expect(first.rings, "the first doorbell").toBe(0);
+    expect(first.readyAt).toBe(runAt);
+    const second = life.resend(first, { ...c, now: runAt + c.startDeadlineMs }).next;
+    expect(second.rings, "rung again: no worker claimed it").toBe(1);
+    const soon = life.create({ owner: "o", type: "t", queue: "default", input: {}, maxAttempts: 1, timeoutMs: 60_000 }, "01JD0000000000000000000001", c).next;
+    expect(life.resend(soon, { ...c, now: c.now + c.startDeadlineMs }).next.rings, "the API rang it at submit").toBe(1);
+  });
+});
+
 describe("finding a job", () => {
   it("filters by owner (admin only), queue, time range and id, paging through everything", async () => {
     const t0 = Date.now();
@@ -196,13 +230,34 @@ describe("bulk retry and cancel", () => {
     expect((await call("POST", "/admin/jobs/cancel", "someone", { type: "demo.sleep" })).status).toBe(403);
   });
 
-  it("cancels every queued job of a queue", async () => {
+  it("cancels every queued and running job of a queue, naming only the queue", async () => {
     const type = "demo.sleep";
-    const ids = [await submit("c-owner", type, {}, { queue: "large" }), await submit("c-owner", type, {}, { queue: "large" })];
-    const r = await call("POST", "/admin/jobs/cancel", "admin", { type, queue: "large", status: "queued" });
+    const queued = [await submit("c-owner", type, {}, { queue: "large" }), await submit("c-owner", type, {}, { queue: "large" })];
+    const running = await submit("c-owner", type, {}, { queue: "large" });
+    expect((await services.store.claim(running, "w-large", 60_000)).ok).toBe(true);
+    const elsewhere = await submit("c-owner", type, {}, { queue: "default" });
+    const r = await call("POST", "/admin/jobs/cancel", "admin", { queue: "large" });
     expect(r.status).toBe(200);
-    expect(r.body.acted).toBeGreaterThanOrEqual(2);
-    for (const id of ids) expect((await services.store.getRecord(id))?.status).toBe("cancelled");
+    expect(r.body.nextCursor).toBeNull();
+    for (const id of queued) expect((await services.store.getRecord(id))?.status).toBe("cancelled");
+    expect(await services.store.getRecord(running)).toMatchObject({ status: "running", cancelRequested: true });
+    expect((await services.store.getRecord(elsewhere))?.status).toBe("queued");
+    // Asked again, the running job already being cancelled is not counted as acted on twice.
+    const again = await call("POST", "/admin/jobs/cancel", "admin", { queue: "large", status: "running" });
+    expect(again.body.acted).toBe(0);
+  });
+
+  it("walks a cancel again while its last pass found something, so a job that moved between statuses is not missed", () => {
+    const start: Position = { s: 0, c: null, p: 0, a: 0 };
+    // queued pass, then the running pass acts on one job: a second pass follows.
+    const runningPass = next(start, null, 0, 2, BULK_LIMITS.cancelPasses)!;
+    expect(runningPass).toMatchObject({ s: 1, p: 0 });
+    expect(next(runningPass, null, 1, 2, BULK_LIMITS.cancelPasses)).toEqual({ s: 0, c: null, p: 1, a: 0 });
+    // A pass that acted on nothing ends the walk; so does the last pass allowed.
+    expect(next({ s: 1, c: null, p: 1, a: 0 }, null, 0, 2, BULK_LIMITS.cancelPasses)).toBeNull();
+    expect(next({ s: 1, c: null, p: BULK_LIMITS.cancelPasses - 1, a: 5 }, null, 1, 2, BULK_LIMITS.cancelPasses)).toBeNull();
+    // A retry makes one pass.
+    expect(next({ s: 0, c: null, p: 0, a: 3 }, null, 1, 1, 1)).toBeNull();
   });
 });
 

@@ -171,6 +171,8 @@ describe.each(BACKENDS)("DynamoDB engine %s", (backend) => {
       [TABLE.ownerIndex.sortKey]: { S: "2026-01-01T00:00:00.000Z#a" },
       [TABLE.statusIndex.partitionKey]: { S: "running" },
       [TABLE.workerIndex.partitionKey]: { S: "ecs:a" },
+      [TABLE.waitIndex.partitionKey]: { S: "large#0" },
+      [TABLE.waitIndex.sortKey]: { N: "1" },
     };
     await db.send(new PutItemCommand({ TableName: table, Item: { id: { S: "expired-indexed" }, ...inEveryIndex, ...expired } }));
     // Shaped like a finished job: out of the sparse `due` index. DynamoDB Local 3.3.0's TTL skips

@@ -96,10 +96,9 @@ describe("every Fargate-style worker frozen", () => {
     // Why: queued, rung again, and nobody claimed it.
     const why = await admin<{ why: { state: string; reason: string; rings: number | null } }>("GET", `/jobs/${ids[0]}/why`);
     expect(why.status).toBe(200);
-    console.log(`why ${ids[0]}: ${JSON.stringify(why.body.why)}`);
-    expect(why.body.why.state).toBe("queued");
-    if (why.body.why.reason === "not_claimed") expect(why.body.why.rings).toBeGreaterThanOrEqual(1);
-    else expect(why.body.why.reason).toBe("waiting");
+    // The stuck report above saw it rung again (rings >= 1), and nothing has claimed it since.
+    expect(why.body.why).toMatchObject({ state: "queued", reason: "not_claimed" });
+    expect(why.body.why.rings).toBeGreaterThanOrEqual(1);
 
     // Continued, the workers take the jobs, and the alarm clears once the wait is gone.
     for (const pid of frozen.splice(0)) thaw(pid);

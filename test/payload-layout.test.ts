@@ -3,11 +3,13 @@
  * small record, while the input, the result and large checkpoints are written once each, as
  * items of their own (core/values.ts), fenced by the record that points at them.
  */
+import { randomBytes } from "node:crypto";
 import { GetCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, test } from "vitest";
 import { CapacityMeter, totalWru } from "../bench/lib/capacity.js";
 import { countCalls, dynamoClient } from "../core/aws.js";
 import { LIMITS, TABLE } from "../core/config.js";
+import { fargateWorkerId } from "../core/death-events.js";
 import { LeaseLostError } from "../core/errors.js";
 import { itemBytes } from "../core/item-size.js";
 import type { FailedJob, Lease, QueuedJob, SucceededJob } from "../core/job.js";
@@ -221,12 +223,15 @@ describe("old values are cleaned up", () => {
   test("a record with small inline values and a few retried attempts stays under 1 KB", async () => {
     const clock = manualClock();
     const store = w.store({ now: clock.now });
-    const { job } = await store.create({ ...spec(sized(INLINE_VALUE_BYTES - 10, "in")), maxAttempts: 5 });
+    // Values of a few ids, as most inputs and checkpoints are; worker ids as ECS names them (core/death-events.ts).
+    const { job } = await store.create({ ...spec({ orderId: "ord_8f3a2c19", region: "eu-west-1" }), maxAttempts: 5 });
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const lease = await claimed(store, job.id, `fargate-worker-${attempt}`);
-      await store.heartbeat(lease, { checkpoint: sized(INLINE_VALUE_BYTES - 10, attempt), progress: { done: attempt, total: 10, message: "copying rows" } });
+      const lease = await claimed(store, job.id, fargateWorkerId(randomBytes(16).toString("hex")));
+      await store.heartbeat(lease, { checkpoint: { page: attempt, cursor: "c_91d2" }, progress: { done: attempt, total: 10, message: "copying rows" } });
       expect(itemBytes((await rawItem(job.id))!)).toBeLessThan(KB);
-      if (attempt < 3) await store.fail(lease, { code: "handler_error", message: "the downstream API answered 503" }, { retryable: true, backoffMs: 0 });
+      // A real failure: what the handler threw, with its stack (kept beside the record, not in it).
+      const thrown = new Error("the downstream API answered 503");
+      if (attempt < 3) await store.fail(lease, { code: "handler_error", message: thrown.message, stack: thrown.stack! }, { retryable: true, backoffMs: 0 });
     }
   });
 

@@ -6,7 +6,7 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
 import { dynamoClient } from "../core/aws.js";
-import { PRESENCE_SHARDS, WorkerDirectory, presenceShard, type WorkerInfo } from "../core/workers.js";
+import { PRESENCE_SHARDS, WorkerDirectory, presenceShard, presenceState, type WorkerInfo } from "../core/workers.js";
 import { Runner } from "../core/runner.js";
 import { manualClock, useEmulators, waitFor } from "./support/emulators.js";
 import { makeHandler as makeLambdaHandler } from "../functions/worker.js";
@@ -126,6 +126,32 @@ describe("presence that tells the truth", () => {
     const endedAt = Date.now();
     await waitFor(async () => (await s.workers.list()).find((w) => w.id === "w-presence")?.jobs.length === 0, 1_000, "the job no longer listed");
     expect(Date.now() - endedAt).toBeLessThanOrEqual(1_000);
+    await runner.stop();
+  });
+});
+
+describe("presence of a busy worker", () => {
+  it("a worker holding a long job keeps reporting every interval, so it is never listed unresponsive while it works", async () => {
+    const every = 300;
+    const s = { ...testServices(env, { WARDEN_LEASE_SECONDS: "30" }) };
+    s.workers = new WorkerDirectory(env.doc, env.emu.tableName, { reportEveryMs: every });
+    const runner = new Runner(s, { workerId: "w-busy", kind: "fargate", log: { info() {}, warn() {}, error() {} } });
+    await runner.start();
+    const job = await submit(s, "demo.sleep", { items: 20, msPerItem: 100 }, { ring: false });
+    const run = runner.run(job.id);
+    await waitFor(async () => (await s.store.getRecord(job.id))?.status === "running", 5_000, "the claim");
+    // Nothing changes for the directory while the handler runs: only the worker's own interval reports.
+    const seen = new Set<number>();
+    await waitFor(async () => {
+      const w = (await s.workers.list()).find((x) => x.id === "w-busy");
+      if (w) {
+        expect(presenceState(w, Date.now(), every), "while it works").toBe("alive");
+        seen.add(w.lastSeenAt);
+      }
+      return seen.size >= 4;
+    }, 5_000, "four reports while the job runs");
+    expect((await s.store.getRecord(job.id))?.status, "all while one job ran").toBe("running");
+    await run;
     await runner.stop();
   });
 });

@@ -31,8 +31,13 @@ export interface BulkAnswer {
   nextCursor: string | null;
 }
 
-/** What one call may do before it hands out a cursor. */
-export const BULK_LIMITS = { jobs: 1000, budgetMs: 20_000, pageSize: 100 } as const;
+/**
+ * What one call may do before it hands out a cursor; and how many passes a cancel makes. A job
+ * can move between the statuses a cancel walks while it walks them (a running job that fails and
+ * is requeued after the queued pass went by), so a cancel walks them again while its last pass
+ * still found something to cancel, up to `cancelPasses`: a queue still being fed would never end.
+ */
+export const BULK_LIMITS = { jobs: 1000, budgetMs: 20_000, pageSize: 100, cancelPasses: 3 } as const;
 
 /** The statuses each action applies to, and the default when the request names none. */
 export const BULK_STATUSES: Record<"cancel" | "retry", { allowed: readonly Status[]; default: readonly Status[] }> = {
@@ -40,11 +45,15 @@ export const BULK_STATUSES: Record<"cancel" | "retry", { allowed: readonly Statu
   cancel: { allowed: ["queued", "running"], default: ["queued", "running"] },
 };
 
-interface Position {
+export interface Position {
   /** Index into the statuses being walked. */
   s: number;
   /** The listing cursor within that status; null at its start. */
   c: string | null;
+  /** The pass (a cancel's; a retry makes one). */
+  p: number;
+  /** Jobs acted on in this pass so far. */
+  a: number;
 }
 
 export async function bulkAct(s: Services, caller: Caller, action: "cancel" | "retry", req: BulkRequest): Promise<BulkAnswer> {
@@ -57,23 +66,35 @@ export async function bulkAct(s: Services, caller: Caller, action: "cancel" | "r
   const statuses = req.status ? [req.status] : rule.default;
   const dryRun = req.dryRun === true;
   const started = Date.now();
-  let pos: Position | null = req.cursor ? decodePosition(req.cursor, statuses.length) : { s: 0, c: null };
+  const passes = action === "cancel" && !dryRun ? BULK_LIMITS.cancelPasses : 1;
+  let pos: Position | null = req.cursor ? decodePosition(req.cursor, statuses.length, passes) : { s: 0, c: null, p: 0, a: 0 };
   const out = { matched: 0, acted: 0, skipped: 0 };
-  const rings = new Map<QueueName, string[]>();
   while (pos && out.matched < BULK_LIMITS.jobs && Date.now() - started < BULK_LIMITS.budgetMs) {
     const status = statuses[pos.s]!;
     const page = await listJobKeys(s.doc, s.cfg.tableName, { status, ...(req.type ? { type: req.type } : {}) }, pos.c, BULK_LIMITS.pageSize);
-    const jobs = (await s.store.recordsOf(page.ids)).filter((j) => j.status === status && (req.queue === undefined || j.queue === req.queue));
+    const jobs = (await s.store.recordsOf(page.ids)).filter((j) => j.status === status && (req.queue === undefined || j.queue === req.queue) && !alreadyCancelling(j));
     out.matched += jobs.length;
-    if (!dryRun) await actOn(s, caller, action, jobs, out, rings);
-    pos = page.nextCursor ? { s: pos.s, c: page.nextCursor } : pos.s + 1 < statuses.length ? { s: pos.s + 1, c: null } : null;
+    const acted = dryRun ? 0 : await actOn(s, caller, action, jobs, out);
+    pos = next(pos, page.nextCursor, acted, statuses.length, passes);
   }
-  // A retried job's doorbell: without it the job would wait for the sweeper's resend.
-  for (const [queue, ids] of rings) await s.queue.send(queue, ids, 0).catch(() => undefined);
   return { ...out, dryRun, nextCursor: pos ? encodePosition(pos) : null };
 }
 
-async function actOn(s: Services, caller: Caller, action: "cancel" | "retry", jobs: Job[], out: { acted: number; skipped: number }, rings: Map<QueueName, string[]>): Promise<void> {
+/** A running job whose cancel was asked for already (by this walk's earlier pass, or anyone): nothing left to ask. */
+const alreadyCancelling = (j: Job): boolean => j.status === "running" && j.cancelRequested === true;
+
+/** Where the walk goes after a page: on in this status, the next status, another pass, or done. */
+export function next(pos: Position, cursor: string | null, acted: number, statuses: number, passes: number): Position | null {
+  const a = pos.a + acted;
+  if (cursor) return { ...pos, c: cursor, a };
+  if (pos.s + 1 < statuses) return { ...pos, s: pos.s + 1, c: null, a };
+  return a > 0 && pos.p + 1 < passes ? { s: 0, c: null, p: pos.p + 1, a: 0 } : null;
+}
+
+/** Acts on one page's jobs; a retried job's doorbell rings with its page, so no job waits for the sweeper's resend. */
+async function actOn(s: Services, caller: Caller, action: "cancel" | "retry", jobs: Job[], out: { acted: number; skipped: number }): Promise<number> {
+  const rings = new Map<QueueName, string[]>();
+  let acted = 0;
   for (const job of jobs) {
     try {
       if (action === "retry") {
@@ -82,23 +103,28 @@ async function actOn(s: Services, caller: Caller, action: "cancel" | "retry", jo
       } else {
         await s.store.requestCancel(job.id, caller.id);
       }
-      out.acted++;
+      acted++;
     } catch (e) {
       // It moved since the page was read (finished, retried by someone else): not ours to force.
       if (!(e instanceof ConflictError)) throw e;
       out.skipped++;
     }
   }
+  out.acted += acted;
+  // A failed send loses nothing: the job is queued with a start deadline, and the sweeper sends it.
+  await Promise.all([...rings].map(([queue, ids]) => s.queue.send(queue, ids, 0).catch(() => undefined)));
+  return acted;
 }
 
 const encodePosition = (p: Position): string => Buffer.from(JSON.stringify(p), "utf8").toString("base64url");
 
-function decodePosition(cursor: string, statuses: number): Position {
+function decodePosition(cursor: string, statuses: number, passes: number): Position {
   const bad = new ValidationError("cursor is not one this route gave out; pass nextCursor from the previous answer unchanged, with the same filter");
+  const within = (v: unknown, below: number): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) < below;
   try {
     const p = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Partial<Position>;
-    if (!Number.isInteger(p.s) || p.s! < 0 || p.s! >= statuses || (p.c !== null && typeof p.c !== "string")) throw bad;
-    return { s: p.s!, c: p.c ?? null };
+    if (!within(p.s, statuses) || !within(p.p, passes) || !within(p.a, Number.MAX_SAFE_INTEGER) || (p.c !== null && typeof p.c !== "string")) throw bad;
+    return { s: p.s, c: p.c ?? null, p: p.p, a: p.a };
   } catch {
     throw bad;
   }

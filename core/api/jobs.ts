@@ -194,8 +194,11 @@ export class JobsApi {
     const job = await this.readableRecord(caller, id);
     const end = isTerminal(job.status) ? (job as { finishedAt?: number }).finishedAt ?? job.updatedAt : undefined;
     const until = end !== undefined ? Math.min(this.now, end + LOG_MARGIN_MS) : this.now;
-    const out = await this.s.logs.lines({ jobId: job.id, since: job.createdAt - LOG_MARGIN_MS, until, limit: q.limit ?? DEFAULT_LOG_LINES });
-    return { lines: out.lines, source: this.s.logs.name, complete: out.complete };
+    // From its oldest kept attempt: lines of attempts it no longer keeps would be dropped anyway, and
+    // a Logs Insights query is billed by the span of logs it scans.
+    const since = (job.history[0]?.startedAt ?? job.createdAt) - LOG_MARGIN_MS;
+    const out = await this.s.logs.lines({ jobId: job.id, since, until, limit: q.limit ?? DEFAULT_LOG_LINES });
+    return { lines: out.lines.filter((l) => fromItsAttempts(job, l)), source: this.s.logs.name, complete: out.complete };
   }
 
   /** Reading: the owner, or the admin. */
@@ -216,6 +219,18 @@ export class JobsApi {
   private async actable(caller: Caller, id: string): Promise<Job> {
     return this.readableRecord(caller, id);
   }
+}
+
+/**
+ * A line the job's own attempts wrote: tagged with an attempt the job made and that attempt's
+ * worker. A worker's output is JSON lines anyone's handler can print, so a line that merely names
+ * the job id (a handler echoing its input) is not the job's; forging one would also take the
+ * attempt's worker id. The lines of attempts the history no longer keeps (the last 10) are not
+ * shown: nothing vouches for them.
+ */
+function fromItsAttempts(job: Job, line: JobLogLine): boolean {
+  if (line.attempt === null || line.workerId === null) return false;
+  return job.history.some((h) => h.attempt === line.attempt && h.worker === line.workerId);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
