@@ -21,10 +21,10 @@ import { spawn } from "node:child_process";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { WardenError, type Auth } from "../client/index.js";
+import { abortable, WardenError, type Auth } from "../client/index.js";
 import { executeApiRegion, sigV4Signer, type AwsCredentialIdentity, type AwsCredentialIdentityProvider, type RequestSigner } from "../client/sigv4.js";
 import { ROUTE_KEYS, routePattern } from "../core/api/routes.js";
-import { DASHBOARD_DIR, errorBody, isDashboardPath, serveDashboardFile } from "../local/gateway.js";
+import { DASHBOARD_DIR, errorBody, isDashboardPath, readBody, send, serveDashboardFile } from "../local/gateway.js";
 
 export interface DashboardOptions {
   /** The API's base URL: a stage's ApiUrl output (or any Warden API, npm start's included). */
@@ -139,7 +139,7 @@ export async function runDashboard(opts: DashboardOptions): Promise<DashboardSer
     if (!ROUTES.some((r) => r.method === method && r.re.test(url.pathname))) {
       return send(res, 404, json, errorBody("not_found", `${method} ${url.pathname} is not a route of the Warden API; only those are forwarded`));
     }
-    const body = await readBody(req);
+    const body = await readBody(req, MAX_BODY_BYTES);
     if (body === undefined) return send(res, 413, json, errorBody("payload_too_large", "the request body is over API Gateway's 10 MB limit"));
     await forward(method, url, body, req.headers["content-type"], res);
   }
@@ -234,28 +234,4 @@ function openBrowser(url: string, log: (line: string) => void): void {
   }
 }
 
-function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string | Buffer): void {
-  res.writeHead(status, { ...headers, "content-length": Buffer.byteLength(body) });
-  res.end(body);
-}
 
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** Credential chains can hang (an instance-metadata probe off EC2): the call's time limit covers them. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const abort = (): void => reject(signal.reason);
-    if (signal.aborted) return abort();
-    signal.addEventListener("abort", abort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort));
-  });
-}

@@ -526,7 +526,7 @@ function parseRetryAfter(v: string | null): number | undefined {
 }
 
 /** Credential chains can hang (an instance-metadata probe off EC2); the request's time limit covers them too. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const abort = (): void => reject(signal.reason);
     if (signal.aborted) return abort();

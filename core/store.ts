@@ -14,7 +14,7 @@ import { batchGetAll } from "./aws.js";
 import { LIMITS, QUEUE_NAMES, TABLE, TIMINGS, type QueueName } from "./config.js";
 import { ConflictError, LeaseLostError, NotFoundError, StoreRejectedError, TooLargeError, ValidationError } from "./errors.js";
 import { unstorable } from "./item-size.js";
-import { STATUSES, type CancelledJob, type FailedJob, type Job, type JobError, type Lease, type QueuedJob, type RunningJob, type Status, type SucceededJob } from "./job.js";
+import type { CancelledJob, FailedJob, Job, JobError, Lease, QueuedJob, RunningJob, SucceededJob } from "./job.js";
 import * as life from "./lifecycle.js";
 import type { AttemptFailure, Change, ClaimRefusal, Clock, FailOptions, NewJob, Report, WorkerDeath } from "./lifecycle.js";
 import { listJobKeys, type ListFilter } from "./listing.js";

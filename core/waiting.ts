@@ -13,7 +13,7 @@
 import { QueryCommand, type DynamoDBDocumentClient, type QueryCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { batchGetAll } from "./aws.js";
 import { QUEUE_NAMES, TABLE, type QueueName } from "./config.js";
-import { readyAtOf, ringsOf, type Job, type QueuedJob } from "./job.js";
+import { readyAtOf, ringsOf, type Job } from "./job.js";
 import { waitShards } from "./shards.js";
 import { toJob } from "./store-write.js";
 

@@ -229,17 +229,18 @@ export function writeResult(res: ServerResponse, result: APIGatewayProxyResultV2
   send(res, r.statusCode ?? 200, headers, body);
 }
 
-function send(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: string | Buffer): void {
+export function send(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: string | Buffer): void {
   res.writeHead(status, { ...headers, "content-length": Buffer.byteLength(body) });
   res.end(body);
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+/** The request's body, or undefined once it passes `maxBytes` (API Gateway's 10 MB by default). */
+export async function readBody(req: IncomingMessage, maxBytes: number = MAX_PAYLOAD_BYTES): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_PAYLOAD_BYTES) return undefined;
+    if (size > maxBytes) return undefined;
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);

@@ -6,8 +6,7 @@
  *
  * The last part runs `main` in-process against a stub API, to see a bulk run follow its cursors.
  */
-import { execFile, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { spawn } from "node:child_process";
 import { z } from "zod";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main, type Io } from "../cli/main.js";
@@ -24,8 +23,8 @@ import { buildServices, type Services } from "../core/services.js";
 import { makeHandler } from "../functions/api.js";
 import { useEmulators } from "./support/emulators.js";
 import { serveApi, type TestServer } from "./support/http-api.js";
+import { WARDEN_BIN as BIN, wardenAt, type CliRun } from "./support/cli.js";
 
-const BIN = fileURLToPath(new URL("../bin/warden.js", import.meta.url));
 const env = useEmulators("cli-oncall");
 
 /** Logs two lines of its own, with fields, then succeeds. */
@@ -84,22 +83,9 @@ afterAll(async () => {
   await server?.close();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function warden(args: string[], token = "tok-user"): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, WARDEN_URL: server.url, WARDEN_TOKEN: token }, timeout: 45_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
-    );
-  });
-}
+/** Runs the CLI; the URL and token come from the environment unless the args give them. */
+const warden = wardenAt(() => server.url);
+type Run = CliRun;
 
 const ok = (run: Run): Run => {
   expect(run.code, run.stderr).toBe(0);

@@ -2,8 +2,7 @@
  * The `warden` command as users run it: a child process (bin/warden.js) talking HTTP to the
  * handler served on loopback, with a worker loop running the jobs.
  */
-import { execFile, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLog } from "../core/api/jobs.js";
 import { loadRuntime } from "../core/runtime.js";
@@ -11,9 +10,9 @@ import { buildServices, type Services } from "../core/services.js";
 import { makeHandler } from "../functions/api.js";
 import { useEmulators } from "./support/emulators.js";
 import { serveApi, type TestServer } from "./support/http-api.js";
+import { WARDEN_BIN as BIN, wardenAt, type CliRun } from "./support/cli.js";
 import { startWorkerLoop, type WorkerLoop } from "./support/api-worker.js";
 
-const BIN = fileURLToPath(new URL("../bin/warden.js", import.meta.url));
 const env = useEmulators("cli");
 let services: Services;
 let server: TestServer;
@@ -42,23 +41,9 @@ afterAll(async () => {
   await server?.close();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the CLI; the URL and token come from the environment unless the args give them. */
-function warden(args: string[], token = "tok-user"): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, WARDEN_URL: server.url, WARDEN_TOKEN: token }, timeout: 45_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
-    );
-  });
-}
+const warden = wardenAt(() => server.url);
+type Run = CliRun;
 
 interface TimedRun extends Run {
   /** Each stderr line and when it arrived. */
