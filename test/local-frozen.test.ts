@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { notStartingThresholdSeconds } from "../core/alarms.js";
 import type { StuckReport } from "../core/stuck.js";
 import { client, launchLocal, type Launched } from "../local/launch.js";
+import { wardenAt } from "./support/cli.js";
 import { waitFor } from "./support/emulators.js";
 
 /** Long enough that a loaded machine's slow sweeps and HTTP round trips (about a second) fit inside the margin to twice it. */
@@ -99,6 +100,10 @@ describe("every Fargate-style worker frozen", () => {
     // The stuck report above saw it rung again (rings >= 1), and nothing has claimed it since.
     expect(why.body.why).toMatchObject({ state: "queued", reason: "not_claimed" });
     expect(why.body.why.rings).toBeGreaterThanOrEqual(1);
+    // And `warden why` says so to the person on call, pointing at the workers.
+    const cli = await wardenAt(() => sys.url)(["why", ids[0]!], sys.adminToken);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(/^queued, not claimed: doorbell rung \d+ times? since .* and no worker claimed it; check `warden workers`/);
 
     // Continued, the workers take the jobs, and the alarm clears once the wait is gone.
     for (const pid of frozen.splice(0)) thaw(pid);
