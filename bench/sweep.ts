@@ -83,7 +83,7 @@ export async function runSweep(opts: { big?: boolean; repeats?: number } = {}): 
     }
     doc.destroy();
     return {
-      method: "Sweeper.sweep() (core/sweeper.ts): one Query per due-index partition, then a conditional write and a message per overdue job",
+      method: "Sweeper.sweep() (core/sweeper.ts): one Query per due-index partition and one per wait-index partition (the oldest unclaimed job of each queue), then a conditional write and a message per overdue job",
       points,
       bigSkipped: !opts.big,
       notes: [

@@ -7,7 +7,6 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { dynamoClient, reportThrottles, sqsClient } from "./aws.js";
 import { builtinRegistry } from "./jobs/index.js";
-import { insightsLogSource, logsClient } from "./logs-insights.js";
 import type { JobLogSource } from "./logs.js";
 import { noMetrics, type Metrics } from "./metrics.js";
 import { JobQueue } from "./queue.js";
@@ -65,14 +64,26 @@ export function buildServices(cfg: RuntimeConfig = loadRuntime(), o: ServiceOver
 }
 
 /**
- * The cloud's log source, its client made on the first query: only the API reads job logs, and
- * a worker should not build (or hold sockets for) a client it never uses. Its deadline is the
- * wall clock's (API Gateway's is), never a test's manual clock.
+ * The cloud's log source, its module and client loaded on the first query: only the API reads job
+ * logs, on a rare route, so no function's cold start pays for the Logs client (and a worker never
+ * holds sockets for one). Its deadline is the wall clock's (API Gateway's is), never a test's
+ * manual clock.
  */
 function lazyInsights(cfg: RuntimeConfig): JobLogSource {
-  let source: JobLogSource | undefined;
+  let source: Promise<JobLogSource> | undefined;
+  const load = async (): Promise<JobLogSource> => {
+    const { insightsLogSource, logsClient } = await import("./logs-insights.js");
+    return insightsLogSource({ groups: cfg.jobLogs.groups, client: logsClient({ endpoint: cfg.jobLogs.endpoint, region: cfg.endpoints.region }) });
+  };
   return {
     name: "cloudwatch",
-    lines: (q) => (source ??= insightsLogSource({ groups: cfg.jobLogs.groups, client: logsClient({ endpoint: cfg.jobLogs.endpoint, region: cfg.endpoints.region }) })).lines(q),
+    lines: async (q) => {
+      // A load that failed is tried again on the next query, not remembered.
+      source ??= load().catch((e: unknown) => {
+        source = undefined;
+        throw e;
+      });
+      return (await source).lines(q);
+    },
   };
 }
