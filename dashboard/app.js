@@ -16,7 +16,12 @@ const $ = (sel) => document.querySelector(sel);
 function takeToken() {
   const m = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
   if (m) {
-    localStorage.setItem("warden.adminToken", decodeURIComponent(m[1]));
+    // A malformed fragment (`#token=%`) is dropped, not allowed to stop the module.
+    try {
+      localStorage.setItem("warden.adminToken", decodeURIComponent(m[1]));
+    } catch {
+      /* keep the stored token, if any */
+    }
     history.replaceState(null, "", location.pathname + location.search);
   }
   return localStorage.getItem("warden.adminToken");
@@ -40,7 +45,19 @@ const state = {
   /** The detail's job as last read, and the status it had when its log was last read. */
   detailJob: null,
   detailLogsFor: null,
+  /** Every detail read is numbered: an answer older than the latest request is dropped. */
+  detailSeq: 0,
+  detailLoading: false,
+  logSeq: 0,
+  logsBusy: false,
+  /** false once /admin/workers or /admin/queues answered 403: those panels need the admin role. */
+  adminPanels: true,
+  /** The jobs list's last poll failed (its message is in #more-msg). */
+  listError: false,
 };
+
+/** Actions in flight (`cancel:<id>`, `retry:<id>`, `redrive:<queue>`): their buttons stay disabled, even rebuilt. */
+const pending = new Set();
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -182,6 +199,11 @@ async function refreshFirstPage() {
     state.cursor = page.nextCursor;
     state.pagesLoaded = 1;
   } else if (page.jobs.length || page.nextCursor === null) {
+    // Nothing past the first page any more: the older pages read before are gone with their cursor.
+    if (page.nextCursor === null) {
+      state.cursor = null;
+      state.pagesLoaded = 1;
+    }
     const oldest = page.nextCursor === null ? undefined : page.jobs[page.jobs.length - 1];
     for (const j of [...state.jobs.values()]) if (!fresh.has(j.id) && (!oldest || newestFirst(j, oldest) < 0)) state.jobs.delete(j.id);
   }
@@ -203,7 +225,9 @@ function percentOf(job) {
 const workerOf = (job) => ("worker" in job ? job.worker : job.status === "running" ? (job.history?.[job.history.length - 1]?.worker ?? null) : null);
 const isLive = (job) => job.status === "queued" || job.status === "running";
 
-async function act(button, method, path, body, done) {
+async function act(button, key, method, path, body, done) {
+  if (pending.has(key)) return;
+  pending.add(key);
   button.disabled = true;
   try {
     const out = await api(method, path, body);
@@ -215,7 +239,11 @@ async function act(button, method, path, body, done) {
   } catch (e) {
     toast(`${path}: ${e.message}`);
   } finally {
+    pending.delete(key);
     button.disabled = false;
+    // A button rebuilt meanwhile (a row, the detail) was made disabled by `pending`: re-read it.
+    renderJobs();
+    if (state.detailJob) renderDetailActions(state.detailJob);
   }
 }
 
@@ -227,18 +255,45 @@ function jobButtons(job) {
   };
   return [
     isLive(job)
-      ? el("button", { class: "danger", dataset: { action: "cancel" }, disabled: job.cancelRequested ? true : undefined, onclick: stop((ev) => act(ev.currentTarget, "POST", jobPath(job.id, "/cancel"), {}, (o) => `cancel: ${o.job.status}${o.job.cancelRequested ? " (cancel requested)" : ""}`)) }, "Cancel")
+      ? el("button", { class: "danger", dataset: { action: "cancel" }, disabled: job.cancelRequested || pending.has(`cancel:${job.id}`) ? true : undefined, onclick: stop((ev) => act(ev.currentTarget, `cancel:${job.id}`, "POST", jobPath(job.id, "/cancel"), {}, (o) => `cancel: ${o.job.status}${o.job.cancelRequested ? " (cancel requested)" : ""}`)) }, "Cancel")
       : null,
     job.status === "failed" || job.status === "cancelled"
-      ? el("button", { dataset: { action: "retry" }, onclick: stop((ev) => act(ev.currentTarget, "POST", jobPath(job.id, "/retry"), {}, (o) => `retry: ${o.job.status}`)) }, "Retry")
+      ? el("button", { dataset: { action: "retry" }, disabled: pending.has(`retry:${job.id}`) ? true : undefined, onclick: stop((ev) => act(ev.currentTarget, `retry:${job.id}`, "POST", jobPath(job.id, "/retry"), {}, (o) => `retry: ${o.job.status}`)) }, "Retry")
       : null,
   ];
+}
+
+const progressText = (job, pct) => (job.progress ? `${pct.toFixed(0)}%${job.progress.message ? ` · ${job.progress.message}` : ""}` : job.status === "succeeded" ? "100%" : "");
+const staleFlag = () => el("span", { class: "flag stale", title: "heartbeat older than its lease: the sweeper will act" }, "stale");
+
+/** The fields that change on nearly every poll of a running job: updated in place, never a reason to rebuild. */
+const FAST_FIELDS = new Set(["heartbeatAt", "progress", "stale"]);
+const rowSig = (job) =>
+  JSON.stringify(job, (k, v) => (FAST_FIELDS.has(k) ? undefined : v)) +
+  (job.id === state.detailId ? "*" : "") +
+  (pending.has(`cancel:${job.id}`) ? "c" : "") +
+  (pending.has(`retry:${job.id}`) ? "r" : "");
+
+/** A kept row follows its job's progress and stale flag without losing its buttons. */
+function updateRow(tr, job) {
+  const pct = Math.max(0, Math.min(100, percentOf(job)));
+  const bar = tr.querySelector("[role=progressbar]");
+  if (bar.dataset.percent !== pct.toFixed(1)) {
+    bar.setAttribute("aria-valuenow", pct.toFixed(1));
+    bar.dataset.percent = pct.toFixed(1);
+    bar.querySelector(".fill").style.width = `${pct}%`;
+  }
+  const label = bar.querySelector(".label");
+  const text = progressText(job, pct);
+  if (label.textContent !== text) label.textContent = text;
+  const flag = tr.querySelector(".flag.stale");
+  if (job.stale && !flag) tr.querySelector(".badge.status").after(staleFlag());
+  else if (!job.stale && flag) flag.remove();
 }
 
 function jobRow(job) {
   const pct = Math.max(0, Math.min(100, percentOf(job)));
   const live = isLive(job);
-  const progressText = job.progress ? `${pct.toFixed(0)}%${job.progress.message ? ` · ${job.progress.message}` : ""}` : job.status === "succeeded" ? "100%" : "";
   const worker = workerOf(job);
   return el("tr", { class: job.id === state.detailId ? "selected" : "", dataset: { jobId: job.id, status: job.status }, title: "show this job", onclick: () => openDetail(job.id) },
     el("td", { class: "mono", title: job.id }, job.id.slice(-10)),
@@ -246,14 +301,14 @@ function jobRow(job) {
     el("td", {}, job.queue),
     el("td", {},
       el("span", { class: `badge status ${job.status}` }, job.status),
-      job.stale ? el("span", { class: "flag stale", title: "heartbeat older than its lease: the sweeper will act" }, "stale") : null,
+      job.stale ? staleFlag() : null,
       job.cancelRequested && live ? el("span", { class: "flag cancelling" }, "cancelling") : null,
       job.error ? el("div", { class: "hint", title: job.error.message }, live ? `last: ${job.error.code}` : job.error.code) : null,
     ),
     el("td", {},
       el("div", { class: "bar", role: "progressbar", "aria-valuenow": pct.toFixed(1), "aria-valuemin": 0, "aria-valuemax": 100, dataset: { percent: pct.toFixed(1) } },
         el("div", { class: "fill", style: { width: `${pct}%` } }),
-        el("span", { class: "label" }, progressText),
+        el("span", { class: "label" }, progressText(job, pct)),
       ),
     ),
     el("td", { class: "attempts" }, `${job.attempts}/${job.maxAttempts}`),
@@ -263,16 +318,17 @@ function jobRow(job) {
   );
 }
 
-// Rows are rebuilt only when their job changed, so a button is never swapped out under the
-// pointer between a press and its release.
+// Rows are rebuilt only when their job changed (not its progress or heartbeat, updated in
+// place), so a button is never swapped out under the pointer between a press and its release.
 const rows = new Map();
 function renderJobs() {
   const jobs = [...state.jobs.values()].sort(newestFirst);
   const next = new Map();
   const trs = jobs.map((job) => {
-    const sig = JSON.stringify(job) + (job.id === state.detailId ? "*" : "");
+    const sig = rowSig(job);
     const kept = rows.get(job.id);
     const tr = kept && kept.sig === sig ? kept.tr : jobRow(job);
+    if (tr === kept?.tr) updateRow(tr, job);
     next.set(job.id, { sig, tr });
     return tr;
   });
@@ -316,22 +372,36 @@ function renderWorkers(workers) {
   $("#workers tbody").replaceChildren(...(trs.length ? trs : [el("tr", {}, el("td", { colspan: 6, class: "hint" }, "no workers seen recently"))]));
 }
 
+/** One row per queue, kept across polls: its cells are rewritten, its Redrive button stays the same node. */
+const queueRows = new Map();
 function renderQueues(queues) {
-  $("#queues tbody").replaceChildren(
-    ...queues.map((q) =>
-      el("tr", { dataset: { queue: q.queue } },
-        el("td", {}, q.queue),
-        el("td", {}, q.visible),
-        el("td", {}, q.inFlight),
-        el("td", {}, q.delayed),
-        el("td", { title: "the oldest claimable job's wait without a claim" }, q.oldestWaitSeconds ? `${q.oldestWaitSeconds}s` : "–"),
-        el("td", { class: q.dlq.visible ? "error" : "", dataset: { dlq: q.dlq.visible } }, q.dlq.visible + q.dlq.inFlight),
-        el("td", {},
-          el("button", { dataset: { action: "redrive" }, disabled: q.dlq.visible + q.dlq.inFlight ? undefined : true, onclick: (ev) => act(ev.currentTarget, "POST", "/admin/dead-letters/redrive", { queue: q.queue }, (o) => `redrive ${q.queue}: moved ${o.moved}`) }, "Redrive"),
-        ),
-      ),
-    ),
-  );
+  const trs = queues.map((q) => {
+    let r = queueRows.get(q.queue);
+    if (!r) {
+      const cells = Array.from({ length: 6 }, () => el("td", {}));
+      cells[4].title = "the oldest claimable job's wait without a claim";
+      const key = `redrive:${q.queue}`;
+      const btn = el("button", { dataset: { action: "redrive" }, onclick: (ev) => act(ev.currentTarget, key, "POST", "/admin/dead-letters/redrive", { queue: q.queue }, (o) => `redrive ${q.queue}: moved ${o.moved}`) }, "Redrive");
+      r = { key, cells, btn, tr: el("tr", { dataset: { queue: q.queue } }, cells, el("td", {}, btn)) };
+      queueRows.set(q.queue, r);
+    }
+    const dlq = q.dlq.visible + q.dlq.inFlight;
+    const texts = [q.queue, q.visible, q.inFlight, q.delayed, q.oldestWaitSeconds ? `${q.oldestWaitSeconds}s` : "–", dlq];
+    texts.forEach((t, i) => {
+      if (r.cells[i].textContent !== String(t)) r.cells[i].textContent = String(t);
+    });
+    r.cells[5].className = q.dlq.visible ? "error" : "";
+    r.cells[5].dataset.dlq = String(q.dlq.visible);
+    r.btn.disabled = pending.has(r.key) || !dlq;
+    return r.tr;
+  });
+  const seen = new Set(queues.map((q) => q.queue));
+  for (const k of [...queueRows.keys()]) if (!seen.has(k)) queueRows.delete(k);
+  const body = $("#queues tbody");
+  trs.forEach((tr, i) => {
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] ?? null);
+  });
+  while (body.children.length > trs.length) body.lastElementChild.remove();
 }
 
 function renderAlarms(out) {
@@ -400,6 +470,7 @@ function openDetail(id) {
   $("#detail").dataset.jobId = id;
   $("#d-id").textContent = id;
   for (const sel of ["#d-summary", "#d-why", "#d-attempts", "#d-actions"]) $(sel).replaceChildren();
+  delete $("#d-actions").dataset.sig;
   for (const sel of ["#d-input", "#d-result"]) $(sel).textContent = "";
   $("#d-logs tbody").replaceChildren();
   $("#d-logs-note").textContent = "";
@@ -425,7 +496,11 @@ const failure = (e) => el("p", { class: "error" }, e.message);
  * status changed since, and now and then while it runs locally.
  */
 async function loadDetail(id, { logs = false } = {}) {
+  const seq = ++state.detailSeq;
+  state.detailLoading = true;
   const [job, attempts, why] = await Promise.allSettled([api("GET", jobPath(id)), api("GET", jobPath(id, "/attempts")), api("GET", jobPath(id, "/why"))]);
+  if (seq !== state.detailSeq) return;
+  state.detailLoading = false;
   if (state.detailId !== id) return;
   const j = job.status === "fulfilled" ? job.value.job : null;
   if (j) {
@@ -441,19 +516,30 @@ async function loadDetail(id, { logs = false } = {}) {
   else $("#d-attempts").replaceChildren(failure(attempts.reason));
   renderJobs();
   const changed = j !== null && j.status !== state.detailLogsFor;
-  if (logs || changed || (state.mode === "local" && j?.status === "running" && polls % 10 === 0)) {
-    try {
-      const lines = await api("GET", `${jobPath(id, "/logs")}?${qs({ limit: String(LOG_LINES) })}`);
-      if (state.detailId !== id) return;
-      state.detailLogsFor = j?.status ?? null;
-      renderLogs(lines);
-    } catch (e) {
-      if (state.detailId !== id) return;
-      $("#d-logs tbody").replaceChildren();
-      $("#d-logs-note").textContent = `cannot read the log: ${e.message}`;
-    }
-  }
+  if (logs || changed || (state.mode === "local" && j?.status === "running" && polls % 10 === 0)) void loadLogs(id, j?.status ?? null, logs);
   $("#detail").dataset.loaded = "true";
+}
+
+/**
+ * The log, read on its own (never awaited by a poll): marked as read for this status before
+ * the call, so a failure or a slow query is not asked again on every poll; Refresh forces it.
+ */
+async function loadLogs(id, status, force) {
+  if (state.logsBusy && !force) return;
+  state.detailLogsFor = status;
+  state.logsBusy = true;
+  const seq = ++state.logSeq;
+  try {
+    const lines = await api("GET", `${jobPath(id, "/logs")}?${qs({ limit: String(LOG_LINES) })}`);
+    if (state.detailId !== id || seq !== state.logSeq) return;
+    renderLogs(lines);
+  } catch (e) {
+    if (state.detailId !== id || seq !== state.logSeq) return;
+    $("#d-logs tbody").replaceChildren();
+    $("#d-logs-note").textContent = `cannot read the log: ${e.message}`;
+  } finally {
+    if (seq === state.logSeq) state.logsBusy = false;
+  }
 }
 
 function renderDetailJob(j) {
@@ -478,7 +564,16 @@ function renderDetailJob(j) {
   $("#d-summary").replaceChildren(...rowsOf.flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", { dataset: { field: k } }, ...v)]));
   $("#d-input").textContent = pretty(j.input);
   $("#d-result").textContent = pretty(j.result);
-  $("#d-actions").replaceChildren(...jobButtons(j).filter(Boolean));
+  renderDetailActions(j);
+}
+
+/** The detail's Cancel/Retry are rebuilt only when what they act on changed, or an action on it ended. */
+function renderDetailActions(j) {
+  const box = $("#d-actions");
+  const sig = `${j.id}|${j.status}|${j.cancelRequested}|${pending.has(`cancel:${j.id}`)}|${pending.has(`retry:${j.id}`)}`;
+  if (box.dataset.sig === sig) return;
+  box.dataset.sig = sig;
+  box.replaceChildren(...jobButtons(j).filter(Boolean));
 }
 
 function renderWhy(why) {
@@ -545,7 +640,14 @@ async function bulk(action, scope, dryRun) {
   const total = { matched: 0, acted: 0, skipped: 0 };
   let cursor = null;
   do {
-    const out = await api("POST", `/admin/jobs/${action}`, { ...scope, dryRun, ...(cursor ? { cursor } : {}) });
+    let out;
+    try {
+      out = await api("POST", `/admin/jobs/${action}`, { ...scope, dryRun, ...(cursor ? { cursor } : {}) });
+    } catch (e) {
+      // The pages already done stay done: the caller says how far it got.
+      e.partial = total;
+      throw e;
+    }
     total.matched += out.matched;
     total.acted += out.acted;
     total.skipped += out.skipped;
@@ -587,6 +689,7 @@ async function startBulk(action) {
   $("#bulk-cancel").disabled = true;
   try {
     const counted = await bulk(action, scope, true);
+    if (JSON.stringify(bulkScope()) !== JSON.stringify(scope)) return resetBulk("the scope changed while counting: ask again");
     const what = action === "retry" ? "failed" : "queued or running";
     if (!counted.matched) return resetBulk(`no ${what} job of ${scopeText(scope)}`);
     pendingBulk = { action, scope, matched: counted.matched };
@@ -603,6 +706,7 @@ async function startBulk(action) {
 async function confirmBulk() {
   const p = pendingBulk;
   if (!p) return;
+  pendingBulk = null;
   $("#bulk-confirm").hidden = true;
   $("#bulk-abort").hidden = true;
   try {
@@ -613,7 +717,12 @@ async function confirmBulk() {
     toast(`bulk ${p.action}: ${done.acted} done`);
     await search();
   } catch (e) {
-    resetBulk(`${p.action}: ${e.message}`);
+    const acted = e.partial?.acted ?? 0;
+    resetBulk(`${p.action}: ${acted ? `${p.action === "retry" ? "retried" : "cancelled"} ${acted}, then: ` : ""}${e.message}`);
+    if (acted) {
+      $("#bulk-msg").dataset.acted = String(acted);
+      void search().catch(() => undefined);
+    }
   }
 }
 
@@ -632,13 +741,31 @@ async function refresh() {
           throw e;
         })
       : Promise.resolve(null);
-    const queues = api("GET", "/admin/queues").catch((e) => ({ error: e }));
-    const [, workers, localOut, queuesOut] = await Promise.all([refreshFirstPage(), api("GET", "/admin/workers"), local, queues]);
-    renderWorkers(workers.workers);
-    if (queuesOut.error) {
-      if (queuesOut.error.status === 401 || queuesOut.error.status === 403) throw queuesOut.error;
-      $("#queues-note").textContent = `cannot read the queues: ${queuesOut.error.message}`;
-    } else {
+    // The admin-only reads: a 403 means this sign-in lacks the admin role, not a bad sign-in.
+    const adminRead = (path) => (state.adminPanels ? api("GET", path).catch((e) => ({ error: e })) : Promise.resolve(null));
+    // The jobs list has its own catch: a filter the API rejects says so by the search form and
+    // leaves the other panels polling. A 401 (or a 403 on this non-admin route) still signs out.
+    const list = refreshFirstPage().then(
+      () => {
+        if (state.listError) $("#more-msg").textContent = "";
+        state.listError = false;
+      },
+      (e) => {
+        if (e instanceof ApiError && (e.status === 401 || e.status === 403)) throw e;
+        state.listError = true;
+        $("#more-msg").textContent = `cannot list jobs: ${e.message}`;
+      },
+    );
+    const [, workersOut, localOut, queuesOut] = await Promise.all([list, adminRead("/admin/workers"), local, adminRead("/admin/queues")]);
+    for (const out of [workersOut, queuesOut]) if (out?.error instanceof ApiError && out.error.status === 401) throw out.error;
+    if ([workersOut, queuesOut].some((out) => out?.error instanceof ApiError && out.error.status === 403)) hideAdminPanels();
+    if (workersOut?.error) $("#workers-note").textContent = `cannot read the workers: ${workersOut.error.message}`;
+    else if (workersOut) {
+      $("#workers-note").textContent = "";
+      renderWorkers(workersOut.workers);
+    }
+    if (queuesOut?.error) $("#queues-note").textContent = `cannot read the queues: ${queuesOut.error.message}`;
+    else if (queuesOut) {
       $("#queues-note").textContent = "";
       renderQueues(queuesOut.queues);
     }
@@ -648,11 +775,13 @@ async function refresh() {
     } else if (state.localPanels) {
       hideLocalPanels();
     }
-    // An open detail follows its job while it is queued or running (a finished one is read
-    // again on Refresh or after an action); every other poll is enough for a person.
+    // An open detail follows its job while it is queued or running, or the table shows it moved
+    // on (a finished one is read again on Refresh or after an action); every other poll is
+    // enough for a person. Not awaited: a slow detail or log read never holds up the page.
     const d = state.detailJob;
-    if (state.detailId && d?.id === state.detailId && (isLive(d) || state.jobs.get(d.id)?.status !== d.status) && polls % 2 === 0) {
-      await loadDetail(state.detailId);
+    const tableSays = d && state.jobs.get(d.id)?.status;
+    if (state.detailId && d?.id === state.detailId && !state.detailLoading && (isLive(d) || (tableSays && tableSays !== d.status)) && polls % 2 === 0) {
+      void loadDetail(state.detailId);
     }
     $("#conn").className = "dot ok";
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
@@ -666,6 +795,13 @@ async function refresh() {
   } finally {
     inFlight = false;
   }
+}
+
+/** Signed in without the admin role: the queues and workers panels say so instead of asking each poll. */
+function hideAdminPanels() {
+  state.adminPanels = false;
+  for (const e of document.querySelectorAll(".admin-only")) e.hidden = true;
+  $("#admin-note").hidden = false;
 }
 
 function showLogin(message = "") {
@@ -699,6 +835,10 @@ async function detectMode() {
 }
 
 function signIn() {
+  // A new sign-in may have the admin role: ask again.
+  state.adminPanels = true;
+  for (const e of document.querySelectorAll(".admin-only")) e.hidden = false;
+  $("#admin-note").hidden = true;
   showApp();
   void detectMode().then(search).catch(() => undefined).then(refresh);
 }
@@ -715,8 +855,8 @@ $("#forget").addEventListener("click", () => {
   showLogin();
 });
 $("#sweep").addEventListener("click", (ev) =>
-  act(ev.currentTarget, "POST", "/admin/sweep", {}, (o) => {
-    const counts = Object.entries(o.report ?? {}).filter(([, v]) => typeof v === "number" && v > 0);
+  act(ev.currentTarget, "sweep", "POST", "/admin/sweep", {}, (o) => {
+    const counts = Object.entries(o.report?.counts ?? {}).filter(([, v]) => typeof v === "number" && v > 0);
     return `sweep: ${counts.length ? counts.map(([k, v]) => `${k} ${v}`).join(", ") : "nothing to repair"}`;
   }),
 );
@@ -733,6 +873,10 @@ $("#bulk-retry").addEventListener("click", () => void startBulk("retry"));
 $("#bulk-cancel").addEventListener("click", () => void startBulk("cancel"));
 $("#bulk-confirm").addEventListener("click", () => void confirmBulk());
 $("#bulk-abort").addEventListener("click", () => resetBulk("nothing was changed"));
+// A dry run counted one scope: changing it drops the pending Confirm.
+for (const sel of ["#bulk-type", "#bulk-queue"]) {
+  for (const type of ["input", "change"]) $(sel).addEventListener(type, () => pendingBulk && resetBulk("the scope changed: count again"));
+}
 $("#bulk").addEventListener("submit", (ev) => ev.preventDefault());
 $("#detail-close").addEventListener("click", closeDetail);
 $("#detail-refresh").addEventListener("click", () => state.detailId && void loadDetail(state.detailId, { logs: true }));

@@ -163,6 +163,8 @@ describe.skipIf(!available)("the dashboard in headless Chromium", () => {
       await waitFor(async () => (await rowStatus(id)) === "succeeded", 30_000, "the stuck job to run once its worker is back");
       await page.locator("#sweep").click();
       await toastSays("sweep:");
+      // The toast names the repair counts (report.counts), never the report's other fields.
+      expect(await page.locator("#toast").textContent()).toMatch(/^sweep: (nothing to repair|((reclaimed|failedExhausted|failedTimeout|cancelled|resent|skipped) \d+(, )?)+)$/);
       await waitFor(async () => (await alarmState()) === "OK", 30_000, "JobsNotStarting-large to clear on the page");
       await page.screenshot({ path: join(ARTIFACTS, "dashboard-cleared.png"), fullPage: true });
     } finally {
@@ -243,6 +245,11 @@ describe.skipIf(!available)("the dashboard in headless Chromium", () => {
     const running = await jobOf(theirs);
     expect(await row(theirs).locator("td.worker").textContent(), "a running job names its worker").toBe(running.worker ?? "");
     expect(running.worker).toBeTruthy();
+    // Its progress and heartbeat move on every poll, and its Cancel button stays the same node.
+    const cancelSel = `#jobs tr[data-job-id="${theirs}"] button[data-action=cancel]`;
+    await page.evaluate((sel) => ((window as unknown as { kept: Element | null }).kept = document.querySelector(sel)), cancelSel);
+    await page.waitForTimeout(2500);
+    expect(await page.evaluate((sel) => (window as unknown as { kept: Element | null }).kept === document.querySelector(sel), cancelSel), "the Cancel button kept across polls").toBe(true);
     await row(theirs).locator("button[data-action=cancel]").click();
     await toastSays("cancel:");
     await waitFor(async () => (await rowStatus(theirs)) === "cancelled", 20_000, "the row to show cancelled");
