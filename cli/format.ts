@@ -24,6 +24,20 @@ export function percentOf(job: ApiJob): string {
   return typeof p === "number" ? `${p.toFixed(p < 10 ? 1 : 0)}%` : "-";
 }
 
+/** C0 and C1 control characters (newline, carriage return, the ESC that starts an ANSI sequence, ...). */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** ANSI escape sequences: CSI (colours, cursor moves) and OSC (titles, links). */
+const ANSI = /\u001b(?:\[[0-?]*[ -\/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)?)/g;
+
+/**
+ * Text from a job (a log message, an error message) on one line of ours: JSON-escaped when it
+ * holds a control character, so a newline cannot forge a line and an escape cannot reach the terminal.
+ */
+export const oneLine = (text: string): string => (CONTROL.test(text) ? JSON.stringify(text) : text);
+
+/** Multi-line text from a job (a stack): its lines kept, ANSI sequences and every other control character dropped. */
+const withoutControls = (text: string): string => text.replace(ANSI, "").replace(/\r\n?/g, "\n").replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, "");
+
 const short = (iso: string | null): string => (iso ? iso.replace("T", " ").replace(/\.\d+Z$/, "Z") : "-");
 
 /** A span of time as a person says it: 42s, 3m 10s, 2h 5m, 3d 4h. */
@@ -134,11 +148,13 @@ function attemptText(a: AttemptDetail): string {
   const span = a.endedAt ? `${short(a.startedAt)} → ${short(a.endedAt)} (${duration(Date.parse(a.endedAt) - Date.parse(a.startedAt))})` : `${short(a.startedAt)} → (running)`;
   const head = `#${a.attempt}  ${a.worker}  ${span}  ${a.outcome ?? "running"}`;
   if (!a.error) return head;
-  const lines = [head, `    ${a.error.code}: ${a.error.message}`];
+  const lines = [head, `    ${oneLine(a.error.code)}: ${oneLine(a.error.message)}`];
   if (a.error.stack) {
-    const stack = a.error.stack.split("\n");
+    // Every stack line is indented under the attempt, so none can pass for a new attempt.
+    const stack = withoutControls(a.error.stack).split("\n");
     // A stack's first line is usually "Error: <message>", which was just printed.
-    if (stack[0]?.includes(a.error.message)) stack.shift();
+    const first = withoutControls(a.error.message).split("\n")[0] ?? "";
+    if (stack[0]?.includes(first)) stack.shift();
     lines.push(...stack.filter((l) => l.trim()).map((l) => `      ${l.trim()}`));
   }
   return lines.join("\n");
@@ -154,6 +170,8 @@ export function whyLine(w: JobWhy, id: string, now: number): string {
   const since = at(w.since);
   const until = at(w.until);
   const worker = w.worker ?? "its worker";
+  // The API's message for a failed job starts with its error code, which the words here already say.
+  const detail = w.message.replace(/^(attempts_exhausted|timeout): /, "");
   const known = ((): string | undefined => {
     switch (w.reason) {
       case "run_at":
@@ -180,9 +198,9 @@ export function whyLine(w: JobWhy, id: string, now: number): string {
       case "failed":
         return `failed: ${w.message}; see \`warden show ${id}\` and \`warden logs ${id}\``;
       case "attempts_exhausted":
-        return `failed, attempts exhausted: ${w.message}; see \`warden show ${id}\``;
+        return `failed, attempts exhausted: ${detail}; see \`warden show ${id}\``;
       case "timeout":
-        return `failed, out of time: ${w.message}; see \`warden show ${id}\``;
+        return `failed, out of time: ${detail}; see \`warden show ${id}\``;
       case "cancelled":
         return `cancelled${since ? ` at ${since}` : ""}${w.message ? `: ${w.message}` : ""}`;
       default:
@@ -195,7 +213,7 @@ export function whyLine(w: JobWhy, id: string, now: number): string {
 /** `fields` as key=value, strings bare unless they hold spaces or quotes. */
 function fieldsText(fields: Record<string, unknown>): string {
   return Object.entries(fields)
-    .map(([k, v]) => `${k}=${typeof v === "string" && !/[\s"=]/.test(v) && v !== "" ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${oneLine(k)}=${typeof v === "string" && !/[\s"=]/.test(v) && !CONTROL.test(v) && v !== "" ? v : JSON.stringify(v)}`)
     .join(" ");
 }
 
@@ -205,8 +223,8 @@ export function logLines(r: JobLogs): string {
     l.at.replace("T", " "),
     l.level.toUpperCase(),
     l.attempt !== null ? `#${l.attempt}` : "-",
-    l.workerId ?? "-",
-    [l.message, fieldsText(l.fields)].filter(Boolean).join("  "),
+    l.workerId ? oneLine(l.workerId) : "-",
+    [oneLine(l.message), fieldsText(l.fields)].filter(Boolean).join("  "),
   ]);
   const widths = [0, 1, 2, 3].map((i) => Math.max(0, ...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i < 4 ? c.padEnd(widths[i]!) : c)).join("  ").trimEnd()).join("\n");
@@ -241,17 +259,25 @@ export function stuckText(r: StuckReport): string {
   return `${states}\ndead letters: ${dl}\n${notStartingText(r)}\n(as of ${short(r.generatedAt)})`;
 }
 
-/** Jobs ready to start that no worker has claimed, per queue: the oldest wait, then each job's. */
+/**
+ * Jobs ready to start that no worker has claimed, per queue: the oldest wait, then each job's.
+ * The job list is a sample (the API sends the oldest few), so it says how many are shown, not how many there are.
+ */
 function notStartingText(r: StuckReport): string {
   // ?? {}: an older API sends no notStarting.
-  const queues = Object.entries(r.notStarting ?? {}).filter(([, q]) => q.jobs.length > 0);
-  if (!queues.length) return "not starting: none (every ready job was claimed)";
+  const all = Object.entries(r.notStarting ?? {});
+  const queues = all.filter(([, q]) => q.jobs.length > 0);
+  // Waiting, but none yet for a whole start deadline: no sample, but the wait is still news.
+  const waiting = all.filter(([, q]) => q.jobs.length === 0 && q.oldestWaitSeconds > 0);
+  const waitingText = waiting.map(([queue, q]) => `  ${queue}: oldest waiting ${duration(q.oldestWaitSeconds * 1000)} (none past the start deadline yet)`);
+  if (!queues.length && !waiting.length) return "not starting: none (every ready job was claimed)";
+  if (!queues.length) return `not starting: none past the start deadline, but ready jobs are waiting:\n${waitingText.join("\n")}`;
   const parts = queues.map(
     ([queue, q]) =>
-      `  ${queue}: ${q.jobs.length} job(s), oldest waiting ${duration(q.oldestWaitSeconds * 1000)}\n` +
+      `  ${queue}: oldest waiting ${duration(q.oldestWaitSeconds * 1000)}; the oldest ${q.jobs.length} shown (a sample, there may be more)\n` +
       indent(table(["JOB", "WAITED", "RINGS"], q.jobs.map((j) => [j.id, duration(j.waitedSeconds * 1000), String(j.rings)])), "    "),
   );
-  return `not starting (ready, but no worker claimed them; check \`warden workers\`):\n${parts.join("\n")}`;
+  return `not starting (ready, but no worker claimed them; check \`warden workers\`):\n${[...parts, ...waitingText].join("\n")}`;
 }
 
 export function queuesText(qs: QueueDepth[]): string {
@@ -281,7 +307,19 @@ export function sweepText(r: SweepReport): string {
   const counts = Object.entries(r.counts)
     .map(([k, v]) => `${k}=${v}`)
     .join(" ");
-  return `swept in ${r.durationMs} ms, read ${r.read} overdue item(s): ${counts}${r.more ? " (more left for the next sweep)" : ""}`;
+  const head = `swept in ${r.durationMs} ms, read ${r.read} overdue item(s): ${counts}${r.more ? " (more left for the next sweep)" : ""}`;
+  const errors = r.errors ?? [];
+  const shown = 5;
+  const failed = errors.length
+    ? `\n${errors.length} repair(s) failed (the next sweep tries them again):\n` +
+      errors
+        .slice(0, shown)
+        .map((e) => `  ${e.jobId}: ${oneLine(e.message)}`)
+        .join("\n") +
+      (errors.length > shown ? `\n  … and ${errors.length - shown} more (see --json)` : "")
+    : "";
+  const wait = r.waitError ? `\nthe wait-index read failed, so no OldestUnclaimedSeconds was published: ${oneLine(r.waitError)}` : "";
+  return head + failed + wait;
 }
 
 export function deadLettersText(r: DeadLetterReport): string {

@@ -12,6 +12,7 @@ import {
   WardenApiError,
   WardenClient,
   WardenError,
+  bulkTotalOf,
   executeApiRegion,
   type ApiJob,
   type Auth,
@@ -351,7 +352,7 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
         const bulk = bulkArgs("cancel", id, o);
         if (bulk) {
           const status = o.status as (typeof CANCEL_STATUSES)[number] | undefined;
-          const total = await client.bulkCancel({ ...bulk.filter, ...(status ? { status } : {}) }, { onPage: progressNote(io) });
+          const total = await sayHowFar(io, "cancel", client.bulkCancel({ ...bulk.filter, ...(status ? { status } : {}) }, { onPage: progressNote(io) }));
           const note = status === "queued" ? undefined : "a running one stops when its worker sees it";
           out(bulkText("cancel", total, `${status ?? "queued or running"} job(s)${bulk.what}`, note), total);
           return EXIT.ok;
@@ -374,7 +375,7 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
         const bulk = bulkArgs("retry", id, o);
         if (bulk) {
           const status = (o.status as (typeof RETRY_STATUSES)[number] | undefined) ?? "failed";
-          const total = await client.bulkRetry({ ...bulk.filter, status }, { onPage: progressNote(io) });
+          const total = await sayHowFar(io, "retry", client.bulkRetry({ ...bulk.filter, status }, { onPage: progressNote(io) }));
           out(bulkText("retry", total, `${status} job(s)${bulk.what}`), total);
           return EXIT.ok;
         }
@@ -611,6 +612,20 @@ function progressNote(io: Io): (page: { nextCursor: string | null }, total: Bulk
   };
 }
 
+/** When a bulk run fails part way, says on stderr what the calls before the failure did, then fails. */
+async function sayHowFar(io: Io, verb: "retry" | "cancel", run: Promise<BulkTotal>): Promise<BulkTotal> {
+  try {
+    return await run;
+  } catch (e) {
+    const t = bulkTotalOf(e);
+    if (t && t.calls > 0) {
+      const done = t.dryRun ? "counted" : verb === "retry" ? "retried" : "cancelled";
+      io.stderr.write(`before this failure, ${t.calls} call(s) had ${done} ${t.dryRun ? t.matched : t.acted} job(s) (matched ${t.matched}, skipped ${t.skipped}); run it again to go on\n`);
+    }
+    throw e;
+  }
+}
+
 /** A time the user gave: when it is, and as ISO for the API. */
 export interface Instant {
   ms: number;
@@ -630,11 +645,22 @@ export function instant(flag: string, command: string, now: () => number = Date.
     const age = /^(\d+)([smhdw])$/.exec(t);
     let ms = NaN;
     if (age) ms = now() - Number(age[1]) * AGE_UNITS[age[2]!]!;
-    else if (/^\d{4}-\d{2}-\d{2}$/.test(t) || /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(t)) ms = Date.parse(t);
+    else if (/^\d{4}-\d{2}-\d{2}$/.test(t) || /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(t)) {
+      ms = Date.parse(t);
+      // Date.parse rolls an impossible day over (2024-02-30 is read as 2024-03-01): refuse it.
+      const [y, mo, d] = t.slice(0, 10).split("-").map(Number) as [number, number, number];
+      const check = new Date(Date.UTC(y, mo - 1, d));
+      if (check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d) {
+        throw new UsageError(`${flag}: ${JSON.stringify(s)} is not a real date`, command);
+      }
+    }
     if (!Number.isFinite(ms)) {
       throw new UsageError(`${flag} must be an ISO time (2024-05-01, 2024-05-01T09:00:00Z) or an age such as 30m, 2h, 3d (got ${JSON.stringify(s)})`, command);
     }
-    return { ms, iso: new Date(ms).toISOString() };
+    // An age so large it falls before the earliest time a Date can hold (toISOString would throw).
+    const date = new Date(ms);
+    if (!Number.isFinite(date.getTime())) throw new UsageError(`${flag} is too far in the past (got ${JSON.stringify(s)})`, command);
+    return { ms, iso: date.toISOString() };
   };
 }
 

@@ -409,20 +409,30 @@ export class WardenClient {
 
   /** Retries every matching job, following the cursors to the end; with `dryRun`, counts them. */
   async bulkRetry(f: BulkRetryFilter, o: BulkOptions = {}): Promise<BulkTotal> {
-    return this.followBulk((cursor) => this.bulkRetryPage({ ...f, ...(cursor ? { cursor } : {}) }), f, o);
+    // A failed retry call may have retried jobs that then failed again, within the backoff, back
+    // into the partition the same cursor reads: repeating it could retry those twice. So only a
+    // 429 (the API did nothing) is repeated, unless it is a dry run.
+    const repeatable = f.dryRun === true ? isTransient : isThrottled;
+    return this.followBulk((cursor) => this.bulkRetryPage({ ...f, ...(cursor ? { cursor } : {}) }), f, o, repeatable);
   }
 
   /** Cancels every matching job, following the cursors to the end; with `dryRun`, counts them. */
   async bulkCancel(f: BulkCancelFilter, o: BulkOptions = {}): Promise<BulkTotal> {
-    return this.followBulk((cursor) => this.bulkCancelPage({ ...f, ...(cursor ? { cursor } : {}) }), f, o);
+    // A second cancel of a job is harmless (it no longer matches, or is already cancelling).
+    return this.followBulk((cursor) => this.bulkCancelPage({ ...f, ...(cursor ? { cursor } : {}) }), f, o, isTransient);
   }
 
   /**
-   * Calls until `nextCursor` is null. A network error or a 5xx on one call is tried again with the
-   * same cursor (at most BULK_TRIES times): a call that did act before failing is safe to repeat,
-   * since a job it retried or cancelled no longer matches its status and is not counted again.
+   * Calls until `nextCursor` is null. A failed call that `repeatable` allows is tried again with the
+   * same cursor (at most BULK_TRIES times). When a call finally fails, the error it throws carries
+   * the totals of the calls that succeeded before it (see `bulkTotalOf`).
    */
-  private async followBulk(page: (cursor: string | undefined) => Promise<BulkResult>, f: { cursor?: string; dryRun?: boolean }, o: BulkOptions): Promise<BulkTotal> {
+  private async followBulk(
+    page: (cursor: string | undefined) => Promise<BulkResult>,
+    f: { cursor?: string; dryRun?: boolean },
+    o: BulkOptions,
+    repeatable: (e: unknown) => boolean,
+  ): Promise<BulkTotal> {
     const total: BulkTotal = { matched: 0, acted: 0, skipped: 0, dryRun: f.dryRun === true, calls: 0 };
     let cursor = f.cursor;
     do {
@@ -432,7 +442,10 @@ export class WardenClient {
         try {
           answer = await page(cursor);
         } catch (e) {
-          if (!isTransient(e) || tries >= BULK_TRIES) throw e;
+          if (!repeatable(e) || tries >= BULK_TRIES) {
+            if (e !== null && typeof e === "object") BULK_TOTALS.set(e, { ...total });
+            throw e;
+          }
           await sleep(1_000 * 2 ** (tries - 1), o.signal);
         }
       }
@@ -533,6 +546,21 @@ export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener("abort", abort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort));
   });
+}
+
+/** The totals a bulk run had reached when one of its calls failed for good, by the error it threw. */
+const BULK_TOTALS = new WeakMap<object, BulkTotal>();
+
+/**
+ * What a failed `bulkRetry` or `bulkCancel` did before it failed: the totals of the calls that
+ * succeeded (calls 0 when the first one failed), or undefined for an error from anything else.
+ */
+export function bulkTotalOf(e: unknown): BulkTotal | undefined {
+  return e !== null && typeof e === "object" ? BULK_TOTALS.get(e) : undefined;
+}
+
+function isThrottled(e: unknown): boolean {
+  return e instanceof WardenApiError && e.status === 429;
 }
 
 function isTransient(e: unknown): boolean {

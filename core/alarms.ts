@@ -81,7 +81,7 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
       periodSeconds: 300,
       evaluationPeriods: 1,
       missingData: "notBreaching",
-      description: `Lock contention: more than 100 claims refused in 5 minutes because another worker held the lease. Duplicate deliveries or workers fighting over jobs. ${RUNBOOK}`,
+      description: `Lock contention: more than 100 claims refused in 5 minutes because another worker held the lease. Duplicate deliveries or workers fighting over jobs. First run \`warden workers\`.`,
     },
     {
       id: "StoreThrottled",
@@ -91,7 +91,7 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
       periodSeconds: 300,
       evaluationPeriods: 1,
       missingData: "notBreaching",
-      description: "More than 10 DynamoDB calls failed throttled, after the SDK's retries, in 5 minutes. Check the table's consumed capacity and the worker concurrency limits.",
+      description: "More than 10 DynamoDB calls failed throttled, after the SDK's retries, in 5 minutes. Check the table's consumed capacity and the worker concurrency limits. First run `warden health`.",
     },
     {
       id: "WorkerMemory",
@@ -101,7 +101,7 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
       periodSeconds: 60,
       evaluationPeriods: 3,
       missingData: "notBreaching",
-      description: "A worker has used over 85% of its memory for 3 minutes. Jobs may be aborted by the memory guard; consider the large queue or more task memory.",
+      description: "A worker has used over 85% of its memory for 3 minutes. Jobs may be aborted by the memory guard; consider the large queue or more task memory. First run `warden list --status running`.",
     },
     {
       id: "MemoryAborts",
@@ -111,7 +111,7 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
       periodSeconds: 300,
       evaluationPeriods: 1,
       missingData: "notBreaching",
-      description: "The memory guard aborted a job at critical memory; it is retried on the large queue. Find it with `warden list --status queued` and check its input size.",
+      description: "The memory guard aborted a job at critical memory; it is retried on the large queue; check its input size. First run `warden list --status queued`.",
     },
     ...(["default", "large"] as const).flatMap((queue): AlarmDefinition[] => [
       {
@@ -132,7 +132,7 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
         periodSeconds: 60,
         evaluationPeriods: 5,
         missingData: "notBreaching",
-        description: `The oldest message on the ${queue} queue has waited over 15 minutes: its workers are not keeping up or not running. ${RUNBOOK}`,
+        description: `The oldest message on the ${queue} queue has waited over 15 minutes: its workers are not keeping up or not running. First run \`warden queues\`, then \`warden workers\`.`,
       },
     ]),
     {
@@ -143,7 +143,7 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
       periodSeconds: 300,
       evaluationPeriods: 1,
       missingData: "breaching",
-      description: "No sweep has run for 5 minutes: stuck jobs are not being repaired. Check the sweeper function's schedule, errors and logs.",
+      description: "No sweep has run for 5 minutes: stuck jobs are not being repaired. Check the sweeper function's schedule, errors and logs. First run `warden sweep`.",
     },
     ...(["worker", "api", "sweeper"] as const).flatMap((fn): AlarmDefinition[] => [
       {
@@ -154,7 +154,7 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
         periodSeconds: 300,
         evaluationPeriods: 1,
         missingData: "notBreaching",
-        description: `The ${fn} function failed more than 5 invocations in 5 minutes. Read its logs; ${RUNBOOK}`,
+        description: `The ${fn} function failed more than 5 invocations in 5 minutes. First read its logs${fn === "worker" ? ", then run \`warden list --status failed --type T\` for the failing type" : ""}.`,
       },
       {
         id: `LambdaThrottles-${fn}`,
@@ -164,7 +164,7 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
         periodSeconds: 300,
         evaluationPeriods: 1,
         missingData: "notBreaching",
-        description: `The ${fn} function was throttled: it hit its concurrency limit. Raise the limit in the stage config if DynamoDB has room.`,
+        description: `The ${fn} function was throttled: it hit its concurrency limit. Raise the limit in the stage config if DynamoDB has room. First run \`warden queues\`.`,
       },
     ]),
   ];

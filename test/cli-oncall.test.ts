@@ -339,3 +339,35 @@ describe("a bulk run over several calls (in-process, against a stub API)", () =>
     expect(stderr).toBe("… 1000 matched, 998 acted on, 2 skipped so far\n… 2000 matched, 1998 acted on, 2 skipped so far\n");
   });
 });
+
+describe("list --since/--until that cannot be a time (in-process, no API call)", () => {
+  const run = async (args: string[]): Promise<{ code: number; stderr: string; calls: number }> => {
+    let calls = 0;
+    let stderr = "";
+    const stub: typeof fetch = async () => {
+      calls++;
+      return new Response(JSON.stringify({ jobs: [], nextCursor: null }), { status: 200, headers: { "content-type": "application/json" } });
+    };
+    const io: Io = { stdout: { write: () => true }, stderr: { write: (s: string) => (stderr += s) }, env: { WARDEN_URL: "http://stub.test", WARDEN_TOKEN: "t" }, fetch: stub };
+    const code = await main(["list", ...args], io);
+    return { code, stderr, calls };
+  };
+
+  it("refuses an age too large for a date as a usage error, not an unexpected one", async () => {
+    const r = await run(["--since", "9999999999w"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--since is too far in the past");
+    expect(r.stderr).not.toContain("unexpected error");
+    expect(r.calls).toBe(0);
+  });
+
+  it("refuses a date that does not exist rather than rolling it over", async () => {
+    for (const [flag, value] of [["--since", "2024-02-30"], ["--until", "2023-02-29T10:00:00Z"], ["--since", "2024-13-01"]] as const) {
+      const r = await run([flag, value]);
+      expect(r.code, `${flag} ${value}`).toBe(2);
+      expect(r.stderr).toContain(`${flag}: "${value}" is not a real date`);
+      expect(r.calls).toBe(0);
+    }
+    expect((await run(["--since", "2024-02-29"])).code).toBe(0);
+  });
+});

@@ -9,6 +9,7 @@ import {
   WardenApiError,
   WardenClient,
   WardenNetworkError,
+  bulkTotalOf,
   type ApiJob,
 } from "../client/index.js";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
@@ -168,5 +169,39 @@ describe("admin", () => {
     expect(workers.map((w) => w.id)).toContain("test-worker");
     await expect(alice.workers()).rejects.toMatchObject({ status: 403, code: "forbidden" });
     expect(await alice.health()).toEqual({ ok: true, checks: { table: "ok", "queue:default": "ok", "queue:large": "ok" } });
+  });
+});
+
+describe("bulk runs that fail part way (stub API)", () => {
+  const json = (status: number, body: unknown): Response => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+  const page = (acted: number, nextCursor: string | null) => ({ matched: acted, acted, skipped: 0, dryRun: false, nextCursor });
+  const clientOver = (answers: Response[], bodies: unknown[]): WardenClient =>
+    new WardenClient({
+      baseUrl: "http://stub.test",
+      token: "t",
+      fetch: async (_input, init) => {
+        bodies.push(JSON.parse(String(init?.body)));
+        return answers.shift() ?? json(500, { error: { code: "internal", message: "no more answers" } });
+      },
+    });
+
+  it("does not repeat a retry call after a 5xx, and the error carries what the calls before it did", async () => {
+    const bodies: unknown[] = [];
+    const c = clientOver([json(200, page(5, "c1")), json(503, { error: { code: "unavailable", message: "down" } })], bodies);
+    const e = await c.bulkRetry({ type: "demo.x" }).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(WardenApiError);
+    expect(bodies).toHaveLength(2);
+    expect(bulkTotalOf(e)).toMatchObject({ acted: 5, matched: 5, calls: 1 });
+  });
+
+  it("repeats a retry call after a 429, and a cancel call after a 5xx", async () => {
+    const retried: unknown[] = [];
+    const r = clientOver([json(429, { message: "Too Many Requests" }), json(200, page(3, null))], retried);
+    expect(await r.bulkRetry({ type: "demo.x" })).toMatchObject({ acted: 3, calls: 1 });
+    expect(retried).toHaveLength(2);
+    const cancelled: unknown[] = [];
+    const k = clientOver([json(503, { error: { code: "unavailable", message: "down" } }), json(200, page(2, null))], cancelled);
+    expect(await k.bulkCancel({ type: "demo.x" })).toMatchObject({ acted: 2, calls: 1 });
+    expect(cancelled).toHaveLength(2);
   });
 });
