@@ -151,6 +151,17 @@ Examples:
   warden ${verb} --all --type junit.import --queue large${verb === "retry" ? " --status cancelled" : " --status queued"}
 `;
 
+/** The --all form's options, the same for cancel and retry but for the statuses each takes. */
+function bulkOptions(c: Command, verb: "retry" | "cancel", statuses: readonly string[], statusHelp: string, dflt: string): Command {
+  return c
+    .option("--all", `(admin) ${verb} every job matching --type and/or --queue`)
+    .option("--type <type>", "with --all: jobs of this type")
+    .addOption(new Option("--queue <queue>", "with --all: jobs on this queue").choices(QUEUES).argParser(choice("--queue", QUEUES, verb)))
+    .addOption(new Option("--status <status>", `with --all: ${statusHelp} (default ${dflt})`).choices(statuses).argParser(choice("--status", statuses, verb)))
+    .option("--dry-run", "with --all: say how many jobs match, and change nothing")
+    .addHelpText("after", BULK_HELP(verb, statuses, dflt));
+}
+
 type Out = (human: string, json: unknown) => void;
 
 interface Ctx {
@@ -340,13 +351,7 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
       }),
     );
 
-  cmd("cancel [id]", "cancel a job (a running one stops when its worker sees it), or with --all every matching job (admin)")
-    .option("--all", "(admin) cancel every job matching --type and/or --queue")
-    .option("--type <type>", "with --all: jobs of this type")
-    .addOption(new Option("--queue <queue>", "with --all: jobs on this queue").choices(QUEUES).argParser(choice("--queue", QUEUES, "cancel")))
-    .addOption(new Option("--status <status>", "with --all: only queued or only running jobs (default both)").choices(CANCEL_STATUSES).argParser(choice("--status", CANCEL_STATUSES, "cancel")))
-    .option("--dry-run", "with --all: say how many jobs match, and change nothing")
-    .addHelpText("after", BULK_HELP("cancel", CANCEL_STATUSES, "both"))
+  bulkOptions(cmd("cancel [id]", "cancel a job (a running one stops when its worker sees it), or with --all every matching job (admin)"), "cancel", CANCEL_STATUSES, "only queued or only running jobs", "both")
     .action(
       run(async ({ client, io, out }, [id], o) => {
         const bulk = bulkArgs("cancel", id, o);
@@ -363,13 +368,7 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
       }),
     );
 
-  cmd("retry [id]", "queue a failed or cancelled job again with a fresh attempt budget, or with --all every matching job (admin)")
-    .option("--all", "(admin) retry every job matching --type and/or --queue")
-    .option("--type <type>", "with --all: jobs of this type")
-    .addOption(new Option("--queue <queue>", "with --all: jobs on this queue").choices(QUEUES).argParser(choice("--queue", QUEUES, "retry")))
-    .addOption(new Option("--status <status>", "with --all: failed or cancelled jobs (default failed)").choices(RETRY_STATUSES).argParser(choice("--status", RETRY_STATUSES, "retry")))
-    .option("--dry-run", "with --all: say how many jobs match, and change nothing")
-    .addHelpText("after", BULK_HELP("retry", RETRY_STATUSES, "failed"))
+  bulkOptions(cmd("retry [id]", "queue a failed or cancelled job again with a fresh attempt budget, or with --all every matching job (admin)"), "retry", RETRY_STATUSES, "failed or cancelled jobs", "failed")
     .action(
       run(async ({ client, io, out }, [id], o) => {
         const bulk = bulkArgs("retry", id, o);

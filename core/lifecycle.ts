@@ -91,12 +91,15 @@ export type Decision<J extends Job> = { ok: true; change: Change<J> } | { ok: fa
 
 // ─── shared rules ───────────────────────────────────────────────────────────────────────────
 
+/** When a job entering queued may first be claimed: now, or its runAt when later. */
+const readyFrom = (runAt: number | undefined, c: Clock): number => (runAt !== undefined && runAt > c.now ? runAt : c.now);
+
 /**
  * When a queued job counts as stuck: its start deadline after it becomes runnable. A runAt
  * further out than SQS can delay a message is simply due at runAt: the sweeper sends it then.
  */
 export function queuedDueAt(runAt: number | undefined, c: Clock): number {
-  const start = runAt !== undefined && runAt > c.now ? runAt : c.now;
+  const start = readyFrom(runAt, c);
   if (start - c.now > TIMINGS.maxMessageDelaySeconds * 1000) return start;
   return start + c.startDeadlineMs;
 }
@@ -140,8 +143,6 @@ function detailOf(job: RunningJob, error: AttemptFailure | undefined): AttemptDe
 const withAction = (job: Job, action: JobAction["action"], by: string, c: Clock): JobAction[] =>
   [...(job.actions ?? []), { at: c.now, action, by }].slice(-LIMITS.actionEntries);
 
-/** When a job entering queued may first be claimed: now, or its runAt when later. */
-const readyFrom = (runAt: number | undefined, c: Clock): number => (runAt !== undefined && runAt > c.now ? runAt : c.now);
 
 const bounded = (history: AttemptRecord[]): AttemptRecord[] => history.slice(-LIMITS.historyEntries);
 

@@ -135,11 +135,11 @@ export class Runner {
   /** Announces the worker and starts the memory guard. */
   async start(): Promise<void> {
     this.o.memory?.start();
-    await this.presence(true);
+    await this.presence();
     // A worker that is alive says so every interval, busy or idle: GET /admin/workers and `warden
     // why` call one unheard of for longer unresponsive (core/workers.ts presenceState). A frozen
     // Lambda environment runs no timers, which is why an idle one is never called unresponsive.
-    this.reportTimer = setInterval(() => void this.presence(true), this.s.workers.reportEveryMs);
+    this.reportTimer = setInterval(() => void this.presence(), this.s.workers.reportEveryMs);
     this.reportTimer.unref?.();
   }
   private reportTimer: NodeJS.Timeout | undefined;
@@ -160,7 +160,7 @@ export class Runner {
     if (this.presenceTimer) return;
     this.presenceTimer = setTimeout(() => {
       this.presenceTimer = undefined;
-      void this.presence(true);
+      void this.presence();
     }, PRESENCE_LAG_MS);
     this.presenceTimer.unref?.();
   }
@@ -171,13 +171,13 @@ export class Runner {
     if (!this.presenceTimer) return;
     clearTimeout(this.presenceTimer);
     this.presenceTimer = undefined;
-    await this.presence(true);
+    await this.presence();
   }
 
-  /** Writes this worker's presence (throttled unless forced); advisory, so failures are only logged. */
-  async presence(force = false): Promise<void> {
+  /** Writes this worker's presence; advisory, so failures are only logged. */
+  async presence(): Promise<void> {
     await this.s.workers
-      .report({ id: this.workerId, kind: this.kind, ...(this.o.pid !== undefined ? { pid: this.o.pid } : {}), startedAt: this.startedAt, jobs: this.active() }, force)
+      .report({ id: this.workerId, kind: this.kind, ...(this.o.pid !== undefined ? { pid: this.o.pid } : {}), startedAt: this.startedAt, jobs: this.active() })
       .catch((e) => this.log.warn("worker presence not recorded", { workerId: this.workerId, error: errorMessage(e) }));
   }
 

@@ -6,7 +6,7 @@
  */
 import { readyAtOf, ringsOf, type Job, type Status } from "./job.js";
 import { runtimeDeadline } from "./lifecycle.js";
-import { presenceState, type WorkerInfo } from "./workers.js";
+import { presenceState, silentSince, type WorkerInfo } from "./workers.js";
 
 export const WHY_REASONS = [
   /** queued: its runAt has not come. */
@@ -93,9 +93,8 @@ export function whyNotRunning(job: Job, c: WhyContext): Why {
         return { ...base, worker, reason: "lease_expired", since: job.heartbeatAt, until: null, message: `no heartbeat from ${worker} since ${iso(job.heartbeatAt)}; its lease ran out at ${iso(job.leaseExpiresAt)} and the sweeper takes the job back on its next sweep` };
       }
       // A recent heartbeat is the worker's own word that it is alive, whatever its presence says.
-      const silent = c.now - job.heartbeatAt > c.reportEveryMs * 1.5;
       const seen = c.worker ? presenceState(c.worker, c.now, c.reportEveryMs) : undefined;
-      if (silent && (seen === "unresponsive" || seen === "dead")) {
+      if (silentSince(job.heartbeatAt, c.now, c.reportEveryMs) && (seen === "unresponsive" || seen === "dead")) {
         const last = c.worker!.lastSeenAt;
         return {
           ...base,

@@ -1,7 +1,7 @@
 /**
  * Which workers are alive and what they hold, for `GET /admin/workers` and the dashboard. Each
- * worker (a Fargate task, a Lambda container, a local process) writes its entry at most every
- * `reportEveryMs` into one of a few small presence items; entries not refreshed within
+ * worker (a Fargate task, a Lambda container, a local process) writes its entry every
+ * `reportEveryMs` while it runs, and when its jobs change, into one of a few small presence items; entries not refreshed within
  * `forgetAfterMs` are not listed, and are deleted by the next worker that reports to the same
  * item. It is advisory: correctness never depends on it (leases do that).
  *
@@ -12,7 +12,7 @@
  * the workers seen within `forgetAfterMs`, with no scheduler and no extra read: the report's own
  * UpdateItem returns the item.
  */
-import { UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { batchGetAll } from "./aws.js";
 import { isConditionFailure } from "./expr.js";
 
@@ -42,9 +42,12 @@ export type PresenceState = "alive" | "unresponsive" | "dead";
  */
 export function presenceState(w: WorkerInfo, now: number, reportEveryMs: number = PRESENCE_REPORT_MS): PresenceState {
   if (w.diedAt !== undefined) return "dead";
-  const silent = now - w.lastSeenAt > reportEveryMs * 1.5;
-  return silent && (w.kind !== "lambda" || w.jobs.length > 0) ? "unresponsive" : "alive";
+  return silentSince(w.lastSeenAt, now, reportEveryMs) && (w.kind !== "lambda" || w.jobs.length > 0) ? "unresponsive" : "alive";
 }
+
+/** Not heard from (a presence report, a heartbeat) within one and a half reporting intervals. */
+export const silentSince = (lastHeardAt: number, now: number, reportEveryMs: number = PRESENCE_REPORT_MS): boolean =>
+  now - lastHeardAt > reportEveryMs * 1.5;
 
 /** When an entry was last heard of, alive or dead: what listing and pruning go by. */
 const heardAt = (w: WorkerInfo): number => Math.max(w.lastSeenAt, w.diedAt ?? 0);
@@ -68,8 +71,6 @@ export function presenceShard(workerId: string): number {
 }
 
 export class WorkerDirectory {
-  private lastWrite = 0;
-
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
@@ -88,11 +89,12 @@ export class WorkerDirectory {
     return this.now - (this.opts.forgetAfterMs ?? 60_000);
   }
 
-  /** Records this worker's presence; throttled unless `force` (start, stop, job set changed). */
-  async report(info: Omit<WorkerInfo, "lastSeenAt">, force = false): Promise<void> {
+  /**
+   * Records this worker's presence. Not throttled here: the runner writes on its interval and
+   * coalesces job changes itself (core/runner.ts), so every call is one it means.
+   */
+  async report(info: Omit<WorkerInfo, "lastSeenAt">): Promise<void> {
     const now = this.now;
-    if (!force && now - this.lastWrite < this.reportEveryMs) return;
-    this.lastWrite = now;
     const entry: WorkerInfo = { ...info, lastSeenAt: now };
     const key = presenceKey(presenceShard(info.id));
     const out = await this.db.send(
@@ -142,6 +144,13 @@ export class WorkerDirectory {
 
   async remove(id: string): Promise<void> {
     await this.updateEntry(id, "REMOVE #me").catch(() => undefined);
+  }
+
+  /** One worker's entry (one read of its presence item), if it was seen within `forgetAfterMs`. */
+  async get(id: string): Promise<WorkerInfo | undefined> {
+    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: presenceKey(presenceShard(id)), ConsistentRead: true }));
+    const w = out.Item?.[ATTRIBUTE_PREFIX + id] as WorkerInfo | undefined;
+    return w && heardAt(w) >= this.cutoff ? w : undefined;
   }
 
   /** Workers seen within `forgetAfterMs`, most recently seen first. */

@@ -162,7 +162,6 @@ export function startFargateWorker(services: Services, opts: FargateWorkerOption
         const p: Promise<void> = handle(m).finally(() => inflight.delete(p));
         inflight.add(p);
       }
-      void runner.presence();
     }
   };
 

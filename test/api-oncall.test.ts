@@ -266,7 +266,7 @@ describe("presence", () => {
     const id = await submit("p-owner", "demo.sleep", { items: 100 });
     const claim = await services.store.claim(id, "w-frozen", 60_000);
     if (!claim.ok) throw new Error("claim");
-    await services.workers.report({ id: "w-frozen", kind: "fargate", startedAt: Date.now() - 60_000, jobs: [id] }, true);
+    await services.workers.report({ id: "w-frozen", kind: "fargate", startedAt: Date.now() - 60_000, jobs: [id] });
     // The sweeper takes it back and another worker claims it; the frozen worker's entry still names it.
     const queued = await services.store.reclaim((await services.store.getRecord(id)) as RunningJob);
     expect(queued.status).toBe("queued");

@@ -437,7 +437,7 @@ describe("admin routes", () => {
     const id = (await submit("demo.sleep", { items: 1 })).body.job.id as string;
     const claim = await services.store.claim(id, "w-ecs-1", 60_000);
     expect(claim.ok).toBe(true);
-    await services.workers.report({ id: "w-ecs-1", kind: "fargate", pid: 42, startedAt: Date.now() - 1000, jobs: [id] }, true);
+    await services.workers.report({ id: "w-ecs-1", kind: "fargate", pid: 42, startedAt: Date.now() - 1000, jobs: [id] });
     const res = await call("GET", "/admin/workers", { who: "admin" });
     expect(res.status).toBe(200);
     const w = res.body.workers.find((x: { id: string }) => x.id === "w-ecs-1");

@@ -126,11 +126,11 @@ describe("a dead worker's jobs", () => {
   test("the directory lists the dead worker as dead, holding nothing, until it reports again", async () => {
     const { s, clock, reaper } = setup();
     const lease = await running(s, "ecs:dead-6");
-    await s.workers.report({ id: "ecs:dead-6", kind: "fargate", startedAt: clock.now(), jobs: [lease.jobId] }, true);
+    await s.workers.report({ id: "ecs:dead-6", kind: "fargate", startedAt: clock.now(), jobs: [lease.jobId] });
     await reaper.onDeath({ workerId: "ecs:dead-6", at: clock.now(), reason: "stopped" });
     const listed = (await s.workers.list()).find((w) => w.id === "ecs:dead-6");
     expect(listed).toMatchObject({ jobs: [], diedAt: clock.now(), deathReason: "stopped" });
-    await s.workers.report({ id: "ecs:dead-6", kind: "fargate", startedAt: clock.now(), jobs: [] }, true);
+    await s.workers.report({ id: "ecs:dead-6", kind: "fargate", startedAt: clock.now(), jobs: [] });
     expect((await s.workers.list()).find((w) => w.id === "ecs:dead-6")?.diedAt).toBeUndefined();
   });
 });
@@ -183,7 +183,7 @@ describe("the reaper's grants", () => {
     try {
       const { s, clock } = setup();
       const reaperServices = buildServices(loadRuntime({ ...env.emu.env, WARDEN_LEASE_SECONDS: "60" }), { doc, sqs: env.sqs, now: clock.now, metrics: new MemoryMetrics() });
-      await s.workers.report({ id: "ecs:grants", kind: "fargate", startedAt: clock.now(), jobs: [] }, true);
+      await s.workers.report({ id: "ecs:grants", kind: "fargate", startedAt: clock.now(), jobs: [] });
       const lease = await running(s, "ecs:grants");
       await s.store.heartbeat(lease, { checkpoint: { pad: "c".repeat(2_000) } });
       await new DeathReaper(reaperServices).onDeath({ workerId: "ecs:grants", at: clock.now(), reason: "stopped" });

@@ -36,7 +36,7 @@ describe("worker directory", () => {
     const ids = Array.from({ length: 24 }, (_, i) => `list-${i}`);
     for (const id of ids) {
       clock.advance(10);
-      await dir.report(info(id, [`job-of-${id}`]), true);
+      await dir.report(info(id, [`job-of-${id}`]));
     }
     expect(new Set(ids.map(presenceShard)).size).toBeGreaterThan(1); // really spread over several items
     const listed = await dir.list();
@@ -51,13 +51,13 @@ describe("worker directory", () => {
     const clock = manualClock(2_000_000);
     const dir = new WorkerDirectory(env.doc, env.emu.tableName, { now: clock.now, forgetAfterMs: FORGET });
     const [dead, alive] = idsIn(3, 2, "prune");
-    await dir.report(info(dead!), true);
-    await dir.report(info(alive!), true);
+    await dir.report(info(dead!));
+    await dir.report(info(alive!));
     expect(await rawEntries(3)).toEqual(expect.arrayContaining([`w:${dead}`, `w:${alive}`]));
 
     clock.advance(FORGET + 1);
     expect((await dir.list()).map((w) => w.id)).not.toContain(dead);
-    await dir.report(info(alive!), true);
+    await dir.report(info(alive!));
     const left = await rawEntries(3);
     expect(left).toContain(`w:${alive}`);
     expect(left).not.toContain(`w:${dead}`);
@@ -68,14 +68,14 @@ describe("worker directory", () => {
     const dir = new WorkerDirectory(env.doc, env.emu.tableName, { now: clock.now, forgetAfterMs: FORGET });
     for (let generation = 0; generation < 5; generation++) {
       // 60 workers report once and die without removing themselves.
-      for (let i = 0; i < 60; i++) await dir.report(info(`churn-${generation}-${i}`), true);
+      for (let i = 0; i < 60; i++) await dir.report(info(`churn-${generation}-${i}`));
       clock.advance(FORGET + 1);
     }
     // The survivors report: one per item, each pruning its own item.
     const survivors = Array.from({ length: PRESENCE_SHARDS }, (_, shard) => idsIn(shard, 1, "survivor")[0]!);
-    for (const id of survivors) await dir.report(info(id), true);
+    for (const id of survivors) await dir.report(info(id));
     // At most PRUNE_BATCH (25) go per report, so a second round finishes what the first left.
-    for (const id of survivors) await dir.report(info(id), true);
+    for (const id of survivors) await dir.report(info(id));
     for (let shard = 0; shard < PRESENCE_SHARDS; shard++) {
       expect(await rawEntries(shard), `presence item ${shard}`).toEqual([`w:${survivors[shard]}`]);
     }
@@ -88,7 +88,7 @@ describe("worker directory", () => {
     const dir = new WorkerDirectory(doc, env.emu.tableName, { now: clock.now, forgetAfterMs: FORGET });
     const other = new WorkerDirectory(env.doc, env.emu.tableName, { now: clock.now, forgetAfterMs: FORGET });
     const [returning, reporter] = idsIn(5, 2, "race");
-    await dir.report(info(returning!), true);
+    await dir.report(info(returning!));
     clock.advance(FORGET + 1);
     // Just before the prune is sent, the "dead" worker comes back and reports.
     let raced = false;
@@ -97,13 +97,13 @@ describe("worker directory", () => {
         const input = args.input as { UpdateExpression?: string };
         if (!raced && context.commandName === "UpdateItemCommand" && input.UpdateExpression?.startsWith("REMOVE")) {
           raced = true;
-          await other.report(info(returning!, ["job-after-return"]), true);
+          await other.report(info(returning!, ["job-after-return"]));
         }
         return next(args);
       },
       { step: "initialize", name: "raceThePrune" },
     );
-    await dir.report(info(reporter!), true);
+    await dir.report(info(reporter!));
     expect(raced).toBe(true);
     expect(await rawEntries(5)).toEqual(expect.arrayContaining([`w:${returning}`, `w:${reporter}`]));
     expect((await dir.list()).find((w) => w.id === returning)).toMatchObject({ jobs: ["job-after-return"] });
@@ -171,7 +171,7 @@ describe("presence on Lambda", () => {
   it("a late death event does not mark dead a worker of the same id that started after it", async () => {
     const s = testServices(env);
     const died = Date.now() - 5_000;
-    await s.workers.report({ id: "lambda:restarted-env", kind: "lambda", startedAt: Date.now(), jobs: ["01JD0000000000000000000001"] }, true);
+    await s.workers.report({ id: "lambda:restarted-env", kind: "lambda", startedAt: Date.now(), jobs: ["01JD0000000000000000000001"] });
     await s.workers.markDead("lambda:restarted-env", died, "Runtime exited");
     expect((await s.workers.list()).find((w) => w.id === "lambda:restarted-env")).toMatchObject({ jobs: ["01JD0000000000000000000001"] });
     expect((await s.workers.list()).find((w) => w.id === "lambda:restarted-env")?.diedAt).toBeUndefined();

@@ -161,14 +161,14 @@ export class JobsApi {
 
   /** The owner's request, or the admin's on anyone's job; recorded with the job as `by`. */
   async cancel(caller: Caller, id: string): Promise<{ job: ApiJob }> {
-    const before = await this.actable(caller, id);
+    const before = await this.readableRecord(caller, id);
     const job = await this.s.store.requestCancel(id, caller.id);
     this.log.info("cancel requested", { jobId: id, caller: caller.id, owner: before.owner, status: job.status });
     return { job: toApiJob(job, this.now) };
   }
 
   async retry(caller: Caller, id: string): Promise<{ job: ApiJob }> {
-    const before = await this.actable(caller, id);
+    const before = await this.readableRecord(caller, id);
     const job = await this.s.store.retry(id, caller.id);
     this.log.info("job retried", { jobId: id, caller: caller.id, owner: before.owner });
     await this.ring(job, this.now);
@@ -184,7 +184,7 @@ export class JobsApi {
   /** Why the job is not running now (core/why.ts), with its worker's presence when it has one. */
   async why(caller: Caller, id: string): Promise<{ why: ApiWhy }> {
     const job = await this.readableRecord(caller, id);
-    const worker = job.status === "running" ? (await this.s.workers.list()).find((w) => w.id === job.workerId) : undefined;
+    const worker = job.status === "running" ? await this.s.workers.get(job.workerId) : undefined;
     const why = whyNotRunning(job, { now: this.now, cancelGraceMs: this.s.cfg.cancelGraceMs, reportEveryMs: this.s.workers.reportEveryMs, ...(worker ? { worker } : {}) });
     return { why: toApiWhy(why) };
   }
@@ -208,16 +208,14 @@ export class JobsApi {
     return job;
   }
 
-  /** Reading the record alone (no values): the owner, or the admin. */
+  /**
+   * The record alone (no values), for the owner or the admin: reading, and acting too (cancel,
+   * retry): the admin may act on anyone's job, an on-call person stopping a runaway one.
+   */
   private async readableRecord(caller: Caller, id: string): Promise<Job> {
     const job = await this.s.store.getRecord(id);
     if (!job || (job.owner !== caller.id && !caller.admin)) throw jobNotFound(id);
     return job;
-  }
-
-  /** Acting (cancel, retry): the owner, or the admin on anyone's job (an on-call person stopping a runaway job). */
-  private async actable(caller: Caller, id: string): Promise<Job> {
-    return this.readableRecord(caller, id);
   }
 }
 
