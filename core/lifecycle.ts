@@ -497,10 +497,26 @@ export function reclaimDead(prev: Job | undefined, death: WorkerDeath, c: Clock)
     return { ok: false, reason: "moved", message: `job ${prev?.id ?? "?"} is no longer the attempt worker ${death.workerId} started before it died` };
   }
   const lost = `worker ${death.workerId} died at ${iso(death.at)} (${death.reason})`;
-  // As the sweeper decides for an expired lease (core/sweeper.ts plan): past its runtime it ends; a requested cancel is kept.
-  if (runtimeDeadline(prev, c.now) <= c.now) return { ok: true, change: expire(prev, c, lost) };
-  if (prev.cancelRequested) return { ok: true, change: cancelSilent(prev, c, `cancelled on request; ${lost} before acknowledging`) };
-  return { ok: true, change: reclaim(prev, c, lost) };
+  switch (goneWorkerRepair(prev, c.now)) {
+    case "expire":
+      return { ok: true, change: expire(prev, c, lost) };
+    case "cancel":
+      return { ok: true, change: cancelSilent(prev, c, `cancelled on request; ${lost} before acknowledging`) };
+    case "reclaim":
+      return { ok: true, change: reclaim(prev, c, lost) };
+  }
+}
+
+/**
+ * What a running job whose worker is gone (its lease expired, its death reported) gets, in the
+ * one order the sweeper and the reaper share: the runtime limit wins over everything (a
+ * heartbeating worker does not save a job past its total limit), then a requested cancel is
+ * kept, else it is taken back.
+ */
+export function goneWorkerRepair(job: RunningJob, now: number): "expire" | "cancel" | "reclaim" {
+  if (runtimeDeadline(job, now) <= now) return "expire";
+  if (job.cancelRequested) return "cancel";
+  return "reclaim";
 }
 
 /** A queued job (in backoff, or handed back) past its total runtime limit: no attempt may begin. */

@@ -15,6 +15,7 @@ import { QUEUE_NAMES, type QueueName } from "./config.js";
 import { ConflictError, errorMessage } from "./errors.js";
 import { ringsOf, type Job, type QueuedJob, type RunningJob } from "./job.js";
 import type { RuntimeConfig } from "./runtime.js";
+import { goneWorkerRepair } from "./lifecycle.js";
 import type { Services } from "./services.js";
 import type { SweeperStore } from "./store-ports.js";
 import { oldestWaiting, type WaitingJob } from "./waiting.js";
@@ -83,16 +84,17 @@ export type Plan =
   | { do: "wait"; job: Job };
 
 /**
- * The order matters: the runtime limit wins over everything (a heartbeating worker does not
- * save a job past its total limit: a claim/fail/re-claim cycle must not keep it alive forever), then an unacknowledged cancel, then a dead worker.
- * An overdue running job with a cancel request has either an expired lease or a passed grace
+ * The order is lifecycle.goneWorkerRepair's, which the death reaper shares: the runtime limit
+ * (a claim/fail/re-claim cycle must not keep a job alive forever), then an unacknowledged cancel,
+ * then a dead worker. An overdue running job with a cancel request has either an expired lease or a passed grace
  * period, because requestCancel and heartbeats fold the grace deadline into dueAt.
  */
 export function plan(job: QueuedJob | RunningJob, now: number): Plan {
   if (job.dueAt > now) return { do: "wait", job };
   if (job.status === "queued") return { do: "resend", job, state: "queued" };
-  if (job.firstStartedAt + job.timeoutMs <= now) return { do: "expire", job, state: "running" };
-  if (job.cancelRequested) return { do: "cancel", job, state: "cancelling" };
+  const repair = goneWorkerRepair(job, now);
+  if (repair === "expire") return { do: "expire", job, state: "running" };
+  if (repair === "cancel") return { do: "cancel", job, state: "cancelling" };
   if (job.leaseExpiresAt <= now) return { do: "reclaim", job, state: "running" };
   return { do: "wait", job };
 }
