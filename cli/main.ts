@@ -80,7 +80,7 @@ export class UsageError extends Error {
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 // Written as records so that tsc fails here when a status or a queue is added or renamed.
-const STATUSES = Object.keys({ queued: 1, running: 1, succeeded: 1, failed: 1, cancelled: 1 } satisfies Record<Status, 1>) as Status[];
+const STATUSES = Object.keys({ queued: 1, running: 1, waiting: 1, succeeded: 1, failed: 1, cancelled: 1 } satisfies Record<Status, 1>) as Status[];
 const QUEUES = Object.keys({ default: 1, large: 1 } satisfies Record<QueueName, 1>) as QueueName[];
 
 const LIST_MAX = 100;

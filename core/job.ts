@@ -3,9 +3,10 @@
  * and the record type, in which a job's status decides which fields it has.
  */
 import type { QueueName } from "./config.js";
+import type { Flow, ParentLink } from "./flow.js";
 import type { ValueRefs } from "./values.js";
 
-export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+export const STATUSES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"] as const;
 export type Status = (typeof STATUSES)[number];
 export const TERMINAL: ReadonlySet<Status> = new Set(["succeeded", "failed", "cancelled"]);
 export const isTerminal = (s: Status): boolean => TERMINAL.has(s);
@@ -27,6 +28,14 @@ export const TRANSITIONS = {
   expireQueued: { from: ["queued"], to: "failed" }, // runtime limit passed while it waited
   resend: { from: ["queued"], to: "queued" }, // the sweeper pushes the start deadline and rings again
   retry: { from: ["failed", "cancelled"], to: "queued" },
+  // A parent and its children (core/flow.ts):
+  createWaiting: { from: [], to: "waiting" }, // a submit with children, or a chain's step
+  wait: { from: ["running"], to: "waiting" }, // the handler spawned children and asked to wait
+  resume: { from: ["waiting"], to: "queued" }, // every child is terminal (its last one, or the sweeper)
+  failFlow: { from: ["waiting"], to: "failed" }, // a child failed under failFast
+  cancelWaiting: { from: ["waiting"], to: "cancelled" }, // a caller cancelled the parent
+  recheck: { from: ["waiting"], to: "waiting" }, // the sweeper looked and pushes the flow's deadline
+  retryFlow: { from: ["failed", "cancelled"], to: "waiting" }, // retried: its failed and cancelled children run again
 } as const satisfies Record<string, { from: readonly Status[]; to: Status }>;
 
 export type TransitionName = keyof typeof TRANSITIONS;
@@ -50,6 +59,8 @@ export const ERROR_CODES = [
   "invalid_result",
   /** DynamoDB refused the job's final write for good (a ValidationException): the real reason is in the message. */
   "store_rejected",
+  /** A child failed and the parent's policy is failFast (core/flow.ts). */
+  "child_failed",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 export interface JobError {
@@ -64,7 +75,7 @@ export interface Progress {
   message?: string;
 }
 
-export type Outcome = "succeeded" | "failed" | "retried" | "released" | "cancelled" | "worker_lost" | "timeout" | "lease_lost";
+export type Outcome = "succeeded" | "failed" | "retried" | "released" | "cancelled" | "worker_lost" | "timeout" | "lease_lost" | "waiting";
 
 /** An attempt's error as its history keeps it: the message cut to ATTEMPT_MESSAGE_CHARS (the full one is with the stack). */
 export const ATTEMPT_MESSAGE_CHARS = 240;
@@ -129,6 +140,12 @@ interface JobCommon {
   /** The last LIMITS.actionEntries cancel and retry requests, oldest first. */
   actions?: JobAction[];
   idempotencyKey?: string;
+  /** A child's place in its parent's flow (core/flow.ts); it belongs to the parent's owner. */
+  parent?: ParentLink;
+  /** A parent's last round of children: how many, the policy, where their specs are. */
+  flow?: Flow;
+  /** Time spent waiting for children, which the runtime limit does not count (it ran no code). */
+  waitedMs?: number;
   /**
    * Where input, checkpoint and result live when they are too large for the record (core/values.ts).
    * A field named here but undefined on the job was not read with it.
@@ -161,6 +178,17 @@ export interface RunningJob extends JobCommon {
   cancelRequestedAt?: number;
 }
 
+/**
+ * A parent whose children run: no lease and no worker, and a deadline in the due index like
+ * every live job, at which the sweeper looks at its flow (core/flows.ts).
+ */
+export interface WaitingJob extends JobCommon {
+  status: "waiting";
+  flow: Flow;
+  waitingSince: number;
+  dueAt: number;
+}
+
 interface FinishedCommon extends JobCommon {
   finishedAt: number;
   /** Epoch seconds, for DynamoDB TTL. */
@@ -179,7 +207,9 @@ export interface CancelledJob extends FinishedCommon {
   error: JobError;
 }
 
-export type Job = QueuedJob | RunningJob | SucceededJob | FailedJob | CancelledJob;
+export type Job = QueuedJob | RunningJob | WaitingJob | SucceededJob | FailedJob | CancelledJob;
+/** A job in the due index: the sweeper looks at it when its deadline passes. */
+export type LiveJob = QueuedJob | RunningJob | WaitingJob;
 export type FinishedJob = SucceededJob | FailedJob | CancelledJob;
 
 /** What a worker holds after a successful claim; every later write is fenced on `token`. */

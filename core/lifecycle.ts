@@ -14,6 +14,7 @@
  * - `fence`: a worker's write under its lease: the job must still be running under its token.
  */
 import { LIMITS, TIMINGS, type QueueName } from "./config.js";
+import type { Flow, FlowPolicy, ParentLink } from "./flow.js";
 import {
   ATTEMPT_MESSAGE_CHARS,
   canTransition,
@@ -33,6 +34,7 @@ import {
   type SucceededJob,
   type TransitionName,
   TRANSITIONS,
+  type WaitingJob,
 } from "./job.js";
 
 export interface Clock {
@@ -105,8 +107,8 @@ export function queuedDueAt(runAt: number | undefined, c: Clock): number {
 }
 
 /** The total runtime limit, counted from the first start and never reset by a re-claim (invariant 5). */
-export const runtimeDeadline = (job: { firstStartedAt?: number; timeoutMs: number }, now: number): number =>
-  (job.firstStartedAt ?? now) + job.timeoutMs;
+export const runtimeDeadline = (job: { firstStartedAt?: number; timeoutMs: number; waitedMs?: number }, now: number): number =>
+  (job.firstStartedAt ?? now) + (job.waitedMs ?? 0) + job.timeoutMs;
 
 /** The earliest moment the sweeper must look at a running job: lease end, runtime limit, or cancel grace. */
 export function runningDueAt(job: RunningJob, leaseExpiresAt: number, c: Clock): number {
@@ -175,6 +177,9 @@ function common(job: Job): Omit<QueuedJob, "status" | "dueAt" | "runAt" | "ready
     ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
     ...(job.refs !== undefined ? { refs: job.refs } : {}),
     ...(job.actions !== undefined ? { actions: job.actions } : {}),
+    ...(job.parent !== undefined ? { parent: job.parent } : {}),
+    ...(job.flow !== undefined ? { flow: job.flow } : {}),
+    ...(job.waitedMs !== undefined ? { waitedMs: job.waitedMs } : {}),
   };
 }
 
@@ -213,15 +218,16 @@ export interface NewJob {
   timeoutMs: number;
   runAt?: number;
   idempotencyKey?: string;
+  /** A child's place in its parent's flow. */
+  parent?: ParentLink;
 }
 
-export function create(spec: NewJob, id: string, c: Clock): Change<QueuedJob> {
-  const job: QueuedJob = {
+function newCommon(spec: NewJob, id: string, c: Clock) {
+  return {
     id,
     owner: spec.owner,
     type: spec.type,
     queue: spec.queue,
-    status: "queued",
     input: spec.input ?? null,
     createdAt: c.now,
     updatedAt: c.now,
@@ -231,8 +237,16 @@ export function create(spec: NewJob, id: string, c: Clock): Change<QueuedJob> {
     token: 0,
     version: 0,
     history: [],
-    ...(spec.runAt !== undefined && spec.runAt > c.now ? { runAt: spec.runAt } : {}),
     ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
+    ...(spec.parent ? { parent: spec.parent } : {}),
+  };
+}
+
+export function create(spec: NewJob, id: string, c: Clock): Change<QueuedJob> {
+  const job: QueuedJob = {
+    ...newCommon(spec, id, c),
+    status: "queued",
+    ...(spec.runAt !== undefined && spec.runAt > c.now ? { runAt: spec.runAt } : {}),
     dueAt: queuedDueAt(spec.runAt, c),
     readyAt: readyFrom(spec.runAt, c),
     rings: 0,
@@ -404,6 +418,11 @@ export function requestCancel(prev: Job, c: Clock, by: string): Decision<Cancell
     const error: JobError = { code: "cancelled", message: `cancelled on request by ${by} before it started` };
     return { ok: true, change: change("cancelQueued", prev, { ...finished(prev, "cancelled", c, prev.history), actions, error }, read(prev)) };
   }
+  if (prev.status === "waiting") {
+    // A parent holds no worker: it ends at once, and its live children are cancelled after it (core/flows.ts).
+    const error: JobError = { code: "cancelled", message: `cancelled on request by ${by} while it waited for its children` };
+    return { ok: true, change: change("cancelWaiting", prev, { ...finished(prev, "cancelled", c, prev.history), actions, error }, read(prev)) };
+  }
   if (prev.status === "running") {
     if (prev.cancelRequested) return { ok: true, change: undefined };
     const next: RunningJob = { ...prev, actions, cancelRequested: true, cancelRequestedAt: c.now, dueAt: Math.min(prev.dueAt, c.now + c.cancelGraceMs), updatedAt: c.now };
@@ -418,24 +437,78 @@ export function requestCancel(prev: Job, c: Clock, by: string): Decision<Cancell
  * run (its value expires with that run's runtime limit, core/values.ts), and the one a failed run
  * left may be what made it fail.
  */
-export function retry(prev: Job, c: Clock, by: string): Decision<QueuedJob> {
+export function retry(prev: Job, c: Clock, by: string): Decision<QueuedJob | WaitingJob> {
   if (prev.status !== "failed" && prev.status !== "cancelled") {
     return { ok: false, reason: prev.status, message: `only failed or cancelled jobs can be retried; job ${prev.id} is ${prev.status}` };
   }
-  const { firstStartedAt: _f, checkpoint: _c, refs, ...base } = common(prev);
+  const { firstStartedAt: _f, checkpoint: _c, waitedMs: _w, refs, ...base } = common(prev);
   const { checkpoint: _r, ...kept } = refs ?? {};
+  const fresh = { ...base, ...(Object.keys(kept).length ? { refs: kept } : {}), actions: withAction(prev, "retry", by, c), attempts: 0, updatedAt: c.now };
+  if (prev.flow) {
+    // A parent waits on its last round again: its failed and cancelled children run again (those
+    // that ended before `retriedAt`), its succeeded ones keep their results (core/flows.ts).
+    const next: WaitingJob = { ...fresh, status: "waiting", flow: { ...prev.flow, retriedAt: c.now }, waitingSince: c.now, dueAt: flowDueAt(c) };
+    return { ok: true, change: change("retryFlow", prev, next, read(prev)) };
+  }
+  const next: QueuedJob = { ...fresh, status: "queued", dueAt: queuedDueAt(undefined, c), readyAt: c.now, rings: 0 };
+  return { ok: true, change: change("retry", prev, next, read(prev)) };
+}
+
+// ─── a parent and its children (core/flow.ts) ───────────────────────────────────────────────
+
+/**
+ * A waiting parent's deadline: when the sweeper recounts its children (core/flows.ts). One start
+ * deadline: by then every child was written and rung, or something went wrong.
+ */
+export const flowDueAt = (c: Clock): number => c.now + c.startDeadlineMs;
+
+/** A submitted parent (or a chain's step) that waits on its children before it first runs. */
+export function createWaiting(spec: NewJob, id: string, flow: Flow, c: Clock): Change<WaitingJob> {
+  const job: WaitingJob = { ...newCommon(spec, id, c), status: "waiting", flow, waitingSince: c.now, dueAt: flowDueAt(c) };
+  return change("createWaiting", undefined, job, { kind: "absent" });
+}
+
+/**
+ * The handler spawned a round of children and asked to wait: the attempt ends without spending
+ * one (the parent did what it was asked), the lease and the worker go, and the next round begins.
+ */
+export function wait(job: RunningJob, o: { total: number; policy: FlowPolicy; spec: string; report?: Report }, c: Clock): Change<WaitingJob> {
+  const flow: Flow = { round: (job.flow?.round ?? -1) + 1, total: o.total, policy: o.policy, spec: o.spec };
+  const next: WaitingJob = withReport(
+    { ...common(job), status: "waiting", attempts: job.attempts - 1, flow, waitingSince: c.now, dueAt: flowDueAt(c), history: closeLast(job.history, c.now, "waiting"), updatedAt: c.now },
+    o.report,
+  );
+  return change("wait", job, next, { ...fence(job), notCancelled: true });
+}
+
+/**
+ * Every child of the round is terminal: the parent is queued again, keeping its checkpoint, and
+ * the time it waited is not counted against its runtime limit. A chain's step takes its child's
+ * result as its input.
+ */
+export function resume(prev: WaitingJob, c: Clock, o: { input?: unknown } = {}): Change<QueuedJob> {
+  const { waitingSince: _s, dueAt: _d, ...rest } = prev;
   const next: QueuedJob = {
-    ...base,
-    ...(Object.keys(kept).length ? { refs: kept } : {}),
-    actions: withAction(prev, "retry", by, c),
+    ...rest,
+    ...(o.input !== undefined ? { input: o.input } : {}),
     status: "queued",
-    attempts: 0,
+    waitedMs: (prev.waitedMs ?? 0) + Math.max(0, c.now - prev.waitingSince),
     dueAt: queuedDueAt(undefined, c),
     readyAt: c.now,
     rings: 0,
     updatedAt: c.now,
   };
-  return { ok: true, change: change("retry", prev, next, read(prev)) };
+  return change("resume", prev, next, read(prev));
+}
+
+/** A child failed under failFast: the parent fails with it (its live children are cancelled after). */
+export function failFlow(prev: WaitingJob, error: JobError, c: Clock): Change<FailedJob> {
+  return change("failFlow", prev, { ...finished(prev, "failed", c, prev.history), error }, read(prev));
+}
+
+/** The sweeper looked at a waiting parent whose children still run: its next look. */
+export function recheck(prev: WaitingJob, c: Clock): Change<WaitingJob> {
+  return change("recheck", prev, { ...prev, dueAt: flowDueAt(c), updatedAt: c.now }, read(prev));
 }
 
 // ─── the sweeper's repairs, each decided from what the sweep read ───────────────────────────
@@ -526,6 +599,11 @@ export function expireQueued(prev: QueuedJob, c: Clock): Change<FailedJob> {
     message: `ran past its total runtime limit of ${Math.round(prev.timeoutMs / 1000)} s, counted from its first start at ${iso(prev.firstStartedAt ?? prev.createdAt)}`,
   };
   return change("expireQueued", prev, { ...finished(prev, "failed", c, prev.history), error }, read(prev));
+}
+
+/** A queued child whose parent no longer waits on it: cancelled, never run. */
+export function cancelOrphanQueued(prev: QueuedJob, c: Clock, message: string): Change<CancelledJob> {
+  return change("cancelQueued", prev, { ...finished(prev, "cancelled", c, prev.history), error: { code: "cancelled", message } }, read(prev));
 }
 
 /** A cancel that no worker acknowledged within the grace period. */

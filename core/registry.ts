@@ -5,6 +5,8 @@
 import type { z } from "zod";
 import { TIMINGS, type QueueName, type RunsOn } from "./config.js";
 import { ValidationError } from "./errors.js";
+import type { ChildRequest } from "./child-specs.js";
+import type { ChildCounts, ChildOutcome, FlowPolicy } from "./flow.js";
 
 export type AbortReason = "cancelled" | "lease_lost" | "shutdown" | "deadline" | "soft_limit" | "memory";
 
@@ -29,6 +31,37 @@ export interface JobContext<C = unknown> {
   /** Milliseconds until this attempt must stop (the earliest of soft limit, deadline and runtime limit). */
   remainingMs(): number;
   log: JobLogger;
+  /**
+   * Adds children to this attempt's round, checked now (a type unknown, an input invalid for its
+   * type, more than MAX_CHILDREN throw a ValidationError). Nothing is written until the handler
+   * returns `ctx.wait()`. A child's id derives from this job's, the round and its key (or its
+   * place), so a run repeated after a crash spawns the same children, never a second set.
+   */
+  spawn(children: ChildRequest[]): void;
+  /**
+   * What the handler returns after `spawn`: the job waits, holding no worker, until every child
+   * has ended, then runs again (same input, its checkpoint kept), and `children()` answers.
+   */
+  wait(o?: { policy?: FlowPolicy }): WaitRequest;
+  /**
+   * The outcomes of this job's last round of children, once it resumed from waiting on them
+   * (undefined for a job that never waited): counts by status and up to CHILD_OUTCOMES_PAGE
+   * children from `from`, with their results; `next` is where the next page starts.
+   */
+  children(o?: { from?: number }): Promise<ChildrenView | undefined>;
+}
+
+/** A parent's view of its last round of children (ctx.children). */
+export interface ChildrenView {
+  round: number;
+  counts: ChildCounts;
+  children: ChildOutcome[];
+  next: number | null;
+}
+
+/** The handler's request to wait on the children it spawned; only `ctx.wait()` makes one. */
+export class WaitRequest {
+  constructor(readonly policy: FlowPolicy) {}
 }
 
 export interface JobLimits {
@@ -56,7 +89,8 @@ export interface JobType<I = unknown, R = unknown, C = unknown> {
   limits: JobLimits;
   /** An error this returns true for fails the job at once instead of being retried. */
   isPermanent?: (error: unknown) => boolean;
-  handler: (input: I, ctx: JobContext<C>) => Promise<R>;
+  /** Returns its result, or `ctx.wait()` after spawning children: it runs again once they have ended. */
+  handler: (input: I, ctx: JobContext<C>) => Promise<R | WaitRequest>;
 }
 
 export const DEFAULT_LIMITS: JobLimits = {

@@ -18,7 +18,9 @@ import { LeaseKeeper } from "./lease.js";
 import type { AttemptFailure } from "./lifecycle.js";
 import type { MemoryGuard } from "./memory.js";
 import type { Dims, MetricName } from "./metrics.js";
-import { backoffMs, type AbortReason, type JobContext, type JobLimits, type JobLogger, type JobType } from "./registry.js";
+import { backoffMs, WaitRequest, type AbortReason, type ChildrenView, type JobContext, type JobLimits, type JobLogger, type JobType } from "./registry.js";
+import { childSpecs, type ChildRequest } from "./child-specs.js";
+import { CHILD_OUTCOMES_PAGE, countChildren, type ChildOutcome, type ChildSpec, type FlowPolicy } from "./flow.js";
 import type { Services } from "./services.js";
 import { checkCheckpoint, type ClaimRefusal } from "./store.js";
 import { newNonce, type WriteOptions } from "./store-write.js";
@@ -59,7 +61,7 @@ export interface RunOptions {
   onClaimed?: () => Promise<void> | void;
 }
 
-export type Settled = "succeeded" | "failed" | "retried" | "released" | "cancelled" | "lease_lost" | "settle_error";
+export type Settled = "succeeded" | "failed" | "retried" | "released" | "cancelled" | "lease_lost" | "settle_error" | "waiting";
 
 export type RunOutcome =
   | { claimed: false; jobId: string; reason: ClaimRefusal | "shutting_down" | "already_running"; job?: Job }
@@ -338,6 +340,8 @@ export class Runner {
     limitTimer = setTimeout(() => abort(deadlineAt <= softAt ? "deadline" : "soft_limit"), Math.max(0, stopAt - this.s.now()));
 
     let closed = false;
+    let spawned: ChildRequest[] = [];
+    let specs: ChildSpec[] = [];
     const ctx: JobContext = {
       jobId: job.id,
       attempt: job.attempts,
@@ -354,6 +358,14 @@ export class Runner {
       signal: ac.signal,
       remainingMs: () => Math.max(0, stopAt - this.s.now()),
       log,
+      spawn: (children) => {
+        if (closed) return;
+        // Checked as a whole, so a key given twice across two calls is caught too.
+        specs = childSpecs(this.s.registry, [...spawned, ...children]);
+        spawned = [...spawned, ...children];
+      },
+      wait: (o = {}) => new WaitRequest(o.policy ?? "collect"),
+      children: (o = {}) => this.childrenOf(job, o.from ?? 0),
     };
 
     const run: ActiveRun = {
@@ -400,7 +412,11 @@ export class Runner {
       return finish({ outcome: "lease_lost", ...(reason ? { abort: reason } : {}), ...abandoned });
     }
     let settled: Awaited<ReturnType<Runner["settleFail"]>>;
-    if (end.kind === "returned" && reason !== "cancelled") {
+    if (end.kind === "returned" && end.value instanceof WaitRequest && reason !== "cancelled") {
+      settled = specs.length
+        ? await this.settleWait(lease, specs, end.value.policy, buffer, log)
+        : await this.settleFail(lease, { code: "handler_error", message: "the handler returned ctx.wait() without spawning any child (ctx.spawn)" }, { retryable: false }, buffer, log);
+    } else if (end.kind === "returned" && reason !== "cancelled") {
       settled = await this.settleSucceed(lease, end.value, buffer, log, dims);
     } else if (reason) {
       settled = await this.settleAbort(lease, type, reason, buffer, log, limits);
@@ -453,6 +469,34 @@ export class Runner {
     } catch (e) {
       return this.settleWriteError(lease, e, log);
     }
+  }
+
+  /**
+   * The handler spawned children and asked to wait: the round's specs and the job's move to
+   * waiting (one fenced write, through the completer), then its children. A crash after the move
+   * leaves children unwritten, which the sweeper writes from the specs at the parent's deadline.
+   */
+  private async settleWait(lease: Lease, specs: ChildSpec[], policy: FlowPolicy, buffer: ReportBuffer, log: JobLogger): Promise<{ outcome: Settled; error?: JobError }> {
+    try {
+      const r = await this.complete(lease, (o) => this.s.store.wait(lease, specs, policy, buffer.all(), o), log);
+      if (!r.ok) return this.settleRejected(lease, r.rejected, log);
+      if (r.value.status === "cancelled") return { outcome: "cancelled" };
+      const parent = r.value;
+      log.info("waiting for its children", { round: parent.flow.round, children: specs.length, policy });
+      await this.s.store.spawnRound(parent, specs).catch((e) => log.warn("not every child was written; the sweeper writes the rest", { error: errorMessage(e) }));
+      return { outcome: "waiting" };
+    } catch (e) {
+      return this.settleWriteError(lease, e, log);
+    }
+  }
+
+  /** ctx.children(): the last round's counts and a page of its children's outcomes, read when the handler asks. */
+  private async childrenOf(job: Job, from: number): Promise<ChildrenView | undefined> {
+    if (!job.flow) return undefined;
+    const page = await this.s.store.childOutcomes(job, { from, limit: CHILD_OUTCOMES_PAGE });
+    const counts = await this.s.store.childCounts(job);
+    const all = counts && counts.exact ? counts : { ...countChildren(0, []), ...counts };
+    return { round: job.flow.round, counts: all as ChildrenView["counts"], children: page.children.map(outcomeOf), next: page.next };
   }
 
   private async settleAbort(lease: Lease, type: JobType, reason: AbortReason, buffer: ReportBuffer, log: JobLogger, limits: JobLimits) {
@@ -605,6 +649,18 @@ export class Runner {
       /* metrics never break a run */
     }
   }
+}
+
+/** A child as its parent's handler sees it. */
+export function outcomeOf(j: Job): ChildOutcome {
+  return {
+    index: j.parent?.index ?? 0,
+    ...(j.parent?.key !== undefined ? { key: j.parent.key } : {}),
+    id: j.id,
+    status: j.status,
+    ...(j.status === "succeeded" ? { result: j.result } : {}),
+    ...(j.error ? { error: j.error } : {}),
+  };
 }
 
 function safeEstimate(type: JobType, input: unknown): number {

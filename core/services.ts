@@ -44,6 +44,7 @@ export function buildServices(cfg: RuntimeConfig = loadRuntime(), o: ServiceOver
   const sqs = o.sqs ?? sqsClient(cfg.endpoints);
   const metrics = o.metrics ?? noMetrics;
   reportThrottles(doc, () => metrics.emit("StoreThrottled", 1));
+  const queue = new JobQueue(sqs, cfg.queues);
   return {
     cfg,
     doc,
@@ -54,8 +55,10 @@ export function buildServices(cfg: RuntimeConfig = loadRuntime(), o: ServiceOver
       now,
       startDeadlineMs: cfg.startDeadlineMs,
       cancelGraceMs: cfg.cancelGraceMs,
+      // A flow rings the jobs it queues: children it writes, a parent it resumes.
+      doorbell: queue,
     }),
-    queue: new JobQueue(sqs, cfg.queues),
+    queue,
     registry: o.registry ?? builtinRegistry(),
     metrics,
     workers: new WorkerDirectory(doc, cfg.tableName, { now }),

@@ -14,12 +14,16 @@ export function shardOf(id: string): number {
 
 const shards = (): number[] => Array.from({ length: DUE_SHARDS }, (_, i) => i);
 
-export const dueShard = (queue: QueueName, status: "queued" | "running", id: string): string =>
+/** The states a job is in the due index with (a waiting parent's deadline is its flow's next check). */
+export const DUE_STATES = ["queued", "running", "waiting"] as const;
+export type DueState = (typeof DUE_STATES)[number];
+
+export const dueShard = (queue: QueueName, status: DueState, id: string): string =>
   `${queue}#${status}#${shardOf(id)}`;
 
 /** Every due-index partition the sweeper reads. */
 export const allDueShards = (): string[] =>
-  QUEUE_NAMES.flatMap((q) => (["queued", "running"] as const).flatMap((s) => shards().map((i) => `${q}#${s}#${i}`)));
+  QUEUE_NAMES.flatMap((q) => DUE_STATES.flatMap((s) => shards().map((i) => `${q}#${s}#${i}`)));
 
 export const waitShard = (queue: QueueName, id: string): string => `${queue}#${shardOf(id)}`;
 

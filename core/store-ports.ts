@@ -6,10 +6,10 @@
 import type { JobStore } from "./store.js";
 
 /** What a worker does with a job: claim it, keep its lease, settle it. */
-export type WorkerStore = Pick<JobStore, "claim" | "heartbeat" | "succeed" | "fail" | "release" | "acknowledgeCancel" | "get">;
+export type WorkerStore = Pick<JobStore, "claim" | "heartbeat" | "succeed" | "fail" | "release" | "acknowledgeCancel" | "get" | "wait" | "spawnRound" | "childOutcomes" | "childCounts">;
 
 /** What the sweeper reads and repairs. */
-export type SweeperStore = Pick<JobStore, "listOverdue" | "countOverdue" | "reclaim" | "expire" | "expireQueued" | "cancelSilent" | "pushStartDeadline">;
+export type SweeperStore = Pick<JobStore, "listOverdue" | "countOverdue" | "reclaim" | "expire" | "expireQueued" | "cancelSilent" | "pushStartDeadline" | "checkFlow" | "cancelOrphan" | "parentsOf">;
 
 /** What callers (the API) ask for. */
 export type CallerStore = Pick<JobStore, "create" | "get" | "getRecord" | "mustGet" | "list" | "requestCancel" | "retry">;

@@ -60,6 +60,7 @@ const OPTIONAL = [
   "progress",
   "checkpoint",
   "refs",
+  "waitingSince",
 ] as const;
 
 export interface WriteOptions {
@@ -78,7 +79,7 @@ export const createdKey = (createdAt: number, id: string): string => `${new Date
 /** The stored form of a job's record: its own fields (large values by ref) plus what the indexes need. */
 export function itemOf(job: Job): Record<string, unknown> {
   const item: Record<string, unknown> = { ...job, ...recordValues(job) };
-  if (job.status === "queued" || job.status === "running") item.dueShard = dueShard(job.queue, job.status, job.id);
+  if (job.status === "queued" || job.status === "running" || job.status === "waiting") item.dueShard = dueShard(job.queue, job.status, job.id);
   // Only a queued job waits for a claim; with readyAt (a job field) it makes the wait index's entry.
   if (job.status === "queued") item.waitShard = waitShard(job.queue, job.id);
   return item;

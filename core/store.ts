@@ -14,12 +14,15 @@ import { batchGetAll } from "./aws.js";
 import { LIMITS, QUEUE_NAMES, TABLE, TIMINGS, type QueueName } from "./config.js";
 import { ConflictError, LeaseLostError, NotFoundError, StoreRejectedError, TooLargeError, ValidationError } from "./errors.js";
 import { unstorable } from "./item-size.js";
-import type { CancelledJob, FailedJob, Job, JobError, Lease, QueuedJob, RunningJob, SucceededJob } from "./job.js";
+import { isTerminal, type CancelledJob, type FailedJob, type FinishedJob, type Job, type JobError, type Lease, type LiveJob, type QueuedJob, type RunningJob, type SucceededJob, type WaitingJob } from "./job.js";
+import { countChildren, endedCounts, FANIN_SHARD_SIZE, orphanReason, type ChildCounts, type ChildSpec, type Flow, type FlowPolicy } from "./flow.js";
+import { Flows, type FlowRepair } from "./flows.js";
+import type { Doorbell } from "./queue.js";
 import * as life from "./lifecycle.js";
 import type { AttemptFailure, Change, ClaimRefusal, Clock, FailOptions, NewJob, Report, WorkerDeath } from "./lifecycle.js";
 import { listJobKeys, type ListFilter } from "./listing.js";
 import { allDueShards } from "./shards.js";
-import { ChangeWriter, toJob, type Recognize, type WriteOptions } from "./store-write.js";
+import { ChangeWriter, newNonce, toJob, type Recognize, type WriteOptions, type WriteResult } from "./store-write.js";
 import { needsRefresh, SHOWN_VALUES, type LoadedValues, type ValueField } from "./values.js";
 
 export type { ClaimRefusal, NewJob, Report, WorkerDeath } from "./lifecycle.js";
@@ -36,6 +39,8 @@ export interface StoreOptions {
   retentionDays?: number;
   startDeadlineMs?: number;
   cancelGraceMs?: number;
+  /** Rings the doorbells of the jobs a flow queues (children written, a parent resumed); without it the sweeper rings them at their start deadline. */
+  doorbell?: Doorbell;
 }
 
 export type ClaimResult = { ok: true; lease: Lease } | { ok: false; reason: ClaimRefusal; job?: Job };
@@ -45,13 +50,22 @@ export interface HeartbeatResult {
   cancelRequested: boolean;
 }
 
+/**
+ * A parent's children by status. Exact (`exact`) up to one fan-in shard of children, read from
+ * their records; beyond that, the ended ones from the fan-in items (one read per 100 children),
+ * and queued, running and waiting left out: telling them apart would read every child.
+ */
+export type ChildCountsView =
+  | (ChildCounts & { exact: true })
+  | (Pick<ChildCounts, "total" | "succeeded" | "failed" | "cancelled"> & { exact: false });
+
 export interface Page {
   jobs: Job[];
   nextCursor: string | null;
 }
 
 export interface OverdueResult {
-  jobs: (QueuedJob | RunningJob)[];
+  jobs: LiveJob[];
   /** Items DynamoDB read for the query: proof the cost follows the overdue count, not the table. */
   scanned: number;
   /** True when some partition had more overdue items than the limit let through, or did not answer. */
@@ -90,6 +104,7 @@ export class JobStore {
   private readonly startDeadlineMs: number;
   private readonly cancelGraceMs: number;
   private readonly writer: ChangeWriter;
+  readonly flows: Flows;
 
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -101,6 +116,39 @@ export class JobStore {
     this.startDeadlineMs = opts.startDeadlineMs ?? TIMINGS.startDeadlineMs;
     this.cancelGraceMs = opts.cancelGraceMs ?? TIMINGS.cancelGraceMs;
     this.writer = new ChangeWriter(db, this.table, { now: this.now, retentionDays: this.retentionDays }, unsafeUnfencedSucceed);
+    this.flows = new Flows({
+      db,
+      table: this.table,
+      values: this.writer.values,
+      clock: () => this.clock(),
+      doorbell: opts.doorbell,
+      write: (change, recognize) => this.write(change, recognize),
+      getRecord: (id) => this.getRecord(id),
+      records: (ids, consistent) => this.records(ids, consistent),
+      retry: (id, by) => this.retry(id, by),
+      requestCancel: (id, by) => this.requestCancel(id, by),
+    });
+  }
+
+  /**
+   * Every write goes through here: a job that lands in a terminal state is counted by its parent
+   * (core/flows.ts), and a parent that ends while it waits cancels its live children. Both are
+   * best effort after the job's own write: what they miss, the sweeper's look at the waiting
+   * parent repairs (and a child of an ended parent is cancelled at its claim).
+   */
+  private async write<J extends Job>(change: Change<J>, recognize: Recognize, o: WriteOptions = {}): Promise<WriteResult<J>> {
+    const w = await this.writer.write(change, recognize, o);
+    if (w.applied && isTerminal(w.job.status)) await this.landed(change, w.job as unknown as FinishedJob);
+    return w;
+  }
+
+  private async landed(change: Change, job: FinishedJob): Promise<void> {
+    try {
+      if (change.prev?.status === "waiting" && job.flow) await this.flows.cascade(job as FinishedJob & { flow: Flow });
+      if (job.parent) await this.flows.childEnded(job);
+    } catch {
+      /* repaired at the parent's deadline (Flows.check) */
+    }
   }
 
   private clock(): Clock {
@@ -156,7 +204,24 @@ export class JobStore {
     // A repeated submit is found before its input is written again as a value nobody will read.
     const first = spec.idempotencyKey ? await this.getRecord(id) : undefined;
     if (first) return this.existing(first, spec);
-    const w = await this.writer.write(life.create(spec, id, c), "origin");
+    const w = await this.write(life.create(spec, id, c), "origin");
+    if (w.applied) return { job: w.job, created: true };
+    if (!w.found) throw new ConflictError("the job was deleted while it was being created; try again");
+    return this.existing(w.found, spec);
+  }
+
+  /**
+   * Writes a new job that waits on `children` before it first runs (a submit with children, or
+   * a chain: one child, itself waiting on the step before it). Its specs first, then its record,
+   * then the children (core/flows.ts); idempotent like `create`.
+   */
+  async createFlow(spec: NewJob, children: readonly ChildSpec[], policy: FlowPolicy, o: { chain?: true } = {}): Promise<{ job: Job; created: boolean }> {
+    validateNewJob(spec);
+    const c = this.clock();
+    const id = spec.idempotencyKey ? idempotentId(spec.owner, spec.idempotencyKey) : ulid(c.now);
+    const first = spec.idempotencyKey ? await this.getRecord(id) : undefined;
+    if (first) return this.existing(first, spec);
+    const w = await this.flows.createParent(spec, id, children, policy, { nonce: newNonce(), ...o });
     if (w.applied) return { job: w.job, created: true };
     if (!w.found) throw new ConflictError("the job was deleted while it was being created; try again");
     return this.existing(w.found, spec);
@@ -180,12 +245,18 @@ export class JobStore {
       const job = await this.getRecord(jobId);
       const c = this.clock();
       const d = life.claim(job, { workerId, leaseMs, ...(o.queue ? { queue: o.queue } : {}) }, c);
+      // A child runs only while its parent waits on its round: one of a parent that ended (a
+      // failFast, a cancel whose cascade missed it) is cancelled here instead of run.
+      if (d.ok && job?.parent) {
+        const orphan = orphanReason(job, await this.getRecord(job.parent.id));
+        if (orphan) return { ok: false, reason: "finished", job: await this.cancelOrphan(job as QueuedJob | RunningJob, orphan).catch(() => job) };
+      }
       if (!d.ok) {
         const reason = d.reason as ClaimRefusal;
         await this.settleUnclaimable(job, reason);
         return { ok: false, reason, ...(job ? { job } : {}) };
       }
-      const w = await this.writer.write(d.change, "claim");
+      const w = await this.write(d.change, "claim");
       if (w.applied && w.job.status === "running") return this.leased(w.job, leaseMs);
       // Someone moved first (or our own claim landed and was already taken back): decide again.
       if (round >= REDECIDE_ROUNDS - 1) {
@@ -294,8 +365,26 @@ export class JobStore {
     return this.fenced(lease, life.acknowledgeCancel(lease.job, { report }, this.clock()), o);
   }
 
+  /**
+   * The handler spawned `children` and asked to wait: the round's specs, then the fenced write
+   * that makes the job a waiting parent (core/flows.ts). The children are written after, by
+   * `spawnRound`. Retried by the completer with one write id, the specs are the same items.
+   */
+  async wait(lease: Lease, children: readonly ChildSpec[], policy: FlowPolicy, report: Report = {}, o: WriteOptions = {}): Promise<WaitingJob | CancelledJob> {
+    checkReport(report);
+    const nonce = o.writeId ?? newNonce();
+    const change = life.wait(lease.job, { total: children.length, policy, spec: nonce, report }, this.clock());
+    await this.flows.writeSpecs(lease.jobId, change.next.flow.round, nonce, children);
+    return this.unlessCancelled(lease, report, o, () => this.fenced(lease, change, { ...o, writeId: nonce }));
+  }
+
+  /** Writes a waiting parent's children and rings them; what a crash leaves unwritten the sweeper writes. */
+  async spawnRound(parent: WaitingJob, children: readonly ChildSpec[]): Promise<number> {
+    return this.flows.spawn(parent, children);
+  }
+
   private async fenced<J extends Job>(lease: Lease, change: Change<J>, o: WriteOptions): Promise<J> {
-    const w = await this.writer.write(change, "write", o);
+    const w = await this.write(change, "write", o);
     if (w.applied) return w.job;
     throw new LeaseLostError(lease.jobId, describeLoss(w.found, lease), w.found);
   }
@@ -316,12 +405,19 @@ export class JobStore {
   }
 
   /** A failed or cancelled job queued again with a fresh attempt budget, keeping its history. */
-  async retry(jobId: string, by: string = UNATTRIBUTED): Promise<QueuedJob> {
-    return (await this.decideAndWrite(jobId, "retried", (job, c) => {
+  /**
+   * A parent (a job with a flow) waits on its last round again: its failed and cancelled children
+   * are retried, its succeeded ones keep their results, and it resumes once they have all ended.
+   */
+  async retry(jobId: string, by: string = UNATTRIBUTED): Promise<QueuedJob | WaitingJob> {
+    const job = (await this.decideAndWrite(jobId, "retried", (job, c) => {
       const d = life.retry(job, c, by);
       if (!d.ok) throw new ConflictError(d.message, d.reason);
       return d.change;
-    })) as QueuedJob;
+    })) as QueuedJob | WaitingJob;
+    // Best effort: the sweeper's look at the parent retries what this misses (Flow.retriedAt).
+    if (job.status === "waiting") await this.flows.retried(job).catch(() => undefined);
+    return job;
   }
 
   /** Read, decide, write; decided again on a lost race (a heartbeat, a sweep) a bounded number of times. */
@@ -345,7 +441,7 @@ export class JobStore {
       const job = await read();
       const change = decide(job, this.clock());
       if (!change) return { left: job };
-      const w = await this.writer.write(change, "write");
+      const w = await this.write(change, "write");
       if (w.applied) return { written: w.job };
     }
     throw new ConflictError(`job ${jobId} kept changing while it was being ${what}; try again`);
@@ -387,8 +483,24 @@ export class JobStore {
     return this.swept(life.resend(view, this.clock()));
   }
 
+  /** The sweeper's look at a waiting parent whose deadline passed (core/flows.ts Flows.check). */
+  async checkFlow(job: WaitingJob): Promise<FlowRepair> {
+    return this.flows.check(job);
+  }
+
+  /**
+   * A child whose parent is gone, finished or on a later round, cancelled instead of run: at its
+   * claim, or by the sweeper. Conditional on the version read.
+   */
+  async cancelOrphan(job: QueuedJob | RunningJob, why: string): Promise<CancelledJob> {
+    const c = this.clock();
+    const message = `cancelled: ${why}`;
+    const change = job.status === "queued" ? life.cancelOrphanQueued(job, c, message) : life.cancelSilent(job, c, message);
+    return this.swept(change);
+  }
+
   private async swept<J extends Job>(change: Change<J>, recognize: Recognize = "write"): Promise<J> {
-    const w = await this.writer.write(change, recognize);
+    const w = await this.write(change, recognize);
     if (w.applied) return w.job;
     throw new ConflictError("the job changed during the sweep", w.found?.status);
   }
@@ -455,7 +567,7 @@ export class JobStore {
     const due = results.flatMap((r) => (r.Items ?? []).map((it) => ({ id: it.id as string, dueAt: it[TABLE.dueIndex.sortKey] as number })));
     due.sort((a, b) => a.dueAt - b.dueAt);
     const records = await this.records(due.slice(0, limit).map((d) => d.id), true);
-    const jobs = records.filter((j): j is QueuedJob | RunningJob => (j.status === "queued" || j.status === "running") && j.dueAt <= now);
+    const jobs = records.filter((j): j is LiveJob => (j.status === "queued" || j.status === "running" || j.status === "waiting") && j.dueAt <= now);
     return {
       jobs,
       scanned: results.reduce((n, r) => n + (r.ScannedCount ?? 0), 0),
@@ -504,6 +616,38 @@ export class JobStore {
     const { ids, nextCursor } = await listJobKeys(this.db, this.table, filter, cursor, limit);
     const jobs = (await this.records(ids, false)).filter((j) => filter.queue === undefined || j.queue === filter.queue);
     return { jobs: (await this.writer.values.load(jobs, SHOWN_VALUES)).jobs, nextCursor };
+  }
+
+  /** The parents of the children among `jobs`, read in one consistent batch: what the sweeper's plan needs for an overdue child. */
+  async parentsOf(jobs: readonly Job[]): Promise<Map<string, Job | undefined>> {
+    const ids = [...new Set(jobs.flatMap((j) => (j.parent ? [j.parent.id] : [])))];
+    const found = new Map((await this.records(ids, true)).map((j) => [j.id, j]));
+    return new Map(ids.map((id) => [id, found.get(id)]));
+  }
+
+  /**
+   * A page of a parent's last round of children, by index from `from`, with their results (for
+   * the handler's ctx.children and GET /jobs/{id}/children). A status filter applies to the page
+   * read, so a page may hold fewer than `limit`; `next` is where the next page starts, or null.
+   */
+  async childOutcomes(parent: Job, o: { from?: number; limit: number; status?: Job["status"]; consistent?: boolean }): Promise<{ children: Job[]; next: number | null }> {
+    if (!parent.flow) return { children: [], next: null };
+    const flowParent = parent as Job & { flow: Flow };
+    const from = Math.max(0, o.from ?? 0);
+    const to = Math.min(parent.flow.total, from + o.limit);
+    const read = (await this.flows.children(flowParent, undefined, { from, to }, o.consistent ?? true)).slice(from, to);
+    const jobs = read.filter((j): j is Job => j !== undefined && (o.status === undefined || j.status === o.status));
+    const withResults = (await this.writer.values.load(jobs, ["result"])).jobs;
+    return { children: withResults, next: to < parent.flow.total ? to : null };
+  }
+
+  /** A parent's last round counted by status: from the children's records up to one shard, from the fan-in items beyond. */
+  async childCounts(parent: Job): Promise<ChildCountsView | undefined> {
+    if (!parent.flow) return undefined;
+    const flowParent = parent as Job & { flow: Flow };
+    if (parent.flow.total <= FANIN_SHARD_SIZE) return { ...countChildren(parent.flow.total, await this.flows.children(flowParent, undefined, undefined, false)), exact: true };
+    const ended = endedCounts((await this.flows.readFanIn(parent.flow, parent.id)).map((s) => s ?? { s: new Set(), f: new Set(), c: new Set() }));
+    return { total: parent.flow.total, ...ended, exact: false };
   }
 
   /** The records of `ids` that exist, in one consistent batched read (no values). */

@@ -6,7 +6,7 @@
  * depth.
  */
 import { QUEUE_NAMES, type QueueName } from "./config.js";
-import type { QueuedJob, RunningJob } from "./job.js";
+import type { LiveJob } from "./job.js";
 import type { RuntimeConfig } from "./runtime.js";
 import type { Services } from "./services.js";
 import { plan, STUCK_STATES, type StuckStateName } from "./sweeper.js";
@@ -32,7 +32,11 @@ export interface NotStarting {
 
 export interface StuckReport {
   generatedAt: string;
-  states: { queued: StuckState; running: StuckState; cancelling: StuckState };
+  /**
+   * `waiting`: parents whose flow check is due (a recount from their children, core/flows.ts);
+   * `orphaned`: overdue children whose parent is gone or ended.
+   */
+  states: Record<StuckStateName, StuckState>;
   notStarting: Record<QueueName, NotStarting>;
   deadLetters: Record<QueueName, number>;
 }
@@ -41,7 +45,7 @@ export interface StuckReport {
 const READ_LIMIT = 1_000;
 
 export async function stuckReport(
-  services: Pick<Services, "store" | "queue" | "now" | "doc"> & { cfg: Pick<RuntimeConfig, "tableName" | "startDeadlineMs"> },
+  services: Pick<Services, "queue" | "now" | "doc"> & { store: Pick<Services["store"], "listOverdue" | "countOverdue" | "parentsOf"> } & { cfg: Pick<RuntimeConfig, "tableName" | "startDeadlineMs"> },
   opts: { sampleSize?: number; readLimit?: number } = {},
 ): Promise<StuckReport> {
   const sampleSize = opts.sampleSize ?? 10;
@@ -67,8 +71,9 @@ export async function stuckReport(
   ) as Record<QueueName, NotStarting>;
   const states = Object.fromEntries(STUCK_STATES.map((s) => [s, { count: 0, oldestAgeSeconds: 0, sample: [] as string[] }])) as StuckReport["states"];
   // listOverdue answers oldest first, so the first of each state is its oldest.
+  const parents = await services.store.parentsOf(overdue.jobs);
   for (const job of overdue.jobs) {
-    const p = plan(job, now);
+    const p = plan(job, now, parents);
     if (p.do === "wait") continue;
     const s = states[p.state];
     if (s.count === 0) s.oldestAgeSeconds = ageSeconds(job, now);
@@ -85,22 +90,26 @@ export async function stuckReport(
  * are kept, the rest counted as running.
  */
 async function countBeyondTheRead(
-  services: Pick<Services, "store">,
+  services: { store: Pick<Services["store"], "countOverdue"> },
   now: number,
   states: Record<StuckStateName, StuckState>,
 ): Promise<void> {
   const perShard = await services.store.countOverdue(now);
   let queued = 0;
   let running = 0;
+  let waiting = 0;
   for (const [shard, n] of Object.entries(perShard)) {
-    if (shard.split("#")[1] === "queued") queued += n;
+    const state = shard.split("#")[1];
+    if (state === "queued") queued += n;
+    else if (state === "waiting") waiting += n;
     else running += n;
   }
   states.queued.count = Math.max(states.queued.count, queued);
+  states.waiting.count = Math.max(states.waiting.count, waiting);
   states.running.count = Math.max(states.running.count, running - states.cancelling.count);
 }
 
-const ageSeconds = (job: QueuedJob | RunningJob, now: number): number => Math.max(0, Math.floor((now - job.dueAt) / 1000));
+const ageSeconds = (job: LiveJob, now: number): number => Math.max(0, Math.floor((now - job.dueAt) / 1000));
 
 async function dlqDepths(queue: Services["queue"]): Promise<Record<QueueName, number>> {
   const depths = await Promise.all(

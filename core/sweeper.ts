@@ -13,15 +13,33 @@
  */
 import { QUEUE_NAMES, type QueueName } from "./config.js";
 import { ConflictError, errorMessage } from "./errors.js";
-import { ringsOf, type Job, type QueuedJob, type RunningJob } from "./job.js";
+import { orphanReason } from "./flow.js";
+import { ringsOf, type Job, type LiveJob, type QueuedJob, type RunningJob, type WaitingJob } from "./job.js";
 import type { RuntimeConfig } from "./runtime.js";
 import { goneWorkerRepair } from "./lifecycle.js";
 import type { Services } from "./services.js";
 import type { SweeperStore } from "./store-ports.js";
-import { oldestWaiting, type WaitingJob } from "./waiting.js";
+import { oldestWaiting, type UnclaimedJob } from "./waiting.js";
 
-export type SweepAction = "reclaimed" | "failedExhausted" | "failedTimeout" | "cancelled" | "resent" | "skipped";
-export const SWEEP_ACTIONS: readonly SweepAction[] = ["reclaimed", "failedExhausted", "failedTimeout", "cancelled", "resent", "skipped"];
+export const SWEEP_ACTIONS = [
+  "reclaimed",
+  "failedExhausted",
+  "failedTimeout",
+  "cancelled",
+  "resent",
+  /** A waiting parent whose children had all ended was resumed (a lost fan-in write or resume). */
+  "resumed",
+  /** A waiting parent failed: a child failed under failFast and the child's own write of it was lost. */
+  "flowFailed",
+  /** A waiting parent's flow was repaired: children written from the spec, retried, or its counts rewritten. */
+  "flowRepaired",
+  /** A waiting parent whose children still run: its next look was pushed on. */
+  "rechecked",
+  /** A child whose parent is gone or ended, cancelled instead of run. */
+  "orphanCancelled",
+  "skipped",
+] as const;
+export type SweepAction = (typeof SWEEP_ACTIONS)[number];
 
 export interface SweepReport {
   startedAt: string;
@@ -49,8 +67,8 @@ export interface SweeperOptions {
 }
 
 /** The states the stuck report uses. */
-export type StuckStateName = "queued" | "running" | "cancelling";
-export const STUCK_STATES: readonly StuckStateName[] = ["queued", "running", "cancelling"];
+export const STUCK_STATES = ["queued", "running", "cancelling", "waiting", "orphaned"] as const;
+export type StuckStateName = (typeof STUCK_STATES)[number];
 
 /**
  * The states the StuckJobs metric counts. Not queued: the same sweep that finds a queued job
@@ -60,14 +78,14 @@ export const STUCK_STATES: readonly StuckStateName[] = ["queued", "running", "ca
  * cancelling job is different: reclaiming or cancelling it ends that state, so its count stays
  * up only while the repair itself fails, sweep after sweep.
  */
-export const STUCK_METRIC_STATES: readonly Exclude<StuckStateName, "queued">[] = ["running", "cancelling"];
+export const STUCK_METRIC_STATES: readonly Exclude<StuckStateName, "queued">[] = ["running", "cancelling", "waiting", "orphaned"];
 
 /**
  * The figure OldestUnclaimedSeconds publishes for a queue: its oldest waiting job's wait, 0 when
  * none waits. To the millisecond, not whole seconds: the alarm compares it with a threshold that
  * may be a few seconds locally, and a floor would delay the page by up to a second there.
  */
-export const oldestUnclaimedSeconds = (waiting: readonly WaitingJob[]): number => waiting.reduce((max, w) => Math.max(max, w.waitedMs), 0) / 1000;
+export const oldestUnclaimedSeconds = (waiting: readonly UnclaimedJob[]): number => waiting.reduce((max, w) => Math.max(max, w.waitedMs), 0) / 1000;
 
 /**
  * A resend that repeats a repair which did not help: the job's doorbell was already rung again
@@ -81,7 +99,12 @@ export type Plan =
   | { do: "cancel"; job: RunningJob; state: "cancelling" }
   | { do: "reclaim"; job: RunningJob; state: "running" }
   | { do: "resend"; job: QueuedJob; state: "queued" }
+  | { do: "flow"; job: WaitingJob; state: "waiting" }
+  | { do: "orphan"; job: QueuedJob | RunningJob; state: "orphaned"; why: string }
   | { do: "wait"; job: Job };
+
+/** The parents of the overdue children a sweep read (undefined: not found); a job not in it has no parent to check. */
+export type Parents = ReadonlyMap<string, Job | undefined>;
 
 /**
  * The order is lifecycle.goneWorkerRepair's, which the death reaper shares: the runtime limit
@@ -89,8 +112,13 @@ export type Plan =
  * then a dead worker. An overdue running job with a cancel request has either an expired lease or a passed grace
  * period, because requestCancel and heartbeats fold the grace deadline into dueAt.
  */
-export function plan(job: QueuedJob | RunningJob, now: number): Plan {
+export function plan(job: LiveJob, now: number, parents: Parents = new Map()): Plan {
   if (job.dueAt > now) return { do: "wait", job };
+  // A waiting parent's deadline is its flow's next look: a recount from its children (core/flows.ts).
+  if (job.status === "waiting") return { do: "flow", job, state: "waiting" };
+  // An overdue child whose parent no longer waits on it is cancelled, not resent or reclaimed.
+  const why = job.parent && parents.has(job.parent.id) ? orphanReason(job, parents.get(job.parent.id)) : undefined;
+  if (why) return { do: "orphan", job, state: "orphaned", why };
   if (job.status === "queued") return { do: "resend", job, state: "queued" };
   const repair = goneWorkerRepair(job, now);
   if (repair === "expire") return { do: "expire", job, state: "running" };
@@ -120,7 +148,7 @@ export class Sweeper {
     const startedWall = Date.now();
     const startedAt = this.services.now();
     const r = new ReportBuilder(startedAt);
-    const stuck: Record<StuckStateName, number> = { queued: 0, running: 0, cancelling: 0 };
+    const stuck = Object.fromEntries(STUCK_STATES.map((s) => [s, 0])) as Record<StuckStateName, number>;
     const seen = new Set<string>();
     let more = false;
     for (let page = 0; page < this.opts.maxPages; page++) {
@@ -132,9 +160,11 @@ export class Sweeper {
       // Jobs already tried this sweep (a lost race that left them overdue) are the next sweep's.
       const fresh = out.jobs.filter((j) => !seen.has(j.id));
       for (const j of fresh) seen.add(j.id);
-      const plans = fresh.map((j) => plan(j, now)).filter((p): p is Exclude<Plan, { do: "wait" }> => p.do !== "wait");
-      for (const p of plans) stuck[p.state]++;
-      await this.act(plans, r);
+      const parents = await store.parentsOf(fresh);
+      const plans = fresh.map((j) => plan(j, now, parents)).filter((p): p is Exclude<Plan, { do: "wait" }> => p.do !== "wait");
+      // A waiting parent is stuck only if its look finds something to repair (counted in apply).
+      for (const p of plans) if (p.do !== "flow") stuck[p.state]++;
+      await this.act(plans, r, stuck);
       more = out.more;
       if (!out.more || fresh.length === 0) break;
     }
@@ -155,7 +185,7 @@ export class Sweeper {
    * throttled, or missing on a table made before it) must not undo the repairs or stop the
    * invocation's later sweeps: the report says so, and the metric has no point this sweep.
    */
-  private async readWaiting(r: ReportBuilder): Promise<Record<QueueName, WaitingJob[]> | undefined> {
+  private async readWaiting(r: ReportBuilder): Promise<Record<QueueName, UnclaimedJob[]> | undefined> {
     try {
       return await oldestWaiting(this.services.doc, this.services.cfg.tableName, this.services.now());
     } catch (e) {
@@ -190,11 +220,11 @@ export class Sweeper {
     return reports;
   }
 
-  private async act(plans: Exclude<Plan, { do: "wait" }>[], r: ReportBuilder): Promise<void> {
+  private async act(plans: Exclude<Plan, { do: "wait" }>[], r: ReportBuilder, stuck: Record<StuckStateName, number>): Promise<void> {
     const doorbells: { queue: QueueName; id: string; delayMs: number }[] = [];
     await pool(plans, this.opts.concurrency, async (p) => {
       try {
-        const rings = await this.apply(p, r);
+        const rings = await this.apply(p, r, stuck);
         if (rings) doorbells.push(rings);
       } catch (e) {
         if (e instanceof ConflictError) r.add("skipped", p.job.id);
@@ -205,10 +235,29 @@ export class Sweeper {
   }
 
   /** One conditional write; answers the doorbell to ring once it has succeeded. */
-  private async apply(p: Exclude<Plan, { do: "wait" }>, r: ReportBuilder): Promise<{ queue: QueueName; id: string; delayMs: number } | undefined> {
+  private async apply(
+    p: Exclude<Plan, { do: "wait" }>,
+    r: ReportBuilder,
+    stuck: Record<StuckStateName, number>,
+  ): Promise<{ queue: QueueName; id: string; delayMs: number } | undefined> {
     const { store, metrics } = this.services;
     const dims = { Queue: p.job.queue, JobType: p.job.type };
     switch (p.do) {
+      case "flow": {
+        // The flow rings what it queues itself (children written or retried, the parent resumed).
+        const repair = await store.checkFlow(p.job);
+        if (repair.stuck) stuck.waiting++;
+        if (repair.written || repair.retried || repair.recounted) r.add("flowRepaired", p.job.id);
+        if (repair.did === "resumed") r.add("resumed", p.job.id);
+        else if (repair.did === "failed") r.add("flowFailed", p.job.id);
+        else if (repair.did === "rechecked") r.add("rechecked", p.job.id);
+        else r.add("skipped", p.job.id);
+        return undefined;
+      }
+      case "orphan":
+        await store.cancelOrphan(p.job, p.why);
+        r.add("orphanCancelled", p.job.id);
+        return undefined;
       case "expire": {
         const failed = await store.expire(p.job);
         r.add(failed.error.code === "timeout" ? "failedTimeout" : "failedExhausted", p.job.id);

@@ -12,7 +12,9 @@
 import { checkSize } from "./store.js";
 import { LIMITS } from "./config.js";
 import type { Progress } from "./job.js";
-import { Registry, type AbortReason, type JobContext, type JobLogger, type JobType } from "./registry.js";
+import { Registry, WaitRequest, type AbortReason, type ChildrenView, type JobContext, type JobLogger, type JobType } from "./registry.js";
+import type { ChildRequest } from "./child-specs.js";
+import type { FlowPolicy } from "./flow.js";
 
 export interface RunHandlerOptions<C> {
   /** The checkpoint an earlier attempt saved; `ctx.resumeFrom`. */
@@ -26,6 +28,8 @@ export interface RunHandlerOptions<C> {
   abortReason?: AbortReason;
   /** What `ctx.remainingMs()` starts from; the type's soft limit by default. */
   remainingMs?: number;
+  /** What `ctx.children()` answers: the children of a round that ended, as a resumed parent sees them. */
+  children?: ChildrenView;
 }
 
 export interface HandlerRun<R, C> {
@@ -39,12 +43,16 @@ export interface HandlerRun<R, C> {
   checkpoints: C[];
   lastCheckpoint?: C;
   logs: { level: "info" | "warn" | "error"; message: string; extra?: Record<string, unknown> }[];
+  /** The children the handler spawned, as it asked for them. */
+  spawned: ChildRequest[];
+  /** True when the handler returned ctx.wait(): in Warden it would wait for `spawned`. */
+  waited?: { policy: FlowPolicy };
 }
 
 export async function runHandler<I, R, C>(type: JobType<I, R, C>, input: unknown, o: RunHandlerOptions<C> = {}): Promise<HandlerRun<R, C>> {
   // The registry's own validation, so the refusal is the one a submission gets.
   const parsed = new Registry().register(type).parseInput(type.name, input);
-  const run: HandlerRun<R, C> = { progress: [], checkpoints: [], logs: [] };
+  const run: HandlerRun<R, C> = { progress: [], checkpoints: [], logs: [], spawned: [] };
   const ac = new AbortController();
   const abort = () => {
     if (ac.signal.aborted) return;
@@ -70,9 +78,14 @@ export async function runHandler<I, R, C>(type: JobType<I, R, C>, input: unknown
     signal: ac.signal,
     remainingMs: () => Math.max(0, (o.remainingMs ?? type.limits.softLimitMs) - (Date.now() - started)),
     log: { info: log("info"), warn: log("warn"), error: log("error") },
+    spawn: (children) => void run.spawned.push(...children),
+    wait: (w = {}) => new WaitRequest(w.policy ?? "collect"),
+    children: async () => o.children,
   };
   try {
-    run.result = await type.handler(parsed.input as I, ctx);
+    const out = await type.handler(parsed.input as I, ctx);
+    if (out instanceof WaitRequest) run.waited = { policy: out.policy };
+    else run.result = out;
   } catch (e) {
     run.error = e;
   } finally {

@@ -18,7 +18,7 @@ import { waitShards } from "./shards.js";
 import { toJob } from "./store-write.js";
 
 /** A queued job nobody has claimed since it became claimable. */
-export interface WaitingJob {
+export interface UnclaimedJob {
   id: string;
   queue: QueueName;
   readyAt: number;
@@ -53,9 +53,9 @@ export async function oldestWaiting(
   table: string,
   now: number,
   opts: WaitingOptions = {},
-): Promise<Record<QueueName, WaitingJob[]>> {
+): Promise<Record<QueueName, UnclaimedJob[]>> {
   const o = { ...DEFAULTS, ...opts };
-  const found = new Map<string, WaitingJob>();
+  const found = new Map<string, UnclaimedJob>();
   let pending: { queue: QueueName; shard: string; start?: Record<string, unknown> }[] = QUEUE_NAMES.flatMap((queue) =>
     waitShards(queue).map((shard) => ({ queue, shard })),
   );
@@ -93,7 +93,7 @@ export async function oldestWaiting(
     });
     pending = next;
   }
-  const out = Object.fromEntries(QUEUE_NAMES.map((q) => [q, [] as WaitingJob[]])) as Record<QueueName, WaitingJob[]>;
+  const out = Object.fromEntries(QUEUE_NAMES.map((q) => [q, [] as UnclaimedJob[]])) as Record<QueueName, UnclaimedJob[]>;
   for (const w of found.values()) out[w.queue].push(w);
   for (const q of QUEUE_NAMES) out[q].sort((a, b) => a.readyAt - b.readyAt || a.id.localeCompare(b.id));
   return out;
@@ -103,7 +103,7 @@ export async function oldestWaiting(
  * The record's word on an index entry: still queued, on the partition's queue (a job moved to
  * another queue is counted there, under its new entry), and claimable by now.
  */
-function waitingOn(job: Job, queue: QueueName, now: number): WaitingJob | undefined {
+function waitingOn(job: Job, queue: QueueName, now: number): UnclaimedJob | undefined {
   if (job.status !== "queued" || job.queue !== queue) return undefined;
   const readyAt = readyAtOf(job);
   if (readyAt > now) return undefined;

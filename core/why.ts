@@ -4,6 +4,7 @@
  * presence alone, with no I/O, so the three places cannot disagree. A later state (waiting for
  * children, parked behind a limit) is a new reason here.
  */
+import type { ChildCounts } from "./flow.js";
 import { readyAtOf, ringsOf, type Job, type Status } from "./job.js";
 import { runtimeDeadline } from "./lifecycle.js";
 import { presenceState, silentSince, type WorkerInfo } from "./workers.js";
@@ -25,6 +26,8 @@ export const WHY_REASONS = [
   "lease_expired",
   /** running: a cancel was asked for; the worker stops on its next heartbeat, or the sweeper cancels it. */
   "cancel_requested",
+  /** waiting: a parent whose children have not all ended; it holds no worker. */
+  "children",
   "succeeded",
   "failed",
   "attempts_exhausted",
@@ -53,6 +56,8 @@ export interface WhyContext {
   worker?: WorkerInfo;
   /** How often a worker reports its presence: past this unseen it is unresponsive. */
   reportEveryMs: number;
+  /** A waiting parent's children, counted by status. */
+  children?: ChildCounts;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -107,6 +112,11 @@ export function whyNotRunning(job: Job, c: WhyContext): Why {
       }
       const limit = runtimeDeadline(job, c.now);
       return { ...base, worker, reason: "running", since: job.startedAt, until: job.leaseExpiresAt, message: `running on ${worker} (attempt ${job.attempts}), lease held until ${iso(job.leaseExpiresAt)}; runtime limit ${iso(limit)}` };
+    }
+    case "waiting": {
+      const k = c.children;
+      const left = k ? `${k.total - k.succeeded - k.failed - k.cancelled} of its ${k.total} children have not ended (${k.queued} queued, ${k.running} running, ${k.waiting} waiting)` : `its ${job.flow.total} children have not all ended`;
+      return { ...base, reason: "children", since: job.waitingSince, until: job.dueAt, message: `waiting for round ${job.flow.round} of its children (${job.flow.policy}): ${left}; it resumes when the last one ends, and the sweeper checks the flow at ${iso(job.dueAt)}` };
     }
     default: {
       const finishedAt = (job as { finishedAt?: number }).finishedAt ?? job.updatedAt;

@@ -22,7 +22,7 @@ import { ApiError, toApiError, type ApiErrorCode } from "../core/api/errors.js";
 import { ADMIN_GROUP, requireAdmin, type Caller } from "../core/api/identity.js";
 import { JobsApi, type ApiLog } from "../core/api/jobs.js";
 import { decodeUtf8, parseJson } from "../core/api/json.js";
-import { bulkRequest, emptyRequest, listQuery, logsQuery, parseRequest, redriveRequest, submitRequest } from "../core/api/requests.js";
+import { bulkRequest, childrenQuery, emptyRequest, listQuery, logsQuery, parseRequest, redriveRequest, submitRequest } from "../core/api/requests.js";
 import { routePattern, type RouteKey, type RoutePattern } from "../core/api/routes.js";
 import { LIMITS } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
@@ -114,6 +114,10 @@ const HANDLERS: Record<Exclude<RouteKey, "GET /health">, RouteSpec> = {
     run: async (r, jobs) => ok(200, await jobs.logs(r.caller, r.params[0]!, parseRequest(logsQuery, r.query, "the query"))),
   },
   "GET /jobs/{id}/why": { body: "none", run: async (r, jobs) => ok(200, await jobs.why(r.caller, r.params[0]!)) },
+  "GET /jobs/{id}/children": {
+    body: "none",
+    run: async (r, jobs) => ok(200, await jobs.children(r.caller, r.params[0]!, parseRequest(childrenQuery, r.query, "the children query"))),
+  },
   "GET /admin/stuck": { body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.stuck(r.caller)) },
   "POST /admin/sweep": { body: "optional", admin: true, run: async (r, _j, a) => (noFields(r), ok(200, await a.sweep(r.caller))) },
   "GET /admin/dead-letters": { body: "none", admin: true, run: async (r, _j, a) => ok(200, await a.deadLetters(r.caller)) },

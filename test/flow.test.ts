@@ -1,18 +1,20 @@
 /** The flow arithmetic (core/flow.ts): derived child ids and the fan-in shards. */
 import { describe, expect, it } from "vitest";
-import { childId, FANIN_SHARD_SIZE, fanInKey, MAX_CHILDREN, shardCount, shardExpected, shardOfChild } from "../core/flow.js";
+import { childId, FANIN_SHARD_SIZE, fanInKey, MAX_CHILDREN, shardCount, shardExpected, shardOfChild, specKey } from "../core/flow.js";
 import { idempotentId, isJobId } from "../core/store.js";
 
 describe("child ids", () => {
   it("are the same for the same parent and key, differ otherwise, and read as job ids", () => {
-    const a = childId("01JD0000000000000000000000", "us-east-1/gpt/q1");
-    expect(childId("01JD0000000000000000000000", "us-east-1/gpt/q1")).toBe(a);
-    expect(childId("01JD0000000000000000000001", "us-east-1/gpt/q1")).not.toBe(a);
-    expect(childId("01JD0000000000000000000000", "us-east-1/gpt/q2")).not.toBe(a);
+    const a = childId("01JD0000000000000000000000", 0, { index: 3, key: "us-east-1/gpt/q1" });
+    expect(childId("01JD0000000000000000000000", 0, { index: 7, key: "us-east-1/gpt/q1" }), "the key names it, not its place").toBe(a);
+    expect(childId("01JD0000000000000000000001", 0, { index: 3, key: "us-east-1/gpt/q1" })).not.toBe(a);
+    expect(childId("01JD0000000000000000000000", 0, { index: 3, key: "us-east-1/gpt/q2" })).not.toBe(a);
+    expect(childId("01JD0000000000000000000000", 1, { index: 3, key: "us-east-1/gpt/q1" }), "another round").not.toBe(a);
+    expect(childId("01JD0000000000000000000000", 0, { index: 3 })).not.toBe(a);
     expect(isJobId(a)).toBe(true);
   });
   it("never equal an idempotent submit's id for the same strings", () => {
-    expect(childId("owner", "key")).not.toBe(idempotentId("owner", "key"));
+    expect(childId("owner", 0, { index: 0, key: "key" })).not.toBe(idempotentId("owner", "key"));
   });
 });
 
@@ -27,6 +29,7 @@ describe("fan-in shards", () => {
     expect(() => shardExpected(250, 3)).toThrow(RangeError);
   });
   it("keep their items beside the parent, never mistaken for a job", () => {
-    expect(isJobId(fanInKey("01JD0000000000000000000000", 0))).toBe(false);
+    expect(isJobId(fanInKey("01JD0000000000000000000000", 0, 0))).toBe(false);
+    expect(isJobId(specKey("01JD0000000000000000000000", 0, "n", 0))).toBe(false);
   });
 });

@@ -13,7 +13,7 @@ import { PermanentError, ValidationError } from "../core/errors.js";
 import type { FailedJob, RunningJob, SucceededJob } from "../core/job.js";
 import { AbortedError } from "../core/jobs/abort.js";
 import { importReport, type JunitCheckpoint, type JunitInput, type JunitSummary } from "../core/jobs/junit.js";
-import type { JobContext } from "../core/registry.js";
+import { WaitRequest, type JobContext } from "../core/registry.js";
 import { Runner } from "../core/runner.js";
 import { startFargateWorker, type FargateWorker } from "../functions/fargate.js";
 import { useEmulators, waitFor } from "./support/emulators.js";
@@ -82,6 +82,9 @@ function directCtx(resumeFrom: JunitCheckpoint | undefined, ac = new AbortContro
     signal: ac.signal,
     remainingMs: () => 60_000,
     log: quiet,
+    spawn: () => undefined,
+    wait: () => new WaitRequest("collect"),
+    children: async () => undefined,
   };
   return { ctx, saved, ac };
 }

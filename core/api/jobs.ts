@@ -12,7 +12,8 @@ import { whyNotRunning } from "../why.js";
 import type { Services } from "../services.js";
 import { ApiError, jobNotFound } from "./errors.js";
 import type { Caller } from "./identity.js";
-import { MAX_RUN_AT_DAYS, type ListQuery, type SubmitRequest } from "./requests.js";
+import { MAX_RUN_AT_DAYS, type ChildrenQuery, type ListQuery, type SubmitRequest } from "./requests.js";
+import { chainSpec, childSpecs } from "../child-specs.js";
 import { SHOWN_VALUES } from "../values.js";
 import { retryAfterSeconds, toApiAttemptDetail, toApiJob, toApiWhy, type ApiAttemptDetail, type ApiJob, type ApiWhy } from "./view.js";
 
@@ -70,7 +71,8 @@ export class JobsApi {
    * table with a start deadline, and the sweeper sends its message again when that passes.
    */
   async submit(caller: Caller, req: SubmitRequest): Promise<{ job: ApiJob; created: boolean }> {
-    const { type, input } = this.s.registry.parseInput(req.type, req.input);
+    // A chain's job takes its last step's result as its input: that is checked when it runs.
+    const { type, input } = req.after ? { type: this.knownType(req.type), input: null } : this.s.registry.parseInput(req.type, req.input);
     const queue: QueueName = req.queue ?? this.s.registry.queueFor(type, input);
     const now = this.now;
     const runAt = req.runAt === undefined ? undefined : Date.parse(req.runAt);
@@ -81,16 +83,22 @@ export class JobsApi {
     if (req.timeoutSeconds !== undefined && req.timeoutSeconds * 1000 > type.limits.timeoutMs) {
       throw new ApiError("invalid_request", `timeoutSeconds may be at most ${Math.floor(type.limits.timeoutMs / 1000)} for job type "${type.name}"`);
     }
-    const { job, created } = await this.s.store.create({
+    const spec = {
       owner: caller.id,
       type: type.name,
       queue,
-      input,
+      input: req.after ? null : input,
       maxAttempts: req.maxAttempts ?? Math.min(type.limits.maxAttempts, LIMITS.maxAttempts),
       timeoutMs: req.timeoutSeconds !== undefined ? req.timeoutSeconds * 1000 : type.limits.timeoutMs,
       ...(runAt !== undefined ? { runAt } : {}),
       ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
-    });
+    };
+    // Every child and step is checked before anything is written (core/child-specs.ts): a bad one is a 400 that writes nothing.
+    const { job, created } = req.children
+      ? await this.s.store.createFlow(spec, childSpecs(this.s.registry, req.children), req.policy ?? "collect")
+      : req.after
+        ? await this.s.store.createFlow(spec, [chainSpec(this.s.registry, req.after)], "failFast", { chain: true })
+        : await this.s.store.create(spec);
     if (!created) {
       this.log.info("idempotent submit found the first job", { jobId: job.id, caller: caller.id });
       return { job: toApiJob(job, now), created };
@@ -101,8 +109,16 @@ export class JobsApi {
     return { job: toApiJob(job, now), created };
   }
 
+  private knownType(name: string) {
+    const type = this.s.registry.get(name);
+    if (!type) throw new ApiError("invalid_request", `unknown job type "${name}"; known types: ${this.s.registry.names().join(", ")}`);
+    return type;
+  }
+
   /** Sends the job's message unless its start is further out than SQS can delay (the sweeper sends those). */
   private async ring(job: Job, now: number): Promise<void> {
+    // A parent waits on its children: they were rung when written, and it is rung when it resumes.
+    if (job.status !== "queued") return;
     const delayMs = job.status === "queued" && job.runAt !== undefined ? Math.max(0, job.runAt - now) : 0;
     if (delayMs > TIMINGS.maxMessageDelaySeconds * 1000) return;
     try {
@@ -121,7 +137,26 @@ export class JobsApi {
     const job = await this.readable(caller, id);
     const now = this.now;
     const retryAfter = retryAfterSeconds(job, now);
-    return { job: toApiJob(job, now), ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) };
+    const counts = job.flow ? await this.s.store.childCounts(job) : undefined;
+    return { job: toApiJob(job, now, counts), ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) };
+  }
+
+  /**
+   * A page of the job's last round of children, by their place, optionally of one status (the
+   * page read is filtered, so it may hold fewer than `limit` and still have a next cursor). They
+   * are the parent's owner's: whoever may read the parent may read them, nobody else.
+   */
+  async children(caller: Caller, id: string, q: ChildrenQuery): Promise<{ children: ApiJob[]; nextCursor: string | null; total: number }> {
+    const parent = await this.readableRecord(caller, id);
+    if (!parent.flow) return { children: [], nextCursor: null, total: 0 };
+    const page = await this.s.store.childOutcomes(parent, {
+      from: q.cursor !== undefined ? Number(q.cursor) : 0,
+      limit: q.limit ?? LIMITS.listDefault,
+      ...(q.status ? { status: q.status } : {}),
+      consistent: false,
+    });
+    const withInputs = await Promise.all(page.children.map((j) => this.s.store.withValues(j, SHOWN_VALUES)));
+    return { children: withInputs.map((j) => toApiJob(j, this.now)), nextCursor: page.next === null ? null : String(page.next), total: parent.flow.total };
   }
 
   /**
@@ -185,7 +220,9 @@ export class JobsApi {
   async why(caller: Caller, id: string): Promise<{ why: ApiWhy }> {
     const job = await this.readableRecord(caller, id);
     const worker = job.status === "running" ? await this.s.workers.get(job.workerId) : undefined;
-    const why = whyNotRunning(job, { now: this.now, cancelGraceMs: this.s.cfg.cancelGraceMs, reportEveryMs: this.s.workers.reportEveryMs, ...(worker ? { worker } : {}) });
+    const counts = job.status === "waiting" ? await this.s.store.childCounts(job) : undefined;
+    const children = counts?.exact ? counts : undefined;
+    const why = whyNotRunning(job, { now: this.now, cancelGraceMs: this.s.cfg.cancelGraceMs, reportEveryMs: this.s.workers.reportEveryMs, ...(worker ? { worker } : {}), ...(children ? { children } : {}) });
     return { why: toApiWhy(why) };
   }
 

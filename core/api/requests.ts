@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { LIMITS, QUEUE_NAMES, type QueueName } from "../config.js";
 import { STATUSES } from "../job.js";
+import { FLOW_POLICIES, MAX_CHAIN_STEPS, MAX_CHILDREN } from "../flow.js";
 import { ApiError } from "./errors.js";
 
 export const MAX_TYPE_CHARS = 100;
@@ -23,6 +24,18 @@ const jobTypeName = z
   .max(MAX_TYPE_CHARS)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "a job type is letters, digits and . _ : - (for example demo.sleep)");
 
+/** A child or a chain's step as a submit gives it; its type and input are checked against the registry after (core/child-specs.ts). */
+const childRequest = z.strictObject({
+  type: jobTypeName,
+  input: z.unknown().optional(),
+  key: z
+    .string()
+    .min(1)
+    .max(LIMITS.maxIdempotencyKeyChars)
+    .regex(/^[^\u0000-\u001f\u007f]+$/, "the key may not contain control characters")
+    .optional(),
+});
+
 export const submitRequest = z.strictObject({
   type: jobTypeName,
   input: z.unknown().optional(),
@@ -36,7 +49,16 @@ export const submitRequest = z.strictObject({
     .max(LIMITS.maxIdempotencyKeyChars)
     .regex(/^[^\u0000-\u001f\u007f]+$/, "the key may not contain control characters")
     .optional(),
-});
+  /** Fan-out: the job runs after these have all ended, as the combining step (docs/jobs.md "Flows"). */
+  children: z.array(childRequest).min(1).max(MAX_CHILDREN, `a job may have at most ${MAX_CHILDREN} children`).optional(),
+  policy: z.enum(FLOW_POLICIES).optional(),
+  /** A chain: these steps run first, in order, each taking the result of the one before; the job takes the last one's. */
+  after: z.array(childRequest).min(1).max(MAX_CHAIN_STEPS, `a chain may have at most ${MAX_CHAIN_STEPS} steps`).optional(),
+})
+  .refine((r) => !(r.children && r.after), { message: "a job has either children or an after chain, not both", path: ["after"] })
+  .refine((r) => r.policy === undefined || r.children !== undefined, { message: "policy applies to children only", path: ["policy"] })
+  .refine((r) => !(r.after && r.input !== undefined), { message: "a chain's job takes the result of its last step as its input; give the input to after[0]", path: ["input"] })
+  .refine((r) => !(r.runAt && (r.after || r.children)), { message: "runAt cannot be combined with children or after", path: ["runAt"] });
 export type SubmitRequest = z.infer<typeof submitRequest>;
 
 /** Query values arrive as strings; `limit` must be a plain whole number. */
@@ -59,6 +81,20 @@ export const listQuery = z.strictObject({
   id: z.string().min(1).max(64).optional(),
 });
 export type ListQuery = z.infer<typeof listQuery>;
+
+/** GET /jobs/{id}/children: a page of the last round, by index, optionally of one status. */
+export const childrenQuery = z.strictObject({
+  status: z.enum(STATUSES).optional(),
+  limit: z
+    .string()
+    .regex(/^[0-9]{1,3}$/, `limit is a whole number from 1 to ${LIMITS.listMax}`)
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(LIMITS.listMax))
+    .optional(),
+  cursor: z.string().regex(/^[0-9]{1,5}$/, "cursor is the nextCursor of the page before").optional(),
+});
+
+export type ChildrenQuery = z.infer<typeof childrenQuery>;
 
 export const logsQuery = z.strictObject({
   limit: z

@@ -13,6 +13,7 @@ export const ROUTE_KEYS = [
   "GET /jobs/{id}/attempts",
   "GET /jobs/{id}/logs",
   "GET /jobs/{id}/why",
+  "GET /jobs/{id}/children",
   "GET /admin/stuck",
   "POST /admin/sweep",
   "GET /admin/dead-letters",

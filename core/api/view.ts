@@ -6,6 +6,7 @@
  */
 import type { QueueName } from "../config.js";
 import { isStale, isTerminal, type AttemptRecord, type ErrorCode, type Job, type JobAction, type Outcome, type Status } from "../job.js";
+import type { ChildCountsView } from "../store.js";
 import type { Why, WhyReason } from "../why.js";
 import { presenceState, type PresenceState, type WorkerInfo, type WorkerKind } from "../workers.js";
 
@@ -72,6 +73,37 @@ export interface ApiJob {
   history: ApiAttempt[];
   /** Who asked for a cancel or a retry, and when (the last few). */
   actions: ApiAction[];
+  /** A child's parent, and its place among the parent's children (`childKey` when its spawn named it). */
+  parentId: string | null;
+  childIndex: number | null;
+  childKey: string | null;
+  /** A parent's last round of children by status; null for a job that never had children. */
+  children: ApiChildren | null;
+}
+
+/**
+ * A parent's children by status. `exact` when they were counted from their records (GET
+ * /jobs/{id} of a parent of up to 100); for a larger one the ended counts come from its fan-in
+ * and `queued`, `running` and `waiting` are null (`live` says how many have not ended). A listing
+ * gives only `total`.
+ */
+export interface ApiChildren {
+  total: number;
+  live: number | null;
+  queued: number | null;
+  running: number | null;
+  waiting: number | null;
+  succeeded: number | null;
+  failed: number | null;
+  cancelled: number | null;
+  exact: boolean;
+}
+
+export function childrenView(total: number, c?: ChildCountsView): ApiChildren {
+  if (!c) return { total, live: null, queued: null, running: null, waiting: null, succeeded: null, failed: null, cancelled: null, exact: false };
+  const live = c.total - c.succeeded - c.failed - c.cancelled;
+  const split = c.exact ? { queued: c.queued, running: c.running, waiting: c.waiting } : { queued: null, running: null, waiting: null };
+  return { total: c.total, live, ...split, succeeded: c.succeeded, failed: c.failed, cancelled: c.cancelled, exact: c.exact };
 }
 
 export interface ApiWorker {
@@ -101,7 +133,7 @@ function progressView(job: Job): ApiProgress | null {
   return { percent, done: p.done, total, message: p.message ?? null };
 }
 
-export function toApiJob(job: Job, now: number): ApiJob {
+export function toApiJob(job: Job, now: number, counts?: ChildCountsView): ApiJob {
   const running = job.status === "running" ? job : undefined;
   return {
     id: job.id,
@@ -126,6 +158,10 @@ export function toApiJob(job: Job, now: number): ApiJob {
     worker: running?.workerId ?? null,
     history: job.history.map(attemptView),
     actions: (job.actions ?? []).map((a) => ({ at: iso(a.at), action: a.action, by: a.by })),
+    parentId: job.parent?.id ?? null,
+    childIndex: job.parent?.index ?? null,
+    childKey: job.parent?.key ?? null,
+    children: job.flow ? childrenView(job.flow.total, counts) : null,
   };
 }
 

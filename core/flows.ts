@@ -1,0 +1,385 @@
+/**
+ * A flow's I/O (its rules are core/flow.ts): writing a round's children, counting their ends
+ * into fan-in items, resuming (or failing) the parent exactly once, cascading a parent's end to
+ * its live children, and the sweeper's recount of a waiting parent from its children's records.
+ *
+ * Order of writes, so a crash anywhere loses nothing:
+ * 1. the round's spec items (write-once, keyed by a nonce), before the record that names them;
+ * 2. the parent's record (to waiting), naming the spec;
+ * 3. the children (conditional puts of derived ids), then their doorbells.
+ * A crash after 2 leaves a waiting parent with children missing: the sweeper writes them from
+ * the spec at the parent's deadline. A child that ends ADDs its index to its shard's set (one
+ * write, idempotent); the child that completes a shard reads all shards and, if every child has
+ * ended, resumes the parent with a write conditional on its version: of several, one wins. A lost
+ * ADD or a lost resume is found by the same recount.
+ *
+ * Inputs: the store's own write (so a parent that ends is itself counted by its parent, in a
+ * chain) and reads. Outputs: the writes above; nothing is thrown from `childEnded` or `cascade`
+ * that the caller must handle (the sweeper repairs what they miss).
+ */
+import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { batchGetAll } from "./aws.js";
+import { LIMITS, TABLE } from "./config.js";
+import {
+  checkFlow,
+  childFailedError,
+  childId,
+  END_SETS,
+  endSetOf,
+  fanInFromChildren,
+  fanInKey,
+  fanInVerdict,
+  FANIN_SHARD_SIZE,
+  sameShard,
+  shardCount,
+  shardOfChild,
+  specKey,
+  type ChildSpec,
+  type EndSet,
+  type FanInShard,
+  type Flow,
+  type FlowCheck,
+  type FlowPolicy,
+  type ParentLink,
+} from "./flow.js";
+import { isTerminal, type FinishedJob, type Job, type QueuedJob, type WaitingJob } from "./job.js";
+import * as life from "./lifecycle.js";
+import type { Change, Clock, NewJob } from "./lifecycle.js";
+import type { Doorbell } from "./queue.js";
+import type { Recognize, WriteResult } from "./store-write.js";
+import type { ValueStore } from "./values.js";
+
+/** Who the flow's own cancels and retries are recorded as. */
+export const FLOW_ACTOR = "warden:flow";
+/** How many children's writes (puts, cancels, retries) a flow makes at once. */
+const CONCURRENCY = 16;
+/** A spec or fan-in item lives as long as any job of the flow can still be read. */
+const FLOW_ITEM_DAYS = LIMITS.maxTimeoutSeconds / 86_400 + 1;
+
+export interface FlowDeps {
+  db: DynamoDBDocumentClient;
+  table: string;
+  values: ValueStore;
+  clock(): Clock;
+  doorbell?: Doorbell | undefined;
+  /** The store's write: what lands is counted by its own parent in turn. */
+  write<J extends Job>(change: Change<J>, recognize: Recognize): Promise<WriteResult<J>>;
+  getRecord(id: string): Promise<Job | undefined>;
+  records(ids: string[], consistent: boolean): Promise<Job[]>;
+  retry(id: string, by: string): Promise<Job>;
+  requestCancel(id: string, by: string): Promise<Job>;
+}
+
+/** What the sweeper's look at a waiting parent did. */
+export interface FlowRepair {
+  did: "resumed" | "failed" | "rechecked" | "moved";
+  /** Children written from the spec, retried, and fan-in items rewritten from the children's records. */
+  written: number;
+  retried: number;
+  recounted: number;
+  /** True when the flow needed a repair: children missing, a lost end or resume, drifted counts. */
+  stuck: boolean;
+}
+
+export class Flows {
+  constructor(private readonly d: FlowDeps) {}
+
+  private expiresAt(c: Clock): number {
+    return Math.floor(c.now / 1000) + (FLOW_ITEM_DAYS + c.retentionDays) * 86_400;
+  }
+
+  // ─── writing a round ──────────────────────────────────────────────────────────────────────
+
+  /** Step 1: the round's specs, one item per shard, write-once. */
+  async writeSpecs(parentId: string, round: number, nonce: string, specs: readonly ChildSpec[]): Promise<void> {
+    const c = this.d.clock();
+    const items = Array.from({ length: shardCount(specs.length) }, (_, k) => ({
+      id: specKey(parentId, round, nonce, k),
+      json: JSON.stringify(specs.slice(k * FANIN_SHARD_SIZE, (k + 1) * FANIN_SHARD_SIZE)),
+      expiresAt: this.expiresAt(c),
+    }));
+    await this.d.values.put(items);
+  }
+
+  /** The specs of `shards` (all by default), by child index; undefined where an item is missing. */
+  async readSpecs(parent: Job & { flow: Flow }, shards?: number[]): Promise<(ChildSpec | undefined)[]> {
+    const f = parent.flow;
+    const ks = shards ?? Array.from({ length: shardCount(f.total) }, (_, k) => k);
+    const found = await this.d.values.readJson(ks.map((k) => specKey(parent.id, f.round, f.spec, k)));
+    const out: (ChildSpec | undefined)[] = new Array(f.total);
+    for (const k of ks) {
+      const json = found.get(specKey(parent.id, f.round, f.spec, k));
+      const specs = json ? (JSON.parse(json) as ChildSpec[]) : [];
+      specs.forEach((s, i) => (out[k * FANIN_SHARD_SIZE + i] = s));
+    }
+    return out;
+  }
+
+  /**
+   * A new job that waits on `specs` before it runs (a submit with children, a chain's step):
+   * specs, then its record, then its children. Answers the record as stored, and whether this
+   * call created it (an idempotent submit finds the first).
+   */
+  async createParent(spec: NewJob, id: string, specs: readonly ChildSpec[], policy: FlowPolicy, o: { chain?: true; nonce: string }): Promise<WriteResult<WaitingJob>> {
+    const flow: Flow = { round: 0, total: specs.length, policy, spec: o.nonce, ...(o.chain ? { chain: true as const } : {}) };
+    await this.writeSpecs(id, 0, o.nonce, specs);
+    const w = await this.d.write(life.createWaiting(spec, id, flow, this.d.clock()), "origin");
+    if (w.applied) await this.spawn(w.job, specs);
+    return w;
+  }
+
+  /**
+   * Step 3: every child of the parent's round that is not written yet (conditional puts, so a
+   * repeat finds the first), then the new queued ones' doorbells. Answers how many it wrote.
+   */
+  async spawn(parent: WaitingJob, specs: readonly (ChildSpec | undefined)[], only?: readonly number[]): Promise<number> {
+    const indexes = only ?? specs.map((_, i) => i);
+    const rung: QueuedJob[] = [];
+    let written = 0;
+    await eachBounded(indexes, CONCURRENCY, async (index) => {
+      const s = specs[index];
+      if (!s) throw new Error(`the spec of child ${index} of ${parent.id} is missing`);
+      const made = await this.createChild(parent, s, index);
+      if (made) written++;
+      if (made?.status === "queued") rung.push(made);
+    });
+    await this.ring(rung);
+    return written;
+  }
+
+  private async createChild(parent: WaitingJob, s: ChildSpec, index: number): Promise<Job | undefined> {
+    const f = parent.flow;
+    const link: ParentLink = { id: parent.id, round: f.round, index, of: f.total, ...(s.key !== undefined ? { key: s.key } : {}), ...(f.policy === "failFast" ? { failFast: true as const } : {}) };
+    const id = childId(parent.id, f.round, { index, key: s.key });
+    const spec: NewJob = { owner: parent.owner, type: s.type, queue: s.queue, input: s.input, maxAttempts: s.maxAttempts, timeoutMs: s.timeoutMs, parent: link };
+    if (s.after?.length) {
+      // A chain's step: it waits on the step before it, which waits on the one before that.
+      const before = s.after.at(-1)!;
+      const rest = s.after.slice(0, -1);
+      const w = await this.createParent(spec, id, [{ ...before, ...(rest.length ? { after: rest } : {}) }], "failFast", { chain: true, nonce: "c" });
+      return w.applied ? w.job : undefined;
+    }
+    const w = await this.d.write(life.create(spec, id, this.d.clock()), "origin");
+    return w.applied ? w.job : undefined;
+  }
+
+  private async ring(jobs: readonly { queue: "default" | "large"; id: string }[]): Promise<void> {
+    if (!this.d.doorbell) return;
+    for (const queue of ["default", "large"] as const) {
+      const ids = jobs.filter((j) => j.queue === queue).map((j) => j.id);
+      // A doorbell that is not sent is rung by the sweeper at the job's start deadline.
+      if (ids.length) await this.d.doorbell.send(queue, ids, 0).catch(() => undefined);
+    }
+  }
+
+  // ─── a child ends ─────────────────────────────────────────────────────────────────────────
+
+  /** A child reached a terminal state: count it, and act on the parent if that decides the round. */
+  async childEnded(child: FinishedJob): Promise<void> {
+    const link = child.parent!;
+    const k = shardOfChild(link.index);
+    const x = await this.d.db.send(
+      new UpdateCommand({
+        TableName: this.d.table,
+        Key: { [TABLE.partitionKey]: fanInKey(link.id, link.round, k) },
+        UpdateExpression: "ADD #set :i SET #exp = if_not_exists(#exp, :exp)",
+        ExpressionAttributeNames: { "#set": endSetOf(child.status), "#exp": TABLE.ttlAttribute },
+        ExpressionAttributeValues: { ":i": new Set([link.index]), ":exp": this.expiresAt(this.d.clock()) },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    const shard = shardOf(x.Attributes);
+    const expected = Math.min(FANIN_SHARD_SIZE, link.of - k * FANIN_SHARD_SIZE);
+    if (child.status === "failed" && link.failFast) {
+      await this.decide(link.id, link.round, child);
+      return;
+    }
+    if (ended(shard) < expected) return;
+    await this.decide(link.id, link.round, child);
+  }
+
+  /** Reads the round's fan-in items, and resumes or fails the parent if every child has ended. */
+  async decide(parentId: string, round: number, ender?: FinishedJob): Promise<"resumed" | "failed" | "wait" | "moved"> {
+    const parent = await this.d.getRecord(parentId);
+    if (parent?.status !== "waiting" || parent.flow.round !== round) return "moved";
+    const failedNow = ender?.status === "failed" && ender.parent?.failFast ? ender : undefined;
+    const verdict = failedNow ? "fail" : fanInVerdict(parent.flow, await this.readFanIn(parent.flow, parentId));
+    if (verdict === "wait") return "wait";
+    return this.settle(parent, verdict, ender);
+  }
+
+  /** One write conditional on the parent's version: of every child and sweep that gets here, one wins. */
+  private async settle(parent: WaitingJob, verdict: "resume" | "fail", ender?: FinishedJob, firstFailed?: number): Promise<"resumed" | "failed" | "moved"> {
+    const c = this.d.clock();
+    if (verdict === "fail") {
+      const failed = ender?.status === "failed" ? ender : await this.firstFailed(parent, firstFailed);
+      const error = childFailedError(failed ?? { id: "?" }, failed?.parent?.index ?? firstFailed ?? -1);
+      const w = await this.d.write(life.failFlow(parent, error, c), "write");
+      return w.applied ? "failed" : "moved";
+    }
+    const input = parent.flow.chain ? { input: await this.chainInput(parent, ender) } : {};
+    const w = await this.d.write(life.resume(parent, c, input), "write");
+    if (!w.applied) return "moved";
+    await this.ring([w.job]);
+    return "resumed";
+  }
+
+  /** A chain's step takes its one child's result as its input. */
+  private async chainInput(parent: WaitingJob, ender?: FinishedJob): Promise<unknown> {
+    if (ender?.status === "succeeded" && ender.result !== undefined) return ender.result;
+    const id = (await this.ids(parent, [0]))[0]!;
+    const child = await this.d.getRecord(id);
+    if (child?.status !== "succeeded") return null;
+    return ((await this.d.values.load([child], ["result"])).jobs[0] as { result?: unknown }).result ?? null;
+  }
+
+  private async firstFailed(parent: WaitingJob, index?: number): Promise<Job | undefined> {
+    const shards = await this.readFanIn(parent.flow, parent.id);
+    const i = index ?? Math.min(...shards.flatMap((s) => (s ? [...s.f] : [])));
+    if (!Number.isFinite(i)) return undefined;
+    return this.d.getRecord((await this.ids(parent, [i]))[0]!);
+  }
+
+  async readFanIn(flow: Flow, parentId: string): Promise<(FanInShard | undefined)[]> {
+    const keys = Array.from({ length: shardCount(flow.total) }, (_, k) => fanInKey(parentId, flow.round, k));
+    const items = await batchGetAll(this.d.db, this.d.table, keys.map((id) => ({ [TABLE.partitionKey]: id })), true);
+    const byKey = new Map(items.map((it) => [it[TABLE.partitionKey] as string, it]));
+    return keys.map((key) => (byKey.has(key) ? shardOf(byKey.get(key)) : undefined));
+  }
+
+  // ─── a parent ends or is retried ──────────────────────────────────────────────────────────
+
+  /**
+   * A parent that left waiting for a terminal state (failFast, a cancel): its live children are
+   * cancelled, best effort. One that is missed is cancelled at its claim, or by the sweeper when
+   * it is overdue (core/flow.ts orphanReason), and never run.
+   */
+  async cascade(parent: Job & { flow: Flow }): Promise<void> {
+    const children = await this.children(parent);
+    const live = children.filter((j): j is Job => j !== undefined && !isTerminal(j.status));
+    await eachBounded(live, CONCURRENCY, async (j) => {
+      await this.d.requestCancel(j.id, FLOW_ACTOR).catch(() => undefined);
+    });
+  }
+
+  /**
+   * After a parent's retry (lifecycle.retry: it waits again with `retriedAt`): its failed and
+   * cancelled children run again, their ends taken out of the fan-in first, all of them before
+   * any is retried, so a retried child that ends at once cannot find the round complete. Then,
+   * if nothing was left to retry, the parent resumes.
+   */
+  async retried(parent: WaitingJob): Promise<void> {
+    const children = await this.children(parent);
+    const check = checkFlow(parent.flow, children);
+    await this.retryChildren(parent, check.retry, children);
+    if (check.verdict !== "wait") await this.decide(parent.id, parent.flow.round);
+  }
+
+  private async retryChildren(parent: WaitingJob, indexes: number[], children: (Job | undefined)[]): Promise<void> {
+    if (!indexes.length) return;
+    await eachBounded(indexes, CONCURRENCY, (i) => this.forget(parent, i));
+    await eachBounded(indexes, CONCURRENCY, async (i) => {
+      const after = await this.d.retry(children[i]!.id, FLOW_ACTOR);
+      if (after.status === "queued") await this.ring([after]);
+    });
+  }
+
+  /** Takes child `index`'s end out of its fan-in item. */
+  private async forget(parent: WaitingJob, index: number): Promise<void> {
+    await this.d.db.send(
+      new UpdateCommand({
+        TableName: this.d.table,
+        Key: { [TABLE.partitionKey]: fanInKey(parent.id, parent.flow.round, shardOfChild(index)) },
+        UpdateExpression: "DELETE #s :i, #f :i, #c :i",
+        ExpressionAttributeNames: { "#s": "s", "#f": "f", "#c": "c" },
+        ExpressionAttributeValues: { ":i": new Set([index]) },
+      }),
+    );
+  }
+
+  // ─── the sweeper's look at a waiting parent ───────────────────────────────────────────────
+
+  /**
+   * Recounts the round from the children's own records and repairs what is wrong: children never
+   * written are written from the spec, children that ended before the parent's retry are retried,
+   * fan-in items that drifted are rewritten, and a round that is complete resumes (or fails) the
+   * parent. Otherwise the parent's next look is pushed a start deadline on.
+   */
+  async check(parent: WaitingJob): Promise<FlowRepair> {
+    const specs = await this.readSpecs(parent);
+    const children = await this.children(parent, specs);
+    const check = checkFlow(parent.flow, children);
+    const written = check.missing.length ? await this.spawn(parent, specs, check.missing) : 0;
+    await this.retryChildren(parent, check.retry, children);
+    const recounted = await this.recount(parent, children, new Set(check.retry));
+    const stuck = check.missing.length > 0 || check.retry.length > 0 || recounted > 0 || check.verdict !== "wait";
+    const base = { written, retried: check.retry.length, recounted, stuck };
+    if (check.verdict !== "wait") return { ...base, did: await this.settle(parent, check.verdict, undefined, check.failed) };
+    const w = await this.d.write(life.recheck(parent, this.d.clock()), "write");
+    return { ...base, did: w.applied ? "rechecked" : "moved" };
+  }
+
+  /** Rewrites the fan-in items whose sets differ from what the children's records say; answers how many. */
+  private async recount(parent: WaitingJob, children: (Job | undefined)[], retrying: ReadonlySet<number>): Promise<number> {
+    const want = fanInFromChildren(parent.flow, children, retrying);
+    const have = await this.readFanIn(parent.flow, parent.id);
+    const c = this.d.clock();
+    let n = 0;
+    for (let k = 0; k < want.length; k++) {
+      if (sameShard(have[k], want[k]!)) continue;
+      const item: Record<string, unknown> = { id: fanInKey(parent.id, parent.flow.round, k), [TABLE.ttlAttribute]: this.expiresAt(c) };
+      for (const set of END_SETS) if (want[k]![set].size) item[set] = new Set(want[k]![set]);
+      await this.d.db.send(new PutCommand({ TableName: this.d.table, Item: item }));
+      n++;
+    }
+    return n;
+  }
+
+  // ─── reading a round ──────────────────────────────────────────────────────────────────────
+
+  /** The derived ids of a round's children at `indexes`. */
+  async ids(parent: Job & { flow: Flow }, indexes: number[], specs?: (ChildSpec | undefined)[]): Promise<string[]> {
+    const known = specs ?? (await this.readSpecs(parent, [...new Set(indexes.map(shardOfChild))]));
+    return indexes.map((i) => childId(parent.id, parent.flow.round, { index: i, key: known[i]?.key }));
+  }
+
+  /** The round's children's records, by index (undefined where none exists). */
+  async children(parent: Job & { flow: Flow }, specs?: (ChildSpec | undefined)[], range?: { from: number; to: number }, consistent = true): Promise<(Job | undefined)[]> {
+    const from = range?.from ?? 0;
+    const to = Math.min(parent.flow.total, range?.to ?? parent.flow.total);
+    const indexes = Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+    const ids = await this.ids(parent, indexes, specs);
+    const byId = new Map((await this.d.records(ids, consistent)).map((j) => [j.id, j]));
+    const out: (Job | undefined)[] = new Array(parent.flow.total);
+    indexes.forEach((i, n) => (out[i] = byId.get(ids[n]!)));
+    return out;
+  }
+}
+
+/** A fan-in item as read; absent sets are empty (DynamoDB keeps no empty set). */
+function shardOf(item: Record<string, unknown> | undefined): FanInShard {
+  const set = (k: EndSet): ReadonlySet<number> => (item?.[k] instanceof Set ? new Set([...(item[k] as Set<unknown>)].map(Number)) : new Set());
+  return { s: set("s"), f: set("f"), c: set("c") };
+}
+
+const ended = (s: FanInShard): number => new Set([...s.s, ...s.f, ...s.c]).size;
+
+/** Runs `fn` over `items` with at most `limit` in flight; the first failure is thrown once all have run. */
+export async function eachBounded<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const lane = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failure !== undefined) throw failure;
+}
+
+export type { FlowCheck };

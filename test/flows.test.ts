@@ -1,0 +1,114 @@
+/**
+ * Flows end to end (docs/jobs.md "Flows"), through the real API handler, runner and sweeper
+ * against the emulators: fan-out at submit and from a handler, fan-in exactly once with every
+ * child's result, the two policies, cascades of cancel and retry, chains, and tenancy.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLog } from "../core/api/jobs.js";
+import { loadRuntime } from "../core/runtime.js";
+import { buildServices, type Services } from "../core/services.js";
+import { makeHandler, type ApiHandler } from "../functions/api.js";
+import { startWorkerLoop, type WorkerLoop } from "./support/api-worker.js";
+import { useEmulators, waitFor } from "./support/emulators.js";
+import { apiEvent, jwtAuthorizer } from "./support/http-api.js";
+
+const env = useEmulators("flows");
+let services: Services;
+let handler: ApiHandler;
+let worker: WorkerLoop;
+
+beforeAll(() => {
+  services = buildServices(loadRuntime(env.emu.env));
+  handler = makeHandler(services, { log: silentLog });
+  worker = startWorkerLoop(services, { leaseMs: 5_000 });
+});
+afterAll(async () => worker?.stop());
+
+async function call(method: string, path: string, who: string, body?: unknown, query?: Record<string, string>) {
+  const res = await handler(
+    apiEvent({
+      method,
+      path,
+      headers: body !== undefined ? { "content-type": "application/json" } : {},
+      ...(body !== undefined ? { rawBody: JSON.stringify(body) } : {}),
+      ...(query ? { query } : {}),
+      authorizer: jwtAuthorizer({ sub: who, admin: who === "admin" }),
+    }),
+  );
+  return { status: res.statusCode ?? 0, body: JSON.parse(res.body ?? "null") };
+}
+
+const finished = (who: string, id: string) =>
+  waitFor(async () => {
+    const r = await call("GET", `/jobs/${id}`, who);
+    return ["succeeded", "failed", "cancelled"].includes(r.body.job?.status) ? r.body.job : undefined;
+  }, 30_000, `job ${id} to finish`);
+
+describe("fan-out at submit, fan-in once", () => {
+  it("a parent submitted with 250 children runs once after the last of them, with every child's result", async () => {
+    const children = Array.from({ length: 250 }, (_, i) => ({ type: "demo.chunk", input: { from: i * 10, to: i * 10 + 10 } }));
+    const r = await call("POST", "/jobs", "alice", { type: "demo.combine", input: {}, children });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    expect(r.body.job).toMatchObject({ status: "waiting", children: { total: 250 } });
+    const job = await finished("alice", r.body.job.id);
+    expect(job.status).toBe("succeeded");
+    expect(job.result).toEqual({ sum: (2500 * 2499) / 2, count: 2500, chunks: 250 });
+    expect(job.children).toMatchObject({ total: 250, succeeded: 250, failed: 0, cancelled: 0, live: 0 });
+    expect(job.history.map((h: { outcome: string }) => h.outcome), "one run, after the children").toEqual(["succeeded"]);
+    const page = await call("GET", `/jobs/${job.id}/children`, "alice", undefined, { limit: "100" });
+    expect(page.body.children).toHaveLength(100);
+    expect(page.body.children[0]).toMatchObject({ parentId: job.id, childIndex: 0, status: "succeeded", result: { sum: 45, count: 10 } });
+    expect(page.body.nextCursor).toBe("100");
+    const other = await call("GET", `/jobs/${job.id}/children`, "mallory");
+    expect(other.status).toBe(404);
+    const child = await call("GET", `/jobs/${page.body.children[0].id}`, "mallory");
+    expect(child.status, "a child is its parent's owner's").toBe(404);
+  });
+});
+
+describe("fan-out from a handler", () => {
+  it("demo.evaluate spawns 3 × 4 × 5 executions, waits holding no worker, and combines all 60", async () => {
+    const r = await call("POST", "/jobs", "alice", { type: "demo.evaluate", input: { regions: ["us", "eu", "ap"], models: ["a", "b", "c", "d"], questions: ["q1", "q2", "q3", "q4", "q5"] } });
+    expect(r.status).toBe(201);
+    const job = await finished("alice", r.body.job.id);
+    expect(job).toMatchObject({ status: "succeeded", result: { executions: 60, succeeded: 60, failed: 0 } });
+    expect(job.history.map((h: { outcome: string }) => h.outcome)).toEqual(["waiting", "succeeded"]);
+    expect(job.attempts, "waiting spends no attempt").toBe(1);
+  });
+  it("under failFast the first failed execution fails the parent and its live siblings are cancelled", async () => {
+    const r = await call("POST", "/jobs", "alice", { type: "demo.evaluate", input: { regions: ["us"], models: ["a", "bad"], questions: ["q1", "q2", "q3"], ms: 300, policy: "failFast", failIf: "bad" } });
+    const job = await finished("alice", r.body.job.id);
+    expect(job.status).toBe("failed");
+    expect(job.error.code).toBe("child_failed");
+    await waitFor(async () => {
+      const kids = (await call("GET", `/jobs/${job.id}/children`, "alice")).body.children as { status: string }[];
+      return kids.every((k) => ["succeeded", "failed", "cancelled"].includes(k.status)) ? kids : undefined;
+    }, 20_000, "every child to end");
+  });
+});
+
+describe("chains", () => {
+  it("download then transcribe: the transcription runs on the download's result", async () => {
+    const r = await call("POST", "/jobs", "alice", { type: "demo.transcribe", after: [{ type: "demo.download", input: { url: "https://example.com/a.mp3", failTimes: 1 } }] });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const job = await finished("alice", r.body.job.id);
+    expect(job.status).toBe("succeeded");
+    expect(job.input).toMatchObject({ file: "/tmp/https_example_com_a_mp3" });
+    expect(job.result.words).toBeGreaterThan(0);
+  });
+});
+
+describe("a bad flow is a 400 that writes nothing", () => {
+  it("an unknown child type, a malformed child, too many children", async () => {
+    const before = (await call("GET", "/jobs", "bob")).body.jobs.length;
+    const unknown = await call("POST", "/jobs", "bob", { type: "demo.combine", input: {}, children: [{ type: "demo.chunk", input: { from: 0, to: 1 } }, { type: "nope" }] });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error.message).toMatch(/children\[1\].*unknown job type "nope"/);
+    const malformed = await call("POST", "/jobs", "bob", { type: "demo.combine", input: {}, children: [{ type: "demo.chunk", input: { from: "x" } }] });
+    expect(malformed.status).toBe(400);
+    const many = await call("POST", "/jobs", "bob", { type: "demo.combine", input: {}, children: Array.from({ length: 10_001 }, () => ({ type: "demo.chunk" })) });
+    expect(many.status).toBe(400);
+    expect(JSON.stringify(many.body)).toMatch(/10000/);
+    expect((await call("GET", "/jobs", "bob")).body.jobs.length).toBe(before);
+  });
+});
