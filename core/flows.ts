@@ -277,22 +277,24 @@ export class Flows {
 
   private async retryChildren(parent: WaitingJob, indexes: number[], children: (Job | undefined)[]): Promise<void> {
     if (!indexes.length) return;
-    await eachBounded(indexes, CONCURRENCY, (i) => this.forget(parent, i));
+    await eachBounded(indexes, CONCURRENCY, (i) => this.forget({ id: parent.id, round: parent.flow.round, index: i }));
     await eachBounded(indexes, CONCURRENCY, async (i) => {
       const after = await this.d.retry(children[i]!.id, FLOW_ACTOR);
       if (after.status === "queued") await this.ring([after]);
     });
   }
 
-  /** Takes child `index`'s end out of its fan-in item. */
-  private async forget(parent: WaitingJob, index: number): Promise<void> {
+  /** Takes a child's end out of its fan-in item, before the child is retried. */
+  async forget(link: Pick<ParentLink, "id" | "round" | "index">): Promise<void> {
+    const index = link.index;
     await this.d.db.send(
       new UpdateCommand({
         TableName: this.d.table,
-        Key: { [TABLE.partitionKey]: fanInKey(parent.id, parent.flow.round, shardOfChild(index)) },
-        UpdateExpression: "DELETE #s :i, #f :i, #c :i",
-        ExpressionAttributeNames: { "#s": "s", "#f": "f", "#c": "c" },
-        ExpressionAttributeValues: { ":i": new Set([index]) },
+        Key: { [TABLE.partitionKey]: fanInKey(link.id, link.round, shardOfChild(index)) },
+        // An UpdateItem makes the item when there is none: it gets its TTL like one a child's end makes.
+        UpdateExpression: "DELETE #s :i, #f :i, #c :i SET #exp = if_not_exists(#exp, :exp)",
+        ExpressionAttributeNames: { "#s": "s", "#f": "f", "#c": "c", "#exp": TABLE.ttlAttribute },
+        ExpressionAttributeValues: { ":i": new Set([index]), ":exp": this.expiresAt(this.d.clock()) },
       }),
     );
   }

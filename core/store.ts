@@ -410,6 +410,11 @@ export class JobStore {
    * are retried, its succeeded ones keep their results, and it resumes once they have all ended.
    */
   async retry(jobId: string, by: string = UNATTRIBUTED): Promise<QueuedJob | WaitingJob> {
+    // A child's end comes out of its parent's fan-in first: else the round could look complete,
+    // and the parent resume, while the retried child runs. (If the retry then fails, the fan-in
+    // is one short, which the sweeper's recount repairs; never one over.)
+    const before = await this.getRecord(jobId);
+    if (before?.parent && (before.status === "failed" || before.status === "cancelled")) await this.flows.forget(before.parent);
     const job = (await this.decideAndWrite(jobId, "retried", (job, c) => {
       const d = life.retry(job, c, by);
       if (!d.ok) throw new ConflictError(d.message, d.reason);

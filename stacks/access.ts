@@ -111,11 +111,14 @@ export const ACCESS: Record<Principal, Access> = {
   },
   // The deaths function (core/deaths.ts): finds a dead worker's jobs with one Query of the
   // keys-only byWorker index, reads each record and reclaims it with a conditional UpdateItem
-  // (the record alone: its values stay where they are, so no PutItem or BatchGetItem), marks the
+  // (the record alone: its values stay where they are, so no PutItem), marks the
   // worker dead in the directory (UpdateItem), and rings the doorbells of the jobs queued again.
   // Its metrics are EMF lines in its log, so no PutMetricData.
+  // A job it ends that is a child counts in its parent's fan-in (core/flows.ts): an UpdateItem,
+  // then, for the child that completes the round, a BatchGetItem of the fan-in items and a
+  // conditional UpdateItem that resumes the parent.
   reaper: {
-    table: ["GetItem", "UpdateItem"],
+    table: ["GetItem", "UpdateItem", "BatchGetItem"],
     indexes: [TABLE.workerIndex.name],
     queues: { default: ["SendMessage"], large: ["SendMessage"] },
     dlqs: {},

@@ -4,7 +4,10 @@
  * child's result, the two policies, cascades of cancel and retry, chains, and tenancy.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { silentLog } from "../core/api/jobs.js";
+import { builtinRegistry } from "../core/jobs/index.js";
+import { defineJob } from "../core/registry.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { makeHandler, type ApiHandler } from "../functions/api.js";
@@ -17,10 +20,38 @@ let services: Services;
 let handler: ApiHandler;
 let worker: WorkerLoop;
 
+/** Children whose number is in `broken` fail every attempt (quickly), the others succeed with it. */
+const broken = new Set<number>();
+const flaky = defineJob<{ n: number; ms: number }, { n: number }>({
+  name: "test.flaky",
+  input: z.object({ n: z.number().int(), ms: z.number().int().default(0) }).strict(),
+  runsOn: "lambda",
+  limits: { maxAttempts: 2, backoffBaseMs: 50, backoffMaxMs: 100 },
+  handler: async ({ n, ms }, ctx) => {
+    if (broken.has(n)) throw new Error(`child ${n} is broken`);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      ctx.signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+    });
+    if (ctx.signal.aborted) throw new Error("stopped");
+    return { n };
+  },
+});
+/** A parent that reports what it saw of its children, in order. */
+const gather = defineJob<Record<string, never>, { seen: string[] }>({
+  name: "test.gather",
+  input: z.object({}).strict(),
+  runsOn: "lambda",
+  handler: async (_i, ctx) => {
+    const done = await ctx.children();
+    return { seen: (done?.children ?? []).map((c) => `${c.index}:${c.status}`) };
+  },
+});
+
 beforeAll(() => {
-  services = buildServices(loadRuntime(env.emu.env));
+  services = buildServices(loadRuntime(env.emu.env), { registry: builtinRegistry().register(flaky, gather) });
   handler = makeHandler(services, { log: silentLog });
-  worker = startWorkerLoop(services, { leaseMs: 5_000 });
+  worker = startWorkerLoop(services, { leaseMs: 30_000 });
 });
 afterAll(async () => worker?.stop());
 
@@ -110,5 +141,61 @@ describe("a bad flow is a 400 that writes nothing", () => {
     expect(many.status).toBe(400);
     expect(JSON.stringify(many.body)).toMatch(/10000/);
     expect((await call("GET", "/jobs", "bob")).body.jobs.length).toBe(before);
+  });
+});
+
+describe("a parent's cancel and retry reach its children", () => {
+  it("cancelling a waiting parent cancels its live children, and none of them runs on", async () => {
+    const children = Array.from({ length: 6 }, (_, n) => ({ type: "test.flaky", input: { n: 100 + n, ms: 20_000 } }));
+    const r = await call("POST", "/jobs", "alice", { type: "test.gather", input: {}, children });
+    const id = r.body.job.id as string;
+    await waitFor(async () => ((await call("GET", `/jobs/${id}`, "alice")).body.job.children.running > 0 ? true : undefined), 15_000, "a child to run");
+    const c = await call("POST", `/jobs/${id}/cancel`, "alice");
+    expect(c.body.job.status).toBe("cancelled");
+    const kids = await waitFor(async () => {
+      const page = (await call("GET", `/jobs/${id}/children`, "alice")).body.children as { status: string }[];
+      return page.every((k) => k.status === "cancelled") ? page : undefined;
+    }, 20_000, "every child cancelled");
+    expect(kids).toHaveLength(6);
+  });
+
+  it("retrying a failed parent retries its failed and cancelled children only, keeping the succeeded ones' results", async () => {
+    broken.add(2);
+    const children = Array.from({ length: 5 }, (_, n) => ({ type: "test.flaky", input: { n } }));
+    const r = await call("POST", "/jobs", "alice", { type: "test.gather", input: {}, children, policy: "failFast" });
+    const id = r.body.job.id as string;
+    const failed = await finished("alice", id);
+    expect(failed).toMatchObject({ status: "failed", error: { code: "child_failed" } });
+    const before = (await call("GET", `/jobs/${id}/children`, "alice")).body.children as { id: string; status: string; history: unknown[] }[];
+    expect(before[2]!.status).toBe("failed");
+    broken.delete(2);
+    const retried = await call("POST", `/jobs/${id}/retry`, "alice");
+    expect(retried.status).toBe(202);
+    expect(retried.body.job.status).toBe("waiting");
+    const job = await finished("alice", id);
+    expect(job.status).toBe("succeeded");
+    expect(job.result.seen).toEqual(["0:succeeded", "1:succeeded", "2:succeeded", "3:succeeded", "4:succeeded"]);
+    const after = (await call("GET", `/jobs/${id}/children`, "alice")).body.children as { id: string; history: unknown[] }[];
+    for (let i = 0; i < 5; i++) {
+      if (before[i]!.status === "succeeded") expect(after[i]!.history, `child ${i} kept its run`).toEqual(before[i]!.history);
+      else expect(after[i]!.history.length, `child ${i} ran again`).toBeGreaterThan(before[i]!.history.length);
+    }
+  });
+
+  it("retrying one failed child of a waiting parent takes its end out of the fan-in: the parent waits for its new run", async () => {
+    broken.add(7);
+    // Child 0 fails at once; run again it takes 4 s, longer than child 1 has left: a parent that
+    // resumed on child 0's old end would see it still running.
+    const children = [{ type: "test.flaky", input: { n: 7, ms: 4_000 } }, { type: "test.flaky", input: { n: 8, ms: 2_000 } }];
+    const r = await call("POST", "/jobs", "alice", { type: "test.gather", input: {}, children });
+    const id = r.body.job.id as string;
+    const first = await waitFor(async () => {
+      const page = (await call("GET", `/jobs/${id}/children`, "alice")).body.children as { id: string; status: string }[];
+      return page[0]?.status === "failed" ? page[0] : undefined;
+    }, 15_000, "child 0 to fail");
+    broken.delete(7);
+    expect((await call("POST", `/jobs/${first.id}/retry`, "alice")).status).toBe(202);
+    const job = await finished("alice", id);
+    expect(job.result.seen).toEqual(["0:succeeded", "1:succeeded"]);
   });
 });
