@@ -57,7 +57,7 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
       periodSeconds: 60,
       evaluationPeriods: 2,
       missingData: "notBreaching",
-      description: `Running or cancelling jobs have been overdue for two sweeps in a row: a worker died or ignored a cancel and the sweeper cannot repair the job (its writes fail). ${RUNBOOK}`,
+      description: `Jobs the sweeper had to repair for two sweeps in a row: running or cancelling jobs overdue (a worker died or ignored a cancel and the repair's writes fail), parents whose flow needed repair (children never written, a lost resume, counts that drifted), or children whose parent is gone. ${RUNBOOK}`,
     },
     ...QUEUE_NAMES.map(
       (queue): AlarmDefinition => ({

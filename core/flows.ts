@@ -47,7 +47,7 @@ import * as life from "./lifecycle.js";
 import type { Change, Clock, NewJob } from "./lifecycle.js";
 import type { Doorbell } from "./queue.js";
 import type { Recognize, WriteResult } from "./store-write.js";
-import type { ValueStore } from "./values.js";
+import { needsRefresh, type ValueStore } from "./values.js";
 
 /** Who the flow's own cancels and retries are recorded as. */
 export const FLOW_ACTOR = "warden:flow";
@@ -317,7 +317,10 @@ export class Flows {
     const stuck = check.missing.length > 0 || check.retry.length > 0 || recounted > 0 || check.verdict !== "wait";
     const base = { written, retried: check.retry.length, recounted, stuck };
     if (check.verdict !== "wait") return { ...base, did: await this.settle(parent, check.verdict, undefined, check.failed) };
-    const w = await this.d.write(life.recheck(parent, this.d.clock()), "write");
+    // A parent that waits for hours keeps its values: one that would expire is copied with this write (core/values.ts).
+    const c = this.d.clock();
+    const view = needsRefresh(parent, c.now, c.retentionDays) ? ((await this.d.values.load([parent])).jobs[0] as WaitingJob) : parent;
+    const w = await this.d.write(life.recheck(view, c), "write");
     return { ...base, did: w.applied ? "rechecked" : "moved" };
   }
 

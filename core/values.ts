@@ -93,11 +93,18 @@ function horizon(field: ValueField, job: Job, nowMs: number, retentionDays: numb
   const kept = "expiresAt" in job && typeof job.expiresAt === "number" ? job.expiresAt * 1000 : undefined;
   if (field === "result") return { exp: kept ?? nowMs + retentionDays * DAY_MS, renewBelow: 0 };
   if (field === "checkpoint") {
-    const runEnd = (job.firstStartedAt ?? nowMs) + job.timeoutMs + HOUR_MS;
+    // A waiting parent's run is paused for as long as its children take: its checkpoint is copied
+    // by the sweeper's look at the flow (core/flows.ts) while it waits, like a long run's by a heartbeat.
+    const runEnd = job.status === "waiting" ? Infinity : (job.firstStartedAt ?? nowMs) + (job.waitedMs ?? 0) + job.timeoutMs + HOUR_MS;
     return { exp: Math.min(runEnd, nowMs + CHECKPOINT_HORIZON_MS), renewBelow: Math.min(runEnd, nowMs + CHECKPOINT_HORIZON_MS / 2) };
   }
   if (kept !== undefined) return { exp: kept + DAY_MS, renewBelow: kept };
-  const start = job.firstStartedAt ?? Math.max(nowMs, job.status === "queued" ? (job.runAt ?? 0) : 0) + START_WAIT_MS;
+  const start =
+    job.status === "waiting"
+      ? nowMs + START_WAIT_MS
+      : job.firstStartedAt !== undefined
+        ? job.firstStartedAt + (job.waitedMs ?? 0)
+        : Math.max(nowMs, job.status === "queued" ? (job.runAt ?? 0) : 0) + START_WAIT_MS;
   const exp = start + job.timeoutMs + (retentionDays + 1) * DAY_MS;
   return { exp, renewBelow: exp - START_WAIT_MS / 2 };
 }

@@ -14,7 +14,9 @@ import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
 import { childId, fanInKey } from "../core/flow.js";
 import type { Job, WaitingJob } from "../core/job.js";
+import { defineJob } from "../core/registry.js";
 import { Runner } from "../core/runner.js";
+import { z } from "zod";
 import { stuckReport } from "../core/stuck.js";
 import { Sweeper, type SweepReport } from "../core/sweeper.js";
 import { manualClock } from "./support/emulators.js";
@@ -155,5 +157,41 @@ describe("a flow's stuck states, each repaired by one sweep", () => {
     await x.runner.run(ids[1]!);
     expect(await x.status(p.id)).toBe("queued");
     expect(await x.s.store.childCounts((await x.s.store.getRecord(p.id))!)).toMatchObject({ succeeded: 2, queued: 0 });
+  });
+});
+
+describe("a parent that waits for hours", () => {
+  it("resumes with the checkpoint it saved before it waited: the sweeper's looks copy it before it would expire", async () => {
+    const x = world();
+    const saved = { stage: "spawned", notes: "n".repeat(500) };
+    x.s.registry.register(
+      defineJob<Record<string, never>, { resumedFrom: unknown; children: number }>({
+        name: "test.checkpointed",
+        input: z.object({}).strict(),
+        runsOn: "lambda",
+        handler: async (_i, ctx) => {
+          const done = await ctx.children();
+          if (!done) {
+            ctx.checkpoint(saved);
+            ctx.spawn([{ type: "demo.chunk", input: { from: 0, to: 1 } }]);
+            return ctx.wait();
+          }
+          return { resumedFrom: ctx.resumeFrom, children: done.counts.succeeded };
+        },
+      }),
+    );
+    const { job } = await x.s.store.create({ owner: "t", type: "test.checkpointed", queue: "default", input: {}, maxAttempts: 3, timeoutMs: 60_000 });
+    expect(await x.runner.run(job.id)).toMatchObject({ claimed: true, outcome: "waiting" });
+    const hour = 3_600_000;
+    for (const step of [2 * hour, 2.5 * hour, 3 * hour]) {
+      x.clock.advance(step);
+      expect((await new Sweeper(x.s).sweep()).touched.rechecked).toEqual([job.id]);
+    }
+    // 7.5 hours on: the checkpoint item written with the wait has expired; the copy has not.
+    expect(await x.runner.run(x.kids(job, 1)[0]!)).toMatchObject({ outcome: "succeeded" });
+    expect(await x.runner.run(job.id)).toMatchObject({ outcome: "succeeded" });
+    const done = await x.s.store.get(job.id);
+    expect(done).toMatchObject({ status: "succeeded", result: { resumedFrom: saved, children: 1 } });
+    expect(done?.history.map((h) => h.outcome)).toEqual(["waiting", "succeeded"]);
   });
 });

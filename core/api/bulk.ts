@@ -42,7 +42,8 @@ export const BULK_LIMITS = { jobs: 1000, budgetMs: 20_000, pageSize: 100, cancel
 /** The statuses each action applies to, and the default when the request names none. */
 export const BULK_STATUSES: Record<"cancel" | "retry", { allowed: readonly Status[]; default: readonly Status[] }> = {
   retry: { allowed: ["failed", "cancelled"], default: ["failed"] },
-  cancel: { allowed: ["queued", "running"], default: ["queued", "running"] },
+  // A waiting parent too: cancelling it cancels its live children (core/flows.ts).
+  cancel: { allowed: ["queued", "running", "waiting"], default: ["queued", "running", "waiting"] },
 };
 
 export interface Position {
