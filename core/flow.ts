@@ -171,7 +171,7 @@ export function checkFlow(flow: Flow, children: readonly (Job | undefined)[]): F
     const child = children[i];
     if (!child) missing.push(i);
     else if (!isTerminal(child.status)) live.push(i);
-    else if (child.status !== "succeeded" && flow.retriedAt !== undefined && finishedAt(child) < flow.retriedAt) retry.push(i);
+    else if (child.status !== "succeeded" && endedBeforeRetry(child, flow.retriedAt)) retry.push(i);
     else if (child.status === "failed" && failed === undefined) failed = i;
   }
   const counts = countChildren(flow.total, children);
@@ -181,6 +181,12 @@ export function checkFlow(flow: Flow, children: readonly (Job | undefined)[]): F
 }
 
 const finishedAt = (j: Job): number => ("finishedAt" in j ? j.finishedAt : j.updatedAt);
+
+/** A child that ended by the parent's retry and has not been retried since: its end is the old run's. */
+function endedBeforeRetry(child: Job, retriedAt: number | undefined): boolean {
+  if (retriedAt === undefined || finishedAt(child) > retriedAt) return false;
+  return !(child.actions ?? []).some((a) => a.action === "retry" && a.at >= retriedAt);
+}
 
 /** The fan-in sets the children's records say the round should have: what a recount writes back. */
 export function fanInFromChildren(flow: Flow, children: readonly (Job | undefined)[], retrying: ReadonlySet<number>): FanInShard[] {

@@ -504,6 +504,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         "GET /jobs/{id}/attempts",
         "GET /jobs/{id}/logs",
         "GET /jobs/{id}/why",
+        "GET /jobs/{id}/children",
         "GET /admin/stuck",
         "POST /admin/sweep",
         "GET /admin/dead-letters",
@@ -576,9 +577,10 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         ...on("queue:large-dlq", "sqs:GetQueueAttributes"),
       ],
       // The deaths function: the dead worker's jobs by the byWorker index, each read and
-      // reclaimed, the worker marked dead in the directory, the doorbells of the requeued rung.
+      // reclaimed, the worker marked dead in the directory, the doorbells of the requeued rung;
+      // a child it ends counts in its parent's fan-in, read back in a batch.
       "warden-dev-deaths": [
-        ...on("table", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+        ...on("table", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"),
         ...on("table/index/byWorker", "dynamodb:Query"),
         ...on("queue:default", "sqs:SendMessage"),
         ...on("queue:large", "sqs:SendMessage"),
@@ -735,13 +737,13 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       {
         "Api": {
           "AWS::ApiGatewayV2::Api": 1,
-          "AWS::ApiGatewayV2::Integration": 17,
-          "AWS::ApiGatewayV2::Route": 17,
+          "AWS::ApiGatewayV2::Integration": 18,
+          "AWS::ApiGatewayV2::Route": 18,
           "AWS::ApiGatewayV2::Stage": 1,
           "AWS::IAM::Policy": 1,
           "AWS::IAM::Role": 1,
           "AWS::Lambda::Function": 1,
-          "AWS::Lambda::Permission": 17,
+          "AWS::Lambda::Permission": 18,
           "AWS::Logs::LogGroup": 2,
           "AWS::SSM::Parameter": 2,
         },

@@ -5,7 +5,7 @@
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, test } from "vitest";
 import { ConflictError, LeaseLostError, TooLargeError, ValidationError } from "../core/errors.js";
-import { TRANSITIONS, canTransition, type Job, type Lease, type QueuedJob, type RunningJob } from "../core/job.js";
+import { TRANSITIONS, canTransition, type Job, type Lease, type QueuedJob, type RunningJob, type WaitingJob } from "../core/job.js";
 import type { NewJob } from "../core/store.js";
 import { LIMITS } from "../core/config.js";
 import { BACKENDS, manualClock, useEmulators, type TestEnv } from "./support/emulators.js";
@@ -289,6 +289,26 @@ describe.each(BACKENDS)("on %s", (backend) => {
       await store.fail(await claimed(id), { code: "handler_error", message: "x" }, { retryable: true, backoffMs: 5_000 });
       clock.advance(1_001);
       await check("expireQueued", await store.expireQueued((await store.get(id)) as QueuedJob));
+
+      // A parent and its children (core/flows.ts); the flow's own writes answer the child or a repair, so the parent is read back.
+      const child = { type: "demo.sleep", input: {}, queue: "default" as const, maxAttempts: 1, timeoutMs: 60_000 };
+      const kid = async (parentId: string) => (await store.childOutcomes((await store.getRecord(parentId))!, { limit: 1 })).children[0]!;
+      const parent = await check("createWaiting", (await store.createFlow(spec(), [child], "collect")).job);
+      await check("cancelWaiting", await store.requestCancel(parent.id));
+      await check("retryFlow", await store.retry(parent.id));
+      clock.advance(1_001);
+      await store.checkFlow((await store.getRecord(parent.id)) as WaitingJob);
+      await check("recheck", (await store.get(parent.id))!);
+      await store.succeed(await claimed((await kid(parent.id)).id), 1);
+      await check("resume", (await store.get(parent.id))!);
+
+      id = await fresh();
+      lease = await claimed(id);
+      await check("wait", await store.wait(lease, [child], "failFast"));
+      await store.spawnRound((await store.getRecord(id)) as WaitingJob, [child]);
+      const failing = await kid(id);
+      await store.fail(await claimed(failing.id), { code: "handler_error", message: "x" }, { retryable: false });
+      await check("failFlow", (await store.get(id))!);
 
       expect([...seen].sort()).toEqual(Object.keys(TRANSITIONS).sort());
     });
