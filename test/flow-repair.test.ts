@@ -195,3 +195,21 @@ describe("a parent that waits for hours", () => {
     expect(done?.history.map((h) => h.outcome)).toEqual(["waiting", "succeeded"]);
   });
 });
+
+describe("a handler's wait under a lost reply", () => {
+  it("the SDK's resend of a wait that landed is recognized: one round, its children written once", async () => {
+    const x = world();
+    const { job } = await x.s.store.create({ owner: "t", type: "demo.evaluate", queue: "default", input: { regions: ["us"], models: ["a", "b"], questions: ["q1", "q2"] }, maxAttempts: 3, timeoutMs: 60_000 });
+    const lost = w.dynamo.injectNext("lostReply", (t, b) => target("UpdateItem")(t) && keyOf(b) === job.id && sets(b, "status", "waiting"));
+    expect(await x.runner.run(job.id)).toMatchObject({ claimed: true, outcome: "waiting" });
+    await lost;
+    const parent = (await x.s.store.getRecord(job.id)) as WaitingJob;
+    expect(parent).toMatchObject({ status: "waiting", attempts: 0, flow: { round: 0, total: 4 } });
+    expect(parent.history.map((h) => h.outcome)).toEqual(["waiting"]);
+    const kids = await x.s.store.childOutcomes(parent, { limit: 10 });
+    expect(kids.children.map((c) => c.parent?.key)).toEqual(["us/a/q1", "us/a/q2", "us/b/q1", "us/b/q2"]);
+    for (const c of kids.children) await x.runner.run(c.id);
+    expect(await x.runner.run(job.id)).toMatchObject({ outcome: "succeeded" });
+    expect(await x.s.store.get(job.id)).toMatchObject({ result: { executions: 4, succeeded: 4 } });
+  });
+});

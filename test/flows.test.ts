@@ -140,7 +140,21 @@ describe("a bad flow is a 400 that writes nothing", () => {
     const many = await call("POST", "/jobs", "bob", { type: "demo.combine", input: {}, children: Array.from({ length: 10_001 }, () => ({ type: "demo.chunk" })) });
     expect(many.status).toBe(400);
     expect(JSON.stringify(many.body)).toMatch(/10000/);
+    const chainWithInput = await call("POST", "/jobs", "bob", { type: "demo.transcribe", input: { file: "x", bytes: 1 }, after: [{ type: "demo.download", input: { url: "u" } }] });
+    expect(chainWithInput.status).toBe(400);
+    const dupKeys = await call("POST", "/jobs", "bob", { type: "demo.combine", input: {}, children: [{ type: "demo.chunk", key: "a", input: { from: 0, to: 1 } }, { type: "demo.chunk", key: "a", input: { from: 1, to: 2 } }] });
+    expect(dupKeys.status).toBe(400);
+    expect(dupKeys.body.error.message).toMatch(/given twice/);
+    const both = await call("POST", "/jobs", "bob", { type: "demo.combine", input: {}, children: [{ type: "demo.chunk", input: { from: 0, to: 1 } }], after: [{ type: "demo.download", input: { url: "u" } }] });
+    expect(both.status).toBe(400);
     expect((await call("GET", "/jobs", "bob")).body.jobs.length).toBe(before);
+  });
+  it("a children page with a bad cursor, limit or status is a 400", async () => {
+    const r = await call("POST", "/jobs", "bob", { type: "demo.sleep", input: { items: 0 } });
+    for (const query of [{ cursor: "abc" }, { limit: "0" }, { limit: "101" }, { status: "sleeping" }, { other: "1" }]) {
+      expect((await call("GET", `/jobs/${r.body.job.id}/children`, "bob", undefined, query)).status, JSON.stringify(query)).toBe(400);
+    }
+    expect((await call("GET", `/jobs/${r.body.job.id}/children`, "bob")).body).toEqual({ children: [], nextCursor: null, total: 0 });
   });
 });
 
