@@ -17,7 +17,7 @@
  * chain) and reads. Outputs: the writes above; nothing is thrown from `childEnded` or `cascade`
  * that the caller must handle (the sweeper repairs what they miss).
  */
-import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { batchGetAll } from "./aws.js";
 import { LIMITS, TABLE } from "./config.js";
 import {
@@ -203,9 +203,14 @@ export class Flows {
     const parent = await this.d.getRecord(parentId);
     if (parent?.status !== "waiting" || parent.flow.round !== round) return "moved";
     const failedNow = ender?.status === "failed" && ender.parent?.failFast ? ender : undefined;
-    const verdict = failedNow ? "fail" : fanInVerdict(parent.flow, await this.readFanIn(parent.flow, parentId));
-    if (verdict === "wait") return "wait";
-    return this.settle(parent, verdict, ender);
+    if (failedNow) return this.settle(parent, "fail", ender);
+    if (fanInVerdict(parent.flow, await this.readFanIn(parent.flow, parentId)) === "wait") return "wait";
+    // The fan-in only says the round may be complete: the children's own records, read after the
+    // parent's version, decide. A child retried meanwhile (its end still counted, or counted
+    // again by a stale recount) is live in its record, and the parent waits for it.
+    const check = checkFlow(parent.flow, await this.children(parent));
+    if (check.verdict === "wait") return "wait";
+    return this.settle(parent, check.verdict, ender, check.failed);
   }
 
   /** One write conditional on the parent's version: of every child and sweep that gets here, one wins. */
@@ -324,7 +329,12 @@ export class Flows {
     return { ...base, did: w.applied ? "rechecked" : "moved" };
   }
 
-  /** Rewrites the fan-in items whose sets differ from what the children's records say; answers how many. */
+  /**
+   * Brings the fan-in items whose sets differ from what the children's records say into line;
+   * answers how many. Adds and removes only the indexes that differ (never a whole item), so a
+   * child's end that lands meanwhile is not overwritten: at worst an index from a read a moment
+   * old, which the children's records overrule before any resume (`decide`).
+   */
   private async recount(parent: WaitingJob, children: (Job | undefined)[], retrying: ReadonlySet<number>): Promise<number> {
     const want = fanInFromChildren(parent.flow, children, retrying);
     const have = await this.readFanIn(parent.flow, parent.id);
@@ -332,9 +342,20 @@ export class Flows {
     let n = 0;
     for (let k = 0; k < want.length; k++) {
       if (sameShard(have[k], want[k]!)) continue;
-      const item: Record<string, unknown> = { id: fanInKey(parent.id, parent.flow.round, k), [TABLE.ttlAttribute]: this.expiresAt(c) };
-      for (const set of END_SETS) if (want[k]![set].size) item[set] = new Set(want[k]![set]);
-      await this.d.db.send(new PutCommand({ TableName: this.d.table, Item: item }));
+      const key = { [TABLE.partitionKey]: fanInKey(parent.id, parent.flow.round, k) };
+      for (const op of ["ADD", "DELETE"] as const) {
+        const sets = END_SETS.map((set) => [set, [...(op === "ADD" ? want[k]![set] : (have[k]?.[set] ?? new Set<number>()))].filter((i) => !(op === "ADD" ? have[k]?.[set] : want[k]![set])?.has(i))] as const).filter(([, ix]) => ix.length);
+        if (!sets.length) continue;
+        await this.d.db.send(
+          new UpdateCommand({
+            TableName: this.d.table,
+            Key: key,
+            UpdateExpression: `${op} ${sets.map(([set]) => `#${set} :${set}`).join(", ")} SET #exp = if_not_exists(#exp, :exp)`,
+            ExpressionAttributeNames: { ...Object.fromEntries(sets.map(([set]) => [`#${set}`, set])), "#exp": TABLE.ttlAttribute },
+            ExpressionAttributeValues: { ...Object.fromEntries(sets.map(([set, ix]) => [`:${set}`, new Set(ix)])), ":exp": this.expiresAt(c) },
+          }),
+        );
+      }
       n++;
     }
     return n;

@@ -414,7 +414,12 @@ export class JobStore {
     // and the parent resume, while the retried child runs. (If the retry then fails, the fan-in
     // is one short, which the sweeper's recount repairs; never one over.)
     const before = await this.getRecord(jobId);
-    if (before?.parent && (before.status === "failed" || before.status === "cancelled")) await this.flows.forget(before.parent);
+    if (before?.parent && (before.status === "failed" || before.status === "cancelled")) {
+      // A child of a parent that no longer waits on it would be cancelled at its claim: say so now.
+      const orphan = orphanReason(before, await this.getRecord(before.parent.id));
+      if (orphan) throw new ConflictError(`job ${jobId} is a child that would not run again: ${orphan}; retry the parent instead, which retries its failed and cancelled children`, before.status);
+      await this.flows.forget(before.parent);
+    }
     const job = (await this.decideAndWrite(jobId, "retried", (job, c) => {
       const d = life.retry(job, c, by);
       if (!d.ok) throw new ConflictError(d.message, d.reason);

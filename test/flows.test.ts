@@ -73,7 +73,7 @@ const finished = (who: string, id: string) =>
   waitFor(async () => {
     const r = await call("GET", `/jobs/${id}`, who);
     return ["succeeded", "failed", "cancelled"].includes(r.body.job?.status) ? r.body.job : undefined;
-  }, 30_000, `job ${id} to finish`);
+  }, 60_000, `job ${id} to finish`);
 
 describe("fan-out at submit, fan-in once", () => {
   it("a parent submitted with 250 children runs once after the last of them, with every child's result", async () => {
@@ -151,7 +151,7 @@ describe("a bad flow is a 400 that writes nothing", () => {
   });
   it("a children page with a bad cursor, limit or status is a 400", async () => {
     const r = await call("POST", "/jobs", "bob", { type: "demo.sleep", input: { items: 0 } });
-    for (const query of [{ cursor: "abc" }, { limit: "0" }, { limit: "101" }, { status: "sleeping" }, { other: "1" }]) {
+    for (const query of [{ cursor: "abc" }, { limit: "0" }, { limit: "101" }, { status: "sleeping" }, { other: "1" }] as Record<string, string>[]) {
       expect((await call("GET", `/jobs/${r.body.job.id}/children`, "bob", undefined, query)).status, JSON.stringify(query)).toBe(400);
     }
     expect((await call("GET", `/jobs/${r.body.job.id}/children`, "bob")).body).toEqual({ children: [], nextCursor: null, total: 0 });
@@ -211,5 +211,14 @@ describe("a parent's cancel and retry reach its children", () => {
     expect((await call("POST", `/jobs/${first.id}/retry`, "alice")).status).toBe(202);
     const job = await finished("alice", id);
     expect(job.result.seen).toEqual(["0:succeeded", "1:succeeded"]);
+    // Once the parent has moved on, a child's retry is refused: it would be cancelled at its claim.
+    broken.add(9);
+    const late = await call("POST", "/jobs", "alice", { type: "test.gather", input: {}, children: [{ type: "test.flaky", input: { n: 9 } }] });
+    await finished("alice", late.body.job.id);
+    const lone = (await call("GET", `/jobs/${late.body.job.id}/children`, "alice")).body.children[0];
+    expect(lone.status).toBe("failed");
+    const refused = await call("POST", `/jobs/${lone.id}/retry`, "alice");
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toMatch(/retry the parent instead/);
   });
 });
