@@ -17,7 +17,7 @@ import { BULK_LIMITS, next, type Position } from "../core/api/bulk.js";
 import * as life from "../core/lifecycle.js";
 import type { JobLogLine, JobLogSource } from "../core/logs.js";
 import { useEmulators } from "./support/emulators.js";
-import { apiEvent, jwtAuthorizer } from "./support/http-api.js";
+import { apiEvent, callerOf, jwtAuthorizer } from "./support/http-api.js";
 
 const env = useEmulators("api-oncall");
 let services: Services;
@@ -28,19 +28,7 @@ beforeAll(() => {
   handler = makeHandler(services, { log: silentLog });
 });
 
-async function call(method: string, path: string, who: string, body?: unknown, query?: Record<string, string>) {
-  const res = await handler(
-    apiEvent({
-      method,
-      path,
-      headers: body !== undefined ? { "content-type": "application/json" } : {},
-      ...(body !== undefined ? { rawBody: JSON.stringify(body) } : {}),
-      ...(query ? { query } : {}),
-      authorizer: jwtAuthorizer({ sub: who, admin: who === "admin" }),
-    }),
-  );
-  return { status: res.statusCode ?? 0, body: JSON.parse(res.body ?? "null") };
-}
+const call = callerOf(() => handler);
 
 const submit = async (who: string, type: string, input: unknown = {}, extra: Record<string, unknown> = {}): Promise<string> => {
   const r = await call("POST", "/jobs", who, { type, input, ...extra });

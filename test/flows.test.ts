@@ -13,7 +13,7 @@ import { buildServices, type Services } from "../core/services.js";
 import { makeHandler, type ApiHandler } from "../functions/api.js";
 import { startWorkerLoop, type WorkerLoop } from "./support/api-worker.js";
 import { useEmulators, waitFor } from "./support/emulators.js";
-import { apiEvent, jwtAuthorizer } from "./support/http-api.js";
+import { callerOf } from "./support/http-api.js";
 
 const env = useEmulators("flows");
 let services: Services;
@@ -55,19 +55,7 @@ beforeAll(() => {
 });
 afterAll(async () => worker?.stop());
 
-async function call(method: string, path: string, who: string, body?: unknown, query?: Record<string, string>) {
-  const res = await handler(
-    apiEvent({
-      method,
-      path,
-      headers: body !== undefined ? { "content-type": "application/json" } : {},
-      ...(body !== undefined ? { rawBody: JSON.stringify(body) } : {}),
-      ...(query ? { query } : {}),
-      authorizer: jwtAuthorizer({ sub: who, admin: who === "admin" }),
-    }),
-  );
-  return { status: res.statusCode ?? 0, body: JSON.parse(res.body ?? "null") };
-}
+const call = callerOf(() => handler);
 
 const finished = (who: string, id: string) =>
   waitFor(async () => {

@@ -62,15 +62,17 @@ export const submitRequest = z.strictObject({
 export type SubmitRequest = z.infer<typeof submitRequest>;
 
 /** Query values arrive as strings; `limit` must be a plain whole number. */
+const pageLimit = z
+  .string()
+  .regex(/^[0-9]{1,3}$/, `limit is a whole number from 1 to ${LIMITS.listMax}`)
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(LIMITS.listMax))
+  .optional();
+
 export const listQuery = z.strictObject({
   status: z.enum(STATUSES).optional(),
   type: jobTypeName.optional(),
-  limit: z
-    .string()
-    .regex(/^[0-9]{1,3}$/, `limit is a whole number from 1 to ${LIMITS.listMax}`)
-    .transform(Number)
-    .pipe(z.number().int().min(1).max(LIMITS.listMax))
-    .optional(),
+  limit: pageLimit,
   cursor: z.string().min(1).max(MAX_CURSOR_CHARS).optional(),
   queue: queueName.optional(),
   /** The admin's search by caller; a caller may name only itself. */
@@ -85,12 +87,7 @@ export type ListQuery = z.infer<typeof listQuery>;
 /** GET /jobs/{id}/children: a page of the last round, by index, optionally of one status. */
 export const childrenQuery = z.strictObject({
   status: z.enum(STATUSES).optional(),
-  limit: z
-    .string()
-    .regex(/^[0-9]{1,3}$/, `limit is a whole number from 1 to ${LIMITS.listMax}`)
-    .transform(Number)
-    .pipe(z.number().int().min(1).max(LIMITS.listMax))
-    .optional(),
+  limit: pageLimit,
   cursor: z.string().regex(/^[0-9]{1,5}$/, "cursor is the nextCursor of the page before").optional(),
 });
 

@@ -102,3 +102,23 @@ export function apiEvent(spec: EventSpec): ApiEvent {
     },
   } as ApiEvent;
 }
+
+/**
+ * Calls the API handler as API Gateway would, as `who` (a JWT subject; "admin" is the admin),
+ * and answers the status and the parsed body.
+ */
+export function callerOf(handler: () => ApiHandler) {
+  return async (method: string, path: string, who: string, body?: unknown, query?: Record<string, string>) => {
+    const res = await handler()(
+      apiEvent({
+        method,
+        path,
+        headers: body !== undefined ? { "content-type": "application/json" } : {},
+        ...(body !== undefined ? { rawBody: JSON.stringify(body) } : {}),
+        ...(query ? { query } : {}),
+        authorizer: jwtAuthorizer({ sub: who, admin: who === "admin" }),
+      }),
+    );
+    return { status: res.statusCode ?? 0, body: JSON.parse(res.body ?? "null") };
+  };
+}
