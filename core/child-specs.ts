@@ -8,7 +8,7 @@ import { LIMITS } from "./config.js";
 import { ValidationError } from "./errors.js";
 import { FANIN_SHARD_SIZE, MAX_CHAIN_STEPS, MAX_CHILDREN, MAX_SPEC_SHARD_BYTES, type ChildSpec } from "./flow.js";
 import { unstorable } from "./item-size.js";
-import type { Registry } from "./registry.js";
+import type { JobType, Registry } from "./registry.js";
 
 /** A child as asked for. */
 export interface ChildRequest {
@@ -41,12 +41,15 @@ function resolve(registry: Registry, r: ChildRequest, where: string): ChildSpec 
   };
 }
 
-/** A round of children: 1 to MAX_CHILDREN, keys unique, each shard's specs within one item. */
-export function childSpecs(registry: Registry, children: readonly ChildRequest[]): ChildSpec[] {
-  if (!Array.isArray(children) || children.length === 0) throw new ValidationError("a flow needs at least one child");
-  if (children.length > MAX_CHILDREN) throw new ValidationError(`a job may have at most ${MAX_CHILDREN} children; this one has ${children.length}`);
-  const keys = new Set<string>();
-  const specs = children.map((c, i) => {
+/**
+ * Children as asked for, each checked (its type, its input, its key unique among `keys`, which
+ * it adds to), numbered from `first`. Linear in the children given: a handler that spawns in many
+ * calls pays for each child once. The round as a whole is checked by `checkRound`.
+ */
+export function childSpecs(registry: Registry, children: readonly ChildRequest[], keys: Set<string> = new Set(), first = 0): ChildSpec[] {
+  if (!Array.isArray(children)) throw new ValidationError("children must be a list");
+  return children.map((c, n) => {
+    const i = first + n;
     if (c.key !== undefined) {
       if (typeof c.key !== "string" || c.key.length === 0 || c.key.length > LIMITS.maxIdempotencyKeyChars) {
         throw new ValidationError(`children[${i}].key must be 1 to ${LIMITS.maxIdempotencyKeyChars} characters`);
@@ -56,7 +59,20 @@ export function childSpecs(registry: Registry, children: readonly ChildRequest[]
     }
     return resolve(registry, c, `children[${i}]`);
   });
+}
+
+/** A round: 1 to MAX_CHILDREN children, each shard's specs within one item. */
+export function checkRound(specs: readonly ChildSpec[]): void {
+  if (specs.length === 0) throw new ValidationError("a flow needs at least one child");
+  if (specs.length > MAX_CHILDREN) throw new ValidationError(`a job may have at most ${MAX_CHILDREN} children; this one has ${specs.length}`);
   checkShards(specs);
+}
+
+/** A whole round as a submit gives it. */
+export function roundSpecs(registry: Registry, children: readonly ChildRequest[]): ChildSpec[] {
+  if (Array.isArray(children) && children.length > MAX_CHILDREN) throw new ValidationError(`a job may have at most ${MAX_CHILDREN} children; this one has ${children.length}`);
+  const specs = childSpecs(registry, children);
+  checkRound(specs);
   return specs;
 }
 
@@ -86,7 +102,16 @@ export function chainSpec(registry: Registry, steps: readonly ChildRequest[]): C
 function laterStep(registry: Registry, s: ChildRequest, where: string): ChildSpec {
   const type = registry.get(s.type);
   if (!type) throw new ValidationError(`${where}: unknown job type "${s.type}"; known types: ${registry.names().join(", ")}`);
-  return { type: type.name, input: null, queue: type.runsOn === "fargate" ? "large" : "default", maxAttempts: Math.min(type.limits.maxAttempts, LIMITS.maxAttempts), timeoutMs: type.limits.timeoutMs };
+  return { type: type.name, input: null, queue: queueBeforeInput(type), maxAttempts: Math.min(type.limits.maxAttempts, LIMITS.maxAttempts), timeoutMs: type.limits.timeoutMs };
+}
+
+/**
+ * Where a job whose input is not known yet runs (a chain's later step, a chain's job): its type's
+ * queue, and for `auto` the default one, since its size estimate needs the input. A step that
+ * then runs short of memory moves to `large` as any job of its type would.
+ */
+export function queueBeforeInput(type: JobType): "default" | "large" {
+  return type.runsOn === "fargate" ? "large" : "default";
 }
 
 /** Each shard's specs are one item: a round whose inputs would overflow one says so before anything is written. */

@@ -58,6 +58,8 @@ export interface Flow {
   spec: string;
   /** A chain's step: resumed with its one child's result as its input. */
   chain?: true;
+  /** Some child has a key: its id derives from the key, so reading the ids needs the specs. */
+  keyed?: true;
   /** When the parent was last retried: a failed or cancelled child of this round that ended before it runs again. */
   retriedAt?: number;
 }
@@ -130,7 +132,8 @@ export function endedCounts(shards: readonly FanInShard[]): Pick<ChildCounts, "s
   return { succeeded: n("s"), failed: n("f"), cancelled: n("c") };
 }
 
-const endedIn = (s: FanInShard): number => new Set([...s.s, ...s.f, ...s.c]).size;
+/** How many of a shard's children ended (a child counts once, whichever set holds it). */
+export const endedIn = (s: FanInShard): number => new Set([...s.s, ...s.f, ...s.c]).size;
 
 /**
  * What the fan-in items alone say about a round: every child ended (`resume`, or `fail` under

@@ -14,8 +14,8 @@
  * ADD or a lost resume is found by the same recount.
  *
  * Inputs: the store's own write (so a parent that ends is itself counted by its parent, in a
- * chain) and reads. Outputs: the writes above; nothing is thrown from `childEnded` or `cascade`
- * that the caller must handle (the sweeper repairs what they miss).
+ * chain) and reads. Outputs: the writes above. `childEnded` and `cascade` may throw (a store
+ * that keeps failing); the store's caller swallows that, since the sweeper repairs what they miss.
  */
 import { UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { batchGetAll } from "./aws.js";
@@ -30,8 +30,10 @@ import {
   fanInKey,
   fanInVerdict,
   FANIN_SHARD_SIZE,
+  endedIn,
   sameShard,
   shardCount,
+  shardExpected,
   shardOfChild,
   specKey,
   type ChildSpec,
@@ -53,8 +55,16 @@ import { needsRefresh, type ValueStore } from "./values.js";
 export const FLOW_ACTOR = "warden:flow";
 /** How many children's writes (puts, cancels, retries) a flow makes at once. */
 const CONCURRENCY = 16;
-/** A spec or fan-in item lives as long as any job of the flow can still be read. */
+/**
+ * A spec or fan-in item outlives the longest a child may run (its runtime limit, LIMITS) and a
+ * finished parent's retention; a parent that waits longer than MAX_WAIT_DAYS is ended first.
+ */
 const FLOW_ITEM_DAYS = LIMITS.maxTimeoutSeconds / 86_400 + 1;
+/**
+ * A parent waits at most this long for a round: its children's records are kept for the
+ * retention after they end, and past it a child that ended would read as never written.
+ */
+export const maxWaitMs = (retentionDays: number): number => Math.max(1, retentionDays - 1) * 86_400_000;
 
 export interface FlowDeps {
   db: DynamoDBDocumentClient;
@@ -121,10 +131,13 @@ export class Flows {
    * call created it (an idempotent submit finds the first).
    */
   async createParent(spec: NewJob, id: string, specs: readonly ChildSpec[], policy: FlowPolicy, o: { chain?: true; nonce: string }): Promise<WriteResult<WaitingJob>> {
-    const flow: Flow = { round: 0, total: specs.length, policy, spec: o.nonce, ...(o.chain ? { chain: true as const } : {}) };
+    const keyed = specs.some((s) => s.key !== undefined);
+    const flow: Flow = { round: 0, total: specs.length, policy, spec: o.nonce, ...(o.chain ? { chain: true as const } : {}), ...(keyed ? { keyed: true as const } : {}) };
     await this.writeSpecs(id, 0, o.nonce, specs);
     const w = await this.d.write(life.createWaiting(spec, id, flow, this.d.clock()), "origin");
-    if (w.applied) await this.spawn(w.job, specs);
+    // The parent is written: a child that could not be written now is the sweeper's to write
+    // from the specs at the parent's deadline, and the caller is answered with the parent.
+    if (w.applied) await this.spawn(w.job, specs).catch(() => undefined);
     return w;
   }
 
@@ -188,14 +201,8 @@ export class Flows {
         ReturnValues: "ALL_NEW",
       }),
     );
-    const shard = shardOf(x.Attributes);
-    const expected = Math.min(FANIN_SHARD_SIZE, link.of - k * FANIN_SHARD_SIZE);
-    if (child.status === "failed" && link.failFast) {
-      await this.decide(link.id, link.round, child);
-      return;
-    }
-    if (ended(shard) < expected) return;
-    await this.decide(link.id, link.round, child);
+    const failsParent = child.status === "failed" && link.failFast;
+    if (failsParent || endedIn(shardOf(x.Attributes)) >= shardExpected(link.of, k)) await this.decide(link.id, link.round, child);
   }
 
   /** Reads the round's fan-in items, and resumes or fails the parent if every child has ended. */
@@ -222,6 +229,15 @@ export class Flows {
       const w = await this.d.write(life.failFlow(parent, error, c), "write");
       return w.applied ? "failed" : "moved";
     }
+    if (parent.flow.chain) {
+      const step = await this.chainStep(parent, ender);
+      // A chain goes on only from a step that succeeded: one that was cancelled ends the chain, cancelled too.
+      if (step?.status !== "succeeded") {
+        const error = { code: "cancelled" as const, message: `its step ${step?.id ?? "?"} ended ${step?.status ?? "missing"}, so the chain stops here` };
+        const w = await this.d.write(life.endFlow(parent, "cancelled", error, c), "write");
+        return w.applied ? "failed" : "moved";
+      }
+    }
     const input = parent.flow.chain ? { input: await this.chainInput(parent, ender) } : {};
     const w = await this.d.write(life.resume(parent, c, input), "write");
     if (!w.applied) return "moved";
@@ -229,11 +245,16 @@ export class Flows {
     return "resumed";
   }
 
+  /** A chain's one step before this one, as it ended. */
+  private async chainStep(parent: WaitingJob, ender?: FinishedJob): Promise<Job | undefined> {
+    if (ender?.parent?.id === parent.id) return ender;
+    return this.d.getRecord((await this.ids(parent, [0]))[0]!);
+  }
+
   /** A chain's step takes its one child's result as its input. */
   private async chainInput(parent: WaitingJob, ender?: FinishedJob): Promise<unknown> {
     if (ender?.status === "succeeded" && ender.result !== undefined) return ender.result;
-    const id = (await this.ids(parent, [0]))[0]!;
-    const child = await this.d.getRecord(id);
+    const child = await this.chainStep(parent, ender);
     if (child?.status !== "succeeded") return null;
     return ((await this.d.values.load([child], ["result"])).jobs[0] as { result?: unknown }).result ?? null;
   }
@@ -313,10 +334,18 @@ export class Flows {
    * parent. Otherwise the parent's next look is pushed a start deadline on.
    */
   async check(parent: WaitingJob): Promise<FlowRepair> {
-    const specs = await this.readSpecs(parent);
+    const now = this.d.clock().now;
+    if (now - parent.waitingSince > maxWaitMs(this.d.clock().retentionDays)) {
+      const days = Math.round((now - parent.waitingSince) / 86_400_000);
+      const w = await this.d.write(life.endFlow(parent, "failed", { code: "timeout", message: `waited ${days} days for its children, longer than their records are kept` }, this.d.clock()), "write");
+      return { did: w.applied ? "failed" : "moved", written: 0, retried: 0, recounted: 0, stuck: true };
+    }
+    // The specs are read for the ids only when children have keys, and for the children to write when some are missing.
+    let specs = parent.flow.keyed ? await this.readSpecs(parent) : undefined;
     const children = await this.children(parent, specs);
     const check = checkFlow(parent.flow, children);
-    const written = check.missing.length ? await this.spawn(parent, specs, check.missing) : 0;
+    if (check.missing.length) specs ??= await this.readSpecs(parent, [...new Set(check.missing.map(shardOfChild))]);
+    const written = check.missing.length ? await this.spawn(parent, specs!, check.missing) : 0;
     await this.retryChildren(parent, check.retry, children);
     const recounted = await this.recount(parent, children, new Set(check.retry));
     const stuck = check.missing.length > 0 || check.retry.length > 0 || recounted > 0 || check.verdict !== "wait";
@@ -365,6 +394,7 @@ export class Flows {
 
   /** The derived ids of a round's children at `indexes`. */
   async ids(parent: Job & { flow: Flow }, indexes: number[], specs?: (ChildSpec | undefined)[]): Promise<string[]> {
+    if (!parent.flow.keyed) return indexes.map((index) => childId(parent.id, parent.flow.round, { index }));
     const known = specs ?? (await this.readSpecs(parent, [...new Set(indexes.map(shardOfChild))]));
     return indexes.map((i) => childId(parent.id, parent.flow.round, { index: i, key: known[i]?.key }));
   }
@@ -388,7 +418,6 @@ function shardOf(item: Record<string, unknown> | undefined): FanInShard {
   return { s: set("s"), f: set("f"), c: set("c") };
 }
 
-const ended = (s: FanInShard): number => new Set([...s.s, ...s.f, ...s.c]).size;
 
 /** Runs `fn` over `items` with at most `limit` in flight; the first failure is thrown once all have run. */
 export async function eachBounded<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

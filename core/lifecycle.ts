@@ -86,6 +86,8 @@ export type ClaimRefusal =
   | "attempts_exhausted"
   | "timed_out"
   | "cancel_requested"
+  /** A parent waiting for its children: it runs when they have ended, on its own doorbell. */
+  | "waiting"
   /** The job waits on another queue: its doorbell belongs there (a duplicate, a redrive, a move to `large`). */
   | "wrong_queue";
 
@@ -260,6 +262,7 @@ export function create(spec: NewJob, id: string, c: Clock): Change<QueuedJob> {
 export function claimRefusal(job: Job | undefined, c: Clock, queue?: QueueName): ClaimRefusal | undefined {
   if (!job) return "not_found";
   if (isTerminal(job.status)) return "finished";
+  if (job.status === "waiting") return "waiting";
   if (job.status === "running") {
     if (job.leaseExpiresAt >= c.now) return "leased";
     if (job.cancelRequested) return "cancel_requested";
@@ -296,7 +299,7 @@ export function claim(prev: Job | undefined, o: { workerId: string; leaseMs: num
     heartbeatAt: c.now,
     leaseExpiresAt,
     workerId: o.workerId,
-    dueAt: Math.min(leaseExpiresAt, firstStartedAt + prev.timeoutMs),
+    dueAt: Math.min(leaseExpiresAt, runtimeDeadline({ ...prev, firstStartedAt }, c.now)),
     updatedAt: c.now,
     history: bounded([...history, { attempt, worker: o.workerId, startedAt: c.now, endedAt: null, outcome: null }]),
   };
@@ -472,8 +475,8 @@ export function createWaiting(spec: NewJob, id: string, flow: Flow, c: Clock): C
  * The handler spawned a round of children and asked to wait: the attempt ends without spending
  * one (the parent did what it was asked), the lease and the worker go, and the next round begins.
  */
-export function wait(job: RunningJob, o: { total: number; policy: FlowPolicy; spec: string; report?: Report }, c: Clock): Change<WaitingJob> {
-  const flow: Flow = { round: (job.flow?.round ?? -1) + 1, total: o.total, policy: o.policy, spec: o.spec };
+export function wait(job: RunningJob, o: { total: number; policy: FlowPolicy; spec: string; keyed?: boolean; report?: Report }, c: Clock): Change<WaitingJob> {
+  const flow: Flow = { round: (job.flow?.round ?? -1) + 1, total: o.total, policy: o.policy, spec: o.spec, ...(o.keyed ? { keyed: true as const } : {}) };
   const next: WaitingJob = withReport(
     { ...common(job), status: "waiting", attempts: job.attempts - 1, flow, waitingSince: c.now, dueAt: flowDueAt(c), history: closeLast(job.history, c.now, "waiting"), updatedAt: c.now },
     o.report,
@@ -492,7 +495,8 @@ export function resume(prev: WaitingJob, c: Clock, o: { input?: unknown } = {}):
     ...rest,
     ...(o.input !== undefined ? { input: o.input } : {}),
     status: "queued",
-    waitedMs: (prev.waitedMs ?? 0) + Math.max(0, c.now - prev.waitingSince),
+    // Only a run that had started is paused by a wait; one that never ran has its limit from its first start.
+    ...(prev.firstStartedAt !== undefined ? { waitedMs: (prev.waitedMs ?? 0) + Math.max(0, c.now - prev.waitingSince) } : {}),
     dueAt: queuedDueAt(undefined, c),
     readyAt: c.now,
     rings: 0,
@@ -506,9 +510,23 @@ export function failFlow(prev: WaitingJob, error: JobError, c: Clock): Change<Fa
   return change("failFlow", prev, { ...finished(prev, "failed", c, prev.history), error }, read(prev));
 }
 
-/** The sweeper looked at a waiting parent whose children still run: its next look. */
+/** A parent that ends without running again: a chain whose step was cancelled, an orphaned step, a wait past its bound. */
+export function endFlow(prev: WaitingJob, how: "cancelled" | "failed", error: JobError, c: Clock): Change<CancelledJob | FailedJob> {
+  if (how === "failed") return failFlow(prev, error, c);
+  return change("cancelWaiting", prev, { ...finished(prev, "cancelled", c, prev.history), error }, read(prev));
+}
+
+/** The longest gap between two of the sweeper's looks at a quiet flow. */
+export const FLOW_RECHECK_MAX_MS = 3_600_000;
+
+/**
+ * The sweeper looked at a waiting parent whose children still run: its next look, after as long
+ * again as it has waited so far (at least a start deadline, at most an hour), so a flow that runs
+ * for hours is looked at a few times, not every few minutes.
+ */
 export function recheck(prev: WaitingJob, c: Clock): Change<WaitingJob> {
-  return change("recheck", prev, { ...prev, dueAt: flowDueAt(c), updatedAt: c.now }, read(prev));
+  const gap = Math.min(FLOW_RECHECK_MAX_MS, Math.max(c.startDeadlineMs, c.now - prev.waitingSince));
+  return change("recheck", prev, { ...prev, dueAt: c.now + gap, updatedAt: c.now }, read(prev));
 }
 
 // ─── the sweeper's repairs, each decided from what the sweep read ───────────────────────────

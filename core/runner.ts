@@ -19,8 +19,8 @@ import type { AttemptFailure } from "./lifecycle.js";
 import type { MemoryGuard } from "./memory.js";
 import type { Dims, MetricName } from "./metrics.js";
 import { backoffMs, WaitRequest, type AbortReason, type ChildrenView, type JobContext, type JobLimits, type JobLogger, type JobType } from "./registry.js";
-import { childSpecs, type ChildRequest } from "./child-specs.js";
-import { CHILD_OUTCOMES_PAGE, countChildren, type ChildOutcome, type ChildSpec, type FlowPolicy } from "./flow.js";
+import { checkRound, childSpecs } from "./child-specs.js";
+import { CHILD_OUTCOMES_PAGE, countChildren, MAX_CHILDREN, type ChildOutcome, type ChildSpec, type FlowPolicy } from "./flow.js";
 import type { Services } from "./services.js";
 import { checkCheckpoint, type ClaimRefusal } from "./store.js";
 import { newNonce, type WriteOptions } from "./store-write.js";
@@ -340,8 +340,8 @@ export class Runner {
     limitTimer = setTimeout(() => abort(deadlineAt <= softAt ? "deadline" : "soft_limit"), Math.max(0, stopAt - this.s.now()));
 
     let closed = false;
-    let spawned: ChildRequest[] = [];
-    let specs: ChildSpec[] = [];
+    const specs: ChildSpec[] = [];
+    const keys = new Set<string>();
     const ctx: JobContext = {
       jobId: job.id,
       attempt: job.attempts,
@@ -360,11 +360,14 @@ export class Runner {
       log,
       spawn: (children) => {
         if (closed) return;
-        // Checked as a whole, so a key given twice across two calls is caught too.
-        specs = childSpecs(this.s.registry, [...spawned, ...children]);
-        spawned = [...spawned, ...children];
+        if (specs.length + children.length > MAX_CHILDREN) throw new ValidationError(`a job may have at most ${MAX_CHILDREN} children in a round`);
+        // Each child checked once, its key against every earlier call's; the round as a whole at wait().
+        specs.push(...childSpecs(this.s.registry, children, keys, specs.length));
       },
-      wait: (o = {}) => new WaitRequest(o.policy ?? "collect"),
+      wait: (o = {}) => {
+        if (specs.length) checkRound(specs);
+        return new WaitRequest(o.policy ?? "collect");
+      },
       children: (o = {}) => this.childrenOf(job, o.from ?? 0),
     };
 

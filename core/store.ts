@@ -248,7 +248,12 @@ export class JobStore {
       // A child runs only while its parent waits on its round: one of a parent that ended (a
       // failFast, a cancel whose cascade missed it) is cancelled here instead of run.
       if (d.ok && job?.parent) {
-        const orphan = orphanReason(job, await this.getRecord(job.parent.id));
+        // Eventually consistent first: 10,000 children starting together read one item, and a
+        // cancel this read misses is on its way to the child as a cancel request (Flows.cascade).
+        // A stale read may also miss a parent written a moment ago: an orphan is confirmed by a
+        // consistent read before the child is cancelled.
+        const seen = orphanReason(job, (await this.records([job.parent.id], false))[0]);
+        const orphan = seen && orphanReason(job, await this.getRecord(job.parent.id));
         if (orphan) return { ok: false, reason: "finished", job: await this.cancelOrphan(job as QueuedJob | RunningJob, orphan).catch(() => job) };
       }
       if (!d.ok) {
@@ -373,7 +378,7 @@ export class JobStore {
   async wait(lease: Lease, children: readonly ChildSpec[], policy: FlowPolicy, report: Report = {}, o: WriteOptions = {}): Promise<WaitingJob | CancelledJob> {
     checkReport(report);
     const nonce = o.writeId ?? newNonce();
-    const change = life.wait(lease.job, { total: children.length, policy, spec: nonce, report }, this.clock());
+    const change = life.wait(lease.job, { total: children.length, policy, spec: nonce, keyed: children.some((c) => c.key !== undefined), report }, this.clock());
     await this.flows.writeSpecs(lease.jobId, change.next.flow.round, nonce, children);
     return this.unlessCancelled(lease, report, o, () => this.fenced(lease, change, { ...o, writeId: nonce }));
   }
@@ -404,10 +409,12 @@ export class JobStore {
     });
   }
 
-  /** A failed or cancelled job queued again with a fresh attempt budget, keeping its history. */
   /**
-   * A parent (a job with a flow) waits on its last round again: its failed and cancelled children
-   * are retried, its succeeded ones keep their results, and it resumes once they have all ended.
+   * A failed or cancelled job queued again with a fresh attempt budget, keeping its history. A
+   * parent (a job with a flow) waits on its last round again instead: its failed and cancelled
+   * children are retried, its succeeded ones keep their results, and it resumes once they have
+   * all ended. Not while one of its children has yet to end (a cancel on its way to a running
+   * child): that child's end would count for the new wait without being retried.
    */
   async retry(jobId: string, by: string = UNATTRIBUTED): Promise<QueuedJob | WaitingJob> {
     // A child's end comes out of its parent's fan-in first: else the round could look complete,
@@ -419,6 +426,10 @@ export class JobStore {
       const orphan = orphanReason(before, await this.getRecord(before.parent.id));
       if (orphan) throw new ConflictError(`job ${jobId} is a child that would not run again: ${orphan}; retry the parent instead, which retries its failed and cancelled children`, before.status);
       await this.flows.forget(before.parent);
+    }
+    if (before?.flow && (before.status === "failed" || before.status === "cancelled")) {
+      const live = (await this.flows.children(before as Job & { flow: Flow })).filter((j) => j !== undefined && !isTerminal(j.status)).length;
+      if (live) throw new ConflictError(`job ${jobId} still has ${live} child(ren) that have not ended (a cancel on its way to them); retry it once they have`, before.status);
     }
     const job = (await this.decideAndWrite(jobId, "retried", (job, c) => {
       const d = life.retry(job, c, by);
@@ -502,10 +513,16 @@ export class JobStore {
    * A child whose parent is gone, finished or on a later round, cancelled instead of run: at its
    * claim, or by the sweeper. Conditional on the version read.
    */
-  async cancelOrphan(job: QueuedJob | RunningJob, why: string): Promise<CancelledJob> {
+  async cancelOrphan(job: LiveJob, why: string): Promise<CancelledJob> {
     const c = this.clock();
     const message = `cancelled: ${why}`;
-    const change = job.status === "queued" ? life.cancelOrphanQueued(job, c, message) : life.cancelSilent(job, c, message);
+    // A waiting one (a chain's step) cancels its own live children after it, like any parent.
+    const change =
+      job.status === "queued"
+        ? life.cancelOrphanQueued(job, c, message)
+        : job.status === "waiting"
+          ? (life.endFlow(job, "cancelled", { code: "cancelled", message }, c) as Change<CancelledJob>)
+          : life.cancelSilent(job, c, message);
     return this.swept(change);
   }
 

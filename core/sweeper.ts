@@ -100,7 +100,7 @@ export type Plan =
   | { do: "reclaim"; job: RunningJob; state: "running" }
   | { do: "resend"; job: QueuedJob; state: "queued" }
   | { do: "flow"; job: WaitingJob; state: "waiting" }
-  | { do: "orphan"; job: QueuedJob | RunningJob; state: "orphaned"; why: string }
+  | { do: "orphan"; job: LiveJob; state: "orphaned"; why: string }
   | { do: "wait"; job: Job };
 
 /** The parents of the overdue children a sweep read (undefined: not found); a job not in it has no parent to check. */
@@ -114,11 +114,12 @@ export type Parents = ReadonlyMap<string, Job | undefined>;
  */
 export function plan(job: LiveJob, now: number, parents: Parents = new Map()): Plan {
   if (job.dueAt > now) return { do: "wait", job };
-  // A waiting parent's deadline is its flow's next look: a recount from its children (core/flows.ts).
-  if (job.status === "waiting") return { do: "flow", job, state: "waiting" };
-  // An overdue child whose parent no longer waits on it is cancelled, not resent or reclaimed.
+  // An overdue child whose parent no longer waits on it is cancelled, not resent, reclaimed or
+  // rechecked (a waiting one, a chain's step, cancels its own children in turn).
   const why = job.parent && parents.has(job.parent.id) ? orphanReason(job, parents.get(job.parent.id)) : undefined;
   if (why) return { do: "orphan", job, state: "orphaned", why };
+  // A waiting parent's deadline is its flow's next look: a recount from its children (core/flows.ts).
+  if (job.status === "waiting") return { do: "flow", job, state: "waiting" };
   if (job.status === "queued") return { do: "resend", job, state: "queued" };
   const repair = goneWorkerRepair(job, now);
   if (repair === "expire") return { do: "expire", job, state: "running" };

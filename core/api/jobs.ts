@@ -13,7 +13,7 @@ import type { Services } from "../services.js";
 import { ApiError, jobNotFound } from "./errors.js";
 import type { Caller } from "./identity.js";
 import { MAX_RUN_AT_DAYS, type ChildrenQuery, type ListQuery, type SubmitRequest } from "./requests.js";
-import { chainSpec, childSpecs } from "../child-specs.js";
+import { chainSpec, queueBeforeInput, roundSpecs } from "../child-specs.js";
 import { SHOWN_VALUES } from "../values.js";
 import { retryAfterSeconds, toApiAttemptDetail, toApiJob, toApiWhy, type ApiAttemptDetail, type ApiJob, type ApiWhy } from "./view.js";
 
@@ -73,7 +73,8 @@ export class JobsApi {
   async submit(caller: Caller, req: SubmitRequest): Promise<{ job: ApiJob; created: boolean }> {
     // A chain's job takes its last step's result as its input: that is checked when it runs.
     const { type, input } = req.after ? { type: this.knownType(req.type), input: null } : this.s.registry.parseInput(req.type, req.input);
-    const queue: QueueName = req.queue ?? this.s.registry.queueFor(type, input);
+    // A chain's job has no input yet for an `auto` type's size estimate.
+    const queue: QueueName = req.queue ?? (req.after ? queueBeforeInput(type) : this.s.registry.queueFor(type, input));
     const now = this.now;
     const runAt = req.runAt === undefined ? undefined : Date.parse(req.runAt);
     if (runAt !== undefined && runAt - now > MAX_RUN_AT_DAYS * 24 * 3600_000) {
@@ -95,7 +96,7 @@ export class JobsApi {
     };
     // Every child and step is checked before anything is written (core/child-specs.ts): a bad one is a 400 that writes nothing.
     const { job, created } = req.children
-      ? await this.s.store.createFlow(spec, childSpecs(this.s.registry, req.children), req.policy ?? "collect")
+      ? await this.s.store.createFlow(spec, roundSpecs(this.s.registry, req.children), req.policy ?? "collect")
       : req.after
         ? await this.s.store.createFlow(spec, [chainSpec(this.s.registry, req.after)], "failFast", { chain: true })
         : await this.s.store.create(spec);
