@@ -1,5 +1,6 @@
 /** How the CLI shows things to people: aligned tables, a job's details, a progress bar. */
 import type {
+  ApiChildren,
   ApiJob,
   ApiWorker,
   AttemptDetail,
@@ -71,6 +72,43 @@ export function jobsTable(jobs: ApiJob[]): string {
 
 const statusLabel = (j: ApiJob): string => (j.stale ? `${j.status} (stale)` : j.cancelRequested ? `${j.status} (cancelling)` : j.status);
 
+/** "3 queued, 2 running, 115 succeeded": a parent's children by status, the zero counts left out ("" when none is known). */
+export function childCounts(c: ApiChildren): string {
+  const parts: string[] = [];
+  const add = (n: number | null, label: string): void => {
+    if (n) parts.push(`${n} ${label}`);
+  };
+  // Counted from the records (up to 100 children), the live ones are split by status; beyond, the fan-in knows only the ended ones.
+  if (c.exact) {
+    add(c.queued, "queued");
+    add(c.running, "running");
+    add(c.waiting, "waiting");
+  } else {
+    add(c.live, "not ended");
+  }
+  add(c.succeeded, "succeeded");
+  add(c.failed, "failed");
+  add(c.cancelled, "cancelled");
+  return parts.join(", ");
+}
+
+const childrenNoun = (n: number): string => `${n} ${n === 1 ? "child" : "children"}`;
+
+/** A child's place: "01PARENT… (child #3, key "eu/a/q1")". */
+const parentText = (j: ApiJob): string =>
+  `${j.parentId}${j.childIndex !== null ? ` (child #${j.childIndex}${j.childKey !== null ? `, key ${JSON.stringify(j.childKey)}` : ""})` : ""}`;
+
+/** The rows a flow adds: the parent of a child, the children of a parent. */
+function flowRows(j: ApiJob): [string, string][] {
+  const rows: [string, string][] = [];
+  if (j.parentId) rows.push(["parent", parentText(j)]);
+  if (j.children) {
+    const counts = childCounts(j.children);
+    rows.push(["children", `${j.children.total}${counts ? ` (${counts})` : ""}; \`warden tree ${j.id}\` lists them`]);
+  }
+  return rows;
+}
+
 function jobRows(j: ApiJob): [string, string][] {
   return [
     ["id", j.id],
@@ -78,6 +116,7 @@ function jobRows(j: ApiJob): [string, string][] {
     ["queue", j.queue],
     ["status", statusLabel(j)],
     ...(j.worker ? ([["worker", j.worker]] as [string, string][]) : []),
+    ...flowRows(j),
     ["progress", j.progress ? `${percentOf(j)}${j.progress.total !== null ? ` (${j.progress.done}/${j.progress.total})` : ""}${j.progress.message ? ` ${j.progress.message}` : ""}` : "-"],
     ["attempts", `${j.attempts} of ${j.maxAttempts}`],
     ["created", short(j.createdAt)],
@@ -193,6 +232,8 @@ export function whyLine(w: JobWhy, id: string, now: number): string {
         return `running, but no heartbeat from ${worker}${since ? ` since ${since}` : ""}; the sweeper takes it back (see \`warden stuck\`)`;
       case "cancel_requested":
         return `running, cancel requested${since ? ` at ${since}` : ""}: it stops when ${worker} sees it`;
+      case "children":
+        return `${w.message}; see \`warden tree ${id}\``;
       case "succeeded":
         return `succeeded${since ? ` at ${since}` : ""}`;
       case "failed":
@@ -241,10 +282,14 @@ export function logsNote(r: JobLogs, id: string): string {
 }
 
 export function progressBar(j: ApiJob, width = 30): string {
-  const pct = j.status === "succeeded" ? 100 : (j.progress?.percent ?? 0);
+  // A waiting parent's bar is its children's: how many of them have ended.
+  const ended = j.status === "waiting" && j.children && j.children.live !== null && j.children.total > 0 ? (100 * (j.children.total - j.children.live)) / j.children.total : undefined;
+  const pct = j.status === "succeeded" ? 100 : (ended ?? j.progress?.percent ?? 0);
   const filled = Math.round((Math.max(0, Math.min(100, pct)) / 100) * width);
   const bar = "#".repeat(filled) + "-".repeat(width - filled);
-  const note = j.progress?.message ? `  ${j.progress.message}` : "";
+  // A parent waiting on its children has no progress of its own: its children's counts move instead.
+  const counts = j.status === "waiting" && j.children ? childCounts(j.children) : "";
+  const note = j.progress?.message ? `  ${j.progress.message}` : counts ? `  ${childrenNoun(j.children!.total)}: ${counts}` : "";
   return `[${bar}] ${pct.toFixed(1).padStart(5)}%  ${statusLabel(j)}${note}`;
 }
 
@@ -378,4 +423,98 @@ export function detailsText(details: unknown, maxLines = 20): string {
   const shown = lines.slice(0, maxLines).map((l) => `  ${l}`);
   if (lines.length > maxLines) shown.push(`  … and ${lines.length - maxLines} more`);
   return shown.join("\n");
+}
+
+// ─── warden tree ────────────────────────────────────────────────────────────────────────────
+
+/** A job and the children `warden tree` read under it (cli/main.ts readTree); `--json` prints it as is. */
+export interface JobTree {
+  job: ApiJob;
+  /** Its last round's children as read, by place; null when it is no parent or they were not read. */
+  children: JobTree[] | null;
+  /** How many of its children are not shown, and why: past --limit, below --depth, or past the tree's size bound. */
+  notShown: number;
+  cut: "limit" | "depth" | "size" | null;
+  /** Where `GET /jobs/{id}/children` goes on from (past --limit). */
+  nextCursor: string | null;
+}
+
+export interface TreeOptions {
+  depth: number;
+  limit: number;
+  /** The most --limit may be: a cut line suggests at most this. */
+  maxLimit: number;
+  /** The most jobs one tree reads. */
+  maxJobs: number;
+}
+
+const RESULT_CHARS = 60;
+const ERROR_CHARS = 80;
+const cut = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+/** What a job came to, short: its result, its error, or how far it got. */
+function outcomeText(j: ApiJob): string {
+  if (j.status === "succeeded") return j.result === null ? "" : `→ ${cut(JSON.stringify(j.result), RESULT_CHARS)}`;
+  if (j.error && (j.status === "failed" || j.status === "cancelled")) return `✗ ${oneLine(cut(`${j.error.code}: ${j.error.message}`, ERROR_CHARS))}`;
+  if (j.status === "running" && j.progress) return `${percentOf(j)}${j.progress.message ? ` ${oneLine(cut(j.progress.message, RESULT_CHARS))}` : ""}`;
+  if (j.error) return `(last: ${j.error.code})`;
+  return "";
+}
+
+/** One line of the tree: place, id, type, status, key, outcome, and a parent's children. */
+function treeLine(j: ApiJob, root: boolean): string {
+  const counts = j.children ? childCounts(j.children) : "";
+  return [
+    root ? "" : j.childIndex !== null ? `#${j.childIndex}` : "",
+    j.id,
+    j.type,
+    statusLabel(j),
+    j.childKey !== null && !root ? `key=${oneLine(j.childKey)}` : "",
+    outcomeText(j),
+    j.children ? `[${childrenNoun(j.children.total)}${counts ? `: ${counts}` : ""}]` : "",
+    root && j.parentId ? `(child #${j.childIndex ?? "?"} of ${j.parentId})` : "",
+  ]
+    .filter(Boolean)
+    .join("  ");
+}
+
+/** The line that says which children are not shown, and the command that shows them. */
+function cutLine(t: JobTree, o: TreeOptions): string | undefined {
+  if (!t.notShown || !t.cut) return undefined;
+  const id = t.job.id;
+  const total = t.job.children?.total ?? t.notShown;
+  switch (t.cut) {
+    case "limit":
+      return Math.min(total, o.maxLimit) > o.limit
+        ? `… and ${t.notShown} more (warden tree ${id} --limit ${Math.min(total, o.maxLimit)})`
+        : `… and ${t.notShown} more (past the most one tree shows, --limit ${o.maxLimit}; GET /jobs/${id}/children pages through them all)`;
+    case "depth":
+      return `… ${childrenNoun(t.notShown)} below --depth ${o.depth} (warden tree ${id})`;
+    case "size":
+      return `… ${childrenNoun(t.notShown)} not shown: one tree reads at most ${o.maxJobs} jobs (warden tree ${id})`;
+  }
+}
+
+/**
+ * `warden tree`: the job, then its children indented under it, one line each, recursing into
+ * children that are parents themselves (a chain's steps, a child that fanned out).
+ */
+export function treeText(t: JobTree, o: TreeOptions): string {
+  const lines = [treeLine(t.job, true)];
+  const walk = (node: JobTree, prefix: string): void => {
+    const more = cutLine(node, o);
+    const items: (JobTree | string)[] = [...(node.children ?? []), ...(more ? [more] : [])];
+    items.forEach((it, i) => {
+      const last = i === items.length - 1;
+      const branch = `${prefix}${last ? "└─ " : "├─ "}`;
+      if (typeof it === "string") {
+        lines.push(branch + it);
+        return;
+      }
+      lines.push(branch + treeLine(it.job, false));
+      walk(it, `${prefix}${last ? "   " : "│  "}`);
+    });
+  };
+  walk(t, "");
+  return lines.join("\n");
 }

@@ -17,6 +17,9 @@ import {
   type ApiJob,
   type Auth,
   type BulkTotal,
+  type ChainStep,
+  type ChildRequest,
+  type FlowPolicy,
   type JobWhy,
   type QueueName,
   type Status,
@@ -34,8 +37,11 @@ import {
   showText,
   stuckText,
   sweepText,
+  treeText,
   whyLine,
   workersText,
+  type JobTree,
+  type TreeOptions,
 } from "./format.js";
 
 export const EXIT = {
@@ -82,6 +88,7 @@ const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.
 // Written as records so that tsc fails here when a status or a queue is added or renamed.
 const STATUSES = Object.keys({ queued: 1, running: 1, waiting: 1, succeeded: 1, failed: 1, cancelled: 1 } satisfies Record<Status, 1>) as Status[];
 const QUEUES = Object.keys({ default: 1, large: 1 } satisfies Record<QueueName, 1>) as QueueName[];
+const POLICIES = Object.keys({ collect: 1, failFast: 1 } satisfies Record<FlowPolicy, 1>) as FlowPolicy[];
 
 const LIST_MAX = 100;
 /** The API's most lines per answer; typed off the server's constant, so tsc fails here when it changes. */
@@ -89,6 +96,15 @@ const LOGS_MAX: typeof MAX_LOG_LINES = 1000;
 const RETRY_STATUSES = ["failed", "cancelled"] as const satisfies readonly Status[];
 const CANCEL_STATUSES = ["queued", "running"] as const satisfies readonly Status[];
 const DEFAULT_WAIT_SECONDS = 30 * 60;
+/** `warden tree`: levels below the job, and children per parent, unless told; the children route's page is at most LIST_MAX. */
+const TREE_DEPTH = 5;
+const TREE_DEPTH_MAX = 50;
+const TREE_LIMIT = 50;
+const TREE_LIMIT_MAX = 1000;
+/** One tree reads at most this many jobs, whatever --depth and --limit multiply to. */
+const TREE_MAX_JOBS = 5000;
+/** Parents whose children are read at once. */
+const TREE_CONCURRENCY = 8;
 /** How often `--wait` looks at a running job; a queued one backs off (see `waitFor`). */
 export const RUNNING_POLL_MS = 1_000;
 const QUEUED_POLL_MAX_MS = 5_000;
@@ -106,9 +122,28 @@ Run 'warden help COMMAND' (or 'warden COMMAND --help') for a command's options.
 `;
 
 const SUBMIT_HELP = `
+--children FILE holds a JSON array of children, [{"type": T, "input": {...}, "key": K}, ...] (1 to
+10,000; input and key optional): the job starts waiting and runs once they have all ended.
+--after FILE holds a chain's steps, [{"type": T, "input": {...}}, {"type": U}, ...]: they run first,
+in order, each on the result of the one before, and the job runs on the last one's result (so only
+the first step has an input, and the job none). FILE may be - for stdin.
+
 Examples:
   warden submit demo.sleep --input '{"items":8,"msPerItem":200}' --wait
   warden submit junit.import --input @report-input.json --idempotency-key nightly-2024-05-01
+  warden submit demo.combine --input '{}' --children chunks.json --policy failFast --wait
+  warden submit demo.transcribe --after steps.json      (steps.json: [{"type":"demo.download","input":{"url":"https://…"}}])
+`;
+
+const TREE_HELP = `
+Each line is a job: its place among its parent's children (#index), id, type, status, key (when
+its spawn named it), and its result or error, cut short. A parent's line ends with its children's
+counts. A chain is a nested tree: each step waits on the step before it.
+
+Examples:
+  warden tree 01JOBID
+  warden tree 01JOBID --limit 200 --depth 1
+  warden tree 01JOBID --json | jq '.tree.children[] | select(.job.status == "failed") | .job.id'
 `;
 
 const DASHBOARD_HELP = `
@@ -130,6 +165,7 @@ const MISSING: Record<string, string> = {
   wait: "wait needs a job id",
   cancel: "cancel needs a job id",
   retry: "retry needs a job id",
+  tree: "tree needs a job id",
 };
 
 const LIST_HELP = `
@@ -243,6 +279,9 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
     .addOption(new Option("--timeout <seconds>", "time limit for one attempt").argParser(whole("--timeout", 1, undefined, "submit")))
     .option("--run-at <iso>", "run no earlier than this time (ISO 8601 with an offset, e.g. 2030-01-01T09:00:00Z)")
     .option("--idempotency-key <key>", "a repeated submit with the same key answers with the first job")
+    .option("--children <file>", "fan-out: a JSON file (or - for stdin) of the children, [{type, input?, key?}, …]; the job runs once they have all ended")
+    .addOption(new Option("--policy <policy>", "with --children: collect (wait for every child; the default) or failFast (fail at the first failed child)").choices(POLICIES).argParser(choice("--policy", POLICIES, "submit")))
+    .option("--after <file>", "a chain: a JSON file (or - for stdin) of steps to run first, [{type, input?}, …]; the job takes the last one's result as its input")
     .option("--wait", "wait for the job to finish, with a progress bar on stderr")
     .addOption(new Option("--wait-timeout <seconds>", `with --wait: give up after this long (default ${DEFAULT_WAIT_SECONDS})`).argParser(whole("--wait-timeout", 1, undefined, "submit")))
     .addHelpText("after", SUBMIT_HELP)
@@ -251,6 +290,7 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
         if (o.waitTimeout !== undefined && !o.wait) {
           throw new UsageError("--wait-timeout needs --wait (or use 'warden wait ID --wait-timeout SECONDS')", "submit");
         }
+        const flow = flowArgs(o);
         const input = o.input !== undefined ? parseInput(String(o.input)) : undefined;
         const { job, created } = await client.submit(type!, input, {
           ...(o.queue !== undefined ? { queue: o.queue as QueueName } : {}),
@@ -258,9 +298,11 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
           ...(o.timeout !== undefined ? { timeoutSeconds: o.timeout as number } : {}),
           ...(o.runAt !== undefined ? { runAt: String(o.runAt) } : {}),
           ...(o.idempotencyKey !== undefined ? { idempotencyKey: String(o.idempotencyKey) } : {}),
+          ...flow,
         });
         if (!o.wait) {
-          out(`${created ? "submitted" : "already submitted (same idempotency key)"}: ${job.id}  ${job.type} on ${job.queue}, ${job.status}`, { job, created });
+          const kids = job.children ? ` (${job.children.total} ${job.children.total === 1 ? "child" : "children"}; warden tree ${job.id} shows them)` : "";
+          out(`${created ? "submitted" : "already submitted (same idempotency key)"}: ${job.id}  ${job.type} on ${job.queue}, ${job.status}${kids}`, { job, created });
           return EXIT.ok;
         }
         io.stderr.write(`${created ? "submitted" : "found"} ${job.id}; waiting…\n`);
@@ -280,12 +322,25 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
     run(async ({ client, out }, [id]) => {
       const job = await client.get(id!);
       // The job first: an unknown id is one 404, not three.
-      const unfinished = job.status === "queued" || job.status === "running";
+      const unfinished = job.status === "queued" || job.status === "running" || job.status === "waiting";
       const [attempts, why] = await Promise.all([client.attempts(id!), unfinished ? client.why(id!) : Promise.resolve(undefined)]);
       out(showText(job, attempts, why, Date.now()), { job, attempts, why: why ?? null });
       return EXIT.ok;
     }),
   );
+
+  cmd("tree <id>", "a job and its children as an indented tree, into children that are parents themselves (chains)")
+    .addOption(new Option("--depth <n>", `levels of children below the job, 0 to ${TREE_DEPTH_MAX} (default ${TREE_DEPTH})`).argParser(whole("--depth", 0, TREE_DEPTH_MAX, "tree")))
+    .addOption(new Option("--limit <n>", `children shown per parent, 1 to ${TREE_LIMIT_MAX} (default ${TREE_LIMIT})`).argParser(whole("--limit", 1, TREE_LIMIT_MAX, "tree")))
+    .addHelpText("after", TREE_HELP)
+    .action(
+      run(async ({ client, out }, [id], o) => {
+        const opts: TreeOptions = { depth: (o.depth as number | undefined) ?? TREE_DEPTH, limit: (o.limit as number | undefined) ?? TREE_LIMIT, maxLimit: TREE_LIMIT_MAX, maxJobs: TREE_MAX_JOBS };
+        const tree = await readTree(client, id!, opts);
+        out(treeText(tree, opts), { tree });
+        return EXIT.ok;
+      }),
+    );
 
   cmd("why <id>", "why a job is not running now (or how it ended), in one line").action(
     run(async ({ client, out }, [id]) => {
@@ -680,6 +735,105 @@ function choice<T extends string>(flag: string, allowed: readonly T[], command: 
     if (!(allowed as readonly string[]).includes(s)) throw new UsageError(`${flag} must be one of ${allowed.join(", ")} (got ${JSON.stringify(s)})`, command);
     return s as T;
   };
+}
+
+/**
+ * The job (one GET, with its children's counts), then its children level by level: every parent
+ * of a level is read before the next level, so which parents the size bound cuts short is the
+ * same on every run (the last ones in the order printed). A parent's children are read a page
+ * (the API's most, 100) at a time up to --limit; a child that is a parent itself is read in turn,
+ * down to --depth.
+ */
+async function readTree(client: WardenClient, id: string, o: TreeOptions): Promise<JobTree> {
+  const node = (job: ApiJob): JobTree => ({ job, children: null, notShown: 0, cut: null, nextCursor: null });
+  const root = node(await client.get(id));
+  let left = o.maxJobs;
+  let level = [root];
+  for (let depth = 0; level.length; depth++) {
+    const reads: { t: JobTree; want: number }[] = [];
+    for (const t of level) {
+      const total = t.job.children?.total ?? 0;
+      if (total === 0) continue;
+      if (depth >= o.depth) {
+        Object.assign(t, { notShown: total, cut: "depth" });
+        continue;
+      }
+      const want = Math.min(o.limit, total, left);
+      left -= want;
+      if (want === 0) Object.assign(t, { notShown: total, cut: "size" });
+      else reads.push({ t, want });
+    }
+    await inPool(reads, TREE_CONCURRENCY, async ({ t, want }) => {
+      const kids: ApiJob[] = [];
+      let cursor: string | undefined;
+      let total = t.job.children?.total ?? 0;
+      do {
+        const page = await client.children(t.job.id, { limit: Math.min(LIST_MAX, want - kids.length), ...(cursor ? { cursor } : {}) });
+        kids.push(...page.children);
+        total = page.total;
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor && kids.length < want);
+      t.children = kids.map(node);
+      t.nextCursor = cursor ?? null;
+      if (cursor) Object.assign(t, { notShown: Math.max(0, total - kids.length), cut: want < Math.min(o.limit, total) ? "size" : "limit" });
+    });
+    level = reads.flatMap(({ t }) => t.children ?? []);
+  }
+  return root;
+}
+
+/** Runs `work` on every item, at most `n` at a time. */
+async function inPool<T>(items: readonly T[], n: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, lane));
+}
+
+/**
+ * `--children FILE`, `--policy`, `--after FILE` as submit options. What the API would refuse
+ * anyway is refused here first when it is a matter of the command line (which flags go together,
+ * the file's shape); each child's type and input are the API's to check.
+ */
+function flowArgs(o: Record<string, unknown>): { children?: ChildRequest[]; policy?: FlowPolicy; after?: ChainStep[] } {
+  if (o.children !== undefined && o.after !== undefined) throw new UsageError("--children and --after do not go together: a job fans out or ends a chain, not both", "submit");
+  if (o.policy !== undefined && o.children === undefined) throw new UsageError("--policy goes with --children (it says what a failed child does to the job)", "submit");
+  if (o.after !== undefined && o.input !== undefined) {
+    throw new UsageError("a chain's job takes the last step's result as its input: give the input to the first step in the --after file, not --input", "submit");
+  }
+  if ((o.children !== undefined || o.after !== undefined) && o.runAt !== undefined) throw new UsageError(`--run-at does not go with ${o.children !== undefined ? "--children" : "--after"}`, "submit");
+  if (o.children !== undefined) {
+    const children = specsFile("--children", String(o.children)) as ChildRequest[];
+    return { children, ...(o.policy !== undefined ? { policy: o.policy as FlowPolicy } : {}) };
+  }
+  if (o.after !== undefined) return { after: specsFile("--after", String(o.after)) as ChainStep[] };
+  return {};
+}
+
+/** A JSON file (or - for stdin) holding a non-empty array of {type, …} objects. */
+function specsFile(flag: "--children" | "--after", path: string): unknown[] {
+  let text: string;
+  try {
+    text = readFileSync(path === "-" ? 0 : path, "utf8");
+  } catch (e) {
+    const hint = /^\s*[[{]/.test(path) ? ` (${flag} takes a file holding the JSON, or - to read it from stdin)` : "";
+    throw new UsageError(`cannot read the ${flag} file: ${(e as Error).message}${hint}`, "submit");
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`the ${flag} file is not valid JSON: ${(e as Error).message}`, "submit");
+  }
+  const what = flag === "--children" ? "children" : "steps";
+  if (!Array.isArray(value) || value.length === 0) throw new UsageError(`the ${flag} file must hold a JSON array of ${what}, [{"type": …}, …], with at least one`, "submit");
+  value.forEach((v, i) => {
+    if (v === null || typeof v !== "object" || Array.isArray(v) || typeof (v as { type?: unknown }).type !== "string") {
+      throw new UsageError(`the ${flag} file's item ${i} must be an object with a "type" (a job type name)`, "submit");
+    }
+  });
+  return value;
 }
 
 /** `--input` is JSON, or `@path` to read JSON from a file. */

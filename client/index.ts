@@ -11,7 +11,9 @@
  * a dead job forever (a client that polled a job whose worker had died, for hours).
  */
 import type { ApiErrorCode } from "../core/api/errors.js";
-import type { ApiAction, ApiAttempt, ApiAttemptDetail, ApiJob, ApiWhy, ApiWorker } from "../core/api/view.js";
+import type { ApiAction, ApiAttempt, ApiAttemptDetail, ApiChildren, ApiJob, ApiWhy, ApiWorker } from "../core/api/view.js";
+import type { SubmitRequest } from "../core/api/requests.js";
+import type { FlowPolicy } from "../core/flow.js";
 import type { QueueName } from "../core/config.js";
 import type { Status } from "../core/job.js";
 import type { JobLogLine, JobLogSource } from "../core/logs.js";
@@ -28,11 +30,13 @@ export type {
   ApiAction,
   ApiAttempt,
   ApiAttemptDetail,
+  ApiChildren,
   ApiJob,
   ApiQueue,
   ApiWhy,
   ApiWorker,
   DeadLetterSample,
+  FlowPolicy,
   JobLogLine,
   NotStarting,
   QueueName,
@@ -122,6 +126,11 @@ interface CommonOptions {
 /** `auth`, or the older `token` (same as `auth: {kind: "bearer", token}`), or neither; not both. */
 export type ClientOptions = CommonOptions & ({ auth?: Auth; token?: never } | { token?: string; auth?: never });
 
+/** A child of a fan-out as `POST /jobs` takes it: its type, its input, and a key naming it within its parent. */
+export type ChildRequest = NonNullable<SubmitRequest["children"]>[number];
+/** A chain's step (`after`): only the first may have an input, and none a key. */
+export type ChainStep = Omit<ChildRequest, "key">;
+
 export interface SubmitOptions {
   queue?: QueueName;
   maxAttempts?: number;
@@ -129,6 +138,18 @@ export interface SubmitOptions {
   runAt?: Date | string;
   /** Makes a repeated submit safe: the same key from the same caller answers with the first job. */
   idempotencyKey?: string;
+  /**
+   * Fan-out (1 to 10,000): the job starts `waiting` and runs once these have all ended, with
+   * their results (its handler reads them with `ctx.children()`).
+   */
+  children?: ChildRequest[];
+  /** With `children`: `collect` (the default) waits for every child; `failFast` fails the job at the first failed child. */
+  policy?: FlowPolicy;
+  /**
+   * A chain: these steps run first, in order, each taking the result of the one before; the job
+   * takes the last one's result as its input (so give no `input` of its own, only `after[0]`'s).
+   */
+  after?: ChainStep[];
 }
 
 export interface WaitOptions {
@@ -168,6 +189,23 @@ export interface ListFilter {
 export interface Page {
   jobs: ApiJob[];
   nextCursor: string | null;
+}
+
+export interface ChildrenFilter {
+  /** Only children in this status (a filtered page may hold fewer than `limit` and still have a next cursor). */
+  status?: Status;
+  /** Children per page, 1–100. */
+  limit?: number;
+  /** Start from this page (a `nextCursor` from an earlier page). */
+  cursor?: string;
+}
+
+/** `GET /jobs/{id}/children`: a page of the parent's last round of children, by their place, each with its result. */
+export interface ChildrenPage {
+  children: ApiJob[];
+  nextCursor: string | null;
+  /** How many children the round has (whatever the filter). */
+  total: number;
 }
 
 export interface Health {
@@ -261,6 +299,9 @@ export class WardenClient {
       ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}),
       ...(o.runAt !== undefined ? { runAt: o.runAt instanceof Date ? o.runAt.toISOString() : o.runAt } : {}),
       ...(o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {}),
+      ...(o.children !== undefined ? { children: o.children } : {}),
+      ...(o.policy !== undefined ? { policy: o.policy } : {}),
+      ...(o.after !== undefined ? { after: o.after } : {}),
     };
     const a = await this.call<{ job: ApiJob }>("POST", "/jobs", body);
     return { job: a.body.job, created: a.status === 201 };
@@ -343,6 +384,16 @@ export class WardenClient {
       if (page.jobs.length) yield page.jobs;
       cursor = page.nextCursor ?? undefined;
     } while (cursor);
+  }
+
+  /**
+   * One page of a parent's last round of children, by their place (`childIndex`), each with its
+   * result. A job that never had children answers none. A chain's step is a parent of one child
+   * (the step before it), so a chain reads as a nested tree.
+   */
+  async children(id: string, f: ChildrenFilter = {}): Promise<ChildrenPage> {
+    const qs = query({ status: f.status, limit: f.limit, cursor: f.cursor });
+    return (await this.call<ChildrenPage>("GET", `/jobs/${encodeURIComponent(id)}/children${qs}`)).body;
   }
 
   /** Every attempt the job keeps, oldest first, with its full error message and stack trace. */

@@ -116,7 +116,7 @@ export function whyNotRunning(job: Job, c: WhyContext): Why {
     case "waiting": {
       const k = c.children;
       const left = k ? `${k.total - k.succeeded - k.failed - k.cancelled} of its ${k.total} children have not ended (${k.queued} queued, ${k.running} running, ${k.waiting} waiting)` : `its ${job.flow.total} children have not all ended`;
-      return { ...base, reason: "children", since: job.waitingSince, until: job.dueAt, message: `waiting for round ${job.flow.round} of its children (${job.flow.policy}): ${left}; it resumes when the last one ends, and the sweeper checks the flow at ${iso(job.dueAt)}` };
+      return { ...base, reason: "children", since: job.waitingSince, until: job.dueAt, message: `waiting for its children${job.flow.round > 0 ? ` (round ${job.flow.round + 1})` : ""}, ${job.flow.policy}: ${left}; it resumes when the last one ends, and the sweeper checks the flow at ${iso(job.dueAt)}` };
     }
     default: {
       const finishedAt = (job as { finishedAt?: number }).finishedAt ?? job.updatedAt;

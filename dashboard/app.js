@@ -3,9 +3,11 @@
 // which signs the calls itself. It talks to the HTTP API as the admin, and renders with
 // textContent only, so job data (inputs, errors, stacks, log lines) can never inject markup.
 
-const STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
-const COLORS = { queued: "#6ea8fe", running: "#f0b429", succeeded: "#3ecf8e", failed: "#f25f5c", cancelled: "#a0a7b0" };
+const STATES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"];
+const COLORS = { queued: "#6ea8fe", running: "#f0b429", waiting: "#b392f0", succeeded: "#3ecf8e", failed: "#f25f5c", cancelled: "#a0a7b0" };
 const PAGE = 50;
+/** Children per page in the detail's tree (GET /jobs/{id}/children). */
+const CHILD_PAGE = 50;
 /** A filtered page may match nothing and still carry a cursor; one click follows at most this many. */
 const MAX_PAGES_PER_LOAD = 40;
 const LOG_LINES = 500;
@@ -50,6 +52,8 @@ const state = {
   detailLoading: false,
   logSeq: 0,
   logsBusy: false,
+  /** The detail's tree of children (see "children" below); a new one per job opened. */
+  tree: null,
   /** false once /admin/workers or /admin/queues answered 403: those panels need the admin role. */
   adminPanels: true,
   /** The jobs list's last poll failed (its message is in #more-msg). */
@@ -223,7 +227,8 @@ function percentOf(job) {
 
 /** Only a running job has a worker; older APIs without `worker` are read from the running attempt. */
 const workerOf = (job) => ("worker" in job ? job.worker : job.status === "running" ? (job.history?.[job.history.length - 1]?.worker ?? null) : null);
-const isLive = (job) => job.status === "queued" || job.status === "running";
+/** Not finished: queued, running, or a parent waiting for its children (each can be cancelled). */
+const isLive = (job) => job.status === "queued" || job.status === "running" || job.status === "waiting";
 
 async function act(button, key, method, path, body, done) {
   if (pending.has(key)) return;
@@ -297,7 +302,10 @@ function jobRow(job) {
   const worker = workerOf(job);
   return el("tr", { class: job.id === state.detailId ? "selected" : "", dataset: { jobId: job.id, status: job.status }, title: "show this job", onclick: () => openDetail(job.id) },
     el("td", { class: "mono", title: job.id }, job.id.slice(-10)),
-    el("td", {}, job.type),
+    el("td", {}, job.type,
+      job.children ? el("div", { class: "hint" }, `${job.children.total} ${job.children.total === 1 ? "child" : "children"}`) : null,
+      job.parentId ? el("div", { class: "hint", title: `child of ${job.parentId}` }, `child #${job.childIndex ?? "?"}`) : null,
+    ),
     el("td", {}, job.queue),
     el("td", {},
       el("span", { class: `badge status ${job.status}` }, job.status),
@@ -475,6 +483,8 @@ function openDetail(id) {
   $("#d-logs tbody").replaceChildren();
   $("#d-logs-note").textContent = "";
   delete $("#detail").dataset.loaded;
+  resetTree(id);
+  renderParent(null);
   renderJobs();
   void loadDetail(id, { logs: true });
 }
@@ -482,6 +492,7 @@ function openDetail(id) {
 function closeDetail() {
   state.detailId = null;
   state.detailJob = null;
+  resetTree(null);
   $("#detail").hidden = true;
   delete $("#detail").dataset.jobId;
   renderJobs();
@@ -507,6 +518,8 @@ async function loadDetail(id, { logs = false } = {}) {
     state.detailJob = j;
     if (state.jobs.has(j.id)) mergeJobs([j]);
     renderDetailJob(j);
+    // A parent's children: the first page read again on every read of the job (Load more's pages stay as read), and on Refresh every open branch.
+    if (j.children) void refreshTree(id, logs);
   } else {
     $("#d-summary").replaceChildren(failure(job.reason));
   }
@@ -544,6 +557,8 @@ async function loadLogs(id, status, force) {
 
 function renderDetailJob(j) {
   $("#detail").dataset.status = j.status;
+  renderParent(j);
+  renderChildCounts(j);
   const rowsOf = [
     ["type", j.type],
     ["queue", j.queue],
@@ -565,6 +580,225 @@ function renderDetailJob(j) {
   $("#d-input").textContent = pretty(j.input);
   $("#d-result").textContent = pretty(j.result);
   renderDetailActions(j);
+}
+
+// ─── the detail's children: a tree ───────────────────────────────────────────────────────────
+// A parent's last round of children, a page at a time (GET /jobs/{id}/children), each child a
+// line that opens its own detail; a child that is a parent itself (a chain's step, a child that
+// fanned out) opens under its line. Its nodes are kept across reads and moved only when the
+// order changes, and a line is rebuilt only when its job changed, so nothing is swapped out under
+// the pointer by a poll.
+
+/** The link from a child to its parent, kept as long as the parent is the same. */
+function renderParent(j) {
+  const box = $("#d-parent");
+  const parentId = j?.parentId ?? "";
+  if (box.dataset.parentId === parentId) return;
+  box.dataset.parentId = parentId;
+  box.hidden = !parentId;
+  if (!parentId) return box.replaceChildren();
+  const place = j.childIndex !== null ? `child #${j.childIndex}${j.childKey !== null ? ` (key ${j.childKey})` : ""}` : "child";
+  box.replaceChildren(
+    `${place} of `,
+    el("button", { type: "button", class: "link mono", id: "d-parent-link", dataset: { jobId: parentId }, title: "show the parent", onclick: () => openDetail(parentId) }, parentId),
+  );
+}
+
+/** The parent's children by status, as GET /jobs/{id} counts them. */
+function renderChildCounts(j) {
+  const c = j.children;
+  $("#d-children-box").hidden = !c;
+  if (!c) return;
+  // Over 100 children the API counts only the ended ones (queued, running and waiting are null; live is the rest).
+  const shown = ["total", "live", ...STATES].filter((k) => typeof c[k] === "number");
+  $("#d-children-counts").replaceChildren(
+    ...shown.map((k) =>
+      el("span", { class: "count", dataset: { count: k, value: String(c[k]) } },
+        STATES.includes(k) ? el("span", { class: `badge status ${k}` }, k) : el("span", { class: "hint" }, k === "live" ? "not ended" : k),
+        ` ${c[k]}`,
+      ),
+    ),
+  );
+  $("#d-children-note").textContent = c.exact
+    ? "(counted from the children)"
+    : "(over 100 children: the ended ones as their fan-in counted them, the rest as not ended)";
+}
+
+function resetTree(rootId) {
+  state.tree = rootId
+    ? { rootId, nodes: new Map(), uls: new Map(), lis: new Map(), lines: new Map(), mores: new Map() }
+    : null;
+  $("#d-children").replaceChildren();
+  delete $("#d-children").dataset.loaded;
+  $("#d-children-counts").replaceChildren();
+  $("#d-children-note").textContent = "";
+  $("#d-children-box").hidden = true;
+}
+
+/** A parent's branch: its children by id, where its next page starts, and whether it is open (the root always is). */
+function treeNode(t, parentId) {
+  let n = t.nodes.get(parentId);
+  if (!n) {
+    n = { items: new Map(), cursor: null, total: null, pages: 0, loading: false, error: null, open: parentId === t.rootId };
+    t.nodes.set(parentId, n);
+  }
+  return n;
+}
+
+async function refreshTree(rootId, all) {
+  const t = state.tree;
+  if (!t || t.rootId !== rootId) return;
+  const open = all ? [rootId, ...[...t.nodes.entries()].filter(([id, n]) => n.open && id !== rootId).map(([id]) => id)] : [rootId];
+  await Promise.all(open.map((id) => loadChildren(id, { more: false, force: all })));
+}
+
+/**
+ * Reads a page of `parentId`'s children: the first page again (`more: false`), merged into what is
+ * shown, or the next one (Load more). A read for a tree no longer shown is dropped.
+ */
+async function loadChildren(parentId, { more, force = false }) {
+  const t = state.tree;
+  if (!t) return;
+  const n = treeNode(t, parentId);
+  if (n.loading && !force) return;
+  if (more && !n.cursor) return;
+  n.loading = true;
+  renderTree();
+  try {
+    const page = await api("GET", `${jobPath(parentId, "/children")}?${qs({ limit: String(CHILD_PAGE), ...(more ? { cursor: n.cursor } : {}) })}`);
+    if (state.tree !== t) return;
+    for (const c of page.children) n.items.set(c.id, c);
+    n.total = page.total;
+    n.error = null;
+    // The first page read again leaves the cursor of the pages after it as it was.
+    if (more || n.pages === 0) {
+      n.cursor = page.nextCursor;
+      n.pages++;
+    }
+    if (parentId === t.rootId) $("#d-children").dataset.loaded = "true";
+  } catch (e) {
+    if (state.tree !== t) return;
+    n.error = e.message;
+  } finally {
+    if (state.tree === t) {
+      n.loading = false;
+      renderTree();
+    }
+  }
+}
+
+/** What a child came to, short: its result, its error, or how far it got. */
+function childOutcome(c) {
+  const cut = (s, n) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+  if (c.status === "succeeded") return c.result === null || c.result === undefined ? "" : `→ ${cut(JSON.stringify(c.result), 80)}`;
+  if (c.error && (c.status === "failed" || c.status === "cancelled")) return cut(`${c.error.code}: ${c.error.message}`, 100);
+  return "";
+}
+
+function childLine(t, c) {
+  const sub = t.nodes.get(c.id);
+  const open = sub?.open === true;
+  // A running child's heartbeat and progress move on every read: not a reason to rebuild its line.
+  const sig = JSON.stringify(c, (k, v) => (k === "heartbeatAt" || k === "progress" ? undefined : v)) + (open ? "+" : "-");
+  const kept = t.lines.get(c.id);
+  if (kept && kept.sig === sig) return kept.line;
+  const kids = c.children?.total ?? 0;
+  const outcome = childOutcome(c);
+  const failed = c.status === "failed" || c.status === "cancelled";
+  const line = el("div", { class: "child-line", role: "button", tabindex: 0, title: "show this job", dataset: { jobId: c.id },
+      onclick: () => openDetail(c.id),
+      onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); openDetail(c.id); } } },
+    el("span", { class: "mono hint child-index" }, `#${c.childIndex ?? "?"}`),
+    el("span", { class: "mono child-id", title: c.id }, c.id.slice(-10)),
+    el("span", { class: "child-type" }, c.type),
+    el("span", { class: `badge status ${c.status}` }, c.status),
+    c.stale ? staleFlag() : null,
+    c.childKey !== null && c.childKey !== undefined ? el("span", { class: "mono child-key", title: "its key" }, c.childKey) : null,
+    outcome ? el("span", { class: `child-outcome ${failed ? "error" : "hint"}`, title: outcome }, outcome) : null,
+    kids
+      ? el("button", { type: "button", class: "ghost expander", dataset: { action: "expand" }, "aria-expanded": open ? "true" : "false", title: open ? "hide its children" : "show its children here",
+          onclick: (ev) => {
+            ev.stopPropagation();
+            toggleBranch(c.id);
+          } }, `${open ? "▾" : "▸"} ${kids} ${kids === 1 ? "child" : "children"}`)
+      : null,
+  );
+  t.lines.set(c.id, { sig, line });
+  return line;
+}
+
+function toggleBranch(id) {
+  const t = state.tree;
+  if (!t) return;
+  const n = treeNode(t, id);
+  n.open = !n.open;
+  renderTree();
+  if (n.open && n.pages === 0) void loadChildren(id, { more: false });
+}
+
+/** The line under a branch's children: Load more, how many are shown, a failed read. */
+function branchFoot(t, parentId, n) {
+  let r = t.mores.get(parentId);
+  if (!r) {
+    const btn = el("button", { type: "button", class: "more-children", dataset: { action: "more-children" }, onclick: () => void loadChildren(parentId, { more: true }) }, "Load more");
+    const note = el("span", { class: "hint" });
+    r = { btn, note, li: el("li", { class: "tree-foot" }, btn, " ", note) };
+    t.mores.set(parentId, r);
+  }
+  const shown = n.items.size;
+  r.btn.hidden = !n.cursor;
+  r.btn.disabled = n.loading;
+  r.btn.textContent = n.loading && n.pages > 0 ? "Loading…" : "Load more";
+  const text = n.error
+    ? `cannot read the children: ${n.error}`
+    : n.pages === 0
+      ? "loading…"
+      : n.total === 0 || (shown === 0 && !n.cursor)
+        ? "no children to show"
+        : n.cursor
+          ? `${shown} of ${n.total} shown`
+          : "";
+  if (r.note.textContent !== text) r.note.textContent = text;
+  r.note.className = n.error ? "error" : "hint";
+  return n.cursor || text ? r.li : null;
+}
+
+function place(container, nodes) {
+  nodes.forEach((node, i) => {
+    if (container.children[i] !== node) container.insertBefore(node, container.children[i] ?? null);
+  });
+  while (container.children.length > nodes.length) container.lastElementChild.remove();
+}
+
+function branch(t, parentId) {
+  const n = treeNode(t, parentId);
+  let ul = t.uls.get(parentId);
+  if (!ul) {
+    ul = el("ul", { class: "tree", dataset: { parentId } });
+    t.uls.set(parentId, ul);
+  }
+  const kids = [...n.items.values()].sort((a, b) => (a.childIndex ?? 0) - (b.childIndex ?? 0));
+  const lis = kids.map((c) => {
+    let li = t.lis.get(c.id);
+    if (!li) {
+      li = el("li", { class: "tree-item", dataset: { jobId: c.id } });
+      t.lis.set(c.id, li);
+    }
+    li.dataset.status = c.status;
+    li.dataset.index = String(c.childIndex ?? "");
+    const sub = t.nodes.get(c.id);
+    place(li, [childLine(t, c), ...(sub?.open ? [branch(t, c.id)] : [])]);
+    return li;
+  });
+  const foot = branchFoot(t, parentId, n);
+  place(ul, foot ? [...lis, foot] : lis);
+  return ul;
+}
+
+function renderTree() {
+  const t = state.tree;
+  if (!t) return;
+  place($("#d-children"), [branch(t, t.rootId)]);
 }
 
 /** The detail's Cancel/Retry are rebuilt only when what they act on changed, or an action on it ended. */

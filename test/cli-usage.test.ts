@@ -72,7 +72,7 @@ describe("help", () => {
     for (const opt of ["--input <json>", "--queue <queue>", "--max-attempts <n>", "--timeout <seconds>", "--run-at <iso>", "--idempotency-key <key>", "--wait ", "--wait-timeout <seconds>"]) {
       expect(submit.stdout).toContain(opt);
     }
-    expect((await warden(["list", "--help"])).stdout).toMatch(/--status <status>[^]*"queued",\s+"running",\s+"succeeded",\s+"failed",\s+"cancelled"/);
+    expect((await warden(["list", "--help"])).stdout).toMatch(/--status <status>[^]*"queued",\s+"running",\s+"waiting",\s+"succeeded",\s+"failed",\s+"cancelled"/);
   });
 
   it("shows the program's help for `help`, `--help` and `-h` on stdout, and on stderr with exit 2 for no command", async () => {
@@ -109,7 +109,7 @@ describe("usage errors", () => {
     expectUsage(await warden(["list", "--limit=0"]), '--limit must be a whole number from 1 to 100 (got "0")', "list");
     expectUsage(await warden(["list", "--limit", "101"]), '--limit must be a whole number from 1 to 100 (got "101")', "list");
     expectUsage(await warden(["list", "--limit", "ten"]), '--limit must be a whole number from 1 to 100 (got "ten")', "list");
-    expectUsage(await warden(["list", "--status", "bogus"]), '--status must be one of queued, running, succeeded, failed, cancelled (got "bogus")', "list");
+    expectUsage(await warden(["list", "--status", "bogus"]), '--status must be one of queued, running, waiting, succeeded, failed, cancelled (got "bogus")', "list");
     expectUsage(await warden(["submit", "demo.sleep", "--max-attempts", "0"]), '--max-attempts must be a whole number of at least 1 (got "0")', "submit");
     expectUsage(await warden(["submit", "demo.sleep", "--timeout", "1.5"]), '--timeout must be a whole number of at least 1 (got "1.5")', "submit");
     expectUsage(await warden(["submit", "demo.sleep", "--queue", "huge"]), '--queue must be one of default, large (got "huge")', "submit");

@@ -185,7 +185,7 @@ describe("the other commands", () => {
     expect(workers.code).toBe(0);
     expect(workers.stdout).toMatch(/^ID\s+KIND\s+PID/);
     expect(workers.stdout).toContain("test-worker");
-    expect(Object.keys(JSON.parse(stuck.stdout).states).sort()).toEqual(["cancelling", "queued", "running"]);
+    expect(Object.keys(JSON.parse(stuck.stdout).states).sort()).toEqual(["cancelling", "orphaned", "queued", "running", "waiting"]);
     expect(sweep.stdout).toMatch(/^swept in \d+ ms/);
     expect(dead.stdout).toMatch(/^QUEUE\s+COUNT/);
     expect(JSON.parse(redrive.stdout)).toEqual({ moved: 0 });
@@ -209,7 +209,7 @@ describe("the other commands", () => {
     }
     expect(badInput.stderr).toContain("--input is not valid JSON");
     expect(unknown.stderr).toContain("unknown command 'sumbit' (did you mean submit?)");
-    expect(badStatus.stderr).toContain("--status must be one of queued, running, succeeded, failed, cancelled");
+    expect(badStatus.stderr).toContain("--status must be one of queued, running, waiting, succeeded, failed, cancelled");
     expect(badLimit.stderr).toContain('--limit must be a whole number from 1 to 100 (got "-1")');
     expect(badToken.code).toBe(3);
     expect(badToken.stderr).toContain("401 unauthorized");

@@ -280,4 +280,83 @@ describe.skipIf(!available)("the dashboard in headless Chromium", () => {
       thaw();
     }
   });
+
+  it("shows a parent's children as a tree with their counts, pages them, opens a child and goes back to its parent, and opens a chain's nested steps in place", async () => {
+    // 60 children: counted from their records (up to 100 are), and more than one page (50) of the tree.
+    const children = Array.from({ length: 60 }, (_, i) => ({ type: "demo.chunk", input: { from: i, to: i + 2 }, ...(i === 7 ? { key: "seventh" } : {}) }));
+    const parent = await submit({ type: "demo.combine", input: {}, children });
+    // A chain of two steps is nested two deep under its job. Its job (demo.transcribe again) is
+    // handed the second step's result, which is not its input: it fails, and the tree shows the steps that ran.
+    const chain = await submit({ type: "demo.transcribe", after: [{ type: "demo.download", input: { url: "https://example.com/tree.mp3" } }, { type: "demo.transcribe" }] });
+    await waitFor(async () => (await jobOf(parent)).status === "succeeded", 60_000, "the parent to succeed after its 60 children");
+    const { body: firstPage } = await admin<{ children: { id: string; childIndex: number; result: unknown }[]; total: number }>("GET", `/jobs/${parent}/children?limit=60`);
+    expect(firstPage.total).toBe(60);
+    const seventh = firstPage.children.find((c) => c.childIndex === 7)!;
+
+    await search({ id: parent });
+    await row(parent).click();
+    await page.locator(`#detail[data-job-id="${parent}"][data-loaded]`).waitFor();
+    await page.locator("#d-children[data-loaded]").waitFor();
+    expect(await page.locator("#d-children-box").isVisible()).toBe(true);
+    const count = (k: string) => page.locator(`#d-children-counts [data-count="${k}"]`).getAttribute("data-value", { timeout: 1000 }).catch(() => null);
+    expect(await count("total")).toBe("60");
+    expect(await count("succeeded")).toBe("60");
+    expect(await count("failed")).toBe("0");
+    expect(await count("queued"), "up to 100 children, the live ones are counted by status").toBe("0");
+    expect(await page.locator("#d-parent").isVisible(), "a parent that is no child has no parent link").toBe(false);
+
+    // The first page, by place, then Load more for the rest.
+    const items = page.locator("#d-children > ul.tree > li.tree-item");
+    const indexes = () => items.evaluateAll((lis) => lis.map((li) => Number((li as HTMLElement).dataset.index)));
+    await expect.poll(indexes, { timeout: 15_000 }).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    const foot = page.locator("#d-children > ul.tree > li.tree-foot");
+    expect(await foot.locator(".hint").textContent()).toBe("50 of 60 shown");
+    await foot.locator("button[data-action=more-children]:not([disabled])").click();
+    await expect.poll(indexes, { timeout: 15_000 }).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    expect(await foot.locator("button[data-action=more-children]").isVisible(), "no more pages").toBe(false);
+    const line = items.nth(7).locator(".child-line");
+    expect(await line.locator(".child-key").textContent()).toBe("seventh");
+    expect(await line.locator(".child-outcome").textContent()).toBe(`→ ${JSON.stringify(seventh.result)}`);
+    expect(seventh.result).toEqual({ sum: 15, count: 2 });
+    expect(await line.locator(".badge.status").textContent()).toBe("succeeded");
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard-children.png"), fullPage: true });
+
+    // A child opens its own detail, which links back to its parent.
+    await line.click();
+    await page.locator(`#detail[data-job-id="${seventh.id}"][data-loaded]`).waitFor();
+    await page.locator("#d-parent-link").waitFor();
+    expect(await page.locator("#d-parent").textContent()).toBe(`child #7 (key seventh) of ${parent}`);
+    expect(await page.locator("#d-children-box").isVisible(), "a child with no children of its own has no tree").toBe(false);
+    expect(await page.locator("#d-input").textContent()).toBe(JSON.stringify({ from: 7, to: 9 }, null, 2));
+    await page.locator("#d-parent-link").click();
+    await page.locator(`#detail[data-job-id="${parent}"][data-loaded]`).waitFor();
+    await page.locator("#d-children[data-loaded]").waitFor();
+    await expect.poll(indexes, { message: "the parent's tree from its first page again", timeout: 15_000 }).toEqual(Array.from({ length: 50 }, (_, i) => i));
+
+    // The chain: its job's one child is the last step, which waited on the first; it opens in place.
+    await waitFor(async () => ["succeeded", "failed", "cancelled"].includes((await jobOf(chain)).status), 60_000, "the chain's job to end");
+    await page.locator("#detail-close").click();
+    await search({ id: chain });
+    await row(chain).click();
+    await page.locator(`#detail[data-job-id="${chain}"][data-loaded]`).waitFor();
+    await page.locator("#d-children[data-loaded]").waitFor();
+    const step = page.locator("#d-children > ul.tree > li.tree-item");
+    await expect.poll(() => step.count(), { timeout: 15_000 }).toBe(1);
+    expect(await step.locator(".child-line .child-type").first().textContent()).toBe("demo.transcribe");
+    expect(await step.locator(".child-line .badge.status").first().textContent()).toBe("succeeded");
+    await step.locator(".child-line button[data-action=expand]").click();
+    const nested = step.locator("ul.tree > li.tree-item");
+    await expect.poll(() => nested.count(), { timeout: 15_000 }).toBe(1);
+    expect(await nested.locator(".child-type").textContent()).toBe("demo.download");
+    expect(await nested.locator(".child-outcome").textContent()).toBe(`→ ${JSON.stringify({ file: "/tmp/https_example_com_tree_mp3", bytes: 28000 })}`);
+    expect(await page.locator("#detail").getAttribute("data-job-id"), "the expander opens the branch, not the step's detail").toBe(chain);
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard-chain.png"), fullPage: true });
+    // The nested step opens its own detail too: a child of the step, not of the chain's job.
+    const [stepId, download] = [await step.getAttribute("data-job-id"), await nested.getAttribute("data-job-id")];
+    await nested.locator(".child-line").click();
+    await page.locator(`#detail[data-job-id="${download}"][data-loaded]`).waitFor();
+    expect(await page.locator("#d-parent-link").getAttribute("data-job-id")).toBe(stepId);
+    expect(await page.locator("#d-parent").textContent()).toBe(`child #0 of ${stepId}`);
+    await page.locator("#detail-close").click();
+  });
 });
