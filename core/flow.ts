@@ -191,6 +191,26 @@ function endedBeforeRetry(child: Job, retriedAt: number | undefined): boolean {
   return !(child.actions ?? []).some((a) => a.action === "retry" && a.at >= retriedAt);
 }
 
+/**
+ * The fan-in's ends that a child's record could contradict: a failed or cancelled child may have
+ * been retried since (by the parent's retry, or its own), so it may be live again. A succeeded
+ * one may not (only failed and cancelled jobs are retried), so its end in `s` is final.
+ */
+export const doubtfulEnds = (shards: readonly (FanInShard | undefined)[]): number[] => [...new Set(shards.flatMap((s) => (s ? [...s.f, ...s.c] : [])))].sort((a, b) => a - b);
+
+/**
+ * Whether the records of the doubtful ends confirm the fan-in: each written, ended, and not an
+ * end from before the parent's retry. Answers the first failed one, for failFast's error.
+ */
+export function confirmEnds(flow: Flow, records: ReadonlyMap<number, Job | undefined>): { confirmed: boolean; failed?: number } {
+  let failed: number | undefined;
+  for (const [i, child] of [...records].sort(([a], [b]) => a - b)) {
+    if (!child || !isTerminal(child.status) || (child.status !== "succeeded" && endedBeforeRetry(child, flow.retriedAt))) return { confirmed: false };
+    if (child.status === "failed") failed ??= i;
+  }
+  return { confirmed: true, ...(failed !== undefined ? { failed } : {}) };
+}
+
 /** The fan-in sets the children's records say the round should have: what a recount writes back. */
 export function fanInFromChildren(flow: Flow, children: readonly (Job | undefined)[], retrying: ReadonlySet<number>): FanInShard[] {
   return Array.from({ length: shardCount(flow.total) }, (_, k) => {

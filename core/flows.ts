@@ -23,6 +23,8 @@ import { LIMITS, TABLE } from "./config.js";
 import {
   checkFlow,
   childFailedError,
+  confirmEnds,
+  doubtfulEnds,
   childId,
   END_SETS,
   endSetOf,
@@ -211,13 +213,26 @@ export class Flows {
     if (parent?.status !== "waiting" || parent.flow.round !== round) return "moved";
     const failedNow = ender?.status === "failed" && ender.parent?.failFast ? ender : undefined;
     if (failedNow) return this.settle(parent, "fail", ender);
-    if (fanInVerdict(parent.flow, await this.readFanIn(parent.flow, parentId)) === "wait") return "wait";
-    // The fan-in only says the round may be complete: the children's own records, read after the
-    // parent's version, decide. A child retried meanwhile (its end still counted, or counted
-    // again by a stale recount) is live in its record, and the parent waits for it.
-    const check = checkFlow(parent.flow, await this.children(parent));
-    if (check.verdict === "wait") return "wait";
-    return this.settle(parent, check.verdict, ender, check.failed);
+    const shards = await this.readFanIn(parent.flow, parentId);
+    const verdict = fanInVerdict(parent.flow, shards);
+    if (verdict === "wait") return "wait";
+    // The fan-in only says the round may be complete: the records of the children it counts as
+    // failed or cancelled, read after the parent's version, must agree. One retried meanwhile (its
+    // end still counted, or counted again by a stale recount) is live in its record, and the
+    // parent waits for it. A succeeded end is final: nothing retries a succeeded job.
+    const doubtful = doubtfulEnds(shards);
+    const records = await this.childrenAt(parent, doubtful);
+    const confirmed = confirmEnds(parent.flow, new Map(doubtful.map((i, n) => [i, records[n]])));
+    if (!confirmed.confirmed) return "wait";
+    return this.settle(parent, verdict, ender, confirmed.failed);
+  }
+
+  /** The records of a round's children at `indexes`, in that order. */
+  private async childrenAt(parent: WaitingJob, indexes: number[]): Promise<(Job | undefined)[]> {
+    if (!indexes.length) return [];
+    const ids = await this.ids(parent, indexes);
+    const byId = new Map((await this.d.records(ids, true)).map((j) => [j.id, j]));
+    return ids.map((id) => byId.get(id));
   }
 
   /** One write conditional on the parent's version: of every child and sweep that gets here, one wins. */
