@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import type { BundleResult } from "./bundle.js";
 import type { ClaimResult } from "./claim.js";
 import type { E2eResult } from "./e2e.js";
+import type { FaninResult } from "./fanin.js";
 import type { RecoveryResult } from "./recovery.js";
 import type { RunMeta } from "./lib/meta.js";
 import type { RunnerCostResult } from "./runner-cost.js";
@@ -32,6 +33,7 @@ interface Saved {
   claim?: Section<ClaimResult>;
   sweep?: Section<SweepResult>;
   e2e?: Section<E2eResult>;
+  fanin?: Section<FaninResult>;
   recovery?: Section<RecoveryResult>;
   bundle?: Section<BundleResult>;
 }
@@ -242,6 +244,42 @@ export function writeReport(): string {
       "",
     );
   }
+
+  const fi = bench.fanin;
+  out.push("## Fan-in of 10,000 children", "");
+  if (fi) {
+    const r = fi.result;
+    const pc = r.perChild;
+    const f3 = (x: number) => (Number.isInteger(x) ? n(x) : n(x, 3));
+    out.push(
+      `One parent submitted with ${n(r.children)} trivial children, through the emulators and ${r.workers} in-process workers (core/runner.ts, ${r.concurrency} jobs at once each), every write taken on the wire; ${r.runs.length} run(s) (${from(fi.meta)}).`,
+      "",
+      md(
+        ["run", "last child's end → parent's claim", "→ last fan-in ADD", "→ resume", "children (first claim → last end)", "children/s", "hottest key", "its writes", "fan-in item writes (min / max)"],
+        r.runs.map((x, i) => [i + 1, `${n(x.latencyMs)} ms`, `${n(x.steps.lastAddMs)} ms`, `${n(x.steps.resumeMs)} ms`, sec(x.childrenMs), n(x.children / (x.childrenMs / 1000)), x.hottest.what, x.hottest.writes, `${x.fanInItems.writesMin} / ${x.fanInItems.writesMax}`]),
+      ),
+      "",
+      ...r.runs.map((x, i) => `Run ${i + 1}: items read between the last fan-in ADD and the resume (the round being decided): ${Object.entries(x.decideReads ?? {}).map(([k, v]) => `${n(v)} ${k}`).join(", ") || "none"}.`),
+      "",
+      `Write units per child, beside the floor (the same job submitted alone, + 1 for the fan-in):`,
+      "",
+      md(
+        ["", "WRU per child", "floor"],
+        [
+          ["own writes: create, claim, heartbeats, finish", `${f3(pc.own.create)}, ${f3(pc.own.claim)}, ${f3(pc.own.heartbeats)}, ${f3(pc.own.finish)} = ${f3(pc.own.total)}`, `${f3(r.solo.create)}, ${f3(r.solo.claim)}, ${f3(r.solo.heartbeats)}, ${f3(r.solo.finish)} = ${f3(r.solo.total)}`],
+          [`fan-out: spec items (1 per ${r.shardSize} children)`, f3(pc.fanOut), "–"],
+          ["fan-in: its ADD", f3(pc.fanIn.add), "1"],
+          ["fan-in: its share of the parent's resume", f3(pc.fanIn.resume), "–"],
+          ["**total**", `**${f3(pc.total)}**`, `**${f3(pc.floor.total)}**`],
+        ],
+      ),
+      "",
+      `Reads, by AWS's rules (each item of a batch rounded up to 4 KB on its own): ${f3(pc.rru)} RRU per child (${Object.entries(pc.rruByWhat).map(([k, v]) => `${k} ${f3(v)}`).join(", ")}); the same job alone reads ${f3(r.solo.rru)}.`,
+      "",
+      ...r.notes.map((x) => `- ${x}`),
+      "",
+    );
+  } else out.push("Not run yet: `npm run bench -- --only fanin`.", "");
 
   const rv = bench.recovery;
   out.push("## Kill → running again, at the default lease", "");

@@ -1,6 +1,7 @@
 /** The benchmark sections `npm run bench` knows, in the order it runs them. */
 import { printBundle, runBundle, type BundleResult } from "./bundle.js";
 import { printE2e, runE2e, type E2eResult } from "./e2e.js";
+import { printFanin, runFanin, type FaninResult } from "./fanin.js";
 import { printRecovery, runRecovery, type RecoveryResult } from "./recovery.js";
 import { printClaim, runClaim, type ClaimResult } from "./claim.js";
 import { printRunnerCost, runRunnerCost, type RunnerCostResult } from "./runner-cost.js";
@@ -50,6 +51,12 @@ export const SECTIONS: Section[] = [
     describe: "end-to-end throughput of trivial jobs through the local system",
     run: (f) => runE2e({ quick: f.quick }),
     print: printE2e,
+  }),
+  section<FaninResult>({
+    name: "fanin",
+    describe: "one parent with 10,000 trivial children: last child's end → parent running again, write units per child beside the floor, the hottest key",
+    run: (f) => runFanin({ quick: f.quick }),
+    print: printFanin,
   }),
   section<RecoveryResult>({
     name: "recovery",

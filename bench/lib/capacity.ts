@@ -140,6 +140,16 @@ function consumed(c: unknown): number {
   return list.reduce((n: number, x: { CapacityUnits?: number }) => n + (x.CapacityUnits ?? 0), 0);
 }
 
+/** The index write units one item's change costs, by index (AWS's rules, as `CapacityMeter` applies them); empty when none. */
+export function indexWrites(before: Item | undefined, after: Item | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const ix of INDEXES) {
+    const units = indexWriteUnits(ix, before, after);
+    if (units) out[ix.name] = units;
+  }
+  return out;
+}
+
 function indexWriteUnits(ix: IndexShape, before: Item | undefined, after: Item | undefined): number {
   const inIndex = (it: Item | undefined): it is Item => !!it && ix.keys.every((k) => it[k] !== undefined);
   const entry = (it: Item): Item => (ix.projected ? pick(it, ix.projected) : it);
@@ -170,6 +180,8 @@ function valueSize(v: unknown): number {
     return Math.ceil(Math.max(1, digits.length) / 2) + 1;
   }
   if (Array.isArray(v)) return 3 + v.reduce((n: number, x) => n + 1 + valueSize(x), 0);
+  // A number or string set (a flow's fan-in item): the sum of its members, as dynalite sizes it.
+  if (v instanceof Set) return [...v].reduce((n: number, x) => n + valueSize(x), 0);
   if (typeof v === "object") {
     const o = v as Item;
     return 3 + Object.keys(o).length + itemSize(o);
