@@ -223,9 +223,6 @@ export function fanInFromChildren(flow: Flow, children: readonly (Job | undefine
   });
 }
 
-export const sameShard = (a: FanInShard | undefined, b: FanInShard): boolean =>
-  END_SETS.every((k) => (a?.[k].size ?? 0) === b[k].size && [...b[k]].every((i) => a![k].has(i)));
-
 /**
  * Why a child must not run: its parent is gone, finished, or moved on to a later round. Such a
  * child is cancelled at its claim or by the sweeper, never run, so no work is done for a flow

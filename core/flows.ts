@@ -33,7 +33,6 @@ import {
   fanInVerdict,
   FANIN_SHARD_SIZE,
   endedIn,
-  sameShard,
   shardCount,
   shardExpected,
   shardOfChild,
@@ -151,14 +150,18 @@ export class Flows {
     const indexes = only ?? specs.map((_, i) => i);
     const rung: QueuedJob[] = [];
     let written = 0;
-    await eachBounded(indexes, CONCURRENCY, async (index) => {
-      const s = specs[index];
-      if (!s) throw new Error(`the spec of child ${index} of ${parent.id} is missing`);
-      const made = await this.createChild(parent, s, index);
-      if (made) written++;
-      if (made?.status === "queued") rung.push(made);
-    });
-    await this.ring(rung);
+    try {
+      await eachBounded(indexes, CONCURRENCY, async (index) => {
+        const s = specs[index];
+        if (!s) throw new Error(`the spec of child ${index} of ${parent.id} is missing`);
+        const made = await this.createChild(parent, s, index);
+        if (made) written++;
+        if (made?.status === "queued") rung.push(made);
+      });
+    } finally {
+      // The children that were written are rung even when another could not be.
+      await this.ring(rung);
+    }
     return written;
   }
 
@@ -374,10 +377,11 @@ export class Flows {
   }
 
   /**
-   * Brings the fan-in items whose sets differ from what the children's records say into line;
-   * answers how many. Adds and removes only the indexes that differ (never a whole item), so a
-   * child's end that lands meanwhile is not overwritten: at worst an index from a read a moment
-   * old, which the children's records overrule before any resume (`decide`).
+   * Adds to the fan-in the ends its items lack that the children's records show (lost ADDs);
+   * answers how many items it changed. It only ever adds: an end the items hold that the records
+   * do not (a child that ended after they were read) is left, since removing it would lose it;
+   * an end that a retry undid is taken out by the retry itself (`forget`), and any such end the
+   * items still hold is checked against its child's record before a resume (`decide`).
    */
   private async recount(parent: WaitingJob, children: (Job | undefined)[], retrying: ReadonlySet<number>): Promise<number> {
     const want = fanInFromChildren(parent.flow, children, retrying);
@@ -385,21 +389,17 @@ export class Flows {
     const c = this.d.clock();
     let n = 0;
     for (let k = 0; k < want.length; k++) {
-      if (sameShard(have[k], want[k]!)) continue;
-      const key = { [TABLE.partitionKey]: fanInKey(parent.id, parent.flow.round, k) };
-      for (const op of ["ADD", "DELETE"] as const) {
-        const sets = END_SETS.map((set) => [set, [...(op === "ADD" ? want[k]![set] : (have[k]?.[set] ?? new Set<number>()))].filter((i) => !(op === "ADD" ? have[k]?.[set] : want[k]![set])?.has(i))] as const).filter(([, ix]) => ix.length);
-        if (!sets.length) continue;
-        await this.d.db.send(
-          new UpdateCommand({
-            TableName: this.d.table,
-            Key: key,
-            UpdateExpression: `${op} ${sets.map(([set]) => `#${set} :${set}`).join(", ")} SET #exp = if_not_exists(#exp, :exp)`,
-            ExpressionAttributeNames: { ...Object.fromEntries(sets.map(([set]) => [`#${set}`, set])), "#exp": TABLE.ttlAttribute },
-            ExpressionAttributeValues: { ...Object.fromEntries(sets.map(([set, ix]) => [`:${set}`, new Set(ix)])), ":exp": this.expiresAt(c) },
-          }),
-        );
-      }
+      const lacking = END_SETS.map((set) => [set, [...want[k]![set]].filter((i) => !have[k]?.[set].has(i))] as const).filter(([, ix]) => ix.length);
+      if (!lacking.length) continue;
+      await this.d.db.send(
+        new UpdateCommand({
+          TableName: this.d.table,
+          Key: { [TABLE.partitionKey]: fanInKey(parent.id, parent.flow.round, k) },
+          UpdateExpression: `ADD ${lacking.map(([set]) => `#${set} :${set}`).join(", ")} SET #exp = if_not_exists(#exp, :exp)`,
+          ExpressionAttributeNames: { ...Object.fromEntries(lacking.map(([set]) => [`#${set}`, set])), "#exp": TABLE.ttlAttribute },
+          ExpressionAttributeValues: { ...Object.fromEntries(lacking.map(([set, ix]) => [`:${set}`, new Set(ix)])), ":exp": this.expiresAt(c) },
+        }),
+      );
       n++;
     }
     return n;

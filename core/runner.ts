@@ -497,7 +497,7 @@ export class Runner {
   private async childrenOf(job: Job, from: number): Promise<ChildrenView | undefined> {
     if (!job.flow) return undefined;
     const page = await this.s.store.childOutcomes(job, { from, limit: CHILD_OUTCOMES_PAGE });
-    const counts = await this.s.store.childCounts(job);
+    const counts = await this.s.store.childCounts(job, { consistent: true });
     const all = counts && counts.exact ? counts : { ...countChildren(0, []), ...counts };
     return { round: job.flow.round, counts: all as ChildrenView["counts"], children: page.children.map(outcomeOf), next: page.next };
   }

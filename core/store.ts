@@ -669,10 +669,11 @@ export class JobStore {
   }
 
   /** A parent's last round counted by status: from the children's records up to one shard, from the fan-in items beyond. */
-  async childCounts(parent: Job): Promise<ChildCountsView | undefined> {
+  async childCounts(parent: Job, o: { consistent?: boolean } = {}): Promise<ChildCountsView | undefined> {
     if (!parent.flow) return undefined;
     const flowParent = parent as Job & { flow: Flow };
-    if (parent.flow.total <= FANIN_SHARD_SIZE) return { ...countChildren(parent.flow.total, await this.flows.children(flowParent, undefined, undefined, false)), exact: true };
+    // Consistent for a resumed parent's handler, which must see its last child's end.
+    if (parent.flow.total <= FANIN_SHARD_SIZE) return { ...countChildren(parent.flow.total, await this.flows.children(flowParent, undefined, undefined, o.consistent ?? false)), exact: true };
     const ended = endedCounts((await this.flows.readFanIn(parent.flow, parent.id)).map((s) => s ?? { s: new Set(), f: new Set(), c: new Set() }));
     return { total: parent.flow.total, ...ended, exact: false };
   }

@@ -173,4 +173,50 @@ describe("a flow under races and crashes", () => {
     expect((await x.sweeper.sweep()).touched.flowRepaired).toEqual([id]);
     expect(await x.status(victim)).toBe("queued");
   });
+
+  it("a child that ends while the sweeper looks at its parent stays counted: the round's last end resumes the parent", async () => {
+    const x = world();
+    const { job: p } = await x.s.store.createFlow(gatherSpec, [chunk(0), chunk(1), chunk(2)], "collect");
+    const ids = [0, 1, 2].map((i) => childId(p.id, 0, { index: i }));
+    await x.runner.run(ids[0]!);
+    x.clock.advance(START_DEADLINE + 1_000);
+    const flows = x.s.store.flows as unknown as { children: (...a: unknown[]) => Promise<unknown> };
+    const real = flows.children.bind(flows);
+    let armed = true;
+    flows.children = async (...args: unknown[]) => {
+      const records = await real(...args);
+      if (armed) {
+        armed = false;
+        await x.runner.run(ids[1]!); // child 1 ends right after the look read the records
+      }
+      return records;
+    };
+    await x.sweeper.sweep();
+    flows.children = real;
+    expect(await x.status(p.id)).toBe("waiting");
+    await x.runner.run(ids[2]!);
+    expect(await x.status(p.id), "all three ended").toBe("queued");
+  });
+
+  it("the children that were written are rung when another could not be", async () => {
+    const x = world();
+    const { job } = await x.s.store.create({ owner: "t", type: "test.spawner", queue: "default", input: {}, maxAttempts: 3, timeoutMs: 60_000 });
+    const claim = await x.s.store.claim(job.id, "w", 30_000);
+    if (!claim.ok) throw new Error("claim");
+    const specs = [chunk(0), chunk(1), chunk(2)];
+    const parent = await x.s.store.wait(claim.lease, specs, "collect");
+    if (parent.status !== "waiting") throw new Error("not waiting");
+    const ids = [0, 1, 2].map((i) => childId(job.id, 0, { index: i }));
+    const itemId = (b: unknown) => (b as { Item?: { id?: { S?: string } } })?.Item?.id?.S;
+    const faults = Promise.all([1, 2, 3].map(() => w.dynamo.injectNext("server", (t, b) => target("PutItem")(t) && itemId(b) === ids[2])));
+    const rung: string[] = [];
+    const send = x.s.queue.send.bind(x.s.queue);
+    x.s.queue.send = async (q, jobIds, delay) => {
+      rung.push(...jobIds);
+      return send(q, jobIds, delay);
+    };
+    await expect(x.s.store.spawnRound(parent, specs)).rejects.toThrow();
+    await faults;
+    expect(rung.sort()).toEqual([ids[0]!, ids[1]!].sort());
+  });
 });
