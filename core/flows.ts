@@ -54,6 +54,8 @@ import { needsRefresh, type ValueStore } from "./values.js";
 
 /** Who the flow's own cancels and retries are recorded as. */
 export const FLOW_ACTOR = "warden:flow";
+/** Children rung together while a round is written. */
+const RING_BATCH = 100;
 /** How many children's writes (puts, cancels, retries) a flow makes at once. */
 const CONCURRENCY = 16;
 /**
@@ -157,6 +159,8 @@ export class Flows {
         const made = await this.createChild(parent, s, index);
         if (made) written++;
         if (made?.status === "queued") rung.push(made);
+        // Rung as they are written, a batch at a time: the first children start before the last are written.
+        if (rung.length >= RING_BATCH) await this.ring(rung.splice(0));
       });
     } finally {
       // The children that were written are rung even when another could not be.
