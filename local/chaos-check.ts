@@ -11,10 +11,17 @@
  *
  * A job's life can be restarted by a caller: an API retry of a failed or cancelled job. Its
  * store-side entries are split into runs at each applied retry; each run has at most one end.
+ *
+ * Flows (chaos.evaluate, seed 002's evaluation): every parent's children are derived from its
+ * input alone (their ids from core/flow.ts childId, as the store derives them), so a child never
+ * written is found missing rather than unseen; each child is then held to every check above as
+ * a job of its own, and the flow's own checks (section 8) hold the parent to one wait and one
+ * resume per round, after its last child ended, and to a result true to its children's records.
  */
+import { childId } from "../core/flow.js";
 import { isTerminal, type Job } from "../core/job.js";
-import { EXPECTED_STATUS, UNSTORABLE_CODES, UNSTORABLE_TYPES, expectedSum, type NearLimitResult } from "./chaos-jobs.js";
-import type { LedgerEntry, StoreEntry } from "./chaos-ledger.js";
+import { EXECUTION_TYPES, UNSTORABLE_CODES, UNSTORABLE_TYPES, executionScore, executionsOf, expectedStatus, expectedSum, type EvaluateInput, type EvaluationResult, type ExecutionResult, type NearLimitResult } from "./chaos-jobs.js";
+import type { ChildLink, LedgerEntry, StoreEntry } from "./chaos-ledger.js";
 
 export interface Submitted {
   id: string;
@@ -23,6 +30,31 @@ export interface Submitted {
   /** The job was written but its message was dropped: only the sweeper can start it. */
   enqueueDropped: boolean;
   at: number;
+  /** A flow's child (derived, not submitted): its place in its parent's round. */
+  parent?: ChildLink;
+}
+
+/** The flow parents' type: an evaluation of regions × models × questions (chaos-jobs.ts). */
+export const EVALUATE_TYPE = "chaos.evaluate";
+
+/**
+ * The children each evaluation among `submitted` spawns, derived from its input alone: id (as
+ * the store derives it), type and input, in spawn order. The run reads and drains them, and the
+ * checks hold each to the per-job checks.
+ */
+export function flowChildren(submitted: readonly Submitted[]): Submitted[] {
+  return submitted
+    .filter((s) => s.type === EVALUATE_TYPE)
+    .flatMap((p) =>
+      executionsOf(p.input as EvaluateInput).map((e) => ({
+        id: childId(p.id, 0, { index: e.index, key: e.key }),
+        type: e.type,
+        input: e.input as unknown as Record<string, unknown>,
+        enqueueDropped: false,
+        at: p.at,
+        parent: { id: p.id, round: 0, index: e.index, key: e.key },
+      })),
+    );
 }
 
 export type Target = "fargate" | "lambda" | "sweeper";
@@ -61,6 +93,8 @@ export interface ChaosFacts {
   callers?: CallerStats;
   /** Death events delivered (each worker death twice: at once and 1-4 s later), and what they did. */
   deaths?: { delivered: number; requeued: number; ended: number; untouched: number };
+  /** Flows: executions whose creates the wire refused on every try (`flowUnwritten`), and how many tries it refused. */
+  refusedChildWrites?: { executions: number; tries: number };
 }
 
 export interface CheckRow {
@@ -89,9 +123,32 @@ export interface ChaosVerdict {
   redo: { resumed: number; maxRedoneSteps: number; maxRedoneMs: number; beyondOneInterval: number };
   jobsNeedingSweeper: number;
   fencedOut: number;
-  unstarted: { killed: number; leaseLost: number };
+  unstarted: { killed: number; leaseLost: number; handedBack: number };
   calls: { cancels: number; retries: number; cancelledJobs: number; retriedJobs: number };
   statuses: Record<string, number>;
+  flows: FlowFigures;
+}
+
+/** The flows' figures (all 0 without evaluations). */
+export interface FlowFigures {
+  evaluations: number;
+  executions: number;
+  /** Executions whose record exists with its parent link, and how many of them the sweeper wrote from the spec. */
+  written: number;
+  writtenBySweeper: number;
+  missing: number;
+  /** Claims DynamoDB applied to an execution after its success was committed. */
+  claimsAfterSuccess: number;
+  waits: number;
+  resumes: number;
+  resumedBy: Record<"worker" | "sweeper" | "other", number>;
+  /** Parents whose waits or resumes were not one per round, or resumed before their last child ended. */
+  badResumes: number;
+  /** Succeeded parents whose result does not match their children's records. */
+  badResults: number;
+  statuses: Record<string, number>;
+  /** Fan-in writes: children's ends counted, the sweeper's recounts, and ends a recount's rewrite dropped that an earlier answer showed counted. */
+  fanIn: { ends: number; recounts: number; erased: number };
 }
 
 const percentile = (s: number[], p: number): number => (s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]! : NaN);
@@ -107,7 +164,7 @@ type Claim = Of<"claim"> & { pid?: number };
 type Start = Of<"start">;
 type Step = Of<"step">;
 const isStore = (e: LedgerEntry): e is StoreEntry => "version" in e;
-const FENCED = new Set(["beat", "release", "commit"]);
+const FENCED = new Set(["beat", "release", "commit", "wait"]);
 
 /** The store-side entries with the process that sent each, where it can be known. */
 export function attribute(ledger: LedgerEntry[]): LedgerEntry[] {
@@ -186,13 +243,19 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   for (const k of f.kills) if (!killedAt.has(k.pid)) killedAt.set(k.pid, k.at);
   const killedAfter = (pid: number | undefined, at: number) => pid !== undefined && (killedAt.get(pid) ?? -Infinity) >= at;
 
+  // Every job the run made: the ones submitted, and the children their flows spawn.
+  const children = flowChildren(f.submitted);
+  const all = [...f.submitted, ...children];
+  const flowStatuses: Record<string, number> = {};
+
   // 1. every job terminal; 2. its final state is what its type produces (or a caller's cancel)
   let notTerminal = 0;
   let wrongState = 0;
-  for (const s of f.submitted) {
+  for (const s of all) {
     const job = f.jobs.get(s.id);
     const status = job?.status ?? "missing";
-    statuses[status] = (statuses[status] ?? 0) + 1;
+    const tally = s.parent ? flowStatuses : statuses;
+    tally[status] = (tally[status] ?? 0) + 1;
     if (!job || !isTerminal(job.status)) {
       notTerminal++;
       violations.push(`${s.id} (${s.type}) is ${status}, not terminal`);
@@ -213,7 +276,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   let missed = 0;
   let unclassified = 0;
   let commits = 0;
-  for (const s of f.submitted) {
+  for (const s of all) {
     const job = f.jobs.get(s.id);
     const j = L(s.id);
     for (const run of j.runs) {
@@ -265,8 +328,8 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   let spentUnstarted = 0;
   let unclaimedStarts = 0;
   let startedAfterEnd = 0;
-  const unstarted = { killed: 0, leaseLost: 0 };
-  for (const s of f.submitted) {
+  const unstarted = { killed: 0, leaseLost: 0, handedBack: 0 };
+  for (const s of all) {
     const j = L(s.id);
     const matched = new Set<Claim>();
     for (const st of j.starts) {
@@ -299,6 +362,12 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
       const wrote = j.store.filter((e) => FENCED.has(e.k) && "token" in e && e.token === c.token && e.version > c.version);
       if (!wrote.length) {
         unstarted.leaseLost++;
+        continue;
+      }
+      // Handed straight back with its attempt returned (the store does so when it cannot read the
+      // job's values for the handler, core/store.ts `leased`): nothing was spent.
+      if (wrote.every((e) => e.k === "release" && e.outcome === "released" && e.attempts === c.attempt - 1)) {
+        unstarted.handedBack++;
         continue;
       }
       spentUnstarted++;
@@ -369,6 +438,10 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
       }
       if (i === 0) continue;
       const prev = live[i - 1]!;
+      // A caller's retry starts the job over from its beginning (lifecycle.retry drops the
+      // checkpoint): the attempt before it redid nothing the retried run must account for.
+      const runOf = (c: Claim) => j.runs.findIndex((r) => r.includes(c));
+      if (runOf(prev.c) !== runOf(cur.c)) continue;
       resumed++;
       const mine = j.steps.filter((e) => e.pid === prev.st.pid && e.attempt === prev.st.attempt && e.at >= prev.st.at && e.at < cur.st.at);
       // Lost to the end of the previous attempt: what it did past the checkpoint DynamoDB held (a
@@ -460,6 +533,11 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     }
   }
 
+  // 8. flows: every child written, none claimed again after its success, every parent waited once
+  //    and was resumed once per round after its last child ended, with a result true to them
+  const flows = checkFlows(f, L, children, violations);
+  flows.statuses = flowStatuses;
+
   // figures: jobs that needed the sweeper; death → running again; fenced-out results
   const sweptJobs = new Set(ledger.filter((e) => e.k === "swept").map((e) => (e as Of<"swept">).job));
   const dropped = f.submitted.filter((s) => s.enqueueDropped);
@@ -478,7 +556,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   }
   let fencedOut = 0;
   let stallFenced = 0;
-  for (const s of f.submitted) {
+  for (const s of all) {
     const j = L(s.id);
     const committers = new Set(j.store.filter((e) => e.k === "commit").map((e) => e.pid));
     const refused = j.proc.filter((e) => e.k === "done" && !committers.has(e.pid)).length;
@@ -512,11 +590,11 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     ...(f.deaths
       ? [{ check: "death events (each twice: at once, and late)", value: `${f.deaths.delivered} delivered: ${f.deaths.requeued} jobs queued again at once, ${f.deaths.ended} ended, ${f.deaths.untouched} left alone (moved on, finished, or a repeat)`, ok: null }]
       : []),
-    { check: "every job terminal", value: notTerminal ? `${notTerminal} not terminal` : `all ${f.submitted.length}`, ok: notTerminal === 0 },
+    { check: "every job terminal", value: `${notTerminal ? `${notTerminal} not terminal` : `all ${f.submitted.length}`}${children.length ? ` (and their ${children.length} flow children)` : ""}`, ok: notTerminal === 0 },
     { check: "final state matches the job type (or a caller's cancel)", value: wrongState ? `${wrongState} wrong` : "all", ok: wrongState === 0 },
-    { check: "≤ 1 committed result per job (per run, between API retries)", value: doubles ? `${doubles} jobs committed twice` : `max 1 (${commits} commits for ${f.submitted.length} jobs, ${calls.retries} retried runs)`, ok: doubles === 0 },
+    { check: "≤ 1 committed result per job (per run, between API retries)", value: doubles ? `${doubles} jobs committed twice` : `max 1 (${commits} commits for ${all.length} jobs${children.length ? ` (${children.length} of them flow children)` : ""}, ${calls.retries} retried runs)`, ok: doubles === 0 },
     { check: "every end observed, under the current fence", value: `${unobserved} unobserved, ${stale} stale, ${missed} jobs with writes the ledger missed, ${unclassified} unclassified writes`, ok: unobserved === 0 && stale === 0 && missed === 0 && unclassified === 0 },
-    { check: "no attempt spent without its handler starting", value: `${spentUnstarted} spent; ${unstarted.killed + unstarted.leaseLost} claims not started (${unstarted.killed} worker killed, ${unstarted.leaseLost} lease lost, nothing written)`, ok: spentUnstarted === 0 },
+    { check: "no attempt spent without its handler starting", value: `${spentUnstarted} spent; ${unstarted.killed + unstarted.leaseLost + unstarted.handedBack} claims not started (${unstarted.killed} worker killed, ${unstarted.leaseLost} lease lost, nothing written, ${unstarted.handedBack} handed back at once, the attempt returned)`, ok: spentUnstarted === 0 },
     { check: "every handler start under an applied claim, none after the job ended", value: `${unclaimedStarts} without a claim, ${startedAfterEnd} after the end`, ok: unclaimedStarts === 0 && startedAfterEnd === 0 },
     { check: "no step skipped (succeeded jobs did all their work)", value: skipped ? `${skipped} jobs skipped work` : "none skipped", ok: skipped === 0 },
     { check: "resumes start from the checkpoint DynamoDB held", value: badResume ? `${badResume} wrong` : `all (${resumed} resumed)`, ok: badResume === 0 },
@@ -549,6 +627,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     faultRow("sqs", "SQS faults injected on the wire"),
     { check: "SQS message faults", value: `${f.duplicates.immediate} duplicate, ${f.duplicates.delayed} delayed redeliveries, ${dropped.length} enqueues lost after the write`, ok: null },
     { check: "finished handlers whose result was fenced out", value: `${fencedOut} (${stallFenced} from workers frozen past their lease; ${f.submitted.filter((s) => s.type === "chaos.stall").length} stall jobs)`, ok: null },
+    ...(flows.evaluations ? flowRows(flows, children, f.refusedChildWrites) : []),
   ];
   return {
     ok: violations.length === 0,
@@ -564,11 +643,200 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     unstarted,
     calls,
     statuses,
+    flows,
   };
 }
 
+type LedgerOf = (id: string) => JobLedger;
+
+/** Section 8: the flows' own checks, over the evaluations among the submitted jobs and their derived children. */
+function checkFlows(f: ChaosFacts, L: LedgerOf, children: Submitted[], violations: string[]): FlowFigures {
+  const out: FlowFigures = {
+    evaluations: 0,
+    executions: children.length,
+    written: 0,
+    writtenBySweeper: 0,
+    missing: 0,
+    claimsAfterSuccess: 0,
+    waits: 0,
+    resumes: 0,
+    resumedBy: { worker: 0, sweeper: 0, other: 0 },
+    badResumes: 0,
+    badResults: 0,
+    statuses: {},
+    fanIn: { ends: 0, recounts: 0, erased: 0 },
+  };
+  // The fan-in items' writes, in the order DynamoDB answered them: a recount rewrites a whole item
+  // from the children's records it read, so an end counted after that read is dropped until the next.
+  const fanins = new Map<string, Of<"fanin">[]>();
+  for (const e of f.ledger) if (e.k === "fanin") (fanins.get(`${e.parent}#${e.round}#${e.shard}`) ?? fanins.set(`${e.parent}#${e.round}#${e.shard}`, []).get(`${e.parent}#${e.round}#${e.shard}`)!).push(e);
+  for (const list of fanins.values()) {
+    list.sort((a, b) => a.appliedAt - b.appliedAt);
+    const counted = new Set<number>();
+    for (const e of list) {
+      const now = e.sets ? [...e.sets.s, ...e.sets.f, ...e.sets.c] : [];
+      if (e.op === "end") {
+        out.fanIn.ends++;
+        for (const i of now) counted.add(i);
+      } else if (e.op === "recount") {
+        out.fanIn.recounts++;
+        // A whole item written (`sets`, no delta) replaces it; a delta adds and removes indexes.
+        const whole = e.added === undefined && e.removed === undefined;
+        const gone = whole ? [...counted].filter((i) => !now.includes(i)) : (e.removed ?? []).filter((i) => counted.has(i));
+        out.fanIn.erased += gone.length;
+        if (whole) counted.clear();
+        for (const i of gone) counted.delete(i);
+        for (const i of whole ? now : (e.added ?? [])) counted.add(i);
+      } else for (const i of e.removed ?? []) counted.delete(i); // a retry's forget
+    }
+  }
+  const kidsOf = new Map<string, Submitted[]>();
+  for (const c of children) (kidsOf.get(c.parent!.id) ?? kidsOf.set(c.parent!.id, []).get(c.parent!.id)!).push(c);
+  // Every child DynamoDB created, from the ledger: by parent, then by id.
+  const created = new Map<string, Map<string, Of<"create">[]>>();
+  for (const e of f.ledger) {
+    if (e.k !== "create" || !e.parent) continue;
+    const byId = created.get(e.parent.id) ?? created.set(e.parent.id, new Map()).get(e.parent.id)!;
+    (byId.get(e.job) ?? byId.set(e.job, []).get(e.job)!).push(e);
+  }
+
+  for (const p of f.submitted.filter((s) => s.type === EVALUATE_TYPE)) {
+    out.evaluations++;
+    const kids = kidsOf.get(p.id) ?? [];
+    const parent = f.jobs.get(p.id);
+    const made = created.get(p.id) ?? new Map<string, Of<"create">[]>();
+
+    // No execution missing: each derived id has one record, linked to this parent at its index, created once.
+    const ids = new Set(kids.map((k) => k.id));
+    const missing: number[] = [];
+    for (const k of kids) {
+      const rec = f.jobs.get(k.id);
+      const link = k.parent!;
+      if (!rec) {
+        missing.push(link.index);
+        continue;
+      }
+      const at = rec.parent;
+      if (at?.id !== p.id || at.round !== link.round || at.index !== link.index || at.key !== link.key) {
+        missing.push(link.index);
+        violations.push(`${k.id} (${k.type}) is not child ${link.index} of ${p.id} round ${link.round}: its record links ${JSON.stringify(at ?? null)}`);
+        continue;
+      }
+      out.written++;
+      const creates = made.get(k.id) ?? [];
+      if (creates.some((c) => c.by === "sweeper")) out.writtenBySweeper++;
+      if (creates.length !== 1) violations.push(`${k.id} (child ${link.index} of ${p.id}) was created ${creates.length} times as DynamoDB applied it (the ledger): expected once`);
+    }
+    out.missing += missing.length;
+    if (missing.length) violations.push(`${p.id} (${p.type}): ${missing.length} of its ${kids.length} executions were never written (indexes ${missing.slice(0, 10).join(", ")}${missing.length > 10 ? ", …" : ""})`);
+    for (const [id, creates] of made) {
+      if (ids.has(id)) continue;
+      violations.push(`${p.id} (${p.type}): DynamoDB created a child ${id} it never spawned (index ${creates[0]!.parent!.index}, key ${creates[0]!.parent!.key ?? "none"})`);
+    }
+
+    // None run again after its result was committed: no claim applied after the first succeeded end.
+    for (const k of kids) {
+      const j = L(k.id);
+      const won = j.store.find((e): e is Of<"commit"> => e.k === "commit" && e.status === "succeeded");
+      if (!won) continue;
+      for (const c of j.claims.filter((x) => x.version > won.version)) {
+        out.claimsAfterSuccess++;
+        violations.push(`${k.id} (child ${k.parent!.index} of ${p.id}) was claimed again (v${c.version}, token ${c.token}, worker ${c.worker}) after its success was committed (v${won.version})`);
+      }
+    }
+
+    // One wait and one resume per round (per run: a caller's retry of a parent waits on its round again), the resume after every child of the round ended.
+    const j = L(p.id);
+    let bad = false;
+    for (const [r, run] of j.runs.entries()) {
+      const waits = run.filter((e): e is Of<"wait"> => e.k === "wait");
+      const resumes = run.filter((e): e is Of<"resume"> => e.k === "resume");
+      out.waits += waits.length;
+      out.resumes += resumes.length;
+      for (const x of resumes) out.resumedBy[x.by]++;
+      for (const round of new Set([...waits, ...resumes].map((e) => e.round))) {
+        const w = waits.filter((e) => e.round === round).length;
+        const n = resumes.filter((e) => e.round === round).length;
+        if (w > 1 || n > 1) {
+          bad = true;
+          const how = resumes.filter((e) => e.round === round).map((e) => `v${e.version} by ${e.by}${e.conditional ? "" : ", unconditional"}`);
+          violations.push(`${p.id} (${p.type}) ${r ? `run ${r + 1}, ` : ""}round ${round}: ${w} waits and ${n} resumes applied (${how.join("; ") || "no resume"}): expected one of each`);
+        }
+      }
+      for (const x of resumes) {
+        const open = kids.filter((k) => k.parent!.round === x.round && !L(k.id).store.some((e) => e.k === "commit" && e.appliedAt <= x.appliedAt));
+        if (open.length) {
+          bad = true;
+          violations.push(`${p.id} (${p.type}) was resumed (v${x.version}, by ${x.by}) while ${open.length} of its executions had not ended (indexes ${open.slice(0, 10).map((k) => k.parent!.index).join(", ")})`);
+        }
+      }
+    }
+    if (parent?.status === "succeeded") {
+      const waits = j.store.filter((e) => e.k === "wait").length;
+      const last = j.runs.at(-1)!.filter((e) => e.k === "resume").length;
+      if (waits !== 1 || last !== 1) {
+        bad = true;
+        violations.push(`${p.id} (${p.type}) succeeded after ${waits} waits and ${last} resumes in its last run: expected one wait for its executions and one resume`);
+      }
+    }
+    if (bad) out.badResumes++;
+
+    // Its result reports complete results, as its children's records say.
+    if (parent?.status !== "succeeded") continue;
+    const r = parent.result as Partial<EvaluationResult> | null;
+    const recs = kids.map((k) => f.jobs.get(k.id));
+    const succeeded = recs.filter((x) => x?.status === "succeeded");
+    const failed = recs.filter((x) => x?.status === "failed").length;
+    const scores = succeeded.map((x) => (x!.result as ExecutionResult | undefined)?.score ?? NaN);
+    const mean = scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : null;
+    const why: string[] = [];
+    if (r?.executions !== kids.length) why.push(`executions ${r?.executions}, spawned ${kids.length}`);
+    if ((r?.succeeded ?? NaN) + (r?.failed ?? NaN) !== kids.length) why.push(`succeeded + failed = ${(r?.succeeded ?? NaN) + (r?.failed ?? NaN)}, not ${kids.length}`);
+    if (r?.succeeded !== succeeded.length) why.push(`succeeded ${r?.succeeded}, the records say ${succeeded.length}`);
+    if (r?.failed !== failed) why.push(`failed ${r?.failed}, the records say ${failed}`);
+    const meanOk = mean === null ? r?.meanScore === null : typeof r?.meanScore === "number" && Math.abs(r.meanScore - mean) < 1e-9;
+    if (!meanOk) why.push(`mean score ${r?.meanScore}, the records say ${mean}`);
+    if (why.length) {
+      out.badResults++;
+      violations.push(`${p.id} (${p.type}) succeeded with a result not true to its executions: ${why.join("; ")} (result ${JSON.stringify(r)})`);
+    }
+  }
+  return out;
+}
+
+function flowRows(x: FlowFigures, children: Submitted[], refused?: ChaosFacts["refusedChildWrites"]): CheckRow[] {
+  const on = (t: string) => children.filter((c) => c.type === t).length;
+  const doomed = children.filter((c) => c.input.doomed === true).length;
+  const flaky = children.filter((c) => Number(c.input.failTimes) > 0).length;
+  const ends = Object.entries(x.statuses).map(([s, n]) => `${n} ${s}`).join(", ");
+  return [
+    {
+      check: "flows: evaluations (regions × models × questions)",
+      value: `${x.evaluations} parents, ${x.executions} executions (${on("chaos.execution")} on Lambda, ${on("chaos.execution.large")} on Fargate; ${doomed} doomed, ${flaky} failing once): ${ends}`,
+      ok: null,
+    },
+    {
+      check: "every execution written, one record per index",
+      value: `${x.written} of ${x.executions} (${x.writtenBySweeper} written by the sweeper from the spec${refused?.executions ? `; ${refused.executions} executions' creates refused on the wire, ${refused.tries} tries` : ""}); ${x.missing} missing`,
+      ok: x.missing === 0 && x.written === x.executions,
+    },
+    { check: "no execution claimed after its success was committed", value: `${x.claimsAfterSuccess} claims after a committed success`, ok: x.claimsAfterSuccess === 0 },
+    {
+      check: "every evaluation waited once, resumed once, after its last execution",
+      value: `${x.waits} waits, ${x.resumes} resumes (${x.resumedBy.worker} by the last execution's worker, ${x.resumedBy.sweeper} by the sweeper's recount, ${x.resumedBy.other} by the API or a death event); ${x.badResumes} parents off`,
+      ok: x.badResumes === 0,
+    },
+    {
+      check: "fan-in writes",
+      value: `${x.fanIn.ends} children's ends applied (one written again, a resend after a lost reply, adds nothing), ${x.fanIn.recounts} recounts by the sweeper from the children's records; ${x.fanIn.erased} counted ends a recount took out`,
+      ok: null,
+    },
+    { check: "evaluation results complete and true to the executions", value: x.badResults ? `${x.badResults} wrong` : "all (executions, succeeded + failed, counts and mean score as the records say)", ok: x.badResults === 0 },
+  ];
+}
+
 function wrongOutcome(s: Submitted, job: Job, cancelAsked: boolean, j: JobLedger): string | undefined {
-  const expected = EXPECTED_STATUS[s.type];
+  const expected = expectedStatus(s.type, s.input);
   if (!expected) return `unknown chaos type`;
   const err = "error" in job && job.error ? ` (${job.error.code}: ${job.error.message.slice(0, 300)})` : "";
   if (job.status === "cancelled") return cancelAsked ? undefined : `ended cancelled${err}, but no caller asked for a cancel since its last retry`;
@@ -578,7 +846,12 @@ function wrongOutcome(s: Submitted, job: Job, cancelAsked: boolean, j: JobLedger
     const n = Number(s.input.steps);
     if (r?.steps !== n || r?.sum !== expectedSum(n)) return `result ${JSON.stringify(r)} is not {steps: ${n}, sum: ${expectedSum(n)}}`;
   }
-  if (s.type === "chaos.doomed" && job.status === "failed" && job.error.code !== "handler_error") return `failed with ${job.error.code}, expected handler_error`;
+  if ((s.type === "chaos.doomed" || EXECUTION_TYPES.has(s.type)) && job.status === "failed" && job.error.code !== "handler_error") return `failed with ${job.error.code}${err}, expected handler_error`;
+  if (EXECUTION_TYPES.has(s.type) && job.status === "succeeded") {
+    const i = s.input as { region: string; model: string; question: string };
+    const score = (job.result as ExecutionResult | null)?.score;
+    if (score !== executionScore(i.region, i.model, i.question)) return `result ${JSON.stringify(job.result)} does not carry its score ${executionScore(i.region, i.model, i.question)}`;
+  }
   if (UNSTORABLE_TYPES.has(s.type) && job.status === "failed" && !UNSTORABLE_CODES.has(job.error.code)) return `failed with ${job.error.code}${err}, expected ${[...UNSTORABLE_CODES].join(" or ")}`;
   if (s.type === "chaos.nearlimit" && job.status === "succeeded") {
     const r = job.result as NearLimitResult | null;
@@ -596,7 +869,7 @@ function holder(j: JobLedger, at: number): number | undefined {
   for (const e of [...j.store].sort((a, b) => a.at - b.at)) {
     if (e.at > at) break;
     if (e.k === "claim") pid = e.pid;
-    else if ((e.k === "commit" || e.k === "release") && e.pid === pid) pid = undefined;
+    else if ((e.k === "commit" || e.k === "release" || e.k === "wait") && e.pid === pid) pid = undefined;
     else if (e.k === "swept" || e.k === "commit") pid = undefined;
   }
   return pid;

@@ -24,6 +24,16 @@
  *   same wire faults: the checks see that an attempt resumes from the checkpoint the record
  *   named, never one a worker wrote after losing its lease.
  *
+ * - chaos.evaluate (Lambda): a flow, modelled on the evaluation of seed 002 (regions × models ×
+ *   questions, one execution each). Its first run spawns one execution per combination and
+ *   waits; the run after they all ended combines their outcomes as demo.evaluate does (counts
+ *   from ctx.children, the mean score of the succeeded ones). Some executions are `doomed` (fail
+ *   for good) and some `flaky` (fail their first attempt), by key; the checks derive every
+ *   child's id, type and expected end from the parent's input (`executionsOf`).
+ * - chaos.execution (Lambda) and chaos.execution.large (Fargate): one execution, `stepMs` long,
+ *   answering a score the checks recompute; the models alternate between the two, so both kinds
+ *   of worker (and both kinds of kill) run children.
+ *
  * Loaded into worker processes through WARDEN_EXTRA_JOBS (see `setup`).
  */
 import { z } from "zod";
@@ -32,6 +42,7 @@ import { PermanentError, TooLargeError } from "../core/errors.js";
 import { AbortedError, pause } from "../core/jobs/abort.js";
 import { defineJob, type JobContext, type JobType, type Registry } from "../core/registry.js";
 import type { Services } from "../core/services.js";
+import { breakIfAsked } from "./chaos-broken.js";
 import { record } from "./chaos-ledger.js";
 
 const stepsInput = z
@@ -202,10 +213,131 @@ export const chaosNearLimit = defineJob<z.infer<typeof nearInput>, NearLimitResu
   },
 });
 
+// ─── a flow: an evaluation and its executions (seed 002) ─────────────────────────────────────
+
+const executionInput = z
+  .object({
+    region: z.string().max(64),
+    model: z.string().max(64),
+    question: z.string().max(200),
+    stepMs: z.number().int().min(0).max(10_000),
+    /** Attempts that fail (an ordinary error) before one succeeds. */
+    failTimes: z.number().int().min(0).max(5),
+    /** Fails for good (a PermanentError): the execution must end failed, its parent still combines. */
+    doomed: z.boolean(),
+  })
+  .strict();
+type ExecutionInput = z.infer<typeof executionInput>;
+export interface ExecutionResult {
+  answer: string;
+  score: number;
+}
+
+/** The score an execution answers: the checks recompute it, and the parent's mean from it. */
+export const executionScore = (region: string, model: string, question: string): number =>
+  [...`${region}/${model}/${question}`].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) % 101, 7);
+
+async function runExecution(input: ExecutionInput, ctx: JobContext): Promise<ExecutionResult> {
+  record({ k: "start", job: ctx.jobId, attempt: ctx.attempt, resume: 0, pid: process.pid, at: Date.now() });
+  if (!(await pause(input.stepMs, ctx.signal))) throw new AbortedError(ctx.signal.reason);
+  if (input.doomed) throw new PermanentError(`model ${input.model} cannot answer "${input.question}" in ${input.region}`);
+  if (ctx.attempt <= input.failTimes) throw new Error(`chaos.execution: attempt ${ctx.attempt} fails on purpose`);
+  record({ k: "done", job: ctx.jobId, attempt: ctx.attempt, pid: process.pid, at: Date.now() });
+  return { answer: `${input.model} in ${input.region}: ${input.question}`, score: executionScore(input.region, input.model, input.question) };
+}
+
+export const chaosExecution = defineJob<ExecutionInput, ExecutionResult>({
+  name: "chaos.execution",
+  input: executionInput,
+  runsOn: "lambda",
+  canMoveToLarge: false,
+  limits: CHAOS_LIMITS,
+  handler: runExecution,
+});
+
+export const chaosExecutionLarge = defineJob<ExecutionInput, ExecutionResult>({
+  name: "chaos.execution.large",
+  input: executionInput,
+  runsOn: "fargate",
+  limits: CHAOS_LIMITS,
+  handler: runExecution,
+});
+
+export const EXECUTION_TYPES = new Set([chaosExecution.name, chaosExecutionLarge.name]);
+
+const evaluateInput = z
+  .object({
+    regions: z.array(z.string().max(64)).min(1).max(20),
+    models: z.array(z.string().max(64)).min(1).max(20),
+    questions: z.array(z.string().max(200)).min(1).max(100),
+    stepMs: z.number().int().min(0).max(10_000),
+    /** Executions (by key, `region/model/question`) that fail for good, and that fail their first attempt. */
+    doomed: z.array(z.string().max(400)).max(1_000),
+    flaky: z.array(z.string().max(400)).max(1_000),
+  })
+  .strict();
+export type EvaluateInput = z.infer<typeof evaluateInput>;
+/** What an evaluation ends with (demo.evaluate's result). */
+export interface EvaluationResult {
+  executions: number;
+  succeeded: number;
+  failed: number;
+  meanScore: number | null;
+}
+
+/** One child of an evaluation, as its handler spawns it: its place in the round, key, type and input. */
+export interface Execution {
+  index: number;
+  key: string;
+  type: string;
+  input: ExecutionInput;
+}
+
+/** The executions an evaluation spawns, in spawn order (the index is the child's place in its round). */
+export function executionsOf(input: EvaluateInput): Execution[] {
+  const doomed = new Set(input.doomed);
+  const flaky = new Set(input.flaky);
+  const out: Execution[] = [];
+  for (const region of input.regions)
+    input.models.forEach((model, m) => {
+      for (const question of input.questions) {
+        const key = `${region}/${model}/${question}`;
+        const type = m % 2 === 0 ? chaosExecution.name : chaosExecutionLarge.name;
+        out.push({ index: out.length, key, type, input: { region, model, question, stepMs: input.stepMs, failTimes: flaky.has(key) ? 1 : 0, doomed: doomed.has(key) } });
+      }
+    });
+  return out;
+}
+
+export const chaosEvaluate = defineJob<EvaluateInput, EvaluationResult>({
+  name: "chaos.evaluate",
+  input: evaluateInput,
+  runsOn: "lambda",
+  canMoveToLarge: false,
+  limits: CHAOS_LIMITS,
+  async handler(input, ctx) {
+    record({ k: "start", job: ctx.jobId, attempt: ctx.attempt, resume: 0, pid: process.pid, at: Date.now() });
+    const done = await ctx.children();
+    if (!done) {
+      ctx.spawn(executionsOf(input).map((e) => ({ type: e.type, key: e.key, input: e.input })));
+      return ctx.wait({ policy: "collect" });
+    }
+    // Combined as demo.evaluate combines: the counts ctx.children gives, the scores page by page.
+    let scores: number[] = [];
+    for (let page = done; ; ) {
+      scores = scores.concat(page.children.flatMap((c) => (c.status === "succeeded" ? [(c.result as ExecutionResult).score] : [])));
+      if (page.next === null) break;
+      page = (await ctx.children({ from: page.next }))!;
+    }
+    record({ k: "done", job: ctx.jobId, attempt: ctx.attempt, pid: process.pid, at: Date.now() });
+    return { executions: done.counts.total, succeeded: done.counts.succeeded, failed: done.counts.failed, meanScore: scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : null };
+  },
+});
+
 /** The chaos run's Lambda process claims as this worker, and its death event names the same id. */
 export const chaosLambdaWorkerId = (pid: number | undefined): string => `lambda:chaos-${pid ?? "?"}`;
 
-export const CHAOS_TYPES: JobType<any, any, any>[] = [chaosSteps, chaosLong, chaosStall, chaosFlaky, chaosDoomed, chaosUnstorable, chaosOversize, chaosNearLimit];
+export const CHAOS_TYPES: JobType<any, any, any>[] = [chaosSteps, chaosLong, chaosStall, chaosFlaky, chaosDoomed, chaosUnstorable, chaosOversize, chaosNearLimit, chaosEvaluate, chaosExecution, chaosExecutionLarge];
 
 /** What each type must end as, whatever the chaos did to it (a caller's cancel aside). */
 export const EXPECTED_STATUS: Record<string, "succeeded" | "failed"> = {
@@ -217,7 +349,17 @@ export const EXPECTED_STATUS: Record<string, "succeeded" | "failed"> = {
   "chaos.unstorable": "failed",
   "chaos.oversize": "failed",
   "chaos.nearlimit": "succeeded",
+  "chaos.evaluate": "succeeded",
+  // A doomed execution must fail instead (expectedStatus).
+  "chaos.execution": "succeeded",
+  "chaos.execution.large": "succeeded",
 };
+
+/** What one job must end as: its type's end, or failed for a doomed execution. */
+export function expectedStatus(type: string, input: Record<string, unknown>): "succeeded" | "failed" | undefined {
+  if (EXECUTION_TYPES.has(type) && input.doomed === true) return "failed";
+  return EXPECTED_STATUS[type];
+}
 
 /** Types whose handler returns what cannot be stored: they fail with one of these codes, never re-run for it. */
 export const UNSTORABLE_TYPES = new Set(["chaos.unstorable", "chaos.oversize"]);
@@ -235,6 +377,7 @@ export function registerChaosJobs(registry: Registry): Registry {
  */
 export function setup(services: Pick<Services, "registry">, worker: string | undefined = process.env.WARDEN_WORKER_ID): void {
   registerChaosJobs(services.registry);
+  breakIfAsked();
   const role = process.env.WARDEN_CHAOS_ROLE === "lambda" ? "lambda" : "fargate";
   record({ k: "proc", role, ...(worker ? { worker } : {}), pid: process.pid, at: Date.now() });
 }

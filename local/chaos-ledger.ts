@@ -15,7 +15,9 @@
  *   on that had landed is still a write.
  *
  * A store-side entry names the worker (the item's workerId) or the fencing token it was written
- * under, not a pid: the checks map both to processes through the `proc` entries.
+ * under, not a pid: the checks map both to processes through the `proc` entries. A flow's writes
+ * (a parent's wait and resume, its children's creates) also say which kind of process sent them,
+ * from the SDK's user agent (each chaos process runs with its own AWS_SDK_UA_APP_ID).
  */
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import type { AppliedRequest } from "./wire-faults.js";
@@ -30,6 +32,25 @@ interface Stored {
   replyLost: boolean;
   /** Resolved by the checks: the process that sent it. */
   pid?: number;
+}
+
+/** Which kind of chaos process sent a write, from its user agent's `app/…` (AWS_SDK_UA_APP_ID, set per process by local/chaos.ts). */
+export type Sender = "worker" | "sweeper" | "other";
+export const UA_APP_IDS = { fargate: "warden-chaos-fargate", lambda: "warden-chaos-lambda", sweeper: "warden-chaos-sweeper" } as const;
+export function senderOf(userAgent: string | undefined): Sender {
+  // Powertools, loaded by the workers, appends its own tag to the app id (`app/<id>-PT-…`).
+  const app = /(?:^|\s)app\/(\S+)/.exec(userAgent ?? "")?.[1] ?? "";
+  if (app.startsWith(UA_APP_IDS.sweeper)) return "sweeper";
+  if (app.startsWith(UA_APP_IDS.fargate) || app.startsWith(UA_APP_IDS.lambda)) return "worker";
+  return "other";
+}
+
+/** A child's place in its parent's flow, as its record holds it (core/flow.ts ParentLink). */
+export interface ChildLink {
+  id: string;
+  round: number;
+  index: number;
+  key?: string;
 }
 
 export type LedgerEntry =
@@ -50,20 +71,53 @@ export type LedgerEntry =
   /** DynamoDB applied a heartbeat under `token`; `resume` is the checkpoint the item holds after it. */
   | (Stored & { k: "beat"; token: number; resume: number | null })
   /** A worker's fenced write handed the job back (a release, or a failed attempt queued for retry). */
-  | (Stored & { k: "release"; token: number; outcome: string | null; code: string | null; resume: number | null })
+  | (Stored & { k: "release"; token: number; outcome: string | null; code: string | null; resume: number | null; attempts?: number })
   /**
    * DynamoDB applied a write that ended the job; `token` is the fence it was conditional on (null:
    * none), `held` the token the item carries after it (a worker's end keeps its own).
    */
-  | (Stored & { k: "commit"; status: string; token: number | null; held?: number; by: "worker" | "sweeper" | "api"; code: string | null })
-  /** A repair the sweeper makes (also a claimer settling a job it found expired): requeue, reclaim, expire, cancel. */
-  | (Stored & { k: "swept"; to: string; transition: "reclaim" | "resend" | "expire" | "cancelSilent" })
+  | (Stored & { k: "commit"; status: string; token: number | null; held?: number; by: "worker" | "sweeper" | "api" | "flow"; code: string | null })
+  /** A repair the sweeper makes (also a claimer settling a job it found expired): requeue, reclaim, expire, cancel; a waiting parent's next look (recheck). */
+  | (Stored & { k: "swept"; to: string; transition: "reclaim" | "resend" | "expire" | "cancelSilent" | "recheck" })
+  /** A worker's fenced write made the job a waiting parent: round `round`, of `total` children. */
+  | (Stored & { k: "wait"; token: number; round: number; total: number })
+  /**
+   * A waiting parent was queued again because every child of round `round` had ended (the last
+   * child's worker, or the sweeper's recount); `conditional`: on the version its sender read.
+   */
+  | (Stored & { k: "resume"; round: number; by: Sender; conditional: boolean })
   /** A caller's request the API applied: a cancel (marked on a running job, or a queued job cancelled) or a retry. */
   | (Stored & { k: "call"; action: "cancel" | "retry" })
-  /** The job was created (version 1). */
-  | (Stored & { k: "create" })
+  /** The job was created (version 1); a flow's child with its place in its parent's round, and who wrote it. */
+  | (Stored & { k: "create"; parent?: ChildLink; by?: Sender })
   /** An applied write to a job that fits none of the above: the checks report it. */
-  | (Stored & { k: "write"; what: string });
+  | (Stored & { k: "write"; what: string })
+  /**
+   * A write to a round's fan-in item (core/flows.ts): a child's end ADDed to its set (`end`, with
+   * the sets DynamoDB answered after it), one taken out of every set before a retry (`forget`),
+   * or the sweeper's recount bringing the item in line with the children's records (`recount`:
+   * the whole item written, `sets`, or the indexes it added and removed).
+   */
+  | {
+      k: "fanin";
+      parent: string;
+      round: number;
+      shard: number;
+      op: "end" | "forget" | "recount";
+      sets?: FanInSets;
+      added?: number[];
+      removed?: number[];
+      by: Sender;
+      at: number;
+      appliedAt: number;
+      replyLost: boolean;
+    };
+
+export interface FanInSets {
+  s: number[];
+  f: number[];
+  c: number[];
+}
 
 export type StoreEntry = Extract<LedgerEntry, { version: number }>;
 
@@ -175,6 +229,29 @@ function conditionValue(r: UpdateRequest, attr: string): Attr | undefined {
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
+/** A round's fan-in item: `<parentId>#fanin#<round>#<shard>` (core/flow.ts fanInKey). */
+const FANIN_KEY = /^([0-9A-HJKMNP-TV-Z]{26}|K[0-9A-F]{25})#fanin#(\d+)#(\d+)$/;
+const numbers = (a: Attr | undefined): number[] => (a?.NS ?? []).map(Number).sort((x, y) => x - y);
+
+/** The number sets an update's ADD (or DELETE) clause names: how many clauses, which value placeholders, and the indexes in them. */
+function clauseValues(r: UpdateRequest, verb: "ADD" | "DELETE"): { clauses: number; values: Set<string>; indexes: Set<number> } {
+  const clause = new RegExp(`(?:^|\\s)${verb} (.*?)(?= SET | REMOVE | ADD | DELETE |$)`).exec(r.UpdateExpression ?? "")?.[1] ?? "";
+  const parts = clause ? clause.split(/,\s*/).map((p) => p.trim().split(/\s+/)[1] ?? "") : [];
+  const values = new Set(parts.filter(Boolean));
+  const indexes = new Set<number>();
+  for (const v of values) for (const n of r.ExpressionAttributeValues?.[v]?.NS ?? []) indexes.add(Number(n));
+  return { clauses: parts.length, values, indexes };
+}
+
+/** The parent link a created child's item carries. */
+function childLink(item: AttrMap): ChildLink | undefined {
+  const p = item.parent?.M;
+  const id = str(p?.id);
+  if (!p || id === undefined) return undefined;
+  const key = str(p.key);
+  return { id, round: num(p.round) ?? -1, index: num(p.index) ?? -1, ...(key !== undefined ? { key } : {}) };
+}
+
 /**
  * Reads applied writes in the order DynamoDB answered them, remembering checkpoint values: a
  * record names its checkpoint by key, and that value's put was answered before the record write.
@@ -203,16 +280,39 @@ export function fromApplied(e: AppliedRequest, checkpoints: Map<string, number |
     checkpoints.set(job, typeof next === "number" ? next : null);
     return [];
   }
+  const fanIn = job ? FANIN_KEY.exec(job) : null;
+  if (fanIn) {
+    const where = { k: "fanin" as const, parent: fanIn[1]!, round: Number(fanIn[2]), shard: Number(fanIn[3]), by: senderOf(e.userAgent), at: e.at, appliedAt: e.at, replyLost: e.replyLost };
+    const sets = item ? { s: numbers(item.s), f: numbers(item.f), c: numbers(item.c) } : undefined;
+    if (op === "PutItem") return [{ ...where, op: "recount", ...(sets ? { sets } : {}) }];
+    const added = clauseValues(r, "ADD");
+    const removed = clauseValues(r, "DELETE");
+    // A child's end asks for the item after it; a retry's forget takes one index out of all three sets.
+    if (added.clauses === 1 && !removed.clauses && sets) return [{ ...where, op: "end", sets }];
+    if (removed.clauses === 3 && !added.clauses && removed.values.size === 1) return [{ ...where, op: "forget", removed: [...removed.indexes] }];
+    return [{ ...where, op: "recount", added: [...added.indexes], removed: [...removed.indexes], ...(sets ? { sets } : {}) }];
+  }
   if (!item || !job || !JOB_ID.test(job)) return [];
   const status = str(item.status) ?? "";
   const base = { job, version: num(item.version) ?? 0, at: num(item.updatedAt) ?? e.at, appliedAt: e.at, replyLost: e.replyLost };
-  if (op === "PutItem") return [{ ...base, k: "create" }];
+  if (op === "PutItem") {
+    const link = childLink(item);
+    return [{ ...base, k: "create", ...(link ? { parent: link, by: senderOf(e.userAgent) } : {}) }];
+  }
 
   const token = num(item.token) ?? -1;
   const fence = conditionValue(r, "token");
   const versioned = conditionValue(r, "version") !== undefined || /attribute_not_exists\(#version\)/.test(r.ConditionExpression ?? "");
+  const flow = item.flow?.M;
   if (sets(r, "claimId")) {
     return [{ ...base, k: "claim", token, attempt: num(item.attempts) ?? 0, worker: str(item.workerId) ?? "?", resume: resumeOf(item, checkpoints) }];
+  }
+  // A parent queued again from waiting (a retry of a parent waits again instead; a reclaim sets the token).
+  if (flow && status === "queued" && fence === undefined && sets(r, "status") && !sets(r, "token")) {
+    return [{ ...base, k: "resume", round: num(flow.round) ?? -1, by: senderOf(e.userAgent), conditional: versioned }];
+  }
+  if (fence !== undefined && flow && status === "waiting") {
+    return [{ ...base, k: "wait", token: num(fence) ?? token, round: num(flow.round) ?? -1, total: num(flow.total) ?? -1 }];
   }
   if (fence !== undefined || !versioned) {
     // A worker's write under its lease; or, in the deliberately broken build, a succeed without
@@ -220,11 +320,20 @@ export function fromApplied(e: AppliedRequest, checkpoints: Map<string, number |
     const fencedOn = num(fence) ?? null;
     if (fencedOn === null && !TERMINAL.has(status)) return [{ ...base, k: "write", what: `a write conditional on neither a fence nor a version left the job ${status} (${r.ConditionExpression ?? "no condition"})` }];
     if (status === "running") return [{ ...base, k: "beat", token: fencedOn ?? token, resume: resumeOf(item, checkpoints) }];
-    if (status === "queued") return [{ ...base, k: "release", token: fencedOn ?? token, outcome: lastOutcome(item), code: errorCode(item), resume: resumeOf(item, checkpoints) }];
+    if (status === "queued") return [{ ...base, k: "release", token: fencedOn ?? token, outcome: lastOutcome(item), code: errorCode(item), resume: resumeOf(item, checkpoints), attempts: num(item.attempts) ?? 0 }];
     if (TERMINAL.has(status)) return [{ ...base, k: "commit", status, token: fencedOn, held: token, by: "worker", code: errorCode(item) }];
     return [{ ...base, k: "write", what: `a ${fencedOn === null ? "write conditional on neither a fence nor a version" : "fenced write"} left the job ${status} (${r.ConditionExpression ?? "no condition"})` }];
   }
   if (sets(r, "cancelRequested")) return [{ ...base, k: "call", action: "cancel" }];
+  if (status === "waiting") {
+    // A parent retried waits on its last round again; the sweeper's look at one whose children still run pushes its deadline.
+    if (sets(r, "status")) return [{ ...base, k: "call", action: "retry" }];
+    return [{ ...base, k: "swept", to: status, transition: "recheck" }];
+  }
+  if (status === "failed" && flow && errorCode(item) === "child_failed") {
+    // A child failed under failFast (its worker, or the sweeper's recount): the parent fails with it.
+    return [{ ...base, k: "commit", status, token: null, by: "flow", code: errorCode(item) }];
+  }
   if (status === "queued") {
     if (sets(r, "token")) return [{ ...base, k: "swept", to: status, transition: "reclaim" }];
     if (sets(r, "status")) return [{ ...base, k: "call", action: "retry" }];

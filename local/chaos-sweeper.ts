@@ -11,8 +11,10 @@ import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
 import { Sweeper } from "../core/sweeper.js";
 import { exitWhenOrphaned, guardStdio } from "../functions/parent-watch.js";
+import { breakIfAsked } from "./chaos-broken.js";
 import { record } from "./chaos-ledger.js";
 
+breakIfAsked(); // the guard test's broken fan-in: the sweeper's recount resumes without a condition too
 const services = buildServices(loadRuntime());
 record({ k: "proc", role: "sweeper", pid: process.pid, at: Date.now() });
 const sweeper = new Sweeper(services, { budgetMs: 2_000 });

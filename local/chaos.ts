@@ -16,6 +16,13 @@
  * or answers a 5xx or a throttle without forwarding. The DynamoDB proxy's record of every write
  * DynamoDB applied is the ledger's store side (local/chaos-ledger.ts).
  *
+ * Flows (`--flows N`, on by default from the command line): N evaluations submitted among the
+ * other jobs, modelled on seed 002's stuck evaluation: each a parent (chaos.evaluate) that spawns
+ * regions × models × questions executions from its handler (3 × 4 × 5 = 60 by default) and waits
+ * for them, under the same kills and wire faults. The first evaluation's writes of some of its
+ * executions are refused on the wire on every try (`flowUnwritten`), so the sweeper must write
+ * them from the round's spec: seed 002's "executions never written".
+ *
  * Then every job must be terminal, end as its type says (or cancelled, when a caller asked),
  * carry at most one committed result per run, have started its handler for every attempt it
  * spent, and have redone at most one checkpoint interval of work (see local/chaos-check.ts). It
@@ -44,10 +51,11 @@ import { buildServices } from "../core/services.js";
 import { idempotentId } from "../core/store.js";
 import type { QueueName } from "../core/config.js";
 import { parentEnv } from "../functions/parent-watch.js";
-import { checkChaos, FAULT_KINDS, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type Submitted } from "./chaos-check.js";
+import { UNSAFE_RESUME_ENV } from "./chaos-broken.js";
+import { checkChaos, EVALUATE_TYPE, FAULT_KINDS, flowChildren, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type Submitted } from "./chaos-check.js";
 import { seeded } from "./chaos-faults.js";
-import { BIG, chaosLambdaWorkerId, registerChaosJobs } from "./chaos-jobs.js";
-import { appliedReader, readLedger, record, LEDGER_ENV } from "./chaos-ledger.js";
+import { BIG, chaosLambdaWorkerId, executionsOf, registerChaosJobs, type EvaluateInput } from "./chaos-jobs.js";
+import { appliedReader, readLedger, record, LEDGER_ENV, UA_APP_IDS } from "./chaos-ledger.js";
 import { armPlanned, type LateDelivery, type PlannedFault } from "./chaos-planned.js";
 import { startEmulators } from "./emulators.js";
 import { WorkerFleet } from "./fleet.js";
@@ -122,6 +130,18 @@ export interface ChaosOptions {
   burst: boolean;
   /** The deliberately broken build (test only): workers succeed without the fence. */
   unsafeUnfencedSucceed: boolean;
+  /**
+   * Flows: evaluations (chaos.evaluate) submitted among the other jobs, spread over the same
+   * window; each spawns regions × models × questions executions (`flowShape`) from its handler.
+   * Not callers' targets (a cancel or retry of a parent is the API's own test); duplicate
+   * messages reach parents and children alike.
+   */
+  flows: number;
+  flowShape: { regions: number; models: number; questions: number };
+  /** How many executions of the first evaluation have their create refused on the wire on every try: the sweeper must write them from the spec. */
+  flowUnwritten: number;
+  /** The deliberately broken fan-in (test only): workers and the sweeper resume a parent without a condition (local/chaos-broken.ts). */
+  unsafeUnconditionalResume: boolean;
   /** Longest wait for every job to become terminal after the chaos stops. */
   drainMs: number;
   save: boolean;
@@ -157,6 +177,10 @@ export const DEFAULTS: ChaosOptions = {
   restart: "ecs",
   deathEvents: true,
   unsafeUnfencedSucceed: false,
+  flows: 0,
+  flowShape: { regions: 3, models: 4, questions: 5 },
+  flowUnwritten: 0,
+  unsafeUnconditionalResume: false,
   drainMs: 120_000,
   save: true,
   log: (l) => console.log(l),
@@ -187,7 +211,10 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const ledgerPath = join(dir, "ledger.jsonl");
   const procLog = createWriteStream(join(dir, "processes.log"));
   const plog = (l: string) => procLog.write(`${new Date().toISOString()} ${l}\n`);
-  o.log(`chaos: seed ${seed}; ${o.jobs} jobs over ${o.minutes} min; ${o.workers} Fargate workers + 1 Lambda process + sweeper; wire fault rate ${o.faultRate} (${o.faultKinds.join(", ")}); logs in ${dir}`);
+  const shape = o.flowShape;
+  const perFlow = shape.regions * shape.models * shape.questions;
+  const flowText = o.flows ? ` + ${o.flows} evaluations of ${shape.regions} × ${shape.models} × ${shape.questions} = ${o.flows * perFlow} executions` : "";
+  o.log(`chaos: seed ${seed}; ${o.jobs} jobs${flowText} over ${o.minutes} min; ${o.workers} Fargate workers + 1 Lambda process + sweeper; wire fault rate ${o.faultRate} (${o.faultKinds.join(", ")}); logs in ${dir}`);
 
   const emu = await startEmulators({ stage: "chaos" });
   // The wire: every process reaches DynamoDB and SQS through these, so every fault lands below the
@@ -231,7 +258,9 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     WARDEN_EXTRA_JOBS: join(ROOT, "local", "chaos-jobs.ts"),
     [LEDGER_ENV]: ledgerPath,
   };
-  const workerEnv = { ...env, ...(o.unsafeUnfencedSucceed ? { WARDEN_UNSAFE_UNFENCED_SUCCEED: "1" } : {}) };
+  // The broken fan-in goes to every process that may resume a parent: the workers (a parent's last child) and the sweeper (its recount).
+  const brokenFanIn: Record<string, string> = o.unsafeUnconditionalResume ? { [UNSAFE_RESUME_ENV]: "1" } : {};
+  const workerEnv = { ...env, ...brokenFanIn, ...(o.unsafeUnfencedSucceed ? { WARDEN_UNSAFE_UNFENCED_SUCCEED: "1" } : {}) };
 
   const registry = registerChaosJobs(builtinRegistry());
   // The parent's own clients: the API's (submits, cancels, retries, duplicate messages) go over
@@ -279,15 +308,17 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const callerApi = new JobsApi(wired);
   const caller = { id: "chaos", admin: false };
 
+  // Each kind of process names itself in its SDK user agent (AWS_SDK_UA_APP_ID): the ledger tells who sent a flow's writes.
+  const fargateEnv = { ...workerEnv, WARDEN_CHAOS_ROLE: "fargate", AWS_SDK_UA_APP_ID: UA_APP_IDS.fargate };
   const fleet: Pool =
     o.restart === "ecs"
-      ? new WorkerFleet({ count: o.workers, env: { ...workerEnv, WARDEN_CHAOS_ROLE: "fargate" }, stopGraceMs: 5_000, onLine: () => true, onDeath, log: plog })
-      : new RespawnPool(o.workers, { ...workerEnv, WARDEN_CHAOS_ROLE: "fargate" }, plog, onDeath);
-  const lambda = new Respawner("lambda", join(ROOT, "local", "chaos-lambda.ts"), { ...workerEnv, WARDEN_CHAOS_ROLE: "lambda", WARDEN_LAMBDA_CONCURRENCY: "8" }, plog, () => ({}), {
+      ? new WorkerFleet({ count: o.workers, env: fargateEnv, stopGraceMs: 5_000, onLine: () => true, onDeath, log: plog })
+      : new RespawnPool(o.workers, fargateEnv, plog, onDeath);
+  const lambda = new Respawner("lambda", join(ROOT, "local", "chaos-lambda.ts"), { ...workerEnv, WARDEN_CHAOS_ROLE: "lambda", WARDEN_LAMBDA_CONCURRENCY: "8", AWS_SDK_UA_APP_ID: UA_APP_IDS.lambda }, plog, () => ({}), {
     onDeath,
     workerId: (_n, pid) => chaosLambdaWorkerId(pid),
   });
-  const sweeper = new Respawner("sweeper", join(ROOT, "local", "chaos-sweeper.ts"), { ...env, WARDEN_CHAOS_ROLE: "sweeper" }, plog);
+  const sweeper = new Respawner("sweeper", join(ROOT, "local", "chaos-sweeper.ts"), { ...env, ...brokenFanIn, WARDEN_CHAOS_ROLE: "sweeper", AWS_SDK_UA_APP_ID: UA_APP_IDS.sweeper }, plog);
   fleet.start();
   lambda.start();
   sweeper.start();
@@ -319,12 +350,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   // Submissions, spread over the first 70 % of the window, each at its time whatever the ones
   // before are doing (a submit of a large job can take a while). Over the wire a submit can fail
   // after the job was written; its idempotency key makes the next try find that job, not a twin.
-  const submitOne = async (i: number, type: string, input: Record<string, unknown>, idempotencyKey: string): Promise<void> => {
+  const submitOne = async (i: number | string, type: string, input: Record<string, unknown>, idempotencyKey: string, into: Submitted[] = submitted): Promise<void> => {
     const req = { type, input, idempotencyKey } as Parameters<JobsApi["submit"]>[1];
     for (let attempt = 1; ; attempt++) {
       try {
         const { job } = await api.submit(caller, req);
-        submitted.push({ id: job.id, type, input, enqueueDropped: dropped.has(job.id), at: Date.parse(String(job.createdAt)) || Date.now() });
+        into.push({ id: job.id, type, input, enqueueDropped: dropped.has(job.id), at: Date.parse(String(job.createdAt)) || Date.now() });
         return;
       } catch (e) {
         if (attempt >= 30) throw new Error(`chaos: submit ${i} failed ${attempt} times over the wire: ${errorMessage(e)}`);
@@ -352,6 +383,39 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     }
     await Promise.all(pending);
   })();
+
+  // The flows: evaluations spread over the same window, each decided by a generator of its own,
+  // so a run without flows replays the same plan as before they existed.
+  const evaluations: Submitted[] = [];
+  const flowRng = seeded((seed ^ 0x2c1b3c6d) >>> 0);
+  const flowKey = (i: number) => `chaos-${seed}-flow-${i}`;
+  const flowInputs = Array.from({ length: o.flows }, (_, i) => evaluationInput(flowRng, o, i));
+  const refusedWrites = { executions: 0, tries: 0 };
+  if (o.flows > 0 && o.flowUnwritten > 0) {
+    // Seed 002's "executions never written": the first evaluation's worker writes its wait, then
+    // some of its children's creates are refused on every try (a 5xx answered by the wire, each of
+    // the SDK's tries), so the round is left short until the sweeper writes them from the spec.
+    const first = idempotentId(caller.id, flowKey(0));
+    const kids = flowChildren([{ id: first, type: EVALUATE_TYPE, input: flowInputs[0]!, enqueueDropped: false, at: 0 }]);
+    const refused = new Set(kids.filter((_, n) => n % Math.max(1, Math.floor(kids.length / o.flowUnwritten)) === 0).slice(0, o.flowUnwritten).map((k) => k.id));
+    refusedWrites.executions = refused.size;
+    const isCreate = (t: string, body: unknown) => t.endsWith(".PutItem") && refused.has(String((body as { Item?: { id?: { S?: string } } })?.Item?.id?.S));
+    // As many as the SDK's tries of each (maxAttempts 3, core/aws.ts): one the sweeper's first try meets, it retries.
+    for (let n = 0; n < refused.size * 3; n++) void dynamoProxy.injectNext("server", isCreate).then(() => refusedWrites.tries++);
+  }
+  const submitFlows = (async () => {
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < o.flows; i++) {
+      const due = o.burst ? 0 : chaosStart + ((submitEnd - chaosStart) * (i + 0.5)) / o.flows;
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+      const input = flowInputs[i]!;
+      if (flowRng() < o.dropEnqueueRate) toDrop.add(idempotentId(caller.id, flowKey(i)));
+      pending.push(submitOne(`flow ${i}`, EVALUATE_TYPE, input as unknown as Record<string, unknown>, flowKey(i), evaluations));
+    }
+    await Promise.all(pending);
+  })();
+  /** The evaluations submitted so far and every child they spawn (derived: a child not written yet is skipped where it is read). */
+  const flowJobs = (): Submitted[] => (evaluations.length ? [...evaluations, ...flowChildren(evaluations)] : []);
 
   // Frozen (SIGSTOPped) Fargate processes and the timers that continue them: not cleared when
   // the chaos stops, so a freeze near the end still outlasts its lease; all continued before the stop.
@@ -397,7 +461,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   }
   if (o.duplicatesPerSecond > 0) {
     every(1000 / o.duplicatesPerSecond, async () => {
-      const s = submitted[Math.floor(rng() * submitted.length)];
+      const pool = o.flows > 0 ? [...submitted, ...flowJobs()] : submitted;
+      const s = pool[Math.floor(rng() * pool.length)];
       if (!s) return;
       const late = rng() < 0.5;
       const job = await direct.store.get(s.id);
@@ -437,17 +502,23 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   }
 
   await submitAll;
-  const ids = () => submitted.map((s) => s.id);
+  await submitFlows;
+  const ids = () => [...submitted, ...flowJobs()].map((s) => s.id);
   // Keep the chaos going to the end of the window, then let the system drain.
   while (Date.now() < chaosEnd) await new Promise((r) => setTimeout(r, 500));
   for (const t of timers) clearTimeout(t);
   const chaosStoppedAt = Date.now();
   let drained = false;
   let last = "";
+  // A flow's child that ended stays ended (no caller retries it): read again only those that have not.
+  const childEnded = new Set<string>();
+  const isChild = new Set(flowJobs().filter((s) => s.parent).map((s) => s.id));
   while (Date.now() - chaosStoppedAt < o.drainMs) {
-    const jobs = await readJobs(direct.store, ids());
+    const all = ids();
+    const jobs = await readJobs(direct.store, all.filter((id) => !childEnded.has(id)));
+    for (const [id, j] of jobs) if (j && isTerminal(j.status) && isChild.has(id)) childEnded.add(id);
     const open = [...jobs.values()].filter((j) => !j || (j.status !== "succeeded" && j.status !== "failed" && j.status !== "cancelled")).length;
-    const line = `chaos: ${open} of ${submitted.length} jobs not terminal yet`;
+    const line = `chaos: ${open} of ${all.length} jobs not terminal yet`;
     if (line !== last) plog(line);
     last = line;
     if (open === 0) {
@@ -467,7 +538,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   await Promise.all([dynamoProxy.close(), sqsProxy.close()]);
   const jobs = await readJobs(direct.store, ids());
   const verdict = checkChaos({
-    submitted,
+    submitted: [...submitted, ...evaluations],
     jobs,
     ledger: readLedger(ledgerPath),
     kills,
@@ -479,6 +550,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     requireEveryFault: o.requireEveryFault && o.faultRate > 0,
     callers,
     ...(o.deathEvents ? { deaths } : {}),
+    ...(o.flows > 0 ? { refusedChildWrites: { ...refusedWrites } } : {}),
   });
   direct.doc.destroy();
   direct.sqs.destroy();
@@ -486,7 +558,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   procLog.end();
   const { log: _log, ...options } = o;
   const { planned: _planned, ...plain } = options;
-  const run: ChaosRun = { seed, options: { ...plain, seed }, verdict, seconds: (Date.now() - t0) / 1000, ledgerPath, drained, jobs, firstSubmitAt: submitted.length ? Math.min(...submitted.map((x) => x.at)) : chaosStart, plannedInjected: planned.injected(), late };
+  const run: ChaosRun = { seed, options: { ...plain, seed }, verdict, seconds: (Date.now() - t0) / 1000, ledgerPath, drained, jobs, firstSubmitAt: submitted.length + evaluations.length ? Math.min(...[...submitted, ...evaluations].map((x) => x.at)) : chaosStart, plannedInjected: planned.injected(), late };
   if (o.save) {
     mkdirSync(dirname(CHAOS_RESULTS), { recursive: true });
     const { runMeta } = await import("../bench/lib/meta.js");
@@ -527,6 +599,25 @@ function pickJob(rng: () => number, o: ChaosOptions, forced?: string): { type: s
     default:
       return { type, input: {} };
   }
+}
+
+/** An evaluation's input: the run's shape of regions × models × questions, some executions doomed (5 %) and some failing once (10 %). */
+function evaluationInput(rng: () => number, o: ChaosOptions, i: number): EvaluateInput {
+  const names = (prefix: string, n: number) => Array.from({ length: n }, (_, k) => `${prefix}${k + 1}`);
+  const base: EvaluateInput = {
+    regions: names("region-", o.flowShape.regions),
+    models: names(`model-${i}-`, o.flowShape.models),
+    questions: names("q", o.flowShape.questions),
+    stepMs: o.stepMs,
+    doomed: [],
+    flaky: [],
+  };
+  for (const e of executionsOf(base)) {
+    const roll = rng();
+    if (roll < 0.05) base.doomed.push(e.key);
+    else if (roll < 0.15) base.flaky.push(e.key);
+  }
+  return base;
 }
 
 async function readJobs(store: { get(id: string): Promise<Job | undefined> }, ids: string[]): Promise<Map<string, Job | undefined>> {
@@ -669,7 +760,7 @@ export function printChaos(run: ChaosRun): string {
   const w = Math.max(...v.rows.map((r) => r.check.length));
   const lines = [
     "",
-    `Chaos run — seed ${run.seed} (replay: npm run chaos -- --seed ${run.seed} --jobs ${run.options.jobs} --minutes ${run.options.minutes})`,
+    `Chaos run — seed ${run.seed} (replay: npm run chaos -- --seed ${run.seed} --jobs ${run.options.jobs} --minutes ${run.options.minutes} --flows ${run.options.flows}${run.options.flows ? ` --flow-unwritten ${run.options.flowUnwritten}` : ""})`,
     `${"check".padEnd(w)}  result`,
     `${"─".repeat(w)}  ${"─".repeat(50)}`,
     ...v.rows.map((r) => `${r.check.padEnd(w)}  ${r.ok === null ? "  " : r.ok ? "✔ " : "✘ "}${r.value}`),
@@ -713,14 +804,23 @@ function parseArgs(argv: string[]): Partial<ChaosOptions> {
   set("callersPerSecond", num("--callers-per-second"));
   set("hangMs", num("--hang-ms"));
   set("requestTimeoutMs", num("--request-timeout-ms"));
+  set("flows", num("--flows"));
+  set("flowUnwritten", num("--flow-unwritten"));
   if (argv.includes("--no-save")) out.save = false;
   // Leases alone find dead workers: the recovery before death events.
   if (argv.includes("--no-death-events")) out.deathEvents = false;
   return out;
 }
 
+/**
+ * The full run from the command line also runs the flows (DEFAULTS has none, so the benchmarks
+ * that call runChaos keep their own mix): 6 evaluations of 60 executions, the first with 10 of
+ * its executions' writes refused on the wire.
+ */
+export const CLI_DEFAULTS: Partial<ChaosOptions> = { flows: 6, flowUnwritten: 10 };
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  runChaos(parseArgs(process.argv.slice(2))).then(
+  runChaos({ ...CLI_DEFAULTS, ...parseArgs(process.argv.slice(2)) }).then(
     (run) => {
       console.log(printChaos(run));
       process.exit(run.verdict.ok ? 0 : 1);

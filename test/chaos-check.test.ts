@@ -7,9 +7,11 @@
  *   same run mended.
  */
 import { describe, expect, test } from "vitest";
-import type { Job, QueuedJob, RunningJob } from "../core/job.js";
+import type { ChildSpec } from "../core/flow.js";
+import type { Job, QueuedJob, RunningJob, WaitingJob } from "../core/job.js";
 import type { NewJob } from "../core/store.js";
-import { checkChaos, type ChaosFacts, type FaultCounts, type Kill, type Submitted } from "../local/chaos-check.js";
+import { checkChaos, flowChildren, type ChaosFacts, type FaultCounts, type Kill, type Submitted } from "../local/chaos-check.js";
+import { executionScore, type EvaluateInput } from "../local/chaos-jobs.js";
 import { appliedReader, type LedgerEntry } from "../local/chaos-ledger.js";
 import { sets, target, useWireFaults } from "./support/wire.js";
 import { manualClock } from "./support/emulators.js";
@@ -121,6 +123,38 @@ describe("the ledger reads what DynamoDB applied, from the wire", () => {
     ]);
   });
 
+  test("a flow's writes: the parent's wait, its children's creates and ends, the sweeper's look, the last child's resume", async () => {
+    const store = w.store();
+    const { job } = await store.create({ owner: "chaos", type: "chaos.evaluate", queue: "default", input: {}, maxAttempts: 5, timeoutMs: 600_000 });
+    const c1 = await claimed(store.claim(job.id, "w-1", 60_000));
+    const specs: ChildSpec[] = [0, 1].map((i) => ({ type: "chaos.execution", input: { i }, key: `k${i}`, queue: "default", maxAttempts: 3, timeoutMs: 600_000 }));
+    const parent = (await store.wait(c1.lease, specs, "collect")) as WaitingJob;
+    await store.spawnRound(parent, specs);
+    await store.checkFlow((await store.mustGet(job.id)) as WaitingJob); // both children still queued: its next look
+    const children = (await store.childOutcomes(parent, { limit: 10 })).children;
+    for (const child of children) {
+      const c = await claimed(store.claim(child.id, "w-2", 60_000));
+      await store.succeed(c.lease, { ok: true }); // the second one's end completes the round and resumes the parent
+    }
+    expect(ledgerOf(job.id)).toMatchObject([
+      { k: "create", version: 1 },
+      { k: "claim", version: 2, token: 1, attempt: 1 },
+      { k: "wait", version: 3, token: 1, round: 0, total: 2 },
+      { k: "swept", version: 4, transition: "recheck", to: "waiting" },
+      { k: "resume", version: 5, round: 0, conditional: true },
+    ]);
+    expect(children.map((c) => ledgerOf(c.id))).toMatchObject([0, 1].map((index) => [
+      { k: "create", version: 1, parent: { id: job.id, round: 0, index, key: `k${index}` } },
+      { k: "claim", version: 2 },
+      { k: "commit", version: 3, status: "succeeded", by: "worker" },
+    ]));
+    const fanIn = w.applied.flatMap(appliedReader()).filter((e) => e.k === "fanin" && e.parent === job.id);
+    expect(fanIn).toMatchObject([
+      { op: "end", round: 0, shard: 0, sets: { s: [expect.any(Number)], f: [], c: [] } },
+      { op: "end", round: 0, shard: 0, sets: { s: [0, 1], f: [], c: [] } },
+    ]);
+  });
+
   test("a claim whose reply was lost is one applied claim: the SDK's resend failed its condition and is not counted", async () => {
     const store = w.store();
     const { job } = await store.create(spec());
@@ -195,6 +229,13 @@ describe("the checks report the runs they exist for", () => {
     expect(gap.violations).toEqual(expect.arrayContaining([expect.stringMatching(/is at version 4; the ledger never saw DynamoDB apply v3/)]));
   });
 
+  test("a claim handed straight back with its attempt returned spent nothing (the store could not read the job's values)", () => {
+    const ledger = [create(), claim(2, 1, 1, "w-a", 100), { k: "release", version: 3, token: 1, outcome: "released", code: null, resume: null, attempts: 0, ...at(150) } as LedgerEntry, claim(4, 2, 1, "w-b", 300), start(1, 11, 310), commit(5, 2, "succeeded", 400)];
+    const v = verdict({ type: "chaos.flaky", ledger, job: { ...flakyDone, version: 5, token: 2 } });
+    expect(v.violations).toEqual([]);
+    expect(v.unstarted.handedBack).toBe(1);
+  });
+
   test("a handler started again after its job's result was committed", () => {
     const v = verdict({ type: "chaos.flaky", ledger: [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), commit(3, 1, "succeeded", 130), start(1, 10, 500)], job: { ...flakyDone, version: 3 } });
     expect(v.violations).toEqual([expect.stringMatching(/attempt 1 started in pid 10 \d+ ms after the job was committed succeeded/)]);
@@ -259,6 +300,27 @@ describe("the checks report the runs they exist for", () => {
     expect(verdict({ type: "chaos.long", input: { steps: 30 }, ledger: run(4, 20), job: ok }).violations).toEqual([expect.stringMatching(/had done 20 steps \(4000 ms\) past it, more than its lease allows \(3200 ms\)/)]);
   });
 
+  test("a caller's retry starts the job over: the run before it is not redone work", () => {
+    const steps = (pid: number, attempt: number, from: number, to: number, t0: number): LedgerEntry[] =>
+      Array.from({ length: to - from }, (_, i) => ({ k: "step", job: ID, attempt, step: from + i, pid, at: t0 + i * 10 }));
+    const ledger = [
+      create(),
+      claim(2, 1, 1, "w-a", 100),
+      start(1, 10, 110),
+      ...steps(10, 1, 0, 20, 120), // 20 steps, then a caller cancels it
+      call(3, "cancel", 400),
+      commit(4, 1, "cancelled", 410, "cancelled"),
+      call(5, "retry", 5000),
+      claim(6, 2, 1, "w-b", 5100),
+      start(1, 11, 5110, 0), // from the beginning, as a retry must
+      ...steps(11, 1, 0, 30, 5120),
+      commit(7, 2, "succeeded", 5500),
+    ];
+    const v = verdict({ type: "chaos.long", input: { steps: 30 }, ledger, job: { status: "succeeded", result: { steps: 30, sum: 435 }, version: 7, token: 2 } });
+    expect(v.violations).toEqual([]);
+    expect(v.redo.resumed).toBe(0);
+  });
+
   test("a cancel request that was lost: the job was claimed again", () => {
     const ledger = [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), call(3, "cancel", 120), claim(4, 2, 2, "w-b", 5000), start(2, 11, 5010), commit(5, 2, "succeeded", 5100)];
     const v = verdict({ type: "chaos.flaky", ledger, job: { ...flakyDone, version: 5, token: 2 }, kills: [{ pid: 10, signal: "SIGKILL", target: "fargate", at: 130 }] });
@@ -277,5 +339,125 @@ describe("the checks report the runs they exist for", () => {
   test("a job that ended cancelled though no caller asked", () => {
     const v = verdict({ type: "chaos.flaky", ledger: [create(), claim(2, 1, 1, "w-a", 100), start(1, 10, 110), commit(3, 1, "cancelled", 130, "cancelled")], job: { status: "cancelled", error: { code: "cancelled", message: "?" }, version: 3 } as Partial<Job> });
     expect(v.violations).toEqual([expect.stringMatching(/ended cancelled .* but no caller asked for a cancel/)]);
+  });
+});
+
+// ─── the flow checks, on a small hand-made evaluation: 1 region × 1 model × 2 questions ───────
+
+const PID = "KBBBBBBBBBBBBBBBBBBBBBBBBB";
+const evalInput: EvaluateInput = { regions: ["r"], models: ["m"], questions: ["a", "b"], stepMs: 1, doomed: [], flaky: [] };
+const parentSub: Submitted = { id: PID, type: "chaos.evaluate", input: evalInput as unknown as Record<string, unknown>, enqueueDropped: false, at: 0 };
+const kids = flowChildren([parentSub]);
+const on = (job: string, t: number) => ({ at: t, appliedAt: t + 5, replyLost: false, job });
+const score = (q: string) => executionScore("r", "m", q);
+
+interface FlowRun {
+  parent: LedgerEntry[];
+  /** Each child's entries (none: never written). */
+  children: LedgerEntry[][];
+  result?: Record<string, unknown>;
+  parentVersion?: number;
+  childVersions?: number[];
+}
+
+/** A clean evaluation: the parent waits, both children run once, the last one's end resumes the parent, which combines. */
+function cleanFlow(): FlowRun {
+  const P = (t: number) => on(PID, t);
+  return {
+    parent: [
+      { k: "create", version: 1, ...P(0) },
+      { k: "claim", version: 2, token: 1, attempt: 1, worker: "w-a", resume: null, ...P(100) },
+      { k: "start", job: PID, attempt: 1, resume: 0, pid: 10, at: 110 },
+      { k: "wait", version: 3, token: 1, round: 0, total: 2, ...P(200) },
+      { k: "resume", version: 4, round: 0, by: "worker", conditional: true, ...P(600) },
+      { k: "claim", version: 5, token: 2, attempt: 1, worker: "w-a", resume: null, ...P(700) },
+      { k: "start", job: PID, attempt: 1, resume: 0, pid: 10, at: 710 },
+      { k: "commit", version: 6, token: 2, status: "succeeded", by: "worker", code: null, ...P(800) },
+    ],
+    children: kids.map((k, i) => [
+      { k: "create", version: 1, parent: k.parent!, by: "worker", ...on(k.id, 210) },
+      { k: "claim", version: 2, token: 1, attempt: 1, worker: "w-b", resume: null, ...on(k.id, 300 + i) },
+      { k: "start", job: k.id, attempt: 1, resume: 0, pid: 11, at: 310 + i },
+      { k: "commit", version: 3, token: 1, status: "succeeded", by: "worker", code: null, ...on(k.id, 400 + i) },
+    ]),
+    result: { executions: 2, succeeded: 2, failed: 0, meanScore: (score("a") + score("b")) / 2 },
+  };
+}
+
+function flowVerdict(r: FlowRun) {
+  const jobs = new Map<string, Job | undefined>();
+  const versionOf = (entries: LedgerEntry[]) => Math.max(0, ...entries.map((e) => ("version" in e ? e.version : 0)));
+  jobs.set(PID, { id: PID, type: "chaos.evaluate", status: "succeeded", token: 2, history: [], version: r.parentVersion ?? versionOf(r.parent), result: r.result } as unknown as Job);
+  kids.forEach((k, i) => {
+    const entries = r.children[i] ?? [];
+    if (!entries.length) return;
+    const q = String(k.input.question);
+    jobs.set(k.id, { id: k.id, type: k.type, status: "succeeded", token: 1, history: [], version: r.childVersions?.[i] ?? versionOf(entries), parent: { ...k.parent!, of: kids.length }, result: { answer: "?", score: score(q) } } as unknown as Job);
+  });
+  const facts: ChaosFacts = {
+    submitted: [parentSub],
+    jobs,
+    ledger: [{ k: "proc", role: "lambda", worker: "w-a", pid: 10, at: 0 }, { k: "proc", role: "lambda", worker: "w-b", pid: 11, at: 0 }, ...r.parent, ...r.children.flat()],
+    kills: [],
+    heartbeatMs: 1000,
+    leaseMs: 3000,
+    stepMs: 200,
+    duplicates: { immediate: 0, delayed: 0 },
+    faults: { dynamodb: ZERO, sqs: ZERO },
+  };
+  return checkChaos(facts);
+}
+
+describe("the flow checks report the broken fan-ins they exist for", () => {
+  test("a clean evaluation passes, its figures counted", () => {
+    const v = flowVerdict(cleanFlow());
+    expect(v.violations).toEqual([]);
+    expect(v.flows).toMatchObject({ evaluations: 1, executions: 2, written: 2, missing: 0, waits: 1, resumes: 1, resumedBy: { worker: 1 }, badResumes: 0, badResults: 0 });
+  });
+
+  test("an execution never written", () => {
+    const r = cleanFlow();
+    r.children[1] = [];
+    r.parent = r.parent.filter((e) => e.k !== "resume" && e.k !== "claim" && e.k !== "start" && e.k !== "commit");
+    const v = flowVerdict({ ...r, parentVersion: 3 });
+    expect(v.violations).toContainEqual(expect.stringMatching(/1 of its 2 executions were never written \(indexes 1\)/));
+    expect(v.flows.missing).toBe(1);
+  });
+
+  test("an execution claimed again after its success was committed", () => {
+    const r = cleanFlow();
+    r.children[0]!.push({ k: "claim", version: 4, token: 2, attempt: 2, worker: "w-b", resume: null, ...on(kids[0]!.id, 900) });
+    const v = flowVerdict(r);
+    expect(v.violations).toContainEqual(expect.stringMatching(/\(child 0 of K[B]+\) was claimed again \(v4, token 2, worker w-b\) after its success was committed \(v3\)/));
+    expect(v.flows.claimsAfterSuccess).toBe(1);
+  });
+
+  test("a parent resumed twice in one round", () => {
+    const r = cleanFlow();
+    const P = (t: number) => on(PID, t);
+    r.parent = [
+      ...r.parent.slice(0, 5),
+      { k: "resume", version: 5, round: 0, by: "sweeper", conditional: false, ...P(650) },
+      { k: "claim", version: 6, token: 2, attempt: 1, worker: "w-a", resume: null, ...P(700) },
+      { k: "start", job: PID, attempt: 1, resume: 0, pid: 10, at: 710 },
+      { k: "commit", version: 7, token: 2, status: "succeeded", by: "worker", code: null, ...P(800) },
+    ];
+    const v = flowVerdict(r);
+    expect(v.violations).toContainEqual(expect.stringMatching(/round 0: 1 waits and 2 resumes applied \(v4 by worker; v5 by sweeper, unconditional\)/));
+    expect(v.flows.badResumes).toBe(1);
+  });
+
+  test("a parent resumed before its last execution ended", () => {
+    const r = cleanFlow();
+    r.parent = r.parent.map((e) => (e.k === "resume" ? { ...e, at: 350, appliedAt: 355 } : e));
+    const v = flowVerdict(r);
+    expect(v.violations).toEqual([expect.stringMatching(/was resumed \(v4, by worker\) while 2 of its executions had not ended \(indexes 0, 1\)/)]);
+  });
+
+  test("a parent whose result does not report its executions' real ends", () => {
+    const r = cleanFlow();
+    const v = flowVerdict({ ...r, result: { executions: 2, succeeded: 1, failed: 0, meanScore: score("a") } });
+    expect(v.violations).toEqual([expect.stringMatching(/succeeded with a result not true to its executions: succeeded \+ failed = 1, not 2; succeeded 1, the records say 2; mean score/)]);
+    expect(v.flows.badResults).toBe(1);
   });
 });

@@ -4,13 +4,24 @@
  * SDK's retries, duplicate and late messages, dropped enqueues, sweeper kills, callers' cancels
  * and retries, unstorable results and near-limit checkpoints), with more frozen-worker jobs so
  * the fence is exercised every time. Any violation fails the suite.
+ *
+ * With two flows among them (seed 002's evaluation of regions × models × questions, here 2 × 2 × 5
+ * = 20 executions each, spawned from the parent's handler; `npm run chaos` runs six of the full
+ * 3 × 4 × 5 = 60): some of the first one's executions are
+ * never written by its worker (their creates refused on the wire), so the sweeper writes them
+ * from the spec; and the first resume of a parent is held on the wire and delivered after the
+ * parent finished, which its condition must refuse (test/chaos-guard.test.ts shows the check
+ * catching it without the condition).
  */
 import { describe, expect, it } from "vitest";
 import { printChaos, runChaos } from "../local/chaos.js";
 import { sets, target } from "./support/wire.js";
 
+/** A parent's resume (core/lifecycle.ts): waiting → queued, counting the time it waited. */
+const resumeWrite = (t: string, body: unknown) => target("UpdateItem")(t) && sets(body, "status", "queued") && sets(body, "waitedMs");
+
 describe("chaos (short)", () => {
-  it("loses nothing, completes nothing twice and spends no attempt unstarted under kills, wire faults, callers and duplicate messages", async () => {
+  it("loses nothing, completes nothing twice and spends no attempt unstarted under kills, wire faults, callers and duplicate messages, flows included", async () => {
     const run = await runChaos({
       jobs: 40,
       minutes: 0.5,
@@ -24,11 +35,15 @@ describe("chaos (short)", () => {
       planned: [
         { service: "dynamodb", kind: "lostReply", match: (t, body) => target("UpdateItem")(t) && sets(body, "status", "succeeded") },
         { service: "sqs", kind: "lostReply", match: target("SendMessage") },
+        { service: "dynamodb", kind: "late", match: resumeWrite },
       ],
+      flows: 2,
+      flowShape: { regions: 2, models: 2, questions: 5 },
+      flowUnwritten: 4,
       callersPerSecond: 0.5,
       // Every type at least once (the run places one of each); the large-item ones are the slowest on dynalite, so no more.
       mix: { "chaos.steps": 28, "chaos.long": 28, "chaos.flaky": 10, "chaos.doomed": 10, "chaos.stall": 10, "chaos.unstorable": 8, "chaos.oversize": 1, "chaos.nearlimit": 1 },
-      drainMs: 40_000,
+      drainMs: 60_000,
       save: false,
       log: () => {},
     });
@@ -41,12 +56,17 @@ describe("chaos (short)", () => {
     const sum = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
     expect(sum(run.verdict.faults.dynamodb), report).toBeGreaterThan(0);
     expect(sum(run.verdict.faults.sqs), report).toBeGreaterThan(0);
-    expect(run.plannedInjected, report).toBe(2);
+    expect(run.plannedInjected, report).toBe(3);
+    // The held resume arrived after its parent had finished: its condition refused it.
+    expect(run.late, report).toMatchObject([{ applied: false, answer: "ConditionalCheckFailedException" }]);
     expect(run.verdict.faults.dynamodb.lostReply, report).toBeGreaterThan(0);
     expect(run.verdict.faults.sqs.lostReply, report).toBeGreaterThan(0);
     expect(run.verdict.calls.cancels + run.verdict.calls.retries, report).toBeGreaterThan(0);
     // Death events were delivered for the killed processes, each twice (the second after its jobs moved on).
     const deaths = run.verdict.rows.find((r) => r.check.startsWith("death events"))?.value ?? "";
     expect(Number(/^(\d+) delivered/.exec(deaths)?.[1] ?? 0), report).toBeGreaterThanOrEqual(2);
-  }, 150_000);
+    // The flows ran whole: every execution written (those refused on the wire by the sweeper), each parent waited and was resumed once.
+    expect(run.verdict.flows, report).toMatchObject({ evaluations: 2, executions: 40, written: 40, missing: 0, claimsAfterSuccess: 0, waits: 2, resumes: 2, badResumes: 0, badResults: 0 });
+    expect(run.verdict.flows.writtenBySweeper, report).toBeGreaterThanOrEqual(4);
+  }, 180_000);
 });
