@@ -43,7 +43,20 @@ interface ChaosSaved {
   seed: number;
   seconds: number;
   drained: boolean;
-  options: { jobs: number; minutes: number; workers: number; faultRate: number; leaseSeconds: number; hangMs?: number; requestTimeoutMs?: number; callersPerSecond?: number };
+  options: {
+    jobs: number;
+    minutes: number;
+    workers: number;
+    faultRate: number;
+    leaseSeconds: number;
+    hangMs?: number;
+    requestTimeoutMs?: number;
+    callersPerSecond?: number;
+    /** Flow runs only (local/chaos.ts): evaluations, their shape, and children whose creates are refused. */
+    flows?: number;
+    flowShape?: { regions: number; models: number; questions: number };
+    flowUnwritten?: number;
+  };
   verdict: {
     ok: boolean;
     rows: { check: string; value: string; ok: boolean | null }[];
@@ -51,6 +64,8 @@ interface ChaosSaved {
     statuses: Record<string, number>;
     /** Per service since the faults moved onto the wire; a flat count per kind before. */
     faults?: Record<"dynamodb" | "sqs", FaultCounts> | Record<string, number>;
+    flows?: { executions: number; statuses: Record<string, number> };
+    kills?: Record<string, number>;
   };
   killSamplesMs?: number[];
 }
@@ -92,7 +107,7 @@ export function writeReport(): string {
     const f = chaos.verdict.faults;
     const perService = f && "dynamodb" in f && typeof f.dynamodb === "object" ? (f as Record<"dynamodb" | "sqs", FaultCounts>) : undefined;
     out.push(
-      `${chaos.verdict.ok ? "**No violations.**" : `**${chaos.verdict.violations.length} violations.**`} ${o.jobs} jobs, ${o.minutes} min of chaos, ${o.workers} Fargate worker processes + a Lambda process + the sweeper, lease ${o.leaseSeconds} s, wire fault rate ${o.faultRate} per HTTP request to DynamoDB and to SQS${o.callersPerSecond ? `, ${o.callersPerSecond} API cancels or retries per second` : ""}; seed ${chaos.seed} (${from(chaos.meta)}).`,
+      `${chaos.verdict.ok ? "**No violations.**" : `**${chaos.verdict.violations.length} violations.**`} ${o.jobs} jobs${flowsOf(chaos) ? ` and ${flowsOf(chaos)!.count} flows (evaluations of ${flowsOf(chaos)!.shape}: ${chaos.verdict.flows?.executions ?? "?"} executions)` : ""}, ${o.minutes} min of chaos, ${o.workers} Fargate worker processes + a Lambda process + the sweeper, lease ${o.leaseSeconds} s, wire fault rate ${o.faultRate} per HTTP request to DynamoDB and to SQS${o.callersPerSecond ? `, ${o.callersPerSecond} API cancels or retries per second` : ""}${killsLine(chaos)}; seed ${chaos.seed} (${from(chaos.meta)}).`,
       "",
       "**Where the faults are injected.** On the wire, below the AWS SDK's retries: every process of the run (the Fargate workers, the Lambda process, the sweeper, and the run's own API client that submits, cancels and retries jobs) reaches dynalite and fauxqs only through a fault proxy, one in front of each ([local/wire-faults.ts](../local/wire-faults.ts)). At the fault rate, per HTTP request, the proxy",
       "",
@@ -106,7 +121,7 @@ export function writeReport(): string {
     );
     if (perService) {
       out.push(
-        "Faults injected in this run:",
+        o.flowUnwritten ? `Faults injected in this run (the DynamoDB server faults include the ${o.flowUnwritten * 3} tries of the flow executions' creates refused on purpose, below):` : "Faults injected in this run:",
         "",
         md(["service", ...FAULT_KINDS], (["dynamodb", "sqs"] as const).map((svc) => [svc === "dynamodb" ? "DynamoDB" : "SQS", ...FAULT_KINDS.map((k) => n(perService[svc][k]))])),
         "",
@@ -115,15 +130,29 @@ export function writeReport(): string {
     out.push(
       md(["check", "result"], chaos.verdict.rows.map((r) => [r.check, `${r.ok === null ? "" : r.ok ? "✔ " : "✘ "}${r.value}`]), 2),
       "",
-      `Final states: ${Object.entries(chaos.verdict.statuses).map(([s, c]) => `${c} ${s}`).join(", ")} (failed: \`chaos.doomed\` jobs, and \`chaos.unstorable\` and \`chaos.oversize\` jobs whose result cannot be stored, which must fail; cancelled: jobs a caller cancelled through the API).`,
+      `Final states: ${Object.entries(chaos.verdict.statuses).map(([s, c]) => `${c} ${s}`).join(", ")} (failed: \`chaos.doomed\` jobs, and \`chaos.unstorable\` and \`chaos.oversize\` jobs whose result cannot be stored, which must fail; cancelled: jobs a caller cancelled through the API).${chaos.verdict.flows?.statuses ? ` The flows' executions: ${Object.entries(chaos.verdict.flows.statuses).map(([s, c]) => `${c} ${s}`).join(", ")} (failed: the doomed ones, which must).` : ""}`,
       "",
-      "What each check means: a job is *committed* when DynamoDB applies a write that ends it. The proxy in front of DynamoDB reports every write DynamoDB applied, with the item it answered (every store write asks for ALL_NEW), also when it lost the reply on purpose; from these the run keeps an append-only ledger of claims, heartbeats, hand-backs, ends, the sweeper's repairs and the callers' requests, beside the handlers' own record of every attempt they started and every step they did. A caller's retry starts a new run of a job, and each run has at most one end. An attempt is *spent without its handler starting* when DynamoDB applied a claim whose worker lived on and wrote under that claim's token without having started the handler; a claim whose worker was killed, or that wrote nothing (its lease ran out first), is only counted. *Redone work* is what the attempt before a resume had done past the checkpoint the resume started from: the resume must start from exactly what DynamoDB held, nothing done before that checkpoint was captured may be redone, and the redone work is at most one checkpoint interval (the heartbeat interval, since checkpoints ride on heartbeats, plus that heartbeat's write and a step) while heartbeats land, and never more than the lease when they do not.",
+      `What each check means: a job is *committed* when DynamoDB applies a write that ends it. The proxy in front of DynamoDB reports every write DynamoDB applied, with the item it answered (every store write asks for ALL_NEW), also when it lost the reply on purpose; from these the run keeps an append-only ledger of claims, heartbeats, hand-backs, ends, the sweeper's repairs and the callers' requests, beside the handlers' own record of every attempt they started and every step they did. A caller's retry starts a new run of a job, and each run has at most one end. An attempt is *spent without its handler starting* when DynamoDB applied a claim whose worker lived on and wrote under that claim's token without having started the handler; a claim whose worker was killed, that wrote nothing (its lease ran out first), or whose worker handed the job straight back with the attempt returned (the store does when it cannot read the job's values for the handler) is only counted. *Redone work* is what the attempt before a resume had done past the checkpoint the resume started from: the resume must start from exactly what DynamoDB held, nothing done before that checkpoint was captured may be redone, and the redone work is at most one checkpoint interval (the heartbeat interval, since checkpoints ride on heartbeats, plus that heartbeat's write and a step) while heartbeats land, and never more than the lease when they do not (a caller's retry starts a job over from its beginning, so the run before it is not counted as redone).`,
       "",
     );
     out.push(
       "Values at their limits: `chaos.unstorable` returns a Date or NaN, and `chaos.oversize` (an input and a checkpoint at their limits) a result just over its own; both must end `failed` (`invalid_result`, or `store_rejected` when DynamoDB is the one to refuse) after one handler start, never re-run for it. `chaos.nearlimit` stores an input and a checkpoint at their limits (each a value item of its own, [core/values.ts](../core/values.ts), though together they would not fit one DynamoDB item), is refused a larger checkpoint (a TooLargeError it catches) and must succeed with the one at the limit. Half the steps jobs checkpoint more than the record holds, so their checkpoints go through value items under the same faults, and the resume check holds them to the checkpoint the record named.",
       "",
-      "The checks fail when they should: [test/chaos-guard.test.ts](../test/chaos-guard.test.ts) runs the deliberately unfenced build (WARDEN_UNSAFE_UNFENCED_SUCCEED=1) with a `succeed` write held on the wire until its worker has given up and another worker has finished the job, then delivered late, and the check must report the job ended twice (with the fence the late write fails its condition); [test/chaos-check.test.ts](../test/chaos-check.test.ts) drives the store's real writes through the proxy into the ledger and feeds each check a broken ledger.",
+      ...(flowsOf(chaos)
+        ? [
+            `**Flows** (seed 002's evaluation, whose stuck states included executions never written, executions stuck running, and all executions complete but the evaluation's status never updated). Among the jobs, 6 \`chaos.evaluate\` parents ([local/chaos-jobs.ts](../local/chaos-jobs.ts)), spread over the submit window: each one's handler spawns one execution per region × model × question (${flowsOf(chaos)!.shape} = ${flowsOf(chaos)!.each}; the models alternate between a Lambda type and a Fargate type, so both kinds of worker, and of kill, run children), waits, and then combines them as \`demo.evaluate\` does (\`{executions, succeeded, failed, meanScore}\`, from \`ctx.children\`). 5 % of the executions fail for good and 10 % fail their first attempt. The first evaluation's worker writes its wait, and then ${o.flowUnwritten ?? 0} of its children's creates are refused on the wire on every try, so only the sweeper's look at the parent, from the round's spec, can write them. Every child's id is derived from its parent's input alone (core/flow.ts \`childId\`, as the store derives it), so a child never written is found missing, not merely unseen, and each child is held to every per-job check above. Then, from the ledger and the records DynamoDB holds at the end:`,
+            "",
+            `- *every execution written, one record per index*: each derived id has a record linked to its parent at its index and key, and DynamoDB applied exactly one create for it (the ledger's creates, each with the parent link its item carries and the kind of process that sent it, from the SDK's user agent: the sweeper's are those it wrote from the spec);`,
+            `- *no execution claimed after its success was committed*: no claim applied to an execution at a version after its first succeeded end;`,
+            `- *every evaluation waited once, resumed once, after its last execution*: per parent and round, the ledger's applied \`wait\` (the handler's fenced move to waiting) and \`resume\` (waiting → queued) transitions are one each, and the resume was applied only after every execution of the round had its end applied;`,
+            `- *evaluation results complete and true to the executions*: the parent's result reports executions 60, succeeded + failed = 60, and succeeded, failed and the mean score as its executions' records say;`,
+            `- and every execution terminal, as its input says (succeeded with its recomputed score, or failed when doomed), with the other jobs.`,
+            "",
+            `The fan-in row is a figure: the children's ends ADDed to their round's fan-in item (an end written twice, the SDK's resend after a lost reply or a completer's retry, is applied again and adds nothing), the sweeper's recounts from the children's records (ends whose worker died after its end was applied, or never heard it was), and counted ends a recount took out.`,
+            "",
+          ]
+        : []),
+      `The checks fail when they should: [test/chaos-guard.test.ts](../test/chaos-guard.test.ts) runs the deliberately unfenced build (WARDEN_UNSAFE_UNFENCED_SUCCEED=1) with a \`succeed\` write held on the wire until its worker has given up and another worker has finished the job, then delivered late, and the check must report the job ended twice (with the fence the late write fails its condition); it also runs a deliberately broken fan-in (WARDEN_CHAOS_UNSAFE_UNCONDITIONAL_RESUME=1, [local/chaos-broken.ts](../local/chaos-broken.ts), set in the chaos processes only: a parent's resume written without its condition) with an evaluation's first resume held on the wire until the sweeper has resumed the parent and it has finished, then delivered late, and the flow check must report the round resumed twice (with the condition, as [test/chaos.test.ts](../test/chaos.test.ts) runs it under the full chaos, the late resume fails it); [test/chaos-check.test.ts](../test/chaos-check.test.ts) drives the store's real writes, a flow's included, through the proxy into the ledger and feeds each check a broken ledger: for the flows, an execution never written, one claimed again after its success, a parent resumed twice, one resumed before its last execution ended, and a result short of its executions.`,
       "",
     );
     if (chaos.verdict.violations.length) out.push("Violations:", "", ...chaos.verdict.violations.slice(0, 20).map((v) => `- ${v}`), "");
@@ -447,4 +476,20 @@ function svg(W: number, H: number, title: string, parts: string[]): string {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   writeReport();
   console.log(`wrote ${join(DOCS, "reliability.md")}`);
+}
+
+/** The chaos run's flows, as its options describe them; undefined for a run without. */
+function flowsOf(chaos: { options: { flows?: number; flowShape?: { regions: number; models: number; questions: number } } }): { count: number; shape: string; each: number } | undefined {
+  const o = chaos.options;
+  if (!o.flows || !o.flowShape) return undefined;
+  const { regions, models, questions } = o.flowShape;
+  return { count: o.flows, shape: `${regions} regions × ${models} models × ${questions} questions`, each: regions * models * questions };
+}
+
+/** "; 35 worker kills and 10 sweeper kills; 188 s in all", from the run's kill counts (none before they were saved). */
+function killsLine(chaos: ChaosSaved): string {
+  const k = chaos.verdict.kills;
+  if (!k) return "";
+  const sum = (sweeper: boolean) => Object.entries(k).filter(([kind]) => kind.includes("sweeper") === sweeper).reduce((a, [, v]) => a + v, 0);
+  return `; ${sum(false)} worker kills and ${sum(true)} sweeper kills; ${Math.round(chaos.seconds)} s in all`;
 }
