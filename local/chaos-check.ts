@@ -12,7 +12,7 @@
  * A job's life can be restarted by a caller: an API retry of a failed or cancelled job. Its
  * store-side entries are split into runs at each applied retry; each run has at most one end.
  *
- * Flows (chaos.evaluate, seed 002's evaluation): every parent's children are derived from its
+ * Flows (chaos.evaluate, an evaluation fanned out over its executions): every parent's children are derived from its
  * input alone (their ids from core/flow.ts childId, as the store derives them), so a child never
  * written is found missing rather than unseen; each child is then held to every check above as
  * a job of its own, and the flow's own checks (section 8) hold the parent to one wait and one

@@ -24,7 +24,7 @@
  *   same wire faults: the checks see that an attempt resumes from the checkpoint the record
  *   named, never one a worker wrote after losing its lease.
  *
- * - chaos.evaluate (Lambda): a flow, modelled on the evaluation of seed 002 (regions × models ×
+ * - chaos.evaluate (Lambda): a flow, modelled on an evaluation job that is a set of executions (regions × models ×
  *   questions, one execution each). Its first run spawns one execution per combination and
  *   waits; the run after they all ended combines their outcomes as demo.evaluate does (counts
  *   from ctx.children, the mean score of the succeeded ones). Some executions are `doomed` (fail
@@ -213,7 +213,7 @@ export const chaosNearLimit = defineJob<z.infer<typeof nearInput>, NearLimitResu
   },
 });
 
-// ─── a flow: an evaluation and its executions (seed 002) ─────────────────────────────────────
+// ─── a flow: an evaluation and its executions (an evaluation fanned out) ─────────────────────────────────────
 
 const executionInput = z
   .object({

@@ -17,11 +17,11 @@
  * DynamoDB applied is the ledger's store side (local/chaos-ledger.ts).
  *
  * Flows (`--flows N`, on by default from the command line): N evaluations submitted among the
- * other jobs, modelled on seed 002's stuck evaluation: each a parent (chaos.evaluate) that spawns
+ * other jobs, modelled on an evaluation job (a set of executions) whose known failures are executions never written, executions stuck running, and all executions done with the job never updated: each a parent (chaos.evaluate) that spawns
  * regions × models × questions executions from its handler (3 × 4 × 5 = 60 by default) and waits
  * for them, under the same kills and wire faults. The first evaluation's writes of some of its
  * executions are refused on the wire on every try (`flowUnwritten`), so the sweeper must write
- * them from the round's spec: seed 002's "executions never written".
+ * them from the round's spec: the "executions never written" failure.
  *
  * Then every job must be terminal, end as its type says (or cancelled, when a caller asked),
  * carry at most one committed result per run, have started its handler for every attempt it
@@ -392,7 +392,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const flowInputs = Array.from({ length: o.flows }, (_, i) => evaluationInput(flowRng, o, i));
   const refusedWrites = { executions: 0, tries: 0 };
   if (o.flows > 0 && o.flowUnwritten > 0) {
-    // Seed 002's "executions never written": the first evaluation's worker writes its wait, then
+    // "Executions never written": the first evaluation's worker writes its wait, then
     // some of its children's creates are refused on every try (a 5xx answered by the wire, each of
     // the SDK's tries), so the round is left short until the sweeper writes them from the spec.
     const first = idempotentId(caller.id, flowKey(0));

@@ -5,7 +5,7 @@
  * and retries, unstorable results and near-limit checkpoints), with more frozen-worker jobs so
  * the fence is exercised every time. Any violation fails the suite.
  *
- * With two flows among them (seed 002's evaluation of regions × models × questions, here 2 × 2 × 5
+ * With two flows among them (an evaluation fanned out over regions × models × questions, here 2 × 2 × 5
  * = 20 executions each, spawned from the parent's handler; `npm run chaos` runs six of the full
  * 3 × 4 × 5 = 60): some of the first one's executions are
  * never written by its worker (their creates refused on the wire), so the sweeper writes them
