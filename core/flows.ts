@@ -50,6 +50,7 @@ import * as life from "./lifecycle.js";
 import type { Change, Clock, NewJob } from "./lifecycle.js";
 import type { Doorbell } from "./queue.js";
 import type { Recognize, WriteResult } from "./store-write.js";
+import { eachBounded } from "./bounded.js";
 import { needsRefresh, type ValueStore } from "./values.js";
 
 /** Who the flow's own cancels and retries are recorded as. */
@@ -234,11 +235,11 @@ export class Flows {
     return this.settle(parent, verdict, ender, confirmed.failed);
   }
 
-  /** The records of a round's children at `indexes`, in that order. */
-  private async childrenAt(parent: WaitingJob, indexes: number[]): Promise<(Job | undefined)[]> {
+  /** The records of a round's children at `indexes`, in that order (undefined where none exists). */
+  private async childrenAt(parent: Job & { flow: Flow }, indexes: number[], specs?: (ChildSpec | undefined)[], consistent = true): Promise<(Job | undefined)[]> {
     if (!indexes.length) return [];
-    const ids = await this.ids(parent, indexes);
-    const byId = new Map((await this.d.records(ids, true)).map((j) => [j.id, j]));
+    const ids = await this.ids(parent, indexes, specs);
+    const byId = new Map((await this.d.records(ids, consistent)).map((j) => [j.id, j]));
     return ids.map((id) => byId.get(id));
   }
 
@@ -246,7 +247,8 @@ export class Flows {
   private async settle(parent: WaitingJob, verdict: "resume" | "fail", ender?: FinishedJob, firstFailed?: number): Promise<"resumed" | "failed" | "moved"> {
     const c = this.d.clock();
     if (verdict === "fail") {
-      const failed = ender?.status === "failed" ? ender : await this.firstFailed(parent, firstFailed);
+      // The failed child is the ender, or the one the verdict's read found (decide, check).
+      const failed = ender?.status === "failed" ? ender : firstFailed !== undefined ? (await this.childrenAt(parent, [firstFailed]))[0] : undefined;
       const error = childFailedError(failed ?? { id: "?" }, failed?.parent?.index ?? firstFailed ?? -1);
       const w = await this.d.write(life.failFlow(parent, error, c), "write");
       return w.applied ? "failed" : "moved";
@@ -279,13 +281,6 @@ export class Flows {
     const child = await this.chainStep(parent, ender);
     if (child?.status !== "succeeded") return null;
     return ((await this.d.values.load([child], ["result"])).jobs[0] as { result?: unknown }).result ?? null;
-  }
-
-  private async firstFailed(parent: WaitingJob, index?: number): Promise<Job | undefined> {
-    const shards = await this.readFanIn(parent.flow, parent.id);
-    const i = index ?? Math.min(...shards.flatMap((s) => (s ? [...s.f] : [])));
-    if (!Number.isFinite(i)) return undefined;
-    return this.d.getRecord((await this.ids(parent, [i]))[0]!);
   }
 
   async readFanIn(flow: Flow, parentId: string): Promise<(FanInShard | undefined)[]> {
@@ -423,10 +418,9 @@ export class Flows {
     const from = range?.from ?? 0;
     const to = Math.min(parent.flow.total, range?.to ?? parent.flow.total);
     const indexes = Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
-    const ids = await this.ids(parent, indexes, specs);
-    const byId = new Map((await this.d.records(ids, consistent)).map((j) => [j.id, j]));
+    const read = await this.childrenAt(parent, indexes, specs, consistent);
     const out: (Job | undefined)[] = new Array(parent.flow.total);
-    indexes.forEach((i, n) => (out[i] = byId.get(ids[n]!)));
+    indexes.forEach((i, n) => (out[i] = read[n]));
     return out;
   }
 }
@@ -437,23 +431,5 @@ function shardOf(item: Record<string, unknown> | undefined): FanInShard {
   return { s: set("s"), f: set("f"), c: set("c") };
 }
 
-
-/** Runs `fn` over `items` with at most `limit` in flight; the first failure is thrown once all have run. */
-export async function eachBounded<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const lane = async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failure ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failure !== undefined) throw failure;
-}
 
 export type { FlowCheck };

@@ -419,12 +419,12 @@ export function requestCancel(prev: Job, c: Clock, by: string): Decision<Cancell
   const actions = withAction(prev, "cancel", by, c);
   if (prev.status === "queued") {
     const error: JobError = { code: "cancelled", message: `cancelled on request by ${by} before it started` };
-    return { ok: true, change: change("cancelQueued", prev, { ...finished(prev, "cancelled", c, prev.history), actions, error }, read(prev)) };
+    return { ok: true, change: cancelUnheld(prev, error, c, actions) };
   }
   if (prev.status === "waiting") {
     // A parent holds no worker: it ends at once, and its live children are cancelled after it (core/flows.ts).
     const error: JobError = { code: "cancelled", message: `cancelled on request by ${by} while it waited for its children` };
-    return { ok: true, change: change("cancelWaiting", prev, { ...finished(prev, "cancelled", c, prev.history), actions, error }, read(prev)) };
+    return { ok: true, change: cancelUnheld(prev, error, c, actions) };
   }
   if (prev.status === "running") {
     if (prev.cancelRequested) return { ok: true, change: undefined };
@@ -513,7 +513,7 @@ export function failFlow(prev: WaitingJob, error: JobError, c: Clock): Change<Fa
 /** A parent that ends without running again: a chain whose step was cancelled, an orphaned step, a wait past its bound. */
 export function endFlow(prev: WaitingJob, how: "cancelled" | "failed", error: JobError, c: Clock): Change<CancelledJob | FailedJob> {
   if (how === "failed") return failFlow(prev, error, c);
-  return change("cancelWaiting", prev, { ...finished(prev, "cancelled", c, prev.history), error }, read(prev));
+  return cancelUnheld(prev, error, c);
 }
 
 /** The longest gap between two of the sweeper's looks at a quiet flow. */
@@ -621,7 +621,13 @@ export function expireQueued(prev: QueuedJob, c: Clock): Change<FailedJob> {
 
 /** A queued child whose parent no longer waits on it: cancelled, never run. */
 export function cancelOrphanQueued(prev: QueuedJob, c: Clock, message: string): Change<CancelledJob> {
-  return change("cancelQueued", prev, { ...finished(prev, "cancelled", c, prev.history), error: { code: "cancelled", message } }, read(prev));
+  return cancelUnheld(prev, { code: "cancelled", message }, c);
+}
+
+/** A job no worker holds (queued, or a waiting parent) cancelled at once, decided from a read. */
+function cancelUnheld(prev: QueuedJob | WaitingJob, error: JobError, c: Clock, actions?: JobAction[]): Change<CancelledJob> {
+  const next: CancelledJob = { ...finished(prev, "cancelled", c, prev.history), ...(actions ? { actions } : {}), error };
+  return change(prev.status === "queued" ? "cancelQueued" : "cancelWaiting", prev, next, read(prev));
 }
 
 /** A cancel that no worker acknowledged within the grace period. */

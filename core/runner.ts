@@ -497,9 +497,11 @@ export class Runner {
   private async childrenOf(job: Job, from: number): Promise<ChildrenView | undefined> {
     if (!job.flow) return undefined;
     const page = await this.s.store.childOutcomes(job, { from, limit: CHILD_OUTCOMES_PAGE });
-    const counts = await this.s.store.childCounts(job, { consistent: true });
-    const all = counts && counts.exact ? counts : { ...countChildren(0, []), ...counts };
-    return { round: job.flow.round, counts: all as ChildrenView["counts"], children: page.children.map(outcomeOf), next: page.next };
+    const view = await this.s.store.childCounts(job, { consistent: true });
+    // A round of more than one shard is counted from its fan-in, which has only the ended; a
+    // resumed parent's round has ended whole, so none is queued, running or waiting.
+    const { exact: _e, ...counts } = view ?? { ...countChildren(0, []), exact: true as const };
+    return { round: job.flow.round, counts: { ...countChildren(0, []), ...counts }, children: page.children.map(outcomeOf), next: page.next };
   }
 
   private async settleAbort(lease: Lease, type: JobType, reason: AbortReason, buffer: ReportBuffer, log: JobLogger, limits: JobLimits) {

@@ -657,15 +657,19 @@ export class JobStore {
    * the handler's ctx.children and GET /jobs/{id}/children). A status filter applies to the page
    * read, so a page may hold fewer than `limit`; `next` is where the next page starts, or null.
    */
-  async childOutcomes(parent: Job, o: { from?: number; limit: number; status?: Job["status"]; consistent?: boolean }): Promise<{ children: Job[]; next: number | null }> {
+  async childOutcomes(
+    parent: Job,
+    o: { from?: number; limit: number; status?: Job["status"]; consistent?: boolean; values?: readonly ValueField[] },
+  ): Promise<{ children: Job[]; next: number | null }> {
     if (!parent.flow) return { children: [], next: null };
     const flowParent = parent as Job & { flow: Flow };
     const from = Math.max(0, o.from ?? 0);
     const to = Math.min(parent.flow.total, from + o.limit);
     const read = (await this.flows.children(flowParent, undefined, { from, to }, o.consistent ?? true)).slice(from, to);
     const jobs = read.filter((j): j is Job => j !== undefined && (o.status === undefined || j.status === o.status));
-    const withResults = (await this.writer.values.load(jobs, ["result"])).jobs;
-    return { children: withResults, next: to < parent.flow.total ? to : null };
+    // One batched read for the page's values (their results by default).
+    const withValues = (await this.writer.values.load(jobs, o.values ?? ["result"])).jobs;
+    return { children: withValues, next: to < parent.flow.total ? to : null };
   }
 
   /** A parent's last round counted by status: from the children's records up to one shard, from the fan-in items beyond. */

@@ -11,6 +11,7 @@
  * per queue, how long the oldest claimable job has waited (OldestUnclaimedSeconds) and how many
  * of its re-rings were for a job already rung once in vain (UnhelpedRepairs).
  */
+import { eachBounded } from "./bounded.js";
 import { QUEUE_NAMES, type QueueName } from "./config.js";
 import { ConflictError, errorMessage } from "./errors.js";
 import { orphanReason } from "./flow.js";
@@ -223,7 +224,8 @@ export class Sweeper {
 
   private async act(plans: Exclude<Plan, { do: "wait" }>[], r: ReportBuilder, stuck: Record<StuckStateName, number>): Promise<void> {
     const doorbells: { queue: QueueName; id: string; delayMs: number }[] = [];
-    await pool(plans, this.opts.concurrency, async (p) => {
+    // Each repair catches its own failure, so every plan is tried.
+    await eachBounded(plans, this.opts.concurrency, async (p) => {
       try {
         const rings = await this.apply(p, r, stuck);
         if (rings) doorbells.push(rings);
@@ -347,15 +349,6 @@ class ReportBuilder {
       ...(this.waitError !== undefined ? { waitError: this.waitError } : {}),
     };
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
 /** Sums a list of reports: what one scheduled invocation did. */

@@ -17,7 +17,9 @@
  * DynamoDB applied is the ledger's store side (local/chaos-ledger.ts).
  *
  * Flows (`--flows N`, on by default from the command line): N evaluations submitted among the
- * other jobs, modelled on an evaluation job (a set of executions) whose known failures are executions never written, executions stuck running, and all executions done with the job never updated: each a parent (chaos.evaluate) that spawns
+ * other jobs, modelled on an evaluation job (a set of executions) whose known failures are
+ * executions never written, executions stuck running, and all executions done with the job never
+ * updated: each a parent (chaos.evaluate) that spawns
  * regions × models × questions executions from its handler (3 × 4 × 5 = 60 by default) and waits
  * for them, under the same kills and wire faults. The first evaluation's writes of some of its
  * executions are refused on the wire on every try (`flowUnwritten`), so the sweeper must write

@@ -155,9 +155,9 @@ export class JobsApi {
       limit: q.limit ?? LIMITS.listDefault,
       ...(q.status ? { status: q.status } : {}),
       consistent: false,
+      values: SHOWN_VALUES,
     });
-    const withInputs = await Promise.all(page.children.map((j) => this.s.store.withValues(j, SHOWN_VALUES)));
-    return { children: withInputs.map((j) => toApiJob(j, this.now)), nextCursor: page.next === null ? null : String(page.next), total: parent.flow.total };
+    return { children: page.children.map((j) => toApiJob(j, this.now)), nextCursor: page.next === null ? null : String(page.next), total: parent.flow.total };
   }
 
   /**
