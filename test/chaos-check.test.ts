@@ -200,6 +200,9 @@ const at = (t: number) => ({ at: t, appliedAt: t + 5, replyLost: false, job: ID 
 const create = (): LedgerEntry => ({ k: "create", version: 1, ...at(0) });
 const claim = (version: number, token: number, attempt: number, worker: string, t: number, resume: number | null = null): LedgerEntry => ({ k: "claim", version, token, attempt, worker, resume, ...at(t) });
 const start = (attempt: number, pid: number, t: number, resume = 0): LedgerEntry => ({ k: "start", job: ID, attempt, resume, pid, at: t });
+/** The steps `from` to `to` (exclusive) of one attempt, 10 ms apart from `t0`. */
+const steps = (pid: number, attempt: number, from: number, to: number, t0: number): LedgerEntry[] =>
+  Array.from({ length: to - from }, (_, i) => ({ k: "step", job: ID, attempt, step: from + i, pid, at: t0 + i * 10 }));
 const done = (attempt: number, pid: number, t: number): LedgerEntry => ({ k: "done", job: ID, attempt, pid, at: t });
 const commit = (version: number, token: number | null, status: string, t: number, code: string | null = null, by: "worker" | "sweeper" | "api" = "worker"): LedgerEntry => ({ k: "commit", version, token, status, by, code, ...at(t) });
 const release = (version: number, token: number, outcome: string, t: number, code: string | null = null): LedgerEntry => ({ k: "release", version, token, outcome, code, resume: null, ...at(t) });
@@ -260,8 +263,6 @@ describe("the checks report the runs they exist for", () => {
   });
 
   test("a resumed attempt that did not start from the checkpoint DynamoDB held", () => {
-    const steps = (pid: number, attempt: number, from: number, to: number, t0: number): LedgerEntry[] =>
-      Array.from({ length: to - from }, (_, i) => ({ k: "step", job: ID, attempt, step: from + i, pid, at: t0 + i * 10 }));
     const ledger = [
       create(),
       claim(2, 1, 1, "w-a", 100),
@@ -278,8 +279,6 @@ describe("the checks report the runs they exist for", () => {
   });
 
   test("a stored checkpoint older than the work done when it was captured, and redone work past the lease", () => {
-    const steps = (pid: number, attempt: number, from: number, to: number, t0: number): LedgerEntry[] =>
-      Array.from({ length: to - from }, (_, i) => ({ k: "step", job: ID, attempt, step: from + i, pid, at: t0 + i * 10 }));
     const run = (beatResume: number, stepsAfter: number) => [
       create(),
       claim(2, 1, 1, "w-a", 100),
@@ -301,8 +300,6 @@ describe("the checks report the runs they exist for", () => {
   });
 
   test("a caller's retry starts the job over: the run before it is not redone work", () => {
-    const steps = (pid: number, attempt: number, from: number, to: number, t0: number): LedgerEntry[] =>
-      Array.from({ length: to - from }, (_, i) => ({ k: "step", job: ID, attempt, step: from + i, pid, at: t0 + i * 10 }));
     const ledger = [
       create(),
       claim(2, 1, 1, "w-a", 100),
