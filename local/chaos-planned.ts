@@ -7,7 +7,8 @@
  * proxy holds the write like a hang, and every try of it after (the SDK's resends and the
  * completer's retries carry the same nonce, `lastWrite`), so its sender times out and gives up;
  * once its job has ended, the first copy is delivered through the proxy (so the ledger sees it
- * if DynamoDB applies it), as it was sent: same body, same nonce, same condition.
+ * if DynamoDB applies it), as it was sent: same body, same nonce, same condition, and spared the
+ * proxy's seeded faults (a hang or lost reply there would leave what DynamoDB made of it unknown).
  */
 import { DynamoDBClient, UpdateItemCommand, type UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
 import { errorMessage } from "../core/errors.js";
@@ -83,6 +84,9 @@ export function armPlanned(
     while (!over && !(await ended(job).catch(() => false))) await new Promise((r) => setTimeout(r, 200));
     delivering = true; // copies pass from here on: the delivery below is one
     log(`late delivery for ${job}: held the write and ${copies} later tries of it`);
+    // The delivery is the fault itself: a seeded fault on it would leave its answer unknown.
+    const nonce = held.nonce;
+    proxy.passNext((_t, body) => assigned(body, "lastWrite") === nonce);
     return deliver(proxy.endpoint, job, held.target, held.body);
   }
 

@@ -68,11 +68,17 @@ export interface WireProxy {
    * injected.
    */
   injectNext(kind: WireFaultKind, match: (target: string, body: unknown) => boolean): Promise<void>;
+  /**
+   * The next request that `match` accepts passes untouched, whatever the rate: for a request the
+   * test itself sends and must see answered, such as a held write delivered late.
+   */
+  passNext(match: (target: string, body: unknown) => boolean): void;
   close(): Promise<void>;
 }
 
 interface Planned {
-  kind: WireFaultKind;
+  /** `pass`: no fault for this one, not even a seeded one. */
+  kind: WireFaultKind | "pass";
   match: (target: string, body: unknown) => boolean;
   done: () => void;
 }
@@ -157,6 +163,7 @@ export async function startWireProxy(target: string, options: WireFaultOptions):
     counts,
     setRate: (rate) => void (o.rate = rate),
     injectNext: (kind, match) => new Promise<void>((done) => ctx.planned.push({ kind, match, done })),
+    passNext: (match) => void ctx.planned.push({ kind: "pass", match, done: () => {} }),
     close: () => (closing ??= closeAll(server, sockets, agent)),
   };
 }
@@ -191,7 +198,8 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx): 
   const body = collect(req);
   afterBody(req, () => {
     const sent = body();
-    const kind = planned(ctx, target, sent) ?? ctx.decide(target);
+    const plan = planned(ctx, target, sent);
+    const kind = plan === "pass" ? undefined : (plan ?? ctx.decide(target));
     if (kind) {
       ctx.counts[kind]++;
       ctx.o.onFault?.(kind, target);
@@ -202,7 +210,7 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx): 
   });
 }
 
-function planned(ctx: Ctx, target: string, sent: Buffer): WireFaultKind | undefined {
+function planned(ctx: Ctx, target: string, sent: Buffer): Planned["kind"] | undefined {
   if (!ctx.planned.length) return undefined;
   const parsed = json(sent);
   const i = ctx.planned.findIndex((p) => (p.kind !== "lostReply" || isWriteTarget(target)) && p.match(target, parsed));

@@ -230,6 +230,18 @@ describe("the proxy itself", () => {
     expect(applied.map((a) => a.target)).toEqual(["DynamoDB_20120810.GetItem"]);
   });
 
+  test("passNext spares the one request it matches from even a certain fault; the next is faulted again", async () => {
+    const { proxy, applied } = await faulty("dynamodb", "server", 1_000);
+    proxy.passNext((_t, body) => (body as { Key?: { id?: { S?: string } } }).Key?.id?.S === "spared");
+    const get = (id: string) => dynamo(proxy.endpoint, timeoutHandler(), 1).send(new GetItemCommand({ TableName: env.emu.tableName, Key: key(id) }));
+    const out = await get("spared");
+    expect(out.$metadata.httpStatusCode).toBe(200);
+    const again = await rejection(get("spared"));
+    expect(again.$metadata.httpStatusCode).toBe(500);
+    expect(proxy.counts.server).toBe(1);
+    expect(applied.map((a) => a.target)).toEqual(["DynamoDB_20120810.GetItem"]);
+  });
+
   test("close() drops hung requests and resolves", async () => {
     const { proxy } = await faulty("dynamodb", "hang", 1_000);
     const pending = rejection(dynamo(proxy.endpoint, new NodeHttpHandler(), 1).send(new GetItemCommand({ TableName: "t", Key: key("x") })));
