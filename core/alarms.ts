@@ -45,6 +45,9 @@ const RUNBOOK = "First run `warden stuck` (or open the dashboard) to see what is
  */
 export const notStartingThresholdSeconds = (startDeadlineMs: number): number => (startDeadlineMs * 1.5) / 1000;
 
+/** A pause longer than this pages (PausedTooLong): long enough for planned maintenance, short enough to catch a forgotten one. */
+export const PAUSE_ALARM_SECONDS = 4 * 3600;
+
 /** The alarms for a deployment's timings; `ALARMS` is them at the defaults, as the stacks deploy. */
 export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs"> = TIMINGS): AlarmDefinition[] {
   const notStartingAfter = notStartingThresholdSeconds(timings.startDeadlineMs);
@@ -73,6 +76,17 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
         description: `A job on the ${queue} queue has been ready for over ${notStartingAfter} s and no worker has claimed it, although the sweeper rang its doorbell again: the queue's workers are not running, frozen, or failing before they claim. First run \`warden stuck\` (its not-starting list names the jobs, their wait and rings), then \`warden why <id>\` for one of them, then \`warden workers\`.`,
       }),
     ),
+    {
+      id: "PausedTooLong",
+      source: { kind: "metric", metric: "PausedSeconds", statistic: "Maximum" },
+      comparison: "GreaterThanThreshold",
+      threshold: PAUSE_ALARM_SECONDS,
+      periodSeconds: 300,
+      evaluationPeriods: 1,
+      // A sweep whose controls read failed publishes nothing: keep the state over the gap.
+      missingData: "ignore",
+      description: `A queue or a job type has been paused for over ${PAUSE_ALARM_SECONDS / 3600} h: its jobs are held and none starts. Someone paused it and may have forgotten. First run \`warden limits\` (it lists the pauses, who made them and how many jobs each holds), then \`warden resume <target>\` if it should run.`,
+    },
     {
       id: "ClaimConflicts",
       source: { kind: "metric", metric: "ClaimConflicts", statistic: "Sum" },

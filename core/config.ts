@@ -50,6 +50,16 @@ export const TABLE = {
     partitionKey: "waitShard", // `${queue}#${shard}`
     sortKey: "readyAt", // epoch ms
   },
+  /**
+   * Sparse index of queued jobs held back by a pause or a concurrency limit (only a held job has a
+   * holdOn), keys only: a resume or a freed slot finds the longest-held jobs to wake with one
+   * Query (core/controls.ts). A rate hold has no entry: its own delayed doorbell wakes it.
+   */
+  holdIndex: {
+    name: "byHold",
+    partitionKey: "holdOn", // `${by}#${key}`, core/gates.ts holdPartition
+    sortKey: "holdRank", // epoch ms it was held since
+  },
   /** Epoch seconds; DynamoDB TTL deletes finished jobs after retention. */
   ttlAttribute: "expiresAt",
 } as const;

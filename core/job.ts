@@ -4,6 +4,12 @@
  */
 import type { QueueName } from "./config.js";
 import type { Flow, ParentLink } from "./flow.js";
+import type { Hold, LimitKey } from "./gates.js";
+
+export interface HeldSlots {
+  keys: LimitKey[];
+  at: number;
+}
 import type { ValueRefs } from "./values.js";
 
 export const STATUSES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"] as const;
@@ -27,6 +33,9 @@ export const TRANSITIONS = {
   expire: { from: ["running"], to: "failed" }, // lease expired with no attempts left, or runtime limit
   expireQueued: { from: ["queued"], to: "failed" }, // runtime limit passed while it waited
   resend: { from: ["queued"], to: "queued" }, // the sweeper pushes the start deadline and rings again
+  // Pauses and limits (core/gates.ts):
+  hold: { from: ["queued"], to: "queued" }, // a claim refused by a pause or a limit: held, no attempt spent
+  unhold: { from: ["queued"], to: "queued" }, // what held it freed up (a resume, a slot, its rate window): claimable again
   retry: { from: ["failed", "cancelled"], to: "queued" },
   // A parent and its children (core/flow.ts):
   createWaiting: { from: [], to: "waiting" }, // a submit with children, or a chain's step
@@ -140,6 +149,8 @@ interface JobCommon {
   /** The last LIMITS.actionEntries cancel and retry requests, oldest first. */
   actions?: JobAction[];
   idempotencyKey?: string;
+  /** The key its concurrency and rate limits count it under (a tenant, a downstream API), beside its type's. */
+  concurrencyKey?: string;
   /** A child's place in its parent's flow (core/flow.ts); it belongs to the parent's owner. */
   parent?: ParentLink;
   /** A parent's last round of children: how many, the policy, where their specs are. */
@@ -164,6 +175,11 @@ export interface QueuedJob extends JobCommon {
   readyAt: number;
   /** Doorbells the sweeper re-rang since readyAt; any transition into queued starts it at 0. */
   rings: number;
+  /**
+   * Held back by a pause or a limit (core/gates.ts): no doorbell is on its way (a rate hold's
+   * delayed one aside), and what frees it wakes it. Absent on a claimable job.
+   */
+  hold?: Hold;
 }
 
 export interface RunningJob extends JobCommon {
@@ -176,6 +192,11 @@ export interface RunningJob extends JobCommon {
   dueAt: number;
   cancelRequested?: true;
   cancelRequestedAt?: number;
+  /**
+   * The concurrency slots this run holds (core/controls.ts) and when it took them: given back
+   * when it leaves running, each only if still the one taken then (not a later claim's).
+   */
+  slots?: HeldSlots;
 }
 
 /**

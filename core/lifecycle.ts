@@ -15,6 +15,7 @@
  */
 import { LIMITS, TIMINGS, type QueueName } from "./config.js";
 import type { Flow, FlowPolicy, ParentLink } from "./flow.js";
+import { holdPartition, holdRecheckMs, type Hold } from "./gates.js";
 import {
   ATTEMPT_MESSAGE_CHARS,
   canTransition,
@@ -22,6 +23,7 @@ import {
   type AttemptRecord,
   type CancelledJob,
   type FailedJob,
+  type HeldSlots,
   type Job,
   type JobAction,
   type JobError,
@@ -89,7 +91,9 @@ export type ClaimRefusal =
   /** A parent waiting for its children: it runs when they have ended, on its own doorbell. */
   | "waiting"
   /** The job waits on another queue: its doorbell belongs there (a duplicate, a redrive, a move to `large`). */
-  | "wrong_queue";
+  | "wrong_queue"
+  /** A pause or a limit holds it back (core/gates.ts): it is held, and what frees it wakes it. */
+  | "held";
 
 export type Decision<J extends Job> = { ok: true; change: Change<J> } | { ok: false; reason: string; message: string };
 
@@ -177,6 +181,7 @@ function common(job: Job): Omit<QueuedJob, "status" | "dueAt" | "runAt" | "ready
     ...(job.checkpoint !== undefined ? { checkpoint: job.checkpoint } : {}),
     ...(job.error !== undefined ? { error: job.error } : {}),
     ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
+    ...(job.concurrencyKey !== undefined ? { concurrencyKey: job.concurrencyKey } : {}),
     ...(job.refs !== undefined ? { refs: job.refs } : {}),
     ...(job.actions !== undefined ? { actions: job.actions } : {}),
     ...(job.parent !== undefined ? { parent: job.parent } : {}),
@@ -220,6 +225,8 @@ export interface NewJob {
   timeoutMs: number;
   runAt?: number;
   idempotencyKey?: string;
+  /** The key its limits count it under, beside its type (core/gates.ts). */
+  concurrencyKey?: string;
   /** A child's place in its parent's flow. */
   parent?: ParentLink;
 }
@@ -240,6 +247,7 @@ function newCommon(spec: NewJob, id: string, c: Clock) {
     version: 0,
     history: [],
     ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
+    ...(spec.concurrencyKey ? { concurrencyKey: spec.concurrencyKey } : {}),
     ...(spec.parent ? { parent: spec.parent } : {}),
   };
 }
@@ -278,7 +286,11 @@ export function claimRefusal(job: Job | undefined, c: Clock, queue?: QueueName):
  * A queued job whose runAt has come, or a running job whose lease expired, becomes this worker's:
  * a new attempt under a new fencing token. `queue` is where the doorbell was heard.
  */
-export function claim(prev: Job | undefined, o: { workerId: string; leaseMs: number; queue?: QueueName }, c: Clock): Decision<RunningJob> {
+export function claim(
+  prev: Job | undefined,
+  o: { workerId: string; leaseMs: number; queue?: QueueName },
+  c: Clock,
+): Decision<RunningJob> {
   const refusal = claimRefusal(prev, c, o.queue);
   if (refusal || !prev || (prev.status !== "queued" && prev.status !== "running")) {
     return { ok: false, reason: refusal ?? "finished", message: `the job cannot be claimed: ${refusal}` };
@@ -289,6 +301,8 @@ export function claim(prev: Job | undefined, o: { workerId: string; leaseMs: num
     prev.status === "running" ? closeLast(prev.history, c.now, "worker_lost", { code: "worker_lost", message: lostMessage(prev) }) : prev.history;
   const leaseExpiresAt = c.now + o.leaseMs;
   const { error: _kept, ...rest } = common(prev);
+  // A run taken over from a lost worker keeps the slots its job already holds.
+  const slots = prev.status === "running" ? prev.slots : undefined;
   const next: RunningJob = {
     ...rest,
     status: "running",
@@ -302,9 +316,13 @@ export function claim(prev: Job | undefined, o: { workerId: string; leaseMs: num
     dueAt: Math.min(leaseExpiresAt, runtimeDeadline({ ...prev, firstStartedAt }, c.now)),
     updatedAt: c.now,
     history: bounded([...history, { attempt, worker: o.workerId, startedAt: c.now, endedAt: null, outcome: null }]),
+    ...(slots ? { slots } : {}),
   };
   return { ok: true, change: change("claim", prev, next, read(prev)) };
 }
+
+/** A claim that took concurrency slots on its way (core/gatekeeper.ts): its run holds them. */
+export const claimWith = (c: Change<RunningJob>, slots: HeldSlots): Change<RunningJob> => ({ ...c, next: { ...c.next, slots } });
 
 // ─── a worker's writes under its lease ──────────────────────────────────────────────────────
 
@@ -648,4 +666,27 @@ export function resend(prev: QueuedJob, c: Clock): Change<QueuedJob> {
   // itself (queuedDueAt), and this send is its first doorbell, not a repeat.
   const first = prev.dueAt <= readyAt;
   return change("resend", prev, { ...prev, dueAt: c.now + c.startDeadlineMs, readyAt, rings: ringsOf(prev) + (first ? 0 : 1), updatedAt: c.now }, read(prev));
+}
+
+// ─── pauses and limits (core/gates.ts) ──────────────────────────────────────────────────────
+
+/**
+ * A claim a gate refused: the job stays queued, spends no attempt and is held, out of the wait
+ * index (it is not claimable) and, for a pause or a concurrency limit, in the held index, where
+ * what frees it finds it. Held again on the same gate (the sweeper's look found it still shut),
+ * it keeps its place and its next look backs off.
+ */
+export function hold(prev: QueuedJob, h: Hold, c: Clock): Change<QueuedJob> {
+  const same = prev.hold !== undefined && holdPartition(prev.hold) !== undefined && holdPartition(prev.hold) === holdPartition(h);
+  const held: Hold = same ? { ...h, since: prev.hold!.since } : h;
+  // A rate hold is woken by its own delayed doorbell at `until`; its deadline is a start deadline after.
+  const dueAt = held.by === "rate" ? held.until + c.startDeadlineMs : c.now + holdRecheckMs(c.now - held.since);
+  const next: QueuedJob = { ...prev, hold: held, dueAt, readyAt: held.by === "rate" ? held.until : readyAtOf(prev), rings: 0, updatedAt: c.now };
+  return change("hold", prev, next, read(prev));
+}
+
+/** What held the job freed up: it is claimable again from now, its doorbell rung by whoever woke it. */
+export function unhold(prev: QueuedJob, c: Clock): Change<QueuedJob> {
+  const { hold: _h, ...rest } = prev;
+  return change("unhold", prev, { ...rest, dueAt: queuedDueAt(undefined, c), readyAt: c.now, rings: 0, updatedAt: c.now }, read(prev));
 }

@@ -3,7 +3,7 @@ import type { CreateTableCommandInput } from "@aws-sdk/client-dynamodb";
 import { TABLE } from "./config.js";
 
 export function tableDefinition(tableName: string): CreateTableCommandInput {
-  const { dueIndex, ownerIndex, statusIndex, workerIndex, waitIndex } = TABLE;
+  const { dueIndex, ownerIndex, statusIndex, workerIndex, waitIndex, holdIndex } = TABLE;
   return {
     TableName: tableName,
     BillingMode: "PAY_PER_REQUEST",
@@ -18,6 +18,8 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
       { AttributeName: workerIndex.partitionKey, AttributeType: "S" },
       { AttributeName: waitIndex.partitionKey, AttributeType: "S" },
       { AttributeName: waitIndex.sortKey, AttributeType: "N" },
+      { AttributeName: holdIndex.partitionKey, AttributeType: "S" },
+      { AttributeName: holdIndex.sortKey, AttributeType: "N" },
     ],
     GlobalSecondaryIndexes: [
       {
@@ -61,6 +63,15 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
         // Keys only: the sweeper needs the oldest readyAt per partition, then reads those few
         // records itself (consistently, since the index lags); an entry is written when a job
         // enters queued and deleted when it leaves, never by a resend or a heartbeat.
+        Projection: { ProjectionType: "KEYS_ONLY" },
+      },
+      {
+        IndexName: holdIndex.name,
+        KeySchema: [
+          { AttributeName: holdIndex.partitionKey, KeyType: "HASH" },
+          { AttributeName: holdIndex.sortKey, KeyType: "RANGE" },
+        ],
+        // Keys only: a waker reads the record of each job it wakes (consistently, since the index lags).
         Projection: { ProjectionType: "KEYS_ONLY" },
       },
     ],

@@ -25,6 +25,7 @@ import { ITEM_LIMIT_BYTES, itemBytes } from "./item-size.js";
 import type { Job } from "./job.js";
 import type { Change } from "./lifecycle.js";
 import { detailItem } from "./attempt-detail.js";
+import { holdPartition } from "./gates.js";
 import { dueShard, waitShard } from "./shards.js";
 import { carryValues, placeValues, recordValues, sameValue, ValueStore } from "./values.js";
 
@@ -33,10 +34,10 @@ export type Recognize = "origin" | "claim" | "write";
 const NONCE_ATTR: Record<Recognize, string> = { origin: "origin", claim: "claimId", write: "lastWrite" };
 
 /** Attributes only the store reads (indexes, nonces); they never leave it. */
-export const STORE_ONLY = ["dueShard", "waitShard", "createdKey", "lastWrite", "claimId", "origin"] as const;
+export const STORE_ONLY = ["dueShard", "waitShard", "holdOn", "holdRank", "createdKey", "lastWrite", "claimId", "origin"] as const;
 
 /** The sparse indexes' partition keys: each goes with the states that put a job in its index. */
-const STATE_INDEX_KEYS: readonly string[] = ["dueShard", "waitShard"];
+const STATE_INDEX_KEYS: readonly string[] = ["dueShard", "waitShard", "holdOn", "holdRank"];
 
 /** Every attribute a job may lack in some state: a write that changes the state removes those the new state has not. */
 const OPTIONAL = [
@@ -61,6 +62,8 @@ const OPTIONAL = [
   "checkpoint",
   "refs",
   "waitingSince",
+  "hold",
+  "slots",
 ] as const;
 
 export interface WriteOptions {
@@ -81,7 +84,13 @@ export function itemOf(job: Job): Record<string, unknown> {
   const item: Record<string, unknown> = { ...job, ...recordValues(job) };
   if (job.status === "queued" || job.status === "running" || job.status === "waiting") item.dueShard = dueShard(job.queue, job.status, job.id);
   // Only a queued job waits for a claim; with readyAt (a job field) it makes the wait index's entry.
-  if (job.status === "queued") item.waitShard = waitShard(job.queue, job.id);
+  // A job held by a pause or a concurrency limit is not claimable: it is in the held index instead.
+  const holdOn = job.status === "queued" && job.hold ? holdPartition(job.hold) : undefined;
+  if (job.status === "queued" && !holdOn) item.waitShard = waitShard(job.queue, job.id);
+  if (holdOn && job.status === "queued") {
+    item.holdOn = holdOn;
+    item.holdRank = job.hold!.since;
+  }
   return item;
 }
 

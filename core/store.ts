@@ -14,8 +14,11 @@ import { batchGetAll } from "./aws.js";
 import { LIMITS, QUEUE_NAMES, TABLE, TIMINGS, type QueueName } from "./config.js";
 import { ConflictError, LeaseLostError, NotFoundError, StoreRejectedError, TooLargeError, ValidationError } from "./errors.js";
 import { unstorable } from "./item-size.js";
-import { isTerminal, type CancelledJob, type FailedJob, type FinishedJob, type Job, type JobError, type Lease, type LiveJob, type QueuedJob, type RunningJob, type SucceededJob, type WaitingJob } from "./job.js";
+import { isTerminal, type HeldSlots, type CancelledJob, type FailedJob, type FinishedJob, type Job, type JobError, type Lease, type LiveJob, type QueuedJob, type RunningJob, type SucceededJob, type WaitingJob } from "./job.js";
 import { countChildren, endedCounts, FANIN_SHARD_SIZE, orphanReason, type ChildCounts, type ChildSpec, type Flow, type FlowPolicy } from "./flow.js";
+import { Controls } from "./controls.js";
+import { Gatekeeper } from "./gatekeeper.js";
+import { LimitsSweep, type LimitsReport } from "./limits-sweep.js";
 import { Flows, type FlowRepair } from "./flows.js";
 import type { Doorbell } from "./queue.js";
 import * as life from "./lifecycle.js";
@@ -105,6 +108,9 @@ export class JobStore {
   private readonly cancelGraceMs: number;
   private readonly writer: ChangeWriter;
   readonly flows: Flows;
+  readonly controls: Controls;
+  readonly gates: Gatekeeper;
+  private readonly limitsSweep: LimitsSweep;
 
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -116,6 +122,25 @@ export class JobStore {
     this.startDeadlineMs = opts.startDeadlineMs ?? TIMINGS.startDeadlineMs;
     this.cancelGraceMs = opts.cancelGraceMs ?? TIMINGS.cancelGraceMs;
     this.writer = new ChangeWriter(db, this.table, { now: this.now, retentionDays: this.retentionDays }, unsafeUnfencedSucceed);
+    this.controls = new Controls(db, this.table);
+    this.gates = new Gatekeeper({
+      controls: this.controls,
+      clock: () => this.clock(),
+      doorbell: opts.doorbell,
+      write: (change, recognize) => this.write(change, recognize),
+      getRecord: (id) => this.getRecord(id),
+    });
+    this.limitsSweep = new LimitsSweep({
+      controls: this.controls,
+      gates: this.gates,
+      clock: () => this.clock(),
+      write: (change, recognize) => this.write(change, recognize),
+      records: (ids, consistent) => this.records(ids, consistent),
+      resend: async (job) => {
+        const pushed = await this.pushStartDeadline(job);
+        await opts.doorbell?.send(pushed.queue, [pushed.id], 0).catch(() => undefined);
+      },
+    });
     this.flows = new Flows({
       db,
       table: this.table,
@@ -138,7 +163,10 @@ export class JobStore {
    */
   private async write<J extends Job>(change: Change<J>, recognize: Recognize, o: WriteOptions = {}): Promise<WriteResult<J>> {
     const w = await this.writer.write(change, recognize, o);
-    if (w.applied && isTerminal(w.job.status)) await this.landed(change, w.job as unknown as FinishedJob);
+    if (!w.applied) return w;
+    // A run that ended, was handed back or taken back gives its concurrency slots back (core/gatekeeper.ts).
+    if (change.prev?.status === "running" && change.prev.slots && w.job.status !== "running") await this.gates.released(change.prev).catch(() => undefined);
+    if (isTerminal(w.job.status)) await this.landed(change, w.job as unknown as FinishedJob);
     return w;
   }
 
@@ -261,8 +289,15 @@ export class JobStore {
         await this.settleUnclaimable(job, reason);
         return { ok: false, reason, ...(job ? { job } : {}) };
       }
-      const w = await this.write(d.change, "claim");
+      // A queued job passes its pauses and limits first (a run taken over from a lost worker holds its slots already).
+      const gate = job?.status === "queued" ? await this.gates.pass(job, c.now) : undefined;
+      if (gate && !gate.ok) return { ok: false, reason: "held", job: await this.gates.hold(job as QueuedJob, gate.hold) };
+      const slots = gate?.ok && gate.slots.keys.length ? gate.slots : undefined;
+      const change = slots ? life.claimWith(d.change, slots) : d.change;
+      const w = await this.write(change, "claim");
       if (w.applied && w.job.status === "running") return this.leased(w.job, leaseMs);
+      // Not ours: the slots taken for it go back, unless the job runs under another claim of it (then they are that run's).
+      if (slots && (w.applied ? w.job : w.found)?.status !== "running") await this.gates.undo(jobId, slots.keys, slots.at);
       // Someone moved first (or our own claim landed and was already taken back): decide again.
       if (round >= REDECIDE_ROUNDS - 1) {
         const found = w.applied ? w.job : w.found;
@@ -505,6 +540,16 @@ export class JobStore {
   }
 
   /** The sweeper's look at a waiting parent whose deadline passed (core/flows.ts Flows.check). */
+  /** The sweeper's look at a held job past its deadline (core/limits-sweep.ts). */
+  async lookAtHold(job: QueuedJob): Promise<"unheld" | "held"> {
+    return this.limitsSweep.look(job);
+  }
+
+  /** The sweeper's per-sweep recount of the limits that have jobs waiting, and its wakes of resumed pauses. */
+  async sweepLimits(): Promise<LimitsReport> {
+    return this.limitsSweep.sweep();
+  }
+
   async checkFlow(job: WaitingJob): Promise<FlowRepair> {
     return this.flows.check(job);
   }

@@ -16,6 +16,7 @@ import { QUEUE_NAMES, type QueueName } from "./config.js";
 import { ConflictError, errorMessage } from "./errors.js";
 import { orphanReason } from "./flow.js";
 import { ringsOf, type Job, type LiveJob, type QueuedJob, type RunningJob, type WaitingJob } from "./job.js";
+import type { Doorbell } from "./queue.js";
 import type { RuntimeConfig } from "./runtime.js";
 import { goneWorkerRepair } from "./lifecycle.js";
 import type { Services } from "./services.js";
@@ -38,6 +39,12 @@ export const SWEEP_ACTIONS = [
   "rechecked",
   /** A child whose parent is gone or ended, cancelled instead of run. */
   "orphanCancelled",
+  /** A job held by a pause or a limit woken: what held it had freed up, and the wake was lost (core/limits-sweep.ts). */
+  "unheld",
+  /** A held job looked at and still held: its next look was pushed on. */
+  "reheld",
+  /** A concurrency slot given back whose holder no longer ran (a crash between its end and the release). */
+  "slotFreed",
   "skipped",
 ] as const;
 export type SweepAction = (typeof SWEEP_ACTIONS)[number];
@@ -68,7 +75,7 @@ export interface SweeperOptions {
 }
 
 /** The states the stuck report uses. */
-export const STUCK_STATES = ["queued", "running", "cancelling", "waiting", "orphaned"] as const;
+export const STUCK_STATES = ["queued", "running", "cancelling", "waiting", "orphaned", "held"] as const;
 export type StuckStateName = (typeof STUCK_STATES)[number];
 
 /**
@@ -79,7 +86,7 @@ export type StuckStateName = (typeof STUCK_STATES)[number];
  * cancelling job is different: reclaiming or cancelling it ends that state, so its count stays
  * up only while the repair itself fails, sweep after sweep.
  */
-export const STUCK_METRIC_STATES: readonly Exclude<StuckStateName, "queued">[] = ["running", "cancelling", "waiting", "orphaned"];
+export const STUCK_METRIC_STATES: readonly Exclude<StuckStateName, "queued">[] = ["running", "cancelling", "waiting", "orphaned", "held"];
 
 /**
  * The figure OldestUnclaimedSeconds publishes for a queue: its oldest waiting job's wait, 0 when
@@ -101,6 +108,7 @@ export type Plan =
   | { do: "reclaim"; job: RunningJob; state: "running" }
   | { do: "resend"; job: QueuedJob; state: "queued" }
   | { do: "flow"; job: WaitingJob; state: "waiting" }
+  | { do: "hold"; job: QueuedJob; state: "held" }
   | { do: "orphan"; job: LiveJob; state: "orphaned"; why: string }
   | { do: "wait"; job: Job };
 
@@ -121,7 +129,8 @@ export function plan(job: LiveJob, now: number, parents: Parents = new Map()): P
   if (why) return { do: "orphan", job, state: "orphaned", why };
   // A waiting parent's deadline is its flow's next look: a recount from its children (core/flows.ts).
   if (job.status === "waiting") return { do: "flow", job, state: "waiting" };
-  if (job.status === "queued") return { do: "resend", job, state: "queued" };
+  // A held job's deadline is a look at what holds it (core/limits-sweep.ts); a rate hold's comes after its window.
+  if (job.status === "queued") return job.hold ? { do: "hold", job, state: "held" } : { do: "resend", job, state: "queued" };
   const repair = goneWorkerRepair(job, now);
   if (repair === "expire") return { do: "expire", job, state: "running" };
   if (repair === "cancel") return { do: "cancel", job, state: "cancelling" };
@@ -130,7 +139,7 @@ export function plan(job: LiveJob, now: number, parents: Parents = new Map()): P
 }
 
 /** `doc` and the table name: the wait index is read directly (core/waiting.ts), not through the store. */
-type SweepServices = Pick<Services, "queue" | "metrics" | "now" | "doc"> & { store: SweeperStore; cfg: Pick<RuntimeConfig, "tableName"> };
+type SweepServices = Pick<Services, "metrics" | "now" | "doc"> & { store: SweeperStore; queue: Doorbell; cfg: Pick<RuntimeConfig, "tableName"> };
 
 const DEFAULTS: Required<SweeperOptions> = { pageSize: 100, maxPages: 10, budgetMs: 5_000, concurrency: 8 };
 
@@ -164,12 +173,13 @@ export class Sweeper {
       for (const j of fresh) seen.add(j.id);
       const parents = await store.parentsOf(fresh);
       const plans = fresh.map((j) => plan(j, now, parents)).filter((p): p is Exclude<Plan, { do: "wait" }> => p.do !== "wait");
-      // A waiting parent is stuck only if its look finds something to repair (counted in apply).
-      for (const p of plans) if (p.do !== "flow") stuck[p.state]++;
+      // A waiting parent or a held job is stuck only if its look finds something to repair (counted in apply).
+      for (const p of plans) if (p.do !== "flow" && p.do !== "hold") stuck[p.state]++;
       await this.act(plans, r, stuck);
       more = out.more;
       if (!out.more || fresh.length === 0) break;
     }
+    const paused = await this.sweepLimits(r, stuck);
     const waiting = await this.readWaiting(r);
     const report = r.build(Date.now() - startedWall, more);
     for (const state of STUCK_METRIC_STATES) metrics.emit("StuckJobs", stuck[state], { State: state });
@@ -177,9 +187,27 @@ export class Sweeper {
       if (waiting) metrics.emit("OldestUnclaimedSeconds", oldestUnclaimedSeconds(waiting[queue]), { Queue: queue });
       metrics.emit("UnhelpedRepairs", r.unhelped[queue], { Queue: queue });
     }
+    if (paused !== undefined) metrics.emit("PausedSeconds", paused);
     metrics.emit("SweepDuration", report.durationMs);
     metrics.emit("SweeperHeartbeat", 1);
     return report;
+  }
+
+  /**
+   * The limits' recount and the wakes a resume left (core/limits-sweep.ts); answers the longest
+   * pause for its metric. A failure is reported and leaves the repairs done.
+   */
+  private async sweepLimits(r: ReportBuilder, stuck: Record<StuckStateName, number>): Promise<number | undefined> {
+    try {
+      const out = await this.services.store.sweepLimits();
+      for (const id of out.freed) r.add("slotFreed", id);
+      for (const id of out.woken) r.add("unheld", id);
+      stuck.held += out.woken.length;
+      return out.pausedSeconds;
+    } catch (e) {
+      r.error("@controls", e);
+      return undefined;
+    }
   }
 
   /**
@@ -255,6 +283,13 @@ export class Sweeper {
         else if (repair.did === "failed") r.add("flowFailed", p.job.id);
         else if (repair.did === "rechecked") r.add("rechecked", p.job.id);
         else r.add("skipped", p.job.id);
+        return undefined;
+      }
+      case "hold": {
+        // The look rings the doorbell of a job it wakes itself.
+        const did = await store.lookAtHold(p.job);
+        if (did === "unheld") stuck.held++;
+        r.add(did === "unheld" ? "unheld" : "reheld", p.job.id);
         return undefined;
       }
       case "orphan":

@@ -6,6 +6,7 @@
  */
 import type { ChildCounts } from "./flow.js";
 import { readyAtOf, ringsOf, type Job, type Status } from "./job.js";
+import { holdMessage } from "./gates.js";
 import { runtimeDeadline } from "./lifecycle.js";
 import { presenceState, silentSince, type WorkerInfo } from "./workers.js";
 
@@ -28,6 +29,12 @@ export const WHY_REASONS = [
   "cancel_requested",
   /** waiting: a parent whose children have not all ended; it holds no worker. */
   "children",
+  /** queued: its queue or type is paused; it starts when resumed (core/gates.ts). */
+  "paused",
+  /** queued: its type or key has as many jobs running as its concurrency limit allows; it starts when one ends. */
+  "concurrency_limit",
+  /** queued: its type or key started as many jobs as its rate limit allows in the window; it starts when the window has room. */
+  "rate_limit",
   "succeeded",
   "failed",
   "attempts_exhausted",
@@ -68,6 +75,10 @@ export function whyNotRunning(job: Job, c: WhyContext): Why {
     case "queued": {
       const rings = ringsOf(job);
       const readyAt = readyAtOf(job);
+      if (job.hold) {
+        const reason: WhyReason = job.hold.by === "pause" ? "paused" : job.hold.by === "concurrency" ? "concurrency_limit" : "rate_limit";
+        return { ...base, reason, since: job.hold.since, until: job.hold.by === "rate" ? job.hold.until : null, rings, message: holdMessage(job.hold) };
+      }
       if (job.runAt !== undefined && job.runAt > c.now) {
         const last = job.history.at(-1);
         if (last?.outcome === "retried") {

@@ -16,7 +16,7 @@ import { METRIC_NAMESPACE } from "../core/metrics.js";
 import type { QueuePair } from "./Queues.js";
 
 export type TableAction = "GetItem" | "PutItem" | "UpdateItem" | "BatchGetItem";
-export type IndexName = (typeof TABLE)["dueIndex" | "ownerIndex" | "statusIndex" | "workerIndex" | "waitIndex"]["name"];
+export type IndexName = (typeof TABLE)["dueIndex" | "ownerIndex" | "statusIndex" | "workerIndex" | "waitIndex" | "holdIndex"]["name"];
 export type QueueAction = "SendMessage" | "ReceiveMessage" | "DeleteMessage" | "ChangeMessageVisibility" | "GetQueueAttributes";
 export type TaskAction = "UpdateTaskProtection";
 
@@ -51,7 +51,14 @@ export type Principal = "worker" | "fargate" | "api" | "sweeper" | "reaper";
 const JOB_WRITES: TableAction[] = ["GetItem", "PutItem", "UpdateItem", "BatchGetItem"];
 
 /** The due index's keys, then the overdue records in a batch; a resend may copy an input that would expire (PutItem). */
-const SWEEP: Pick<Access, "table" | "indexes"> = { table: JOB_WRITES, indexes: [TABLE.dueIndex.name, TABLE.waitIndex.name] };
+const SWEEP: Pick<Access, "table" | "indexes"> = { table: JOB_WRITES, indexes: [TABLE.dueIndex.name, TABLE.waitIndex.name, TABLE.holdIndex.name] };
+
+/**
+ * A job that leaves running gives its concurrency slot back and wakes the longest-held job of its
+ * key (core/controls.ts): a Query of the keys-only byHold index. Every principal that ends or
+ * requeues running jobs needs it.
+ */
+const WAKES = TABLE.holdIndex.name;
 
 export const ACCESS: Record<Principal, Access> = {
   // Claims, heartbeats and finishes (JOB_WRITES), the worker directory, and
@@ -59,7 +66,7 @@ export const ACCESS: Record<Principal, Access> = {
   // `default` messages is the event source mapping's, which grants its own consume actions.
   worker: {
     table: JOB_WRITES,
-    indexes: [],
+    indexes: [WAKES],
     queues: { default: ["SendMessage"], large: ["SendMessage"] },
     dlqs: {},
     putMetricData: false,
@@ -75,7 +82,7 @@ export const ACCESS: Record<Principal, Access> = {
   // the protection back, so it needs no GetTaskProtection.
   fargate: {
     table: JOB_WRITES,
-    indexes: [],
+    indexes: [WAKES],
     queues: { large: ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "SendMessage"] },
     dlqs: {},
     putMetricData: false,
@@ -89,7 +96,7 @@ export const ACCESS: Record<Principal, Access> = {
   // workers' log groups.
   api: {
     table: ["GetItem", "PutItem", "UpdateItem", "BatchGetItem"],
-    indexes: [TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name, TABLE.waitIndex.name],
+    indexes: [TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name, TABLE.waitIndex.name, WAKES],
     queues: { default: ["SendMessage", "GetQueueAttributes"], large: ["SendMessage", "GetQueueAttributes"] },
     dlqs: {
       default: ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"],
@@ -119,7 +126,7 @@ export const ACCESS: Record<Principal, Access> = {
   // conditional UpdateItem that resumes the parent.
   reaper: {
     table: ["GetItem", "UpdateItem", "BatchGetItem"],
-    indexes: [TABLE.workerIndex.name],
+    indexes: [TABLE.workerIndex.name, WAKES],
     queues: { default: ["SendMessage"], large: ["SendMessage"] },
     dlqs: {},
     putMetricData: false,

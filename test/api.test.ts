@@ -73,7 +73,7 @@ function expectError(res: { status: number; body: unknown }, status: number, cod
 const JOB_KEYS = [
   "id", "type", "queue", "status", "input", "result", "error", "attempts", "maxAttempts", "progress",
   "createdAt", "firstStartedAt", "startedAt", "heartbeatAt", "finishedAt", "runAt", "cancelRequested", "stale", "history",
-  "worker", "actions", "parentId", "childIndex", "childKey", "children",
+  "worker", "actions", "parentId", "childIndex", "childKey", "children", "concurrencyKey", "held",
 ].sort();
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 

@@ -189,7 +189,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     );
   });
 
-  it("builds the table from core's definition: keys, the sparse due, byWorker and byWait indexes (keys only), INCLUDE listings, TTL on expiresAt, PITR, on demand", () => {
+  it("builds the table from core's definition: keys, the sparse due, byWorker, byWait and byHold indexes (keys only), INCLUDE listings, TTL on expiresAt, PITR, on demand", () => {
     const def = tableDefinition("warden-dev-jobs");
     const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
     const p = table.Properties!;
@@ -201,7 +201,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     expect(TABLE.ttlAttribute).toBe("expiresAt");
     expect(p.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
     const gsis = Object.fromEntries((p.GlobalSecondaryIndexes as any[]).map((g) => [g.IndexName, g]));
-    expect(Object.keys(gsis).sort()).toEqual([TABLE.dueIndex.name, TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.workerIndex.name, TABLE.waitIndex.name].sort());
+    expect(Object.keys(gsis).sort()).toEqual([TABLE.dueIndex.name, TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.workerIndex.name, TABLE.waitIndex.name, TABLE.holdIndex.name].sort());
     expect(Object.keys(gsis).sort()).toEqual(def.GlobalSecondaryIndexes!.map((g) => g.IndexName).sort());
     expect(gsis[TABLE.dueIndex.name]).toEqual({
       IndexName: "due",
@@ -228,6 +228,15 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       Projection: { ProjectionType: "KEYS_ONLY" },
     });
     expect(p.AttributeDefinitions).toContainEqual({ AttributeName: "readyAt", AttributeType: "N" });
+    // A resume's or a freed slot's wake: the jobs held by a pause or a limit, longest held first, by id only.
+    expect(gsis[TABLE.holdIndex.name]).toEqual({
+      IndexName: "byHold",
+      KeySchema: [
+        { AttributeName: "holdOn", KeyType: "HASH" },
+        { AttributeName: "holdRank", KeyType: "RANGE" },
+      ],
+      Projection: { ProjectionType: "KEYS_ONLY" },
+    });
     for (const g of def.GlobalSecondaryIndexes!) expect(gsis[g.IndexName!]).toEqual({ IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection });
   });
 
@@ -513,6 +522,11 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         "GET /admin/queues",
         "POST /admin/jobs/retry",
         "POST /admin/jobs/cancel",
+        "GET /admin/controls",
+        "POST /admin/pauses/{target}",
+        "DELETE /admin/pauses/{target}",
+        "PUT /admin/limits/{key}",
+        "DELETE /admin/limits/{key}",
       ].sort(),
     );
     for (const [key, r] of Object.entries(routes)) expect(r.AuthorizationType, key).toBe(key === "GET /health" ? "NONE" : "AWS_IAM");
@@ -556,15 +570,19 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     const consume = ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes"];
     const jobWrites = on("table", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem");
     // The overdue jobs by the due index, and each queue's oldest unclaimed job by the wait index.
-    const sweep = [...jobWrites, ...on("table/index/due", "dynamodb:Query"), ...on("table/index/byWait", "dynamodb:Query")];
+    // A job that leaves running hands its concurrency slot to the longest-held job of its key, found by the held index.
+    const wakes = on("table/index/byHold", "dynamodb:Query");
+    const sweep = [...jobWrites, ...on("table/index/due", "dynamodb:Query"), ...on("table/index/byWait", "dynamodb:Query"), ...wakes];
     const expected: Record<string, string[]> = {
       "warden-dev-worker": [
         ...jobWrites,
+        ...wakes,
         ...on("queue:default", ...consume, "sqs:SendMessage"),
         ...on("queue:large", "sqs:SendMessage"),
       ],
       "task:warden-dev-large-worker": [
         ...jobWrites,
+        ...wakes,
         ...on("queue:large", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),
         // Scale-in protection while it holds jobs, on its own cluster's tasks only.
         ...on("tasks:warden-dev-cluster", "ecs:UpdateTaskProtection"),
@@ -582,6 +600,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       "warden-dev-deaths": [
         ...on("table", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"),
         ...on("table/index/byWorker", "dynamodb:Query"),
+        ...wakes,
         ...on("queue:default", "sqs:SendMessage"),
         ...on("queue:large", "sqs:SendMessage"),
       ],
@@ -737,18 +756,18 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       {
         "Api": {
           "AWS::ApiGatewayV2::Api": 1,
-          "AWS::ApiGatewayV2::Integration": 18,
-          "AWS::ApiGatewayV2::Route": 18,
+          "AWS::ApiGatewayV2::Integration": 23,
+          "AWS::ApiGatewayV2::Route": 23,
           "AWS::ApiGatewayV2::Stage": 1,
           "AWS::IAM::Policy": 1,
           "AWS::IAM::Role": 1,
           "AWS::Lambda::Function": 1,
-          "AWS::Lambda::Permission": 18,
+          "AWS::Lambda::Permission": 23,
           "AWS::Logs::LogGroup": 2,
           "AWS::SSM::Parameter": 2,
         },
         "Monitoring": {
-          "AWS::CloudWatch::Alarm": 18,
+          "AWS::CloudWatch::Alarm": 19,
           "AWS::CloudWatch::Dashboard": 1,
           "AWS::SNS::Topic": 1,
           "AWS::SNS::TopicPolicy": 1,

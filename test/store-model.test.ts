@@ -785,7 +785,8 @@ async function runScenario(sc: Scenario): Promise<void> {
           return store.pushStartDeadline(p.job);
         case "flow":
         case "orphan":
-          throw new Error(`the model makes no flows, yet the sweeper planned ${p.do}`);
+        case "hold":
+          throw new Error(`the model makes no flows or limits, yet the sweeper planned ${p.do}`);
       }
     };
     count(`${p.do}${step > reads.find((r) => r.plan === p)!.step ? "(stale)" : ""}→${m.version !== p.job.version ? "conflict" : "ok"}`);

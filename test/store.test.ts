@@ -310,6 +310,16 @@ describe.each(BACKENDS)("on %s", (backend) => {
       await store.fail(await claimed(failing.id), { code: "handler_error", message: "x" }, { retryable: false });
       await check("failFlow", (await store.get(id))!);
 
+      // Pauses and limits (core/gates.ts): a claim of a paused type holds the job; a resume wakes it.
+      id = await fresh({ type: "demo.paused" });
+      await store.controls.pause("type:demo.paused", "test", clock.now());
+      const refused = await store.claim(id, "w", 1_000);
+      expect(refused).toMatchObject({ ok: false, reason: "held" });
+      await check("hold", refused.ok ? refused.lease.job : refused.job!);
+      await store.controls.resume("type:demo.paused", clock.now());
+      expect(await store.gates.wake("pause#type:demo.paused", 10)).toEqual([id]);
+      await check("unhold", (await store.get(id))!);
+
       expect([...seen].sort()).toEqual(Object.keys(TRANSITIONS).sort());
     });
   });

@@ -93,6 +93,7 @@ export class JobsApi {
       timeoutMs: req.timeoutSeconds !== undefined ? req.timeoutSeconds * 1000 : type.limits.timeoutMs,
       ...(runAt !== undefined ? { runAt } : {}),
       ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
+      ...(req.concurrencyKey !== undefined ? { concurrencyKey: req.concurrencyKey } : {}),
     };
     // Every child and step is checked before anything is written (core/child-specs.ts): a bad one is a 400 that writes nothing.
     const { job, created } = req.children

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { LIMITS, QUEUE_NAMES, type QueueName } from "../config.js";
 import { STATUSES } from "../job.js";
 import { FLOW_POLICIES, MAX_CHAIN_STEPS, MAX_CHILDREN } from "../flow.js";
+import { checkConcurrencyKey, GATE_LIMITS } from "../gates.js";
 import { ApiError } from "./errors.js";
 
 export const MAX_TYPE_CHARS = 100;
@@ -48,6 +49,14 @@ export const submitRequest = z.strictObject({
     .min(1)
     .max(LIMITS.maxIdempotencyKeyChars)
     .regex(/^[^\u0000-\u001f\u007f]+$/, "the key may not contain control characters")
+    .optional(),
+  /** Counts the job under this key's concurrency and rate limits, beside its type's (docs/jobs.md "Controls"). */
+  concurrencyKey: z
+    .string()
+    .superRefine((k, ctx) => {
+      const bad = checkConcurrencyKey(k);
+      if (bad) ctx.addIssue({ code: "custom", message: bad });
+    })
     .optional(),
   /** Fan-out: the job runs after these have all ended, as the combining step (docs/jobs.md "Flows"). */
   children: z.array(childRequest).min(1).max(MAX_CHILDREN, `a job may have at most ${MAX_CHILDREN} children`).optional(),
@@ -110,6 +119,28 @@ export const bulkRequest = z.strictObject({
   dryRun: z.boolean().optional(),
   cursor: z.string().min(1).max(MAX_CURSOR_CHARS).optional(),
 });
+
+/** PUT /admin/limits/{key}: a concurrency limit, a rate limit, or both (docs/jobs.md "Controls"). */
+export const limitRequest = z
+  .strictObject({
+    concurrency: z
+      .number()
+      .int("concurrency is a whole number")
+      .min(1, "concurrency must be at least 1 (pause the type or key to stop it)")
+      .max(GATE_LIMITS.maxConcurrency, `concurrency may be at most ${GATE_LIMITS.maxConcurrency}`)
+      .optional(),
+    rate: z
+      .strictObject({
+        starts: z.number().int("rate.starts is a whole number").min(1, "rate.starts must be at least 1").max(GATE_LIMITS.maxRateStarts, `rate.starts may be at most ${GATE_LIMITS.maxRateStarts}`),
+        perSeconds: z
+          .number()
+          .min(GATE_LIMITS.minRatePerMs / 1000, `rate.perSeconds must be at least ${GATE_LIMITS.minRatePerMs / 1000}`)
+          .max(GATE_LIMITS.maxRatePerMs / 1000, `rate.perSeconds may be at most ${GATE_LIMITS.maxRatePerMs / 1000} (a day)`),
+      })
+      .optional(),
+  })
+  .refine((r) => r.concurrency !== undefined || r.rate !== undefined, { message: "a limit sets concurrency, rate or both; DELETE removes one" });
+export type LimitRequest = z.infer<typeof limitRequest>;
 
 export const redriveRequest = z.strictObject({
   queue: z.enum(QUEUE_NAMES as [QueueName, ...QueueName[]]),

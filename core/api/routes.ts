@@ -22,6 +22,11 @@ export const ROUTE_KEYS = [
   "GET /admin/queues",
   "POST /admin/jobs/retry",
   "POST /admin/jobs/cancel",
+  "GET /admin/controls",
+  "POST /admin/pauses/{target}",
+  "DELETE /admin/pauses/{target}",
+  "PUT /admin/limits/{key}",
+  "DELETE /admin/limits/{key}",
 ] as const;
 
 export type RouteKey = (typeof ROUTE_KEYS)[number];

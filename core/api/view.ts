@@ -4,6 +4,7 @@
  * field means the same thing everywhere. Times become ISO-8601 strings; fields the store keeps
  * for itself (owner, token, lease, due index, checkpoint) never leave it.
  */
+import { holdMessage, type Hold } from "../gates.js";
 import type { QueueName } from "../config.js";
 import { isStale, isTerminal, type AttemptRecord, type ErrorCode, type Job, type JobAction, type Outcome, type Status } from "../job.js";
 import type { ChildCountsView } from "../store.js";
@@ -79,6 +80,20 @@ export interface ApiJob {
   childKey: string | null;
   /** A parent's last round of children by status; null for a job that never had children. */
   children: ApiChildren | null;
+  /** The key its concurrency and rate limits count it under, beside its type's (docs/jobs.md "Controls"). */
+  concurrencyKey: string | null;
+  /** Why a queued job is held back (a pause, a concurrency or rate limit), and since when; null when it is not. */
+  held: ApiHold | null;
+}
+
+export interface ApiHold {
+  by: "pause" | "concurrency" | "rate";
+  /** `queue:<name>` or `type:<name>` for a pause; `type:<name>` or `key:<key>` for a limit. */
+  key: string;
+  since: string;
+  /** A rate hold: when its window has room for it. */
+  until: string | null;
+  message: string;
 }
 
 /**
@@ -162,8 +177,12 @@ export function toApiJob(job: Job, now: number, counts?: ChildCountsView): ApiJo
     childIndex: job.parent?.index ?? null,
     childKey: job.parent?.key ?? null,
     children: job.flow ? childrenView(job.flow.total, counts) : null,
+    concurrencyKey: job.concurrencyKey ?? null,
+    held: job.status === "queued" && job.hold ? holdView(job.hold) : null,
   };
 }
+
+const holdView = (h: Hold): ApiHold => ({ by: h.by, key: h.key, since: iso(h.since), until: h.by === "rate" ? iso(h.until) : null, message: holdMessage(h) });
 
 function attemptView(h: AttemptRecord): ApiAttempt {
   return {

@@ -1,0 +1,255 @@
+/**
+ * The items the gates (core/gates.ts) decide over, in the jobs table beside the jobs:
+ *
+ * - `@controls`: every pause and limit (ControlSettings), small, read by every claim through a
+ *   one-second cache and written rarely, each write guarded on its version;
+ * - `@slots#<key>`: a concurrency limit's holders, a map of job id → when it took its slot. A
+ *   slot is taken by one UpdateItem whose condition is the limit (`size(holders) < limit`, or the
+ *   job holds one already, so the SDK's resend after a lost reply passes again) and given back by
+ *   a REMOVE: both idempotent, neither read first;
+ * - `@rate#<key>`: a rate limit's log of the starts in its window, guarded on its version; a
+ *   resend that finds its own start logged (same job, same instant) knows it landed.
+ *
+ * Held jobs are found through the sparse `byHold` index (partition `holdOn`, sort `holdRank`),
+ * which only a held job has an entry in (core/store-write.ts).
+ */
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { TABLE } from "./config.js";
+import { ConflictError } from "./errors.js";
+import { Expr, isConditionFailure } from "./expr.js";
+import {
+  EMPTY_SETTINGS,
+  GATE_LIMITS,
+  loggedOwn,
+  pausePartition,
+  rateDecision,
+  slotPartition,
+  type ControlSettings,
+  type LimitDef,
+  type LimitKey,
+  type LoggedStart,
+  type PauseTarget,
+  type RateLimit,
+} from "./gates.js";
+import { newNonce } from "./store-write.js";
+
+export const SETTINGS_ID = "@controls";
+export const slotsId = (key: LimitKey): string => `@slots#${key}`;
+export const rateId = (key: LimitKey): string => `@rate#${key}`;
+
+/** Read-modify-write rounds before a settings change gives up (only another change can beat it). */
+const SETTINGS_ROUNDS = 8;
+/** Rate-log rounds: claims of one key race for its log; a loser reads again. */
+const RATE_ROUNDS = 12;
+
+export type TakeStart = { ok: true } | { ok: false; until: number };
+
+export class Controls {
+  private cached: { at: number; settings: ControlSettings } | undefined;
+
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+    /** The cache's own clock: real time, whatever clock the store is given (a test's manual clock never moves on its own). */
+    private readonly monotonic: () => number = () => performance.now(),
+  ) {}
+
+  // ─── settings ─────────────────────────────────────────────────────────────────────────────
+
+  /** The settings, at most GATE_LIMITS.settingsCacheMs stale unless `fresh`. */
+  async settings(o: { fresh?: boolean } = {}): Promise<ControlSettings> {
+    const t = this.monotonic();
+    if (!o.fresh && this.cached && t - this.cached.at < GATE_LIMITS.settingsCacheMs) return this.cached.settings;
+    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id: SETTINGS_ID }, ConsistentRead: true }));
+    const settings = settingsOf(out.Item);
+    this.cached = { at: t, settings };
+    return settings;
+  }
+
+  async pause(target: PauseTarget, by: string, now: number): Promise<ControlSettings> {
+    return this.change((s) => (s.pauses[target] ? undefined : { ...s, pauses: { ...s.pauses, [target]: { since: now, by } } }));
+  }
+
+  /** Ends a pause; the target is kept in `woken` for the sweeper's wake pass. */
+  async resume(target: PauseTarget, now: number): Promise<ControlSettings> {
+    return this.change((s) => {
+      if (!s.pauses[target]) return undefined;
+      const { [target]: _gone, ...pauses } = s.pauses;
+      return { ...s, pauses, woken: freshWoken({ ...s.woken, [pausePartition(target)]: now }, now) };
+    });
+  }
+
+  /** Sets a limit (`undefined`: removes it; its held jobs are woken). */
+  async setLimit(key: LimitKey, def: Omit<LimitDef, "updatedAt" | "by"> | undefined, by: string, now: number): Promise<ControlSettings> {
+    if (def?.concurrency !== undefined) await this.ensureSlots(key);
+    return this.change((s) => {
+      if (!def && !s.limits[key]) return undefined;
+      if (def && !s.limits[key] && Object.keys(s.limits).length + Object.keys(s.pauses).length >= GATE_LIMITS.maxEntries) {
+        throw new ConflictError(`at most ${GATE_LIMITS.maxEntries} limits and pauses may be set at once`);
+      }
+      const { [key]: _old, ...rest } = s.limits;
+      const limits = def ? { ...rest, [key]: { ...def, updatedAt: now, by } } : rest;
+      // A concurrency limit that goes leaves its held jobs with nothing to free them: the sweeper's wake pass finds them.
+      const dropped = s.limits[key]?.concurrency !== undefined && def?.concurrency === undefined;
+      return { ...s, limits, woken: dropped ? freshWoken({ ...s.woken, [slotPartition(key)]: now }, now) : s.woken };
+    });
+  }
+
+  /** Drops the wake tombstones older than GATE_LIMITS.wakeTombstoneMs (the sweeper, once it has woken them). */
+  async forgetWoken(now: number): Promise<void> {
+    await this.change((s) => {
+      const woken = freshWoken(s.woken, now);
+      return Object.keys(woken).length === Object.keys(s.woken).length ? undefined : { ...s, woken };
+    });
+  }
+
+  private async change(apply: (s: ControlSettings) => ControlSettings | undefined): Promise<ControlSettings> {
+    for (let round = 0; round < SETTINGS_ROUNDS; round++) {
+      const current = await this.settings({ fresh: true });
+      const next = apply(current);
+      if (!next) return current;
+      const nonce = newNonce();
+      const item = { id: SETTINGS_ID, pauses: next.pauses, limits: next.limits, woken: next.woken, version: current.version + 1, lastWrite: nonce };
+      const x = new Expr();
+      x.when(current.version === 0 ? `attribute_not_exists(${x.name("id")})` : `${x.name("version")} = ${x.value(current.version)}`);
+      try {
+        await this.db.send(new PutCommand({ TableName: this.table, Item: item, ...x.params() }));
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+        const stored = await this.db.send(new GetCommand({ TableName: this.table, Key: { id: SETTINGS_ID }, ConsistentRead: true }));
+        if (stored.Item?.lastWrite !== nonce) continue; // someone else's change came first: apply ours to theirs
+      }
+      const settings = settingsOf(item);
+      this.cached = { at: this.monotonic(), settings };
+      return settings;
+    }
+    throw new ConflictError("the controls kept changing under this request; try again");
+  }
+
+  // ─── concurrency slots ────────────────────────────────────────────────────────────────────
+
+  private async ensureSlots(key: LimitKey): Promise<void> {
+    const x = new Expr().setRaw("#h = if_not_exists(#h, :empty)");
+    x.names["#h"] = "holders";
+    x.values[":empty"] = {};
+    await this.db.send(new UpdateCommand({ TableName: this.table, Key: { id: slotsId(key) }, ...x.params() }));
+  }
+
+  /** Takes one of `limit` slots for `job`; true when it holds one (already, or now). */
+  async acquireSlot(key: LimitKey, limit: number, job: string, now: number): Promise<boolean> {
+    for (let round = 0; round < 2; round++) {
+      try {
+        await this.db.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { id: slotsId(key) },
+            UpdateExpression: "SET #h.#j = :now",
+            ConditionExpression: "attribute_exists(#h.#j) OR size(#h) < :limit",
+            ExpressionAttributeNames: { "#h": "holders", "#j": job },
+            ExpressionAttributeValues: { ":now": now, ":limit": limit },
+          }),
+        );
+        return true;
+      } catch (e) {
+        if (isConditionFailure(e)) return false;
+        // The limit was set before its slots item existed (or the item was deleted): make it and try once more.
+        if (round === 0 && e instanceof Error && e.name === "ValidationException") {
+          await this.ensureSlots(key);
+          continue;
+        }
+        throw e;
+      }
+    }
+    return false;
+  }
+
+  /** Gives `job`'s slot back; with `takenAt`, only the slot it took then (not one it took again since). */
+  async releaseSlot(key: LimitKey, job: string, takenAt?: number): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { id: slotsId(key) },
+          UpdateExpression: "REMOVE #h.#j",
+          ...(takenAt !== undefined ? { ConditionExpression: "#h.#j = :at", ExpressionAttributeValues: { ":at": takenAt } } : {}),
+          ExpressionAttributeNames: { "#h": "holders", "#j": job },
+        }),
+      );
+    } catch (e) {
+      if (isConditionFailure(e) || (e instanceof Error && e.name === "ValidationException")) return; // taken again since, or no such item
+      throw e;
+    }
+  }
+
+  /** The key's slot holders: job id → when it took its slot. */
+  async holders(key: LimitKey): Promise<Record<string, number>> {
+    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id: slotsId(key) }, ConsistentRead: true }));
+    return (out.Item?.holders as Record<string, number> | undefined) ?? {};
+  }
+
+  // ─── rate log ─────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Logs a start of `job` at `now` when the key's window has room; otherwise answers when it
+   * will (spread from the other refused jobs' wakes), which the caller holds the job until.
+   */
+  async takeStart(key: LimitKey, rate: RateLimit, job: string, now: number): Promise<TakeStart> {
+    for (let round = 0; round < RATE_ROUNDS; round++) {
+      const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id: rateId(key) }, ConsistentRead: true }));
+      const version = Number(out.Item?.version ?? 0);
+      const log = (out.Item?.log as LoggedStart[] | undefined) ?? [];
+      if (loggedOwn(log, job, now)) return { ok: true };
+      const d = rateDecision(log, Number(out.Item?.nextWake ?? 0), rate, job, now);
+      const x = new Expr();
+      if (d.ok) x.set("log", d.log);
+      else x.set("nextWake", d.nextWake);
+      x.set("version", version + 1);
+      x.when(version === 0 ? `attribute_not_exists(${x.name("version")})` : `${x.name("version")} = ${x.value(version)}`);
+      try {
+        await this.db.send(new UpdateCommand({ TableName: this.table, Key: { id: rateId(key) }, ...x.params() }));
+        return d.ok ? { ok: true } : { ok: false, until: d.until };
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+        // Another claim wrote first, or our own write landed and its reply was lost: read again.
+      }
+    }
+    throw new ConflictError(`the rate log of ${key} kept changing; the claim is left for its next doorbell`);
+  }
+
+  /** The starts logged in the key's current window (for a view and for tests). */
+  async startsIn(key: LimitKey, rate: RateLimit, now: number): Promise<number> {
+    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id: rateId(key) }, ConsistentRead: true }));
+    return ((out.Item?.log as LoggedStart[] | undefined) ?? []).filter((s) => s.at > now - rate.perMs).length;
+  }
+
+  // ─── held jobs ────────────────────────────────────────────────────────────────────────────
+
+  /** The first `limit` jobs held on a partition (core/gates.ts holdPartition), longest held first. */
+  async held(partition: string, limit: number): Promise<string[]> {
+    const { holdIndex } = TABLE;
+    const out = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: holdIndex.name,
+        KeyConditionExpression: "#p = :p",
+        ExpressionAttributeNames: { "#p": holdIndex.partitionKey },
+        ExpressionAttributeValues: { ":p": partition },
+        Limit: limit,
+      }),
+    );
+    return (out.Items ?? []).map((i) => String(i.id));
+  }
+}
+
+function settingsOf(item: Record<string, unknown> | undefined): ControlSettings {
+  if (!item) return EMPTY_SETTINGS;
+  return {
+    pauses: (item.pauses as ControlSettings["pauses"]) ?? {},
+    limits: (item.limits as ControlSettings["limits"]) ?? {},
+    woken: (item.woken as ControlSettings["woken"]) ?? {},
+    version: Number(item.version ?? 0),
+  };
+}
+
+const freshWoken = (woken: Record<string, number>, now: number): Record<string, number> =>
+  Object.fromEntries(Object.entries(woken).filter(([, at]) => now - at < GATE_LIMITS.wakeTombstoneMs));

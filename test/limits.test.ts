@@ -1,0 +1,167 @@
+/**
+ * Pauses, concurrency limits and rate limits (core/gates.ts) through the store's claim, on
+ * dynalite and on DynamoDB Local: a job a gate refuses is held (queued, no attempt spent, out of
+ * the wait index), what frees it wakes it and rings its doorbell, and the sweeper finds the holds
+ * and slots that a lost wake or a crash left behind.
+ */
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { beforeAll, describe, expect, test } from "vitest";
+import type { QueueName } from "../core/config.js";
+import { GATE_LIMITS } from "../core/gates.js";
+import type { QueuedJob } from "../core/job.js";
+import { MemoryMetrics } from "../core/metrics.js";
+import type { Doorbell } from "../core/queue.js";
+import type { NewJob } from "../core/store.js";
+import { Sweeper } from "../core/sweeper.js";
+import { BACKENDS, manualClock, useEmulators, type TestEnv } from "./support/emulators.js";
+
+let env: TestEnv;
+
+const spec = (over: Partial<NewJob> = {}): NewJob => ({ owner: "alice", type: "demo.sleep", queue: "default", input: {}, maxAttempts: 3, timeoutMs: 3_600_000, ...over });
+
+/** The doorbells the store rang, in order (what SQS would have been sent). */
+function recordingDoorbell(): Doorbell & { rung: { id: string; delayMs: number }[] } {
+  const rung: { id: string; delayMs: number }[] = [];
+  return { rung, send: async (_q: QueueName, ids: string[], delayMs = 0) => void rung.push(...ids.map((id) => ({ id, delayMs }))) };
+}
+
+const raw = async (id: string) => (await env.doc.send(new GetCommand({ TableName: env.emu.tableName, Key: { id }, ConsistentRead: true }))).Item;
+
+describe.each(BACKENDS)("on %s", (backend) => {
+  const own = useEmulators(`limits-${backend}`, { dynamodb: backend });
+  beforeAll(() => {
+    env = own;
+  });
+
+  test("a key with a concurrency limit of 2: the third claim is held without spending an attempt, and the first end hands it its slot and rings it", async () => {
+    const bell = recordingDoorbell();
+    const store = env.store({ doorbell: bell });
+    const key = `tenant-${backend}-a`;
+    await store.controls.setLimit(`key:${key}`, { concurrency: 2 }, "test", Date.now());
+    const jobs = await Promise.all([1, 2, 3].map(async () => (await store.create(spec({ concurrencyKey: key }))).job));
+    const first = await store.claim(jobs[0]!.id, "w1", 30_000);
+    const second = await store.claim(jobs[1]!.id, "w2", 30_000);
+    const third = await store.claim(jobs[2]!.id, "w3", 30_000);
+    expect(first.ok && second.ok).toBe(true);
+    expect(third).toMatchObject({ ok: false, reason: "held" });
+    const held = (await store.get(jobs[2]!.id)) as QueuedJob;
+    expect(held).toMatchObject({ status: "queued", attempts: 0, hold: { by: "concurrency", key: `key:${key}`, limit: 2 } });
+    const item = await raw(held.id);
+    expect(item).toMatchObject({ holdOn: `concurrency#key:${key}` });
+    expect(item).not.toHaveProperty("waitShard"); // not claimable, so not counted as waiting for a claim
+    expect(Object.keys((await raw(`@slots#key:${key}`))!.holders).sort()).toEqual([jobs[0]!.id, jobs[1]!.id].sort());
+
+    if (!first.ok) throw new Error("unreachable");
+    await store.succeed(first.lease, 1);
+    // The slot went straight to the held job: it is claimable, rung, and no fresh arrival can take its slot.
+    expect(bell.rung).toEqual([{ id: held.id, delayMs: 0 }]);
+    const woken = (await store.get(held.id)) as QueuedJob;
+    expect(woken.hold).toBeUndefined();
+    expect(Object.keys((await raw(`@slots#key:${key}`))!.holders).sort()).toEqual([jobs[1]!.id, held.id].sort());
+    const late = (await store.create(spec({ concurrencyKey: key }))).job;
+    expect(await store.claim(late.id, "w4", 30_000)).toMatchObject({ ok: false, reason: "held" });
+    const now = await store.claim(held.id, "w3", 30_000);
+    expect(now.ok).toBe(true);
+    if (now.ok) expect(now.lease.job).toMatchObject({ attempts: 1, slots: { keys: [`key:${key}`] } });
+  });
+
+  test("a paused queue holds its claims; a resume wakes every held job and rings it, and a type's pause holds only that type", async () => {
+    const bell = recordingDoorbell();
+    const store = env.store({ doorbell: bell });
+    const t = Date.now();
+    await store.controls.pause("queue:large", "oncall", t);
+    const big = await Promise.all([1, 2, 3].map(async () => (await store.create(spec({ queue: "large" }))).job));
+    const other = (await store.create(spec())).job;
+    for (const j of big) expect(await store.claim(j.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
+    expect((await store.get(big[0]!.id)) as QueuedJob).toMatchObject({ attempts: 0, hold: { by: "pause", key: "queue:large" } });
+    const claimed = await store.claim(other.id, "w", 30_000);
+    expect(claimed.ok).toBe(true);
+
+    await store.controls.resume("queue:large", t + 1);
+    const woken = await store.gates.wake("pause#queue:large", 100);
+    expect(woken.sort()).toEqual(big.map((j) => j.id).sort());
+    expect(bell.rung.map((r) => r.id).sort()).toEqual(big.map((j) => j.id).sort());
+    for (const j of big) expect((await store.claim(j.id, "w", 30_000)).ok).toBe(true);
+
+    await store.controls.pause("type:demo.echo", "oncall", t + 2);
+    const echo = (await store.create(spec({ type: "demo.echo" }))).job;
+    const sleep = (await store.create(spec())).job;
+    expect(await store.claim(echo.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
+    expect((await store.claim(sleep.id, "w", 30_000)).ok).toBe(true);
+    await store.controls.resume("type:demo.echo", t + 3);
+  });
+
+  test("a rate limit of 3 per second: the fourth start is held until the first leaves the window, its doorbell delayed to then", async () => {
+    const clock = manualClock(1_700_000_000_000);
+    const bell = recordingDoorbell();
+    const store = env.store({ now: clock.now, doorbell: bell });
+    const key = `api-${backend}`;
+    await store.controls.setLimit(`key:${key}`, { rate: { starts: 3, perMs: 1_000 } }, "test", clock.now());
+    const jobs = await Promise.all([1, 2, 3, 4].map(async () => (await store.create(spec({ concurrencyKey: key }))).job));
+    const t0 = clock.now();
+    for (const j of jobs.slice(0, 3)) {
+      expect((await store.claim(j.id, "w", 30_000)).ok).toBe(true);
+      clock.advance(100);
+    }
+    const refused = await store.claim(jobs[3]!.id, "w", 30_000);
+    expect(refused).toMatchObject({ ok: false, reason: "held", job: { hold: { by: "rate", until: t0 + 1_000 } } });
+    expect(bell.rung).toEqual([{ id: jobs[3]!.id, delayMs: t0 + 1_000 - clock.now() }]);
+    clock.set(t0 + 999);
+    expect(await store.claim(jobs[3]!.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
+    clock.set(t0 + 1_000);
+    const started = await store.claim(jobs[3]!.id, "w", 30_000);
+    expect(started.ok).toBe(true);
+    if (started.ok) expect(started.lease.job.startedAt).toBe(t0 + 1_000);
+  });
+
+  test("a slot a crashed claimer never gave back is found by the sweeper once jobs wait on it, and handed to the longest-held one", async () => {
+    const clock = manualClock(Date.now());
+    const bell = recordingDoorbell();
+    const store = env.store({ now: clock.now, doorbell: bell });
+    const key = `crash-${backend}`;
+    await store.controls.setLimit(`key:${key}`, { concurrency: 1 }, "test", clock.now());
+    const crashed = (await store.create(spec({ concurrencyKey: key }))).job as QueuedJob;
+    // The claimer took the slot and died before its claim's write: exactly the gates' first step.
+    expect(await store.gates.pass(crashed, clock.now())).toMatchObject({ ok: true });
+    const waiting = (await store.create(spec({ concurrencyKey: key }))).job;
+    expect(await store.claim(waiting.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
+
+    const services = { store, queue: bell, metrics: new MemoryMetrics(), now: clock.now, doc: env.doc, cfg: { tableName: env.emu.tableName } };
+    const early = await new Sweeper(services).sweep();
+    expect(early.counts.slotFreed).toBe(0); // within its grace: its claim may still land
+    clock.advance(GATE_LIMITS.slotGraceMs + 1);
+    const report = await new Sweeper(services).sweep();
+    expect(report.touched.slotFreed).toEqual([crashed.id]);
+    expect(report.touched.unheld).toEqual([waiting.id]);
+    expect(services.metrics.points.find((p) => p.name === "StuckJobs" && p.dims.State === "held")?.value).toBe(1);
+    expect(bell.rung.map((r) => r.id)).toEqual(expect.arrayContaining([crashed.id, waiting.id]));
+    expect(Object.keys((await raw(`@slots#key:${key}`))!.holders)).toEqual([waiting.id]);
+    expect((await store.claim(waiting.id, "w", 30_000)).ok).toBe(true);
+    // The crashed claimer's job was rung again and waits its turn behind the slot's new holder.
+    expect(await store.claim(crashed.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
+  });
+
+  test("a held job whose wake was lost is woken at its deadline by the sweeper; one still held is looked at later, backing off", async () => {
+    const clock = manualClock(Date.now());
+    const store = env.store({ now: clock.now });
+    const bell = recordingDoorbell();
+    await store.controls.pause("type:demo.lost", "oncall", clock.now());
+    const job = (await store.create(spec({ type: "demo.lost" }))).job;
+    expect(await store.claim(job.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
+    const services = { store: env.store({ now: clock.now, doorbell: bell }), queue: bell, metrics: new MemoryMetrics(), now: clock.now, doc: env.doc, cfg: { tableName: env.emu.tableName } };
+
+    clock.advance(GATE_LIMITS.holdRecheckMs + 1);
+    const still = await new Sweeper(services).sweep();
+    expect(still.touched.reheld).toEqual([job.id]);
+    const pushed = (await store.get(job.id)) as QueuedJob;
+    expect(pushed.dueAt - clock.now()).toBe(GATE_LIMITS.holdRecheckMs + 1); // as long again as it has been held
+
+    // Resumed by another process whose wakes never ran (it died after the settings write).
+    await env.store({ now: clock.now }).controls.resume("type:demo.lost", clock.now());
+    clock.advance(GATE_LIMITS.holdRecheckMs * 2 + 1);
+    const woken = await new Sweeper(services).sweep();
+    expect(woken.touched.unheld).toEqual([job.id]);
+    expect(bell.rung.map((r) => r.id)).toContain(job.id);
+    expect(((await store.get(job.id)) as QueuedJob).hold).toBeUndefined();
+  });
+});
