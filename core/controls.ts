@@ -39,8 +39,8 @@ export const rateId = (key: LimitKey): string => `@rate#${key}`;
 
 /** Read-modify-write rounds before a settings change gives up (only another change can beat it). */
 const SETTINGS_ROUNDS = 8;
-/** Rate-log rounds: claims of one key race for its log; a loser reads again. */
-const RATE_ROUNDS = 12;
+/** Rate-log rounds: claims of one key race for its log; a loser reads again, and past these it is held for a moment. */
+const RATE_ROUNDS = 6;
 
 export type TakeStart = { ok: true } | { ok: false; until: number };
 
@@ -207,13 +207,17 @@ export class Controls {
       x.when(version === 0 ? `attribute_not_exists(${x.name("version")})` : `${x.name("version")} = ${x.value(version)}`);
       try {
         await this.db.send(new UpdateCommand({ TableName: this.table, Key: { id: rateId(key) }, ...x.params() }));
-        return d.ok ? { ok: true } : { ok: false, until: d.until };
       } catch (e) {
         if (!isConditionFailure(e)) throw e;
-        // Another claim wrote first, or our own write landed and its reply was lost: read again.
+        // Another claim wrote first, or our own start landed and its reply was lost: read again.
+        // A refusal's wake is only a hint for spreading: it is not fought for.
+        if (d.ok) continue;
       }
+      return d.ok ? { ok: true } : { ok: false, until: d.until };
     }
-    throw new ConflictError(`the rate log of ${key} kept changing; the claim is left for its next doorbell`);
+    // Claims of the key race hard for its log: this one waits its turn like a refused one, spread
+    // over the next window so the racers do not come back together.
+    return { ok: false, until: now + Math.ceil(rate.perMs / rate.starts) + Math.floor(Math.random() * rate.perMs) };
   }
 
   /** The starts logged in the key's current window (for a view and for tests). */
