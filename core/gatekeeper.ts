@@ -63,16 +63,32 @@ export class Gatekeeper {
       await this.undo(job.id, slots, now);
       return { ok: false, hold: { by: "concurrency", key, limit, since: now } };
     }
-    for (const { key, rate } of rateLimitsOf(job, s)) {
-      const taken = await this.d.controls.takeStart(key, rate, job.id, now).catch(async (e: unknown) => {
-        await this.undo(job.id, slots, now);
-        throw e;
-      });
-      if (taken.ok) continue;
+    const rated = await this.rate(job, s, now).catch(async (e: unknown) => {
       await this.undo(job.id, slots, now);
-      return { ok: false, hold: { by: "rate", key, starts: rate.starts, perMs: rate.perMs, since: now, until: taken.until } };
+      throw e;
+    });
+    if (rated) {
+      await this.undo(job.id, slots, now);
+      return { ok: false, hold: rated };
     }
     return { ok: true, slots: { keys: slots, at: now } };
+  }
+
+  /**
+   * A start of each of the job's rate limits, or the hold it must wait under. Every attempt's
+   * start counts, a run taken over from a lost worker's expired lease too (it holds its slots).
+   */
+  async rate(job: Job, s: ControlSettings, now: number): Promise<Extract<Hold, { by: "rate" }> | undefined> {
+    for (const { key, rate } of rateLimitsOf(job, s)) {
+      const taken = await this.d.controls.takeStart(key, rate, job.id, now);
+      if (!taken.ok) return { by: "rate", key, starts: rate.starts, perMs: rate.perMs, since: now, until: taken.until };
+    }
+    return undefined;
+  }
+
+  /** A run taken over from an expired lease passes its rate limits only (it holds its slots, and a pause lets running jobs finish). */
+  async passRunning(job: Job, now: number): Promise<Extract<Hold, { by: "rate" }> | undefined> {
+    return this.rate(job, await this.d.controls.settings(), now);
   }
 
   /** Gives back the slots a claim took at `takenAt` and did not use (only those: a later taker's stay). */

@@ -292,6 +292,8 @@ export class JobStore {
       // A queued job passes its pauses and limits first (a run taken over from a lost worker holds its slots already).
       const gate = job?.status === "queued" ? await this.gates.pass(job, c.now) : undefined;
       if (gate && !gate.ok) return { ok: false, reason: "held", job: await this.gates.hold(job as QueuedJob, gate.hold) };
+      // A takeover of an expired lease is an attempt's start too: refused by its rate limit, the job is left for the sweeper's reclaim.
+      if (job?.status === "running" && (await this.gates.passRunning(job, c.now))) return { ok: false, reason: "held", job };
       const slots = gate?.ok && gate.slots.keys.length ? gate.slots : undefined;
       const change = slots ? life.claimWith(d.change, slots) : d.change;
       const w = await this.write(change, "claim");
