@@ -20,7 +20,6 @@ import { Expr, isConditionFailure } from "./expr.js";
 import {
   EMPTY_SETTINGS,
   GATE_LIMITS,
-  loggedOwn,
   pausePartition,
   rateDecision,
   slotPartition,
@@ -31,21 +30,27 @@ import {
   type PauseTarget,
   type RateLimit,
 } from "./gates.js";
+import { itemBytes } from "./item-size.js";
 import { newNonce } from "./store-write.js";
 
 export const SETTINGS_ID = "@controls";
 export const slotsId = (key: LimitKey): string => `@slots#${key}`;
 export const rateId = (key: LimitKey): string => `@rate#${key}`;
 
+/** The settings item's bound: about 1,000 short entries, and a read every claim can afford. */
+const SETTINGS_MAX_BYTES = 128 * 1024;
+
 /** Read-modify-write rounds before a settings change gives up (only another change can beat it). */
 const SETTINGS_ROUNDS = 8;
 /** Rate-log rounds: claims of one key race for its log; a loser reads again, and past these it is held for a moment. */
 const RATE_ROUNDS = 6;
 
-export type TakeStart = { ok: true } | { ok: false; until: number };
+export type TakeStart = { ok: true; at: number } | { ok: false; until: number };
 
 export class Controls {
   private cached: { at: number; settings: ControlSettings } | undefined;
+  /** Keys whose slots item this process has seen exist. */
+  private readonly slotsMade = new Set<LimitKey>();
 
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -67,7 +72,12 @@ export class Controls {
   }
 
   async pause(target: PauseTarget, by: string, now: number): Promise<ControlSettings> {
-    return this.change((s) => (s.pauses[target] ? undefined : { ...s, pauses: { ...s.pauses, [target]: { since: now, by } } }));
+    return this.change((s) => {
+      if (s.pauses[target]) return undefined;
+      // Paused again: the held jobs of the last resume stay held (the sweeper's wake pass leaves the partition).
+      const { [pausePartition(target)]: _resumed, ...woken } = s.woken;
+      return { ...s, pauses: { ...s.pauses, [target]: { since: now, by } }, woken };
+    });
   }
 
   /** Ends a pause; the target is kept in `woken` for the sweeper's wake pass. */
@@ -91,7 +101,8 @@ export class Controls {
       const limits = def ? { ...rest, [key]: { ...def, updatedAt: now, by } } : rest;
       // A concurrency limit that goes leaves its held jobs with nothing to free them: the sweeper's wake pass finds them.
       const dropped = s.limits[key]?.concurrency !== undefined && def?.concurrency === undefined;
-      return { ...s, limits, woken: dropped ? freshWoken({ ...s.woken, [slotPartition(key)]: now }, now) : s.woken };
+      const { [slotPartition(key)]: _gone, ...kept } = s.woken;
+      return { ...s, limits, woken: dropped ? freshWoken({ ...s.woken, [slotPartition(key)]: now }, now) : def?.concurrency !== undefined ? kept : s.woken };
     });
   }
 
@@ -110,6 +121,8 @@ export class Controls {
       if (!next) return current;
       const nonce = newNonce();
       const item = { id: SETTINGS_ID, pauses: next.pauses, limits: next.limits, woken: next.woken, version: current.version + 1, lastWrite: nonce };
+      // Every claim reads this item: it stays small (a 400 KB item would fail the write, and cost every claim).
+      if (itemBytes(item) > SETTINGS_MAX_BYTES) throw new ConflictError(`the controls would be ${itemBytes(item)} bytes, over their ${SETTINGS_MAX_BYTES}; remove a limit or a pause first`);
       const x = new Expr();
       x.when(current.version === 0 ? `attribute_not_exists(${x.name("id")})` : `${x.name("version")} = ${x.value(current.version)}`);
       try {
@@ -135,32 +148,40 @@ export class Controls {
     await this.db.send(new UpdateCommand({ TableName: this.table, Key: { id: slotsId(key) }, ...x.params() }));
   }
 
-  /** Takes one of `limit` slots for `job`; true when it holds one (already, or now). */
-  async acquireSlot(key: LimitKey, limit: number, job: string, now: number): Promise<boolean> {
+  /**
+   * Takes one of `limit` slots for `job`. Answers the slot's stamp (when it was taken: now, or
+   * earlier when the job holds it already, handed over by a waker or taken by a claim racing
+   * this one), or undefined when the limit is full. The stamp is kept, not renewed, so whichever
+   * claim of the job wins releases exactly the slot the item holds.
+   */
+  async acquireSlot(key: LimitKey, limit: number, job: string, now: number): Promise<number | undefined> {
     for (let round = 0; round < 2; round++) {
       try {
-        await this.db.send(
+        const out = await this.db.send(
           new UpdateCommand({
             TableName: this.table,
             Key: { id: slotsId(key) },
-            UpdateExpression: "SET #h.#j = :now",
+            UpdateExpression: "SET #h.#j = if_not_exists(#h.#j, :now)",
             ConditionExpression: "attribute_exists(#h.#j) OR size(#h) < :limit",
             ExpressionAttributeNames: { "#h": "holders", "#j": job },
             ExpressionAttributeValues: { ":now": now, ":limit": limit },
+            ReturnValues: "UPDATED_NEW",
           }),
         );
-        return true;
+        this.slotsMade.add(key);
+        const stamp = (out.Attributes?.holders as Record<string, number> | undefined)?.[job];
+        return typeof stamp === "number" ? stamp : now;
       } catch (e) {
-        if (isConditionFailure(e)) return false;
-        // The limit was set before its slots item existed (or the item was deleted): make it and try once more.
-        if (round === 0 && e instanceof Error && e.name === "ValidationException") {
-          await this.ensureSlots(key);
-          continue;
-        }
-        throw e;
+        const missing = e instanceof Error && e.name === "ValidationException";
+        if (!isConditionFailure(e) && !missing) throw e;
+        // Full, or the item (or its map) is missing: some engines answer the latter as a failed
+        // condition. Made once per process and key, so a full limit costs no extra call.
+        if (round > 0 || (this.slotsMade.has(key) && !missing)) return undefined;
+        await this.ensureSlots(key);
+        this.slotsMade.add(key);
       }
     }
-    return false;
+    return undefined;
   }
 
   /** Gives `job`'s slot back; with `takenAt`, only the slot it took then (not one it took again since). */
@@ -190,15 +211,20 @@ export class Controls {
   // ─── rate log ─────────────────────────────────────────────────────────────────────────────
 
   /**
-   * Logs a start of `job` at `now` when the key's window has room; otherwise answers when it
-   * will (spread from the other refused jobs' wakes), which the caller holds the job until.
+   * Logs a start of `job` at `at` (or at the log's latest start, when that is later: starts are
+   * logged in order, so a window is never read past a start still in it) when the key's window
+   * has room; otherwise answers when it will (spread from the other refused jobs' wakes), which
+   * the caller holds the job until. Answers the time the start was logged at.
    */
-  async takeStart(key: LimitKey, rate: RateLimit, job: string, now: number): Promise<TakeStart> {
+  async takeStart(key: LimitKey, rate: RateLimit, job: string, at: number): Promise<TakeStart> {
     for (let round = 0; round < RATE_ROUNDS; round++) {
       const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id: rateId(key) }, ConsistentRead: true }));
       const version = Number(out.Item?.version ?? 0);
       const log = (out.Item?.log as LoggedStart[] | undefined) ?? [];
-      if (loggedOwn(log, job, now)) return { ok: true };
+      // Ours already (a resend after a lost reply, or a round before this one).
+      const own = log.find((e) => e.job === job && e.at >= at);
+      if (own) return { ok: true, at: own.at };
+      const now = Math.max(at, ...log.map((e) => e.at));
       const d = rateDecision(log, Number(out.Item?.nextWake ?? 0), rate, job, now);
       const x = new Expr();
       if (d.ok) x.set("log", d.log);
@@ -213,11 +239,11 @@ export class Controls {
         // A refusal's wake is only a hint for spreading: it is not fought for.
         if (d.ok) continue;
       }
-      return d.ok ? { ok: true } : { ok: false, until: d.until };
+      return d.ok ? { ok: true, at: now } : { ok: false, until: d.until };
     }
     // Claims of the key race hard for its log: this one waits its turn like a refused one, spread
     // over the next window so the racers do not come back together.
-    return { ok: false, until: now + Math.ceil(rate.perMs / rate.starts) + Math.floor(Math.random() * rate.perMs) };
+    return { ok: false, until: at + Math.ceil(rate.perMs / rate.starts) + Math.floor(Math.random() * rate.perMs) };
   }
 
   /** The starts logged in the key's current window (for a view and for tests). */

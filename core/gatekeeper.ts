@@ -2,19 +2,23 @@
  * The gates' I/O around a claim (the rules are core/gates.ts, the items core/controls.ts):
  *
  * - `pass`: before a queued job's claim, in order: its queue's and type's pauses, a slot of each
- *   of its concurrency limits, then a start of each of its rate limits. Answers the slots taken,
- *   or the hold to write. What it took is given back when the claim does not land (`undo`).
+ *   of its concurrency limits, then a start of each of its rate limits. Answers the slots taken
+ *   and the start's time, or the hold to write. What it took is given back, and handed on, when
+ *   the claim does not land (`undo`).
+ * - `passRunning`: a takeover of an expired lease is an attempt's start too: paused or over its
+ *   rate, it is refused and left for the sweeper's reclaim (its slots it holds already).
  * - `released`: after a write that took a job out of running: its slots go back and each is
  *   handed straight to the longest-held job of its key, which is woken (its slot already taken
  *   for it, so a fresh arrival cannot take it first).
- * - `wake`: unholds held jobs of a partition and rings their doorbells (a resume, a removed or
- *   raised limit, the sweeper's look).
+ * - `wake`: unholds held jobs of a partition whose gate is open and rings their doorbells (a
+ *   resume, a removed limit, the sweeper's look).
  *
  * Everything here is best effort after the job's own write: a slot that is not given back, or a
  * wake that is lost, is found by the sweeper (core/limits-sweep.ts), and a held job's own deadline
  * is the backstop for the rest.
  */
 import { eachBounded } from "./bounded.js";
+import { TIMINGS } from "./config.js";
 import type { Controls } from "./controls.js";
 import {
   concurrencyLimitsOf,
@@ -31,7 +35,12 @@ import type { Change, Clock } from "./lifecycle.js";
 import type { Doorbell } from "./queue.js";
 import type { Recognize, WriteResult } from "./store-write.js";
 
-export type GatePass = { ok: true; slots: HeldSlots } | { ok: false; hold: Hold };
+/**
+ * `startAt`: the attempt's start, as its rate logs recorded it (never before now, and never
+ * before a start already logged, so no log's window is read out of order).
+ * `early`: a rate hold whose time has not come, refused without touching its log.
+ */
+export type GatePass = { ok: true; slots: HeldSlots; startAt: number } | { ok: false; hold: Hold; early?: true };
 
 export interface GatekeeperDeps {
   controls: Controls;
@@ -45,6 +54,10 @@ export interface GatekeeperDeps {
 const WAKE_CONCURRENCY = 16;
 /** How many held jobs one look at a partition reads beyond the ones it means to wake (some were woken already). */
 const WAKE_SLACK = 4;
+/** Rounds that bring a job's rate logs to one start time (a job has at most two limit keys). */
+const RATE_ROUNDS = 3;
+
+type RateHold = Extract<Hold, { by: "rate" }>;
 
 export class Gatekeeper {
   constructor(private readonly d: GatekeeperDeps) {}
@@ -52,55 +65,100 @@ export class Gatekeeper {
   /** The gates a queued job must pass before it is claimed at `now`. */
   async pass(job: QueuedJob, now: number): Promise<GatePass> {
     const s = await this.d.controls.settings();
+    // An early doorbell of a rate hold (a duplicate, a delay SQS could not make as long): no log is read.
+    if (job.hold?.by === "rate" && job.hold.until > now && s.limits[job.hold.key]?.rate) return { ok: false, hold: job.hold, early: true };
     const paused = pauseOf(job, s);
     if (paused) return { ok: false, hold: { by: "pause", key: paused.key, since: now } };
-    const slots: LimitKey[] = [];
-    for (const { key, limit } of concurrencyLimitsOf(job, s)) {
-      if (await this.d.controls.acquireSlot(key, limit, job.id, now)) {
-        slots.push(key);
+    const slots: { key: LimitKey; at: number }[] = [];
+    const limits = concurrencyLimitsOf(job, s);
+    for (const [i, { key, limit }] of limits.entries()) {
+      const at = await this.d.controls.acquireSlot(key, limit, job.id, now);
+      if (at !== undefined) {
+        slots.push({ key, at });
         continue;
       }
-      await this.undo(job.id, slots, now);
+      // A slot of a later key may have been handed to this job while it waited: it goes on too.
+      await this.undo(job.id, [...slots, ...(await this.handedTo(job.id, limits.slice(i + 1).map((l) => l.key)))]);
       return { ok: false, hold: { by: "concurrency", key, limit, since: now } };
     }
-    const rated = await this.rate(job, s, now).catch(async (e: unknown) => {
-      await this.undo(job.id, slots, now);
+    let rated: { ok: true; at: number } | { ok: false; hold: RateHold };
+    try {
+      rated = await this.rate(job, s, now);
+    } catch (e) {
+      await this.undo(job.id, slots);
       throw e;
-    });
-    if (rated) {
-      await this.undo(job.id, slots, now);
-      return { ok: false, hold: rated };
     }
-    return { ok: true, slots: { keys: slots, at: now } };
+    if (!rated.ok) {
+      await this.undo(job.id, slots);
+      return { ok: false, hold: rated.hold };
+    }
+    return { ok: true, slots, startAt: rated.at };
   }
 
   /**
-   * A start of each of the job's rate limits, or the hold it must wait under. Every attempt's
-   * start counts, a run taken over from a lost worker's expired lease too (it holds its slots).
+   * A start in each of the job's rate logs, all at one time (the start's), or the hold it must
+   * wait under. A log that has a later start than `now` moves the start to it: the claim's
+   * clock may be behind another claimer's, and a start logged out of order would let a later
+   * look drop a start still inside its window.
    */
-  async rate(job: Job, s: ControlSettings, now: number): Promise<Extract<Hold, { by: "rate" }> | undefined> {
-    for (const { key, rate } of rateLimitsOf(job, s)) {
-      const taken = await this.d.controls.takeStart(key, rate, job.id, now);
-      if (!taken.ok) return { by: "rate", key, starts: rate.starts, perMs: rate.perMs, since: now, until: taken.until };
+  private async rate(job: Job, s: ControlSettings, now: number): Promise<{ ok: true; at: number } | { ok: false; hold: RateHold }> {
+    const limits = rateLimitsOf(job, s);
+    let at = now;
+    for (let round = 0; round < RATE_ROUNDS; round++) {
+      let moved = false;
+      for (const { key, rate } of limits) {
+        const taken = await this.d.controls.takeStart(key, rate, job.id, at);
+        if (!taken.ok) return { ok: false, hold: { by: "rate", key, starts: rate.starts, perMs: rate.perMs, since: now, until: taken.until } };
+        if (taken.at > at) {
+          at = taken.at;
+          moved = true;
+        }
+      }
+      if (!moved) return { ok: true, at };
     }
-    return undefined;
+    return { ok: true, at };
   }
 
-  /** A run taken over from an expired lease passes its rate limits only (it holds its slots, and a pause lets running jobs finish). */
-  async passRunning(job: Job, now: number): Promise<Extract<Hold, { by: "rate" }> | undefined> {
-    return this.rate(job, await this.d.controls.settings(), now);
+  /** A takeover of an expired lease: undefined when it may start (at the answered time), else why not. */
+  async passRunning(job: RunningJob, now: number): Promise<{ ok: true; at: number } | { ok: false; hold: Hold }> {
+    const s = await this.d.controls.settings();
+    const paused = pauseOf(job, s);
+    if (paused) return { ok: false, hold: { by: "pause", key: paused.key, since: now } };
+    return this.rate(job, s, now);
   }
 
-  /** Gives back the slots a claim took at `takenAt` and did not use (only those: a later taker's stay). */
-  async undo(jobId: string, slots: readonly LimitKey[], takenAt: number): Promise<void> {
-    await Promise.all(slots.map((k) => this.d.controls.releaseSlot(k, jobId, takenAt).catch(() => undefined)));
+  /** The slots of `keys` the job holds now (handed to it by a waker), with their stamps. */
+  private async handedTo(jobId: string, keys: readonly LimitKey[]): Promise<{ key: LimitKey; at: number }[]> {
+    const found = await Promise.all(keys.map(async (key) => ({ key, at: (await this.d.controls.holders(key))[jobId] })));
+    return found.filter((x): x is { key: LimitKey; at: number } => x.at !== undefined);
+  }
+
+  /**
+   * Gives back the slots a claim took and did not use (each only if still the one it took: a
+   * later taker's stays), and hands each on to the longest-held job of its key.
+   */
+  async undo(jobId: string, slots: HeldSlots): Promise<void> {
+    if (!slots.length) return;
+    const s = await this.d.controls.settings();
+    await Promise.all(
+      slots.map(async ({ key, at }) => {
+        await this.d.controls.releaseSlot(key, jobId, at);
+        await this.handOff(key, s, 1);
+      }),
+    ).catch(() => undefined);
   }
 
   /**
    * Writes the hold a gate decided and, for a rate hold, rings the doorbell for when its window
-   * has room. Answers the job as stored (held, or whatever it had become).
+   * has room (one SQS can delay: a later one is the sweeper's, at `until`). An early doorbell of a
+   * rate hold writes nothing and is rung again for the rest of its wait. Answers the job as stored.
    */
-  async hold(job: QueuedJob, h: Hold): Promise<Job> {
+  async hold(job: QueuedJob, gate: Extract<GatePass, { ok: false }>): Promise<Job> {
+    const h = gate.hold;
+    if (gate.early) {
+      if (h.by === "rate") await this.ring(job, h.until - this.d.clock().now);
+      return job;
+    }
     const w = await this.d.write(life.hold(job, h, this.d.clock()), "write");
     if (!w.applied) return w.found ?? job;
     if (h.by === "rate") await this.ring(w.job as QueuedJob, h.until - this.d.clock().now);
@@ -109,15 +167,7 @@ export class Gatekeeper {
 
   /** After `prev` left running: its slots go back, each handed to the longest-held job of its key. */
   async released(prev: RunningJob): Promise<void> {
-    const s = await this.d.controls.settings();
-    const slots = prev.slots;
-    if (!slots) return;
-    await Promise.all(
-      slots.keys.map(async (key) => {
-        await this.d.controls.releaseSlot(key, prev.id, slots.at);
-        await this.handOff(key, s, 1);
-      }),
-    );
+    if (prev.slots?.length) await this.undo(prev.id, prev.slots);
   }
 
   /**
@@ -132,21 +182,28 @@ export class Gatekeeper {
       if (woken.length >= n) break;
       const job = await this.d.getRecord(id);
       if (job?.status !== "queued" || job.hold?.by !== "concurrency" || job.hold.key !== key) continue;
-      const at = this.d.clock().now;
-      if (!(await this.d.controls.acquireSlot(key, limit, id, at))) break;
+      const at = await this.d.controls.acquireSlot(key, limit, id, this.d.clock().now);
+      if (at === undefined) break;
       if (await this.unhold(job)) woken.push(id);
       else await this.d.controls.releaseSlot(key, id, at); // someone else moved it (a cancel, another waker)
     }
     return woken;
   }
 
-  /** Wakes up to `n` jobs held on `partition` (a pause's resume, a removed limit). */
+  /**
+   * Wakes up to `n` jobs held on `partition` (a pause's resume, a removed limit), each only if
+   * what held it is open now: a pause made again, or a limit set again, keeps its jobs held.
+   */
   async wake(partition: string, n: number): Promise<string[]> {
+    const s = await this.d.controls.settings();
     const ids = await this.d.controls.held(partition, n);
     const woken: string[] = [];
     await eachBounded(ids, WAKE_CONCURRENCY, async (id) => {
       const job = await this.d.getRecord(id);
-      if (job?.status === "queued" && job.hold && (await this.unhold(job))) woken.push(id);
+      if (job?.status !== "queued" || !job.hold) return;
+      if (job.hold.by === "pause" && s.pauses[job.hold.key]) return;
+      if (job.hold.by === "concurrency" && s.limits[job.hold.key]?.concurrency !== undefined) return; // the hand-off's, with a slot
+      if (await this.unhold(job)) woken.push(id);
     });
     return woken;
   }
@@ -160,6 +217,8 @@ export class Gatekeeper {
   }
 
   private async ring(job: QueuedJob, delayMs: number): Promise<void> {
+    // Past what SQS can delay, the sweeper rings it at its deadline (lifecycle.hold's `until`).
+    if (delayMs > TIMINGS.maxMessageDelaySeconds * 1000) return;
     // A doorbell that is not sent is rung by the sweeper at the job's deadline.
     await this.d.doorbell?.send(job.queue, [job.id], Math.max(0, delayMs)).catch(() => undefined);
   }

@@ -60,9 +60,10 @@ export type Hold =
 export const GATE_LIMITS = {
   /** A claim reads the settings at most this stale: a pause or a new limit holds claims within a second. */
   settingsCacheMs: 1_000,
-  maxConcurrency: 10_000,
-  /** The rate log keeps one entry per start in its window: this bounds its item (about 40 bytes each). */
-  maxRateStarts: 1_000,
+  /** A limit's holders are one item, rewritten by every start and end of its key (about 40 bytes each). */
+  maxConcurrency: 1_000,
+  /** The rate log keeps one entry per start in its window: this bounds its item (about 45 bytes each). */
+  maxRateStarts: 500,
   minRatePerMs: 100,
   maxRatePerMs: 24 * 3600_000,
   maxKeyChars: 200,
@@ -156,8 +157,6 @@ export function rateDecision(log: readonly LoggedStart[], nextWake: number, rate
   return { ok: false, until, nextWake: until + Math.ceil(rate.perMs / rate.starts) };
 }
 
-/** Our own start, already logged: a resend after a lost reply finds it and does not log it twice. */
-export const loggedOwn = (log: readonly LoggedStart[], job: string, at: number): boolean => log.some((s) => s.job === job && s.at === at);
 
 // ─── holds ──────────────────────────────────────────────────────────────────────────────────
 
@@ -202,10 +201,10 @@ export function holdMessage(h: Hold): string {
  */
 export type SlotVerdict = "keep" | "release" | "requeue";
 
-export function slotVerdict(holder: { status: string; slots?: { keys: readonly string[] } } | undefined, key: LimitKey, takenAt: number, now: number): SlotVerdict {
+export function slotVerdict(holder: { status: string; slots?: readonly { key: string }[] } | undefined, key: LimitKey, takenAt: number, now: number): SlotVerdict {
   if (now - takenAt < GATE_LIMITS.slotGraceMs) return "keep";
   if (!holder) return "release";
-  if (holder.status === "running") return holder.slots?.keys.includes(key) ? "keep" : "release";
+  if (holder.status === "running") return holder.slots?.some((x) => x.key === key) ? "keep" : "release";
   return holder.status === "queued" ? "requeue" : "release";
 }
 

@@ -6,10 +6,8 @@ import type { QueueName } from "./config.js";
 import type { Flow, ParentLink } from "./flow.js";
 import type { Hold, LimitKey } from "./gates.js";
 
-export interface HeldSlots {
-  keys: LimitKey[];
-  at: number;
-}
+/** A run's concurrency slots, each with the stamp its slot item holds for it (when it was taken). */
+export type HeldSlots = readonly { key: LimitKey; at: number }[];
 import type { ValueRefs } from "./values.js";
 
 export const STATUSES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"] as const;

@@ -112,9 +112,23 @@ export function queuedDueAt(runAt: number | undefined, c: Clock): number {
   return start + c.startDeadlineMs;
 }
 
-/** The total runtime limit, counted from the first start and never reset by a re-claim (invariant 5). */
-export const runtimeDeadline = (job: { firstStartedAt?: number; timeoutMs: number; waitedMs?: number }, now: number): number =>
-  (job.firstStartedAt ?? now) + (job.waitedMs ?? 0) + job.timeoutMs;
+/**
+ * The total runtime limit, counted from the first start and never reset by a re-claim (invariant
+ * 5). Time it ran no code does not count: waiting for children (`waitedMs`), and held back by a
+ * pause or a limit (folded into `waitedMs` when the hold ends; the hold in progress counted here).
+ */
+export const runtimeDeadline = (job: { firstStartedAt?: number; timeoutMs: number; waitedMs?: number; hold?: Hold }, now: number): number =>
+  (job.firstStartedAt ?? now) + (job.waitedMs ?? 0) + heldMs(job, now) + job.timeoutMs;
+
+/** How long a job that had started is held now (0 for one never started: its limit counts from its first start). */
+const heldMs = (job: { firstStartedAt?: number; hold?: Hold }, now: number): number =>
+  job.hold && job.firstStartedAt !== undefined ? Math.max(0, now - job.hold.since) : 0;
+
+/** `waitedMs` once a hold ends (its time folded in). */
+const waitedAfterHold = (job: QueuedJob, now: number): { waitedMs?: number } => {
+  const held = heldMs(job, now);
+  return held > 0 || job.waitedMs !== undefined ? { waitedMs: (job.waitedMs ?? 0) + held } : {};
+};
 
 /** The earliest moment the sweeper must look at a running job: lease end, runtime limit, or cancel grace. */
 export function runningDueAt(job: RunningJob, leaseExpiresAt: number, c: Clock): number {
@@ -303,6 +317,7 @@ export function claim(
   const { error: _kept, ...rest } = common(prev);
   // A run taken over from a lost worker keeps the slots its job already holds.
   const slots = prev.status === "running" ? prev.slots : undefined;
+  const waited = prev.status === "queued" ? waitedAfterHold(prev, c.now) : {};
   const next: RunningJob = {
     ...rest,
     status: "running",
@@ -313,11 +328,13 @@ export function claim(
     heartbeatAt: c.now,
     leaseExpiresAt,
     workerId: o.workerId,
-    dueAt: Math.min(leaseExpiresAt, runtimeDeadline({ ...prev, firstStartedAt }, c.now)),
+    dueAt: leaseExpiresAt, // or its runtime limit when sooner, below
     updatedAt: c.now,
     history: bounded([...history, { attempt, worker: o.workerId, startedAt: c.now, endedAt: null, outcome: null }]),
     ...(slots ? { slots } : {}),
+    ...waited,
   };
+  next.dueAt = Math.min(leaseExpiresAt, runtimeDeadline(next, c.now));
   return { ok: true, change: change("claim", prev, next, read(prev)) };
 }
 
@@ -679,14 +696,16 @@ export function resend(prev: QueuedJob, c: Clock): Change<QueuedJob> {
 export function hold(prev: QueuedJob, h: Hold, c: Clock): Change<QueuedJob> {
   const same = prev.hold !== undefined && holdPartition(prev.hold) !== undefined && holdPartition(prev.hold) === holdPartition(h);
   const held: Hold = same ? { ...h, since: prev.hold!.since } : h;
-  // A rate hold is woken by its own delayed doorbell at `until`; its deadline is a start deadline after.
-  const dueAt = held.by === "rate" ? held.until + c.startDeadlineMs : c.now + holdRecheckMs(c.now - held.since);
+  // A rate hold is woken by its own delayed doorbell at `until` (past what SQS can delay, by the sweeper then).
+  const dueAt = held.by === "rate" ? queuedDueAt(held.until, c) : c.now + holdRecheckMs(c.now - held.since);
   const next: QueuedJob = { ...prev, hold: held, dueAt, readyAt: held.by === "rate" ? held.until : readyAtOf(prev), rings: 0, updatedAt: c.now };
+  // A job re-held on another gate carries the time its last hold took (so its runtime limit does not count it).
+  if (prev.hold && !same) Object.assign(next, waitedAfterHold(prev, c.now));
   return change("hold", prev, next, read(prev));
 }
 
 /** What held the job freed up: it is claimable again from now, its doorbell rung by whoever woke it. */
 export function unhold(prev: QueuedJob, c: Clock): Change<QueuedJob> {
   const { hold: _h, ...rest } = prev;
-  return change("unhold", prev, { ...rest, dueAt: queuedDueAt(undefined, c), readyAt: c.now, rings: 0, updatedAt: c.now }, read(prev));
+  return change("unhold", prev, { ...rest, ...waitedAfterHold(prev, c.now), dueAt: queuedDueAt(undefined, c), readyAt: c.now, rings: 0, updatedAt: c.now }, read(prev));
 }

@@ -39,6 +39,16 @@ export interface LimitsReport {
 
 /** Tombstoned partitions woken per sweep: the rest are the next sweep's. */
 const TOMBSTONE_WAKE_BATCH = 100;
+/** Slot holders a recount reads per limit and sweep. */
+const RECOUNT_MAX = 100;
+/** Wall-clock time the pass may take; what it leaves is the next sweep's. */
+const PASS_BUDGET_MS = 5_000;
+
+const rotate = <T>(xs: T[], seed: number): T[] => {
+  if (!xs.length) return xs;
+  const k = Math.floor(seed / 1000) % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+};
 
 export class LimitsSweep {
   constructor(private readonly d: LimitsSweepDeps) {}
@@ -47,13 +57,15 @@ export class LimitsSweep {
   async look(job: QueuedJob): Promise<"unheld" | "held"> {
     const h = job.hold;
     if (!h) throw new ConflictError("the job is no longer held");
-    const s = await this.d.controls.settings({ fresh: true });
+    // The cached settings: a second old at most, and a sweep of many held jobs reads the item once.
+    const s = await this.d.controls.settings();
     const c = this.d.clock();
     if (h.by === "concurrency" && s.limits[h.key]?.concurrency !== undefined) {
       // A slot for this job, then the wake: the hand-off a release would have made.
-      if (await this.d.controls.acquireSlot(h.key, s.limits[h.key]!.concurrency!, job.id, c.now)) {
+      const at = await this.d.controls.acquireSlot(h.key, s.limits[h.key]!.concurrency!, job.id, c.now);
+      if (at !== undefined) {
         if (await this.d.gates.unhold(job)) return "unheld";
-        await this.d.controls.releaseSlot(h.key, job.id, c.now);
+        await this.d.controls.releaseSlot(h.key, job.id, at);
         throw new ConflictError("the held job changed during the sweep");
       }
     } else if (!stillHeld(h, s, undefined, c.now)) {
@@ -65,18 +77,24 @@ export class LimitsSweep {
     return "held";
   }
 
-  /** The per-sweep pass: limits with held jobs recounted and handed on, tombstones woken. */
-  async sweep(): Promise<LimitsReport> {
+  /** The per-sweep pass: limits with held jobs recounted and handed on, tombstones woken; it stops starting work at `deadline` (wall clock). */
+  async sweep(deadline = Date.now() + PASS_BUDGET_MS): Promise<LimitsReport> {
     const s = await this.d.controls.settings({ fresh: true });
     const report: LimitsReport = { freed: [], woken: [], pausedSeconds: longestPauseSeconds(s, this.d.clock().now) };
-    for (const [key, def] of Object.entries(s.limits) as [LimitKey, (typeof s.limits)[string]][]) {
+    // A different start each sweep, so limits past the budget are not always the ones left out.
+    const limits = rotate(Object.entries(s.limits) as [LimitKey, (typeof s.limits)[string]][], this.d.clock().now);
+    for (const [key, def] of limits) {
+      if (Date.now() >= deadline) break;
       if (def.concurrency === undefined) continue;
       if (!(await this.d.controls.held(slotPartition(key), 1)).length) continue;
       report.freed.push(...(await this.recount(key)));
       const taken = Object.keys(await this.d.controls.holders(key)).length;
       if (taken < def.concurrency) report.woken.push(...(await this.d.gates.handOff(key, s, def.concurrency - taken)));
     }
-    for (const partition of Object.keys(s.woken)) report.woken.push(...(await this.d.gates.wake(partition, TOMBSTONE_WAKE_BATCH)));
+    for (const partition of Object.keys(s.woken)) {
+      if (Date.now() >= deadline) break;
+      report.woken.push(...(await this.d.gates.wake(partition, TOMBSTONE_WAKE_BATCH)));
+    }
     if (Object.keys(s.woken).length) await this.d.controls.forgetWoken(this.d.clock().now);
     return report;
   }
@@ -85,8 +103,12 @@ export class LimitsSweep {
   private async recount(key: LimitKey): Promise<string[]> {
     const holders = Object.entries(await this.d.controls.holders(key));
     const now = this.d.clock().now;
-    // Only slots past their grace can be given back; their holders' records decide.
-    const old = holders.filter(([, at]) => slotVerdict(undefined, key, at, now) !== "keep");
+    // Only slots past their grace can be given back; their holders' records decide. The oldest
+    // first, a bounded number a sweep: a leak is an old slot, and a limit of thousands is not read whole.
+    const old = holders
+      .filter(([, at]) => slotVerdict(undefined, key, at, now) !== "keep")
+      .sort((a, b) => a[1] - b[1])
+      .slice(0, RECOUNT_MAX);
     if (!old.length) return [];
     const records = new Map((await this.d.records(old.map(([id]) => id), true)).map((j) => [j.id, j]));
     const freed: string[] = [];

@@ -45,6 +45,7 @@ export const METRICS = {
   DeadWorkerJobs: def("DeadWorkerJobs", "Count", ["Queue"], "running jobs of a dead worker reclaimed (or ended) at its death event, before their lease ran out"),
   Requeued: def("Requeued", "Count", ["Queue"], "queued jobs whose message the sweeper sent again"),
   PausedSeconds: def("PausedSeconds", "Seconds", [], "how long the longest pause of a queue or a job type has lasted (published every sweep, 0 when nothing is paused)"),
+  ScheduleLagSeconds: def("ScheduleLagSeconds", "Seconds", [], "how late the latest schedule a sweep fired was past its tick (published every sweep, 0 when none was due)"),
   SweepDuration: def("SweepDuration", "Milliseconds", [], "time one sweep took"),
   SweeperHeartbeat: def("SweeperHeartbeat", "Count", [], "one per sweep: its absence means the sweeper is dead"),
   WorkerMemoryPercent: def("WorkerMemoryPercent", "Percent", ["Queue"], "worker memory in use, of its limit"),

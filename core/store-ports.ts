@@ -9,7 +9,7 @@ import type { JobStore } from "./store.js";
 export type WorkerStore = Pick<JobStore, "claim" | "heartbeat" | "succeed" | "fail" | "release" | "acknowledgeCancel" | "get" | "wait" | "spawnRound" | "childOutcomes" | "childCounts">;
 
 /** What the sweeper reads and repairs. */
-export type SweeperStore = Pick<JobStore, "listOverdue" | "countOverdue" | "reclaim" | "expire" | "expireQueued" | "cancelSilent" | "pushStartDeadline" | "checkFlow" | "cancelOrphan" | "parentsOf" | "lookAtHold" | "sweepLimits">;
+export type SweeperStore = Pick<JobStore, "listOverdue" | "countOverdue" | "reclaim" | "expire" | "expireQueued" | "cancelSilent" | "pushStartDeadline" | "checkFlow" | "cancelOrphan" | "parentsOf" | "lookAtHold" | "sweepLimits" | "schedules">;
 
 /** What callers (the API) ask for. */
 export type CallerStore = Pick<JobStore, "create" | "get" | "getRecord" | "mustGet" | "list" | "requestCancel" | "retry">;

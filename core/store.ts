@@ -17,8 +17,10 @@ import { unstorable } from "./item-size.js";
 import { isTerminal, type HeldSlots, type CancelledJob, type FailedJob, type FinishedJob, type Job, type JobError, type Lease, type LiveJob, type QueuedJob, type RunningJob, type SucceededJob, type WaitingJob } from "./job.js";
 import { countChildren, endedCounts, FANIN_SHARD_SIZE, orphanReason, type ChildCounts, type ChildSpec, type Flow, type FlowPolicy } from "./flow.js";
 import { Controls } from "./controls.js";
+import { checkConcurrencyKey } from "./gates.js";
 import { Gatekeeper } from "./gatekeeper.js";
 import { LimitsSweep, type LimitsReport } from "./limits-sweep.js";
+import { Schedules } from "./schedules.js";
 import { Flows, type FlowRepair } from "./flows.js";
 import type { Doorbell } from "./queue.js";
 import * as life from "./lifecycle.js";
@@ -111,6 +113,7 @@ export class JobStore {
   readonly controls: Controls;
   readonly gates: Gatekeeper;
   private readonly limitsSweep: LimitsSweep;
+  readonly schedules: Schedules;
 
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -140,6 +143,16 @@ export class JobStore {
         const pushed = await this.pushStartDeadline(job);
         await opts.doorbell?.send(pushed.queue, [pushed.id], 0).catch(() => undefined);
       },
+    });
+    this.schedules = new Schedules({
+      db,
+      table: this.table,
+      now: this.now,
+      doorbell: opts.doorbell,
+      create: (spec) => this.create(spec),
+      getRecord: (id) => this.getRecord(id),
+      requestCancel: (id, by) => this.requestCancel(id, by),
+      idOf: idempotentId,
     });
     this.flows = new Flows({
       db,
@@ -289,17 +302,22 @@ export class JobStore {
         await this.settleUnclaimable(job, reason);
         return { ok: false, reason, ...(job ? { job } : {}) };
       }
-      // A queued job passes its pauses and limits first (a run taken over from a lost worker holds its slots already).
+      // A queued job passes its pauses and limits first; a takeover of an expired lease its pause and rate.
       const gate = job?.status === "queued" ? await this.gates.pass(job, c.now) : undefined;
-      if (gate && !gate.ok) return { ok: false, reason: "held", job: await this.gates.hold(job as QueuedJob, gate.hold) };
-      // A takeover of an expired lease is an attempt's start too: refused by its rate limit, the job is left for the sweeper's reclaim.
-      if (job?.status === "running" && (await this.gates.passRunning(job, c.now))) return { ok: false, reason: "held", job };
-      const slots = gate?.ok && gate.slots.keys.length ? gate.slots : undefined;
-      const change = slots ? life.claimWith(d.change, slots) : d.change;
+      if (gate && !gate.ok) return { ok: false, reason: "held", job: await this.gates.hold(job as QueuedJob, gate) };
+      const takeover = job?.status === "running" ? await this.gates.passRunning(job, c.now) : undefined;
+      // Refused, it is left running for the sweeper's reclaim, which queues it where the gates hold it.
+      if (takeover && !takeover.ok) return { ok: false, reason: "held", job: job! };
+      const startAt = gate?.ok ? gate.startAt : takeover?.ok ? takeover.at : c.now;
+      const slots = gate?.ok && gate.slots.length ? gate.slots : undefined;
+      // The start its rate logs recorded is the attempt's (a log may have had a later start than this clock).
+      const decided = startAt > c.now ? life.claim(job, { workerId, leaseMs, ...(o.queue ? { queue: o.queue } : {}) }, { ...c, now: startAt }) : d;
+      if (!decided.ok) return { ok: false, reason: decided.reason as ClaimRefusal, ...(job ? { job } : {}) };
+      const change = slots ? life.claimWith(decided.change, slots) : decided.change;
       const w = await this.write(change, "claim");
       if (w.applied && w.job.status === "running") return this.leased(w.job, leaseMs);
       // Not ours: the slots taken for it go back, unless the job runs under another claim of it (then they are that run's).
-      if (slots && (w.applied ? w.job : w.found)?.status !== "running") await this.gates.undo(jobId, slots.keys, slots.at);
+      if (slots && (w.applied ? w.job : w.found)?.status !== "running") await this.gates.undo(jobId, slots);
       // Someone moved first (or our own claim landed and was already taken back): decide again.
       if (round >= REDECIDE_ROUNDS - 1) {
         const found = w.applied ? w.job : w.found;
@@ -802,6 +820,10 @@ function validateNewJob(spec: NewJob): void {
   }
   if (!Number.isFinite(spec.timeoutMs) || spec.timeoutMs <= 0 || spec.timeoutMs > LIMITS.maxTimeoutSeconds * 1000) {
     throw new ValidationError(`timeout must be between 1 ms and ${LIMITS.maxTimeoutSeconds} s`);
+  }
+  if (spec.concurrencyKey !== undefined) {
+    const bad = checkConcurrencyKey(spec.concurrencyKey);
+    if (bad) throw new ValidationError(bad);
   }
   if (spec.idempotencyKey !== undefined && (spec.idempotencyKey.length === 0 || spec.idempotencyKey.length > LIMITS.maxIdempotencyKeyChars)) {
     throw new ValidationError(`idempotencyKey must be 1 to ${LIMITS.maxIdempotencyKeyChars} characters`);

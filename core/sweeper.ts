@@ -45,6 +45,12 @@ export const SWEEP_ACTIONS = [
   "reheld",
   /** A concurrency slot given back whose holder no longer ran (a crash between its end and the release). */
   "slotFreed",
+  /** A schedule's tick made its job (core/schedules.ts); touched lists the jobs. */
+  "scheduled",
+  /** A schedule's tick skipped: its previous run was still live and its overlap policy is skip. */
+  "scheduleSkipped",
+  /** A schedule's ticks that came while nothing fired them and its catch-up policy does not fire (one entry per schedule). */
+  "scheduleMissed",
   "skipped",
 ] as const;
 export type SweepAction = (typeof SWEEP_ACTIONS)[number];
@@ -141,6 +147,9 @@ export function plan(job: LiveJob, now: number, parents: Parents = new Map()): P
 /** `doc` and the table name: the wait index is read directly (core/waiting.ts), not through the store. */
 type SweepServices = Pick<Services, "metrics" | "now" | "doc"> & { store: SweeperStore; queue: Doorbell; cfg: Pick<RuntimeConfig, "tableName"> };
 
+/** Schedules fired per sweep at most; the rest (still due) are the next sweep's. */
+const SCHEDULES_PER_SWEEP = 100;
+
 const DEFAULTS: Required<SweeperOptions> = { pageSize: 100, maxPages: 10, budgetMs: 5_000, concurrency: 8 };
 
 export class Sweeper {
@@ -180,6 +189,7 @@ export class Sweeper {
       if (!out.more || fresh.length === 0) break;
     }
     const paused = await this.sweepLimits(r, stuck);
+    const lag = await this.fireSchedules(r);
     const waiting = await this.readWaiting(r);
     const report = r.build(Date.now() - startedWall, more);
     for (const state of STUCK_METRIC_STATES) metrics.emit("StuckJobs", stuck[state], { State: state });
@@ -188,9 +198,40 @@ export class Sweeper {
       metrics.emit("UnhelpedRepairs", r.unhelped[queue], { Queue: queue });
     }
     if (paused !== undefined) metrics.emit("PausedSeconds", paused);
+    if (lag !== undefined) metrics.emit("ScheduleLagSeconds", lag);
     metrics.emit("SweepDuration", report.durationMs);
     metrics.emit("SweeperHeartbeat", 1);
     return report;
+  }
+
+  /**
+   * Fires the schedules whose tick has come (core/schedules.ts); answers how late the latest
+   * fired schedule was, in seconds (0 when none was due), for ScheduleLagSeconds.
+   */
+  private async fireSchedules(r: ReportBuilder): Promise<number | undefined> {
+    const { store } = this.services;
+    const now = this.services.now();
+    let due;
+    try {
+      due = await store.schedules.due(now, SCHEDULES_PER_SWEEP);
+    } catch (e) {
+      r.error("@schedules", e);
+      return undefined;
+    }
+    let lag = 0;
+    await eachBounded(due, this.opts.concurrency, async (s) => {
+      lag = Math.max(lag, (now - s.nextAt) / 1000);
+      try {
+        const out = await store.schedules.fire(s, now);
+        for (const id of out.fired) r.add("scheduled", id);
+        for (let i = 0; i < out.skipped; i++) r.add("scheduleSkipped", `@schedule#${s.id}`);
+        if (out.missed) r.add("scheduleMissed", `@schedule#${s.id}`);
+      } catch (e) {
+        if (e instanceof ConflictError) r.add("skipped", `@schedule#${s.id}`);
+        else r.error(`@schedule#${s.id}`, e);
+      }
+    });
+    return lag;
   }
 
   /**

@@ -137,7 +137,7 @@ describe("warden dashboard: the proxy", () => {
     const d = await open({ url: gateway.url, region: REGION, credentials: TEST_CREDENTIALS });
     for (const key of ROUTE_KEYS) {
       const [method, template] = key.split(" ") as [string, string];
-      const path = template.replace("{id}", "01JDASHBOARDTESTJOB0000001");
+      const path = template.replace("{id}", "01JDASHBOARDTESTJOB0000001").replace("{target}", "queue:default").replace("{key}", "key:tenant-a");
       const body = method === "POST" ? JSON.stringify({ type: "demo.sleep", dryRun: true }) : undefined;
       const before = gateway.requests.length;
       const a = await call(d, { method, path, ...(body !== undefined ? { body } : {}), headers: { cookie: "session=browser-cookie" } });

@@ -185,7 +185,7 @@ describe("the other commands", () => {
     expect(workers.code).toBe(0);
     expect(workers.stdout).toMatch(/^ID\s+KIND\s+PID/);
     expect(workers.stdout).toContain("test-worker");
-    expect(Object.keys(JSON.parse(stuck.stdout).states).sort()).toEqual(["cancelling", "orphaned", "queued", "running", "waiting"]);
+    expect(Object.keys(JSON.parse(stuck.stdout).states).sort()).toEqual(["cancelling", "held", "orphaned", "queued", "running", "waiting"]);
     expect(sweep.stdout).toMatch(/^swept in \d+ ms/);
     expect(dead.stdout).toMatch(/^QUEUE\s+COUNT/);
     expect(JSON.parse(redrive.stdout)).toEqual({ moved: 0 });

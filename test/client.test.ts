@@ -151,7 +151,7 @@ describe("wait gives up instead of polling forever", () => {
 describe("admin", () => {
   it("reads stuck jobs, sweeps, peeks at dead letters, redrives and lists workers", async () => {
     const stuck = await admin.stuck();
-    expect(Object.keys(stuck.states).sort()).toEqual(["cancelling", "orphaned", "queued", "running", "waiting"]);
+    expect(Object.keys(stuck.states).sort()).toEqual(["cancelling", "held", "orphaned", "queued", "running", "waiting"]);
     const report = await admin.sweep();
     expect(typeof report.counts.resent).toBe("number");
     // Two doorbells that SQS gave up on, for a job that is still queued in the table.

@@ -62,7 +62,7 @@ describe.each(BACKENDS)("on %s", (backend) => {
     expect(await store.claim(late.id, "w4", 30_000)).toMatchObject({ ok: false, reason: "held" });
     const now = await store.claim(held.id, "w3", 30_000);
     expect(now.ok).toBe(true);
-    if (now.ok) expect(now.lease.job).toMatchObject({ attempts: 1, slots: { keys: [`key:${key}`] } });
+    if (now.ok) expect(now.lease.job).toMatchObject({ attempts: 1, slots: [{ key: `key:${key}` }] });
   });
 
   test("a paused queue holds its claims; a resume wakes every held job and rings it, and a type's pause holds only that type", async () => {
@@ -163,5 +163,130 @@ describe.each(BACKENDS)("on %s", (backend) => {
     expect(woken.touched.unheld).toEqual([job.id]);
     expect(bell.rung.map((r) => r.id)).toContain(job.id);
     expect(((await store.get(job.id)) as QueuedJob).hold).toBeUndefined();
+  });
+});
+
+describe.each(BACKENDS)("under the fault model, on %s", (backend) => {
+  const own = useEmulators(`limits-faults-${backend}`, { dynamodb: backend });
+  beforeAll(() => {
+    env = own;
+  });
+  const services = (store: ReturnType<TestEnv["store"]>, bell: Doorbell, now: () => number) => ({ store, queue: bell, metrics: new MemoryMetrics(), now, doc: env.doc, cfg: { tableName: env.emu.tableName } });
+
+  test("a claimer whose clock is behind another's cannot start inside a window the other already filled (starts are logged in order)", async () => {
+    const t = 1_800_000_000_000;
+    const at = (ms: number) => env.store({ now: () => t + ms });
+    const key = `skew-${backend}`;
+    await at(0).controls.setLimit(`key:${key}`, { rate: { starts: 2, perMs: 1_000 } }, "test", t);
+    const jobs = await Promise.all([1, 2, 3, 4].map(async () => (await at(0).create(spec({ concurrencyKey: key }))).job));
+    expect((await at(5).claim(jobs[0]!.id, "w", 30_000)).ok).toBe(true);
+    expect((await at(10).claim(jobs[1]!.id, "w", 30_000)).ok).toBe(true);
+    expect((await at(1_050).claim(jobs[2]!.id, "w", 30_000)).ok).toBe(true);
+    // Its clock says 1,000: behind the start logged at 1,050. It starts at 1,050, not in the window of the first two.
+    const late = await at(1_000).claim(jobs[3]!.id, "w", 30_000);
+    expect(late.ok).toBe(true);
+    const starts = (await at(0).recordsOf(jobs.map((j) => j.id))).map((j) => j.history[0]!.startedAt - t).sort((a, b) => a - b);
+    expect(starts).toEqual([5, 10, 1_050, 1_050]);
+  });
+
+  test("a rate hold further out than SQS can delay is not rung early, an early doorbell touches nothing, and the sweeper wakes it when its window comes", async () => {
+    const clock = manualClock(1_800_000_100_000);
+    const bell = recordingDoorbell();
+    const store = env.store({ now: clock.now, doorbell: bell });
+    const key = `hourly-${backend}`;
+    await store.controls.setLimit(`key:${key}`, { rate: { starts: 1, perMs: 3_600_000 } }, "test", clock.now());
+    const [a, b] = await Promise.all([1, 2].map(async () => (await store.create(spec({ concurrencyKey: key }))).job));
+    expect((await store.claim(a!.id, "w", 30_000)).ok).toBe(true);
+    const t0 = clock.now();
+    const held = await store.claim(b!.id, "w", 30_000);
+    expect(held).toMatchObject({ ok: false, reason: "held", job: { hold: { by: "rate", until: t0 + 3_600_000 }, dueAt: t0 + 3_600_000 } });
+    expect(bell.rung).toEqual([]); // an hour is past SQS's 15 minutes: the sweeper rings it then
+    const rateItem = await raw(`@rate#key:${key}`);
+    clock.advance(20 * 60_000);
+    expect(await store.claim(b!.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held", job: { hold: { until: t0 + 3_600_000 } } });
+    expect(await raw(`@rate#key:${key}`)).toEqual(rateItem); // an early doorbell read no log and wrote none
+    clock.set(t0 + 3_600_001);
+    const report = await new Sweeper(services(store, bell, clock.now)).sweep();
+    expect(report.touched.unheld).toEqual([b!.id]);
+    expect(bell.rung.map((r) => r.id)).toEqual([b!.id]);
+    expect((await store.claim(b!.id, "w", 30_000)).ok).toBe(true);
+  });
+
+  test("a takeover of an expired lease is refused while its type is paused, and time held does not count against the runtime limit", async () => {
+    const clock = manualClock(1_800_000_200_000);
+    const store = env.store({ now: clock.now });
+    const type = `demo.held-${backend}`;
+    const { job } = await store.create(spec({ type, timeoutMs: 60_000 }));
+    const first = await store.claim(job.id, "w1", 1_000);
+    if (!first.ok) throw new Error("claim refused");
+    await store.controls.pause(`type:${type}`, "oncall", clock.now());
+    clock.advance(2_000);
+    expect(await store.claim(job.id, "w2", 1_000)).toMatchObject({ ok: false, reason: "held", job: { status: "running", attempts: 1 } });
+    // Handed back after 1 s of work, then held by the pause for two minutes: far past a 60 s limit counted naively.
+    await store.release(first.lease);
+    expect(await store.claim(job.id, "w3", 1_000)).toMatchObject({ ok: false, reason: "held" });
+    clock.advance(120_000);
+    await store.controls.resume(`type:${type}`, clock.now());
+    expect(await store.gates.wake(`pause#type:${type}`, 10)).toEqual([job.id]);
+    const again = await store.claim(job.id, "w3", 1_000);
+    expect(again.ok).toBe(true);
+    if (again.ok) expect(again.lease.runtimeDeadline - clock.now()).toBeGreaterThan(50_000);
+  });
+
+  test("paused again after a resume whose wakes were cut short: the sweeper's wake pass leaves the held jobs held", async () => {
+    const clock = manualClock(1_800_000_300_000);
+    const bell = recordingDoorbell();
+    const store = env.store({ now: clock.now, doorbell: bell });
+    const type = `demo.repaused-${backend}`;
+    await store.controls.pause(`type:${type}`, "oncall", clock.now());
+    const { job } = await store.create(spec({ type }));
+    expect(await store.claim(job.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
+    await store.controls.resume(`type:${type}`, clock.now()); // its wakes never ran
+    await store.controls.pause(`type:${type}`, "oncall", clock.now());
+    for (let i = 0; i < 3; i++) {
+      const report = await new Sweeper(services(store, bell, clock.now)).sweep();
+      expect(report.counts.unheld).toBe(0);
+    }
+    expect(bell.rung).toEqual([]);
+    expect(((await store.get(job.id)) as QueuedJob).hold).toMatchObject({ by: "pause" });
+  });
+
+  test("a slot handed to a job that is then held on another limit goes back, and on to the next job waiting for it", async () => {
+    const bell = recordingDoorbell();
+    const store = env.store({ doorbell: bell });
+    const type = `demo.two-${backend}`;
+    const key = `two-${backend}`;
+    await store.controls.setLimit(`type:${type}`, { concurrency: 1 }, "test", Date.now());
+    await store.controls.setLimit(`key:${key}`, { concurrency: 1 }, "test", Date.now());
+    const r = (await store.create(spec({ concurrencyKey: key }))).job; // holds the key's slot
+    const h = (await store.create(spec({ type, concurrencyKey: key }))).job; // waits for the key
+    const k = (await store.create(spec({ concurrencyKey: key }))).job; // waits for the key after h
+    const a = (await store.create(spec({ type }))).job; // fills the type
+    const rClaim = await store.claim(r.id, "w", 30_000);
+    expect(await store.claim(h.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held", job: { hold: { key: `key:${key}` } } });
+    expect(await store.claim(k.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
+    expect((await store.claim(a.id, "w", 30_000)).ok).toBe(true);
+    if (!rClaim.ok) throw new Error("claim refused");
+    await store.succeed(rClaim.lease, 1); // the key's slot goes to h, the longest held
+    expect(bell.rung.map((x) => x.id)).toEqual([h.id]);
+    // h is held on its type now: the key's slot it was handed goes on to k.
+    expect(await store.claim(h.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held", job: { hold: { key: `type:${type}` } } });
+    expect(bell.rung.map((x) => x.id)).toEqual([h.id, k.id]);
+    expect((await store.claim(k.id, "w", 30_000)).ok).toBe(true);
+  });
+
+  test("a duplicate doorbell's losing claim leaves the winner's slot as it was, so the winner's end frees it", async () => {
+    const clock = manualClock(1_800_000_400_000);
+    const store = env.store({ now: clock.now });
+    const key = `dup-${backend}`;
+    await store.controls.setLimit(`key:${key}`, { concurrency: 1 }, "test", clock.now());
+    const { job } = await store.create(spec({ concurrencyKey: key }));
+    const won = await store.claim(job.id, "w1", 30_000);
+    if (!won.ok) throw new Error("claim refused");
+    clock.advance(7);
+    // The loser read the job queued before the win and takes its slot now, as its claim's gates do.
+    expect(await store.controls.acquireSlot(`key:${key}`, 1, job.id, clock.now())).toBe(won.lease.job.slots![0]!.at);
+    await store.succeed(won.lease, 1);
+    expect(await store.controls.holders(`key:${key}`)).toEqual({});
   });
 });

@@ -16,6 +16,8 @@ import type { LimitRequest } from "./requests.js";
 
 /** Held jobs a resume wakes within its own request; a longer pause's rest are the sweeper's (core/limits-sweep.ts). */
 export const RESUME_WAKE_MAX = 1_000;
+/** Slots a raised limit hands on within its request (one at a time); the sweeper's recount hands on the rest. */
+const RAISE_WAKE_MAX = 50;
 
 export interface ApiPause {
   target: PauseTarget;
@@ -80,7 +82,7 @@ export class ControlsApi {
     // A raised limit frees held jobs at once: each is handed a slot and woken.
     if (def.concurrency !== undefined) {
       const taken = Object.keys(await this.s.store.controls.holders(key)).length;
-      if (taken < def.concurrency) await this.s.store.gates.handOff(key, s, Math.min(RESUME_WAKE_MAX, def.concurrency - taken));
+      if (taken < def.concurrency) await this.s.store.gates.handOff(key, s, Math.min(RAISE_WAKE_MAX, def.concurrency - taken));
     }
     this.log.info("limit set", { key, caller: caller.id, ...def });
     return this.view(s);

@@ -1,0 +1,161 @@
+/**
+ * Schedules as pure rules: a cadence (a cron expression in a time zone, or a fixed rate), the
+ * ticks it makes, and what a sweep does with the ticks that have come since it last looked
+ * (catch-up), before the I/O in core/schedules.ts applies the overlap policy to each.
+ *
+ * A tick's job id derives from the schedule and the tick (its idempotency key), so however many
+ * sweeps fire the same tick, and however often a killed sweep fires it again, one job exists.
+ */
+import { Cron } from "croner";
+import type { QueueName } from "./config.js";
+
+export const OVERLAP_POLICIES = ["skip", "allow", "cancelPrevious"] as const;
+export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
+export const CATCH_UP_POLICIES = ["none", "one", "all"] as const;
+export type CatchUpPolicy = (typeof CATCH_UP_POLICIES)[number];
+
+export type Cadence = { cron: string; timeZone: string } | { everyMs: number };
+
+export const SCHEDULE_LIMITS = {
+  maxSchedules: 1_000,
+  idChars: 100,
+  minEveryMs: 1_000,
+  maxEveryMs: 366 * 24 * 3600_000,
+  /** `all` fires at most this many missed ticks (the newest), by default and at most. */
+  defaultCatchUpMax: 100,
+  maxCatchUpMax: 1_000,
+  /** Runs a schedule keeps (fired, skipped, missed), newest last. */
+  runsKept: 20,
+  /** `none` still fires a tick this late (the sweeper looks every few seconds); an older one is missed. */
+  onTimeMs: 60_000,
+  /** A cron's ticks walked per look at most; past these (a per-second cron down for days) the rest are missed uncounted. */
+  scanMax: 100_000,
+  /** The next runs a view lists. */
+  nextShown: 5,
+} as const;
+
+/** What each tick's job is: resolved from the schedule's request once, as a submit resolves it. */
+export interface ScheduledJob {
+  type: string;
+  queue: QueueName;
+  input: unknown;
+  maxAttempts: number;
+  timeoutMs: number;
+  concurrencyKey?: string;
+}
+
+export type RunOutcome = "fired" | "skipped" | "missed" | "cancelledPrevious";
+
+export interface ScheduleRun {
+  tick: number;
+  outcome: RunOutcome;
+  /** The job the tick made (fired, cancelledPrevious), or the live one it was skipped for. */
+  jobId?: string;
+  /** A `missed` entry stands for this many ticks, up to `tick`. */
+  count?: number;
+}
+
+export interface Schedule {
+  id: string;
+  owner: string;
+  cadence: Cadence;
+  overlap: OverlapPolicy;
+  catchUp: CatchUpPolicy;
+  catchUpMax: number;
+  job: ScheduledJob;
+  paused: boolean;
+  /** The first tick not yet handled (fired, skipped or missed). */
+  nextAt: number;
+  /** A fixed rate's ticks are counted from here. */
+  anchor: number;
+  lastJobId?: string;
+  runs: ScheduleRun[];
+  counts: { fired: number; skipped: number; missed: number };
+  createdAt: number;
+  updatedAt: number;
+  version: number;
+}
+
+/** The id a schedule's tick gives its job, as an idempotency key of the schedule's owner. */
+export const tickKey = (scheduleId: string, tick: number): string => `schedule:${scheduleId}:${tick}`;
+
+/** A message when the cadence cannot be used (a bad cron field, an unknown time zone), else undefined. */
+export function checkCadence(c: Cadence): string | undefined {
+  if ("everyMs" in c) {
+    if (!Number.isInteger(c.everyMs) || c.everyMs < SCHEDULE_LIMITS.minEveryMs || c.everyMs > SCHEDULE_LIMITS.maxEveryMs) {
+      return `every must be a whole number of seconds from ${SCHEDULE_LIMITS.minEveryMs / 1000} to ${SCHEDULE_LIMITS.maxEveryMs / 1000}`;
+    }
+    return undefined;
+  }
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: c.timeZone });
+  } catch {
+    return `unknown time zone ${JSON.stringify(c.timeZone.slice(0, 60))}; use an IANA name such as Europe/Paris or UTC`;
+  }
+  try {
+    const cron = new Cron(c.cron, { timezone: c.timeZone, paused: true });
+    if (!cron.nextRun(new Date())) return `the cron expression ${JSON.stringify(c.cron.slice(0, 60))} never fires`;
+  } catch (e) {
+    return `invalid cron expression ${JSON.stringify(c.cron.slice(0, 60))}: ${(e as Error).message.replace(/^CronPattern: /, "")}`;
+  }
+  return undefined;
+}
+
+/** The first tick strictly after `after`, or undefined when there is none (a cron that ended). */
+export function tickAfter(c: Cadence, anchor: number, after: number): number | undefined {
+  if ("everyMs" in c) return after < anchor ? anchor : anchor + (Math.floor((after - anchor) / c.everyMs) + 1) * c.everyMs;
+  const next = new Cron(c.cron, { timezone: c.timeZone, paused: true }).nextRun(new Date(after));
+  return next ? next.getTime() : undefined;
+}
+
+/** The next `n` ticks after `after`. */
+export function nextTicks(c: Cadence, anchor: number, after: number, n: number): number[] {
+  const out: number[] = [];
+  for (let t = tickAfter(c, anchor, after); t !== undefined && out.length < n; t = tickAfter(c, anchor, t)) out.push(t);
+  return out;
+}
+
+/**
+ * What a look at `now` does with the ticks from `nextAt` on: which it tries to fire (oldest
+ * first; each then meets the overlap policy), which it records as missed, and the next tick.
+ * `none`: only a tick at most onTimeMs late fires; `one`: the newest fires, however late; `all`:
+ * every tick fires, at most `catchUpMax` of them (the newest), the older ones missed.
+ */
+export interface TickPlan {
+  fire: number[];
+  missed: { count: number; last: number } | undefined;
+  nextAt: number | undefined;
+}
+
+export function planTicks(s: Pick<Schedule, "cadence" | "anchor" | "nextAt" | "catchUp" | "catchUpMax">, now: number): TickPlan {
+  if (s.nextAt > now) return { fire: [], missed: undefined, nextAt: s.nextAt };
+  const window = s.catchUp === "all" ? s.catchUpMax : 1;
+  const due: number[] = []; // the newest `window` + 1 ticks that have come (the one before those it fires is the last missed)
+  let total = 0;
+  let nextAt: number | undefined;
+  if ("everyMs" in s.cadence) {
+    // A fixed rate's ticks are arithmetic (nextAt is on its grid): no walk through a week of seconds.
+    const every = s.cadence.everyMs;
+    total = Math.floor((now - s.nextAt) / every) + 1;
+    for (let i = Math.max(0, total - window - 1); i < total; i++) due.push(s.nextAt + i * every);
+    nextAt = s.nextAt + total * every;
+  } else {
+    let t: number | undefined = s.nextAt;
+    for (; t !== undefined && t <= now && total < SCHEDULE_LIMITS.scanMax; t = tickAfter(s.cadence, s.anchor, t)) {
+      total++;
+      due.push(t);
+      if (due.length > window + 1) due.shift();
+    }
+    // Past the scan bound the rest are missed uncounted: the look goes on from now.
+    nextAt = t !== undefined && t <= now ? tickAfter(s.cadence, s.anchor, now) : t;
+  }
+  const newest = due[due.length - 1]!;
+  const keep = s.catchUp === "none" && now - newest > SCHEDULE_LIMITS.onTimeMs ? 0 : Math.min(window, due.length);
+  const fire = due.slice(due.length - keep);
+  const missedCount = total - fire.length;
+  const lastMissed = due[due.length - keep - 1];
+  return { fire, missed: missedCount > 0 && lastMissed !== undefined ? { count: missedCount, last: lastMissed } : undefined, nextAt };
+}
+
+/** The runs a schedule keeps after these: the newest SCHEDULE_LIMITS.runsKept. */
+export const keptRuns = (runs: readonly ScheduleRun[], added: readonly ScheduleRun[]): ScheduleRun[] => [...runs, ...added].slice(-SCHEDULE_LIMITS.runsKept);
