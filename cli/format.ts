@@ -1,10 +1,13 @@
 /** How the CLI shows things to people: aligned tables, a job's details, a progress bar. */
 import type {
   ApiChildren,
+  ApiHold,
   ApiJob,
   ApiWorker,
   AttemptDetail,
   BulkTotal,
+  Controls,
+  ControlsWoken,
   DeadLetterReport,
   JobLogs,
   JobWhy,
@@ -70,7 +73,28 @@ export function jobsTable(jobs: ApiJob[]): string {
   );
 }
 
-const statusLabel = (j: ApiJob): string => (j.stale ? `${j.status} (stale)` : j.cancelRequested ? `${j.status} (cancelling)` : j.status);
+/** What holds a queued job back, in a word or two (`held` is absent from an older API's answer). */
+const HELD_LABEL: Record<ApiHold["by"], string> = { pause: "paused", concurrency: "at its concurrency limit", rate: "rate limited" };
+
+const statusLabel = (j: ApiJob): string =>
+  j.stale ? `${j.status} (stale)` : j.cancelRequested ? `${j.status} (cancelling)` : j.held ? `${j.status} (${HELD_LABEL[j.held.by] ?? "held"})` : j.status;
+
+/**
+ * A held job's `held` row: what holds it, since when, and what frees it. Built from the
+ * structured fields; the API's own message is the fallback for a hold this CLI does not know.
+ */
+function holdText(h: ApiHold): string {
+  switch (h.by) {
+    case "pause":
+      return `${h.key} is paused (since ${short(h.since)}); it starts when \`warden resume ${h.key}\` ends the pause`;
+    case "concurrency":
+      return `${h.key} runs as many jobs as its concurrency limit allows (held since ${short(h.since)}); it starts when one of them ends (see \`warden limits\`)`;
+    case "rate":
+      return `${h.key} started as many jobs as its rate limit allows; it may start at ${short(h.until)} (see \`warden limits\`)`;
+    default:
+      return oneLine((h as ApiHold).message);
+  }
+}
 
 /** "3 queued, 2 running, 115 succeeded": a parent's children by status, the zero counts left out ("" when none is known). */
 export function childCounts(c: ApiChildren): string {
@@ -115,7 +139,9 @@ function jobRows(j: ApiJob): [string, string][] {
     ["type", j.type],
     ["queue", j.queue],
     ["status", statusLabel(j)],
+    ...(j.held ? ([["held", holdText(j.held)]] as [string, string][]) : []),
     ...(j.worker ? ([["worker", j.worker]] as [string, string][]) : []),
+    ...(j.concurrencyKey ? ([["concurrencyKey", j.concurrencyKey]] as [string, string][]) : []),
     ...flowRows(j),
     ["progress", j.progress ? `${percentOf(j)}${j.progress.total !== null ? ` (${j.progress.done}/${j.progress.total})` : ""}${j.progress.message ? ` ${j.progress.message}` : ""}` : "-"],
     ["attempts", `${j.attempts} of ${j.maxAttempts}`],
@@ -175,7 +201,12 @@ export function showText(j: ApiJob, attempts: AttemptDetail[], why: JobWhy | und
     input.length > SHOWN_INPUT_CHARS ? `${input.slice(0, SHOWN_INPUT_CHARS)}… (${input.length} characters; --json shows it all)` : input,
   ]);
   // Right under the status (and the worker holding it): the first thing an on-call person asks.
-  if (why) rows.splice(rows.findIndex(([k]) => k === (j.worker ? "worker" : "status")) + 1, 0, ["why", whyLine(why, j.id, now)]);
+  // A held job's why line says what holds it, so it takes the place of the held row.
+  if (why) {
+    const held = rows.findIndex(([k]) => k === "held");
+    if (held >= 0 && HOLD_REASONS.has(why.reason)) rows.splice(held, 1);
+    rows.splice(rows.findIndex(([k]) => k === (j.worker ? "worker" : "status")) + 1, 0, ["why", whyLine(why, j.id, now, j.held)]);
+  }
   const parts = [aligned(rows)];
   parts.push(attempts.length ? `attempts:\n${attempts.map((a) => indent(attemptText(a))).join("\n")}` : "attempts: none yet");
   const actions = actionsText(j);
@@ -199,12 +230,16 @@ function attemptText(a: AttemptDetail): string {
   return lines.join("\n");
 }
 
+/** The why reasons of a held job (a pause, a concurrency or a rate limit); its `held` names the key. */
+export const HOLD_REASONS: ReadonlySet<JobWhy["reason"]> = new Set(["paused", "concurrency_limit", "rate_limit"]);
+
 /**
  * The one-line answer to "why is this job not running?": the state, the reason in words, and
  * where to look next. Built from the structured fields so the times read alike everywhere; the
- * API's own message is the fallback for a reason this CLI does not know yet.
+ * API's own message is the fallback for a reason this CLI does not know yet. A held job's line
+ * names what holds it from the job's `held` (the why answer has it only in its message).
  */
-export function whyLine(w: JobWhy, id: string, now: number): string {
+export function whyLine(w: JobWhy, id: string, now: number, held?: ApiHold | null): string {
   const at = (iso: string | null): string | undefined => (iso ? when(iso, now) : undefined);
   const since = at(w.since);
   const until = at(w.until);
@@ -234,6 +269,14 @@ export function whyLine(w: JobWhy, id: string, now: number): string {
         return `running, cancel requested${since ? ` at ${since}` : ""}: it stops when ${worker} sees it`;
       case "children":
         return `${w.message}; see \`warden tree ${id}\``;
+      case "paused":
+        return held?.by === "pause" ? `queued, held: ${held.key} is paused${since ? ` since ${since}` : ""}; it starts when \`warden resume ${held.key}\` ends the pause` : undefined;
+      case "concurrency_limit":
+        return held?.by === "concurrency"
+          ? `queued, held by ${held.key}'s concurrency limit: as many jobs as it allows are running${since ? ` (held since ${since})` : ""}; it starts when one of them ends (see \`warden limits\`)`
+          : undefined;
+      case "rate_limit":
+        return held?.by === "rate" && until ? `queued, held by ${held.key}'s rate limit: it may start at ${until} (see \`warden limits\`)` : undefined;
       case "succeeded":
         return `succeeded${since ? ` at ${since}` : ""}`;
       case "failed":
@@ -374,6 +417,51 @@ export function deadLettersText(r: DeadLetterReport): string {
     for (const s of v.sample) rows.push([q, String(v.count), s.jobId || "(not a job)", String(s.receiveCount), short(s.firstFailedAt)]);
   }
   return table(["QUEUE", "COUNT", "JOB", "RECEIVES", "FIRST FAILED"], rows);
+}
+
+// ─── pauses and limits ──────────────────────────────────────────────────────────────────────
+
+/** A rate limit as `--rate` takes it: 10/1s, 100/60s, 5/0.5s. */
+export const rateText = (r: { starts: number; perSeconds: number } | null): string => (r ? `${r.starts}/${r.perSeconds}s` : "-");
+
+/** `warden limits`: the pauses, then the limits, each with the jobs it holds back now. */
+export function controlsText(c: Controls, now: number): string {
+  if (!c.pauses.length && !c.limits.length) return "no pauses and no limits";
+  const pauses = c.pauses.length
+    ? table(["PAUSED", "SINCE", "BY", "HELD"], c.pauses.map((p) => [p.target, when(p.since, now), oneLine(p.by), String(p.held)]))
+    : "no pauses";
+  const limits = c.limits.length
+    ? table(
+        ["LIMIT", "CONCURRENCY", "RATE", "RUNNING", "HELD", "UPDATED", "BY"],
+        c.limits.map((l) => [l.key, l.concurrency === null ? "-" : String(l.concurrency), rateText(l.rate), l.running === null ? "-" : String(l.running), String(l.held), short(l.updatedAt), oneLine(l.by)]),
+      )
+    : "no limits";
+  return `${pauses}\n\n${limits}`;
+}
+
+const jobsNoun = (n: number): string => `${n} held job${n === 1 ? "" : "s"}`;
+
+/** `warden pause`: the pause as it stands (since and by say when it was already paused). */
+export function pausedText(target: string, c: Controls, now: number): string {
+  const p = c.pauses.find((x) => x.target === target);
+  if (!p) return `paused ${target}`;
+  return `paused ${target} (since ${when(p.since, now)}, by ${oneLine(p.by)}): its queued jobs are held, not started, until \`warden resume ${target}\``;
+}
+
+/** `warden resume` and `warden limits rm`: what was ended, and how many held jobs it woke; past `wakeMax`, the sweeper wakes the rest. */
+export function wokenText(what: string, c: ControlsWoken, wakeMax: number): string {
+  const rest = c.woken >= wakeMax ? "; the sweeper wakes the rest on its next sweeps" : "";
+  return `${what}: woke ${jobsNoun(c.woken)}${rest}`;
+}
+
+/** `warden limits set`: the key's limit as the API now has it. */
+export function limitText(key: string, c: Controls): string {
+  const l = c.limits.find((x) => x.key === key);
+  if (!l) return `set the limit on ${key}`;
+  const starts = (n: number): string => `${n} start${n === 1 ? "" : "s"}`;
+  const parts = [...(l.concurrency !== null ? [`concurrency ${l.concurrency}`] : []), ...(l.rate ? [`rate ${rateText(l.rate)} (${starts(l.rate.starts)} in any ${l.rate.perSeconds} s)`] : [])];
+  const running = l.running !== null ? `${l.running} running, ` : "";
+  return `limit on ${key}: ${parts.join(", ")}; ${running}${l.held} held`;
 }
 
 export function workersText(ws: ApiWorker[], now: number): string {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
+import type { RESUME_WAKE_MAX } from "../core/api/controls.js";
 import type { MAX_LOG_LINES } from "../core/api/requests.js";
 import {
   StaleJobError,
@@ -21,17 +22,22 @@ import {
   type ChildRequest,
   type FlowPolicy,
   type JobWhy,
+  type LimitSettings,
   type QueueName,
   type Status,
 } from "../client/index.js";
 import {
+  HOLD_REASONS,
   bulkText,
+  controlsText,
   deadLettersText,
   detailsText,
   jobDetails,
   jobsTable,
+  limitText,
   logLines,
   logsNote,
+  pausedText,
   progressBar,
   queuesText,
   showText,
@@ -39,6 +45,7 @@ import {
   sweepText,
   treeText,
   whyLine,
+  wokenText,
   workersText,
   type JobTree,
   type TreeOptions,
@@ -93,6 +100,8 @@ const POLICIES = Object.keys({ collect: 1, failFast: 1 } satisfies Record<FlowPo
 const LIST_MAX = 100;
 /** The API's most lines per answer; typed off the server's constant, so tsc fails here when it changes. */
 const LOGS_MAX: typeof MAX_LOG_LINES = 1000;
+/** Held jobs a resume (or a removed limit) wakes in its own call; the sweeper wakes the rest. Typed off the server's constant. */
+const WAKE_MAX: typeof RESUME_WAKE_MAX = 1_000;
 const RETRY_STATUSES = ["failed", "cancelled"] as const satisfies readonly Status[];
 const CANCEL_STATUSES = ["queued", "running"] as const satisfies readonly Status[];
 const DEFAULT_WAIT_SECONDS = 30 * 60;
@@ -146,6 +155,46 @@ Examples:
   warden tree 01JOBID --json | jq '.tree.children[] | select(.job.status == "failed") | .job.id'
 `;
 
+const PAUSE_HELP = (verb: "pause" | "resume"): string => `
+A pause names a queue or a job type: queue:<queue> (${QUEUES.join(", ")}) or type:<job type>.
+Its queued jobs are held: they stay queued, spend no attempt, and start once it is resumed (the
+resume wakes them); a job already running runs on. Pausing twice is one pause.
+'warden limits' lists the pauses with the jobs each holds.
+
+Examples:
+${
+  verb === "pause"
+    ? "  warden pause type:report.render\n  warden pause queue:large"
+    : "  warden resume type:report.render\n  warden resume queue:large"
+}
+`;
+
+const LIMITS_HELP = `
+A limit names a job type or a concurrency key: type:<job type>, or key:<key> for the jobs
+submitted with --concurrency-key <key> (a tenant, a downstream API). A job counts under its
+type's limits and its key's. One over a limit is held: it stays queued, spends no attempt, and
+starts when a running one ends (concurrency) or its window has room (rate).
+With no command, lists every pause and limit with the jobs running under it and held by it.
+
+Examples:
+  warden limits
+  warden limits set key:tenant-acme --concurrency 5
+  warden limits set type:report.render --concurrency 20 --rate 10/1s
+  warden limits rm key:tenant-acme
+`;
+
+const LIMITS_SET_HELP = `
+--rate STARTS/SECONDSs: at most STARTS starts in any window of SECONDS seconds, e.g. 10/1s,
+100/60s, 5/0.5s. The API checks the ranges (concurrency 1 to 10,000; 1 to 1,000 starts per
+0.1 s to a day) and refuses the rest with a 400 that writes nothing.
+A set replaces the key's limit: give --concurrency and --rate together to keep both.
+
+Examples:
+  warden limits set key:tenant-acme --concurrency 5
+  warden limits set type:report.render --concurrency 20 --rate 10/1s
+  warden limits set key:geocoder-api --rate 100/60s
+`;
+
 const DASHBOARD_HELP = `
 The page runs in your browser; its calls go to this process, which forwards them to the stage
 signed with your AWS credentials (SigV4) or with --token, so the browser never holds a credential.
@@ -166,6 +215,10 @@ const MISSING: Record<string, string> = {
   cancel: "cancel needs a job id",
   retry: "retry needs a job id",
   tree: "tree needs a job id",
+  pause: "pause needs what to pause: type:<job type> or queue:<queue>, e.g. warden pause type:demo.sleep",
+  resume: "resume needs what to resume: type:<job type> or queue:<queue>, e.g. warden resume type:demo.sleep",
+  "limits set": "limits set needs a limit key: type:<job type> or key:<concurrency key>, e.g. warden limits set key:tenant-acme --concurrency 5",
+  "limits rm": "limits rm needs a limit key: type:<job type> or key:<concurrency key>, e.g. warden limits rm key:tenant-acme",
 };
 
 const LIST_HELP = `
@@ -279,6 +332,7 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
     .addOption(new Option("--timeout <seconds>", "time limit for one attempt").argParser(whole("--timeout", 1, undefined, "submit")))
     .option("--run-at <iso>", "run no earlier than this time (ISO 8601 with an offset, e.g. 2030-01-01T09:00:00Z)")
     .option("--idempotency-key <key>", "a repeated submit with the same key answers with the first job")
+    .option("--concurrency-key <key>", "count the job under this key's limits (warden limits set key:<key> …), beside its type's")
     .option("--children <file>", "fan-out: a JSON file (or - for stdin) of the children, [{type, input?, key?}, …]; the job runs once they have all ended")
     .addOption(new Option("--policy <policy>", "with --children: collect (wait for every child; the default) or failFast (fail at the first failed child)").choices(POLICIES).argParser(choice("--policy", POLICIES, "submit")))
     .option("--after <file>", "a chain: a JSON file (or - for stdin) of steps to run first, [{type, input?}, …]; the job takes the last one's result as its input")
@@ -298,6 +352,7 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
           ...(o.timeout !== undefined ? { timeoutSeconds: o.timeout as number } : {}),
           ...(o.runAt !== undefined ? { runAt: String(o.runAt) } : {}),
           ...(o.idempotencyKey !== undefined ? { idempotencyKey: String(o.idempotencyKey) } : {}),
+          ...(o.concurrencyKey !== undefined ? { concurrencyKey: String(o.concurrencyKey) } : {}),
           ...flow,
         });
         if (!o.wait) {
@@ -345,7 +400,9 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
   cmd("why <id>", "why a job is not running now (or how it ended), in one line").action(
     run(async ({ client, out }, [id]) => {
       const why: JobWhy = await client.why(id!);
-      out(whyLine(why, id!, Date.now()), { why });
+      // A held job's why names its pause or limit only in its message: the job's `held` has the key.
+      const held = HOLD_REASONS.has(why.reason) ? (await client.get(id!)).held : undefined;
+      out(whyLine(why, id!, Date.now(), held), { why });
       return EXIT.ok;
     }),
   );
@@ -495,6 +552,75 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
     }),
   );
 
+  cmd("pause <target>", "(admin) pause a job type or a queue (type:T or queue:Q): its queued jobs are held until resumed")
+    .addHelpText("after", PAUSE_HELP("pause"))
+    .action(
+      run(async ({ client, out }, [target]) => {
+        const controls = await client.pause(target!);
+        out(pausedText(target!, controls, Date.now()), controls);
+        return EXIT.ok;
+      }),
+    );
+
+  cmd("resume <target>", "(admin) end a pause, waking the jobs it held")
+    .addHelpText("after", PAUSE_HELP("resume"))
+    .action(
+      run(async ({ client, out }, [target]) => {
+        const controls = await client.resume(target!);
+        out(wokenText(`resumed ${target}`, controls, WAKE_MAX), controls);
+        return EXIT.ok;
+      }),
+    );
+
+  const limits = cmd("limits", "(admin) the pauses and the concurrency and rate limits, with the jobs each holds; set and rm change a limit")
+    .usage("[command] [options]")
+    .addHelpText("after", LIMITS_HELP)
+    // `limits bogus` is answered below in a line, not as commander's "too many arguments".
+    .allowExcessArguments(true)
+    .hook("preSubcommand", (_limits, sub) => entering(`limits ${sub.name()}`));
+  const listLimits = run(async ({ client, out }) => {
+    const controls = await client.controls();
+    out(controlsText(controls, Date.now()), controls);
+    return EXIT.ok;
+  });
+  limits.action(async (opts: Record<string, unknown>, self: Command) => {
+    const [word] = self.args;
+    if (word !== undefined) {
+      const meant = /\(Did you mean (.*)\?\)/.exec(unknownCommand(limits, word).message)?.[1];
+      const what = meant ? ` (did you mean ${meant}?)` : ": 'limits' lists them, 'limits set KEY' sets one, 'limits rm KEY' removes one";
+      throw new UsageError(`unknown limits command '${word}'${what}`, "limits");
+    }
+    await listLimits(opts, self);
+  });
+  const limitsCmd = (spec: string, description: string): Command => limits.command(spec).description(description).helpOption("-h, --help", "show help for this command");
+
+  limitsCmd("set <key>", "(admin) set the limit on type:T or key:K: --concurrency N, --rate STARTS/SECONDSs, or both")
+    .addOption(new Option("--concurrency <n>", "at most this many of its jobs run at once").argParser(whole("--concurrency", 0, undefined, "limits set")))
+    .addOption(new Option("--rate <starts/seconds>", "at most this many starts in any window of this many seconds, e.g. 10/1s").argParser(rate("--rate", "limits set")))
+    .addHelpText("after", LIMITS_SET_HELP)
+    .action(
+      run(async ({ client, out }, [key], o) => {
+        if (o.concurrency === undefined && o.rate === undefined) {
+          throw new UsageError("limits set needs --concurrency N, --rate STARTS/SECONDSs or both (warden limits rm KEY removes a limit)", "limits set");
+        }
+        const limit: LimitSettings = {
+          ...(o.concurrency !== undefined ? { concurrency: o.concurrency as number } : {}),
+          ...(o.rate !== undefined ? { rate: o.rate as NonNullable<LimitSettings["rate"]> } : {}),
+        };
+        const controls = await client.setLimit(key!, limit);
+        out(limitText(key!, controls), controls);
+        return EXIT.ok;
+      }),
+    );
+
+  limitsCmd("rm <key>", "(admin) remove the limit on type:T or key:K, waking the jobs it held").action(
+    run(async ({ client, out }, [key]) => {
+      const controls = await client.removeLimit(key!);
+      out(wokenText(`removed the limit on ${key}`, controls, WAKE_MAX), controls);
+      return EXIT.ok;
+    }),
+  );
+
   cmd("dashboard", "serve the dashboard for a stage on 127.0.0.1, forwarding its calls to --url (signed, or with --token)")
     .addOption(new Option("--port <port>", "where to listen on 127.0.0.1 (default: a free port)").argParser(whole("--port", 0, 65_535, "dashboard")))
     .option("--no-open", "print the URL without opening a browser")
@@ -532,13 +658,17 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
 
   // commander's own help command answers an unknown name with the whole help; this one says so in a line.
   program
-    .command("help [command]")
-    .description("show help for a command")
-    .action((name: string | undefined) => {
-      if (name === undefined) return program.outputHelp();
-      const sub = program.commands.find((c) => c.name() === name);
-      if (!sub) throw unknownCommand(program, name);
-      sub.outputHelp();
+    .command("help [command...]")
+    .description("show help for a command, or a subcommand (help limits set)")
+    .action((names: string[]) => {
+      if (!names.length) return program.outputHelp();
+      let at: Command = program;
+      for (const name of names) {
+        const sub = at.commands.find((c) => c.name() === name);
+        if (!sub) throw unknownCommand(at, name);
+        at = sub;
+      }
+      at.outputHelp();
     });
 
   return program;
@@ -715,6 +845,18 @@ export function instant(flag: string, command: string, now: () => number = Date.
     const date = new Date(ms);
     if (!Number.isFinite(date.getTime())) throw new UsageError(`${flag} is too far in the past (got ${JSON.stringify(s)})`, command);
     return { ms, iso: date.toISOString() };
+  };
+}
+
+/**
+ * A parser for `--rate STARTS/SECONDSs` (10/1s, 100/60s, 5/0.5s; 10/s is 10/1s). Only the form is
+ * checked here: the ranges are the API's, whose 400 says what they are.
+ */
+function rate(flag: string, command: string): (s: string) => { starts: number; perSeconds: number } {
+  return (s) => {
+    const m = /^\s*(\d+)\s*\/\s*(\d+(?:\.\d+)?|\.\d+)?\s*s\s*$/i.exec(s);
+    if (!m) throw new UsageError(`${flag} must be STARTS/SECONDSs, e.g. 10/1s (10 starts a second) or 100/60s (got ${JSON.stringify(s)})`, command);
+    return { starts: Number(m[1]), perSeconds: m[2] !== undefined ? Number(m[2]) : 1 };
   };
 }
 

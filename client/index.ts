@@ -11,13 +11,14 @@
  * a dead job forever (a client that polled a job whose worker had died, for hours).
  */
 import type { ApiErrorCode } from "../core/api/errors.js";
-import type { ApiAction, ApiAttempt, ApiAttemptDetail, ApiChildren, ApiJob, ApiWhy, ApiWorker } from "../core/api/view.js";
-import type { SubmitRequest } from "../core/api/requests.js";
+import type { ApiAction, ApiAttempt, ApiAttemptDetail, ApiChildren, ApiHold, ApiJob, ApiWhy, ApiWorker } from "../core/api/view.js";
+import type { LimitRequest, SubmitRequest } from "../core/api/requests.js";
 import type { FlowPolicy } from "../core/flow.js";
 import type { QueueName } from "../core/config.js";
 import type { Status } from "../core/job.js";
 import type { JobLogLine, JobLogSource } from "../core/logs.js";
 import type { ApiQueue } from "../core/api/admin.js";
+import type { ApiControls, ApiLimit, ApiPause } from "../core/api/controls.js";
 import type { BulkAnswer } from "../core/api/bulk.js";
 import type { NotStarting, StuckReport } from "../core/stuck.js";
 import type { WhyReason } from "../core/why.js";
@@ -31,7 +32,11 @@ export type {
   ApiAttempt,
   ApiAttemptDetail,
   ApiChildren,
+  ApiControls,
+  ApiHold,
   ApiJob,
+  ApiLimit,
+  ApiPause,
   ApiQueue,
   ApiWhy,
   ApiWorker,
@@ -68,6 +73,16 @@ export interface JobLogs {
 
 /** `GET /admin/queues`: one queue's depth as SQS reports it (approximate), its DLQ's, and its oldest unclaimed job's wait. */
 export type QueueDepth = ApiQueue;
+
+/**
+ * `GET /admin/controls`: every pause (`queue:<name>` or `type:<job type>`) and every limit
+ * (`type:<job type>` or `key:<concurrency key>`), with how many jobs each holds back now.
+ */
+export type Controls = ApiControls;
+/** A resume or a removed limit's answer: the controls after it, and how many held jobs it woke. */
+export type ControlsWoken = ApiControls & { woken: number };
+/** `PUT /admin/limits/{key}`: a concurrency limit, a rate limit (`starts` per `perSeconds`), or both; it replaces the key's limit. */
+export type LimitSettings = LimitRequest;
 
 export interface BulkRetryFilter {
   type?: string;
@@ -138,6 +153,8 @@ export interface SubmitOptions {
   runAt?: Date | string;
   /** Makes a repeated submit safe: the same key from the same caller answers with the first job. */
   idempotencyKey?: string;
+  /** Counts the job under this key's concurrency and rate limits (`key:<it>`), beside its type's. */
+  concurrencyKey?: string;
   /**
    * Fan-out (1 to 10,000): the job starts `waiting` and runs once these have all ended, with
    * their results (its handler reads them with `ctx.children()`).
@@ -299,6 +316,7 @@ export class WardenClient {
       ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}),
       ...(o.runAt !== undefined ? { runAt: o.runAt instanceof Date ? o.runAt.toISOString() : o.runAt } : {}),
       ...(o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {}),
+      ...(o.concurrencyKey !== undefined ? { concurrencyKey: o.concurrencyKey } : {}),
       ...(o.children !== undefined ? { children: o.children } : {}),
       ...(o.policy !== undefined ? { policy: o.policy } : {}),
       ...(o.after !== undefined ? { after: o.after } : {}),
@@ -448,6 +466,35 @@ export class WardenClient {
     return (await this.call<{ queues: QueueDepth[] }>("GET", "/admin/queues")).body.queues;
   }
 
+  /** Every pause and limit, with the jobs each holds back (and, for a concurrency limit, the ones running). */
+  async controls(): Promise<Controls> {
+    return (await this.call<Controls>("GET", "/admin/controls")).body;
+  }
+
+  /** Pauses `queue:<name>` or `type:<job type>`: its queued jobs are held, not started, until `resume`. Pausing twice is one pause. */
+  async pause(target: string): Promise<Controls> {
+    return (await this.call<Controls>("POST", `/admin/pauses/${encodeURIComponent(target)}`)).body;
+  }
+
+  /** Ends a pause and wakes the jobs it held (`woken`; the sweeper wakes any past the API's most per call). */
+  async resume(target: string): Promise<ControlsWoken> {
+    return (await this.call<ControlsWoken>("DELETE", `/admin/pauses/${encodeURIComponent(target)}`)).body;
+  }
+
+  /** Sets the limit on `type:<job type>` or `key:<concurrency key>`, replacing the one it had. */
+  async setLimit(key: string, limit: LimitSettings): Promise<Controls> {
+    const body = {
+      ...(limit.concurrency !== undefined ? { concurrency: limit.concurrency } : {}),
+      ...(limit.rate !== undefined ? { rate: limit.rate } : {}),
+    };
+    return (await this.call<Controls>("PUT", `/admin/limits/${encodeURIComponent(key)}`, body)).body;
+  }
+
+  /** Removes the key's limit and wakes the jobs it held (`woken`). */
+  async removeLimit(key: string): Promise<ControlsWoken> {
+    return (await this.call<ControlsWoken>("DELETE", `/admin/limits/${encodeURIComponent(key)}`)).body;
+  }
+
   /** One call of a bulk retry (default status `failed`); follow `nextCursor`, or use `bulkRetry`. */
   async bulkRetryPage(f: BulkRetryFilter): Promise<BulkResult> {
     return (await this.call<BulkResult>("POST", "/admin/jobs/retry", bulkBody(f))).body;
@@ -512,7 +559,7 @@ export class WardenClient {
 
   // ─── transport ───────────────────────────────────────────────────────────────────────────
 
-  private async call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<Answer<T>> {
+  private async call<T>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<Answer<T>> {
     const url = new URL(`${this.base}${path}`);
     const text = body !== undefined ? JSON.stringify(body) : undefined;
     const signal = AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000);
