@@ -19,11 +19,12 @@ import type {
 } from "aws-lambda";
 import { AdminApi } from "../core/api/admin.js";
 import { ControlsApi } from "../core/api/controls.js";
+import { SchedulesApi } from "../core/api/schedules.js";
 import { ApiError, toApiError, type ApiErrorCode } from "../core/api/errors.js";
 import { ADMIN_GROUP, requireAdmin, type Caller } from "../core/api/identity.js";
 import { JobsApi, type ApiLog } from "../core/api/jobs.js";
 import { decodeUtf8, parseJson } from "../core/api/json.js";
-import { bulkRequest, childrenQuery, emptyRequest, limitRequest, listQuery, logsQuery, parseRequest, redriveRequest, submitRequest } from "../core/api/requests.js";
+import { bulkRequest, childrenQuery, emptyRequest, limitRequest, listQuery, logsQuery, parseRequest, redriveRequest, scheduleCreate, scheduleUpdate, submitRequest } from "../core/api/requests.js";
 import { routePattern, type RouteKey, type RoutePattern } from "../core/api/routes.js";
 import { LIMITS } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
@@ -73,7 +74,7 @@ interface RouteSpec {
   body: "none" | "optional" | "required";
   /** Checked before the body is read, so a non-admin learns nothing about an admin route's input. */
   admin?: true;
-  run(r: Request, jobs: JobsApi, admin: AdminApi, controls: ControlsApi): Promise<Answer>;
+  run(r: Request, jobs: JobsApi, admin: AdminApi, more: { controls: ControlsApi; schedules: SchedulesApi }): Promise<Answer>;
 }
 
 const ok = (status: number, body: unknown, headers?: Record<string, string>): Answer => ({ status, body, ...(headers ? { headers } : {}) });
@@ -139,15 +140,34 @@ const HANDLERS: Record<Exclude<RouteKey, "GET /health">, RouteSpec> = {
     admin: true,
     run: async (r, _j, a) => ok(200, await a.bulk(r.caller, "cancel", parseRequest(bulkRequest, r.body ?? {}, "the bulk cancel"))),
   },
-  "GET /admin/controls": { body: "none", admin: true, run: async (r, _j, _a, c) => ok(200, await c.list(r.caller)) },
-  "POST /admin/pauses/{target}": { body: "optional", admin: true, run: async (r, _j, _a, c) => (noFields(r), ok(200, await c.pause(r.caller, r.params[0]!))) },
-  "DELETE /admin/pauses/{target}": { body: "none", admin: true, run: async (r, _j, _a, c) => ok(200, await c.resume(r.caller, r.params[0]!)) },
+  "GET /admin/controls": { body: "none", admin: true, run: async (r, _j, _a, { controls: c }) => ok(200, await c.list(r.caller)) },
+  "POST /admin/pauses/{target}": { body: "optional", admin: true, run: async (r, _j, _a, { controls: c }) => (noFields(r), ok(200, await c.pause(r.caller, r.params[0]!))) },
+  "DELETE /admin/pauses/{target}": { body: "none", admin: true, run: async (r, _j, _a, { controls: c }) => ok(200, await c.resume(r.caller, r.params[0]!)) },
   "PUT /admin/limits/{key}": {
     body: "required",
     admin: true,
-    run: async (r, _j, _a, c) => ok(200, await c.setLimit(r.caller, r.params[0]!, parseRequest(limitRequest, r.body, "the limit"))),
+    run: async (r, _j, _a, { controls: c }) => ok(200, await c.setLimit(r.caller, r.params[0]!, parseRequest(limitRequest, r.body, "the limit"))),
   },
-  "DELETE /admin/limits/{key}": { body: "none", admin: true, run: async (r, _j, _a, c) => ok(200, await c.removeLimit(r.caller, r.params[0]!)) },
+  "DELETE /admin/limits/{key}": { body: "none", admin: true, run: async (r, _j, _a, { controls: c }) => ok(200, await c.removeLimit(r.caller, r.params[0]!)) },
+  "POST /schedules": {
+    body: "required",
+    run: async (r, _j, _a, { schedules }) => ok(201, { schedule: await schedules.create(r.caller, parseRequest(scheduleCreate, r.body, "the schedule")) }),
+  },
+  "GET /schedules": { body: "none", run: async (r, _j, _a, { schedules }) => ok(200, await schedules.list(r.caller)) },
+  "GET /schedules/{id}": { body: "none", run: async (r, _j, _a, { schedules }) => ok(200, { schedule: await schedules.get(r.caller, r.params[0]!) }) },
+  "PUT /schedules/{id}": {
+    body: "required",
+    run: async (r, _j, _a, { schedules }) => ok(200, { schedule: await schedules.update(r.caller, r.params[0]!, parseRequest(scheduleUpdate, r.body, "the schedule")) }),
+  },
+  "DELETE /schedules/{id}": { body: "none", run: async (r, _j, _a, { schedules }) => ok(200, await schedules.delete(r.caller, r.params[0]!)) },
+  "POST /schedules/{id}/pause": {
+    body: "optional",
+    run: async (r, _j, _a, { schedules }) => (noFields(r), ok(200, { schedule: await schedules.setPaused(r.caller, r.params[0]!, true) })),
+  },
+  "POST /schedules/{id}/resume": {
+    body: "optional",
+    run: async (r, _j, _a, { schedules }) => (noFields(r), ok(200, { schedule: await schedules.setPaused(r.caller, r.params[0]!, false) })),
+  },
 };
 type Route = RoutePattern & RouteSpec;
 const ROUTES: Route[] = Object.entries(HANDLERS).map(([key, spec]) => ({ ...routePattern(key as RouteKey), ...spec }));
@@ -161,7 +181,7 @@ export function makeHandler(services: Services, opts: HandlerOptions = {}): ApiH
   const admins = new Set(opts.adminPrincipals ?? parseList(process.env.WARDEN_ADMIN_PRINCIPALS));
   const jobs = new JobsApi(services, log);
   const admin = new AdminApi(services, log);
-  const controls = new ControlsApi(services, log);
+  const more = { controls: new ControlsApi(services, log), schedules: new SchedulesApi(services, log) };
 
   return async (event, context) => {
     const started = Date.now();
@@ -171,7 +191,7 @@ export function makeHandler(services: Services, opts: HandlerOptions = {}): ApiH
     let caller: Caller | undefined;
     try {
       caller = callerOf(event, admins);
-      answer = await serve(event, method, caller, jobs, admin, controls);
+      answer = await serve(event, method, caller, jobs, admin, more);
     } catch (e) {
       answer = failure(e, log, requestId);
     } finally {
@@ -189,7 +209,7 @@ export function makeHandler(services: Services, opts: HandlerOptions = {}): ApiH
   };
 }
 
-async function serve(event: ApiEvent, method: string, caller: Caller | undefined, jobs: JobsApi, admin: AdminApi, controls: ControlsApi): Promise<Answer> {
+async function serve(event: ApiEvent, method: string, caller: Caller | undefined, jobs: JobsApi, admin: AdminApi, more: Parameters<RouteSpec["run"]>[3]): Promise<Answer> {
   const path = routePath(event);
   if (method === "GET" && path === "/health") {
     const health = await jobs.health();
@@ -203,7 +223,7 @@ async function serve(event: ApiEvent, method: string, caller: Caller | undefined
   if (match.route.admin) requireAdmin(caller);
   const body = match.route.body === "none" ? undefined : readBody(event, match.route.body === "required");
   const query = event.queryStringParameters ?? {};
-  return match.route.run({ caller, params: match.params, body, query: definedValues(query) }, jobs, admin, controls);
+  return match.route.run({ caller, params: match.params, body, query: definedValues(query) }, jobs, admin, more);
 }
 
 /**

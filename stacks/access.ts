@@ -15,7 +15,7 @@ import { TABLE, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE } from "../core/metrics.js";
 import type { QueuePair } from "./Queues.js";
 
-export type TableAction = "GetItem" | "PutItem" | "UpdateItem" | "BatchGetItem";
+export type TableAction = "GetItem" | "PutItem" | "UpdateItem" | "BatchGetItem" | "DeleteItem";
 export type IndexName = (typeof TABLE)["dueIndex" | "ownerIndex" | "statusIndex" | "workerIndex" | "waitIndex" | "holdIndex"]["name"];
 export type QueueAction = "SendMessage" | "ReceiveMessage" | "DeleteMessage" | "ChangeMessageVisibility" | "GetQueueAttributes";
 export type TaskAction = "UpdateTaskProtection";
@@ -93,9 +93,10 @@ export const ACCESS: Record<Principal, Access> = {
   // the admin routes run a sweep (the sweeper's access), peek at dead letters (receive, then make
   // visible again) and redrive them (receive, send to the source queue, delete); /health reads the
   // worker directory's item and every queue's attributes; GET /jobs/{id}/logs queries the
-  // workers' log groups.
+  // workers' log groups. Schedules are items beside the jobs: made and changed with a conditional
+  // PutItem, listed from their due-index partition, and deleted (DeleteItem, the schedules' only).
   api: {
-    table: ["GetItem", "PutItem", "UpdateItem", "BatchGetItem"],
+    table: ["GetItem", "PutItem", "UpdateItem", "BatchGetItem", "DeleteItem"],
     indexes: [TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name, TABLE.waitIndex.name, WAKES],
     queues: { default: ["SendMessage", "GetQueueAttributes"], large: ["SendMessage", "GetQueueAttributes"] },
     dlqs: {

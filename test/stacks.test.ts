@@ -527,6 +527,13 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         "DELETE /admin/pauses/{target}",
         "PUT /admin/limits/{key}",
         "DELETE /admin/limits/{key}",
+        "POST /schedules",
+        "GET /schedules",
+        "GET /schedules/{id}",
+        "PUT /schedules/{id}",
+        "DELETE /schedules/{id}",
+        "POST /schedules/{id}/pause",
+        "POST /schedules/{id}/resume",
       ].sort(),
     );
     for (const [key, r] of Object.entries(routes)) expect(r.AuthorizationType, key).toBe(key === "GET /health" ? "NONE" : "AWS_IAM");
@@ -606,7 +613,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       ],
       "warden-dev-api": [
         ...sweep,
-        ...on("table", "dynamodb:PutItem", "dynamodb:BatchGetItem"),
+        ...on("table", "dynamodb:PutItem", "dynamodb:BatchGetItem", "dynamodb:DeleteItem"),
         ...on("table/index/byOwner", "dynamodb:Query"),
         ...on("table/index/byStatus", "dynamodb:Query"),
         ...QUEUE_NAMES.flatMap((q) => [
@@ -756,13 +763,13 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       {
         "Api": {
           "AWS::ApiGatewayV2::Api": 1,
-          "AWS::ApiGatewayV2::Integration": 23,
-          "AWS::ApiGatewayV2::Route": 23,
+          "AWS::ApiGatewayV2::Integration": 30,
+          "AWS::ApiGatewayV2::Route": 30,
           "AWS::ApiGatewayV2::Stage": 1,
           "AWS::IAM::Policy": 1,
           "AWS::IAM::Role": 1,
           "AWS::Lambda::Function": 1,
-          "AWS::Lambda::Permission": 23,
+          "AWS::Lambda::Permission": 30,
           "AWS::Logs::LogGroup": 2,
           "AWS::SSM::Parameter": 2,
         },

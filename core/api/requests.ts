@@ -8,6 +8,7 @@ import { LIMITS, QUEUE_NAMES, type QueueName } from "../config.js";
 import { STATUSES } from "../job.js";
 import { FLOW_POLICIES, MAX_CHAIN_STEPS, MAX_CHILDREN } from "../flow.js";
 import { checkConcurrencyKey, GATE_LIMITS } from "../gates.js";
+import { CATCH_UP_POLICIES, checkCadence, OVERLAP_POLICIES, SCHEDULE_LIMITS } from "../schedule.js";
 import { ApiError } from "./errors.js";
 
 export const MAX_TYPE_CHARS = 100;
@@ -119,6 +120,55 @@ export const bulkRequest = z.strictObject({
   dryRun: z.boolean().optional(),
   cursor: z.string().min(1).max(MAX_CURSOR_CHARS).optional(),
 });
+
+/** A schedule's id: it names the schedule in its routes and its jobs' idempotency keys. */
+export const scheduleId = z
+  .string()
+  .min(1)
+  .max(SCHEDULE_LIMITS.idChars)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a schedule id is letters, digits and . _ - (for example nightly-report)");
+
+/** PUT /schedules/{id}: what a schedule fires and when (docs/jobs.md "Schedules"); POST /schedules adds its `id`. */
+const scheduleFields = {
+  type: jobTypeName,
+  input: z.unknown().optional(),
+  queue: queueName.optional(),
+  maxAttempts: z.number().int().min(1).max(LIMITS.maxAttempts).optional(),
+  timeoutSeconds: z.number().int().min(1).max(LIMITS.maxTimeoutSeconds).optional(),
+  concurrencyKey: z
+    .string()
+    .superRefine((k, ctx) => {
+      const bad = checkConcurrencyKey(k);
+      if (bad) ctx.addIssue({ code: "custom", message: bad });
+    })
+    .optional(),
+  cron: z.string().min(1).max(200).optional(),
+  timeZone: z.string().min(1).max(100).optional(),
+  everySeconds: z
+    .number()
+    .int("everySeconds is a whole number")
+    .min(SCHEDULE_LIMITS.minEveryMs / 1000, `everySeconds must be at least ${SCHEDULE_LIMITS.minEveryMs / 1000}`)
+    .max(SCHEDULE_LIMITS.maxEveryMs / 1000, `everySeconds may be at most ${SCHEDULE_LIMITS.maxEveryMs / 1000} (a year)`)
+    .optional(),
+  overlap: z.enum(OVERLAP_POLICIES).optional(),
+  catchUp: z.enum(CATCH_UP_POLICIES).optional(),
+  catchUpMax: z.number().int().min(1).max(SCHEDULE_LIMITS.maxCatchUpMax).optional(),
+  paused: z.boolean().optional(),
+};
+
+const cadenceRules = <T extends { cron?: string | undefined; timeZone?: string | undefined; everySeconds?: number | undefined }>(schema: z.ZodType<T>) =>
+  schema
+    .refine((r) => (r.cron === undefined) !== (r.everySeconds === undefined), { message: "a schedule has either cron or everySeconds", path: ["cron"] })
+    .refine((r) => r.timeZone === undefined || r.cron !== undefined, { message: "timeZone goes with cron", path: ["timeZone"] })
+    .superRefine((r, ctx) => {
+      if (r.cron === undefined && r.everySeconds === undefined) return;
+      const bad = checkCadence(r.cron !== undefined ? { cron: r.cron, timeZone: r.timeZone ?? "UTC" } : { everyMs: r.everySeconds! * 1000 });
+      if (bad) ctx.addIssue({ code: "custom", message: bad, path: [r.cron !== undefined ? (bad.startsWith("unknown time zone") ? "timeZone" : "cron") : "everySeconds"] });
+    });
+
+export const scheduleUpdate = cadenceRules(z.strictObject(scheduleFields));
+export const scheduleCreate = cadenceRules(z.strictObject({ id: scheduleId, ...scheduleFields }));
+export type ScheduleUpdate = z.infer<typeof scheduleUpdate>;
 
 /** PUT /admin/limits/{key}: a concurrency limit, a rate limit, or both (docs/jobs.md "Controls"). */
 export const limitRequest = z

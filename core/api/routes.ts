@@ -27,6 +27,13 @@ export const ROUTE_KEYS = [
   "DELETE /admin/pauses/{target}",
   "PUT /admin/limits/{key}",
   "DELETE /admin/limits/{key}",
+  "POST /schedules",
+  "GET /schedules",
+  "GET /schedules/{id}",
+  "PUT /schedules/{id}",
+  "DELETE /schedules/{id}",
+  "POST /schedules/{id}/pause",
+  "POST /schedules/{id}/resume",
 ] as const;
 
 export type RouteKey = (typeof ROUTE_KEYS)[number];
