@@ -48,6 +48,9 @@ export const notStartingThresholdSeconds = (startDeadlineMs: number): number => 
 /** A pause longer than this pages (PausedTooLong): long enough for planned maintenance, short enough to catch a forgotten one. */
 export const PAUSE_ALARM_SECONDS = 4 * 3600;
 
+/** A schedule fired this late past its tick (SchedulesLate): well past a sweep interval, so only a sweeper that cannot fire it. */
+export const SCHEDULE_LATE_SECONDS = 300;
+
 /** The alarms for a deployment's timings; `ALARMS` is them at the defaults, as the stacks deploy. */
 export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs"> = TIMINGS): AlarmDefinition[] {
   const notStartingAfter = notStartingThresholdSeconds(timings.startDeadlineMs);
@@ -86,6 +89,16 @@ export function alarmDefinitions(timings: Pick<RuntimeConfig, "startDeadlineMs">
       // A sweep whose controls read failed publishes nothing: keep the state over the gap.
       missingData: "ignore",
       description: `A queue or a job type has been paused for over ${PAUSE_ALARM_SECONDS / 3600} h: its jobs are held and none starts. Someone paused it and may have forgotten. First run \`warden limits\` (it lists the pauses, who made them and how many jobs each holds), then \`warden resume <target>\` if it should run.`,
+    },
+    {
+      id: "SchedulesLate",
+      source: { kind: "metric", metric: "ScheduleLagSeconds", statistic: "Maximum" },
+      comparison: "GreaterThanThreshold",
+      threshold: SCHEDULE_LATE_SECONDS,
+      periodSeconds: 60,
+      evaluationPeriods: 2,
+      missingData: "ignore",
+      description: `A schedule fired over ${SCHEDULE_LATE_SECONDS / 60} minutes after its tick, two minutes in a row: its ticks are not being fired (the sweeper fails to write the schedule or its jobs, or is far behind). First run \`warden schedules\` (the late one's next run is in the past), then \`warden schedules show <id>\` and the sweeper's log.`,
     },
     {
       id: "ClaimConflicts",

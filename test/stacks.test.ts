@@ -774,7 +774,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
           "AWS::SSM::Parameter": 2,
         },
         "Monitoring": {
-          "AWS::CloudWatch::Alarm": 19,
+          "AWS::CloudWatch::Alarm": 20,
           "AWS::CloudWatch::Dashboard": 1,
           "AWS::SNS::Topic": 1,
           "AWS::SNS::TopicPolicy": 1,
