@@ -19,7 +19,8 @@ export type Cadence = { cron: string; timeZone: string } | { everyMs: number };
 export const SCHEDULE_LIMITS = {
   maxSchedules: 1_000,
   idChars: 100,
-  minEveryMs: 1_000,
+  /** A tick at least a minute after the one before: the sweeper looks every 10 s, so a faster cadence would be fired late or recorded missed while it is healthy. */
+  minEveryMs: 60_000,
   maxEveryMs: 366 * 24 * 3600_000,
   /** `all` fires at most this many missed ticks (the newest), by default and at most. */
   defaultCatchUpMax: 100,
@@ -28,8 +29,14 @@ export const SCHEDULE_LIMITS = {
   runsKept: 20,
   /** `none` still fires a tick this late (the sweeper looks every few seconds); an older one is missed. */
   onTimeMs: 60_000,
-  /** A cron's ticks walked per look at most; past these (a per-second cron down for days) the rest are missed uncounted. */
-  scanMax: 100_000,
+  /**
+   * A cron's ticks walked per look at most (each step is croner's nextRun, a fraction of a
+   * millisecond): past these the newest tick is found by probing back from now, and the ones
+   * between are missed, their count estimated.
+   */
+  scanMax: 2_000,
+  /** Ticks one look fires at most: a longer catch-up goes on at the next sweep, from where this one stopped. */
+  firePerLook: 100,
   /** The next runs a view lists. */
   nextShown: 5,
 } as const;
@@ -69,15 +76,36 @@ export interface Schedule {
   /** A fixed rate's ticks are counted from here. */
   anchor: number;
   lastJobId?: string;
+  /**
+   * Ticks decided and written but whose jobs may not all be made yet: the next look makes them
+   * (idempotently) and records them before it plans anything new. A sweep killed mid-tick leaves
+   * exactly these, so no later look re-decides them with another clock.
+   */
+  pending?: PendingTick[];
+  /** The last look that failed (not a lost race), and how many in a row: its next look backs off. */
+  lastError?: { at: number; message: string; count: number };
   runs: ScheduleRun[];
   counts: { fired: number; skipped: number; missed: number };
   createdAt: number;
   updatedAt: number;
   version: number;
+  /** The nonce of the write this was read from (store-only): every later write is guarded on it. */
+  writeId?: string;
+}
+
+/** A tick decided by a look: fired (or fired after cancelling the run before) or skipped; its job's id is derived. */
+export interface PendingTick {
+  tick: number;
+  outcome: "fired" | "skipped" | "cancelledPrevious";
+  /** The tick's own job (fired), or the live run it was skipped for. */
+  jobId: string;
+  /** cancelledPrevious: the run it cancels. */
+  cancels?: string;
 }
 
 /** The id a schedule's tick gives its job, as an idempotency key of the schedule's owner. */
-export const tickKey = (scheduleId: string, tick: number): string => `schedule:${scheduleId}:${tick}`;
+export const SCHEDULE_KEY_PREFIX = "schedule:";
+export const tickKey = (scheduleId: string, tick: number): string => `${SCHEDULE_KEY_PREFIX}${scheduleId}:${tick}`;
 
 /** A message when the cadence cannot be used (a bad cron field, an unknown time zone), else undefined. */
 export function checkCadence(c: Cadence): string | undefined {
@@ -94,7 +122,10 @@ export function checkCadence(c: Cadence): string | undefined {
   }
   try {
     const cron = new Cron(c.cron, { timezone: c.timeZone, paused: true });
-    if (!cron.nextRun(new Date())) return `the cron expression ${JSON.stringify(c.cron.slice(0, 60))} never fires`;
+    const next = cron.nextRuns(10, new Date());
+    if (!next.length) return `the cron expression ${JSON.stringify(c.cron.slice(0, 60))} never fires`;
+    const gap = Math.min(...next.slice(1).map((d, i) => d.getTime() - next[i]!.getTime()));
+    if (gap < SCHEDULE_LIMITS.minEveryMs) return `the cron expression ${JSON.stringify(c.cron.slice(0, 60))} fires ${gap / 1000} s apart; a schedule fires at most once a minute`;
   } catch (e) {
     return `invalid cron expression ${JSON.stringify(c.cron.slice(0, 60))}: ${(e as Error).message.replace(/^CronPattern: /, "")}`;
   }
@@ -146,8 +177,16 @@ export function planTicks(s: Pick<Schedule, "cadence" | "anchor" | "nextAt" | "c
       due.push(t);
       if (due.length > window + 1) due.shift();
     }
-    // Past the scan bound the rest are missed uncounted: the look goes on from now.
-    nextAt = t !== undefined && t <= now ? tickAfter(s.cadence, s.anchor, now) : t;
+    if (t !== undefined && t <= now) {
+      // Past the scan: the newest tick by probing back from now; the ones between are missed, estimated.
+      const newest = newestTick(s.cadence, s.anchor, t, now);
+      const spacing = (t - s.nextAt) / Math.max(1, total);
+      total += Math.max(1, Math.round((newest - t) / Math.max(1, spacing)));
+      due.push(newest);
+      due.splice(0, Math.max(0, due.length - 2)); // the newest fires at most; the one before it stands for the missed
+      t = tickAfter(s.cadence, s.anchor, newest);
+    }
+    nextAt = t;
   }
   const newest = due[due.length - 1]!;
   const keep = s.catchUp === "none" && now - newest > SCHEDULE_LIMITS.onTimeMs ? 0 : Math.min(window, due.length);
@@ -155,6 +194,20 @@ export function planTicks(s: Pick<Schedule, "cadence" | "anchor" | "nextAt" | "c
   const missedCount = total - fire.length;
   const lastMissed = due[due.length - keep - 1];
   return { fire, missed: missedCount > 0 && lastMissed !== undefined ? { count: missedCount, last: lastMissed } : undefined, nextAt };
+}
+
+/** The newest tick at or before `now`, at or after `from` (itself a tick): found probing back from now, doubling the step. */
+function newestTick(c: Cadence, anchor: number, from: number, now: number): number {
+  for (let back = SCHEDULE_LIMITS.minEveryMs; ; back *= 2) {
+    const start = Math.max(from - 1, now - back);
+    let t = tickAfter(c, anchor, start);
+    if (t === undefined || t > now) {
+      if (start === from - 1) return from;
+      continue;
+    }
+    for (let next = tickAfter(c, anchor, t); next !== undefined && next <= now; next = tickAfter(c, anchor, t)) t = next;
+    return t;
+  }
 }
 
 /** The runs a schedule keeps after these: the newest SCHEDULE_LIMITS.runsKept. */

@@ -13,14 +13,15 @@
  * Inputs: the store's create, read and cancel, a doorbell, the clock. Outputs: jobs, doorbells
  * and the schedule's write; a lost race is a ConflictError.
  */
-import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { batchGetAll } from "./aws.js";
 import { TABLE } from "./config.js";
 import { ConflictError, NotFoundError } from "./errors.js";
 import { Expr, isConditionFailure } from "./expr.js";
 import { isTerminal, type Job } from "./job.js";
 import type { NewJob } from "./lifecycle.js";
 import type { Doorbell } from "./queue.js";
-import { keptRuns, planTicks, SCHEDULE_LIMITS, tickAfter, tickKey, type Schedule, type ScheduleRun } from "./schedule.js";
+import { keptRuns, planTicks, SCHEDULE_LIMITS, tickAfter, tickKey, type PendingTick, type Schedule, type ScheduleRun } from "./schedule.js";
 import { newNonce } from "./store-write.js";
 
 export const SCHEDULES_PARTITION = "@schedules";
@@ -64,42 +65,44 @@ export class Schedules {
   /** Every schedule (at most SCHEDULE_LIMITS.maxSchedules), by id. */
   async list(): Promise<Schedule[]> {
     const ids = await this.ids(NEVER);
-    const out: Schedule[] = [];
-    for (let i = 0; i < ids.length; i += 100) {
-      const got = await this.d.db.send(new BatchGetCommand({ RequestItems: { [this.d.table]: { Keys: ids.slice(i, i + 100).map((k) => ({ id: k })), ConsistentRead: true } } }));
-      out.push(...(got.Responses?.[this.d.table] ?? []).map(scheduleOf));
-    }
-    return out.sort((a, b) => a.id.localeCompare(b.id));
+    const items = await batchGetAll(this.d.db, this.d.table, ids.map((k) => ({ id: k })), true);
+    return items.map(scheduleOf).sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  /** The schedules whose next tick has come, oldest first. */
+  /** The schedules whose next tick has come (or whose decision is pending), oldest first. */
   async due(now: number, limit: number): Promise<Schedule[]> {
     const ids = (await this.ids(now)).slice(0, limit);
     const all = await Promise.all(ids.map((k) => this.get(k.slice("@schedule#".length))));
-    return all.filter((s): s is Schedule => s !== undefined && !s.paused && s.nextAt <= now);
+    return all.filter((s): s is Schedule => s !== undefined && (Boolean(s.pending?.length) || (!s.paused && s.nextAt <= now)));
   }
 
   /** Creates the schedule; a ConflictError when the id is taken or there are too many. */
   async create(s: Omit<Schedule, "version">): Promise<Schedule> {
     if ((await this.ids(NEVER)).length >= SCHEDULE_LIMITS.maxSchedules) throw new ConflictError(`at most ${SCHEDULE_LIMITS.maxSchedules} schedules may exist; delete one first`);
-    const next: Schedule = { ...s, version: 1 };
+    const nonce = newNonce();
+    const next: Schedule = { ...s, version: 1, writeId: nonce };
     try {
-      await this.d.db.send(new PutCommand({ TableName: this.d.table, Item: itemOf(next, newNonce()), ConditionExpression: "attribute_not_exists(#id)", ExpressionAttributeNames: { "#id": "id" } }));
+      await this.d.db.send(new PutCommand({ TableName: this.d.table, Item: itemOf(next, nonce), ConditionExpression: "attribute_not_exists(#id)", ExpressionAttributeNames: { "#id": "id" } }));
     } catch (e) {
       if (!isConditionFailure(e)) throw e;
       const found = await this.get(s.id);
       // A resend of our own create after a lost reply finds the same schedule.
-      if (found && found.createdAt === s.createdAt && found.owner === s.owner) return found;
+      if (found?.writeId === nonce) return found;
       throw new ConflictError(`a schedule ${JSON.stringify(s.id)} exists already; PUT /schedules/${s.id} changes it`);
     }
     return next;
   }
 
-  /** Writes `next` over `prev` if nothing changed it since it was read. */
+  /**
+   * Writes `next` over `prev` if nothing changed it since it was read: guarded on the nonce of
+   * the write `prev` was read from, so a schedule deleted and made again (its version from 1
+   * again) is not overwritten by a write decided on the old one.
+   */
   async replace(prev: Schedule, next: Schedule): Promise<Schedule> {
     const nonce = newNonce();
-    const written: Schedule = { ...next, version: prev.version + 1 };
-    const x = new Expr().eq("version", prev.version);
+    const { lastError: _e, ...clean } = next;
+    const written: Schedule = { ...clean, version: prev.version + 1, writeId: nonce };
+    const x = new Expr().eq("version", prev.version).eq("lastWrite", prev.writeId ?? "");
     try {
       await this.d.db.send(new PutCommand({ TableName: this.d.table, Item: itemOf(written, nonce), ...x.params() }));
     } catch (e) {
@@ -123,45 +126,66 @@ export class Schedules {
   }
 
   /**
-   * Fires what has come of `s` by `now`: the catch-up policy picks the ticks, the overlap policy
-   * decides each against the run before it, and the schedule moves on. Answers what it did.
+   * Fires what has come of `s` by `now`, in three steps so a kill anywhere loses and repeats
+   * nothing: (1) decide the ticks (catch-up picks them, the overlap policy decides each, at most
+   * firePerLook) and write the decision with the schedule moved on, guarded on the schedule as it
+   * was read, so of two looks one decides and a pause or delete that came first decides nothing;
+   * (2) make each fired tick's job (keyed by its tick: a repeat finds it) and ring it; (3) record
+   * them. A look that finds a decision pending does (2) and (3) for it first, whatever its clock.
    */
   async fire(s: Schedule, now: number): Promise<FireResult> {
-    const plan = planTicks(s, now);
-    const runs: ScheduleRun[] = plan.missed ? [{ tick: plan.missed.last, outcome: "missed", count: plan.missed.count }] : [];
-    const out: FireResult = { fired: [], skipped: 0, missed: plan.missed?.count ?? 0 };
-    let last = s.lastJobId;
-    for (const tick of plan.fire) {
-      const run = await this.tick(s, tick, last);
-      runs.push(run);
-      if (run.outcome === "skipped") out.skipped++;
-      else {
-        out.fired.push(run.jobId!);
-        last = run.jobId;
-      }
-    }
-    const counts = { fired: s.counts.fired + out.fired.length, skipped: s.counts.skipped + out.skipped, missed: s.counts.missed + out.missed };
-    await this.replace(s, { ...s, nextAt: plan.nextAt ?? NEVER, ...(last ? { lastJobId: last } : {}), runs: keptRuns(s.runs, runs), counts, updatedAt: now });
-    return out;
-  }
-
-  /** One tick: its job made (or found, fired before), unless the overlap policy skips it. */
-  private async tick(s: Schedule, tick: number, last: string | undefined): Promise<ScheduleRun> {
-    const key = tickKey(s.id, tick);
-    // Fired already, by a sweep killed before it moved the schedule on (or racing this one).
-    const fired = await this.d.getRecord(this.d.idOf(s.owner, key));
-    if (fired) return { tick, outcome: "fired", jobId: fired.id };
-    let outcome: ScheduleRun["outcome"] = "fired";
-    if (s.overlap !== "allow" && last) {
-      const prev = await this.d.getRecord(last);
-      if (prev && !isTerminal(prev.status)) {
-        if (s.overlap === "skip") return { tick, outcome: "skipped", jobId: last };
-        await this.d.requestCancel(last, scheduleActor(s.id)).catch((e: unknown) => {
+    const decided = s.pending ? s : await this.decide(s, now);
+    const pending = decided.pending ?? [];
+    for (const p of pending) {
+      if (p.outcome === "skipped") continue;
+      if (p.cancels) {
+        await this.d.requestCancel(p.cancels, scheduleActor(s.id)).catch((e: unknown) => {
           if (!(e instanceof ConflictError)) throw e; // it finished meanwhile
         });
-        outcome = "cancelledPrevious";
       }
+      await this.make(decided, p);
     }
+    const recorded = pending.map((p): ScheduleRun => ({ tick: p.tick, outcome: p.outcome, jobId: p.jobId }));
+    const fired = recorded.filter((r) => r.outcome !== "skipped").map((r) => r.jobId!);
+    const { pending: _done, ...rest } = decided;
+    await this.replace(decided, { ...rest, runs: keptRuns(decided.runs, recorded), counts: { ...decided.counts, fired: decided.counts.fired + fired.length }, updatedAt: now });
+    return { fired, skipped: recorded.length - fired.length, missed: decided === s ? 0 : decided.counts.missed - s.counts.missed };
+  }
+
+  /** Step (1): the ticks that have come, decided and written as pending, the schedule moved past them. */
+  private async decide(s: Schedule, now: number): Promise<Schedule> {
+    const plan = planTicks(s, now);
+    const fire = plan.fire.slice(0, SCHEDULE_LIMITS.firePerLook);
+    // A catch-up longer than a look goes on from the tick after the last one decided here.
+    const nextAt = fire.length < plan.fire.length ? (tickAfter(s.cadence, s.anchor, fire.at(-1)!) ?? NEVER) : (plan.nextAt ?? NEVER);
+    let last = s.lastJobId;
+    let live = last ? await this.isLive(last) : false;
+    const pending: PendingTick[] = [];
+    for (const tick of fire) {
+      const jobId = this.d.idOf(s.owner, tickKey(s.id, tick));
+      if (live && last && s.overlap === "skip") {
+        pending.push({ tick, outcome: "skipped", jobId: last });
+        continue;
+      }
+      pending.push(live && last && s.overlap === "cancelPrevious" ? { tick, outcome: "cancelledPrevious", jobId, cancels: last } : { tick, outcome: "fired", jobId });
+      last = jobId;
+      live = true; // the job this tick makes has not ended
+    }
+    const missed: ScheduleRun[] = plan.missed ? [{ tick: plan.missed.last, outcome: "missed", count: plan.missed.count }] : [];
+    const skipped = pending.filter((p) => p.outcome === "skipped").length;
+    return this.replace(s, {
+      ...s,
+      nextAt,
+      pending,
+      ...(last ? { lastJobId: last } : {}),
+      runs: keptRuns(s.runs, missed),
+      counts: { ...s.counts, skipped: s.counts.skipped + skipped, missed: s.counts.missed + (plan.missed?.count ?? 0) },
+      updatedAt: now,
+    });
+  }
+
+  /** Step (2) for one tick: its job made (or found, made before) and rung when new. */
+  private async make(s: Schedule, p: PendingTick): Promise<void> {
     const j = s.job;
     const { job, created } = await this.d.create({
       owner: s.owner,
@@ -170,12 +194,37 @@ export class Schedules {
       input: j.input,
       maxAttempts: j.maxAttempts,
       timeoutMs: j.timeoutMs,
-      idempotencyKey: key,
+      idempotencyKey: tickKey(s.id, p.tick),
       ...(j.concurrencyKey ? { concurrencyKey: j.concurrencyKey } : {}),
     });
     // A doorbell that is not sent is rung by the sweeper at the job's start deadline.
     if (created) await this.d.doorbell?.send(job.queue, [job.id], 0).catch(() => undefined);
-    return { tick, outcome, jobId: job.id };
+  }
+
+  private async isLive(id: string): Promise<boolean> {
+    const job = await this.d.getRecord(id);
+    return job !== undefined && !isTerminal(job.status);
+  }
+
+  /**
+   * A look that failed (not a lost race): the schedule's next look backs off (10 s doubling to an
+   * hour) and its error is kept for its view; its ticks stay where they are.
+   */
+  async failed(s: Schedule, message: string, now: number): Promise<void> {
+    const count = (s.lastError?.count ?? 0) + 1;
+    const retryAt = now + Math.min(3_600_000, 10_000 * 2 ** Math.min(count - 1, 12));
+    await this.d.db
+      .send(
+        new UpdateCommand({
+          TableName: this.d.table,
+          Key: scheduleKey(s.id),
+          UpdateExpression: "SET #d = :at, #e = :e",
+          ConditionExpression: "#w = :w",
+          ExpressionAttributeNames: { "#d": TABLE.dueIndex.sortKey, "#e": "lastError", "#w": "lastWrite" },
+          ExpressionAttributeValues: { ":at": retryAt, ":e": { at: now, message: message.slice(0, 500), count }, ":w": s.writeId ?? "" },
+        }),
+      )
+      .catch(() => undefined);
   }
 
   /** The keys in the schedules' partition of the due index with dueAt ≤ `upTo`, oldest first. */
@@ -202,11 +251,13 @@ export class Schedules {
 }
 
 function itemOf(s: Schedule, nonce: string): Record<string, unknown> {
-  const { id, ...rest } = s;
-  return { ...scheduleKey(id), name: id, ...rest, [TABLE.dueIndex.partitionKey]: SCHEDULES_PARTITION, [TABLE.dueIndex.sortKey]: s.paused ? NEVER : s.nextAt, lastWrite: nonce };
+  const { id, writeId: _w, ...rest } = s;
+  // A pending decision is due at once (its jobs may not be made); a paused schedule never.
+  const dueAt = s.pending?.length ? 0 : s.paused ? NEVER : s.nextAt;
+  return { ...scheduleKey(id), name: id, ...rest, [TABLE.dueIndex.partitionKey]: SCHEDULES_PARTITION, [TABLE.dueIndex.sortKey]: dueAt, lastWrite: nonce };
 }
 
 function scheduleOf(item: Record<string, unknown>): Schedule {
-  const { id: _key, name, dueShard: _s, dueAt: _d, lastWrite: _w, ...rest } = item;
-  return { ...(rest as Omit<Schedule, "id">), id: String(name) };
+  const { id: _key, name, dueShard: _s, dueAt: _d, lastWrite, ...rest } = item;
+  return { ...(rest as Omit<Schedule, "id">), id: String(name), ...(typeof lastWrite === "string" ? { writeId: lastWrite } : {}) };
 }

@@ -219,16 +219,21 @@ export class Sweeper {
       return undefined;
     }
     let lag = 0;
+    const deadline = Date.now() + this.opts.budgetMs;
     await eachBounded(due, this.opts.concurrency, async (s) => {
-      lag = Math.max(lag, (now - s.nextAt) / 1000);
+      lag = Math.max(lag, Math.max(0, now - s.nextAt) / 1000);
+      // Past the sweep's budget the rest are the next sweep's (each look is bounded to firePerLook ticks).
+      if (Date.now() >= deadline) return;
       try {
         const out = await store.schedules.fire(s, now);
         for (const id of out.fired) r.add("scheduled", id);
         for (let i = 0; i < out.skipped; i++) r.add("scheduleSkipped", `@schedule#${s.id}`);
         if (out.missed) r.add("scheduleMissed", `@schedule#${s.id}`);
       } catch (e) {
-        if (e instanceof ConflictError) r.add("skipped", `@schedule#${s.id}`);
-        else r.error(`@schedule#${s.id}`, e);
+        if (e instanceof ConflictError) return r.add("skipped", `@schedule#${s.id}`);
+        r.error(`@schedule#${s.id}`, e);
+        // Its next look backs off, so a schedule that fails every time does not crowd out the rest.
+        await store.schedules.failed(s, errorMessage(e), now);
       }
     });
     return lag;

@@ -8,7 +8,7 @@ import { silentLog } from "../core/api/jobs.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { makeHandler, type ApiHandler } from "../functions/api.js";
-import { useEmulators } from "./support/emulators.js";
+import { manualClock, useEmulators } from "./support/emulators.js";
 import { callerOf } from "./support/http-api.js";
 
 const env = useEmulators("api-schedules");
@@ -50,12 +50,36 @@ describe("schedules", () => {
     expect(await ids()).toEqual([]);
   });
 
+  test("a PUT that unpauses goes on from the next tick (none it slept through fires); a new cadence records the old one's due ticks as missed", async () => {
+    const clock = manualClock(Date.UTC(2026, 6, 1, 0, 0, 0));
+    const timed = buildServices(loadRuntime(env.emu.env), { now: clock.now });
+    const c = callerOf(() => makeHandler(timed, { log: silentLog }));
+    const body = { type: "demo.sleep", everySeconds: 60, catchUp: "all" };
+    expect((await c("POST", "/schedules", "alice", { id: "slept", ...body, paused: true })).status).toBe(201);
+    clock.advance(30 * 60_000);
+    const resumed = await c("PUT", "/schedules/slept", "alice", { ...body, paused: false });
+    expect(Date.parse(resumed.body.schedule.nextRuns[0])).toBeGreaterThan(clock.now());
+    clock.advance(3 * 60_000 + 1_000); // three ticks come, no sweep fires them
+    const changed = await c("PUT", "/schedules/slept", "alice", { type: "demo.sleep", everySeconds: 3_600 });
+    expect(changed.body.schedule.counts).toEqual({ fired: 0, skipped: 0, missed: 3 });
+    expect(changed.body.schedule.lastRuns.at(-1)).toMatchObject({ outcome: "missed", count: 3 });
+    expect((await c("DELETE", "/schedules/slept", "alice")).status).toBe(200);
+  });
+
+  test("a submit may not take a schedule's idempotency keys, and an over-long id in the path reads as unknown", async () => {
+    const r = await call("POST", "/jobs", "alice", { type: "demo.sleep", idempotencyKey: "schedule:hourly:1780000000000" });
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain("a schedule's");
+    expect((await call("GET", `/schedules/${"x".repeat(3_000)}`, "alice")).status).toBe(404);
+  });
+
   test.each([
     [{ id: "s1", type: "demo.sleep", cron: "61 * * * *" }, "invalid cron expression"],
     [{ id: "s1", type: "demo.sleep", cron: "* * * * *", timeZone: "Mars/Olympus" }, "unknown time zone"],
     [{ id: "s1", type: "demo.sleep" }, "either cron or everySeconds"],
     [{ id: "s1", type: "demo.sleep", cron: "* * * * *", everySeconds: 60 }, "either cron or everySeconds"],
-    [{ id: "s1", type: "demo.sleep", everySeconds: 0 }, "everySeconds must be at least 1"],
+    [{ id: "s1", type: "demo.sleep", everySeconds: 30 }, "everySeconds must be at least 60"],
+    [{ id: "s1", type: "demo.sleep", cron: "*/10 * * * * *" }, "fires 10 s apart"],
     [{ id: "s1", type: "demo.sleep", everySeconds: 60, timeZone: "UTC" }, "timeZone goes with cron"],
     [{ id: "s1", type: "demo.sleep", everySeconds: 60, overlap: "queue" }, "overlap"],
     [{ id: "s1", type: "demo.nope", everySeconds: 60 }, "unknown job type"],

@@ -95,8 +95,11 @@ async function tickJobs(store: JobStore, s: Schedule, ticks: number[]): Promise<
   return Promise.all(ticks.map((t) => store.getRecord(idempotentId(s.owner, tickKey(s.id, t)))));
 }
 
-/** The schedule's own write, as the store sends it (a Put of its item). */
-const scheduleWrite = (id: string) => (target: string, body: unknown) => target.endsWith(".PutItem") && (body as { Item?: { id?: { S?: string } } }).Item?.id?.S === `@schedule#${id}`;
+/** The schedule's own write that records its fired ticks (a Put of its item with no decision pending): the one after the jobs are made. */
+const recordWrite = (id: string) => (target: string, body: unknown) => {
+  const item = (body as { Item?: { id?: { S?: string }; pending?: unknown } }).Item;
+  return target.endsWith(".PutItem") && item?.id?.S === `@schedule#${id}` && item.pending === undefined;
+};
 
 describe("firing through the sweeper", () => {
   // The tests share a table and each moves its clock on: another test's schedule would fire in it.
@@ -113,7 +116,7 @@ describe("firing through the sweeper", () => {
       clock.set(T0 + minute * MIN + 2_000); // the sweep comes a moment after the tick
       if (killedAt.has(minute)) {
         // Refused on every try the SDK makes: the sweep dies there, its tick's job already written.
-        for (let i = 0; i < 3; i++) void w.dynamo.injectNext("server", scheduleWrite(s.id));
+        for (let i = 0; i < 3; i++) void w.dynamo.injectNext("server", recordWrite(s.id));
         const killed = await sweeper.sweep();
         expect(killed.errors?.map((e) => e.jobId), `minute ${minute}`).toEqual([`@schedule#${s.id}`]);
       }
@@ -174,6 +177,48 @@ describe("firing through the sweeper", () => {
     expect(((await store.getRecord(first)) as RunningJob).cancelRequested).toBe(true);
     const second = await store.getRecord(after.lastJobId!);
     expect(second && !isTerminal(second.status)).toBe(true);
+  });
+
+  test("killed after making a tick's job and found again only after the next tick, with skip overlap: the killed tick is kept, the next one skipped, one run live", async () => {
+    const { clock, store, sweeper } = setup(T0 + 40 * 3_600_000);
+    const start = clock.now();
+    const s = await makeSchedule(store, start, { overlap: "skip", catchUp: "one" });
+    clock.set(start + MIN + 1_000);
+    for (let i = 0; i < 3; i++) void w.dynamo.injectNext("server", recordWrite(s.id));
+    expect((await sweeper.sweep()).errors?.map((e) => e.jobId)).toEqual([`@schedule#${s.id}`]);
+    clock.set(start + 2 * MIN + 1_000); // the next sweep comes after the next tick
+    await sweeper.sweep(); // finishes the pending tick
+    await sweeper.sweep(); // and plans the next one
+    const [first, second] = await tickJobs(store, s, [start + MIN, start + 2 * MIN]);
+    expect(first).toBeDefined();
+    expect(second).toBeUndefined(); // skipped: the first run is live
+    const after = (await store.schedules.get(s.id))!;
+    expect(after.runs.map((r) => [r.outcome, r.jobId])).toEqual([["fired", first!.id], ["skipped", first!.id]]);
+    expect(after).toMatchObject({ lastJobId: first!.id, counts: { fired: 1, skipped: 1, missed: 0 } });
+  });
+
+  test("two looks at one schedule decide once: the one that read it later finds it decided and makes no job of its own", async () => {
+    const { clock, store } = setup(T0 + 50 * 3_600_000);
+    const start = clock.now();
+    const s = await makeSchedule(store, start, { overlap: "skip", catchUp: "one" });
+    clock.set(start + MIN + 1_000);
+    const stale = (await store.schedules.get(s.id))!;
+    await store.schedules.fire(stale, clock.now());
+    clock.set(start + 2 * MIN + 1_000);
+    await expect(store.schedules.fire(stale, clock.now())).rejects.toThrow(/changed meanwhile/);
+    expect((await tickJobs(store, s, [start + 2 * MIN]))[0]).toBeUndefined();
+  });
+
+  test("a schedule deleted and made again under the same id is not overwritten by a look decided on the old one", async () => {
+    const { clock, store } = setup(T0 + 60 * 3_600_000);
+    const start = clock.now();
+    const old = await makeSchedule(store, start, { id: "reused-id" });
+    clock.set(start + MIN + 1_000);
+    const read = (await store.schedules.get(old.id))!;
+    await store.schedules.delete(old.id);
+    const again = await makeSchedule(store, clock.now(), { id: "reused-id", owner: "bob", cadence: { everyMs: 60 * MIN } });
+    await expect(store.schedules.fire(read, clock.now())).rejects.toThrow(/changed meanwhile/);
+    expect(await store.schedules.get(again.id)).toMatchObject({ owner: "bob", cadence: { everyMs: 60 * MIN } });
   });
 
   test("a paused schedule fires nothing; resumed, it goes on from the next tick without firing the ones it slept through", async () => {

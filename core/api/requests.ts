@@ -8,7 +8,7 @@ import { LIMITS, QUEUE_NAMES, type QueueName } from "../config.js";
 import { STATUSES } from "../job.js";
 import { FLOW_POLICIES, MAX_CHAIN_STEPS, MAX_CHILDREN } from "../flow.js";
 import { checkConcurrencyKey, GATE_LIMITS } from "../gates.js";
-import { CATCH_UP_POLICIES, checkCadence, OVERLAP_POLICIES, SCHEDULE_LIMITS } from "../schedule.js";
+import { CATCH_UP_POLICIES, checkCadence, OVERLAP_POLICIES, SCHEDULE_KEY_PREFIX, SCHEDULE_LIMITS } from "../schedule.js";
 import { ApiError } from "./errors.js";
 
 export const MAX_TYPE_CHARS = 100;
@@ -50,6 +50,8 @@ export const submitRequest = z.strictObject({
     .min(1)
     .max(LIMITS.maxIdempotencyKeyChars)
     .regex(/^[^\u0000-\u001f\u007f]+$/, "the key may not contain control characters")
+    // A schedule's ticks key their jobs `schedule:<id>:<tick>` (core/schedule.ts): a submit may not take one.
+    .refine((k) => !k.startsWith(SCHEDULE_KEY_PREFIX), { message: `keys starting with ${SCHEDULE_KEY_PREFIX} are a schedule's` })
     .optional(),
   /** Counts the job under this key's concurrency and rate limits, beside its type's (docs/jobs.md "Controls"). */
   concurrencyKey: z

@@ -7,12 +7,12 @@
  */
 import { LIMITS } from "../config.js";
 import { checkSize } from "../store.js";
-import { nextTicks, SCHEDULE_LIMITS, tickAfter, type Cadence, type Schedule, type ScheduledJob } from "../schedule.js";
+import { keptRuns, nextTicks, planTicks, SCHEDULE_LIMITS, tickAfter, type Cadence, type Schedule, type ScheduledJob } from "../schedule.js";
 import type { Services } from "../services.js";
 import { ApiError } from "./errors.js";
 import type { Caller } from "./identity.js";
 import type { ApiLog } from "./jobs.js";
-import type { ScheduleUpdate } from "./requests.js";
+import { scheduleId, type ScheduleUpdate } from "./requests.js";
 
 export interface ApiSchedule {
   id: string;
@@ -86,7 +86,10 @@ export class SchedulesApi {
     const prev = await this.readable(caller, id);
     const now = this.s.now();
     const cadence = cadenceOf(req);
-    const same = JSON.stringify(cadence) === JSON.stringify(prev.cadence);
+    const same = sameCadence(cadence, prev.cadence);
+    const paused = req.paused ?? prev.paused;
+    // A new cadence drops the old one's ticks that came and were not fired yet: recorded as missed, not lost silently.
+    const dropped = same ? 0 : dueTicks(prev, now);
     const next: Schedule = {
       ...prev,
       cadence,
@@ -94,8 +97,10 @@ export class SchedulesApi {
       catchUp: req.catchUp ?? "one",
       catchUpMax: req.catchUpMax ?? SCHEDULE_LIMITS.defaultCatchUpMax,
       job: this.jobOf(req),
-      paused: req.paused ?? prev.paused,
-      ...(same ? {} : { nextAt: firstTick(cadence, now), anchor: now }),
+      paused,
+      // A new cadence counts from now; a resume (here as by POST …/resume) goes on from the next tick after now.
+      ...(!same ? { nextAt: firstTick(cadence, now), anchor: now } : prev.paused && !paused ? { nextAt: tickAfter(cadence, prev.anchor, now) ?? Number.MAX_SAFE_INTEGER } : {}),
+      ...(dropped ? { runs: keptRuns(prev.runs, [{ tick: now, outcome: "missed", count: dropped }]), counts: { ...prev.counts, missed: prev.counts.missed + dropped } } : {}),
       updatedAt: now,
     };
     const written = await this.s.store.schedules.replace(prev, next);
@@ -117,7 +122,7 @@ export class SchedulesApi {
   }
 
   private async readable(caller: Caller, id: string): Promise<Schedule> {
-    const s = await this.s.store.schedules.get(id);
+    const s = scheduleId.safeParse(id).success ? await this.s.store.schedules.get(id) : undefined;
     if (!s || (s.owner !== caller.id && !caller.admin)) throw new ApiError("not_found", `no schedule ${JSON.stringify(id.slice(0, 100))}`);
     return s;
   }
@@ -139,6 +144,16 @@ export class SchedulesApi {
     };
   }
 }
+
+const sameCadence = (a: Cadence, b: Cadence): boolean =>
+  "everyMs" in a ? "everyMs" in b && a.everyMs === b.everyMs : "cron" in b && a.cron === b.cron && a.timeZone === b.timeZone;
+
+/** How many of the schedule's ticks have come and not been fired (an update replacing its cadence drops them). */
+const dueTicks = (s: Schedule, now: number): number => {
+  if (s.paused || s.nextAt > now) return 0;
+  const plan = planTicks({ ...s, catchUp: "all", catchUpMax: SCHEDULE_LIMITS.maxCatchUpMax }, now);
+  return plan.fire.length + (plan.missed?.count ?? 0);
+};
 
 const cadenceOf = (req: ScheduleUpdate): Cadence => (req.cron !== undefined ? { cron: req.cron, timeZone: req.timeZone ?? "UTC" } : { everyMs: req.everySeconds! * 1000 });
 
