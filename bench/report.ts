@@ -13,6 +13,7 @@ import type { BundleResult } from "./bundle.js";
 import type { ClaimResult } from "./claim.js";
 import type { E2eResult } from "./e2e.js";
 import type { FaninResult } from "./fanin.js";
+import type { LimitsResult } from "./limits.js";
 import type { RecoveryResult } from "./recovery.js";
 import type { RunMeta } from "./lib/meta.js";
 import type { RunnerCostResult } from "./runner-cost.js";
@@ -34,6 +35,7 @@ interface Saved {
   sweep?: Section<SweepResult>;
   e2e?: Section<E2eResult>;
   fanin?: Section<FaninResult>;
+  limits?: Section<LimitsResult>;
   recovery?: Section<RecoveryResult>;
   bundle?: Section<BundleResult>;
 }
@@ -310,6 +312,8 @@ export function writeReport(): string {
     );
   } else out.push("Not run yet: `npm run bench -- --only fanin`.", "");
 
+  out.push(...limitsSection(bench.limits));
+
   const rv = bench.recovery;
   out.push("## Kill → running again, at the default lease", "");
   if (rv) {
@@ -381,6 +385,30 @@ export function writeReport(): string {
   const text = out.join("\n");
   writeFileSync(join(DOCS, "reliability.md"), text);
   return text;
+}
+
+/** The controls' costs per job start (bench/limits.ts), each beside its floor or the anchor: its heading and body. */
+export function limitsSection(sec: Section<LimitsResult> | undefined): string[] {
+  const out = ["## What the controls cost per job start", ""];
+  if (!sec) return [...out, "Not run yet: `npm run bench -- --only limits`.", ""];
+  const r = sec.result;
+  const v = (x: number, extra: boolean) => {
+    x = Math.round(x * 100) / 100 || 0; // no "-0" from a difference of means
+    const t = Number.isInteger(x) ? n(x) : n(x, 2);
+    return extra && x >= 0 ? `+${t}` : t;
+  };
+  out.push(
+    `Through the real store (core/store.ts), ${r.jobs} jobs a row created, claimed and succeeded one after another, every call metered on the wire (${from(sec.meta)}). Each figure is per start, beside its floor; the rows marked + are what the control adds to the anchor, the same job under no control (or to the row they name).`,
+    "",
+    md(
+      ["", "WRU", "RRU", "floor or anchor", "calls per start"],
+      r.rows.map((x) => [x.what, v(x.wru, x.extra), v(x.rru, x.extra), x.floor.text, x.calls]),
+    ),
+    "",
+    ...r.notes.map((x) => `- ${x}`),
+    "",
+  );
+  return out;
 }
 
 export const COST_BEGIN = "<!-- cost:begin -->";

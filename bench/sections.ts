@@ -2,6 +2,7 @@
 import { printBundle, runBundle, type BundleResult } from "./bundle.js";
 import { printE2e, runE2e, type E2eResult } from "./e2e.js";
 import { printFanin, runFanin, type FaninResult } from "./fanin.js";
+import { printLimits, runLimits, type LimitsResult } from "./limits.js";
 import { printRecovery, runRecovery, type RecoveryResult } from "./recovery.js";
 import { printClaim, runClaim, type ClaimResult } from "./claim.js";
 import { printRunnerCost, runRunnerCost, type RunnerCostResult } from "./runner-cost.js";
@@ -57,6 +58,12 @@ export const SECTIONS: Section[] = [
     describe: "one parent with 10,000 trivial children: last child's end → parent running again, write units per child beside the floor, the hottest key",
     run: (f) => runFanin({ quick: f.quick }),
     print: printFanin,
+  }),
+  section<LimitsResult>({
+    name: "limits",
+    describe: "what the controls cost per job start: a concurrency limit, a rate limit (and one whose log is at its 500 starts), a refused start and its wake, the settings reads; each beside its floor or the anchor (no control)",
+    run: (f) => runLimits(f.quick ? { jobs: 50, refusals: 10 } : {}),
+    print: printLimits,
   }),
   section<RecoveryResult>({
     name: "recovery",
