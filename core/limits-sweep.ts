@@ -27,6 +27,8 @@ export interface LimitsSweepDeps {
   records: (ids: string[], consistent: boolean) => Promise<Job[]>;
   /** A queued job's deadline pushed and its doorbell rung (the sweeper's resend). */
   resend: (job: QueuedJob) => Promise<void>;
+  /** The job with the values that would expire while it waits (a held job may wait for days), so a write copies them on. */
+  refreshed: (job: QueuedJob) => Promise<QueuedJob>;
 }
 
 export interface LimitsReport {
@@ -72,7 +74,7 @@ export class LimitsSweep {
       if (await this.d.gates.unhold(job)) return "unheld";
       throw new ConflictError("the held job changed during the sweep");
     }
-    const w = await this.d.write(life.hold(job, h, c), "write");
+    const w = await this.d.write(life.hold(await this.d.refreshed(job), h, c), "write");
     if (!w.applied) throw new ConflictError("the held job changed during the sweep");
     return "held";
   }

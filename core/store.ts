@@ -143,6 +143,7 @@ export class JobStore {
         const pushed = await this.pushStartDeadline(job);
         await opts.doorbell?.send(pushed.queue, [pushed.id], 0).catch(() => undefined);
       },
+      refreshed: async (job) => (needsRefresh(job, this.now(), this.retentionDays) ? this.withValues(job) : job),
     });
     this.schedules = new Schedules({
       db,

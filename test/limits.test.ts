@@ -13,6 +13,7 @@ import { MemoryMetrics } from "../core/metrics.js";
 import type { Doorbell } from "../core/queue.js";
 import type { NewJob } from "../core/store.js";
 import { Sweeper } from "../core/sweeper.js";
+import { expireItems } from "../local/ttl.js";
 import { BACKENDS, manualClock, useEmulators, type TestEnv } from "./support/emulators.js";
 
 let env: TestEnv;
@@ -273,6 +274,25 @@ describe.each(BACKENDS)("under the fault model, on %s", (backend) => {
     expect(await store.claim(h.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held", job: { hold: { key: `type:${type}` } } });
     expect(bell.rung.map((x) => x.id)).toEqual([h.id, k.id]);
     expect((await store.claim(k.id, "w", 30_000)).ok).toBe(true);
+  });
+
+  test("a job held for a month keeps its input: the sweeper's look copies the value before it would expire", async () => {
+    const clock = manualClock(1_800_000_500_000);
+    const bell = recordingDoorbell();
+    const store = env.store({ now: clock.now, doorbell: bell });
+    const type = `demo.month-${backend}`;
+    await store.controls.pause(`type:${type}`, "oncall", clock.now());
+    const { job } = await store.create(spec({ type, input: { payload: "x".repeat(2_000) } }));
+    expect(await store.claim(job.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
+    clock.advance(31 * 24 * 3_600_000); // near its input's horizon (a day's wait + its limit + the retention)
+    await new Sweeper(services(store, bell, clock.now)).sweep();
+    await expireItems(env.doc, env.emu.tableName, clock.now() + 3 * 24 * 3_600_000); // DynamoDB's TTL, days later
+    clock.advance(3 * 24 * 3_600_000);
+    await store.controls.resume(`type:${type}`, clock.now());
+    await store.gates.wake(`pause#type:${type}`, 10);
+    const claimed = await store.claim(job.id, "w", 30_000);
+    expect(claimed.ok).toBe(true);
+    if (claimed.ok) expect(claimed.lease.job.input).toEqual({ payload: "x".repeat(2_000) });
   });
 
   test("a duplicate doorbell's losing claim leaves the winner's slot as it was, so the winner's end frees it", async () => {
