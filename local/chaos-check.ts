@@ -17,9 +17,16 @@
  * written is found missing rather than unseen; each child is then held to every check above as
  * a job of its own, and the flow's own checks (section 8) hold the parent to one wait and one
  * resume per round, after its last child ended, and to a result true to its children's records.
+ *
+ * Controls (docs/jobs.md "Controls"): the jobs that carry the run's concurrency key are held to its
+ * limit, counted from their handlers' starts and ends (section 9), and to holds that spend no
+ * attempt; a schedule's ticks (section 10) each have exactly one job, its id derived from the
+ * tick, and every such job is held to the per-job checks too.
  */
 import { childId } from "../core/flow.js";
 import { isTerminal, type Job } from "../core/job.js";
+import { tickKey, type Schedule } from "../core/schedule.js";
+import { idempotentId } from "../core/store.js";
 import { EXECUTION_TYPES, UNSTORABLE_CODES, UNSTORABLE_TYPES, executionScore, executionsOf, expectedStatus, expectedSum, type EvaluateInput, type EvaluationResult, type ExecutionResult, type NearLimitResult } from "./chaos-jobs.js";
 import type { ChildLink, LedgerEntry, StoreEntry } from "./chaos-ledger.js";
 
@@ -32,6 +39,10 @@ export interface Submitted {
   at: number;
   /** A flow's child (derived, not submitted): its place in its parent's round. */
   parent?: ChildLink;
+  /** The concurrency key it was submitted with (section 9). */
+  concurrencyKey?: string;
+  /** A schedule's tick's job (derived, not submitted): its tick (section 10). */
+  tick?: number;
 }
 
 /** The flow parents' type: an evaluation of regions × models × questions (chaos-jobs.ts). */
@@ -95,6 +106,30 @@ export interface ChaosFacts {
   deaths?: { delivered: number; requeued: number; ended: number; untouched: number };
   /** Flows: executions whose creates the wire refused on every try (`flowUnwritten`), and how many tries it refused. */
   refusedChildWrites?: { executions: number; tries: number };
+  /** The concurrency limit the keyed jobs ran under (section 9). */
+  limits?: LimitFacts;
+  /** The run's schedule (section 10). */
+  schedule?: ScheduleFacts;
+}
+
+/** A concurrency limit set before the run on `key:<key>`, which the submitted jobs with that `concurrencyKey` carry. */
+export interface LimitFacts {
+  key: string;
+  limit: number;
+  /** The key's slot holders after the drain (`store.controls.holders`): job id → when it took its slot. */
+  holders: Record<string, number>;
+}
+
+/** A fixed-rate schedule made at the start of the chaos window and paused at its end. */
+export interface ScheduleFacts {
+  /** As it was at the end, paused. */
+  schedule: Schedule;
+  /** Its first tick (its nextAt when it was made). */
+  firstTick: number;
+  /** The pause had been applied by then (the parent's clock when setPaused answered): no later tick may have a job. */
+  pausedBy: number;
+  /** Every job of the schedule's job type in the table at the end (a scan), by id. */
+  ofType: string[];
 }
 
 export interface CheckRow {
@@ -127,6 +162,59 @@ export interface ChaosVerdict {
   calls: { cancels: number; retries: number; cancelledJobs: number; retriedJobs: number };
   statuses: Record<string, number>;
   flows: FlowFigures;
+  limits: LimitFigures;
+  schedule: ScheduleFigures;
+}
+
+/** Section 9's figures (zeros without a limit). */
+export interface LimitFigures {
+  key: string | null;
+  limit: number;
+  keyed: number;
+  /** Handler runs of keyed jobs (starts under an applied claim). */
+  handlers: number;
+  /** Most keyed jobs with a handler running at once while their runs held a slot: the checked figure. */
+  maxRunning: number;
+  /** Most keyed jobs running at once as DynamoDB applied their claims and the writes that took them out of running. */
+  maxRunningStore: number;
+  /** Most at once counting also the handlers that ran on past their run's end (not checked: see section 9). */
+  maxUnclipped: number;
+  /** Handlers that ran on after their run had left running (its slot given back), and the longest such overrun. */
+  overran: number;
+  overranMs: number;
+  notTerminal: number;
+  /** Hold writes DynamoDB applied to keyed jobs, the jobs they held, and the unholds that woke them. */
+  holds: number;
+  heldJobs: number;
+  unholds: number;
+  /** Hold or unhold writes that changed the job's attempts, or a record counting more attempts than its history ran. */
+  spentOnHold: number;
+  /** Attempts in the keyed jobs' histories whose claim never started its handler (reported by section 4 as well) or that no applied claim made. */
+  attemptsUnstarted: number;
+  holdersLeft: number;
+  /** Of those, slots whose job's ending write was made by a process killed right after it (left by design until a job waits on the key). */
+  holdersExcused: number;
+}
+
+/** Section 10's figures (zeros without a schedule). */
+export interface ScheduleFigures {
+  id: string | null;
+  everyMs: number;
+  /** Ticks the schedule handled (its first to the one before its nextAt at the end), and how many have their job. */
+  ticks: number;
+  jobs: number;
+  missing: number;
+  /** Jobs of the schedule's type that no tick up to the pause derives: a tick fired twice under another id, or after the pause. */
+  extra: number;
+  /** Ticks after the last handled one, before the pause, that have a job: fired by a sweep whose own write the pause overtook. */
+  unrecorded: number;
+  notTerminal: number;
+  counts: Schedule["counts"];
+  /** Kept runs that are not `fired` with their tick's own job, and ticks decided but never recorded. */
+  badRuns: number;
+  /** From a tick to its job's createdAt, and how many were later than one interval (a catch-up after the sweeper was down). */
+  lag: Distribution;
+  late: number;
 }
 
 /** The flows' figures (all 0 without evaluations). */
@@ -157,7 +245,7 @@ export function distribution(values: number[]): Distribution & { samples: number
   return { n: s.length, median: percentile(s, 50), p95: percentile(s, 95), max: s[s.length - 1] ?? NaN, samples: s };
 }
 
-const STEP_TYPES = new Set(["chaos.steps", "chaos.long", "chaos.stall"]);
+const STEP_TYPES = new Set(["chaos.steps", "chaos.long", "chaos.stall", "chaos.tick"]);
 
 type Of<K extends LedgerEntry["k"]> = Extract<LedgerEntry, { k: K }>;
 type Claim = Of<"claim"> & { pid?: number };
@@ -243,10 +331,12 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   for (const k of f.kills) if (!killedAt.has(k.pid)) killedAt.set(k.pid, k.at);
   const killedAfter = (pid: number | undefined, at: number) => pid !== undefined && (killedAt.get(pid) ?? -Infinity) >= at;
 
-  // Every job the run made: the ones submitted, and the children their flows spawn.
+  // Every job the run made: the ones submitted, the children their flows spawn, and its schedule's ticks' jobs.
   const children = flowChildren(f.submitted);
-  const all = [...f.submitted, ...children];
+  const scheduled = f.schedule ? scheduledJobs(f.schedule, f.jobs) : [];
+  const all = [...f.submitted, ...children, ...scheduled];
   const flowStatuses: Record<string, number> = {};
+  const tickStatuses: Record<string, number> = {};
 
   // 1. every job terminal; 2. its final state is what its type produces (or a caller's cancel)
   let notTerminal = 0;
@@ -254,7 +344,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   for (const s of all) {
     const job = f.jobs.get(s.id);
     const status = job?.status ?? "missing";
-    const tally = s.parent ? flowStatuses : statuses;
+    const tally = s.parent ? flowStatuses : s.tick !== undefined ? tickStatuses : statuses;
     tally[status] = (tally[status] ?? 0) + 1;
     if (!job || !isTerminal(job.status)) {
       notTerminal++;
@@ -329,6 +419,8 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   let unclaimedStarts = 0;
   let startedAfterEnd = 0;
   const unstarted = { killed: 0, leaseLost: 0, handedBack: 0 };
+  // What became of each applied claim (section 9 reads the keyed jobs' from here).
+  const fates = new Map<Claim, ClaimFate>();
   for (const s of all) {
     const j = L(s.id);
     const matched = new Set<Claim>();
@@ -349,7 +441,11 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
       }
     }
     for (const c of j.claims) {
-      if (matched.has(c)) continue;
+      if (matched.has(c)) {
+        fates.set(c, "started");
+        continue;
+      }
+      fates.set(c, "spent");
       if (c.pid === undefined) {
         spentUnstarted++;
         violations.push(`${s.id} (${s.type}) was claimed (token ${c.token}) by worker ${c.worker}, which no chaos process announced`);
@@ -357,17 +453,20 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
       }
       if (killedAfter(c.pid, c.at)) {
         unstarted.killed++;
+        fates.set(c, "killed");
         continue;
       }
       const wrote = j.store.filter((e) => FENCED.has(e.k) && "token" in e && e.token === c.token && e.version > c.version);
       if (!wrote.length) {
         unstarted.leaseLost++;
+        fates.set(c, "leaseLost");
         continue;
       }
       // Handed straight back with its attempt returned (the store does so when it cannot read the
       // job's values for the handler, core/store.ts `leased`): nothing was spent.
       if (wrote.every((e) => e.k === "release" && e.outcome === "released" && e.attempts === c.attempt - 1)) {
         unstarted.handedBack++;
+        fates.set(c, "handedBack");
         continue;
       }
       spentUnstarted++;
@@ -391,7 +490,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   let zombies = 0;
   let zombieMs = 0;
   const beatMs = (e: StoreEntry) => e.appliedAt - e.at;
-  for (const s of f.submitted.filter((x) => STEP_TYPES.has(x.type))) {
+  for (const s of [...f.submitted, ...scheduled].filter((x) => STEP_TYPES.has(x.type))) {
     const j = L(s.id);
     const n = Number(s.input.steps);
     if (f.jobs.get(s.id)?.status === "succeeded") {
@@ -538,6 +637,13 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   const flows = checkFlows(f, L, children, violations);
   flows.statuses = flowStatuses;
 
+  // 9. a concurrency limit: never more keyed jobs running than it allows, no attempt spent on a
+  //    hold, every keyed job terminal and its slots given back
+  const limits = checkLimits(f, L, fates, violations);
+
+  // 10. a schedule: one job per tick, each terminal, and the schedule's counts true
+  const schedule = checkSchedule(f, violations);
+
   // figures: jobs that needed the sweeper; death → running again; fenced-out results
   const sweptJobs = new Set(ledger.filter((e) => e.k === "swept").map((e) => (e as Of<"swept">).job));
   const dropped = f.submitted.filter((s) => s.enqueueDropped);
@@ -590,7 +696,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     ...(f.deaths
       ? [{ check: "death events (each twice: at once, and late)", value: `${f.deaths.delivered} delivered: ${f.deaths.requeued} jobs queued again at once, ${f.deaths.ended} ended, ${f.deaths.untouched} left alone (moved on, finished, or a repeat)`, ok: null }]
       : []),
-    { check: "every job terminal", value: `${notTerminal ? `${notTerminal} not terminal` : `all ${f.submitted.length}`}${children.length ? ` (and their ${children.length} flow children)` : ""}`, ok: notTerminal === 0 },
+    { check: "every job terminal", value: `${notTerminal ? `${notTerminal} not terminal` : `all ${f.submitted.length}`}${children.length ? ` (and their ${children.length} flow children)` : ""}${scheduled.length ? ` (and ${scheduled.length} scheduled ticks' jobs)` : ""}`, ok: notTerminal === 0 },
     { check: "final state matches the job type (or a caller's cancel)", value: wrongState ? `${wrongState} wrong` : "all", ok: wrongState === 0 },
     { check: "≤ 1 committed result per job (per run, between API retries)", value: doubles ? `${doubles} jobs committed twice` : `max 1 (${commits} commits for ${all.length} jobs${children.length ? ` (${children.length} of them flow children)` : ""}, ${calls.retries} retried runs)`, ok: doubles === 0 },
     { check: "every end observed, under the current fence", value: `${unobserved} unobserved, ${stale} stale, ${missed} jobs with writes the ledger missed, ${unclassified} unclassified writes`, ok: unobserved === 0 && stale === 0 && missed === 0 && unclassified === 0 },
@@ -628,6 +734,8 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     { check: "SQS message faults", value: `${f.duplicates.immediate} duplicate, ${f.duplicates.delayed} delayed redeliveries, ${dropped.length} enqueues lost after the write`, ok: null },
     { check: "finished handlers whose result was fenced out", value: `${fencedOut} (${stallFenced} from workers frozen past their lease; ${f.submitted.filter((s) => s.type === "chaos.stall").length} stall jobs)`, ok: null },
     ...(flows.evaluations ? flowRows(flows, children, f.refusedChildWrites) : []),
+    ...(f.limits ? limitRows(limits) : []),
+    ...(f.schedule ? scheduleRows(schedule) : []),
   ];
   return {
     ok: violations.length === 0,
@@ -644,6 +752,8 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     calls,
     statuses,
     flows,
+    limits,
+    schedule,
   };
 }
 
@@ -832,6 +942,315 @@ function flowRows(x: FlowFigures, children: Submitted[], refused?: ChaosFacts["r
       ok: null,
     },
     { check: "evaluation results complete and true to the executions", value: x.badResults ? `${x.badResults} wrong` : "all (executions, succeeded + failed, counts and mean score as the records say)", ok: x.badResults === 0 },
+  ];
+}
+
+/** What became of an applied claim (section 4): it started its handler, or why it did not. */
+type ClaimFate = "started" | "killed" | "leaseLost" | "handedBack" | "spent";
+
+// ─── 9. a concurrency limit ──────────────────────────────────────────────────────────────────
+
+/** A stretch of time one job spent in some state, from `from` up to (not including) `to`. */
+interface Span {
+  job: string;
+  from: number;
+  to: number;
+}
+
+/** The write that takes a job out of running: its end, a hand-back, a parent's wait, the sweeper's (or a death event's) reclaim, expire or cancel. */
+const leavesRunning = (e: StoreEntry): boolean => e.k === "commit" || e.k === "release" || e.k === "wait" || (e.k === "swept" && e.transition !== "recheck");
+
+/**
+ * A job's runs as DynamoDB applied them: from a claim of it while it was not running to the
+ * write that took it out of running, with every claim made in between (a takeover of an expired
+ * lease continues the run, and keeps its slots). Times are the proxy's `appliedAt`, one clock.
+ */
+function runsOf(j: JobLedger): { from: number; to: number; claims: Claim[] }[] {
+  const out: { from: number; to: number; claims: Claim[] }[] = [];
+  let cur: { from: number; to: number; claims: Claim[] } | undefined;
+  for (const e of j.store) {
+    if (e.k === "claim") {
+      cur ??= { from: e.appliedAt, to: Infinity, claims: [] };
+      cur.claims.push(e as Claim);
+    } else if (cur && leavesRunning(e)) {
+      cur.to = e.appliedAt;
+      out.push(cur);
+      cur = undefined;
+    }
+  }
+  if (cur) out.push(cur);
+  return out;
+}
+
+/** The most distinct jobs inside one of their spans at once, when that was first reached, and which jobs they were. */
+function peak(spans: Span[]): { n: number; at: number; jobs: string[] } {
+  const events = spans.filter((x) => x.to > x.from).flatMap((x) => [{ t: x.from, d: 1, job: x.job }, { t: x.to, d: -1, job: x.job }]);
+  // An end and a start at the same instant do not overlap: ends first.
+  events.sort((a, b) => a.t - b.t || a.d - b.d);
+  const open = new Map<string, number>();
+  let best = { n: 0, at: NaN, jobs: [] as string[] };
+  for (const e of events) {
+    const n = (open.get(e.job) ?? 0) + e.d;
+    if (n > 0) open.set(e.job, n);
+    else open.delete(e.job);
+    if (open.size > best.n) best = { n: open.size, at: e.t, jobs: [...open.keys()] };
+  }
+  return best;
+}
+
+/** How long after its end a kill may still have cut the slot release that follows it (a release can hang on the wire for a few tries). */
+const RELEASE_CUT_MS = 10_000;
+
+/**
+ * Section 9: the keyed jobs (submitted with the run's concurrency key) against their limit.
+ *
+ * What is counted: a keyed job is running while one of its handlers runs (from its `start` to
+ * its `end`; a SIGKILLed process's handlers to the kill) and its run holds its slot (from the
+ * claim that took it out of queued to the write that took it out of running, as DynamoDB applied
+ * them). The store gives a run's slots back only after that write, and takes a slot before the
+ * claim, so no more than the limit of such runs exist at once. A handler whose lease was lost
+ * still counts while its run holds the slot: a worker frozen past its lease, until another
+ * worker's takeover ends the run (the takeover keeps the job's slot: both handlers are one job,
+ * counted once) or the sweeper's reclaim takes the job back. After that write its slot is
+ * free, and another keyed job may take it and start: the frozen handler, continued, runs on
+ * until its first heartbeat is refused, holding no slot. That overrun is the fence's business
+ * (section 5 bounds it; its results are refused), not the limit's: the limit bounds runs holding
+ * slots, and a handler that overran one no longer holds any. So it is cut at its run's end, and
+ * the count with it (`maxUnclipped`) is shown beside, unchecked. The frozen-worker jobs
+ * (chaos.stall) carry the key too, so that case is exercised, not avoided.
+ *
+ * Checked besides: DynamoDB's own view (runs at once, as applied), every keyed job terminal,
+ * holds that leave the job's attempts as they were and histories whose every attempt started
+ * its handler (or lost it to a kill or a lost lease, section 4), and the key's slots item empty
+ * after the drain, but for a slot whose job's ending write was made by a process killed right
+ * after it (its release cut: by design it stays until a job waits on the key, and the sweeper's
+ * recount gives it back).
+ */
+function checkLimits(f: ChaosFacts, L: LedgerOf, fates: Map<Claim, ClaimFate>, violations: string[]): LimitFigures {
+  const out: LimitFigures = {
+    key: f.limits?.key ?? null,
+    limit: f.limits?.limit ?? 0,
+    keyed: 0,
+    handlers: 0,
+    maxRunning: 0,
+    maxRunningStore: 0,
+    maxUnclipped: 0,
+    overran: 0,
+    overranMs: 0,
+    notTerminal: 0,
+    holds: 0,
+    heldJobs: 0,
+    unholds: 0,
+    spentOnHold: 0,
+    attemptsUnstarted: 0,
+    holdersLeft: 0,
+    holdersExcused: 0,
+  };
+  if (!f.limits) return out;
+  const { key, limit } = f.limits;
+  const keyed = f.submitted.filter((s) => s.concurrencyKey === key);
+  out.keyed = keyed.length;
+  const sigkilled = new Map<number, number>();
+  for (const k of f.kills) if (k.signal === "SIGKILL" && !sigkilled.has(k.pid)) sigkilled.set(k.pid, k.at);
+  const running: Span[] = [];
+  const unclipped: Span[] = [];
+  const inStore: Span[] = [];
+  for (const s of keyed) {
+    const j = L(s.id);
+    const runs = runsOf(j);
+    for (const r of runs) inStore.push({ job: s.id, from: r.from, to: r.to });
+    for (const st of j.starts) {
+      const c = claimOf(j, st);
+      if (!c) continue; // reported by section 4
+      out.handlers++;
+      const runEnd = runs.find((r) => r.claims.includes(c))?.to ?? Infinity;
+      const ended = j.proc.find((e): e is Of<"end"> => e.k === "end" && e.pid === st.pid && e.attempt === st.attempt && e.at >= st.at)?.at;
+      const killed = sigkilled.get(st.pid);
+      const end = ended ?? (killed !== undefined && killed >= st.at ? killed : undefined);
+      running.push({ job: s.id, from: st.at, to: Math.min(end ?? Infinity, runEnd) });
+      unclipped.push({ job: s.id, from: st.at, to: end ?? runEnd });
+      if (end !== undefined && end > runEnd) {
+        out.overran++;
+        out.overranMs = Math.max(out.overranMs, end - runEnd);
+      }
+    }
+
+    // No attempt spent on a hold: the gates' writes leave attempts as they were, and every attempt
+    // the record counts ran its handler, or lost it to a kill or a lost lease.
+    const job = f.jobs.get(s.id);
+    if (!job || !isTerminal(job.status)) out.notTerminal++;
+    const gated = j.store.filter((e) => e.k === "hold" || e.k === "unhold");
+    if (gated.some((e) => e.k === "hold")) out.heldJobs++;
+    for (const g of gated) {
+      if (g.k === "hold") out.holds++;
+      else out.unholds++;
+      const before = j.store.find((e) => e.version === g.version - 1);
+      if (g.attempts !== undefined && before?.attempts !== undefined && g.attempts !== before.attempts) {
+        out.spentOnHold++;
+        violations.push(`${s.id} (${s.type}) ${g.k === "hold" ? `was held (${g.by} on ${g.key})` : "was unheld"} at v${g.version} with ${g.attempts} attempts, but had ${before.attempts} before (v${before.version}): an attempt spent on a hold`);
+      }
+    }
+    if (!job) continue;
+    const history = job.history ?? [];
+    for (const a of history) {
+      const claims = j.claims.filter((c) => c.attempt === a.attempt && c.worker === a.worker);
+      if (claims.some((c) => fates.get(c) !== "spent")) continue;
+      out.attemptsUnstarted++;
+      // A claim that was spent is section 4's violation already; one never applied is this one's.
+      if (!claims.length) violations.push(`${s.id} (${s.type}) has attempt ${a.attempt} (worker ${a.worker}) in its history, but DynamoDB applied no such claim`);
+    }
+    const ran = Math.max(0, ...history.map((a) => a.attempt));
+    if (job.attempts > ran) {
+      out.spentOnHold++;
+      violations.push(`${s.id} (${s.type}) counts ${job.attempts} attempts, but its history ran ${ran}: an attempt spent without a run`);
+    }
+  }
+  const p = peak(running);
+  const ps = peak(inStore);
+  out.maxRunning = p.n;
+  out.maxRunningStore = ps.n;
+  out.maxUnclipped = peak(unclipped).n;
+  const iso = (t: number) => (Number.isFinite(t) ? new Date(t).toISOString() : String(t));
+  if (p.n > limit) violations.push(`${p.n} keyed jobs (key:${key}, limit ${limit}) ran their handlers at once while their runs held slots, at ${iso(p.at)}: ${p.jobs.join(", ")}`);
+  if (ps.n > limit) violations.push(`DynamoDB had ${ps.n} keyed jobs (key:${key}, limit ${limit}) running at once, at ${iso(ps.at)}: ${ps.jobs.join(", ")}`);
+
+  // The key's slots after the drain: none held, but a slot whose release a kill cut right after its job ended.
+  const isKeyed = new Set(keyed.map((s) => s.id));
+  for (const id of Object.keys(f.limits.holders)) {
+    out.holdersLeft++;
+    const job = f.jobs.get(id);
+    const end = L(id).store.filter((e): e is Of<"commit"> => e.k === "commit").at(-1);
+    const enders = !end ? [] : end.by === "worker" ? f.kills.filter((k) => k.pid === end.pid) : end.by === "sweeper" ? f.kills.filter((k) => k.target === "sweeper") : [];
+    const cut = end && enders.some((k) => k.at >= end.appliedAt && k.at - end.appliedAt <= RELEASE_CUT_MS);
+    if (isKeyed.has(id) && job && isTerminal(job.status) && cut) {
+      out.holdersExcused++;
+      continue;
+    }
+    violations.push(`key:${key}'s slots still hold ${id} (${isKeyed.has(id) ? (job?.status ?? "missing") : "not a keyed job of this run"}, taken at ${iso(f.limits.holders[id]!)}) after the drain: a slot no run holds, its release lost`);
+  }
+  return out;
+}
+
+function limitRows(x: LimitFigures): CheckRow[] {
+  return [
+    {
+      check: `≤ ${x.limit} keyed jobs running at once (key:${x.key})`,
+      value: `max ${x.maxRunning} handlers at once while their runs held slots, ${x.maxRunningStore} runs at once as DynamoDB applied them (${x.keyed} keyed jobs, ${x.handlers} handler runs); ${x.overran} handlers ran on past their run's end (frozen or cut off, worst ${x.overranMs} ms; ${x.maxUnclipped} at once counting them)`,
+      ok: x.maxRunning <= x.limit && x.maxRunningStore <= x.limit,
+    },
+    {
+      check: "every keyed job terminal, no attempt spent on a hold",
+      value: `${x.keyed - x.notTerminal} of ${x.keyed} terminal; ${x.holds} holds applied to ${x.heldJobs} jobs, ${x.unholds} unholds, ${x.spentOnHold} changed attempts; ${x.attemptsUnstarted} attempts in their histories without a handler start`,
+      ok: x.notTerminal === 0 && x.spentOnHold === 0 && x.attemptsUnstarted === 0,
+    },
+    {
+      check: "keyed slots given back after the drain",
+      value: `${x.holdersLeft} held${x.holdersExcused ? ` (${x.holdersExcused} whose job's end was written by a process killed before it gave the slot back: left until a job waits on the key, by design)` : ""}`,
+      ok: x.holdersLeft === x.holdersExcused,
+    },
+  ];
+}
+
+// ─── 10. a schedule ──────────────────────────────────────────────────────────────────────────
+
+/**
+ * Every tick of the schedule from its first up to the pause, each with the id its job must have
+ * (core/schedules.ts: the tick is the job's idempotency key under the schedule's owner) and
+ * whether the schedule handled it (before its nextAt at the end). Fixed rates only.
+ */
+export function scheduleTicks(s: ScheduleFacts): { tick: number; id: string; recorded: boolean }[] {
+  const c = s.schedule.cadence;
+  if (!("everyMs" in c) || c.everyMs <= 0) return [];
+  const out: { tick: number; id: string; recorded: boolean }[] = [];
+  const last = Math.max(s.pausedBy, s.schedule.nextAt - c.everyMs);
+  for (let t = s.firstTick; t <= last; t += c.everyMs) out.push({ tick: t, id: idempotentId(s.schedule.owner, tickKey(s.schedule.id, t)), recorded: t < s.schedule.nextAt });
+  return out;
+}
+
+/** The ticks' jobs the per-job checks hold: every handled tick's (missing or not), and the job of any other tick up to the pause that exists. */
+export function scheduledJobs(s: ScheduleFacts, jobs: Map<string, Job | undefined>): Submitted[] {
+  return scheduleTicks(s)
+    .filter((t) => t.recorded || jobs.get(t.id))
+    .map((t) => ({ id: t.id, type: s.schedule.job.type, input: (s.schedule.job.input ?? {}) as Record<string, unknown>, enqueueDropped: false, at: t.tick, tick: t.tick }));
+}
+
+/**
+ * Section 10: a schedule fires each tick once. Each tick from the first to the last it handled
+ * has its job (the derived id), and no other job of its type exists (a second job for a tick
+ * would have another id, so it is found as one no tick derives); a tick after the last handled
+ * one and before the pause may have a job (a sweep fired it, then lost its own write to the
+ * pause), never one after the pause. Every such job is terminal, and the schedule's counts say
+ * what it did: every tick fired (overlap `allow`), none skipped, none missed (catch-up `all`).
+ */
+function checkSchedule(f: ChaosFacts, violations: string[]): ScheduleFigures {
+  const sf = f.schedule;
+  const noLag = { n: 0, median: NaN, p95: NaN, max: NaN };
+  if (!sf) return { id: null, everyMs: 0, ticks: 0, jobs: 0, missing: 0, extra: 0, unrecorded: 0, notTerminal: 0, counts: { fired: 0, skipped: 0, missed: 0 }, badRuns: 0, lag: noLag, late: 0 };
+  const s = sf.schedule;
+  const everyMs = "everyMs" in s.cadence ? s.cadence.everyMs : 0;
+  const ticks = scheduleTicks(sf);
+  const out: ScheduleFigures = { id: s.id, everyMs, ticks: 0, jobs: 0, missing: 0, extra: 0, unrecorded: 0, notTerminal: 0, counts: { ...s.counts }, badRuns: 0, lag: noLag, late: 0 };
+  if (!everyMs) {
+    violations.push(`schedule ${s.id}: not a fixed rate; the chaos check derives fixed-rate ticks only`);
+    return out;
+  }
+  const lags: number[] = [];
+  const missing: number[] = [];
+  for (const t of ticks) {
+    const job = f.jobs.get(t.id);
+    if (t.recorded) out.ticks++;
+    if (!job || job.type !== s.job.type) {
+      if (t.recorded) missing.push(t.tick);
+      if (job) violations.push(`schedule ${s.id}: tick ${new Date(t.tick).toISOString()}'s id ${t.id} holds a ${job.type} job, not ${s.job.type}`);
+      continue;
+    }
+    if (t.recorded) out.jobs++;
+    else out.unrecorded++;
+    if (!isTerminal(job.status)) out.notTerminal++;
+    lags.push(job.createdAt - t.tick);
+  }
+  out.missing = missing.length;
+  if (missing.length) violations.push(`schedule ${s.id}: ${missing.length} of its ${out.ticks} handled ticks have no job (${missing.slice(0, 5).map((t) => new Date(t).toISOString()).join(", ")}${missing.length > 5 ? ", …" : ""})`);
+  if (!out.ticks) violations.push(`schedule ${s.id}: not one tick handled in the run (first tick ${new Date(sf.firstTick).toISOString()}, paused by ${new Date(sf.pausedBy).toISOString()})`);
+  const derived = new Set(ticks.map((t) => t.id));
+  const extra = sf.ofType.filter((id) => !derived.has(id));
+  out.extra = extra.length;
+  if (extra.length) violations.push(`schedule ${s.id}: ${extra.length} jobs of its type ${s.job.type} are the job of no tick up to the pause (${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ", …" : ""}): a tick fired twice, or after the pause`);
+  if (s.counts.fired !== out.ticks || s.counts.skipped !== 0 || s.counts.missed !== 0) {
+    violations.push(`schedule ${s.id} counts fired ${s.counts.fired}, skipped ${s.counts.skipped}, missed ${s.counts.missed}; it handled ${out.ticks} ticks, each to fire (overlap ${s.overlap}, catch-up ${s.catchUp})`);
+  }
+  // Ticks a look decided but did not record (core/schedules.ts keeps them `pending` until it does): the drain waits for them, so none may be left.
+  const pending = (s as { pending?: { tick: number }[] }).pending ?? [];
+  if (pending.length) {
+    out.badRuns += pending.length;
+    violations.push(`schedule ${s.id} still has ${pending.length} decided ticks it never recorded (${pending.slice(0, 5).map((p) => new Date(p.tick).toISOString()).join(", ")})`);
+  }
+  const idOf = new Map(ticks.map((t) => [t.tick, t.id]));
+  for (const r of s.runs) {
+    if (r.outcome === "fired" && r.jobId === idOf.get(r.tick)) continue;
+    out.badRuns++;
+    violations.push(`schedule ${s.id}'s run for tick ${new Date(r.tick).toISOString()} is ${r.outcome}${r.count ? ` (${r.count} ticks)` : ""} with job ${r.jobId ?? "none"}; expected fired with ${idOf.get(r.tick) ?? "a tick on its grid"}`);
+  }
+  const { samples: _s, ...lag } = distribution(lags);
+  out.lag = lag;
+  out.late = lags.filter((x) => x > everyMs).length;
+  return out;
+}
+
+function scheduleRows(x: ScheduleFigures): CheckRow[] {
+  const ms = (v: number) => (Number.isFinite(v) ? `${(v / 1000).toFixed(2)} s` : "–");
+  return [
+    {
+      check: `schedule: one job per tick (every ${x.everyMs / 1000} s), first to last handled`,
+      value: `${x.ticks} ticks handled: ${x.jobs} jobs, ${x.missing} missing, ${x.extra} more of its type than its ticks derive; ${x.unrecorded} later ticks fired by a sweep the pause overtook`,
+      ok: x.ticks > 0 && x.missing === 0 && x.extra === 0,
+    },
+    {
+      check: "schedule: its jobs terminal, its counts true (catch-up all)",
+      value: `${x.jobs + x.unrecorded - x.notTerminal} of ${x.jobs + x.unrecorded} terminal; counts fired ${x.counts.fired}, skipped ${x.counts.skipped}, missed ${x.counts.missed}; ${x.badRuns} kept runs off`,
+      ok: x.notTerminal === 0 && x.counts.fired === x.ticks && x.counts.skipped === 0 && x.counts.missed === 0 && x.badRuns === 0,
+    },
+    { check: "schedule: tick → its job written", value: `median ${ms(x.lag.median)} p95 ${ms(x.lag.p95)} worst ${ms(x.lag.max)}; ${x.late} later than one interval (caught up after the sweeper was down)`, ok: null },
   ];
 }
 

@@ -33,6 +33,13 @@
  * - chaos.execution (Lambda) and chaos.execution.large (Fargate): one execution, `stepMs` long,
  *   answering a score the checks recompute; the models alternate between the two, so both kinds
  *   of worker (and both kinds of kill) run children.
+ * - chaos.tick (Lambda): a schedule's tick (core/schedules.ts), a short steps job the sweeper
+ *   creates once per tick of the run's schedule; a type of its own, so every job of it in the
+ *   table must be the job of one tick (its id derived from the tick).
+ *
+ * Every handler records its start and, registered through `tracked`, its end however it ends, so
+ * the checks know the interval each handler ran in: the keyed jobs' concurrency limit is checked
+ * on them. Jobs of KEYED_TYPES may carry the run's concurrency key (`--keyed-share`).
  *
  * Loaded into worker processes through WARDEN_EXTRA_JOBS (see `setup`).
  */
@@ -90,6 +97,26 @@ function freeze(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/**
+ * The type with its handler's end recorded, however it ends (returned, threw, aborted): with the
+ * start each handler records first, the interval the handler ran in.
+ */
+function tracked<I, R, C>(t: JobType<I, R, C>): JobType<I, R, C> {
+  return {
+    ...t,
+    async handler(input, ctx) {
+      let threw = true;
+      try {
+        const out = await t.handler(input, ctx);
+        threw = false;
+        return out;
+      } finally {
+        record({ k: "end", job: ctx.jobId, attempt: ctx.attempt, threw, pid: process.pid, at: Date.now() });
+      }
+    },
+  };
+}
+
 const CHAOS_LIMITS = { maxAttempts: 20, backoffBaseMs: 200, backoffMaxMs: 2_000, timeoutMs: 30 * 60_000 };
 
 export const chaosSteps = defineJob<StepsInput, StepsResult, StepsCheckpoint>({
@@ -113,6 +140,16 @@ export const chaosStall = defineJob<StepsInput, StepsResult, StepsCheckpoint>({
   name: "chaos.stall",
   input: stepsInput,
   runsOn: "fargate",
+  limits: CHAOS_LIMITS,
+  handler: runSteps,
+});
+
+/** A schedule's tick (local/chaos.ts `scheduleEveryMs`): a short steps job, of its own type. */
+export const chaosTick = defineJob<StepsInput, StepsResult, StepsCheckpoint>({
+  name: "chaos.tick",
+  input: stepsInput,
+  runsOn: "lambda",
+  canMoveToLarge: false,
   limits: CHAOS_LIMITS,
   handler: runSteps,
 });
@@ -337,13 +374,22 @@ export const chaosEvaluate = defineJob<EvaluateInput, EvaluationResult>({
 /** The chaos run's Lambda process claims as this worker, and its death event names the same id. */
 export const chaosLambdaWorkerId = (pid: number | undefined): string => `lambda:chaos-${pid ?? "?"}`;
 
-export const CHAOS_TYPES: JobType<any, any, any>[] = [chaosSteps, chaosLong, chaosStall, chaosFlaky, chaosDoomed, chaosUnstorable, chaosOversize, chaosNearLimit, chaosEvaluate, chaosExecution, chaosExecutionLarge];
+/** As the workers register them: each handler's end recorded (`tracked`). */
+export const CHAOS_TYPES: JobType<any, any, any>[] = [chaosSteps, chaosLong, chaosStall, chaosTick, chaosFlaky, chaosDoomed, chaosUnstorable, chaosOversize, chaosNearLimit, chaosEvaluate, chaosExecution, chaosExecutionLarge].map((t: JobType<any, any, any>) => tracked(t));
+
+/**
+ * The types that may carry the run's concurrency key (`keyedShare`): Lambda and Fargate ones, a
+ * retried one, a failed one, and the frozen-worker one (its handler runs on past its lease; the
+ * check counts a handler only while its run holds its slot, local/chaos-check.ts section 9).
+ */
+export const KEYED_TYPES = new Set(["chaos.steps", "chaos.long", "chaos.flaky", "chaos.doomed", "chaos.stall"]);
 
 /** What each type must end as, whatever the chaos did to it (a caller's cancel aside). */
 export const EXPECTED_STATUS: Record<string, "succeeded" | "failed"> = {
   "chaos.steps": "succeeded",
   "chaos.long": "succeeded",
   "chaos.stall": "succeeded",
+  "chaos.tick": "succeeded",
   "chaos.flaky": "succeeded",
   "chaos.doomed": "failed",
   "chaos.unstorable": "failed",

@@ -30,6 +30,8 @@ interface Stored {
   at: number;
   appliedAt: number;
   replyLost: boolean;
+  /** The item's attempts after the write (absent from entries built by hand): a hold must leave it as it was. */
+  attempts?: number;
   /** Resolved by the checks: the process that sent it. */
   pid?: number;
 }
@@ -62,6 +64,12 @@ export type LedgerEntry =
   | { k: "done"; job: string; attempt: number; pid: number; at: number }
   /** A handler was refused a checkpoint (TooLargeError) and caught it. */
   | { k: "refused"; job: string; attempt: number; bytes: number; pid: number; at: number }
+  /**
+   * A handler's end, however it ended (returned, threw, aborted: `threw`), from a `finally` around
+   * every chaos handler (chaos-jobs.ts `tracked`). A process killed under it records none; one
+   * frozen under it records it when it is continued.
+   */
+  | { k: "end"; job: string; attempt: number; threw: boolean; pid: number; at: number }
   /** A chaos child process, as it starts: which worker id its claims carry. */
   | { k: "proc"; role: "fargate" | "lambda" | "sweeper"; worker?: string; pid: number; at: number }
   /** A sweep that was in progress when this line was written (the parent may kill it mid-sweep). */
@@ -88,6 +96,13 @@ export type LedgerEntry =
   | (Stored & { k: "resume"; round: number; by: Sender; conditional: boolean })
   /** A caller's request the API applied: a cancel (marked on a running job, or a queued job cancelled) or a retry. */
   | (Stored & { k: "call"; action: "cancel" | "retry" })
+  /**
+   * A write that left a queued job held by a gate (core/gates.ts): a claim a pause or a limit
+   * refused, or a held job looked at again and still shut; `by` and `key` are its hold's.
+   */
+  | (Stored & { k: "hold"; by: string; key: string })
+  /** A held job made claimable again (a slot handed to it, a pause resumed), its hold removed. */
+  | (Stored & { k: "unhold" })
   /** The job was created (version 1); a flow's child with its place in its parent's round, and who wrote it. */
   | (Stored & { k: "create"; parent?: ChildLink; by?: Sender })
   /** An applied write to a job that fits none of the above: the checks report it. */
@@ -212,6 +227,13 @@ function sets(r: UpdateRequest, attr: string): boolean {
   return a !== undefined && set.split(", ").some((clause) => clause.startsWith(`${a} = `));
 }
 
+/** True when the update's REMOVE clause removes `attr`. */
+function removes(r: UpdateRequest, attr: string): boolean {
+  const a = alias(r, attr);
+  const removed = /(?:^|\s)REMOVE (.*?)(?= SET | ADD | DELETE |$)/.exec(r.UpdateExpression ?? "")?.[1] ?? "";
+  return a !== undefined && removed.split(/,\s*/).includes(a);
+}
+
 /** The value an update's SET clause assigns to `attr`, as plain JSON (undefined when it assigns none). */
 export function assigned(body: unknown, attr: string): unknown {
   const r = (body ?? {}) as UpdateRequest;
@@ -266,7 +288,8 @@ export function appliedReader(): (e: AppliedRequest) => LedgerEntry[] {
  * write, or an item that is not a job). Classified by the guard core/store-write.ts put on it and
  * by what the item is now: a fenced write is a worker's (heartbeat, hand-back, end); a write
  * decided from a read (conditional on the version) is a claim (it sets claimId), a caller's
- * request through the API, or one of the sweeper's repairs.
+ * request through the API, a gate's hold or unhold of a queued job, or one of the sweeper's
+ * repairs.
  */
 export function fromApplied(e: AppliedRequest, checkpoints: Map<string, number | null> = new Map()): LedgerEntry[] {
   if (e.status !== 200) return [];
@@ -294,7 +317,7 @@ export function fromApplied(e: AppliedRequest, checkpoints: Map<string, number |
   }
   if (!item || !job || !JOB_ID.test(job)) return [];
   const status = str(item.status) ?? "";
-  const base = { job, version: num(item.version) ?? 0, at: num(item.updatedAt) ?? e.at, appliedAt: e.at, replyLost: e.replyLost };
+  const base = { job, version: num(item.version) ?? 0, at: num(item.updatedAt) ?? e.at, appliedAt: e.at, replyLost: e.replyLost, attempts: num(item.attempts) ?? 0 };
   if (op === "PutItem") {
     const link = childLink(item);
     return [{ ...base, k: "create", ...(link ? { parent: link, by: senderOf(e.userAgent) } : {}) }];
@@ -333,6 +356,12 @@ export function fromApplied(e: AppliedRequest, checkpoints: Map<string, number |
   if (status === "failed" && flow && errorCode(item) === "child_failed") {
     // A child failed under failFast (its worker, or the sweeper's recount): the parent fails with it.
     return [{ ...base, k: "commit", status, token: null, by: "flow", code: errorCode(item) }];
+  }
+  // The gates' writes (core/lifecycle.ts hold, unhold): the job stays queued, its attempts untouched.
+  if (status === "queued" && !sets(r, "status") && !sets(r, "token")) {
+    const hold = item.hold?.M;
+    if (hold) return [{ ...base, k: "hold", by: str(hold.by) ?? "?", key: str(hold.key) ?? "?" }];
+    if (removes(r, "hold")) return [{ ...base, k: "unhold" }];
   }
   if (status === "queued") {
     if (sets(r, "token")) return [{ ...base, k: "swept", to: status, transition: "reclaim" }];

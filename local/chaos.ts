@@ -25,6 +25,15 @@
  * executions are refused on the wire on every try (`flowUnwritten`), so the sweeper must write
  * them from the round's spec: the "executions never written" failure.
  *
+ * Controls (`--keyed-share`, `--key-limit`, `--schedule-every-ms`, on by default from the command
+ * line; docs/jobs.md "Controls"): a concurrency limit is set on one key before the run, and a
+ * share of the jobs (of KEYED_TYPES, frozen-worker ones included) is submitted with that key: at
+ * most the limit of them may run at once across every worker, a held one spending no attempt,
+ * and their slots must all be given back after the drain. A fixed-rate schedule (overlap
+ * `allow`, catch-up `all`) is made as the chaos starts and paused as it stops: the sweeper,
+ * killed mid-sweep like the rest, must have made exactly one job per tick (chaos.tick, its id
+ * derived from the tick), each held to the per-job checks like a submitted one.
+ *
  * Then every job must be terminal, end as its type says (or cancelled, when a caller asked),
  * carry at most one committed result per run, have started its handler for every attempt it
  * spent, and have redone at most one checkpoint interval of work (see local/chaos-check.ts). It
@@ -43,6 +52,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { ScanCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { JobsApi } from "../core/api/jobs.js";
 import { ConflictError, NotFoundError, errorMessage } from "../core/errors.js";
 import { builtinRegistry } from "../core/jobs/index.js";
@@ -50,13 +60,14 @@ import { isTerminal, type Job } from "../core/job.js";
 import { JobQueue } from "../core/queue.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
+import { SCHEDULE_LIMITS } from "../core/schedule.js";
 import { idempotentId } from "../core/store.js";
-import type { QueueName } from "../core/config.js";
+import { LIMITS, type QueueName } from "../core/config.js";
 import { parentEnv } from "../functions/parent-watch.js";
 import { UNSAFE_RESUME_ENV } from "./chaos-broken.js";
-import { checkChaos, EVALUATE_TYPE, FAULT_KINDS, flowChildren, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type Submitted } from "./chaos-check.js";
+import { checkChaos, EVALUATE_TYPE, FAULT_KINDS, flowChildren, scheduleTicks, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type ScheduleFacts, type Submitted } from "./chaos-check.js";
 import { seeded } from "./chaos-faults.js";
-import { BIG, chaosLambdaWorkerId, executionsOf, registerChaosJobs, type EvaluateInput } from "./chaos-jobs.js";
+import { BIG, chaosLambdaWorkerId, chaosTick, executionsOf, KEYED_TYPES, registerChaosJobs, type EvaluateInput } from "./chaos-jobs.js";
 import { appliedReader, readLedger, record, LEDGER_ENV, UA_APP_IDS } from "./chaos-ledger.js";
 import { armPlanned, type LateDelivery, type PlannedFault } from "./chaos-planned.js";
 import { startEmulators } from "./emulators.js";
@@ -144,6 +155,19 @@ export interface ChaosOptions {
   flowUnwritten: number;
   /** The deliberately broken fan-in (test only): workers and the sweeper resume a parent without a condition (local/chaos-broken.ts). */
   unsafeUnconditionalResume: boolean;
+  /**
+   * Share of the submitted jobs of KEYED_TYPES (local/chaos-jobs.ts) that carry the concurrency
+   * key CHAOS_KEY, whose limit (`key:chaos-tenant`, `keyLimit` at once) is set before the run; 0
+   * for none. Drawn from a generator of its own, so the rest of the plan is the same with or without.
+   */
+  keyedShare: number;
+  keyLimit: number;
+  /**
+   * A schedule firing a chaos.tick job every this many ms (overlap `allow`, catch-up `all`), made
+   * as the chaos starts and paused as it stops; 0 for none. Made through the store, below the
+   * API's once-a-minute floor, so a 30 s run sees a dozen ticks: the firing code is the same.
+   */
+  scheduleEveryMs: number;
   /** Longest wait for every job to become terminal after the chaos stops. */
   drainMs: number;
   save: boolean;
@@ -183,10 +207,16 @@ export const DEFAULTS: ChaosOptions = {
   flowShape: { regions: 3, models: 4, questions: 5 },
   flowUnwritten: 0,
   unsafeUnconditionalResume: false,
+  keyedShare: 0,
+  keyLimit: 2,
+  scheduleEveryMs: 0,
   drainMs: 120_000,
   save: true,
   log: (l) => console.log(l),
 };
+
+/** The concurrency key the keyed jobs carry (`keyedShare`); its limit is `key:chaos-tenant`'s. */
+export const CHAOS_KEY = "chaos-tenant";
 
 export interface ChaosRun {
   seed: number;
@@ -272,6 +302,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const directEnv: Record<string, string> = { ...env, WARDEN_DYNAMODB_ENDPOINT: emu.dynamoEndpoint, WARDEN_SQS_ENDPOINT: emu.sqsEndpoint };
   delete directEnv.WARDEN_AWS_REQUEST_TIMEOUT_MS; // the checks' reads keep the normal bound
   const direct = buildServices(loadRuntime(directEnv), { registry });
+  // The limit exists before any process starts, so no claim of a keyed job reads settings without it.
+  if (o.keyedShare > 0) await direct.store.controls.setLimit(`key:${CHAOS_KEY}`, { concurrency: o.keyLimit }, "chaos", Date.now());
   const planned = armPlanned(o.planned, { dynamodb: dynamoProxy, sqs: sqsProxy }, async (id) => isTerminal((await direct.store.get(id))?.status ?? "queued"), plog);
   // Jobs whose submit loses its doorbell after the job was written; known before the submit,
   // since an idempotency key fixes the id.
@@ -349,15 +381,55 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     timers.push(setTimeout(tick, meanMs * (0.5 + rng())));
   };
 
+  // Over the wire, as a caller's requests are; retried as a caller would (a lost reply's resend finds its own write).
+  const retried = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (attempt >= 30) throw new Error(`chaos: ${what} failed ${attempt} times over the wire: ${errorMessage(e)}`);
+        plog(`${what} failed (try ${attempt}): ${errorMessage(e)}`);
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+  };
+
+  // The schedule, made as the chaos starts: its first tick one interval later, as the API makes one.
+  const scheduleId = `chaos-${seed}`;
+  let scheduleMade: { firstTick: number } | undefined;
+  if (o.scheduleEveryMs > 0) {
+    const { type, input } = registry.parseInput(chaosTick.name, { steps: 2, stepMs: o.stepMs });
+    const now = Date.now();
+    const made = {
+      id: scheduleId,
+      owner: caller.id,
+      cadence: { everyMs: o.scheduleEveryMs },
+      overlap: "allow" as const,
+      catchUp: "all" as const,
+      catchUpMax: SCHEDULE_LIMITS.defaultCatchUpMax,
+      job: { type: type.name, queue: registry.queueFor(type, input), input, maxAttempts: Math.min(type.limits.maxAttempts, LIMITS.maxAttempts), timeoutMs: type.limits.timeoutMs },
+      paused: false,
+      nextAt: now + o.scheduleEveryMs,
+      anchor: now,
+      runs: [],
+      counts: { fired: 0, skipped: 0, missed: 0 },
+      createdAt: now,
+      updatedAt: now,
+    };
+    // A try whose write landed though its answer was lost finds the schedule made (its id is this run's).
+    await retried("create the schedule", async () => (await wired.store.schedules.get(scheduleId)) ?? (await wired.store.schedules.create(made)));
+    scheduleMade = { firstTick: made.nextAt };
+  }
+
   // Submissions, spread over the first 70 % of the window, each at its time whatever the ones
   // before are doing (a submit of a large job can take a while). Over the wire a submit can fail
   // after the job was written; its idempotency key makes the next try find that job, not a twin.
-  const submitOne = async (i: number | string, type: string, input: Record<string, unknown>, idempotencyKey: string, into: Submitted[] = submitted): Promise<void> => {
-    const req = { type, input, idempotencyKey } as Parameters<JobsApi["submit"]>[1];
+  const submitOne = async (i: number | string, type: string, input: Record<string, unknown>, idempotencyKey: string, into: Submitted[] = submitted, concurrencyKey?: string): Promise<void> => {
+    const req = { type, input, idempotencyKey, ...(concurrencyKey ? { concurrencyKey } : {}) } as Parameters<JobsApi["submit"]>[1];
     for (let attempt = 1; ; attempt++) {
       try {
         const { job } = await api.submit(caller, req);
-        into.push({ id: job.id, type, input, enqueueDropped: dropped.has(job.id), at: Date.parse(String(job.createdAt)) || Date.now() });
+        into.push({ id: job.id, type, input, enqueueDropped: dropped.has(job.id), at: Date.parse(String(job.createdAt)) || Date.now(), ...(concurrencyKey ? { concurrencyKey } : {}) });
         return;
       } catch (e) {
         if (attempt >= 30) throw new Error(`chaos: submit ${i} failed ${attempt} times over the wire: ${errorMessage(e)}`);
@@ -373,6 +445,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     [types[i], types[k]] = [types[k]!, types[i]!];
   }
   const forced = new Map(o.jobs >= types.length ? types.map((t, n) => [Math.floor(((n + rng()) * o.jobs) / types.length), t] as const) : []);
+  // Which jobs carry the concurrency key: a generator of its own, so the plan above is the same without keys.
+  const keyRng = seeded((seed ^ 0x7f4a7c15) >>> 0);
   const submitAll = (async () => {
     const pending: Promise<void>[] = [];
     for (let i = 0; i < o.jobs; i++) {
@@ -381,7 +455,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       const { type, input } = pickJob(rng, o, forced.get(i));
       const idempotencyKey = `chaos-${seed}-${i}`;
       if (rng() < o.dropEnqueueRate) toDrop.add(idempotentId(caller.id, idempotencyKey));
-      pending.push(submitOne(i, type, input, idempotencyKey));
+      const keyed = keyRng() < o.keyedShare && KEYED_TYPES.has(type);
+      pending.push(submitOne(i, type, input, idempotencyKey, submitted, keyed ? CHAOS_KEY : undefined));
     }
     await Promise.all(pending);
   })();
@@ -505,10 +580,27 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
 
   await submitAll;
   await submitFlows;
-  const ids = () => [...submitted, ...flowJobs()].map((s) => s.id);
   // Keep the chaos going to the end of the window, then let the system drain.
   while (Date.now() < chaosEnd) await new Promise((r) => setTimeout(r, 500));
   for (const t of timers) clearTimeout(t);
+  // The schedule paused as the chaos stops; its ticks' jobs, derived from what it handled (its
+  // nextAt moves no more once paused), drain with the rest. It is read again after the drain for
+  // its counts: a look may have decided ticks before the pause and record them after it.
+  let scheduleFacts: Omit<ScheduleFacts, "ofType"> | undefined;
+  const ticks = { must: [] as string[], may: new Set<string>() };
+  if (scheduleMade) {
+    await retried("pause the schedule", async () => {
+      const s = await wired.store.schedules.mustGet(scheduleId);
+      if (!s.paused) await wired.store.schedules.setPaused(s, true);
+    });
+    const pausedBy = Date.now();
+    scheduleFacts = { schedule: await direct.store.schedules.mustGet(scheduleId), firstTick: scheduleMade.firstTick, pausedBy };
+    for (const t of scheduleTicks({ ...scheduleFacts, ofType: [] })) {
+      if (t.recorded) ticks.must.push(t.id);
+      else ticks.may.add(t.id); // fired only by a sweep the pause overtook, if at all
+    }
+  }
+  const ids = () => [...[...submitted, ...flowJobs()].map((s) => s.id), ...ticks.must, ...ticks.may];
   const chaosStoppedAt = Date.now();
   let drained = false;
   let last = "";
@@ -519,11 +611,13 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const all = ids();
     const jobs = await readJobs(direct.store, all.filter((id) => !childEnded.has(id)));
     for (const [id, j] of jobs) if (j && isTerminal(j.status) && isChild.has(id)) childEnded.add(id);
-    const open = [...jobs.values()].filter((j) => !j || (j.status !== "succeeded" && j.status !== "failed" && j.status !== "cancelled")).length;
-    const line = `chaos: ${open} of ${all.length} jobs not terminal yet`;
+    const open = [...jobs].filter(([id, j]) => (!j && !ticks.may.has(id)) || (j && j.status !== "succeeded" && j.status !== "failed" && j.status !== "cancelled")).length;
+    // Ticks the schedule decided but has not recorded yet (core/schedules.ts `pending`, where the store keeps them) are not drained either.
+    const unrecorded = scheduleFacts ? ((await direct.store.schedules.get(scheduleId)) as { pending?: unknown[] } | undefined)?.pending?.length ?? 0 : 0;
+    const line = `chaos: ${open} of ${all.length} jobs not terminal yet${unrecorded ? `; ${unrecorded} of the schedule's ticks not recorded yet` : ""}`;
     if (line !== last) plog(line);
     last = line;
-    if (open === 0) {
+    if (open === 0 && unrecorded === 0) {
       drained = true;
       break;
     }
@@ -539,6 +633,9 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   wired.sqs.destroy();
   await Promise.all([dynamoProxy.close(), sqsProxy.close()]);
   const jobs = await readJobs(direct.store, ids());
+  const holders = o.keyedShare > 0 ? await direct.store.controls.holders(`key:${CHAOS_KEY}`) : {};
+  if (scheduleFacts) scheduleFacts.schedule = await direct.store.schedules.mustGet(scheduleId);
+  const ofType = scheduleFacts ? await jobsOfType(direct.doc, direct.store.table, scheduleFacts.schedule.job.type) : [];
   const verdict = checkChaos({
     submitted: [...submitted, ...evaluations],
     jobs,
@@ -553,6 +650,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     callers,
     ...(o.deathEvents ? { deaths } : {}),
     ...(o.flows > 0 ? { refusedChildWrites: { ...refusedWrites } } : {}),
+    ...(o.keyedShare > 0 ? { limits: { key: CHAOS_KEY, limit: o.keyLimit, holders } } : {}),
+    ...(scheduleFacts ? { schedule: { ...scheduleFacts, ofType } } : {}),
   });
   direct.doc.destroy();
   direct.sqs.destroy();
@@ -622,6 +721,28 @@ function evaluationInput(rng: () => number, o: ChaosOptions, i: number): Evaluat
   return base;
 }
 
+/** Every job of `type` in the table, by id: a consistent scan, for the check that a schedule made no job beyond its ticks'. */
+async function jobsOfType(doc: DynamoDBDocumentClient, table: string, type: string): Promise<string[]> {
+  const out: string[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await doc.send(
+      new ScanCommand({
+        TableName: table,
+        ConsistentRead: true,
+        FilterExpression: "#t = :t",
+        ProjectionExpression: "#i",
+        ExpressionAttributeNames: { "#t": "type", "#i": "id" },
+        ExpressionAttributeValues: { ":t": type },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    out.push(...(page.Items ?? []).map((i) => String(i.id)));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return out;
+}
+
 async function readJobs(store: { get(id: string): Promise<Job | undefined> }, ids: string[]): Promise<Map<string, Job | undefined>> {
   const out = new Map<string, Job | undefined>();
   for (let i = 0; i < ids.length; i += 25) {
@@ -673,8 +794,10 @@ class Respawner {
   private child?: ChildProcess;
   private stopping = false;
   private readyNow = false;
-  private lines: { text: string; at: number }[] = [];
-  private waiters: { text: string; resolve: (at: number | undefined) => void }[] = [];
+  /** Its latest stdout lines, each numbered in the order read. */
+  private lines: { text: string; seq: number }[] = [];
+  private seq = 0;
+  private waiters: { text: string; resolve: (seq: number | undefined) => void }[] = [];
 
   private starts = 0;
 
@@ -701,12 +824,12 @@ class Respawner {
     this.child = child;
     createInterface({ input: child.stdout! }).on("line", (text) => {
       if (text.includes(": ready")) this.readyNow = true;
-      const at = Date.now();
-      this.lines.push({ text, at });
+      const seq = ++this.seq;
+      this.lines.push({ text, seq });
       if (this.lines.length > 200) this.lines.splice(0, 100);
       for (const w of this.waiters.filter((x) => text.includes(x.text))) {
         this.waiters.splice(this.waiters.indexOf(w), 1);
-        w.resolve(at);
+        w.resolve(seq);
       }
     });
     createInterface({ input: child.stderr! }).on("line", (l) => this.log(`[${this.name} ${child.pid}] ${l}`));
@@ -729,6 +852,7 @@ class Respawner {
     }
   }
 
+  /** The number of the next line that contains `text` (undefined after `timeoutMs`). */
   nextLine(text: string, timeoutMs: number): Promise<number | undefined> {
     return new Promise((resolve) => {
       const w = { text, resolve };
@@ -741,8 +865,13 @@ class Respawner {
     });
   }
 
-  sawSince(text: string, at: number): boolean {
-    return this.lines.some((l) => l.at >= at && l.text.includes(text));
+  /**
+   * Whether a line after line `seq` contains `text`. By number, not time: the sweeper prints a
+   * sweep's end and, when that sweep overran its interval, the next one's begin at once, and
+   * both are read in the same millisecond.
+   */
+  sawSince(text: string, seq: number): boolean {
+    return this.lines.some((l) => l.seq > seq && l.text.includes(text));
   }
 
   async stop(): Promise<void> {
@@ -762,7 +891,7 @@ export function printChaos(run: ChaosRun): string {
   const w = Math.max(...v.rows.map((r) => r.check.length));
   const lines = [
     "",
-    `Chaos run — seed ${run.seed} (replay: npm run chaos -- --seed ${run.seed} --jobs ${run.options.jobs} --minutes ${run.options.minutes} --flows ${run.options.flows}${run.options.flows ? ` --flow-unwritten ${run.options.flowUnwritten}` : ""})`,
+    `Chaos run — seed ${run.seed} (replay: npm run chaos -- --seed ${run.seed} --jobs ${run.options.jobs} --minutes ${run.options.minutes} --flows ${run.options.flows}${run.options.flows ? ` --flow-unwritten ${run.options.flowUnwritten}` : ""} --keyed-share ${run.options.keyedShare}${run.options.keyedShare ? ` --key-limit ${run.options.keyLimit}` : ""} --schedule-every-ms ${run.options.scheduleEveryMs})`,
     `${"check".padEnd(w)}  result`,
     `${"─".repeat(w)}  ${"─".repeat(50)}`,
     ...v.rows.map((r) => `${r.check.padEnd(w)}  ${r.ok === null ? "  " : r.ok ? "✔ " : "✘ "}${r.value}`),
@@ -808,6 +937,9 @@ function parseArgs(argv: string[]): Partial<ChaosOptions> {
   set("requestTimeoutMs", num("--request-timeout-ms"));
   set("flows", num("--flows"));
   set("flowUnwritten", num("--flow-unwritten"));
+  set("keyedShare", num("--keyed-share"));
+  set("keyLimit", num("--key-limit"));
+  set("scheduleEveryMs", num("--schedule-every-ms"));
   if (argv.includes("--no-save")) out.save = false;
   // Leases alone find dead workers: the recovery before death events.
   if (argv.includes("--no-death-events")) out.deathEvents = false;
@@ -815,11 +947,12 @@ function parseArgs(argv: string[]): Partial<ChaosOptions> {
 }
 
 /**
- * The full run from the command line also runs the flows (DEFAULTS has none, so the benchmarks
- * that call runChaos keep their own mix): 6 evaluations of 60 executions, the first with 10 of
- * its executions' writes refused on the wire.
+ * The full run from the command line also runs the flows and the controls (DEFAULTS has none, so
+ * the benchmarks that call runChaos keep their own mix): 6 evaluations of 60 executions, the
+ * first with 10 of its executions' writes refused on the wire; a quarter of the keyable jobs under
+ * a concurrency limit of 2; a schedule ticking every 2 s.
  */
-export const CLI_DEFAULTS: Partial<ChaosOptions> = { flows: 6, flowUnwritten: 10 };
+export const CLI_DEFAULTS: Partial<ChaosOptions> = { flows: 6, flowUnwritten: 10, keyedShare: 0.25, keyLimit: 2, scheduleEveryMs: 2_000 };
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   runChaos({ ...CLI_DEFAULTS, ...parseArgs(process.argv.slice(2)) }).then(

@@ -4,15 +4,20 @@
  *   store really writes, as DynamoDB applied it behind the wire-fault proxy, a lost reply the
  *   SDK resent included;
  * - each check of local/chaos-check.ts reports the broken run it exists for, and passes the
- *   same run mended.
+ *   same run mended; the concurrency limit's on runs the real runner made, through the real
+ *   store behind the proxy, with the chaos handlers recording into a real ledger.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import type { ChildSpec } from "../core/flow.js";
 import type { Job, QueuedJob, RunningJob, WaitingJob } from "../core/job.js";
+import { Runner, type RunOutcome } from "../core/runner.js";
 import type { NewJob } from "../core/store.js";
 import { checkChaos, flowChildren, type ChaosFacts, type FaultCounts, type Kill, type Submitted } from "../local/chaos-check.js";
-import { executionScore, type EvaluateInput } from "../local/chaos-jobs.js";
-import { appliedReader, type LedgerEntry } from "../local/chaos-ledger.js";
+import { executionScore, registerChaosJobs, type EvaluateInput } from "../local/chaos-jobs.js";
+import { appliedReader, LEDGER_ENV, readLedger, record, type LedgerEntry } from "../local/chaos-ledger.js";
 import { sets, target, useWireFaults } from "./support/wire.js";
 import { manualClock } from "./support/emulators.js";
 
@@ -456,5 +461,90 @@ describe("the flow checks report the broken fan-ins they exist for", () => {
     const v = flowVerdict({ ...r, result: { executions: 2, succeeded: 1, failed: 0, meanScore: score("a") } });
     expect(v.violations).toEqual([expect.stringMatching(/succeeded with a result not true to its executions: succeeded \+ failed = 1, not 2; succeeded 1, the records say 2; mean score/)]);
     expect(v.flows.badResults).toBe(1);
+  });
+});
+
+// ─── the limit check, on runs the real runner made ───────────────────────────────────────────
+
+const quiet = { info() {}, warn() {}, error() {} };
+
+/**
+ * Three keyed chaos.long jobs run by three runners at once, as three workers would: the claims,
+ * heartbeats and ends through the real store behind the proxy (the ledger's store side, as the
+ * chaos run reads it), the handlers (the chaos types, as the workers register them) recording
+ * their starts, steps and ends into a ledger file of their own, exactly as in a chaos run. A run
+ * the store held (its limit full) is run again once the others have ended, as its doorbell would.
+ * The check is told the key's limit is 2, whatever the store enforced.
+ */
+async function keyedRun(key: string, storeLimit: number | undefined) {
+  const ledgerPath = join(mkdtempSync(join(tmpdir(), "warden-chaos-limit-")), "ledger.jsonl");
+  const before = process.env[LEDGER_ENV];
+  process.env[LEDGER_ENV] = ledgerPath;
+  try {
+    const s = w.services({ WARDEN_LEASE_SECONDS: "5" });
+    registerChaosJobs(s.registry);
+    if (storeLimit !== undefined) await s.store.controls.setLimit(`key:${key}`, { concurrency: storeLimit }, "test", Date.now());
+    const from = w.applied.length;
+    const input = { steps: 4, stepMs: 100 };
+    const jobs = await Promise.all([0, 1, 2].map(async () => (await s.store.create({ ...spec(), input, concurrencyKey: key })).job));
+    const runners = ["w-a", "w-b", "w-c"].map((workerId) => {
+      record({ k: "proc", role: "fargate", worker: workerId, pid: process.pid, at: Date.now() });
+      return new Runner(s, { workerId, kind: "fargate", log: quiet });
+    });
+    const outcomes: RunOutcome[][] = jobs.map(() => []);
+    await Promise.all(jobs.map(async (j, i) => outcomes[i]!.push(await runners[i]!.run(j.id))));
+    for (const [i, j] of jobs.entries()) if (!outcomes[i]![0]!.claimed) outcomes[i]!.push(await runners[i]!.run(j.id));
+    const ids = new Set(jobs.map((j) => j.id));
+    const stored = w.applied.slice(from).flatMap(appliedReader()).filter((e) => "job" in e && ids.has(e.job));
+    const submitted: Submitted[] = jobs.map((j) => ({ id: j.id, type: j.type, input, enqueueDropped: false, at: j.createdAt, concurrencyKey: key }));
+    const facts: ChaosFacts = {
+      submitted,
+      jobs: new Map(await Promise.all(jobs.map(async (j) => [j.id, await s.store.get(j.id)] as const))),
+      ledger: [...readLedger(ledgerPath), ...stored],
+      kills: [],
+      heartbeatMs: Math.floor(5_000 / 3),
+      leaseMs: 5_000,
+      stepMs: input.stepMs,
+      duplicates: { immediate: 0, delayed: 0 },
+      faults: { dynamodb: ZERO, sqs: ZERO },
+      limits: { key, limit: 2, holders: await s.store.controls.holders(`key:${key}`) },
+    };
+    return { verdict: checkChaos(facts), outcomes, jobs, stored };
+  } finally {
+    if (before === undefined) delete process.env[LEDGER_ENV];
+    else process.env[LEDGER_ENV] = before;
+  }
+}
+
+describe("the limit check reports keyed jobs over their limit", () => {
+  test("three keyed runs at once under a limit of 2, as a gate that let the third claim through would leave them", async () => {
+    const { verdict: v, outcomes } = await keyedRun("guard-unlimited", undefined);
+    expect(outcomes.map((o) => o.map((x) => x.claimed))).toEqual([[true], [true], [true]]);
+    expect(v.violations).toEqual([
+      expect.stringMatching(/^3 keyed jobs \(key:guard-unlimited, limit 2\) ran their handlers at once while their runs held slots, at [\dT:.Z-]+: \w{26}, \w{26}, \w{26}$/),
+      expect.stringMatching(/^DynamoDB had 3 keyed jobs \(key:guard-unlimited, limit 2\) running at once/),
+    ]);
+    expect(v.limits).toMatchObject({ keyed: 3, handlers: 3, maxRunning: 3, maxRunningStore: 3, holds: 0, spentOnHold: 0, attemptsUnstarted: 0, notTerminal: 0 });
+    expect(v.rows.find((r) => r.check === "≤ 2 keyed jobs running at once (key:guard-unlimited)")?.ok).toBe(false);
+  });
+
+  test("the same jobs with the limit in force: the third is held, spends no attempt, runs when a slot is handed to it, and the check passes", async () => {
+    const { verdict: v, outcomes, jobs, stored } = await keyedRun("guard-limited", 2);
+    // Exactly one of the three was held at its first claim, and ran at its second.
+    const held = outcomes.findIndex((o) => !o[0]!.claimed);
+    expect(outcomes.filter((o) => !o[0]!.claimed)).toHaveLength(1);
+    expect(outcomes[held]).toMatchObject([{ claimed: false, reason: "held" }, { claimed: true, outcome: "succeeded" }]);
+    // The gates' writes, as the ledger reads them: held with its attempts untouched, woken by the hand-off, then claimed as attempt 1.
+    expect(stored.filter((e) => "job" in e && e.job === jobs[held]!.id).map((e) => ({ k: e.k, attempts: "attempts" in e ? e.attempts : undefined }))).toEqual([
+      { k: "create", attempts: 0 },
+      { k: "hold", attempts: 0 },
+      { k: "unhold", attempts: 0 },
+      { k: "claim", attempts: 1 },
+      ...Array(stored.filter((e) => "job" in e && e.job === jobs[held]!.id && e.k === "beat").length).fill({ k: "beat", attempts: 1 }),
+      { k: "commit", attempts: 1 },
+    ]);
+    expect(v.violations).toEqual([]);
+    expect(v.limits).toMatchObject({ keyed: 3, handlers: 3, maxRunning: 2, maxRunningStore: 2, holds: 1, heldJobs: 1, unholds: 1, spentOnHold: 0, attemptsUnstarted: 0, notTerminal: 0, holdersLeft: 0 });
+    expect(v.rows.filter((r) => r.check.startsWith("≤ 2 keyed") || r.check.includes("keyed")).every((r) => r.ok)).toBe(true);
   });
 });

@@ -12,6 +12,11 @@
  * from the spec; and the first resume of a parent is held on the wire and delivered after the
  * parent finished, which its condition must refuse (test/chaos-guard.test.ts shows the check
  * catching it without the condition).
+ *
+ * With the controls: about a third of the keyable jobs carry a concurrency key limited to 2 at
+ * once (frozen-worker jobs among them), and a schedule ticks every 2 s through the chaos window,
+ * fired by the sweeper that is killed mid-sweep (test/chaos-check.test.ts shows the limit check
+ * catching three keyed runs at once).
  */
 import { describe, expect, it } from "vitest";
 import { printChaos, runChaos } from "../local/chaos.js";
@@ -21,7 +26,7 @@ import { sets, target } from "./support/wire.js";
 const resumeWrite = (t: string, body: unknown) => target("UpdateItem")(t) && sets(body, "status", "queued") && sets(body, "waitedMs");
 
 describe("chaos (short)", () => {
-  it("loses nothing, completes nothing twice and spends no attempt unstarted under kills, wire faults, callers and duplicate messages, flows included", async () => {
+  it("loses nothing, completes nothing twice and spends no attempt unstarted under kills, wire faults, callers and duplicate messages, flows, limits and schedules included", async () => {
     const run = await runChaos({
       jobs: 40,
       minutes: 0.5,
@@ -43,6 +48,9 @@ describe("chaos (short)", () => {
       callersPerSecond: 0.5,
       // Every type at least once (the run places one of each); the large-item ones are the slowest on dynalite, so no more.
       mix: { "chaos.steps": 28, "chaos.long": 28, "chaos.flaky": 10, "chaos.doomed": 10, "chaos.stall": 10, "chaos.unstorable": 8, "chaos.oversize": 1, "chaos.nearlimit": 1 },
+      keyedShare: 0.35,
+      keyLimit: 2,
+      scheduleEveryMs: 2_000,
       drainMs: 60_000,
       save: false,
       log: () => {},
@@ -68,5 +76,17 @@ describe("chaos (short)", () => {
     // The flows ran whole: every execution written (those refused on the wire by the sweeper), each parent waited and was resumed once.
     expect(run.verdict.flows, report).toMatchObject({ evaluations: 2, executions: 40, written: 40, missing: 0, claimsAfterSuccess: 0, waits: 2, resumes: 2, badResumes: 0, badResults: 0 });
     expect(run.verdict.flows.writtenBySweeper, report).toBeGreaterThanOrEqual(4);
+    // The keyed jobs: never more than 2 running at once (by their handlers, and as DynamoDB applied their runs), all ended, no attempt spent on a hold, their slots given back.
+    expect(run.verdict.limits, report).toMatchObject({ key: "chaos-tenant", limit: 2, notTerminal: 0, spentOnHold: 0, attemptsUnstarted: 0 });
+    expect(run.verdict.limits.keyed, report).toBeGreaterThanOrEqual(5);
+    expect(run.verdict.limits.maxRunning, report).toBeLessThanOrEqual(2);
+    expect(run.verdict.limits.maxRunningStore, report).toBeLessThanOrEqual(2);
+    expect(run.verdict.limits.holdersLeft, report).toBe(run.verdict.limits.holdersExcused);
+    // The limit bit: some keyed claim was held.
+    expect(run.verdict.limits.holds, report).toBeGreaterThan(0);
+    // The schedule: one job per tick from its first to its last handled, none beyond, all ended, none missed.
+    expect(run.verdict.schedule, report).toMatchObject({ everyMs: 2_000, missing: 0, extra: 0, notTerminal: 0, badRuns: 0, counts: { skipped: 0, missed: 0 } });
+    expect(run.verdict.schedule.ticks, report).toBeGreaterThanOrEqual(8);
+    expect(run.verdict.schedule.counts.fired, report).toBe(run.verdict.schedule.ticks);
   }, 180_000);
 });
