@@ -12,6 +12,7 @@ import type {
   JobLogs,
   JobWhy,
   QueueDepth,
+  Schedule,
   StuckReport,
   SweepReport,
 } from "../client/index.js";
@@ -62,8 +63,13 @@ export function clock(iso: string, now: number): string {
 
 /** "12:01:05Z (3m ago)" or "12:01:05Z (in 2h)". */
 function when(iso: string, now: number): string {
+  return `${clock(iso, now)} (${fromNow(iso, now)})`;
+}
+
+/** "now", "in 2h", "3m ago". */
+function fromNow(iso: string, now: number): string {
   const d = Date.parse(iso) - now;
-  return `${clock(iso, now)} (${Math.abs(d) < 1000 ? "now" : d > 0 ? `in ${duration(d)}` : `${duration(-d)} ago`})`;
+  return Math.abs(d) < 1000 ? "now" : d > 0 ? `in ${duration(d)}` : `${duration(-d)} ago`;
 }
 
 export function jobsTable(jobs: ApiJob[]): string {
@@ -189,17 +195,18 @@ function actionsText(j: ApiJob): string {
 /** Inputs can be up to 200 KiB: a screenful is shown, `--json` has the rest. */
 const SHOWN_INPUT_CHARS = 2_000;
 
+function inputText(value: unknown): string {
+  const input = value === null ? "-" : JSON.stringify(value);
+  return input.length > SHOWN_INPUT_CHARS ? `${input.slice(0, SHOWN_INPUT_CHARS)}… (${input.length} characters; --json shows it all)` : input;
+}
+
 /**
  * `warden show`: the job, why it is where it is (unfinished jobs), its input, and every attempt
  * with its worker, times, error and stack, then who cancelled or retried it.
  */
 export function showText(j: ApiJob, attempts: AttemptDetail[], why: JobWhy | undefined, now: number): string {
-  const input = j.input === null ? "-" : JSON.stringify(j.input);
   const rows = jobRows(j);
-  rows.splice(rows.findIndex(([k]) => k === "result"), 0, [
-    "input",
-    input.length > SHOWN_INPUT_CHARS ? `${input.slice(0, SHOWN_INPUT_CHARS)}… (${input.length} characters; --json shows it all)` : input,
-  ]);
+  rows.splice(rows.findIndex(([k]) => k === "result"), 0, ["input", inputText(j.input)]);
   // Right under the status (and the worker holding it): the first thing an on-call person asks.
   // A held job's why line says what holds it, so it takes the place of the held row.
   if (why) {
@@ -462,6 +469,93 @@ export function limitText(key: string, c: Controls): string {
   const parts = [...(l.concurrency !== null ? [`concurrency ${l.concurrency}`] : []), ...(l.rate ? [`rate ${rateText(l.rate)} (${starts(l.rate.starts)} in any ${l.rate.perSeconds} s)`] : [])];
   const running = l.running !== null ? `${l.running} running, ` : "";
   return `limit on ${key}: ${parts.join(", ")}; ${running}${l.held} held`;
+}
+
+// ─── schedules ──────────────────────────────────────────────────────────────────────────────
+
+/** A fixed rate as `--every` takes it: 30s, 5m, 1h, 2d (the largest unit it is a whole number of). */
+export function everyText(seconds: number): string {
+  for (const [unit, n] of [["d", 86_400], ["h", 3600], ["m", 60]] as const) if (seconds >= n && seconds % n === 0) return `${seconds / n}${unit}`;
+  return `${seconds}s`;
+}
+
+/** When it fires: `every 30s`, or the cron and its zone, `30 2 * * * (Asia/Tokyo)`. */
+export const cadenceText = (s: Schedule): string => (s.cron !== null ? `${oneLine(s.cron)} (${s.timeZone ?? "UTC"})` : `every ${everyText(s.everySeconds ?? 0)}`);
+
+/** An instant as the clock on the wall of `zone` shows it: 2026-12-03 02:30:00 (falls back to UTC's for a zone this Node does not know). */
+export function zoned(iso: string, zone: string): string {
+  let parts: Intl.DateTimeFormatPart[];
+  try {
+    parts = new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }).formatToParts(new Date(iso));
+  } catch {
+    return short(iso);
+  }
+  const p = (t: Intl.DateTimeFormatPartTypes): string => parts.find((x) => x.type === t)?.value ?? "??";
+  return `${p("year")}-${p("month")}-${p("day")} ${p("hour")}:${p("minute")}:${p("second")}`;
+}
+
+const countsText = (c: Schedule["counts"]): string => `${c.fired}/${c.skipped}/${c.missed}`;
+const catchUpText = (s: Schedule): string => (s.catchUp === "all" ? `all (at most ${s.catchUpMax})` : s.catchUp);
+
+/** `warden schedules`: one line per schedule. */
+export function schedulesText(ss: Schedule[], now: number): string {
+  if (!ss.length) return "no schedules";
+  return table(
+    ["ID", "CADENCE", "TYPE", "OVERLAP/CATCH-UP", "PAUSED", "NEXT RUN", "FIRED/SKIPPED/MISSED"],
+    ss.map((s) => [s.id, cadenceText(s), s.type, `${s.overlap}/${s.catchUp}`, s.paused ? "yes" : "no", s.nextRuns[0] ? when(s.nextRuns[0], now) : "-", countsText(s.counts)]),
+  );
+}
+
+/** A run's outcome in words; `count` says how many ticks a missed entry stands for. */
+function runOutcome(r: Schedule["lastRuns"][number]): string {
+  if (r.outcome === "missed") return `missed${r.count !== null && r.count > 1 ? ` (${r.count} ticks, up to this one)` : ""}`;
+  if (r.outcome === "skipped") return "skipped (its previous run was still live)";
+  if (r.outcome === "cancelledPrevious") return "fired, cancelling its previous run";
+  return r.outcome;
+}
+
+/** `warden schedules show`: what it fires and when, its next runs (in its zone too, for a cron), its last runs. */
+export function scheduleText(s: Schedule, now: number): string {
+  const rows: [string, string][] = [
+    ["id", s.id],
+    ["type", s.type],
+    ["queue", s.queue],
+    ["input", inputText(s.input)],
+    ...(s.concurrencyKey !== null ? ([["concurrencyKey", s.concurrencyKey]] as [string, string][]) : []),
+    ["attempts", String(s.maxAttempts)],
+    ["timeout", duration(s.timeoutSeconds * 1000)],
+    ["cadence", cadenceText(s)],
+    ["overlap", s.overlap],
+    ["catch-up", catchUpText(s)],
+    ["paused", s.paused ? `yes: no tick fires until \`warden schedules resume ${s.id}\`` : "no"],
+    ["counts", `fired ${s.counts.fired}, skipped ${s.counts.skipped}, missed ${s.counts.missed}`],
+    ["last job", s.lastJobId ?? "-"],
+    ["created", short(s.createdAt)],
+    ["updated", short(s.updatedAt)],
+  ];
+  const zone = s.cron !== null ? (s.timeZone ?? "UTC") : undefined;
+  // A cron's ticks are its zone's wall-clock times: they are shown there too, beside UTC.
+  const local = zone !== undefined && zone !== "UTC" ? zone : undefined;
+  const next = s.nextRuns.length
+    ? `next runs:\n${indent(
+        table(
+          ["AT", ...(local ? [`IN ${local}`] : []), "WHEN"],
+          s.nextRuns.map((at) => [short(at), ...(local ? [zoned(at, local)] : []), fromNow(at, now)]),
+        ),
+      )}`
+    : s.paused
+      ? "next runs: none while paused"
+      : "next runs: none (its cron fires no more)";
+  const last = s.lastRuns.length
+    ? `last runs (oldest first):\n${indent(table(["AT", "OUTCOME", "JOB"], s.lastRuns.map((r) => [short(r.at), runOutcome(r), r.jobId ?? "-"])))}`
+    : "last runs: none yet";
+  return [aligned(rows), next, last].join("\n");
+}
+
+/** `warden schedules add`, `set`, `resume`: the schedule in a line, and when it fires next. */
+export function scheduleLine(verb: string, s: Schedule, now: number): string {
+  const next = s.paused ? `paused: no tick fires until \`warden schedules resume ${s.id}\`` : s.nextRuns[0] ? `next run ${when(s.nextRuns[0], now)}` : "its cron fires no more";
+  return `${verb} schedule ${s.id}: ${s.type} ${cadenceText(s)}, overlap ${s.overlap}, catch-up ${catchUpText(s)}; ${next}`;
 }
 
 export function workersText(ws: ApiWorker[], now: number): string {

@@ -24,6 +24,8 @@ import {
   type JobWhy,
   type LimitSettings,
   type QueueName,
+  type Schedule,
+  type ScheduleSettings,
   type Status,
 } from "../client/index.js";
 import {
@@ -40,6 +42,9 @@ import {
   pausedText,
   progressBar,
   queuesText,
+  scheduleLine,
+  scheduleText,
+  schedulesText,
   showText,
   stuckText,
   sweepText,
@@ -96,6 +101,8 @@ const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.
 const STATUSES = Object.keys({ queued: 1, running: 1, waiting: 1, succeeded: 1, failed: 1, cancelled: 1 } satisfies Record<Status, 1>) as Status[];
 const QUEUES = Object.keys({ default: 1, large: 1 } satisfies Record<QueueName, 1>) as QueueName[];
 const POLICIES = Object.keys({ collect: 1, failFast: 1 } satisfies Record<FlowPolicy, 1>) as FlowPolicy[];
+const OVERLAPS = Object.keys({ skip: 1, allow: 1, cancelPrevious: 1 } satisfies Record<Schedule["overlap"], 1>) as Schedule["overlap"][];
+const CATCH_UPS = Object.keys({ none: 1, one: 1, all: 1 } satisfies Record<Schedule["catchUp"], 1>) as Schedule["catchUp"][];
 
 const LIST_MAX = 100;
 /** The API's most lines per answer; typed off the server's constant, so tsc fails here when it changes. */
@@ -195,6 +202,44 @@ Examples:
   warden limits set key:geocoder-api --rate 100/60s
 `;
 
+const SCHEDULES_HELP = `
+A schedule submits a job of its type, with its input, on a cron in a time zone or at a fixed rate.
+Each tick's job is made once, however many sweeps see the tick. The sweeper fires the ticks that
+have come, every few seconds. A schedule is yours (the admin sees and changes everyone's).
+With no command, lists your schedules: cadence, overlap/catch-up, next run, and how many ticks
+fired, were skipped (the previous run still live) and were missed.
+
+Examples:
+  warden schedules
+  warden schedules add nightly-report report.render --cron '30 2 * * *' --tz Europe/Paris --input '{"template":"daily"}'
+  warden schedules add heartbeat demo.sleep --every 5m --overlap allow
+  warden schedules show nightly-report
+  warden schedules pause nightly-report
+  warden schedules rm heartbeat
+`;
+
+const SCHEDULE_SET_HELP = (verb: "add" | "set"): string => `
+--cron EXPR: 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first,
+in the zone --tz names (an IANA name, e.g. Europe/Paris; default UTC). --every N: a fixed rate,
+5m, 1h, 1d or 90s, its first tick N after the schedule is made.
+--overlap: when a tick comes while the previous run is still live, skip it (the default), allow
+a second run, or cancelPrevious. --catch-up: the ticks that came while nothing fired them (the
+sweeper was down, say): none fires them, one fires the newest (the default), all fires every
+one, at most --catch-up-max (default 100).
+${
+  verb === "add"
+    ? "The API checks the cron, the zone and the ranges (how often a schedule may fire, among them),\nand refuses the rest with a 400 that writes nothing."
+    : "set replaces the schedule's settings: what is not given goes back to its default (it stays paused\nor running: --paused pauses it). Its runs and counts stay; a new cadence counts from now."
+}
+
+Examples:
+${
+  verb === "add"
+    ? "  warden schedules add nightly-report report.render --cron '30 2 * * *' --tz Europe/Paris\n  warden schedules add sync-acme crm.sync --every 15m --input '{\"tenant\":\"acme\"}' --concurrency-key acme --catch-up none"
+    : "  warden schedules set nightly-report report.render --cron '0 3 * * 1-5' --tz Europe/Paris\n  warden schedules set sync-acme crm.sync --every 1h --overlap cancelPrevious"
+}
+`;
+
 const DASHBOARD_HELP = `
 The page runs in your browser; its calls go to this process, which forwards them to the stage
 signed with your AWS credentials (SigV4) or with --token, so the browser never holds a credential.
@@ -219,6 +264,12 @@ const MISSING: Record<string, string> = {
   resume: "resume needs what to resume: type:<job type> or queue:<queue>, e.g. warden resume type:demo.sleep",
   "limits set": "limits set needs a limit key: type:<job type> or key:<concurrency key>, e.g. warden limits set key:tenant-acme --concurrency 5",
   "limits rm": "limits rm needs a limit key: type:<job type> or key:<concurrency key>, e.g. warden limits rm key:tenant-acme",
+  "schedules show": "schedules show needs a schedule id (warden schedules lists them)",
+  "schedules add": "schedules add needs an id and a job type, e.g. warden schedules add nightly-report report.render --cron '30 2 * * *' --tz Europe/Paris",
+  "schedules set": "schedules set needs an id and a job type, e.g. warden schedules set nightly-report report.render --every 1h",
+  "schedules rm": "schedules rm needs a schedule id",
+  "schedules pause": "schedules pause needs a schedule id",
+  "schedules resume": "schedules resume needs a schedule id",
 };
 
 const LIST_HELP = `
@@ -239,6 +290,50 @@ Examples:
   warden ${verb} --all --type junit.import --dry-run
   warden ${verb} --all --type junit.import --queue large${verb === "retry" ? " --status cancelled" : " --status queued"}
 `;
+
+/** `schedules add` and `schedules set`: what the schedule fires, and when. */
+function scheduleOptions(c: Command, command: string): Command {
+  return c
+    .option("--cron <expr>", "fire on this cron expression, e.g. '30 2 * * *' (02:30 every day)")
+    .option("--tz <zone>", "with --cron: the IANA time zone its times are in, e.g. Europe/Paris (default UTC)")
+    .addOption(new Option("--every <interval>", "fire at a fixed rate: 5m, 1h, 1d, 90s").argParser(every("--every", command)))
+    .option("--input <json>", "each job's input as JSON, or @path to read it from a file")
+    .addOption(new Option("--overlap <policy>", "a tick while the previous run is live: skip it (default), allow it, or cancelPrevious").choices(OVERLAPS).argParser(choice("--overlap", OVERLAPS, command)))
+    .addOption(new Option("--catch-up <policy>", "the ticks missed while nothing fired them: fire none, one (default, the newest) or all").choices(CATCH_UPS).argParser(choice("--catch-up", CATCH_UPS, command)))
+    .addOption(new Option("--catch-up-max <n>", "with --catch-up all: fire at most this many missed ticks, the newest (default 100)").argParser(whole("--catch-up-max", 1, undefined, command)))
+    .addOption(new Option("--queue <queue>", "the queue its jobs run on (default: the type's)").choices(QUEUES).argParser(choice("--queue", QUEUES, command)))
+    .addOption(new Option("--max-attempts <n>", "each job's attempts before it fails").argParser(whole("--max-attempts", 1, undefined, command)))
+    .addOption(new Option("--timeout <seconds>", "each job's time limit for one attempt").argParser(whole("--timeout", 1, undefined, command)))
+    .option("--concurrency-key <key>", "count its jobs under this key's limits (warden limits set key:<key> …), beside their type's")
+    .option("--paused", "make it paused: no tick fires until `warden schedules resume ID`");
+}
+
+/**
+ * The schedule's settings from `add` and `set`'s options. Which flags go together is the command
+ * line's to check (a cron or a rate, not both; --tz only with a cron); the cron itself, the zone
+ * and the ranges are the API's, whose 400 says what is wrong.
+ */
+function scheduleArgs(command: string, type: string, o: Record<string, unknown>): ScheduleSettings {
+  if (o.cron !== undefined && o.every !== undefined) throw new UsageError("give --cron or --every, not both: a schedule fires on a cron or at a fixed rate", command);
+  if (o.cron === undefined && o.every === undefined) throw new UsageError(`${command} needs --cron EXPR (with --tz ZONE) or --every INTERVAL (5m, 1h, 1d)`, command);
+  if (o.tz !== undefined && o.cron === undefined) throw new UsageError("--tz goes with --cron (a fixed rate is the same in every zone)", command);
+  if (o.catchUpMax !== undefined && o.catchUp !== "all") throw new UsageError("--catch-up-max goes with --catch-up all (the most missed ticks it fires)", command);
+  return {
+    type,
+    ...(o.input !== undefined ? { input: parseInput(String(o.input), command) } : {}),
+    ...(o.cron !== undefined ? { cron: String(o.cron) } : {}),
+    ...(o.tz !== undefined ? { timeZone: String(o.tz) } : {}),
+    ...(o.every !== undefined ? { everySeconds: o.every as number } : {}),
+    ...(o.overlap !== undefined ? { overlap: o.overlap as Schedule["overlap"] } : {}),
+    ...(o.catchUp !== undefined ? { catchUp: o.catchUp as Schedule["catchUp"] } : {}),
+    ...(o.catchUpMax !== undefined ? { catchUpMax: o.catchUpMax as number } : {}),
+    ...(o.queue !== undefined ? { queue: o.queue as QueueName } : {}),
+    ...(o.maxAttempts !== undefined ? { maxAttempts: o.maxAttempts as number } : {}),
+    ...(o.timeout !== undefined ? { timeoutSeconds: o.timeout as number } : {}),
+    ...(o.concurrencyKey !== undefined ? { concurrencyKey: String(o.concurrencyKey) } : {}),
+    ...(o.paused ? { paused: true } : {}),
+  };
+}
 
 /** The --all form's options, the same for cancel and retry but for the statuses each takes. */
 function bulkOptions(c: Command, verb: "retry" | "cancel", statuses: readonly string[], statusHelp: string, dflt: string): Command {
@@ -621,6 +716,80 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
     }),
   );
 
+  const schedules = cmd("schedules", "your schedules (the admin: everyone's), jobs submitted on a cron or at a fixed rate; show, add, set, rm, pause, resume")
+    .usage("[command] [options]")
+    .addHelpText("after", SCHEDULES_HELP)
+    // `schedules bogus` is answered below in a line, not as commander's "too many arguments".
+    .allowExcessArguments(true)
+    .hook("preSubcommand", (_schedules, sub) => entering(`schedules ${sub.name()}`));
+  const listSchedules = run(async ({ client, out }) => {
+    const list = await client.schedules();
+    out(schedulesText(list, Date.now()), { schedules: list });
+    return EXIT.ok;
+  });
+  schedules.action(async (opts: Record<string, unknown>, self: Command) => {
+    const [word] = self.args;
+    if (word !== undefined) {
+      const meant = /\(Did you mean (.*)\?\)/.exec(unknownCommand(schedules, word).message)?.[1];
+      const what = meant ? ` (did you mean ${meant}?)` : ": 'schedules' lists them; show, add, set, rm, pause and resume take an id";
+      throw new UsageError(`unknown schedules command '${word}'${what}`, "schedules");
+    }
+    await listSchedules(opts, self);
+  });
+  const schedulesCmd = (spec: string, description: string): Command => schedules.command(spec).description(description).helpOption("-h, --help", "show help for this command");
+
+  schedulesCmd("show <id>", "one schedule: what it fires and when, its next runs (in its zone), its last runs and their jobs").action(
+    run(async ({ client, out }, [id]) => {
+      const schedule = await client.schedule(id!);
+      out(scheduleText(schedule, Date.now()), { schedule });
+      return EXIT.ok;
+    }),
+  );
+
+  scheduleOptions(schedulesCmd("add <id> <type>", "make a schedule: a job of this type on --cron EXPR [--tz ZONE] or --every N"), "schedules add")
+    .addHelpText("after", SCHEDULE_SET_HELP("add"))
+    .action(
+      run(async ({ client, out }, [id, type], o) => {
+        const schedule = await client.createSchedule({ id: id!, ...scheduleArgs("schedules add", type!, o) });
+        out(scheduleLine("added", schedule, Date.now()), { schedule });
+        return EXIT.ok;
+      }),
+    );
+
+  scheduleOptions(schedulesCmd("set <id> <type>", "replace a schedule's settings: the same options as add"), "schedules set")
+    .addHelpText("after", SCHEDULE_SET_HELP("set"))
+    .action(
+      run(async ({ client, out }, [id, type], o) => {
+        const schedule = await client.updateSchedule(id!, scheduleArgs("schedules set", type!, o));
+        out(scheduleLine("updated", schedule, Date.now()), { schedule });
+        return EXIT.ok;
+      }),
+    );
+
+  schedulesCmd("rm <id>", "delete a schedule (the jobs it made stay)").action(
+    run(async ({ client, out }, [id]) => {
+      const answer = await client.deleteSchedule(id!);
+      out(`removed schedule ${answer.deleted}`, answer);
+      return EXIT.ok;
+    }),
+  );
+
+  schedulesCmd("pause <id>", "pause a schedule: no tick fires until it is resumed").action(
+    run(async ({ client, out }, [id]) => {
+      const schedule = await client.pauseSchedule(id!);
+      out(`paused schedule ${schedule.id}: no tick fires until \`warden schedules resume ${schedule.id}\``, { schedule });
+      return EXIT.ok;
+    }),
+  );
+
+  schedulesCmd("resume <id>", "resume a schedule from its next tick (the ticks that came while it was paused are not fired)").action(
+    run(async ({ client, out }, [id]) => {
+      const schedule = await client.resumeSchedule(id!);
+      out(scheduleLine("resumed", schedule, Date.now()), { schedule });
+      return EXIT.ok;
+    }),
+  );
+
   cmd("dashboard", "serve the dashboard for a stage on 127.0.0.1, forwarding its calls to --url (signed, or with --token)")
     .addOption(new Option("--port <port>", "where to listen on 127.0.0.1 (default: a free port)").argParser(whole("--port", 0, 65_535, "dashboard")))
     .option("--no-open", "print the URL without opening a browser")
@@ -860,6 +1029,21 @@ function rate(flag: string, command: string): (s: string) => { starts: number; p
   };
 }
 
+const EVERY_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/**
+ * A parser for `--every N` (5m, 1h, 1d, 90s) into seconds. Only the form is checked here: the
+ * range (how often a schedule may fire, up to a year apart) is the API's, whose 400 says what it is.
+ */
+function every(flag: string, command: string): (s: string) => number {
+  return (s) => {
+    const m = /^\s*(\d+)\s*([smhd])\s*$/i.exec(s);
+    const seconds = m ? Number(m[1]) * EVERY_UNITS[m[2]!.toLowerCase()]! : NaN;
+    if (!Number.isSafeInteger(seconds)) throw new UsageError(`${flag} must be a whole number of seconds, minutes, hours or days: 5m, 1h, 1d, 90s (got ${JSON.stringify(s)})`, command);
+    return seconds;
+  };
+}
+
 /** A parser for a whole-number option, refusing anything outside [min, max]. */
 function whole(flag: string, min: number, max: number | undefined, command: string): (s: string) => number {
   const range = max !== undefined ? `from ${min} to ${max}` : `of at least ${min}`;
@@ -979,18 +1163,18 @@ function specsFile(flag: "--children" | "--after", path: string): unknown[] {
 }
 
 /** `--input` is JSON, or `@path` to read JSON from a file. */
-function parseInput(s: string): unknown {
+function parseInput(s: string, command = "submit"): unknown {
   let text = s;
   if (s.startsWith("@")) {
     try {
       text = readFileSync(s.slice(1), "utf8");
     } catch (e) {
-      throw new UsageError(`cannot read --input file: ${(e as Error).message}`, "submit");
+      throw new UsageError(`cannot read --input file: ${(e as Error).message}`, command);
     }
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`--input is not valid JSON: ${(e as Error).message}`, "submit");
+    throw new UsageError(`--input is not valid JSON: ${(e as Error).message}`, command);
   }
 }

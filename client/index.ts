@@ -12,13 +12,14 @@
  */
 import type { ApiErrorCode } from "../core/api/errors.js";
 import type { ApiAction, ApiAttempt, ApiAttemptDetail, ApiChildren, ApiHold, ApiJob, ApiWhy, ApiWorker } from "../core/api/view.js";
-import type { LimitRequest, SubmitRequest } from "../core/api/requests.js";
+import type { LimitRequest, ScheduleUpdate, SubmitRequest } from "../core/api/requests.js";
 import type { FlowPolicy } from "../core/flow.js";
 import type { QueueName } from "../core/config.js";
 import type { Status } from "../core/job.js";
 import type { JobLogLine, JobLogSource } from "../core/logs.js";
 import type { ApiQueue } from "../core/api/admin.js";
 import type { ApiControls, ApiLimit, ApiPause } from "../core/api/controls.js";
+import type { ApiSchedule } from "../core/api/schedules.js";
 import type { BulkAnswer } from "../core/api/bulk.js";
 import type { NotStarting, StuckReport } from "../core/stuck.js";
 import type { WhyReason } from "../core/why.js";
@@ -38,6 +39,7 @@ export type {
   ApiLimit,
   ApiPause,
   ApiQueue,
+  ApiSchedule,
   ApiWhy,
   ApiWorker,
   DeadLetterSample,
@@ -83,6 +85,16 @@ export type Controls = ApiControls;
 export type ControlsWoken = ApiControls & { woken: number };
 /** `PUT /admin/limits/{key}`: a concurrency limit, a rate limit (`starts` per `perSeconds`), or both; it replaces the key's limit. */
 export type LimitSettings = LimitRequest;
+
+/**
+ * `GET /schedules/{id}` (and every schedule route's answer): what it fires and when, its next
+ * runs (ISO, none while paused), its last runs (oldest first) and its counts.
+ */
+export type Schedule = ApiSchedule;
+/** `PUT /schedules/{id}`: what a schedule fires and when; `cron` (with `timeZone`, default UTC) or `everySeconds`, not both. It replaces the schedule's settings. */
+export type ScheduleSettings = ScheduleUpdate;
+/** `POST /schedules`: a new schedule's id (letters, digits and . _ -) and its settings. */
+export type NewSchedule = ScheduleSettings & { id: string };
 
 export interface BulkRetryFilter {
   type?: string;
@@ -495,6 +507,42 @@ export class WardenClient {
     return (await this.call<ControlsWoken>("DELETE", `/admin/limits/${encodeURIComponent(key)}`)).body;
   }
 
+  // ─── schedules ───────────────────────────────────────────────────────────────────────────
+
+  /** Your schedules (the admin's: everyone's), by id. */
+  async schedules(): Promise<Schedule[]> {
+    return (await this.call<{ schedules: Schedule[] }>("GET", "/schedules")).body.schedules;
+  }
+
+  /** One schedule, with its next runs and its last ones. */
+  async schedule(id: string): Promise<Schedule> {
+    return (await this.call<{ schedule: Schedule }>("GET", `/schedules/${encodeURIComponent(id)}`)).body.schedule;
+  }
+
+  /** Makes a schedule; a 409 when the id is taken. A fixed rate's first tick is one interval from now, a cron's its next match. */
+  async createSchedule(req: NewSchedule): Promise<Schedule> {
+    return (await this.call<{ schedule: Schedule }>("POST", "/schedules", definedOf(req))).body.schedule;
+  }
+
+  /** Replaces what the schedule fires and when (its runs and counts stay; a new cadence counts from now). */
+  async updateSchedule(id: string, req: ScheduleSettings): Promise<Schedule> {
+    return (await this.call<{ schedule: Schedule }>("PUT", `/schedules/${encodeURIComponent(id)}`, definedOf(req))).body.schedule;
+  }
+
+  async deleteSchedule(id: string): Promise<{ deleted: string }> {
+    return (await this.call<{ deleted: string }>("DELETE", `/schedules/${encodeURIComponent(id)}`)).body;
+  }
+
+  /** No tick fires until `resumeSchedule`. Pausing twice is one pause. */
+  async pauseSchedule(id: string): Promise<Schedule> {
+    return (await this.call<{ schedule: Schedule }>("POST", `/schedules/${encodeURIComponent(id)}/pause`)).body.schedule;
+  }
+
+  /** Goes on from the next tick after now: the ticks that came while it was paused are not fired. */
+  async resumeSchedule(id: string): Promise<Schedule> {
+    return (await this.call<{ schedule: Schedule }>("POST", `/schedules/${encodeURIComponent(id)}/resume`)).body.schedule;
+  }
+
   /** One call of a bulk retry (default status `failed`); follow `nextCursor`, or use `bulkRetry`. */
   async bulkRetryPage(f: BulkRetryFilter): Promise<BulkResult> {
     return (await this.call<BulkResult>("POST", "/admin/jobs/retry", bulkBody(f))).body;
@@ -614,7 +662,12 @@ export class WardenClient {
 const BULK_TRIES = 3;
 
 function bulkBody(f: BulkRetryFilter | BulkCancelFilter): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined));
+  return definedOf(f);
+}
+
+/** The fields that have a value: the API's objects are strict, and an explicit undefined is no field. */
+function definedOf(o: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }
 
 const isoOf = (t: Date | string | undefined): string | undefined => (t instanceof Date ? t.toISOString() : t);

@@ -54,7 +54,7 @@ const state = {
   logsBusy: false,
   /** The detail's tree of children (see "children" below); a new one per job opened. */
   tree: null,
-  /** false once /admin/workers or /admin/queues answered 403: those panels need the admin role. */
+  /** false once /admin/workers, /admin/queues or /admin/controls answered 403: those panels need the admin role. */
   adminPanels: true,
   /** The jobs list's last poll failed (its message is in #more-msg). */
   listError: false,
@@ -108,10 +108,16 @@ function toast(msg) {
   toast.timer = setTimeout(() => t.classList.remove("show"), 3500);
 }
 
+/** A span of seconds as 42s, 3m 10s, 2h, 3d. */
+const span = (s) => (s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${s % 60 ? ` ${s % 60}s` : ""}` : s < 86400 ? `${Math.floor(s / 3600)}h` : `${Math.floor(s / 86400)}d`);
 const ago = (iso) => {
   if (!iso) return "";
-  const s = Math.max(0, Math.round((Date.now() - (typeof iso === "number" ? iso : Date.parse(iso))) / 1000));
-  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${s % 60 ? ` ${s % 60}s` : ""}` : s < 86400 ? `${Math.floor(s / 3600)}h` : `${Math.floor(s / 86400)}d`;
+  return span(Math.max(0, Math.round((Date.now() - (typeof iso === "number" ? iso : Date.parse(iso))) / 1000)));
+};
+/** How long until `iso`: "in 4m 10s", or "due" once it has come (the next sweep fires it). */
+const until = (iso) => {
+  const s = Math.round((Date.parse(iso) - Date.now()) / 1000);
+  return s > 0 ? `in ${span(s)}` : "due";
 };
 const when = (iso) => (iso ? `${new Date(iso).toLocaleString()} (${ago(iso)} ago)` : "–");
 const pretty = (v) => (v === undefined || v === null ? "–" : JSON.stringify(v, null, 2));
@@ -458,6 +464,53 @@ function renderChart(points) {
     ...STATES.map((s) => el("li", { dataset: { state: s } }, el("span", { class: "sw", style: { background: COLORS[s] } }), s, el("span", { class: "n" }, latest[s] ?? 0))),
   );
   $("#chart-span").textContent = points.length > 1 ? ago(t0) : "–";
+}
+
+/** Pauses first, then limits: one row each, with what it holds back now. */
+function renderControls(c) {
+  const rate = (r) => (r ? `${r.starts}/${r.perSeconds}s` : null);
+  const trs = [
+    ...c.pauses.map((p) =>
+      el("tr", { dataset: { control: "pause", target: p.target, held: p.held } },
+        el("td", {}, el("span", { class: "badge paused" }, "paused"), " ", el("span", { class: "mono" }, p.target)),
+        el("td", { title: new Date(p.since).toLocaleString() }, `${ago(p.since)} ago by ${p.by}`),
+        el("td", { class: "hint" }, "–"),
+        el("td", { class: "hint" }, "–"),
+        el("td", { class: "held" }, p.held),
+      ),
+    ),
+    ...c.limits.map((l) =>
+      el("tr", { dataset: { control: "limit", target: l.key, held: l.held } },
+        el("td", { class: "mono" }, l.key),
+        el("td", { title: new Date(l.updatedAt).toLocaleString() }, `${ago(l.updatedAt)} ago by ${l.by}`),
+        el("td", { class: "limit" }, [l.concurrency !== null ? `at most ${l.concurrency} at once` : null, rate(l.rate) ? `${rate(l.rate)} starts` : null].filter(Boolean).join(" · ")),
+        el("td", { class: "running" }, l.running ?? "–"),
+        el("td", { class: "held" }, l.held),
+      ),
+    ),
+  ];
+  $("#controls tbody").replaceChildren(...(trs.length ? trs : [el("tr", {}, el("td", { colspan: 5, class: "hint" }, "no pauses and no limits"))]));
+}
+
+/** A fixed rate as `warden schedules add --every` takes it: 30s, 5m, 1h, 1d. */
+const everyText = (s) => {
+  for (const [unit, n] of [["d", 86400], ["h", 3600], ["m", 60]]) if (s >= n && s % n === 0) return `${s / n}${unit}`;
+  return `${s}s`;
+};
+
+function renderSchedules(schedules) {
+  const trs = schedules.map((s) => {
+    const next = s.nextRuns[0];
+    return el("tr", { dataset: { schedule: s.id, paused: String(s.paused) } },
+      el("td", { class: "mono" }, s.id),
+      el("td", { class: "cadence" }, s.cron !== null ? el("span", {}, el("span", { class: "mono" }, s.cron), ` (${s.timeZone ?? "UTC"})`) : `every ${everyText(s.everySeconds)}`),
+      el("td", {}, s.type),
+      el("td", {}, s.paused ? el("span", { class: "badge paused" }, "paused") : el("span", { class: "hint" }, "no")),
+      el("td", { class: "next nowrap", title: next ? new Date(next).toLocaleString() : "" }, s.paused ? el("span", { class: "hint" }, "–") : next ? until(next) : el("span", { class: "hint" }, "none")),
+      el("td", { class: "counts nowrap", title: `fired ${s.counts.fired}, skipped ${s.counts.skipped}, missed ${s.counts.missed}` }, `${s.counts.fired} / ${s.counts.skipped} / ${s.counts.missed}`),
+    );
+  });
+  $("#schedules tbody").replaceChildren(...(trs.length ? trs : [el("tr", {}, el("td", { colspan: 6, class: "hint" }, "no schedules"))]));
 }
 
 /** The chart and the alarms exist only under npm start; a stage's are in CloudWatch. */
@@ -990,9 +1043,11 @@ async function refresh() {
         $("#more-msg").textContent = `cannot list jobs: ${e.message}`;
       },
     );
-    const [, workersOut, localOut, queuesOut] = await Promise.all([list, adminRead("/admin/workers"), local, adminRead("/admin/queues")]);
-    for (const out of [workersOut, queuesOut]) if (out?.error instanceof ApiError && out.error.status === 401) throw out.error;
-    if ([workersOut, queuesOut].some((out) => out?.error instanceof ApiError && out.error.status === 403)) hideAdminPanels();
+    // Every caller's own schedules (the admin's: all); a failed read says so in its panel.
+    const schedulesRead = api("GET", "/schedules").catch((e) => ({ error: e }));
+    const [, workersOut, localOut, queuesOut, controlsOut, schedulesOut] = await Promise.all([list, adminRead("/admin/workers"), local, adminRead("/admin/queues"), adminRead("/admin/controls"), schedulesRead]);
+    for (const out of [workersOut, queuesOut, controlsOut, schedulesOut]) if (out?.error instanceof ApiError && out.error.status === 401) throw out.error;
+    if ([workersOut, queuesOut, controlsOut].some((out) => out?.error instanceof ApiError && out.error.status === 403)) hideAdminPanels();
     if (workersOut?.error) $("#workers-note").textContent = `cannot read the workers: ${workersOut.error.message}`;
     else if (workersOut) {
       $("#workers-note").textContent = "";
@@ -1002,6 +1057,19 @@ async function refresh() {
     else if (queuesOut) {
       $("#queues-note").textContent = "";
       renderQueues(queuesOut.queues);
+    }
+    // An API older than the controls or the schedules answers 404 (or something else): the panel says so.
+    if (controlsOut?.error) $("#controls-note").textContent = `cannot read the pauses and limits: ${controlsOut.error.message}`;
+    else if (controlsOut && !(Array.isArray(controlsOut.pauses) && Array.isArray(controlsOut.limits))) $("#controls-note").textContent = "cannot read the pauses and limits: the API's answer has none";
+    else if (controlsOut) {
+      $("#controls-note").textContent = "";
+      renderControls(controlsOut);
+    }
+    if (schedulesOut.error) $("#schedules-note").textContent = `cannot read the schedules: ${schedulesOut.error.message}`;
+    else if (!Array.isArray(schedulesOut.schedules)) $("#schedules-note").textContent = "cannot read the schedules: the API's answer has none";
+    else {
+      $("#schedules-note").textContent = "";
+      renderSchedules(schedulesOut.schedules);
     }
     if (localOut) {
       renderAlarms(localOut[0]);
@@ -1031,11 +1099,11 @@ async function refresh() {
   }
 }
 
-/** Signed in without the admin role: the queues and workers panels say so instead of asking each poll. */
+/** Signed in without the admin role: the queues, workers and controls panels say so instead of asking each poll. */
 function hideAdminPanels() {
   state.adminPanels = false;
   for (const e of document.querySelectorAll(".admin-only")) e.hidden = true;
-  $("#admin-note").hidden = false;
+  for (const e of document.querySelectorAll(".admin-note")) e.hidden = false;
 }
 
 function showLogin(message = "") {
@@ -1072,7 +1140,7 @@ function signIn() {
   // A new sign-in may have the admin role: ask again.
   state.adminPanels = true;
   for (const e of document.querySelectorAll(".admin-only")) e.hidden = false;
-  $("#admin-note").hidden = true;
+  for (const e of document.querySelectorAll(".admin-note")) e.hidden = true;
   showApp();
   void detectMode().then(search).catch(() => undefined).then(refresh);
 }

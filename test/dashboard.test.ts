@@ -4,7 +4,8 @@
  * succeeded; a job nobody can start (its queue's only worker frozen with SIGSTOP) fires
  * JobsNotStarting, which clears once the worker is back; and the admin's day: find an old
  * failed job by a server-side search and by paging, read its attempts (error, stack) and its log,
- * cancel another caller's running job, and retry every failed job of a type after a dry run.
+ * cancel another caller's running job, and retry every failed job of a type after a dry run;
+ * the controls and schedules panels show a pause, a limit and two schedules the test made.
  * Screenshots go to test/artifacts/.
  */
 import { randomBytes } from "node:crypto";
@@ -358,5 +359,59 @@ describe.skipIf(!available)("the dashboard in headless Chromium", () => {
     expect(await page.locator("#d-parent-link").getAttribute("data-job-id")).toBe(stepId);
     expect(await page.locator("#d-parent").textContent()).toBe(`child #0 of ${stepId}`);
     await page.locator("#detail-close").click();
+  });
+
+  it("shows the pauses and limits, and every caller's schedules with their cadence, next run and counts, as they change", async () => {
+    const controlRow = (kind: string, target: string) => page.locator(`#controls tr[data-control="${kind}"][data-target="${target}"]`);
+    const scheduleRow = (id: string) => page.locator(`#schedules tr[data-schedule="${id}"]`);
+
+    expect((await admin("POST", "/admin/pauses/type:demo.hang")).status).toBe(200);
+    expect((await admin("PUT", `/admin/limits/${encodeURIComponent("key:dash/acme")}`, { concurrency: 2, rate: { starts: 5, perSeconds: 1 } })).status).toBe(200);
+    // A caller's cron in a zone (it fires next at 02:30 Paris time), and another caller's fixed rate.
+    const cron = await call("POST", "/schedules", { id: "dash.nightly", type: "demo.sleep", input: { items: 1 }, cron: "30 2 * * *", timeZone: "Europe/Paris" });
+    expect(cron.status, JSON.stringify(cron.body)).toBe(201);
+    const rate = await other("POST", "/schedules", { id: "dash.tick", type: "demo.sleep", input: { items: 0, msPerItem: 0 }, everySeconds: 3600, overlap: "allow" });
+    expect(rate.status, JSON.stringify(rate.body)).toBe(201);
+
+    await controlRow("pause", "type:demo.hang").waitFor({ timeout: 10_000 });
+    const pause = controlRow("pause", "type:demo.hang");
+    expect(await pause.locator(".badge.paused").textContent()).toBe("paused");
+    expect(await pause.locator("td").nth(1).textContent()).toMatch(/^\d+s ago by admin$/);
+    expect(await pause.getAttribute("data-held")).toBe("0");
+    const limit = controlRow("limit", "key:dash/acme");
+    await limit.waitFor({ timeout: 10_000 });
+    expect(await limit.locator("td.limit").textContent()).toBe("at most 2 at once · 5/1s starts");
+    expect(await limit.locator("td.running").textContent()).toBe("0");
+    expect(await limit.locator("td.held").textContent()).toBe("0");
+
+    // The admin sees both callers' schedules.
+    await scheduleRow("dash.nightly").waitFor({ timeout: 10_000 });
+    const nightly = scheduleRow("dash.nightly");
+    expect(await nightly.locator("td.cadence").textContent()).toBe("30 2 * * * (Europe/Paris)");
+    expect(await nightly.locator("td").nth(2).textContent()).toBe("demo.sleep");
+    expect(await nightly.getAttribute("data-paused")).toBe("false");
+    expect(await nightly.locator("td.next").textContent()).toMatch(/^in \d+(s|m( \d+s)?|h)$/);
+    const nextAt = await page.evaluate((iso: string) => new Date(iso).toLocaleString(), cron.body.schedule.nextRuns[0] as string);
+    expect(await nightly.locator("td.next").getAttribute("title"), "the next run's time, in the browser's own way").toBe(nextAt);
+    expect(await nightly.locator("td.counts").textContent()).toBe("0 / 0 / 0");
+    const tick = scheduleRow("dash.tick");
+    await tick.waitFor({ timeout: 10_000 });
+    expect(await tick.locator("td.cadence").textContent()).toBe("every 1h");
+    expect(await tick.locator("td.next").textContent()).toMatch(/^in (1h|59m \d+s)$/);
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard-controls-schedules.png"), fullPage: true });
+
+    // A paused schedule says so, with no next run.
+    expect((await other("POST", "/schedules/dash.tick/pause")).status).toBe(200);
+    await waitFor(async () => (await tick.getAttribute("data-paused", { timeout: 1000 }).catch(() => null)) === "true", 10_000, "dash.tick to show paused");
+    expect(await tick.locator(".badge.paused").textContent()).toBe("paused");
+    expect(await tick.locator("td.next").textContent()).toBe("–");
+
+    // Taken away, the panels say there is nothing.
+    expect((await admin("DELETE", "/admin/pauses/type:demo.hang")).status).toBe(200);
+    expect((await admin("DELETE", `/admin/limits/${encodeURIComponent("key:dash/acme")}`)).status).toBe(200);
+    expect((await call("DELETE", "/schedules/dash.nightly")).status).toBe(200);
+    expect((await other("DELETE", "/schedules/dash.tick")).status).toBe(200);
+    await waitFor(async () => (await page.locator("#controls tbody").textContent()) === "no pauses and no limits", 10_000, "the controls panel to be empty");
+    await waitFor(async () => (await page.locator("#schedules tbody").textContent()) === "no schedules", 10_000, "the schedules panel to be empty");
   });
 });

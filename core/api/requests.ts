@@ -163,9 +163,10 @@ const cadenceRules = <T extends { cron?: string | undefined; timeZone?: string |
     .refine((r) => (r.cron === undefined) !== (r.everySeconds === undefined), { message: "a schedule has either cron or everySeconds", path: ["cron"] })
     .refine((r) => r.timeZone === undefined || r.cron !== undefined, { message: "timeZone goes with cron", path: ["timeZone"] })
     .superRefine((r, ctx) => {
-      if (r.cron === undefined && r.everySeconds === undefined) return;
-      const bad = checkCadence(r.cron !== undefined ? { cron: r.cron, timeZone: r.timeZone ?? "UTC" } : { everyMs: r.everySeconds! * 1000 });
-      if (bad) ctx.addIssue({ code: "custom", message: bad, path: [r.cron !== undefined ? (bad.startsWith("unknown time zone") ? "timeZone" : "cron") : "everySeconds"] });
+      // A fixed rate's range is everySeconds' own rule above; a cron's fields and zone are checked here.
+      if (r.cron === undefined) return;
+      const bad = checkCadence({ cron: r.cron, timeZone: r.timeZone ?? "UTC" });
+      if (bad) ctx.addIssue({ code: "custom", message: bad, path: [bad.startsWith("unknown time zone") ? "timeZone" : "cron"] });
     });
 
 export const scheduleUpdate = cadenceRules(z.strictObject(scheduleFields));
