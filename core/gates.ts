@@ -173,13 +173,14 @@ export function holdRecheckMs(heldForMs: number): number {
   return Math.min(GATE_LIMITS.holdRecheckMaxMs, Math.max(GATE_LIMITS.holdRecheckMs, heldForMs));
 }
 
-/** Whether a hold still holds, decided from fresh settings and the key's slot count. */
-export function stillHeld(h: Hold, s: ControlSettings, slotsTaken: number | undefined, now: number): boolean {
+/**
+ * Whether a pause or rate hold still holds, decided from fresh settings. A concurrency hold is
+ * not decided here: only taking a slot can tell (core/limits-sweep.ts), and one whose limit is
+ * gone holds no more.
+ */
+export function stillHeld(h: Hold, s: ControlSettings, now: number): boolean {
   if (h.by === "pause") return s.pauses[h.key] !== undefined;
-  if (h.by === "concurrency") {
-    const limit = s.limits[h.key]?.concurrency;
-    return limit !== undefined && (slotsTaken ?? 0) >= limit;
-  }
+  if (h.by === "concurrency") return false;
   return s.limits[h.key]?.rate !== undefined && h.until > now;
 }
 

@@ -70,7 +70,7 @@ export class LimitsSweep {
         await this.d.controls.releaseSlot(h.key, job.id, at);
         throw new ConflictError("the held job changed during the sweep");
       }
-    } else if (!stillHeld(h, s, undefined, c.now)) {
+    } else if (!stillHeld(h, s, c.now)) {
       if (await this.d.gates.unhold(job)) return "unheld";
       throw new ConflictError("the held job changed during the sweep");
     }
