@@ -89,7 +89,7 @@ describe.each(BACKENDS)("DynamoDB engine %s", (backend) => {
     expect(t.KeySchema).toEqual(want.KeySchema);
     expect(t.BillingModeSummary?.BillingMode ?? "PAY_PER_REQUEST").toBe("PAY_PER_REQUEST");
     expect(indexShape(t.GlobalSecondaryIndexes)).toEqual(indexShape(want.GlobalSecondaryIndexes as GlobalSecondaryIndexDescription[]));
-    expect(indexShape(t.GlobalSecondaryIndexes).map((i) => i.name)).toEqual([TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name, TABLE.workerIndex.name, TABLE.waitIndex.name].sort());
+    expect(indexShape(t.GlobalSecondaryIndexes).map((i) => i.name)).toEqual([TABLE.ownerIndex.name, TABLE.statusIndex.name, TABLE.dueIndex.name, TABLE.workerIndex.name, TABLE.waitIndex.name, TABLE.holdIndex.name].sort());
   });
 
   it("applies a conditional put once, and refuses it the second time", async () => {
@@ -173,6 +173,8 @@ describe.each(BACKENDS)("DynamoDB engine %s", (backend) => {
       [TABLE.workerIndex.partitionKey]: { S: "ecs:a" },
       [TABLE.waitIndex.partitionKey]: { S: "large#0" },
       [TABLE.waitIndex.sortKey]: { N: "1" },
+      [TABLE.holdIndex.partitionKey]: { S: "pause#queue:large" },
+      [TABLE.holdIndex.sortKey]: { N: "1" },
     };
     await db.send(new PutItemCommand({ TableName: table, Item: { id: { S: "expired-indexed" }, ...inEveryIndex, ...expired } }));
     // Shaped like a finished job: out of the sparse `due` index. DynamoDB Local 3.3.0's TTL skips

@@ -193,6 +193,7 @@ describe("the reaper's grants", () => {
     }
     const calls = [...seen.keys()].map((c) => c.replace(/Command$/, ""));
     expect(calls.filter((c) => c !== "Query" && !ACCESS.reaper.table.includes(c as TableAction))).toEqual([]);
-    expect(ACCESS.reaper.indexes).toEqual([TABLE.workerIndex.name]);
+    // Its Query of the dead worker's jobs; and of the held jobs a reclaimed run's concurrency slots are handed to.
+    expect(ACCESS.reaper.indexes).toEqual([TABLE.workerIndex.name, TABLE.holdIndex.name]);
   });
 });
