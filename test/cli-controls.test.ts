@@ -18,7 +18,7 @@ import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { makeHandler } from "../functions/api.js";
 import { startWorkerLoop, type WorkerLoop } from "./support/api-worker.js";
-import { wardenAt, type CliRun } from "./support/cli.js";
+import { offline, wardenAt, type CliRun } from "./support/cli.js";
 import { useEmulators, waitFor } from "./support/emulators.js";
 import { serveApi, type TestServer } from "./support/http-api.js";
 
@@ -232,21 +232,6 @@ describe("warden limits set and rm", () => {
   });
 });
 
-/** `main` in-process with a fetch that records and refuses: what the command line alone decides sends nothing. */
-async function offline(args: string[]): Promise<CliRun & { requests: string[] }> {
-  const run = { code: -1, stdout: "", stderr: "", requests: [] as string[] };
-  const io: Io = {
-    stdout: { write: (s: string) => (run.stdout += s) },
-    stderr: { write: (s: string) => (run.stderr += s) },
-    env: { WARDEN_URL: "http://127.0.0.1:9", WARDEN_TOKEN: "t" },
-    fetch: async (input) => {
-      run.requests.push(String(input));
-      return new Response(JSON.stringify({ error: { code: "internal", message: "this test expects no request" } }), { status: 500 });
-    },
-  };
-  run.code = await main(args, io);
-  return run;
-}
 
 describe("the command line", () => {
   it("gives pause, resume, limits and limits set / rm their own help, with `--help` and `help …` alike", async () => {

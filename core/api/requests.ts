@@ -38,6 +38,12 @@ const childRequest = z.strictObject({
     .optional(),
 });
 
+/** A job's concurrency key (core/gates.ts): what its limits count it under. */
+const concurrencyKey = z.string().superRefine((k, ctx) => {
+  const bad = checkConcurrencyKey(k);
+  if (bad) ctx.addIssue({ code: "custom", message: bad });
+});
+
 export const submitRequest = z.strictObject({
   type: jobTypeName,
   input: z.unknown().optional(),
@@ -54,13 +60,7 @@ export const submitRequest = z.strictObject({
     .refine((k) => !k.startsWith(SCHEDULE_KEY_PREFIX), { message: `keys starting with ${SCHEDULE_KEY_PREFIX} are a schedule's` })
     .optional(),
   /** Counts the job under this key's concurrency and rate limits, beside its type's (docs/jobs.md "Controls"). */
-  concurrencyKey: z
-    .string()
-    .superRefine((k, ctx) => {
-      const bad = checkConcurrencyKey(k);
-      if (bad) ctx.addIssue({ code: "custom", message: bad });
-    })
-    .optional(),
+  concurrencyKey: concurrencyKey.optional(),
   /** Fan-out: the job runs after these have all ended, as the combining step (docs/jobs.md "Flows"). */
   children: z.array(childRequest).min(1).max(MAX_CHILDREN, `a job may have at most ${MAX_CHILDREN} children`).optional(),
   policy: z.enum(FLOW_POLICIES).optional(),
@@ -137,13 +137,7 @@ const scheduleFields = {
   queue: queueName.optional(),
   maxAttempts: z.number().int().min(1).max(LIMITS.maxAttempts).optional(),
   timeoutSeconds: z.number().int().min(1).max(LIMITS.maxTimeoutSeconds).optional(),
-  concurrencyKey: z
-    .string()
-    .superRefine((k, ctx) => {
-      const bad = checkConcurrencyKey(k);
-      if (bad) ctx.addIssue({ code: "custom", message: bad });
-    })
-    .optional(),
+  concurrencyKey: concurrencyKey.optional(),
   cron: z.string().min(1).max(200).optional(),
   timeZone: z.string().min(1).max(100).optional(),
   everySeconds: z

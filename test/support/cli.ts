@@ -1,6 +1,7 @@
 /** Runs the `warden` command as a user would: a child process, the URL and token from the environment. */
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { main, type Io } from "../../cli/main.js";
 
 export const WARDEN_BIN = fileURLToPath(new URL("../../bin/warden.js", import.meta.url));
 
@@ -21,4 +22,20 @@ export function wardenAt(url: () => string): (args: string[], token?: string) =>
         (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
       );
     });
+}
+
+/** `main` in-process with a fetch that records and refuses: what the command line alone decides sends nothing. */
+export async function offline(args: string[]): Promise<CliRun & { requests: string[] }> {
+  const run = { code: -1, stdout: "", stderr: "", requests: [] as string[] };
+  const io: Io = {
+    stdout: { write: (s: string) => (run.stdout += s) },
+    stderr: { write: (s: string) => (run.stderr += s) },
+    env: { WARDEN_URL: "http://127.0.0.1:9", WARDEN_TOKEN: "t" },
+    fetch: async (input) => {
+      run.requests.push(String(input));
+      return new Response(JSON.stringify({ error: { code: "internal", message: "this test expects no request" } }), { status: 500 });
+    },
+  };
+  run.code = await main(args, io);
+  return run;
 }
