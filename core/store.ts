@@ -313,7 +313,10 @@ export class JobStore {
       const slots = gate?.ok && gate.slots.length ? gate.slots : undefined;
       // The start its rate logs recorded is the attempt's (a log may have had a later start than this clock).
       const decided = startAt > c.now ? life.claim(job, { workerId, leaseMs, ...(o.queue ? { queue: o.queue } : {}) }, { ...c, now: startAt }) : d;
-      if (!decided.ok) return { ok: false, reason: decided.reason as ClaimRefusal, ...(job ? { job } : {}) };
+      if (!decided.ok) {
+        if (slots) await this.gates.undo(jobId, slots);
+        return { ok: false, reason: decided.reason as ClaimRefusal, ...(job ? { job } : {}) };
+      }
       const change = slots ? life.claimWith(decided.change, slots) : decided.change;
       const w = await this.write(change, "claim");
       if (w.applied && w.job.status === "running") return this.leased(w.job, leaseMs);
