@@ -256,20 +256,31 @@ export class Controls {
 
   /** The first `limit` jobs held on a partition (core/gates.ts holdPartition), longest held first. */
   async held(partition: string, limit: number): Promise<string[]> {
-    const { holdIndex } = TABLE;
-    const out = await this.db.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: holdIndex.name,
-        KeyConditionExpression: "#p = :p",
-        ExpressionAttributeNames: { "#p": holdIndex.partitionKey },
-        ExpressionAttributeValues: { ":p": partition },
-        Limit: limit,
-      }),
-    );
+    const out = await this.db.send(new QueryCommand({ ...heldQuery(this.table, partition), Limit: limit }));
     return (out.Items ?? []).map((i) => String(i.id));
   }
+
+  /** How many jobs are held on a partition: a COUNT of the keys-only index, at most 10 pages (1 MB each) counted. */
+  async heldCount(partition: string): Promise<number> {
+    let n = 0;
+    let start: Record<string, unknown> | undefined;
+    for (let page = 0; page < 10; page++) {
+      const out = await this.db.send(new QueryCommand({ ...heldQuery(this.table, partition), Select: "COUNT", ...(start ? { ExclusiveStartKey: start } : {}) }));
+      n += out.Count ?? 0;
+      start = out.LastEvaluatedKey;
+      if (!start) break;
+    }
+    return n;
+  }
 }
+
+const heldQuery = (table: string, partition: string) => ({
+  TableName: table,
+  IndexName: TABLE.holdIndex.name,
+  KeyConditionExpression: "#p = :p",
+  ExpressionAttributeNames: { "#p": TABLE.holdIndex.partitionKey },
+  ExpressionAttributeValues: { ":p": partition },
+});
 
 function settingsOf(item: Record<string, unknown> | undefined): ControlSettings {
   if (!item) return EMPTY_SETTINGS;

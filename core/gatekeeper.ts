@@ -182,12 +182,23 @@ export class Gatekeeper {
       if (woken.length >= n) break;
       const job = await this.d.getRecord(id);
       if (job?.status !== "queued" || job.hold?.by !== "concurrency" || job.hold.key !== key) continue;
-      const at = await this.d.controls.acquireSlot(key, limit, id, this.d.clock().now);
-      if (at === undefined) break;
-      if (await this.unhold(job)) woken.push(id);
-      else await this.d.controls.releaseSlot(key, id, at); // someone else moved it (a cancel, another waker)
+      const given = await this.giveSlot(job, key, limit);
+      if (given === "full") break;
+      if (given === "woken") woken.push(id);
     }
     return woken;
+  }
+
+  /**
+   * A slot of `key` taken for a held job, then the job woken: "full" when the limit has no slot
+   * free, "moved" when someone moved the job first (a cancel, another waker; the slot goes back).
+   */
+  async giveSlot(job: QueuedJob, key: LimitKey, limit: number): Promise<"woken" | "full" | "moved"> {
+    const at = await this.d.controls.acquireSlot(key, limit, job.id, this.d.clock().now);
+    if (at === undefined) return "full";
+    if (await this.unhold(job)) return "woken";
+    await this.d.controls.releaseSlot(key, job.id, at);
+    return "moved";
   }
 
   /**

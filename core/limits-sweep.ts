@@ -62,14 +62,12 @@ export class LimitsSweep {
     // The cached settings: a second old at most, and a sweep of many held jobs reads the item once.
     const s = await this.d.controls.settings();
     const c = this.d.clock();
-    if (h.by === "concurrency" && s.limits[h.key]?.concurrency !== undefined) {
-      // A slot for this job, then the wake: the hand-off a release would have made.
-      const at = await this.d.controls.acquireSlot(h.key, s.limits[h.key]!.concurrency!, job.id, c.now);
-      if (at !== undefined) {
-        if (await this.d.gates.unhold(job)) return "unheld";
-        await this.d.controls.releaseSlot(h.key, job.id, at);
-        throw new ConflictError("the held job changed during the sweep");
-      }
+    const limit = h.by === "concurrency" ? s.limits[h.key]?.concurrency : undefined;
+    if (h.by === "concurrency" && limit !== undefined) {
+      // The hand-off a release would have made: a slot for this job, then the wake.
+      const given = await this.d.gates.giveSlot(job, h.key, limit);
+      if (given === "woken") return "unheld";
+      if (given === "moved") throw new ConflictError("the held job changed during the sweep");
     } else if (!stillHeld(h, s, c.now)) {
       if (await this.d.gates.unhold(job)) return "unheld";
       throw new ConflictError("the held job changed during the sweep");

@@ -139,6 +139,9 @@ export function tickAfter(c: Cadence, anchor: number, after: number): number | u
   return next ? next.getTime() : undefined;
 }
 
+/** Where a resumed schedule goes on: its first tick after now (the ticks it slept through are not fired). */
+export const resumedAt = (s: Pick<Schedule, "cadence" | "anchor">, now: number): number => tickAfter(s.cadence, s.anchor, now) ?? Number.MAX_SAFE_INTEGER;
+
 /** The next `n` ticks after `after`. */
 export function nextTicks(c: Cadence, anchor: number, after: number, n: number): number[] {
   const out: number[] = [];

@@ -21,7 +21,7 @@ import { Expr, isConditionFailure } from "./expr.js";
 import { isTerminal, type Job } from "./job.js";
 import type { NewJob } from "./lifecycle.js";
 import type { Doorbell } from "./queue.js";
-import { keptRuns, planTicks, SCHEDULE_LIMITS, tickAfter, tickKey, type PendingTick, type Schedule, type ScheduleRun } from "./schedule.js";
+import { keptRuns, planTicks, resumedAt, SCHEDULE_LIMITS, tickAfter, tickKey, type PendingTick, type Schedule, type ScheduleRun } from "./schedule.js";
 import { newNonce } from "./store-write.js";
 
 export const SCHEDULES_PARTITION = "@schedules";
@@ -122,7 +122,7 @@ export class Schedules {
   async setPaused(s: Schedule, paused: boolean): Promise<Schedule> {
     if (s.paused === paused) return s;
     const now = this.d.now();
-    return this.replace(s, { ...s, paused, nextAt: paused ? s.nextAt : (tickAfter(s.cadence, s.anchor, now) ?? NEVER), updatedAt: now });
+    return this.replace(s, { ...s, paused, nextAt: paused ? s.nextAt : resumedAt(s, now), updatedAt: now });
   }
 
   /**

@@ -14,7 +14,7 @@ import { batchGetAll } from "./aws.js";
 import { LIMITS, QUEUE_NAMES, TABLE, TIMINGS, type QueueName } from "./config.js";
 import { ConflictError, LeaseLostError, NotFoundError, StoreRejectedError, TooLargeError, ValidationError } from "./errors.js";
 import { unstorable } from "./item-size.js";
-import { isTerminal, type HeldSlots, type CancelledJob, type FailedJob, type FinishedJob, type Job, type JobError, type Lease, type LiveJob, type QueuedJob, type RunningJob, type SucceededJob, type WaitingJob } from "./job.js";
+import { isTerminal, type CancelledJob, type FailedJob, type FinishedJob, type Job, type JobError, type Lease, type LiveJob, type QueuedJob, type RunningJob, type SucceededJob, type WaitingJob } from "./job.js";
 import { countChildren, endedCounts, FANIN_SHARD_SIZE, orphanReason, type ChildCounts, type ChildSpec, type Flow, type FlowPolicy } from "./flow.js";
 import { Controls } from "./controls.js";
 import { checkConcurrencyKey } from "./gates.js";
@@ -143,7 +143,7 @@ export class JobStore {
         const pushed = await this.pushStartDeadline(job);
         await opts.doorbell?.send(pushed.queue, [pushed.id], 0).catch(() => undefined);
       },
-      refreshed: async (job) => (needsRefresh(job, this.now(), this.retentionDays) ? this.withValues(job) : job),
+      refreshed: (job) => this.refreshed(job),
     });
     this.schedules = new Schedules({
       db,
@@ -559,11 +559,15 @@ export class JobStore {
    * could run gets a copy of it with a later TTL (core/values.ts).
    */
   async pushStartDeadline(job: QueuedJob): Promise<QueuedJob> {
-    const view = needsRefresh(job, this.now(), this.retentionDays) ? await this.withValues(job) : job;
-    return this.swept(life.resend(view, this.clock()));
+    return this.swept(life.resend(await this.refreshed(job), this.clock()));
   }
 
   /** The sweeper's look at a waiting parent whose deadline passed (core/flows.ts Flows.check). */
+  /** The job with its values read when one would expire while it waits, so the write made from it copies them on. */
+  private async refreshed(job: QueuedJob): Promise<QueuedJob> {
+    return needsRefresh(job, this.now(), this.retentionDays) ? this.withValues(job) : job;
+  }
+
   /** The sweeper's look at a held job past its deadline (core/limits-sweep.ts). */
   async lookAtHold(job: QueuedJob): Promise<"unheld" | "held"> {
     return this.limitsSweep.look(job);

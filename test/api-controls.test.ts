@@ -4,25 +4,14 @@
  * that names what is wrong and writes nothing.
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { beforeAll, describe, expect, test } from "vitest";
-import { silentLog } from "../core/api/jobs.js";
+import { describe, expect, test } from "vitest";
 import { SETTINGS_ID } from "../core/controls.js";
-import { loadRuntime } from "../core/runtime.js";
-import { buildServices, type Services } from "../core/services.js";
-import { makeHandler, type ApiHandler } from "../functions/api.js";
 import { useEmulators } from "./support/emulators.js";
-import { callerOf } from "./support/http-api.js";
+import { useApiHandler } from "./support/http-api.js";
 
 const env = useEmulators("api-controls");
-let services: Services;
-let handler: ApiHandler;
-
-beforeAll(() => {
-  services = buildServices(loadRuntime(env.emu.env));
-  handler = makeHandler(services, { log: silentLog });
-});
-
-const call = callerOf(() => handler);
+const api = useApiHandler(env);
+const call = api.call;
 const settingsItem = async () => (await env.doc.send(new GetCommand({ TableName: env.emu.tableName, Key: { id: SETTINGS_ID }, ConsistentRead: true }))).Item;
 
 describe("pauses", () => {
@@ -31,7 +20,7 @@ describe("pauses", () => {
     const submitted = await call("POST", "/jobs", "alice", { type: "demo.fail", input: {} });
     expect(submitted.status).toBe(201);
     const id = submitted.body.job.id as string;
-    const claim = await services.store.claim(id, "w", 30_000);
+    const claim = await api.services.store.claim(id, "w", 30_000);
     expect(claim).toMatchObject({ ok: false, reason: "held" });
 
     const view = await call("GET", `/jobs/${id}`, "alice");
@@ -45,7 +34,7 @@ describe("pauses", () => {
     const resumed = await call("DELETE", `/admin/pauses/${encodeURIComponent("type:demo.fail")}`, "admin");
     expect(resumed.body).toMatchObject({ pauses: [], woken: 1 });
     expect((await call("GET", `/jobs/${id}`, "alice")).body.job.held).toBeNull();
-    expect((await services.store.claim(id, "w", 30_000)).ok).toBe(true);
+    expect((await api.services.store.claim(id, "w", 30_000)).ok).toBe(true);
   });
 
   test("only the admin may pause, and a target that is neither a queue nor a type is a 400 that writes nothing", async () => {
@@ -68,7 +57,7 @@ describe("limits", () => {
     expect(set.body.limits).toEqual([{ key: "key:tenant-a", concurrency: 2, rate: { starts: 5, perSeconds: 1 }, running: 0, held: 0, updatedAt: expect.any(String), by: "admin" }]);
     const job = await call("POST", "/jobs", "alice", { type: "demo.sleep", input: {}, concurrencyKey: "tenant-a" });
     expect(job.body.job.concurrencyKey).toBe("tenant-a");
-    expect((await services.store.claim(job.body.job.id, "w", 30_000)).ok).toBe(true);
+    expect((await api.services.store.claim(job.body.job.id, "w", 30_000)).ok).toBe(true);
     expect((await call("GET", "/admin/controls", "admin")).body.limits[0]).toMatchObject({ running: 1 });
     const removed = await call("DELETE", `/admin/limits/${encodeURIComponent("key:tenant-a")}`, "admin");
     expect(removed.body).toMatchObject({ limits: [], woken: 0 });

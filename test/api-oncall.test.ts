@@ -5,30 +5,23 @@
  * owner, queue, time and id; retry or cancel in bulk with a dry run; and presence that does not
  * claim jobs a worker no longer holds.
  */
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { silentLog } from "../core/api/jobs.js";
 import { LIMITS } from "../core/config.js";
 import type { QueuedJob, RunningJob } from "../core/job.js";
 import { loadRuntime } from "../core/runtime.js";
-import { buildServices, type Services } from "../core/services.js";
+import { buildServices } from "../core/services.js";
 import { presenceState, type WorkerInfo } from "../core/workers.js";
-import { makeHandler, type ApiHandler } from "../functions/api.js";
+import { makeHandler } from "../functions/api.js";
 import { BULK_LIMITS, next, type Position } from "../core/api/bulk.js";
 import * as life from "../core/lifecycle.js";
 import type { JobLogLine, JobLogSource } from "../core/logs.js";
 import { useEmulators } from "./support/emulators.js";
-import { apiEvent, callerOf, jwtAuthorizer } from "./support/http-api.js";
+import { apiEvent, jwtAuthorizer, useApiHandler } from "./support/http-api.js";
 
 const env = useEmulators("api-oncall");
-let services: Services;
-let handler: ApiHandler;
-
-beforeAll(() => {
-  services = buildServices(loadRuntime(env.emu.env));
-  handler = makeHandler(services, { log: silentLog });
-});
-
-const call = callerOf(() => handler);
+const api = useApiHandler(env);
+const call = api.call;
 
 const submit = async (who: string, type: string, input: unknown = {}, extra: Record<string, unknown> = {}): Promise<string> => {
   const r = await call("POST", "/jobs", who, { type, input, ...extra });
@@ -38,15 +31,15 @@ const submit = async (who: string, type: string, input: unknown = {}, extra: Rec
 
 /** Fails the job's next attempt the way the runner does: with what the handler threw. */
 async function failAttempt(id: string, worker: string, thrown: Error, retryable: boolean): Promise<void> {
-  const claim = await services.store.claim(id, worker, 60_000);
+  const claim = await api.services.store.claim(id, worker, 60_000);
   if (!claim.ok) throw new Error(`claim refused: ${claim.reason}`);
-  await services.store.fail(claim.lease, { code: "handler_error", message: thrown.message, stack: thrown.stack! }, { retryable, backoffMs: 0 });
+  await api.services.store.fail(claim.lease, { code: "handler_error", message: thrown.message, stack: thrown.stack! }, { retryable, backoffMs: 0 });
 }
 
 describe("the admin acts on any caller's job", () => {
   it("cancels another caller's running job and retries it, each recorded with who asked; another caller still gets 404", async () => {
     const id = await submit("customer-1", "demo.sleep", { items: 100 });
-    const claim = await services.store.claim(id, "w-runaway", 60_000);
+    const claim = await api.services.store.claim(id, "w-runaway", 60_000);
     expect(claim.ok).toBe(true);
     expect((await call("POST", `/jobs/${id}/cancel`, "customer-2")).status).toBe(404);
 
@@ -57,13 +50,13 @@ describe("the admin acts on any caller's job", () => {
 
     // The worker acknowledges; the admin retries it; both requests stay with the job.
     const lease = claim.ok ? claim.lease : undefined;
-    lease!.job = (await services.store.getRecord(id)) as RunningJob;
-    await services.store.acknowledgeCancel(lease!);
+    lease!.job = (await api.services.store.getRecord(id)) as RunningJob;
+    await api.services.store.acknowledgeCancel(lease!);
     const retried = await call("POST", `/jobs/${id}/retry`, "admin");
     expect(retried.status).toBe(202);
     expect(retried.body.job.actions.map((a: { action: string; by: string }) => `${a.action}:${a.by}`)).toEqual(["cancel:admin", "retry:admin"]);
     expect(retried.body.job.worker, "a queued job names no worker").toBeNull();
-    expect((await services.store.getRecord(id))?.owner, "the job stays the customer's").toBe("customer-1");
+    expect((await api.services.store.getRecord(id))?.owner, "the job stays the customer's").toBe("customer-1");
   });
 });
 
@@ -93,7 +86,7 @@ describe("errors per attempt", () => {
     expect(attempts[1].error).toMatchObject({ code: "handler_error", message: "second: cannot read properties of undefined" });
     expect(attempts[1].error.stack).toMatch(/^TypeError: second/);
 
-    const record = await services.store.getRecord(id);
+    const record = await api.services.store.getRecord(id);
     expect(JSON.stringify(record), "no stack in the record the heartbeats rewrite").not.toContain("frame0");
   });
 });
@@ -108,20 +101,20 @@ describe("why a job is not running", () => {
     const waiting = (await call("GET", `/jobs/${id}/why`, "ops")).body.why;
     expect(waiting).toMatchObject({ state: "queued", reason: "waiting", rings: 0 });
     // The sweeper's resend of a job nobody claimed: still ready since its creation, rung once.
-    const pushed = await services.store.pushStartDeadline((await services.store.getRecord(id)) as QueuedJob);
+    const pushed = await api.services.store.pushStartDeadline((await api.services.store.getRecord(id)) as QueuedJob);
     expect(pushed.rings).toBe(1);
     const notClaimed = (await call("GET", `/jobs/${id}/why`, "ops")).body.why;
     expect(notClaimed).toMatchObject({ reason: "not_claimed", rings: 1, since: waiting.since });
     expect(notClaimed.message).toContain("no worker claimed it");
 
-    const claim = await services.store.claim(id, "w-holder", 60_000);
+    const claim = await api.services.store.claim(id, "w-holder", 60_000);
     expect(claim.ok).toBe(true);
     expect((await call("GET", `/jobs/${id}/why`, "ops")).body.why).toMatchObject({ state: "running", reason: "running", worker: "w-holder" });
 
     const retrying = await submit("ops", "demo.fail", { times: 5 });
-    const c2 = await services.store.claim(retrying, "w-x", 60_000);
+    const c2 = await api.services.store.claim(retrying, "w-x", 60_000);
     if (!c2.ok) throw new Error("claim");
-    await services.store.fail(c2.lease, { code: "handler_error", message: "flaky" }, { retryable: true, backoffMs: 600_000 });
+    await api.services.store.fail(c2.lease, { code: "handler_error", message: "flaky" }, { retryable: true, backoffMs: 600_000 });
     expect((await call("GET", `/jobs/${retrying}/why`, "ops")).body.why).toMatchObject({ state: "queued", reason: "backoff" });
   });
 });
@@ -129,7 +122,7 @@ describe("why a job is not running", () => {
 describe("the job's log lines", () => {
   it("answers only lines its own attempts wrote: one that merely names the job id (a handler echoing its input) is left out", async () => {
     const id = await submit("logger", "demo.sleep", { items: 1 });
-    const claim = await services.store.claim(id, "w-genuine", 60_000);
+    const claim = await api.services.store.claim(id, "w-genuine", 60_000);
     if (!claim.ok) throw new Error("claim");
     const line = (attempt: number | null, workerId: string | null, message: string): JobLogLine => ({ at: new Date().toISOString(), level: "info", message, jobId: id, attempt, workerId, fields: {} });
     const source: JobLogSource = {
@@ -170,7 +163,7 @@ describe("finding a job", () => {
     expect(ids(await call("GET", "/jobs", "admin", undefined, { id: theirs }))).toEqual([theirs]);
     expect(ids(await call("GET", "/jobs", "finder", undefined, { id: theirs })), "not readable: not found").toEqual([]);
 
-    const created = (await services.store.getRecord(mine[1]!))!.createdAt;
+    const created = (await api.services.store.getRecord(mine[1]!))!.createdAt;
     const range = { createdAfter: new Date(created).toISOString(), createdBefore: new Date(created + 1).toISOString() };
     expect(ids(await call("GET", "/jobs", "finder", undefined, range))).toEqual([mine[1]]);
     expect(ids(await call("GET", "/jobs", "admin", undefined, { createdBefore: new Date(t0).toISOString(), owner: "finder" }))).toEqual([]);
@@ -193,7 +186,7 @@ describe("bulk retry and cancel", () => {
     expect(dry.status).toBe(200);
     expect(dry.body).toMatchObject({ dryRun: true, acted: 0, nextCursor: null });
     expect(dry.body.matched).toBeGreaterThanOrEqual(3);
-    for (const id of failed) expect((await services.store.getRecord(id))?.status).toBe("failed");
+    for (const id of failed) expect((await api.services.store.getRecord(id))?.status).toBe("failed");
 
     let cursor: string | null = null;
     let acted = 0;
@@ -205,11 +198,11 @@ describe("bulk retry and cancel", () => {
     } while (cursor);
     expect(acted).toBe(dry.body.matched);
     for (const id of failed) {
-      const j = await services.store.getRecord(id);
+      const j = await api.services.store.getRecord(id);
       expect(j?.status).toBe("queued");
       expect(j?.actions?.at(-1)).toMatchObject({ action: "retry", by: "admin" });
     }
-    expect((await services.store.getRecord(untouched))?.actions).toBeUndefined();
+    expect((await api.services.store.getRecord(untouched))?.actions).toBeUndefined();
   });
 
   it("refuses a bulk action with no type or queue, a status it does not apply to, and a non-admin", async () => {
@@ -222,14 +215,14 @@ describe("bulk retry and cancel", () => {
     const type = "demo.sleep";
     const queued = [await submit("c-owner", type, {}, { queue: "large" }), await submit("c-owner", type, {}, { queue: "large" })];
     const running = await submit("c-owner", type, {}, { queue: "large" });
-    expect((await services.store.claim(running, "w-large", 60_000)).ok).toBe(true);
+    expect((await api.services.store.claim(running, "w-large", 60_000)).ok).toBe(true);
     const elsewhere = await submit("c-owner", type, {}, { queue: "default" });
     const r = await call("POST", "/admin/jobs/cancel", "admin", { queue: "large" });
     expect(r.status).toBe(200);
     expect(r.body.nextCursor).toBeNull();
-    for (const id of queued) expect((await services.store.getRecord(id))?.status).toBe("cancelled");
-    expect(await services.store.getRecord(running)).toMatchObject({ status: "running", cancelRequested: true });
-    expect((await services.store.getRecord(elsewhere))?.status).toBe("queued");
+    for (const id of queued) expect((await api.services.store.getRecord(id))?.status).toBe("cancelled");
+    expect(await api.services.store.getRecord(running)).toMatchObject({ status: "running", cancelRequested: true });
+    expect((await api.services.store.getRecord(elsewhere))?.status).toBe("queued");
     // Asked again, the running job already being cancelled is not counted as acted on twice.
     const again = await call("POST", "/admin/jobs/cancel", "admin", { queue: "large", status: "running" });
     expect(again.body.acted).toBe(0);
@@ -252,13 +245,13 @@ describe("bulk retry and cancel", () => {
 describe("presence", () => {
   it("does not list a job under a worker that no longer holds it", async () => {
     const id = await submit("p-owner", "demo.sleep", { items: 100 });
-    const claim = await services.store.claim(id, "w-frozen", 60_000);
+    const claim = await api.services.store.claim(id, "w-frozen", 60_000);
     if (!claim.ok) throw new Error("claim");
-    await services.workers.report({ id: "w-frozen", kind: "fargate", startedAt: Date.now() - 60_000, jobs: [id] });
+    await api.services.workers.report({ id: "w-frozen", kind: "fargate", startedAt: Date.now() - 60_000, jobs: [id] });
     // The sweeper takes it back and another worker claims it; the frozen worker's entry still names it.
-    const queued = await services.store.reclaim((await services.store.getRecord(id)) as RunningJob);
+    const queued = await api.services.store.reclaim((await api.services.store.getRecord(id)) as RunningJob);
     expect(queued.status).toBe("queued");
-    expect((await services.store.claim(id, "w-live", 60_000)).ok).toBe(true);
+    expect((await api.services.store.claim(id, "w-live", 60_000)).ok).toBe(true);
     const listed = (await call("GET", "/admin/workers", "admin")).body.workers.find((w: { id: string }) => w.id === "w-frozen");
     expect(listed.jobs).toEqual([]);
   });

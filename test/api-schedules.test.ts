@@ -3,25 +3,18 @@
  * read with their next runs, changed, paused, resumed and deleted; another caller sees none of
  * them; bad input is a 400 that says what is wrong and writes nothing.
  */
-import { beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { silentLog } from "../core/api/jobs.js";
 import { loadRuntime } from "../core/runtime.js";
-import { buildServices, type Services } from "../core/services.js";
-import { makeHandler, type ApiHandler } from "../functions/api.js";
+import { buildServices } from "../core/services.js";
+import { makeHandler } from "../functions/api.js";
 import { manualClock, useEmulators } from "./support/emulators.js";
-import { callerOf } from "./support/http-api.js";
+import { callerOf, useApiHandler } from "./support/http-api.js";
 
 const env = useEmulators("api-schedules");
-let services: Services;
-let handler: ApiHandler;
-
-beforeAll(() => {
-  services = buildServices(loadRuntime(env.emu.env));
-  handler = makeHandler(services, { log: silentLog });
-});
-
-const call = callerOf(() => handler);
-const ids = async () => (await services.store.schedules.list()).map((s) => s.id).sort();
+const api = useApiHandler(env);
+const call = api.call;
+const ids = async () => (await api.services.store.schedules.list()).map((s) => s.id).sort();
 
 describe("schedules", () => {
   test("made with a cron in a time zone, listed and read with its next runs; changed to a fixed rate; paused, resumed and deleted", async () => {

@@ -18,7 +18,7 @@ import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { makeHandler } from "../functions/api.js";
 import { startWorkerLoop, type WorkerLoop } from "./support/api-worker.js";
-import { offline, wardenAt, type CliRun } from "./support/cli.js";
+import { expectUsageMistakes, offline, wardenAt, type CliRun } from "./support/cli.js";
 import { useEmulators, waitFor } from "./support/emulators.js";
 import { serveApi, type TestServer } from "./support/http-api.js";
 
@@ -265,14 +265,7 @@ describe("the command line", () => {
       [["limits", "sett", "type:x"], "unknown limits command 'sett' (did you mean set?)", "limits"],
       [["limits", "--concurrency", "2"], "unknown option '--concurrency'", "limits"],
     ];
-    const runs = await Promise.all(cases.map(([args]) => offline(args)));
-    runs.forEach((run, i) => {
-      const [args, message, hint] = cases[i]!;
-      expect(run.code, args.join(" ")).toBe(EXIT.usage);
-      expect(run.requests, args.join(" ")).toEqual([]);
-      expect(run.stdout).toBe("");
-      expect(run.stderr, args.join(" ")).toBe(`warden: ${message}\nrun 'warden ${hint} --help' for its options\n`);
-    });
+    await expectUsageMistakes(cases);
   });
 
   it("sends --rate as starts and seconds, and the key escaped in the path", async () => {

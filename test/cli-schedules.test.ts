@@ -19,7 +19,7 @@ import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { makeHandler } from "../functions/api.js";
 import { startWorkerLoop, type WorkerLoop } from "./support/api-worker.js";
-import { offline, wardenAt, type CliRun } from "./support/cli.js";
+import { expectUsageMistakes, offline, wardenAt, type CliRun } from "./support/cli.js";
 import { useEmulators, waitFor } from "./support/emulators.js";
 import { serveApi, type TestServer } from "./support/http-api.js";
 
@@ -275,14 +275,7 @@ describe("the command line", () => {
       [["schedules", "ad", "s1"], "unknown schedules command 'ad' (did you mean add?)", "schedules"],
       [["schedules", "--every", "5m"], "unknown option '--every'", "schedules"],
     ];
-    const runs = await Promise.all(cases.map(([args]) => offline(args)));
-    runs.forEach((run, i) => {
-      const [args, message, hint] = cases[i]!;
-      expect(run.code, args.join(" ")).toBe(EXIT.usage);
-      expect(run.requests, args.join(" ")).toEqual([]);
-      expect(run.stdout).toBe("");
-      expect(run.stderr, args.join(" ")).toBe(`warden: ${message}\nrun 'warden ${hint} --help' for its options\n`);
-    });
+    await expectUsageMistakes(cases);
     // JSON.parse's wording is Node's.
     const input = await offline([...add, "--every", "5m", "--input", "{nope"]);
     expect(input).toMatchObject({ code: EXIT.usage, requests: [], stdout: "" });

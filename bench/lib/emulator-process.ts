@@ -8,9 +8,8 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { dynamoClient, sqsClient } from "../../core/aws.js";
 import { startEmulators, type Emulators } from "../../local/emulators.js";
-import type { BenchEnv } from "./env.js";
+import { withClients, type BenchEnv } from "./env.js";
 
 type Shape = Omit<Emulators, "stop">;
 
@@ -36,20 +35,7 @@ export async function emulatorProcess(stage = "bench"): Promise<BenchEnv & { pid
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   };
-  const emu: Emulators = { ...shape, stop };
-  const doc = dynamoClient({ dynamodb: emu.dynamoEndpoint });
-  const sqs = sqsClient({ sqs: emu.sqsEndpoint });
-  return {
-    pid: child.pid!,
-    emu,
-    doc,
-    sqs,
-    async close() {
-      doc.destroy();
-      sqs.destroy();
-      await stop();
-    },
-  };
+  return { pid: child.pid!, ...withClients({ ...shape, stop }) };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -12,7 +12,11 @@ export interface BenchEnv {
 }
 
 export async function benchEnv(stage = "bench"): Promise<BenchEnv> {
-  const emu = await startEmulators({ stage });
+  return withClients(await startEmulators({ stage }));
+}
+
+/** Clients of running emulators; closing them closes the clients, then stops the emulators. */
+export function withClients(emu: Emulators): BenchEnv {
   const doc = dynamoClient({ dynamodb: emu.dynamoEndpoint });
   const sqs = sqsClient({ sqs: emu.sqsEndpoint });
   return {

@@ -5,8 +5,6 @@
  * cut-short request left); a removed limit's held jobs are woken the same way.
  */
 import { QUEUE_NAMES } from "../config.js";
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { TABLE } from "../config.js";
 import { pausePartition, parseLimitKey, parsePauseTarget, slotPartition, type ControlSettings, type LimitKey, type PauseTarget } from "../gates.js";
 import type { Services } from "../services.js";
 import { ApiError } from "./errors.js";
@@ -111,7 +109,7 @@ export class ControlsApi {
 
   private async view(s: ControlSettings): Promise<ApiControls> {
     const pauses = await Promise.all(
-      Object.entries(s.pauses).map(async ([target, p]) => ({ target: target as PauseTarget, since: new Date(p.since).toISOString(), by: p.by, held: await this.heldCount(pausePartition(target as PauseTarget)) })),
+      Object.entries(s.pauses).map(async ([target, p]) => ({ target: target as PauseTarget, since: new Date(p.since).toISOString(), by: p.by, held: await this.s.store.controls.heldCount(pausePartition(target as PauseTarget)) })),
     );
     const limits = await Promise.all(
       Object.entries(s.limits).map(async ([key, l]) => ({
@@ -119,34 +117,11 @@ export class ControlsApi {
         concurrency: l.concurrency ?? null,
         rate: l.rate ? { starts: l.rate.starts, perSeconds: l.rate.perMs / 1000 } : null,
         running: l.concurrency !== undefined ? Object.keys(await this.s.store.controls.holders(key as LimitKey)).length : null,
-        held: await this.heldCount(slotPartition(key as LimitKey)),
+        held: await this.s.store.controls.heldCount(slotPartition(key as LimitKey)),
         updatedAt: new Date(l.updatedAt).toISOString(),
         by: l.by,
       })),
     );
     return { pauses: pauses.sort((a, b) => a.target.localeCompare(b.target)), limits: limits.sort((a, b) => a.key.localeCompare(b.key)) };
-  }
-
-  /** Jobs held on a partition: a COUNT of the keys-only held index (pages of at most 1 MB, bounded). */
-  private async heldCount(partition: string): Promise<number> {
-    let n = 0;
-    let start: Record<string, unknown> | undefined;
-    for (let page = 0; page < 10; page++) {
-      const out = await this.s.doc.send(
-        new QueryCommand({
-          TableName: this.s.cfg.tableName,
-          IndexName: TABLE.holdIndex.name,
-          KeyConditionExpression: "#p = :p",
-          ExpressionAttributeNames: { "#p": TABLE.holdIndex.partitionKey },
-          ExpressionAttributeValues: { ":p": partition },
-          Select: "COUNT",
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      n += out.Count ?? 0;
-      start = out.LastEvaluatedKey;
-      if (!start) break;
-    }
-    return n;
   }
 }

@@ -7,7 +7,7 @@
  */
 import { LIMITS } from "../config.js";
 import { checkSize } from "../store.js";
-import { keptRuns, nextTicks, planTicks, SCHEDULE_LIMITS, tickAfter, type Cadence, type Schedule, type ScheduledJob } from "../schedule.js";
+import { keptRuns, nextTicks, planTicks, resumedAt, SCHEDULE_LIMITS, tickAfter, type Cadence, type Schedule, type ScheduledJob } from "../schedule.js";
 import type { Services } from "../services.js";
 import { ApiError } from "./errors.js";
 import type { Caller } from "./identity.js";
@@ -68,17 +68,16 @@ export class SchedulesApi {
       updatedAt: now,
     });
     this.log.info("schedule created", { schedule: schedule.id, caller: caller.id });
-    return view(schedule, now);
+    return view(schedule);
   }
 
   async list(caller: Caller): Promise<{ schedules: ApiSchedule[] }> {
-    const now = this.s.now();
     const all = await this.s.store.schedules.list();
-    return { schedules: all.filter((x) => caller.admin || x.owner === caller.id).map((x) => view(x, now)) };
+    return { schedules: all.filter((x) => caller.admin || x.owner === caller.id).map((x) => view(x)) };
   }
 
   async get(caller: Caller, id: string): Promise<ApiSchedule> {
-    return view(await this.readable(caller, id), this.s.now());
+    return view(await this.readable(caller, id));
   }
 
   /** Replaces what it fires and when; its runs and counts stay. A new cadence counts from now. */
@@ -99,19 +98,19 @@ export class SchedulesApi {
       job: this.jobOf(req),
       paused,
       // A new cadence counts from now; a resume (here as by POST …/resume) goes on from the next tick after now.
-      ...(!same ? { nextAt: firstTick(cadence, now), anchor: now } : prev.paused && !paused ? { nextAt: tickAfter(cadence, prev.anchor, now) ?? Number.MAX_SAFE_INTEGER } : {}),
+      ...(!same ? { nextAt: firstTick(cadence, now), anchor: now } : prev.paused && !paused ? { nextAt: resumedAt(prev, now) } : {}),
       ...(dropped ? { runs: keptRuns(prev.runs, [{ tick: now, outcome: "missed", count: dropped }]), counts: { ...prev.counts, missed: prev.counts.missed + dropped } } : {}),
       updatedAt: now,
     };
     const written = await this.s.store.schedules.replace(prev, next);
     this.log.info("schedule updated", { schedule: id, caller: caller.id });
-    return view(written, now);
+    return view(written);
   }
 
   async setPaused(caller: Caller, id: string, paused: boolean): Promise<ApiSchedule> {
     const written = await this.s.store.schedules.setPaused(await this.readable(caller, id), paused);
     this.log.info(paused ? "schedule paused" : "schedule resumed", { schedule: id, caller: caller.id });
-    return view(written, this.s.now());
+    return view(written);
   }
 
   async delete(caller: Caller, id: string): Promise<{ deleted: string }> {
@@ -160,7 +159,7 @@ const cadenceOf = (req: ScheduleUpdate): Cadence => (req.cron !== undefined ? { 
 /** A fixed rate's first tick is one interval after it is made; a cron's, its next match. */
 const firstTick = (c: Cadence, now: number): number => ("everyMs" in c ? now + c.everyMs : (tickAfter(c, now, now) ?? Number.MAX_SAFE_INTEGER));
 
-export function view(s: Schedule, _now: number): ApiSchedule {
+export function view(s: Schedule): ApiSchedule {
   const cron = "cron" in s.cadence ? s.cadence : undefined;
   const every = "everyMs" in s.cadence ? s.cadence.everyMs : undefined;
   const upcoming = s.paused ? [] : [s.nextAt, ...nextTicks(s.cadence, s.anchor, s.nextAt, SCHEDULE_LIMITS.nextShown - 1)].filter((t) => t < Number.MAX_SAFE_INTEGER);

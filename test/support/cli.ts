@@ -1,7 +1,8 @@
 /** Runs the `warden` command as a user would: a child process, the URL and token from the environment. */
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { main, type Io } from "../../cli/main.js";
+import { expect } from "vitest";
+import { EXIT, main, type Io } from "../../cli/main.js";
 
 export const WARDEN_BIN = fileURLToPath(new URL("../../bin/warden.js", import.meta.url));
 
@@ -38,4 +39,16 @@ export async function offline(args: string[]): Promise<CliRun & { requests: stri
   };
   run.code = await main(args, io);
   return run;
+}
+
+/** Each command line is refused before anything is sent: exit 2, this message, and a pointer to the help of `hint`. */
+export async function expectUsageMistakes(cases: readonly (readonly [args: string[], message: string, hint: string])[]): Promise<void> {
+  const runs = await Promise.all(cases.map(([args]) => offline(args)));
+  runs.forEach((run, i) => {
+    const [args, message, hint] = cases[i]!;
+    expect(run.code, args.join(" ")).toBe(EXIT.usage);
+    expect(run.requests, args.join(" ")).toEqual([]);
+    expect(run.stdout).toBe("");
+    expect(run.stderr, args.join(" ")).toBe(`warden: ${message}\nrun 'warden ${hint} --help' for its options\n`);
+  });
 }

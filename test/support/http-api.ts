@@ -6,7 +6,12 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ApiEvent, ApiHandler } from "../../functions/api.js";
+import { beforeAll } from "vitest";
+import { silentLog } from "../../core/api/jobs.js";
+import { loadRuntime } from "../../core/runtime.js";
+import { buildServices, type Services } from "../../core/services.js";
+import { makeHandler, type ApiEvent, type ApiHandler } from "../../functions/api.js";
+import type { TestEnv } from "./emulators.js";
 import { ADMIN_GROUP } from "../../core/api/identity.js";
 
 export interface TestCaller {
@@ -121,4 +126,18 @@ export function callerOf(handler: () => ApiHandler) {
     );
     return { status: res.statusCode ?? 0, body: JSON.parse(res.body ?? "null") };
   };
+}
+
+/**
+ * The real API handler over a test's emulators, built before its tests run: `services` and
+ * `handler` are read once built, and `call` sends a request as `callerOf` does.
+ */
+export function useApiHandler(env: TestEnv): { readonly services: Services; readonly handler: ApiHandler; call: ReturnType<typeof callerOf> } {
+  const api = {} as { services: Services; handler: ApiHandler; call: ReturnType<typeof callerOf> };
+  beforeAll(() => {
+    api.services = buildServices(loadRuntime(env.emu.env));
+    api.handler = makeHandler(api.services, { log: silentLog });
+  });
+  api.call = callerOf(() => api.handler);
+  return api;
 }
