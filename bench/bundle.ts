@@ -80,7 +80,7 @@ function importTime(file: string): number {
       AWS_REGION: "us-east-1",
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
       WARDEN_TABLE: "warden-bench-jobs",
-      WARDEN_QUEUES: JSON.stringify({ default: { queue: "q", dlq: "d" }, large: { queue: "q", dlq: "d" } }),
+      WARDEN_QUEUES: JSON.stringify({ default: { queue: "q", high: "h", low: "l", dlq: "d" }, large: { queue: "q", high: "h", low: "l", dlq: "d" } }),
     },
   });
   return Number(out.trim().split("\n").pop());

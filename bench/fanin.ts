@@ -15,7 +15,7 @@
  */
 import { loadavg } from "node:os";
 import { dynamoClient } from "../core/aws.js";
-import { LIMITS, TIMINGS } from "../core/config.js";
+import { LIMITS, TIMINGS, laneOf } from "../core/config.js";
 import { childSpecs } from "../core/child-specs.js";
 import { FANIN_SHARD_SIZE, fanInKey, shardCount } from "../core/flow.js";
 import { demoChunk, demoCombine } from "../core/jobs/flows.js";
@@ -173,12 +173,12 @@ function workerLoop(runner: Runner, queue: JobQueue, q: QueueName, cap: number):
         await new Promise<void>((r) => (wake = r));
         continue;
       }
-      const messages = await queue.receive(q, { max: Math.min(10, cap - inflight), waitSeconds: 1, visibilitySeconds: 300 }).catch(() => []);
+      const messages = await queue.receive(laneOf({ queue: q }), { max: Math.min(10, cap - inflight), waitSeconds: 1, visibilitySeconds: 300 }).catch(() => []);
       for (const m of messages) {
         inflight++;
         const p = runner
           .run(m.jobId, q)
-          .then(() => queue.delete(q, m.receiptHandle))
+          .then(() => queue.delete(m.lane, m.receiptHandle))
           .catch(() => undefined)
           .finally(() => {
             inflight--;
@@ -398,7 +398,7 @@ function readsByWhat(reads: ReadEvent[], parentId: string, count: (r: ReadEvent)
 async function soloJob(sys: System): Promise<OwnWrites & { rru: number }> {
   sys.meter.reset();
   const { job } = await sys.store.create({ owner: "bench", type: demoChunk.name, queue: "default", input: { from: 0, to: 10 }, maxAttempts: Math.min(demoChunk.limits.maxAttempts, LIMITS.maxAttempts), timeoutMs: demoChunk.limits.timeoutMs });
-  await sys.queue.send("default", [job.id]);
+  await sys.queue.send(laneOf({ queue: "default" }), [job.id]);
   await waitFor(`job ${job.id} to finish`, 60_000, async () => {
     const j = await sys.probe.getRecord(job.id);
     return finished(j) ? j : undefined;

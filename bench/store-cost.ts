@@ -13,7 +13,7 @@
  */
 import type { GlobalSecondaryIndex } from "@aws-sdk/client-dynamodb";
 import { countCalls, dynamoClient } from "../core/aws.js";
-import { FARGATE_WORKER, LAMBDA_WORKER, LIMITS, TIMINGS } from "../core/config.js";
+import { FARGATE_WORKER, LAMBDA_WORKER, LIMITS, TIMINGS, laneOf } from "../core/config.js";
 import { ReportBuffer } from "../core/coalescer.js";
 import { JobQueue } from "../core/queue.js";
 import { tableDefinition } from "../core/schema.js";
@@ -263,14 +263,14 @@ async function oneJob(cell: { seconds: number; inputKb: number; checkpointKb: nu
     maxAttempts: 3,
     timeoutMs: TIMINGS.defaultTimeoutMs,
   });
-  await d.queue.send(queueName, [job.id]);
+  await d.queue.send(laneOf({ queue: queueName }), [job.id]);
   phase("submit");
 
-  const [msg] = await d.queue.receive(queueName, { waitSeconds: 1, max: 1 });
+  const [msg] = await d.queue.receive(laneOf({ queue: queueName }), { waitSeconds: 1, max: 1 });
   if (!msg || msg.jobId !== job.id) throw new Error("bench: the job's message did not arrive");
   const claim = await d.store.claim(job.id, "bench-worker", TIMINGS.leaseMs);
   if (!claim.ok) throw new Error(`bench: claim refused: ${claim.reason}`);
-  await d.queue.delete(queueName, msg.receiptHandle);
+  await d.queue.delete(msg.lane, msg.receiptHandle);
   phase("claim");
 
   const lease = claim.lease;

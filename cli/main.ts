@@ -23,6 +23,7 @@ import {
   type FlowPolicy,
   type JobWhy,
   type LimitSettings,
+  type Priority,
   type QueueName,
   type Schedule,
   type ScheduleSettings,
@@ -100,6 +101,7 @@ const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.
 // Written as records so that tsc fails here when a status or a queue is added or renamed.
 const STATUSES = Object.keys({ queued: 1, running: 1, waiting: 1, succeeded: 1, failed: 1, cancelled: 1 } satisfies Record<Status, 1>) as Status[];
 const QUEUES = Object.keys({ default: 1, large: 1 } satisfies Record<QueueName, 1>) as QueueName[];
+const PRIORITY_LEVELS = Object.keys({ high: 1, normal: 1, low: 1 } satisfies Record<Priority, 1>) as Priority[];
 const POLICIES = Object.keys({ collect: 1, failFast: 1 } satisfies Record<FlowPolicy, 1>) as FlowPolicy[];
 const OVERLAPS = Object.keys({ skip: 1, allow: 1, cancelPrevious: 1 } satisfies Record<Schedule["overlap"], 1>) as Schedule["overlap"][];
 const CATCH_UPS = Object.keys({ none: 1, one: 1, all: 1 } satisfies Record<Schedule["catchUp"], 1>) as Schedule["catchUp"][];
@@ -305,6 +307,7 @@ function scheduleOptions(c: Command, command: string): Command {
     .addOption(new Option("--max-attempts <n>", "each job's attempts before it fails").argParser(whole("--max-attempts", 1, undefined, command)))
     .addOption(new Option("--timeout <seconds>", "each job's time limit for one attempt").argParser(whole("--timeout", 1, undefined, command)))
     .option("--concurrency-key <key>", "count its jobs under this key's limits (warden limits set key:<key> …), beside their type's")
+    .addOption(new Option("--priority <level>", "its jobs' priority on their queue: high, normal (default) or low").choices(PRIORITY_LEVELS).argParser(choice("--priority", PRIORITY_LEVELS, command)))
     .option("--paused", "make it paused: no tick fires until `warden schedules resume ID`");
 }
 
@@ -331,6 +334,7 @@ function scheduleArgs(command: string, type: string, o: Record<string, unknown>)
     ...(o.maxAttempts !== undefined ? { maxAttempts: o.maxAttempts as number } : {}),
     ...(o.timeout !== undefined ? { timeoutSeconds: o.timeout as number } : {}),
     ...(o.concurrencyKey !== undefined ? { concurrencyKey: String(o.concurrencyKey) } : {}),
+    ...(o.priority !== undefined ? { priority: o.priority as Priority } : {}),
     ...(o.paused ? { paused: true } : {}),
   };
 }
@@ -428,6 +432,7 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
     .option("--run-at <iso>", "run no earlier than this time (ISO 8601 with an offset, e.g. 2030-01-01T09:00:00Z)")
     .option("--idempotency-key <key>", "a repeated submit with the same key answers with the first job")
     .option("--concurrency-key <key>", "count the job under this key's limits (warden limits set key:<key> …), beside its type's")
+    .addOption(new Option("--priority <level>", "which of its queue's waiting jobs starts first: high, normal (default) or low").choices(PRIORITY_LEVELS).argParser(choice("--priority", PRIORITY_LEVELS, "submit")))
     .option("--children <file>", "fan-out: a JSON file (or - for stdin) of the children, [{type, input?, key?}, …]; the job runs once they have all ended")
     .addOption(new Option("--policy <policy>", "with --children: collect (wait for every child; the default) or failFast (fail at the first failed child)").choices(POLICIES).argParser(choice("--policy", POLICIES, "submit")))
     .option("--after <file>", "a chain: a JSON file (or - for stdin) of steps to run first, [{type, input?}, …]; the job takes the last one's result as its input")
@@ -448,6 +453,7 @@ function buildProgram(io: Io, entering: (command: string) => void, act: Action):
           ...(o.runAt !== undefined ? { runAt: String(o.runAt) } : {}),
           ...(o.idempotencyKey !== undefined ? { idempotencyKey: String(o.idempotencyKey) } : {}),
           ...(o.concurrencyKey !== undefined ? { concurrencyKey: String(o.concurrencyKey) } : {}),
+          ...(o.priority !== undefined ? { priority: o.priority as Priority } : {}),
           ...flow,
         });
         if (!o.wait) {

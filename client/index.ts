@@ -14,7 +14,7 @@ import type { ApiErrorCode } from "../core/api/errors.js";
 import type { ApiAction, ApiAttempt, ApiAttemptDetail, ApiChildren, ApiHold, ApiJob, ApiWhy, ApiWorker } from "../core/api/view.js";
 import type { LimitRequest, ScheduleUpdate, SubmitRequest } from "../core/api/requests.js";
 import type { FlowPolicy } from "../core/flow.js";
-import type { QueueName } from "../core/config.js";
+import type { Priority, QueueName } from "../core/config.js";
 import type { Status } from "../core/job.js";
 import type { JobLogLine, JobLogSource } from "../core/logs.js";
 import type { ApiQueue } from "../core/api/admin.js";
@@ -46,6 +46,7 @@ export type {
   FlowPolicy,
   JobLogLine,
   NotStarting,
+  Priority,
   QueueName,
   Status,
   StuckReport,
@@ -167,6 +168,8 @@ export interface SubmitOptions {
   idempotencyKey?: string;
   /** Counts the job under this key's concurrency and rate limits (`key:<it>`), beside its type's. */
   concurrencyKey?: string;
+  /** Which of its queue's waiting jobs starts first: `high`, `normal` (the default) or `low`; its children take it too. */
+  priority?: Priority;
   /**
    * Fan-out (1 to 10,000): the job starts `waiting` and runs once these have all ended, with
    * their results (its handler reads them with `ctx.children()`).
@@ -329,6 +332,7 @@ export class WardenClient {
       ...(o.runAt !== undefined ? { runAt: o.runAt instanceof Date ? o.runAt.toISOString() : o.runAt } : {}),
       ...(o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {}),
       ...(o.concurrencyKey !== undefined ? { concurrencyKey: o.concurrencyKey } : {}),
+      ...(o.priority !== undefined ? { priority: o.priority } : {}),
       ...(o.children !== undefined ? { children: o.children } : {}),
       ...(o.policy !== undefined ? { policy: o.policy } : {}),
       ...(o.after !== undefined ? { after: o.after } : {}),

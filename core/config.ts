@@ -52,13 +52,13 @@ export const TABLE = {
   },
   /**
    * Sparse index of queued jobs held back by a pause or a concurrency limit (only a held job has a
-   * holdOn), keys only: a resume or a freed slot finds the longest-held jobs to wake with one
-   * Query (core/controls.ts). A rate hold has no entry: its own delayed doorbell wakes it.
+   * holdOn), keys only: a resume or a freed slot finds the jobs to wake (high priority first, then
+   * the longest-held) with one Query (core/controls.ts). A rate hold has no entry: its own delayed doorbell wakes it.
    */
   holdIndex: {
     name: "byHold",
     partitionKey: "holdOn", // `${by}#${key}`, core/gates.ts holdPartition
-    sortKey: "holdRank", // epoch ms it was held since
+    sortKey: "holdRank", // its priority, then since when: core/gates.ts holdRank
   },
   /** Epoch seconds; DynamoDB TTL deletes finished jobs after retention. */
   ttlAttribute: "expiresAt",
@@ -107,6 +107,12 @@ export const FARGATE_WORKER = {
   maxTasks: 10,
   /** Visible messages per task that the service scales on. */
   messagesPerTask: 4,
+  /**
+   * The long poll of an idle task, on its queue's normal lane (core/queue.ts receiveByPriority):
+   * short, because a job ringing on the high or low lane meanwhile waits for it to end. Three
+   * receives per this many seconds per idle task: about 4 million a month, $1.6 at SQS's price.
+   */
+  idlePollSeconds: 2,
   /** Minutes the large queue must stay empty before the service scales in to its minimum. */
   scaleInAfterIdleMinutes: 10,
 } as const;
@@ -135,6 +141,27 @@ export const QUEUES: Record<QueueName, QueueDefinition> = {
 export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
 export const queueForRunsOn = (runsOn: RunsOn): QueueName => (runsOn === "lambda" ? "default" : "large");
 export const dlqName = (queue: QueueName): string => `${queue}-dlq`;
+
+/**
+ * A job's priority decides which waiting job of its queue starts first. SQS has none, so each
+ * queue is three queues, one per level (its lanes), sharing the queue's DLQ; a worker drains them
+ * in this order (functions/fargate.ts). `normal` is the queue's own name, so a job without a
+ * priority, and everything built before priorities, rings where it always did.
+ */
+export const PRIORITIES = ["high", "normal", "low"] as const;
+export type Priority = (typeof PRIORITIES)[number];
+export const DEFAULT_PRIORITY: Priority = "normal";
+/** The lane's queue name: `default`, `default-high`, `default-low`. */
+export const laneName = (queue: QueueName, priority: Priority): string => (priority === "normal" ? queue : `${queue}-${priority}`);
+/** Where a doorbell rings: a queue's lane. */
+export interface Lane {
+  readonly queue: QueueName;
+  readonly priority: Priority;
+}
+/** The lane of a job (or of anything that names a queue and maybe a priority). */
+export const laneOf = (j: { queue: QueueName; priority?: Priority | undefined }): Lane => ({ queue: j.queue, priority: j.priority ?? DEFAULT_PRIORITY });
+/** A priority's place in the drain order: 0 first. */
+export const priorityRank = (p: Priority | undefined): number => PRIORITIES.indexOf(p ?? DEFAULT_PRIORITY);
 
 /** Physical resource names for a stage; the stacks and the local runtime use the same ones. */
 export const physicalName = (stage: string, logical: string): string => `warden-${stage}-${logical}`;

@@ -12,8 +12,9 @@ import {
   SendMessageBatchCommand,
   type Message,
 } from "@aws-sdk/client-sqs";
-import { QUEUE_NAMES, type QueueName } from "./config.js";
+import { DEFAULT_PRIORITY, QUEUE_NAMES, type QueueName } from "./config.js";
 import { decodeMessage, type JobQueue } from "./queue.js";
+import { laneUrl } from "./runtime.js";
 
 export interface DeadLetterSample {
   jobId: string;
@@ -58,23 +59,18 @@ export class DeadLetters {
     return { queues: Object.fromEntries(entries) as Record<QueueName, { count: number; sample: DeadLetterSample[] }> };
   }
 
-  /** Moves every dead letter of `queue` back to it; answers how many moved. */
+  /**
+   * Moves every dead letter of `queue` back to it, each onto the lane its body names (a body
+   * that is no doorbell goes to the normal lane, where a worker deletes it); answers how many moved.
+   */
   async redrive(queue: QueueName): Promise<number> {
-    const source = this.queue.urls[queue].queue;
     let moved = 0;
     while (moved < this.o.maxMove) {
       const batch = await this.receive(queue, Math.min(10, this.o.maxMove - moved), this.o.moveVisibilitySeconds);
       if (!batch.length) break;
       // Send first, delete second: a crash in between leaves a duplicate doorbell, which is
       // harmless (invariant 1), never a lost one.
-      const sent = await this.queue.sqs.send(
-        new SendMessageBatchCommand({
-          QueueUrl: source,
-          Entries: batch.map((m, i) => ({ Id: String(i), MessageBody: m.Body ?? "" })),
-        }),
-      );
-      const ok = new Set((sent.Successful ?? []).map((s) => Number(s.Id)));
-      const done = batch.filter((_, i) => ok.has(i));
+      const { done, refused } = await this.sendBack(queue, batch);
       if (done.length) {
         await this.queue.sqs.send(
           new DeleteMessageBatchCommand({
@@ -85,11 +81,30 @@ export class DeadLetters {
       }
       moved += done.length;
       if (done.length < batch.length) {
-        const why = (sent.Failed ?? []).map((f) => f.Message ?? f.Code).join("; ");
+        const why = refused.join("; ");
         throw new Error(`redrive of ${queue}: SQS refused ${batch.length - done.length} message(s) after ${moved} moved: ${why}`);
       }
     }
     return moved;
+  }
+
+  /** Sends each message to its lane; answers those SQS took and why it refused the others. */
+  private async sendBack(queue: QueueName, batch: Message[]): Promise<{ done: Message[]; refused: string[] }> {
+    const byUrl = new Map<string, number[]>();
+    batch.forEach((m, i) => {
+      const url = laneUrl(this.queue.urls, { queue, priority: decodeMessage(m.Body)?.priority ?? DEFAULT_PRIORITY });
+      byUrl.set(url, [...(byUrl.get(url) ?? []), i]);
+    });
+    const ok = new Set<number>();
+    const refused: string[] = [];
+    for (const [QueueUrl, indexes] of byUrl) {
+      const sent = await this.queue.sqs.send(
+        new SendMessageBatchCommand({ QueueUrl, Entries: indexes.map((i) => ({ Id: String(i), MessageBody: batch[i]!.Body ?? "" })) }),
+      );
+      for (const s of sent.Successful ?? []) ok.add(Number(s.Id));
+      for (const f of sent.Failed ?? []) refused.push(f.Message ?? f.Code ?? "refused");
+    }
+    return { done: batch.filter((_, i) => ok.has(i)), refused };
   }
 
   private async sample(queue: QueueName, size: number): Promise<DeadLetterSample[]> {

@@ -12,6 +12,7 @@
  * nothing of that worker's left to reclaim. The lease stays the backstop for deaths no event
  * reports (a frozen process, a lost host).
  */
+import { laneOf } from "./config.js";
 import { errorMessage } from "./errors.js";
 import type { CancelledJob, FailedJob, QueuedJob } from "./job.js";
 import type { WorkerDeath } from "./lifecycle.js";
@@ -74,7 +75,7 @@ export class DeathReaper {
     // second doorbell a moment later reaches a live worker; a duplicate is harmless (invariant 1).
     // A doorbell that fails is not a lost job either: the sweeper resends it at its start deadline.
     for (const delayMs of DOORBELL_DELAYS_MS) {
-      await this.s.queue.send(job.queue, [id], delayMs).catch((e: unknown) => r.errors.push({ jobId: id, error: `doorbell: ${errorMessage(e)}` }));
+      await this.s.queue.send(laneOf(job), [id], delayMs).catch((e: unknown) => r.errors.push({ jobId: id, error: `doorbell: ${errorMessage(e)}` }));
     }
   }
 }

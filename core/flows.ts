@@ -48,7 +48,7 @@ import {
 import { isTerminal, type FinishedJob, type Job, type QueuedJob, type WaitingJob } from "./job.js";
 import * as life from "./lifecycle.js";
 import type { Change, Clock, NewJob } from "./lifecycle.js";
-import type { Doorbell } from "./queue.js";
+import { byLane, type Doorbell } from "./queue.js";
 import type { Recognize, WriteResult } from "./store-write.js";
 import { eachBounded } from "./bounded.js";
 import { needsRefresh, type ValueStore } from "./values.js";
@@ -174,7 +174,8 @@ export class Flows {
     const f = parent.flow;
     const link: ParentLink = { id: parent.id, round: f.round, index, of: f.total, ...(s.key !== undefined ? { key: s.key } : {}), ...(f.policy === "failFast" ? { failFast: true as const } : {}) };
     const id = childId(parent.id, f.round, { index, key: s.key });
-    const spec: NewJob = { owner: parent.owner, type: s.type, queue: s.queue, input: s.input, maxAttempts: s.maxAttempts, timeoutMs: s.timeoutMs, parent: link };
+    // A child takes its parent's priority: a high fan-out's children are high too.
+    const spec: NewJob = { owner: parent.owner, type: s.type, queue: s.queue, input: s.input, maxAttempts: s.maxAttempts, timeoutMs: s.timeoutMs, parent: link, ...(parent.priority ? { priority: parent.priority } : {}) };
     if (s.after?.length) {
       // A chain's step: it waits on the step before it, which waits on the one before that.
       const before = s.after.at(-1)!;
@@ -186,12 +187,11 @@ export class Flows {
     return w.applied ? w.job : undefined;
   }
 
-  private async ring(jobs: readonly { queue: "default" | "large"; id: string }[]): Promise<void> {
+  private async ring(jobs: readonly Job[]): Promise<void> {
     if (!this.d.doorbell) return;
-    for (const queue of ["default", "large"] as const) {
-      const ids = jobs.filter((j) => j.queue === queue).map((j) => j.id);
+    for (const { lane, ids } of byLane(jobs)) {
       // A doorbell that is not sent is rung by the sweeper at the job's start deadline.
-      if (ids.length) await this.d.doorbell.send(queue, ids, 0).catch(() => undefined);
+      await this.d.doorbell.send(lane, ids, 0).catch(() => undefined);
     }
   }
 

@@ -18,7 +18,7 @@
  * is the backstop for the rest.
  */
 import { eachBounded } from "./bounded.js";
-import { TIMINGS } from "./config.js";
+import { laneOf, TIMINGS } from "./config.js";
 import type { Controls } from "./controls.js";
 import {
   concurrencyLimitsOf,
@@ -231,6 +231,6 @@ export class Gatekeeper {
     // Past what SQS can delay, the sweeper rings it at its deadline (lifecycle.hold's `until`).
     if (delayMs > TIMINGS.maxMessageDelaySeconds * 1000) return;
     // A doorbell that is not sent is rung by the sweeper at the job's deadline.
-    await this.d.doorbell?.send(job.queue, [job.id], Math.max(0, delayMs)).catch(() => undefined);
+    await this.d.doorbell?.send(laneOf(job), [job.id], Math.max(0, delayMs)).catch(() => undefined);
   }
 }

@@ -9,7 +9,7 @@
  * doorbell, and is woken by what frees it (a slot's release, a resume, its rate window) or, if
  * that wake is lost, by the sweeper.
  */
-import type { QueueName } from "./config.js";
+import { priorityRank, type Priority, type QueueName } from "./config.js";
 
 /** What a pause names: a queue or a job type. */
 export type PauseTarget = `queue:${string}` | `type:${string}`;
@@ -165,6 +165,13 @@ export function rateDecision(log: readonly LoggedStart[], nextWake: number, rate
  * A rate hold has none: it is woken by its own delayed doorbell.
  */
 export const holdPartition = (h: Hold): string | undefined => (h.by === "rate" ? undefined : `${h.by}#${h.key}`);
+/**
+ * The held index's sort key: the job's priority first, then how long it has been held, so a
+ * resume or a freed slot wakes the high jobs first and, within a level, the longest-held. Epoch
+ * milliseconds stay under the span until the year 33658.
+ */
+export const holdRank = (h: Hold, priority: Priority | undefined): number => priorityRank(priority) * HOLD_RANK_SPAN + h.since;
+const HOLD_RANK_SPAN = 1e15;
 export const pausePartition = (target: PauseTarget): string => `pause#${target}`;
 export const slotPartition = (key: LimitKey): string => `concurrency#${key}`;
 

@@ -2,7 +2,7 @@
  * The job model: states, the transitions between them (one table the store and the tests share),
  * and the record type, in which a job's status decides which fields it has.
  */
-import type { QueueName } from "./config.js";
+import type { Priority, QueueName } from "./config.js";
 import type { Flow, ParentLink } from "./flow.js";
 import type { Hold, LimitKey } from "./gates.js";
 
@@ -149,6 +149,8 @@ interface JobCommon {
   idempotencyKey?: string;
   /** The key its concurrency and rate limits count it under (a tenant, a downstream API), beside its type's. */
   concurrencyKey?: string;
+  /** Which lane of its queue it rings on (core/config.ts PRIORITIES); absent is `normal`. */
+  priority?: Exclude<Priority, "normal">;
   /** A child's place in its parent's flow (core/flow.ts); it belongs to the parent's owner. */
   parent?: ParentLink;
   /** A parent's last round of children: how many, the policy, where their specs are. */

@@ -13,7 +13,7 @@
  *   can land (no ABA through cancel, retry or a heartbeat);
  * - `fence`: a worker's write under its lease: the job must still be running under its token.
  */
-import { LIMITS, TIMINGS, type QueueName } from "./config.js";
+import { LIMITS, TIMINGS, type Priority, type QueueName } from "./config.js";
 import type { Flow, FlowPolicy, ParentLink } from "./flow.js";
 import { holdPartition, holdRecheckMs, type Hold } from "./gates.js";
 import {
@@ -196,6 +196,7 @@ function common(job: Job): Omit<QueuedJob, "status" | "dueAt" | "runAt" | "ready
     ...(job.error !== undefined ? { error: job.error } : {}),
     ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
     ...(job.concurrencyKey !== undefined ? { concurrencyKey: job.concurrencyKey } : {}),
+    ...(job.priority !== undefined ? { priority: job.priority } : {}),
     ...(job.refs !== undefined ? { refs: job.refs } : {}),
     ...(job.actions !== undefined ? { actions: job.actions } : {}),
     ...(job.parent !== undefined ? { parent: job.parent } : {}),
@@ -241,9 +242,14 @@ export interface NewJob {
   idempotencyKey?: string;
   /** The key its limits count it under, beside its type (core/gates.ts). */
   concurrencyKey?: string;
+  /** Its lane; `normal` when absent. */
+  priority?: Priority;
   /** A child's place in its parent's flow. */
   parent?: ParentLink;
 }
+
+/** Only a level other than `normal` is stored: an item without one is a normal job. */
+const storedPriority = (p: Priority | undefined) => (p === "high" || p === "low" ? { priority: p } : {});
 
 function newCommon(spec: NewJob, id: string, c: Clock) {
   return {
@@ -262,6 +268,7 @@ function newCommon(spec: NewJob, id: string, c: Clock) {
     history: [],
     ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
     ...(spec.concurrencyKey ? { concurrencyKey: spec.concurrencyKey } : {}),
+    ...storedPriority(spec.priority),
     ...(spec.parent ? { parent: spec.parent } : {}),
   };
 }

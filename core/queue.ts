@@ -1,7 +1,8 @@
 /**
  * The SQS side: a message is only a doorbell that says "job X may be ready" (invariant 1). It
- * carries the job id and the queue's name, nothing else, so a duplicate, late or lost message
- * can never corrupt a job.
+ * carries the job id and its lane (the queue's name and the priority), nothing else, so a
+ * duplicate, late or lost message can never corrupt a job. The lane in the body is what a
+ * re-ring and a DLQ redrive send it back to.
  */
 import {
   ChangeMessageVisibilityCommand,
@@ -13,15 +14,18 @@ import {
   type Message,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { AWS_TIMEOUTS, TIMINGS, type QueueName } from "./config.js";
-import type { QueueUrls } from "./runtime.js";
+import { AWS_TIMEOUTS, DEFAULT_PRIORITY, laneOf, PRIORITIES, QUEUE_NAMES, TIMINGS, type Lane, type Priority, type QueueName } from "./config.js";
+import { laneUrl, type QueueUrls } from "./runtime.js";
 
 export interface JobMessage {
   jobId: string;
   queue: QueueName;
+  priority: Priority;
 }
 
 export interface ReceivedMessage extends JobMessage {
+  /** The lane it was received from: where its delete and visibility changes go. */
+  lane: Lane;
   receiptHandle: string;
   messageId: string;
   receiveCount: number;
@@ -30,19 +34,39 @@ export interface ReceivedMessage extends JobMessage {
 
 /** What the rest of core needs from a queue; tests wrap it to inject faults. */
 export interface Doorbell {
-  /** Rings for each job; `delayMs` is capped at SQS's 15 minutes (a later runAt is the sweeper's). */
-  send(queue: QueueName, jobIds: string[], delayMs?: number): Promise<void>;
+  /**
+   * Rings for each job on its lane (`laneOf(job)`, core/config.ts); `delayMs` is capped at SQS's
+   * 15 minutes (a later runAt is the sweeper's).
+   */
+  send(lane: Lane, jobIds: string[], delayMs?: number): Promise<void>;
 }
 
-export function encodeMessage(m: JobMessage): string {
-  return JSON.stringify({ jobId: m.jobId, queue: m.queue });
+/** Jobs grouped by the lane their doorbells ring on, in first-seen order, for batched sends. */
+export function byLane(jobs: readonly { id: string; queue: QueueName; priority?: Priority | undefined }[]): { lane: Lane; ids: string[] }[] {
+  const groups = new Map<string, { lane: Lane; ids: string[] }>();
+  for (const j of jobs) {
+    const lane = laneOf(j);
+    const key = `${lane.queue}:${lane.priority}`;
+    const g = groups.get(key) ?? { lane, ids: [] };
+    g.ids.push(j.id);
+    groups.set(key, g);
+  }
+  return [...groups.values()];
+}
+
+/** A normal doorbell's body has no priority: the form every doorbell had before priorities. */
+export function encodeMessage(m: Omit<JobMessage, "priority"> & { priority?: Priority | undefined }): string {
+  return JSON.stringify({ jobId: m.jobId, queue: m.queue, ...(m.priority && m.priority !== DEFAULT_PRIORITY ? { priority: m.priority } : {}) });
 }
 
 /** Parses a message body; undefined for anything that is not a Warden doorbell. */
 export function decodeMessage(body: string | undefined): JobMessage | undefined {
   try {
     const m = JSON.parse(body ?? "") as Partial<JobMessage>;
-    if (typeof m.jobId === "string" && (m.queue === "default" || m.queue === "large")) return { jobId: m.jobId, queue: m.queue };
+    const priority = m.priority ?? DEFAULT_PRIORITY;
+    if (typeof m.jobId === "string" && (QUEUE_NAMES as string[]).includes(m.queue as string) && PRIORITIES.includes(priority)) {
+      return { jobId: m.jobId, queue: m.queue!, priority };
+    }
   } catch {
     /* not JSON: fall through */
   }
@@ -58,11 +82,11 @@ export class JobQueue implements Doorbell {
     readonly urls: Record<QueueName, QueueUrls>,
   ) {}
 
-  async send(queue: QueueName, jobIds: string[], delayMs?: number): Promise<void> {
-    const QueueUrl = this.urls[queue].queue;
+  async send(lane: Lane, jobIds: string[], delayMs?: number): Promise<void> {
+    const QueueUrl = laneUrl(this.urls, lane);
     const DelaySeconds = delaySeconds(delayMs);
     if (jobIds.length === 1) {
-      await this.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: encodeMessage({ jobId: jobIds[0]!, queue }), DelaySeconds }));
+      await this.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: encodeMessage({ jobId: jobIds[0]!, ...lane }), DelaySeconds }));
       return;
     }
     for (let i = 0; i < jobIds.length; i += 10) {
@@ -70,7 +94,7 @@ export class JobQueue implements Doorbell {
       const out = await this.sqs.send(
         new SendMessageBatchCommand({
           QueueUrl,
-          Entries: chunk.map((jobId, n) => ({ Id: String(n), MessageBody: encodeMessage({ jobId, queue }), DelaySeconds })),
+          Entries: chunk.map((jobId, n) => ({ Id: String(n), MessageBody: encodeMessage({ jobId, ...lane }), DelaySeconds })),
         }),
       );
       if (out.Failed?.length) {
@@ -79,11 +103,11 @@ export class JobQueue implements Doorbell {
     }
   }
 
-  async receive(queue: QueueName, opts: { max?: number; waitSeconds?: number; visibilitySeconds?: number; dlq?: boolean } = {}): Promise<ReceivedMessage[]> {
+  async receive(lane: Lane, opts: { max?: number; waitSeconds?: number; visibilitySeconds?: number } = {}): Promise<ReceivedMessage[]> {
     const waitSeconds = opts.waitSeconds ?? 20;
     const out = await this.sqs.send(
       new ReceiveMessageCommand({
-        QueueUrl: opts.dlq ? this.urls[queue].dlq : this.urls[queue].queue,
+        QueueUrl: laneUrl(this.urls, lane),
         MaxNumberOfMessages: Math.min(10, opts.max ?? 10),
         WaitTimeSeconds: waitSeconds,
         ...(opts.visibilitySeconds !== undefined ? { VisibilityTimeout: opts.visibilitySeconds } : {}),
@@ -92,22 +116,45 @@ export class JobQueue implements Doorbell {
       // The client's request timeout is shorter than a long poll: this call gets the poll's wait on top.
       { requestTimeout: waitSeconds * 1000 + AWS_TIMEOUTS.longPollMarginMs },
     );
-    return (out.Messages ?? []).flatMap((m) => toReceived(m, queue));
+    return (out.Messages ?? []).flatMap((m) => toReceived(m, lane));
   }
 
-  async delete(queue: QueueName, receiptHandle: string, opts: { dlq?: boolean } = {}): Promise<void> {
-    await this.sqs.send(new DeleteMessageCommand({ QueueUrl: opts.dlq ? this.urls[queue].dlq : this.urls[queue].queue, ReceiptHandle: receiptHandle }));
+  /**
+   * Up to `max` messages of `queue`, higher lanes first: each lane is asked in turn without
+   * waiting (a short poll) for what the earlier ones did not fill. Only when all three are empty
+   * does it wait, long-polling the normal lane for `idleWaitSeconds`, so a job that rings on
+   * another lane meanwhile waits at most that long. On AWS a short poll samples a subset of SQS's
+   * servers, so a lane holding very few messages can answer empty once; the next round finds them.
+   */
+  async receiveByPriority(queue: QueueName, opts: { max: number; idleWaitSeconds: number }): Promise<ReceivedMessage[]> {
+    const got: ReceivedMessage[] = [];
+    for (const priority of PRIORITIES) {
+      if (got.length >= opts.max) break;
+      got.push(...(await this.receive({ queue, priority }, { max: opts.max - got.length, waitSeconds: 0 })));
+    }
+    if (got.length) return got;
+    return this.receive({ queue, priority: DEFAULT_PRIORITY }, { max: opts.max, waitSeconds: opts.idleWaitSeconds });
   }
 
-  async changeVisibility(queue: QueueName, receiptHandle: string, seconds: number): Promise<void> {
-    await this.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: this.urls[queue].queue, ReceiptHandle: receiptHandle, VisibilityTimeout: seconds }));
+  async delete(lane: Lane, receiptHandle: string): Promise<void> {
+    await this.sqs.send(new DeleteMessageCommand({ QueueUrl: laneUrl(this.urls, lane), ReceiptHandle: receiptHandle }));
   }
 
-  /** Approximate visible + in-flight + delayed messages. */
-  async depth(queue: QueueName, opts: { dlq?: boolean } = {}): Promise<{ visible: number; inFlight: number; delayed: number }> {
+  async changeVisibility(lane: Lane, receiptHandle: string, seconds: number): Promise<void> {
+    await this.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: laneUrl(this.urls, lane), ReceiptHandle: receiptHandle, VisibilityTimeout: seconds }));
+  }
+
+  /** Approximate visible + in-flight + delayed messages: of the queue's lanes together, or of its DLQ. */
+  async depth(queue: QueueName, opts: { dlq?: boolean } = {}): Promise<Depth> {
+    if (opts.dlq) return this.depthAt(this.urls[queue].dlq);
+    const lanes = await Promise.all(PRIORITIES.map((priority) => this.depthAt(laneUrl(this.urls, { queue, priority }))));
+    return lanes.reduce((a, b) => ({ visible: a.visible + b.visible, inFlight: a.inFlight + b.inFlight, delayed: a.delayed + b.delayed }));
+  }
+
+  private async depthAt(QueueUrl: string): Promise<Depth> {
     const out = await this.sqs.send(
       new GetQueueAttributesCommand({
-        QueueUrl: opts.dlq ? this.urls[queue].dlq : this.urls[queue].queue,
+        QueueUrl,
         AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
       }),
     );
@@ -120,13 +167,21 @@ export class JobQueue implements Doorbell {
   }
 }
 
+export interface Depth {
+  visible: number;
+  inFlight: number;
+  delayed: number;
+}
+
 /** A message that is not a Warden doorbell still gets a receipt, so it can be deleted. */
-function toReceived(m: Message, queue: QueueName): ReceivedMessage[] {
+function toReceived(m: Message, lane: Lane): ReceivedMessage[] {
   const decoded = decodeMessage(m.Body);
   return [
     {
       jobId: decoded?.jobId ?? "",
-      queue: decoded?.queue ?? queue,
+      queue: decoded?.queue ?? lane.queue,
+      priority: decoded?.priority ?? lane.priority,
+      lane,
       receiptHandle: m.ReceiptHandle ?? "",
       messageId: m.MessageId ?? "",
       receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1),

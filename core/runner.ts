@@ -9,7 +9,7 @@
  */
 
 import { boundedStack } from "./attempt-detail.js";
-import { LAMBDA_WORKER, type QueueName } from "./config.js";
+import { LAMBDA_WORKER, laneOf, type Lane, type QueueName } from "./config.js";
 import { ReportBuffer } from "./coalescer.js";
 import { LeaseLostError, PermanentError, StoreRejectedError, TooLargeError, ValidationError, errorMessage } from "./errors.js";
 import type { Job, JobError, Lease } from "./job.js";
@@ -108,7 +108,7 @@ export class Runner {
   /** Each running attempt's lease keeper, for the completer to know how long the lease lasts. */
   private readonly keepers = new WeakMap<Lease, LeaseKeeper>();
   /** Doorbells a settle asked for, rung once the run has ended (see `run`). */
-  private readonly rings = new Map<string, { queue: QueueName; delayMs: number; log: JobLogger }>();
+  private readonly rings = new Map<string, { lane: Lane; delayMs: number; log: JobLogger }>();
   private readonly log: JobLogger;
   private readonly startedAt: number;
   private stopping = false;
@@ -250,7 +250,7 @@ export class Runner {
       // Heard on the wrong queue (a duplicate, a redrive, a job moved to `large`): ring its own
       // queue instead of running it here, where it may not fit.
       // A forward that fails throws, so the caller keeps the message for another try.
-      if (claim.reason === "wrong_queue" && claim.job) await this.s.queue.send(claim.job.queue, [jobId], 0);
+      if (claim.reason === "wrong_queue" && claim.job) await this.s.queue.send(laneOf(claim.job), [jobId], 0);
       return { claimed: false, jobId, reason: claim.reason, ...(claim.job ? { job: claim.job } : {}) };
     }
     const log = this.jobLog(claim.lease.job);
@@ -575,7 +575,7 @@ export class Runner {
       if (after.status === "cancelled") return { outcome: "cancelled" };
       this.emit("JobsFailed", 1, { ...dims, ErrorCode: after.status === "failed" ? after.error.code : error.code });
       if (after.status === "queued") {
-        this.ring(after.queue, after.id, after.runAt !== undefined ? after.runAt - this.s.now() : 0, log);
+        this.ring(after, after.runAt !== undefined ? after.runAt - this.s.now() : 0, log);
         return { outcome: "retried", error, queue: after.queue };
       }
       return { outcome: "failed", error: after.error };
@@ -594,7 +594,7 @@ export class Runner {
         this.emit("JobsFailed", 1, { Queue: lease.job.queue, JobType: lease.job.type, ErrorCode: after.error.code });
         return { outcome: "failed" as const, error: after.error };
       }
-      this.ring(after.queue, after.id, 0, log);
+      this.ring(after, 0, log);
       return { outcome: "released" as const, queue: after.queue };
     } catch (e) {
       return this.settleWriteError(lease, e, log);
@@ -630,8 +630,8 @@ export class Runner {
   }
 
   /** Asks for the requeued job's doorbell, rung when its run ends. */
-  private ring(queue: QueueName, jobId: string, delayMs: number, log: JobLogger): void {
-    this.rings.set(jobId, { queue, delayMs, log });
+  private ring(job: Job, delayMs: number, log: JobLogger): void {
+    this.rings.set(job.id, { lane: laneOf(job), delayMs, log });
   }
 
   /** Rings a requeued job's doorbell; if SQS refuses, the sweeper re-sends after the start deadline. */
@@ -639,11 +639,11 @@ export class Runner {
     const r = this.rings.get(jobId);
     if (!r) return;
     this.rings.delete(jobId);
-    const { queue, log } = r;
+    const { lane, log } = r;
     try {
-      await this.s.queue.send(queue, [jobId], Math.max(0, r.delayMs));
+      await this.s.queue.send(lane, [jobId], Math.max(0, r.delayMs));
     } catch (e) {
-      log.warn("could not send the job's message; the sweeper will send it after the start deadline", { queue, error: errorMessage(e) });
+      log.warn("could not send the job's message; the sweeper will send it after the start deadline", { queue: lane.queue, priority: lane.priority, error: errorMessage(e) });
     }
   }
 

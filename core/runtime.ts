@@ -2,13 +2,24 @@
  * Runtime configuration: what differs per deployment, read from the environment. The stacks set
  * these variables on every function and task; the local runtime sets them for its processes.
  */
-import { QUEUE_NAMES, TIMINGS, type QueueName } from "./config.js";
+import { PRIORITIES, QUEUE_NAMES, TIMINGS, type Lane, type Priority, type QueueName } from "./config.js";
 import type { Endpoints } from "./aws.js";
 
+/** One queue's SQS URLs: its lanes (`queue` is the normal one, core/config.ts PRIORITIES) and the DLQ they share. */
 export interface QueueUrls {
   queue: string;
+  high: string;
+  low: string;
   dlq: string;
 }
+
+const urlOf = (q: QueueUrls, p: Priority): string => (p === "high" ? q.high : p === "low" ? q.low : q.queue);
+
+/** A queue's lane URLs, highest first. */
+export const laneUrls = (q: QueueUrls): string[] => PRIORITIES.map((p) => urlOf(q, p));
+
+/** The URL a lane's doorbells ring on. */
+export const laneUrl = (urls: Record<QueueName, QueueUrls>, lane: Lane): string => urlOf(urls[lane.queue], lane.priority);
 
 /** Where the workers' job lines are kept (core/job-log.ts), for the API's `GET /jobs/{id}/logs`. */
 export interface JobLogConfig {
@@ -62,13 +73,14 @@ export function loadRuntime(env: Record<string, string | undefined> = process.en
   };
 }
 
-/** Queue URLs come as one JSON variable: {"default": {"queue": url, "dlq": url}, ...}. */
+/** Queue URLs come as one JSON variable: {"default": {"queue": url, "high": url, "low": url, "dlq": url}, ...}. */
 function parseQueues(env: Record<string, string | undefined>): Record<QueueName, QueueUrls> {
   const raw = env.WARDEN_QUEUES;
   if (!raw) throw new Error("WARDEN_QUEUES is not set: the deployment must give every queue's URL");
   const parsed = JSON.parse(raw) as Partial<Record<QueueName, QueueUrls>>;
   for (const q of QUEUE_NAMES) {
-    if (!parsed[q]?.queue || !parsed[q]?.dlq) throw new Error(`WARDEN_QUEUES lacks the URLs of queue "${q}"`);
+    const missing = (["queue", "high", "low", "dlq"] as const).filter((k) => !parsed[q]?.[k]);
+    if (missing.length) throw new Error(`WARDEN_QUEUES lacks the ${missing.join(", ")} URL of queue "${q}"`);
   }
   return parsed as Record<QueueName, QueueUrls>;
 }

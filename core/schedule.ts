@@ -7,7 +7,7 @@
  * sweeps fire the same tick, and however often a killed sweep fires it again, one job exists.
  */
 import { Cron } from "croner";
-import type { QueueName } from "./config.js";
+import type { Priority, QueueName } from "./config.js";
 
 export const OVERLAP_POLICIES = ["skip", "allow", "cancelPrevious"] as const;
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
@@ -49,6 +49,8 @@ export interface ScheduledJob {
   maxAttempts: number;
   timeoutMs: number;
   concurrencyKey?: string;
+  /** Absent: normal. */
+  priority?: Exclude<Priority, "normal">;
 }
 
 export type RunOutcome = "fired" | "skipped" | "missed" | "cancelledPrevious";

@@ -15,7 +15,7 @@
  */
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { batchGetAll } from "./aws.js";
-import { TABLE } from "./config.js";
+import { laneOf, TABLE } from "./config.js";
 import { ConflictError, NotFoundError } from "./errors.js";
 import { Expr, isConditionFailure } from "./expr.js";
 import { isTerminal, type Job } from "./job.js";
@@ -196,9 +196,10 @@ export class Schedules {
       timeoutMs: j.timeoutMs,
       idempotencyKey: tickKey(s.id, p.tick),
       ...(j.concurrencyKey ? { concurrencyKey: j.concurrencyKey } : {}),
+      ...(j.priority ? { priority: j.priority } : {}),
     });
     // A doorbell that is not sent is rung by the sweeper at the job's start deadline.
-    if (created) await this.d.doorbell?.send(job.queue, [job.id], 0).catch(() => undefined);
+    if (created) await this.d.doorbell?.send(laneOf(job), [job.id], 0).catch(() => undefined);
   }
 
   private async isLive(id: string): Promise<boolean> {

@@ -25,7 +25,7 @@ import { ITEM_LIMIT_BYTES, itemBytes } from "./item-size.js";
 import type { Job } from "./job.js";
 import type { Change } from "./lifecycle.js";
 import { detailItem } from "./attempt-detail.js";
-import { holdPartition } from "./gates.js";
+import { holdPartition, holdRank } from "./gates.js";
 import { dueShard, waitShard } from "./shards.js";
 import { carryValues, placeValues, recordValues, sameValue, ValueStore } from "./values.js";
 
@@ -89,7 +89,7 @@ export function itemOf(job: Job): Record<string, unknown> {
   if (job.status === "queued" && !holdOn) item.waitShard = waitShard(job.queue, job.id);
   if (holdOn && job.status === "queued") {
     item.holdOn = holdOn;
-    item.holdRank = job.hold!.since;
+    item.holdRank = holdRank(job.hold!, job.priority);
   }
   return item;
 }

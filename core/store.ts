@@ -11,7 +11,7 @@ import { QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb
 import { ulid } from "ulid";
 import { attemptsWithDetail } from "./attempt-detail.js";
 import { batchGetAll } from "./aws.js";
-import { LIMITS, QUEUE_NAMES, TABLE, TIMINGS, type QueueName } from "./config.js";
+import { laneOf, LIMITS, QUEUE_NAMES, TABLE, TIMINGS, type QueueName } from "./config.js";
 import { ConflictError, LeaseLostError, NotFoundError, StoreRejectedError, TooLargeError, ValidationError } from "./errors.js";
 import { unstorable } from "./item-size.js";
 import { isTerminal, type CancelledJob, type FailedJob, type FinishedJob, type Job, type JobError, type Lease, type LiveJob, type QueuedJob, type RunningJob, type SucceededJob, type WaitingJob } from "./job.js";
@@ -141,7 +141,7 @@ export class JobStore {
       records: (ids, consistent) => this.records(ids, consistent),
       resend: async (job) => {
         const pushed = await this.pushStartDeadline(job);
-        await opts.doorbell?.send(pushed.queue, [pushed.id], 0).catch(() => undefined);
+        await opts.doorbell?.send(laneOf(pushed), [pushed.id], 0).catch(() => undefined);
       },
       refreshed: (job) => this.refreshed(job),
     });

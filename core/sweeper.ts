@@ -12,7 +12,7 @@
  * of its re-rings were for a job already rung once in vain (UnhelpedRepairs).
  */
 import { eachBounded } from "./bounded.js";
-import { QUEUE_NAMES, type QueueName } from "./config.js";
+import { laneOf, QUEUE_NAMES, type Lane, type QueueName } from "./config.js";
 import { ConflictError, errorMessage } from "./errors.js";
 import { orphanReason } from "./flow.js";
 import { ringsOf, type Job, type LiveJob, type QueuedJob, type RunningJob, type WaitingJob } from "./job.js";
@@ -145,6 +145,13 @@ export function plan(job: LiveJob, now: number, parents: Parents = new Map()): P
 }
 
 /** `doc` and the table name: the wait index is read directly (core/waiting.ts), not through the store. */
+/** A doorbell a repair asks for: rung in batches per lane and delay once the page is done. */
+interface Doorbelled {
+  lane: Lane;
+  id: string;
+  delayMs: number;
+}
+
 type SweepServices = Pick<Services, "metrics" | "now" | "doc"> & { store: SweeperStore; queue: Doorbell; cfg: Pick<RuntimeConfig, "tableName"> };
 
 /** Schedules fired per sweep at most; the rest (still due) are the next sweep's. */
@@ -297,7 +304,7 @@ export class Sweeper {
   }
 
   private async act(plans: Exclude<Plan, { do: "wait" }>[], r: ReportBuilder, stuck: Record<StuckStateName, number>): Promise<void> {
-    const doorbells: { queue: QueueName; id: string; delayMs: number }[] = [];
+    const doorbells: Doorbelled[] = [];
     // Each repair catches its own failure, so every plan is tried.
     await eachBounded(plans, this.opts.concurrency, async (p) => {
       try {
@@ -316,7 +323,7 @@ export class Sweeper {
     p: Exclude<Plan, { do: "wait" }>,
     r: ReportBuilder,
     stuck: Record<StuckStateName, number>,
-  ): Promise<{ queue: QueueName; id: string; delayMs: number } | undefined> {
+  ): Promise<Doorbelled | undefined> {
     const { store, metrics } = this.services;
     const dims = { Queue: p.job.queue, JobType: p.job.type };
     switch (p.do) {
@@ -361,7 +368,7 @@ export class Sweeper {
         }
         r.add("reclaimed", p.job.id);
         metrics.emit("Reclaimed", 1, { Queue: after.queue });
-        return { queue: after.queue, id: after.id, delayMs: 0 };
+        return { lane: laneOf(after), id: after.id, delayMs: 0 };
       }
       case "resend": {
         // The deadline moves first, conditionally: of two sweeps only the winner sends.
@@ -370,7 +377,7 @@ export class Sweeper {
         if (unhelpedRepair(p.job)) r.unhelped[pushed.queue]++;
         metrics.emit("Requeued", 1, { Queue: pushed.queue });
         const delayMs = pushed.runAt !== undefined ? Math.max(0, pushed.runAt - this.services.now()) : 0;
-        return { queue: pushed.queue, id: pushed.id, delayMs };
+        return { lane: laneOf(pushed), id: pushed.id, delayMs };
       }
     }
   }
@@ -379,18 +386,18 @@ export class Sweeper {
    * Sends the doorbells in batches. A send that fails leaves the job queued with its pushed
    * deadline, so the next sweep after that deadline sends it again: nothing is lost.
    */
-  private async ring(doorbells: { queue: QueueName; id: string; delayMs: number }[], r: ReportBuilder): Promise<void> {
-    const groups = new Map<string, { queue: QueueName; ids: string[]; delayMs: number }>();
+  private async ring(doorbells: Doorbelled[], r: ReportBuilder): Promise<void> {
+    const groups = new Map<string, { lane: Lane; ids: string[]; delayMs: number }>();
     for (const d of doorbells) {
       const seconds = Math.ceil(d.delayMs / 1000);
-      const key = `${d.queue}:${seconds}`;
-      const g = groups.get(key) ?? { queue: d.queue, ids: [], delayMs: seconds * 1000 };
+      const key = `${d.lane.queue}:${d.lane.priority}:${seconds}`;
+      const g = groups.get(key) ?? { lane: d.lane, ids: [], delayMs: seconds * 1000 };
       g.ids.push(d.id);
       groups.set(key, g);
     }
     for (const g of groups.values()) {
       try {
-        await this.services.queue.send(g.queue, g.ids, g.delayMs);
+        await this.services.queue.send(g.lane, g.ids, g.delayMs);
       } catch (e) {
         for (const id of g.ids) r.error(id, e);
       }

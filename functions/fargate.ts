@@ -43,7 +43,7 @@ export interface FargateWorkerOptions {
   queue?: QueueName;
   concurrency?: number;
   shutdownGraceMs?: number;
-  /** SQS long-poll wait; shorter locally so an idle worker notices new messages sooner. */
+  /** The idle long poll's wait (FARGATE_WORKER.idlePollSeconds); shorter in tests so a stop comes sooner. */
   pollWaitSeconds?: number;
   leaseMs?: number;
   heartbeatMs?: number;
@@ -98,14 +98,14 @@ export function startFargateWorker(services: Services, opts: FargateWorkerOption
   const stopping = new Promise<void>((resolve) => (stopRequested = resolve));
 
   const handOver = (m: ReceivedMessage, seconds: number) =>
-    services.queue.changeVisibility(queue, m.receiptHandle, seconds).catch((e) => log.warn("could not change a message's visibility", { error: errorMessage(e) }));
+    services.queue.changeVisibility(m.lane, m.receiptHandle, seconds).catch((e) => log.warn("could not change a message's visibility", { error: errorMessage(e) }));
 
   const handle = async (m: ReceivedMessage): Promise<void> => {
     let deleted = false;
     const del = async () => {
       if (deleted) return;
       deleted = true;
-      await services.queue.delete(queue, m.receiptHandle).catch((e) => log.warn("could not delete a message; a later delivery will find the job claimed", { error: errorMessage(e) }));
+      await services.queue.delete(m.lane, m.receiptHandle).catch((e) => log.warn("could not delete a message; a later delivery will find the job claimed", { error: errorMessage(e) }));
     };
     if (!m.jobId) return del();
     let claimed = false;
@@ -142,11 +142,13 @@ export function startFargateWorker(services: Services, opts: FargateWorkerOption
       }
       let messages: ReceivedMessage[];
       try {
-        messages = await services.queue.receive(queue, {
+        // Higher lanes first, and only as many as there are free slots: a message taken is
+        // claimed at once, so a high job that rings later waits for no normal one held here.
+        messages = await services.queue.receiveByPriority(queue, {
           max: concurrency - inflight.size,
           // Never aborted mid-poll: SQS (and fauxqs) may still hand a message to a poll whose
           // caller left, hiding it for the visibility timeout. A stop waits for the poll instead.
-          waitSeconds: opts.pollWaitSeconds ?? 20,
+          idleWaitSeconds: opts.pollWaitSeconds ?? FARGATE_WORKER.idlePollSeconds,
         });
       } catch (e) {
         if (polling.signal.aborted) break;

@@ -9,7 +9,7 @@
 import { hostname } from "node:os";
 import { lambdaWorkerId } from "../core/death-events.js";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { LAMBDA_WORKER, TIMINGS } from "../core/config.js";
+import { LAMBDA_WORKER, laneOf, TIMINGS } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
 import { memoryGuardFromEnv, type MemoryGuard } from "../core/memory.js";
 import { emfMetrics } from "../core/metrics-emf.js";
@@ -65,14 +65,14 @@ export function makeHandler(services: Services, opts: WorkerHandlerOptions = {})
     try {
       if (hostDeadline - Date.now() <= margin) {
         // Too late in this invocation to start: ring again so the next one takes it.
-        await services.queue.send(msg.queue, [msg.jobId]);
+        await services.queue.send(msg, [msg.jobId]);
         return true;
       }
       const out = await runner.run(msg.jobId, msg.queue, { deadline: hostDeadline });
       if (!out.claimed && out.reason === "not_due" && out.job?.status === "queued" && out.job.runAt !== undefined) {
         // An early duplicate of a job in backoff: ring again for when it is due (beyond SQS's delay the sweeper does).
         const wait = out.job.runAt - services.now();
-        if (wait <= TIMINGS.maxMessageDelaySeconds * 1000) await services.queue.send(msg.queue, [msg.jobId], wait);
+        if (wait <= TIMINGS.maxMessageDelaySeconds * 1000) await services.queue.send(laneOf(out.job), [msg.jobId], wait);
       }
       return true;
     } catch (e) {

@@ -9,7 +9,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 import { LAMBDA_WORKER } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
-import { loadRuntime } from "../core/runtime.js";
+import { laneUrls, loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
 import { exitWhenOrphaned, guardStdio } from "../functions/parent-watch.js";
 import { makeHandler } from "../functions/worker.js";
@@ -23,7 +23,7 @@ const quiet = { info() {}, warn() {}, error: (m: string, e?: Record<string, unkn
 const handler = makeHandler(services, { workerId, memory: false, log: quiet });
 const poller = new LambdaPoller({
   sqs: services.sqs,
-  queueUrl: services.cfg.queues.default.queue,
+  queueUrls: laneUrls(services.cfg.queues.default),
   handler: handler as SqsHandler,
   concurrency: Number(process.env.WARDEN_LAMBDA_CONCURRENCY ?? 8),
   timeoutMs: LAMBDA_WORKER.timeoutSeconds * 1000,

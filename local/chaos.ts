@@ -62,7 +62,7 @@ import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
 import { SCHEDULE_LIMITS } from "../core/schedule.js";
 import { idempotentId } from "../core/store.js";
-import { LIMITS, type QueueName } from "../core/config.js";
+import { laneOf, LIMITS, type Lane, type QueueName } from "../core/config.js";
 import { parentEnv } from "../functions/parent-watch.js";
 import { UNSAFE_RESUME_ENV } from "./chaos-broken.js";
 import { checkChaos, EVALUATE_TYPE, FAULT_KINDS, flowChildren, scheduleTicks, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type ScheduleFacts, type Submitted } from "./chaos-check.js";
@@ -311,12 +311,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const dropped = new Set<string>();
   // The API's own submit path, with a doorbell that fails after the job was written.
   class FlakyQueue extends JobQueue {
-    override async send(queue: QueueName, ids: string[], delayMs?: number): Promise<void> {
+    override async send(lane: Lane, ids: string[], delayMs?: number): Promise<void> {
       if (ids.some((id) => toDrop.has(id))) {
         for (const id of ids) dropped.add(id);
         throw new Error("chaos: SQS send failed after the job was written");
       }
-      return super.send(queue, ids, delayMs);
+      return super.send(lane, ids, delayMs);
     }
   }
   const api = new JobsApi({ ...wired, queue: new FlakyQueue(wired.sqs, wired.cfg.queues) });
@@ -544,7 +544,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       const late = rng() < 0.5;
       const job = await direct.store.get(s.id);
       if (!job) return;
-      await wired.queue.send(job.queue, [s.id], late ? 1000 + rng() * 4000 : 0);
+      await wired.queue.send(laneOf(job), [s.id], late ? 1000 + rng() * 4000 : 0);
       if (late) duplicates.delayed++;
       else duplicates.immediate++;
     });

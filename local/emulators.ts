@@ -19,14 +19,11 @@ import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUse
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from "@aws-sdk/client-sqs";
 import dynalite from "dynalite";
 import { buildApp as buildFauxqs } from "fauxqs";
-import { QUEUES, QUEUE_NAMES, dlqName, physicalName, TABLE, type QueueName } from "../core/config.js";
+import { QUEUES, QUEUE_NAMES, dlqName, laneName, physicalName, TABLE, type Priority, type QueueName } from "../core/config.js";
+import type { QueueUrls } from "../core/runtime.js";
 import { tableDefinition } from "../core/schema.js";
 import { startDynamoDBLocal } from "./dynamodb-local.js";
 
-export interface QueueUrls {
-  queue: string;
-  dlq: string;
-}
 
 /** The engines that can be started for DynamoDB. */
 export type DynamoEngine = "dynalite" | "dynamodb-local";
@@ -284,8 +281,8 @@ async function ensureQueues(endpoint: string, stage: string): Promise<Record<Que
       const dlq = await create(physicalName(stage, dlqName(name)), dlqAttributes(name));
       const arn = (await client.send(new GetQueueAttributesCommand({ QueueUrl: dlq, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
       if (!arn) throw new Error(`GetQueueAttributes at ${endpoint} answered no QueueArn for ${dlq}`);
-      const queue = await create(physicalName(stage, name), queueAttributes(name, arn));
-      queues[name] = { queue, dlq };
+      const lane = (p: Priority) => create(physicalName(stage, laneName(name, p)), queueAttributes(name, arn));
+      queues[name] = { queue: await lane("normal"), high: await lane("high"), low: await lane("low"), dlq };
     }
     return queues;
   } finally {

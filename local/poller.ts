@@ -1,5 +1,8 @@
 /**
- * The Lambda event source mapping stand-in for the `default` queue: it long-polls SQS, gathers a
+ * The Lambda event source mapping stand-in for the `default` queue, one mapping per lane (as the
+ * Workers stack wires them: each polls its own queue, and all share the function's environments
+ * and concurrency, so a lane is not drained before another; priority on Lambda is only that a
+ * high job never queues behind normal messages). Each long-polls SQS, gathers a
  * batch (batch size and batching window from core's LAMBDA_WORKER), invokes the worker handler
  * with an SQSEvent built as Lambda builds it and a Context whose deadline is real, keeps at most
  * `concurrency` invocations running, and deletes exactly the records the handler did not list in
@@ -21,7 +24,8 @@ export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatch
 
 export interface PollerOptions {
   sqs: SQSClient;
-  queueUrl: string;
+  /** One event source mapping per URL: the queue's lanes. */
+  queueUrls: readonly string[];
   /**
    * The handler, one per execution environment (`concurrency` of them, or one for all): as on
    * Lambda, an environment runs one invocation at a time, and a worker id names an environment.
@@ -48,10 +52,10 @@ const REGION = "us-east-1";
 
 export class LambdaPoller {
   private running = false;
-  private loop: Promise<void> | undefined;
+  private loops: Promise<void>[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private receiveAbort = new AbortController();
-  private arn = "";
+  private readonly arns = new Map<string, string>();
 
   /** Environments with no invocation running. */
   private readonly idle: number[];
@@ -65,37 +69,33 @@ export class LambdaPoller {
   }
 
   async start(): Promise<void> {
-    const attrs = await this.o.sqs.send(new GetQueueAttributesCommand({ QueueUrl: this.o.queueUrl, AttributeNames: ["QueueArn"] }));
-    this.arn = attrs.Attributes?.QueueArn ?? `arn:aws:sqs:${REGION}:000000000000:${this.o.queueUrl.split("/").pop()}`;
+    for (const url of this.o.queueUrls) {
+      const attrs = await this.o.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }));
+      this.arns.set(url, attrs.Attributes?.QueueArn ?? `arn:aws:sqs:${REGION}:000000000000:${url.split("/").pop()}`);
+    }
     this.running = true;
-    this.loop = this.run();
+    this.loops = this.o.queueUrls.map((url) => this.run(url));
   }
 
   /** Stops receiving, then waits (up to `graceMs`) for invocations in flight to return. */
   async stop(graceMs = 15_000): Promise<void> {
     this.running = false;
     this.receiveAbort.abort();
-    await this.loop;
+    await Promise.all(this.loops);
     const all = Promise.allSettled([...this.inFlight]);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
   }
 
-  private async run(): Promise<void> {
+  /** One event source mapping: its own poll of `url`, sharing the environments with the others. */
+  private async run(url: string): Promise<void> {
     while (this.running) {
-      if (this.inFlight.size >= this.o.concurrency) {
-        await Promise.race(this.inFlight);
-        continue;
-      }
-      if (!this.idle.length) {
-        // Every environment is still running a timed-out invocation: wait for one to stop.
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
+      await this.capacity();
+      if (!this.running) break;
       let messages: Message[];
       try {
-        messages = await this.gather();
+        messages = await this.gather(url);
       } catch (e) {
         if (!this.running) break;
         this.o.log?.(`poller: receive failed: ${String(e)}`);
@@ -103,31 +103,46 @@ export class LambdaPoller {
         continue;
       }
       if (!messages.length) continue;
-      const p = this.invoke(messages).catch((e: unknown) => this.o.log?.(`poller: ${String(e)}`));
+      // Another mapping may have taken the last environment while this one gathered: Lambda
+      // throttles that invoke and retries it, which is waiting here.
+      await this.capacity();
+      // Stopped meanwhile: the batch comes back after its visibility timeout, as from a disabled mapping.
+      if (!this.running) break;
+      const p = this.invoke(messages, url).catch((e: unknown) => this.o.log?.(`poller: ${String(e)}`));
       this.inFlight.add(p);
       void p.finally(() => this.inFlight.delete(p));
     }
   }
 
+  /** Resolves once an invocation may start (under the concurrency, with an environment free), or the poller stops. */
+  private async capacity(): Promise<void> {
+    while (this.running) {
+      if (this.inFlight.size >= this.o.concurrency) await Promise.race(this.inFlight);
+      // Every environment is still running a timed-out invocation: wait for one to stop.
+      else if (!this.idle.length) await new Promise((r) => setTimeout(r, 50));
+      else return;
+    }
+  }
+
   /** One batch: the first long poll waits for any message, then the batching window fills it. */
-  private async gather(): Promise<Message[]> {
+  private async gather(url: string): Promise<Message[]> {
     const batchSize = this.o.batchSize ?? LAMBDA_WORKER.batchSize;
     const windowMs = this.o.batchingWindowMs ?? LAMBDA_WORKER.maxBatchingWindowSeconds * 1000;
-    const got = await this.receive(batchSize, this.o.waitSeconds ?? 20);
+    const got = await this.receive(url, batchSize, this.o.waitSeconds ?? 20);
     const until = Date.now() + windowMs;
     while (got.length && got.length < batchSize && Date.now() < until && this.running) {
-      const more = await this.receive(batchSize - got.length, 0);
+      const more = await this.receive(url, batchSize - got.length, 0);
       if (!more.length) await new Promise((r) => setTimeout(r, Math.min(100, until - Date.now())));
       got.push(...more);
     }
     return got;
   }
 
-  private async receive(max: number, waitSeconds: number): Promise<Message[]> {
-    if (this.receiveAbort.signal.aborted) this.receiveAbort = new AbortController();
+  private async receive(url: string, max: number, waitSeconds: number): Promise<Message[]> {
+    if (this.receiveAbort.signal.aborted && this.running) this.receiveAbort = new AbortController();
     const out = await this.o.sqs.send(
       new ReceiveMessageCommand({
-        QueueUrl: this.o.queueUrl,
+        QueueUrl: url,
         MaxNumberOfMessages: Math.min(10, max),
         WaitTimeSeconds: waitSeconds,
         MessageSystemAttributeNames: ["All"],
@@ -140,11 +155,11 @@ export class LambdaPoller {
   }
 
   /** One invocation; exported behaviour is what `runOnce` in tests observes. */
-  async invoke(messages: Message[]): Promise<InvocationResult> {
+  async invoke(messages: Message[], url = this.o.queueUrls[0]!): Promise<InvocationResult> {
     const env = this.idle.shift() ?? 0;
     let settled: Promise<unknown> = Promise.resolve();
     try {
-      return await this.invokeIn(env, messages, (p) => (settled = p));
+      return await this.invokeIn(env, messages, url, (p) => (settled = p));
     } finally {
       // A timed-out invocation still runs here (Lambda would have killed its runtime): its
       // environment takes no other until it has stopped (onTimeout is where it is told to).
@@ -152,8 +167,8 @@ export class LambdaPoller {
     }
   }
 
-  private async invokeIn(env: number, messages: Message[], running: (p: Promise<unknown>) => void): Promise<InvocationResult> {
-    const event: SQSEvent = { Records: messages.map((m) => toRecord(m, this.arn)) };
+  private async invokeIn(env: number, messages: Message[], url: string, running: (p: Promise<unknown>) => void): Promise<InvocationResult> {
+    const event: SQSEvent = { Records: messages.map((m) => toRecord(m, this.arns.get(url) ?? "")) };
     const context = lambdaContext("worker", this.o.timeoutMs, LAMBDA_WORKER.memoryMb);
     const handler = Array.isArray(this.o.handler) ? this.o.handler[env]! : this.o.handler;
     let failedIds: Set<string>;
@@ -176,7 +191,7 @@ export class LambdaPoller {
       const chunk = done.slice(i, i + 10);
       await this.o.sqs.send(
         new DeleteMessageBatchCommand({
-          QueueUrl: this.o.queueUrl,
+          QueueUrl: url,
           Entries: chunk.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle! })),
         }),
       );

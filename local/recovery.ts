@@ -4,7 +4,9 @@
  * queued job's doorbell once. Duplicates are harmless (invariant 1): the claim is conditional.
  * Running jobs are left alone; their leases expire and the sweeper takes them back.
  */
-import type { QueueName } from "../core/config.js";
+import { laneOf } from "../core/config.js";
+import type { QueuedJob } from "../core/job.js";
+import { byLane } from "../core/queue.js";
 import type { Services } from "../core/services.js";
 
 export async function ringQueuedJobs(services: Services): Promise<number> {
@@ -13,18 +15,18 @@ export async function ringQueuedJobs(services: Services): Promise<number> {
   let rung = 0;
   do {
     const page = await services.store.list({ status: "queued" }, cursor, 100);
-    const due = new Map<QueueName, string[]>();
+    const due: QueuedJob[] = [];
     for (const job of page.jobs) {
       if (job.status !== "queued") continue;
       const delayMs = (job.runAt ?? 0) - now;
       if (delayMs > 0) {
-        await services.queue.send(job.queue, [job.id], delayMs);
+        await services.queue.send(laneOf(job), [job.id], delayMs);
       } else {
-        due.set(job.queue, [...(due.get(job.queue) ?? []), job.id]);
+        due.push(job);
       }
       rung++;
     }
-    for (const [queue, ids] of due) await services.queue.send(queue, ids);
+    for (const { lane, ids } of byLane(due)) await services.queue.send(lane, ids);
     cursor = page.nextCursor;
   } while (cursor);
   return rung;

@@ -6,7 +6,7 @@
  */
 import { alarmDefinitions } from "../core/alarms.js";
 import type { ApiLog } from "../core/api/jobs.js";
-import { loadRuntime } from "../core/runtime.js";
+import { laneUrls, loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { Sweeper } from "../core/sweeper.js";
 import { makeHandler as makeApiHandler } from "../functions/api.js";
@@ -122,7 +122,7 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
         .catch((e: unknown) => log(`[${death.workerId}] died; reclaiming its jobs failed (their leases will): ${String(e)}`));
     const poller = new LambdaPoller({
       sqs: services.sqs,
-      queueUrl: services.cfg.queues.default.queue,
+      queueUrls: laneUrls(services.cfg.queues.default),
       handler: lambdaWorkers as SqsHandler[], // replaced in place on a timeout, as Lambda starts a new runtime
       concurrency: cfg.lambdaConcurrency,
       timeoutMs: cfg.lambdaTimeoutSeconds * 1000,

@@ -18,7 +18,7 @@ import { physicalName, QUEUE_NAMES, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE, METRICS, type MetricName } from "../core/metrics.js";
 import { Api } from "./Api.js";
 import { stageKey } from "./kms.js";
-import { pascal, Queues, type QueuePair } from "./Queues.js";
+import { lanesOf, pascal, Queues, type QueuePair } from "./Queues.js";
 import { useStageConfig } from "./stage-config.js";
 import { Sweeper } from "./Sweeper.js";
 import { Workers } from "./Workers.js";
@@ -64,8 +64,10 @@ function sourceMetric(stage: string, def: AlarmDefinition, queues: Record<QueueN
     case "metric":
       return wardenMetric(stage, s.metric, s.statistic, def.periodSeconds, s.dims);
     case "queue": {
-      const q = s.dlq ? queues[s.queue].dlq : queues[s.queue].queue;
-      return q.metric(s.metric, { statistic: "Maximum", period });
+      if (s.dlq) return queues[s.queue].dlq.metric(s.metric, { statistic: "Maximum", period });
+      // A queue's worst lane: its oldest message on any of them.
+      const [high, normal, low] = lanesOf(queues[s.queue]).map((q) => q.metric(s.metric, { statistic: "Maximum", period }));
+      return new cloudwatch.MathExpression({ expression: "MAX([high, normal, low])", usingMetrics: { high: high!, normal: normal!, low: low! }, period });
     }
     case "lambda":
       return s.metric === "Errors" ? fns[s.fn].metricErrors({ statistic: "Sum", period }) : fns[s.fn].metricThrottles({ statistic: "Sum", period });

@@ -1,5 +1,7 @@
 /**
- * One SQS queue per entry in core's QUEUES, each with its dead-letter queue. A message is only a
+ * Per entry in core's QUEUES, one SQS queue per priority (its lanes: core/config.ts PRIORITIES,
+ * the normal lane keeping the queue's own name and construct id), all three redriving to the
+ * queue's one dead-letter queue. A message is only a
  * doorbell (the table is the truth), so the queues keep nothing that cannot be re-sent. Encrypted
  * with SQS-managed keys, or with the stage's own KMS key when the stage asks for one (`kms`).
  */
@@ -7,14 +9,20 @@ import { Duration } from "aws-cdk-lib";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { StackContext } from "sst/constructs";
-import { dlqName, physicalName, QUEUE_NAMES, QUEUES, type QueueName } from "../core/config.js";
+import { dlqName, laneName, physicalName, QUEUE_NAMES, QUEUES, type Priority, type QueueName } from "../core/config.js";
 import { stageKey } from "./kms.js";
 import { useStageConfig } from "./stage-config.js";
 
 export interface QueuePair {
+  /** The normal lane. */
   queue: sqs.Queue;
+  high: sqs.Queue;
+  low: sqs.Queue;
   dlq: sqs.Queue;
 }
+
+/** A queue's lanes, highest first. */
+export const lanesOf = (p: QueuePair): sqs.Queue[] => [p.high, p.queue, p.low];
 
 /** `default` → `Default`, for construct ids and output names. */
 export const pascal = (s: string): string => s.replace(/(^|[-_])(\w)/g, (_m, _sep: string, c: string) => c.toUpperCase());
@@ -41,16 +49,26 @@ export function Queues({ app, stack }: StackContext) {
           "This is the dead-letter queue. A message that lands here stays for 14 days, raises the DeadLetters alarm and is redriven by `warden dead-letters --redrive`; a further DLQ would only hide it.",
       },
     ]);
-    const queue = new sqs.Queue(stack, `${pascal(name)}Queue`, {
-      queueName: physicalName(app.stage, name),
-      visibilityTimeout: Duration.seconds(def.visibilityTimeoutSeconds),
-      retentionPeriod: Duration.seconds(def.retentionSeconds),
-      deadLetterQueue: { queue: dlq, maxReceiveCount: def.maxReceiveCount },
-      ...encryption,
-      enforceSSL: true,
+    const lane = (priority: Priority, id: string) =>
+      new sqs.Queue(stack, id, {
+        queueName: physicalName(app.stage, laneName(name, priority)),
+        visibilityTimeout: Duration.seconds(def.visibilityTimeoutSeconds),
+        retentionPeriod: Duration.seconds(def.retentionSeconds),
+        deadLetterQueue: { queue: dlq, maxReceiveCount: def.maxReceiveCount },
+        ...encryption,
+        enforceSSL: true,
+      });
+    // The normal lane keeps the id it had before priorities, so a deployed stage keeps its queue.
+    const queue = lane("normal", `${pascal(name)}Queue`);
+    const high = lane("high", `${pascal(name)}HighQueue`);
+    const low = lane("low", `${pascal(name)}LowQueue`);
+    queues[name] = { queue, high, low, dlq };
+    stack.addOutputs({
+      [`${pascal(name)}QueueUrl`]: queue.queueUrl,
+      [`${pascal(name)}HighQueueUrl`]: high.queueUrl,
+      [`${pascal(name)}LowQueueUrl`]: low.queueUrl,
+      [`${pascal(name)}DlqUrl`]: dlq.queueUrl,
     });
-    queues[name] = { queue, dlq };
-    stack.addOutputs({ [`${pascal(name)}QueueUrl`]: queue.queueUrl, [`${pascal(name)}DlqUrl`]: dlq.queueUrl });
   }
   return { queues, key };
 }

@@ -26,7 +26,7 @@ import { FARGATE_WORKER, LAMBDA_WORKER, physicalName, QUEUE_NAMES, QUEUES, type 
 import { ACCESS, grantAccess } from "./access.js";
 import { deathWiring } from "./deaths.js";
 import { logGroupOf, wardenFunction } from "./lambda.js";
-import { pascal, Queues } from "./Queues.js";
+import { lanesOf, pascal, Queues, type QueuePair } from "./Queues.js";
 import { logGroup, runtimeEnvironment } from "./runtime-env.js";
 import type { ImageSource, StageConfig } from "./stage-config.js";
 import { useStageConfig } from "./stage-config.js";
@@ -63,14 +63,19 @@ export function Workers({ app, stack }: StackContext) {
     if (QUEUES[name].visibilityTimeoutSeconds < VISIBILITY_FACTOR * LAMBDA_WORKER.timeoutSeconds) {
       throw new Error(`Queue "${name}": visibility ${QUEUES[name].visibilityTimeoutSeconds}s is under ${VISIBILITY_FACTOR} × the worker's ${LAMBDA_WORKER.timeoutSeconds}s timeout`);
     }
-    worker.addEventSource(
-      new SqsEventSource(queues[name].queue, {
-        batchSize: LAMBDA_WORKER.batchSize,
-        maxBatchingWindow: Duration.seconds(LAMBDA_WORKER.maxBatchingWindowSeconds),
-        reportBatchItemFailures: true,
-        maxConcurrency: config.worker.maxConcurrency,
-      }),
-    );
+    // One mapping per lane, each polling its own queue (priority on Lambda is best effort: a high
+    // job never queues behind a normal backlog, docs/jobs.md "Priorities"). Each mapping's cap is
+    // the stage's: the three share the function, whose reserved concurrency (if set) bounds them.
+    for (const lane of lanesOf(queues[name])) {
+      worker.addEventSource(
+        new SqsEventSource(lane, {
+          batchSize: LAMBDA_WORKER.batchSize,
+          maxBatchingWindow: Duration.seconds(LAMBDA_WORKER.maxBatchingWindowSeconds),
+          reportBatchItemFailures: true,
+          maxConcurrency: config.worker.maxConcurrency,
+        }),
+      );
+    }
   }
   grantAccess(worker, ACCESS.worker, table, queues);
   NagSuppressions.addResourceSuppressions(worker, [
@@ -109,7 +114,7 @@ export function Workers({ app, stack }: StackContext) {
       ],
       true,
     );
-    scaleOnQueue(stack, service, queues[name].queue, config);
+    scaleOnQueue(stack, service, queues[name], config);
     services[name] = service;
   }
 
@@ -231,8 +236,8 @@ function fargateWorker(
  * stopped anyway, it hands its jobs back on SIGTERM: nothing is lost, only restarted from the last
  * checkpoint.
  */
-function scaleOnQueue(stack: Construct, service: ecs.FargateService, queue: sqs.IQueue, config: StageConfig): void {
-  const id = pascal(queue.node.id);
+function scaleOnQueue(stack: Construct, service: ecs.FargateService, pair: QueuePair, config: StageConfig): void {
+  const id = pascal(pair.queue.node.id);
   const target = new appscaling.ScalableTarget(stack, `${id}Scaling`, {
     serviceNamespace: appscaling.ServiceNamespace.ECS,
     scalableDimension: "ecs:service:DesiredCount",
@@ -240,7 +245,9 @@ function scaleOnQueue(stack: Construct, service: ecs.FargateService, queue: sqs.
     minCapacity: config.fargate.minTasks,
     maxCapacity: config.fargate.maxTasks,
   });
-  const visible = queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" });
+  // Every lane's waiting messages count: a high backlog scales out as a normal one does.
+  const [high, normal, low] = lanesOf(pair).map((q) => q.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" }));
+  const visible = new cloudwatch.MathExpression({ expression: "high + normal + low", usingMetrics: { high: high!, normal: normal!, low: low! }, period: Duration.minutes(1) });
   const perTask = FARGATE_WORKER.messagesPerTask;
 
   const out = new appscaling.StepScalingAction(stack, `${id}ScaleOut`, {

@@ -13,7 +13,7 @@ import type * as kms from "aws-cdk-lib/aws-kms";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import { TABLE, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE } from "../core/metrics.js";
-import type { QueuePair } from "./Queues.js";
+import { lanesOf, type QueuePair } from "./Queues.js";
 
 export type TableAction = "GetItem" | "PutItem" | "UpdateItem" | "BatchGetItem" | "DeleteItem";
 export type IndexName = (typeof TABLE)["dueIndex" | "ownerIndex" | "statusIndex" | "workerIndex" | "waitIndex" | "holdIndex"]["name"];
@@ -169,9 +169,10 @@ export function grantAccess(
   for (const [kind, byQueue] of [["queue", access.queues], ["dlq", access.dlqs]] as const) {
     for (const [name, actions] of Object.entries(byQueue) as [QueueName, QueueAction[]][]) {
       if (!actions.length) continue;
-      const q = queues[name][kind];
-      statements.push(new iam.PolicyStatement({ actions: actions.map((a) => `sqs:${a}`), resources: [q.queueArn] }));
-      const key = q.encryptionMasterKey;
+      // A queue's actions hold on each of its lanes (a doorbell rings on its job's lane).
+      const targets = kind === "queue" ? lanesOf(queues[name]) : [queues[name].dlq];
+      statements.push(new iam.PolicyStatement({ actions: actions.map((a) => `sqs:${a}`), resources: targets.map((t) => t.queueArn) }));
+      const key = targets[0]!.encryptionMasterKey;
       if (!key) continue;
       const needs = queueKeys.get(key) ?? new Set<string>();
       if (actions.includes("SendMessage")) needs.add("kms:GenerateDataKey").add("kms:Decrypt");

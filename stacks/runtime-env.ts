@@ -12,7 +12,9 @@ import type { QueuePair } from "./Queues.js";
 import type { StageConfig } from "./stage-config.js";
 
 export function runtimeEnvironment(scope: Construct, stage: string, table: ITable, queues: Record<QueueName, QueuePair>): Record<string, string> {
-  const urls = Object.fromEntries(QUEUE_NAMES.map((q) => [q, { queue: queues[q].queue.queueUrl, dlq: queues[q].dlq.queueUrl }]));
+  const urls = Object.fromEntries(
+    QUEUE_NAMES.map((q) => [q, { queue: queues[q].queue.queueUrl, high: queues[q].high.queueUrl, low: queues[q].low.queueUrl, dlq: queues[q].dlq.queueUrl }]),
+  );
   return {
     WARDEN_STAGE: stage,
     WARDEN_TABLE: table.tableName,

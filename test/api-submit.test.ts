@@ -5,7 +5,7 @@
  */
 import { beforeAll, expect, it } from "vitest";
 import { silentLog } from "../core/api/jobs.js";
-import type { QueueName } from "../core/config.js";
+import { type QueueName, laneOf } from "../core/config.js";
 import { MemoryMetrics } from "../core/metrics.js";
 import { JobQueue } from "../core/queue.js";
 import { loadRuntime } from "../core/runtime.js";
@@ -30,11 +30,11 @@ const submitEvent = (sub: string, body: unknown) =>
 async function drain(queue: QueueName): Promise<string[]> {
   const ids: string[] = [];
   for (;;) {
-    const ms = await services.queue.receive(queue, { max: 10, waitSeconds: 0 });
+    const ms = await services.queue.receive(laneOf({ queue: queue }), { max: 10, waitSeconds: 0 });
     if (!ms.length) return ids;
     for (const m of ms) {
       ids.push(m.jobId);
-      await services.queue.delete(queue, m.receiptHandle);
+      await services.queue.delete(m.lane, m.receiptHandle);
     }
   }
 }

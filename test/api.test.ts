@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { API_ERROR_CODES } from "../core/api/errors.js";
 import { silentLog } from "../core/api/jobs.js";
-import { LIMITS, QUEUE_NAMES } from "../core/config.js";
+import { LIMITS, QUEUE_NAMES, laneOf } from "../core/config.js";
 import { builtinRegistry } from "../core/jobs/index.js";
 import { defineJob } from "../core/registry.js";
 import type { Job } from "../core/job.js";
@@ -73,7 +73,7 @@ function expectError(res: { status: number; body: unknown }, status: number, cod
 const JOB_KEYS = [
   "id", "type", "queue", "status", "input", "result", "error", "attempts", "maxAttempts", "progress",
   "createdAt", "firstStartedAt", "startedAt", "heartbeatAt", "finishedAt", "runAt", "cancelRequested", "stale", "history",
-  "worker", "actions", "parentId", "childIndex", "childKey", "children", "concurrencyKey", "held",
+  "worker", "actions", "parentId", "childIndex", "childKey", "children", "concurrencyKey", "priority", "held",
 ].sort();
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -83,8 +83,8 @@ const submit = async (type: string, input: unknown, extra: Record<string, unknow
 /** Receives until the queue yields a message for `jobId`, deleting what it reads. */
 async function awaitMessage(queue: "default" | "large", jobId: string): Promise<void> {
   await waitFor(async () => {
-    const ms = await services.queue.receive(queue, { max: 10, waitSeconds: 0 });
-    for (const m of ms) await services.queue.delete(queue, m.receiptHandle);
+    const ms = await services.queue.receive(laneOf({ queue: queue }), { max: 10, waitSeconds: 0 });
+    for (const m of ms) await services.queue.delete(m.lane, m.receiptHandle);
     return ms.some((m) => m.jobId === jobId);
   }, 10_000, `a message for ${jobId} on ${queue}`);
 }

@@ -286,7 +286,7 @@ describe("the command line", () => {
     const sent: { method: string; url: string; body: unknown }[] = [];
     const at = new Date().toISOString();
     const schedule: Schedule = {
-      ...{ id: "s1", type: "sched.echo", queue: "default", input: {}, concurrencyKey: null, maxAttempts: 3, timeoutSeconds: 60, cron: null, timeZone: null, everySeconds: 300 },
+      ...{ id: "s1", type: "sched.echo", queue: "default", input: {}, concurrencyKey: null, priority: "normal", maxAttempts: 3, timeoutSeconds: 60, cron: null, timeZone: null, everySeconds: 300 },
       ...{ overlap: "skip", catchUp: "one", catchUpMax: 100, paused: false, nextRuns: [at], lastRuns: [], counts: { fired: 0, skipped: 0, missed: 0 }, lastJobId: null, createdAt: at, updatedAt: at },
     };
     const io: Io = {

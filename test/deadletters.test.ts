@@ -4,7 +4,7 @@
  * puts them back on their queue, after which the jobs run through the real runner.
  */
 import { expect, test } from "vitest";
-import { QUEUES } from "../core/config.js";
+import { QUEUES, laneOf } from "../core/config.js";
 import { DeadLetters } from "../core/deadletters.js";
 import { loadRuntime } from "../core/runtime.js";
 import { Runner } from "../core/runner.js";
@@ -23,12 +23,12 @@ test("a DLQ holding messages shows in the stuck report; a redrive moves them bac
     const { job } = await s.store.create({ owner: "t", type: "demo.sleep", queue: "default", input: { items: 2, msPerItem: 1 }, maxAttempts: 3, timeoutMs: 60_000 });
     ids.push(job.id);
   }
-  await s.queue.send("default", ids);
+  await s.queue.send(laneOf({ queue: "default" }), ids);
 
   // A consumer that receives and never deletes (it crashes every time): after maxReceiveCount
   // deliveries SQS moves each message to the DLQ.
   await waitFor(async () => {
-    await s.queue.receive("default", { waitSeconds: 0, visibilitySeconds: 0 });
+    await s.queue.receive(laneOf({ queue: "default" }), { waitSeconds: 0, visibilitySeconds: 0 });
     const dlq = await s.queue.depth("default", { dlq: true });
     return dlq.visible === 3;
   }, 15_000, "three messages in the default DLQ");
@@ -64,13 +64,13 @@ test("a DLQ holding messages shows in the stuck report; a redrive moves them bac
   const runner = new Runner(s, { workerId: "dlq-test", kind: "lambda", leaseMs: 10_000, log: quiet });
   const ran: string[] = [];
   for (;;) {
-    const got = await s.queue.receive("default", { waitSeconds: 0, visibilitySeconds: 60 });
+    const got = await s.queue.receive(laneOf({ queue: "default" }), { waitSeconds: 0, visibilitySeconds: 60 });
     if (!got.length) break;
     for (const m of got) {
       const out = await runner.run(m.jobId, "default");
       expect(out).toMatchObject({ claimed: true, outcome: "succeeded" });
       ran.push(m.jobId);
-      await s.queue.delete("default", m.receiptHandle);
+      await s.queue.delete(m.lane, m.receiptHandle);
     }
   }
   expect(new Set(ran)).toEqual(new Set(ids));

@@ -8,7 +8,7 @@
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { describe, expect, test } from "vitest";
 import { JobsApi } from "../core/api/jobs.js";
-import { LIMITS } from "../core/config.js";
+import { LIMITS, laneOf } from "../core/config.js";
 import { ConflictError } from "../core/errors.js";
 import type { FailedJob, RunningJob } from "../core/job.js";
 import { decodeMessage } from "../core/queue.js";
@@ -391,7 +391,7 @@ describe("runs and queues", () => {
   test("the Lambda worker forwards a doorbell for a large job to the large queue instead of running it", async () => {
     const s = w.services();
     const { job } = await s.store.create(spec({ type: "demo.sleep", input: { items: 1, msPerItem: 1 }, queue: "large" }));
-    await s.queue.send("default", [job.id]);
+    await s.queue.send(laneOf({ queue: "default" }), [job.id]);
     const handler = makeHandler(s, { workerId: "lambda-q", memory: false, log: quiet });
     const { jobIds } = await pollOnce(s, handler);
     expect(jobIds).toContain(job.id);

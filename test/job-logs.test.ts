@@ -298,7 +298,7 @@ describe("the Logs Insights source", () => {
     const services = buildServices(
       loadRuntime({
         WARDEN_TABLE: "t",
-        WARDEN_QUEUES: JSON.stringify({ default: { queue: "http://q/d", dlq: "http://q/dd" }, large: { queue: "http://q/l", dlq: "http://q/ld" } }),
+        WARDEN_QUEUES: JSON.stringify({ default: { queue: "http://q/d", high: "http://q/dh", low: "http://q/dl", dlq: "http://q/dd" }, large: { queue: "http://q/l", high: "http://q/lh", low: "http://q/ll", dlq: "http://q/ld" } }),
         WARDEN_JOB_LOG_GROUPS: groups.join(","),
         WARDEN_LOGS_ENDPOINT: endpoint,
       }),

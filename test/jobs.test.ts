@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, test } from "vitest";
-import { LIMITS } from "../core/config.js";
+import { LIMITS, laneOf } from "../core/config.js";
 import { PermanentError, ValidationError } from "../core/errors.js";
 import type { FailedJob, RunningJob, SucceededJob } from "../core/job.js";
 import { AbortedError } from "../core/jobs/abort.js";
@@ -136,7 +136,7 @@ describe("junit.import", () => {
     expect(offset).toBeLessThan(20_000);
     await waitFor(() => Date.now() > orphan.leaseExpiresAt + 50, 5_000, "the lease to expire");
     await s.store.reclaim(orphan);
-    await s.queue.send("large", [job.id]);
+    await s.queue.send(laneOf({ queue: "large" }), [job.id]);
     workers.push(startFargateWorker(s, { workerId: "junit-finisher", queue: "large", pollWaitSeconds: 1, log: quiet }));
     const done = (await waitFor(async () => {
       const j = await s.store.mustGet(job.id);

@@ -3,6 +3,7 @@
  * at once) on dynalite and fauxqs: the handler's own ledger says how many keyed jobs ran at once
  * and when each attempt started, DynamoDB's records say every job ended after one attempt.
  */
+import { laneOf } from "../core/config.js";
 import { z } from "zod";
 import { afterEach, describe, expect, test } from "vitest";
 import { buildServices, type Services } from "../core/services.js";
@@ -67,7 +68,7 @@ async function submitAll(s: Services, specs: { keyed: boolean; key?: string }[])
         return job;
       }),
     );
-    await s.queue.send("default", batch.map((j) => j.id));
+    await s.queue.send(laneOf({ queue: "default" }), batch.map((j) => j.id));
     jobs.push(...batch);
   }
   return jobs;

@@ -6,7 +6,7 @@
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, test } from "vitest";
-import type { QueueName } from "../core/config.js";
+import { type QueueName, type Lane } from "../core/config.js";
 import { GATE_LIMITS } from "../core/gates.js";
 import type { QueuedJob } from "../core/job.js";
 import { MemoryMetrics } from "../core/metrics.js";
@@ -23,7 +23,7 @@ const spec = (over: Partial<NewJob> = {}): NewJob => ({ owner: "alice", type: "d
 /** The doorbells the store rang, in order (what SQS would have been sent). */
 function recordingDoorbell(): Doorbell & { rung: { id: string; delayMs: number }[] } {
   const rung: { id: string; delayMs: number }[] = [];
-  return { rung, send: async (_q: QueueName, ids: string[], delayMs = 0) => void rung.push(...ids.map((id) => ({ id, delayMs }))) };
+  return { rung, send: async (_q: Lane, ids: string[], delayMs = 0) => void rung.push(...ids.map((id) => ({ id, delayMs }))) };
 }
 
 const raw = async (id: string) => (await env.doc.send(new GetCommand({ TableName: env.emu.tableName, Key: { id }, ConsistentRead: true }))).Item;

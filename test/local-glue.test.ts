@@ -3,6 +3,7 @@
  * deadline against fauxqs; the API Gateway event and the bearer-token identity; the TTL stand-in
  * against dynalite.
  */
+import { laneOf } from "../core/config.js";
 import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { PutCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
@@ -19,11 +20,11 @@ describe("the Lambda event source mapping stand-in", () => {
   it("batches, builds faithful records, deletes all but the reported failures", async () => {
     const queue = new JobQueue(env.sqs, env.emu.queues);
     const ids = Array.from({ length: 7 }, (_, i) => `job-${i}`);
-    await queue.send("default", ids);
+    await queue.send(laneOf({ queue: "default" }), ids);
     const events: { event: SQSEvent; remaining: number }[] = [];
     const poller = new LambdaPoller({
       sqs: env.sqs,
-      queueUrl: env.emu.queues.default.queue,
+      queueUrls: [env.emu.queues.default.queue],
       concurrency: 2,
       timeoutMs: 5000,
       batchSize: 5,
@@ -61,11 +62,11 @@ describe("the Lambda event source mapping stand-in", () => {
     expect([...failuresOf({ batchItemFailures: [{ itemIdentifier: "" }] }, records)].sort()).toEqual(["a", "b"]);
 
     const queue = new JobQueue(env.sqs, env.emu.queues);
-    await queue.send("large", ["slow-1", "slow-2"]);
+    await queue.send(laneOf({ queue: "large" }), ["slow-1", "slow-2"]);
     const outcomes: string[] = [];
     const poller = new LambdaPoller({
       sqs: env.sqs,
-      queueUrl: env.emu.queues.large.queue,
+      queueUrls: [env.emu.queues.large.queue],
       concurrency: 1,
       timeoutMs: 200,
       batchingWindowMs: 200,
@@ -95,7 +96,7 @@ describe("the Lambda event source mapping stand-in", () => {
     });
     const poller = new LambdaPoller({
       sqs: env.sqs,
-      queueUrl,
+      queueUrls: [queueUrl],
       concurrency: 2,
       timeoutMs: 300,
       batchSize: 1,

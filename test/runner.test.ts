@@ -3,6 +3,7 @@
  * for a handler that ignores its signal, cancellation, a lost lease, the memory guard, and a store
  * that fails while settling. Every job is written, claimed and settled through the real store.
  */
+import { laneOf } from "../core/config.js";
 import { describe, expect, test } from "vitest";
 import { dynamoClient } from "../core/aws.js";
 import { MemoryMetrics } from "../core/metrics.js";
@@ -195,9 +196,9 @@ describe("memory guard", () => {
       expect(j.error).toMatchObject({ code: "memory" });
       expect(s.metrics.sum("MemoryAborts")).toBe(1);
       expect(s.metrics.points.some((p) => p.name === "WorkerMemoryPercent" && p.value >= 95)).toBe(true);
-      const rung = await s.queue.receive("large", { waitSeconds: 1 });
+      const rung = await s.queue.receive(laneOf({ queue: "large" }), { waitSeconds: 1 });
       expect(rung.map((m) => m.jobId)).toContain(job.id);
-      for (const m of rung) await s.queue.delete("large", m.receiptHandle);
+      for (const m of rung) await s.queue.delete(m.lane, m.receiptHandle);
       // The worker survived: the next job runs to completion. (The guard is stopped first: this
       // test process cannot force a collection, so the freed Buffers would still be counted; the
       // worker-process test shows the same with real memory and a collection after the abort.)

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { isTerminal, type Job, type RunningJob } from "../core/job.js";
 import { MemoryMetrics } from "../core/metrics.js";
-import type { QueueName } from "../core/config.js";
+import { type QueueName, type Lane } from "../core/config.js";
 import type { Doorbell } from "../core/queue.js";
 import { checkCadence, nextTicks, planTicks, tickKey, type Schedule } from "../core/schedule.js";
 import { idempotentId, type JobStore } from "../core/store.js";
@@ -56,7 +56,7 @@ describe("tick rules", () => {
 
 function recordingDoorbell(): Doorbell & { rung: string[] } {
   const rung: string[] = [];
-  return { rung, send: async (_q: QueueName, ids: string[]) => void rung.push(...ids) };
+  return { rung, send: async (_q: Lane, ids: string[]) => void rung.push(...ids) };
 }
 
 const w = useWireFaults("schedules");

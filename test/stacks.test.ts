@@ -17,7 +17,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ALARMS, notStartingThresholdSeconds } from "../core/alarms.js";
 import { LAMBDA_DEATH_TERMS } from "../core/death-events.js";
-import { FARGATE_WORKER, LAMBDA_WORKER, QUEUE_NAMES, QUEUES, TABLE, TIMINGS } from "../core/config.js";
+import { FARGATE_WORKER, LAMBDA_WORKER, laneName, PRIORITIES, QUEUE_NAMES, QUEUES, TABLE, TIMINGS, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE } from "../core/metrics.js";
 import { loadRuntime } from "../core/runtime.js";
 import { tableDefinition } from "../core/schema.js";
@@ -32,7 +32,7 @@ import { allStatements, resolve, resourceCounts, resourceOf, roleOwner, type Res
 const QUERY_BY_ID = ["logs:GetQueryResults", "logs:StopQuery"];
 const JOB_LOG_QUERIES = ["logs:StartQuery", ...QUERY_BY_ID];
 /** A WARDEN_QUEUES loadRuntime accepts, for reading other variables through it. */
-const QUEUES_ENV = JSON.stringify(Object.fromEntries(QUEUE_NAMES.map((q) => [q, { queue: `https://q/${q}`, dlq: `https://q/${q}-dlq` }])));
+const QUEUES_ENV = JSON.stringify(Object.fromEntries(QUEUE_NAMES.map((q) => [q, { queue: `https://q/${q}`, high: `https://q/${q}-high`, low: `https://q/${q}-low`, dlq: `https://q/${q}-dlq` }])));
 
 const of = (t: CfnTemplate, type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
 const one = (t: CfnTemplate, type: string, where: (p: Record<string, any>) => boolean = () => true) => {
@@ -126,17 +126,21 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     s = await synthStage("dev", { bundle: true });
   }, 60_000);
 
-  it("gives every queue a DLQ with core's maxReceiveCount, 14-day DLQ retention, SSE and an SSL-only policy", () => {
+  it("gives every queue a lane per priority, all three redriving to its one DLQ with core's maxReceiveCount, 14-day DLQ retention, SSE and an SSL-only policy", () => {
     const t = s.json.Queues;
     for (const name of QUEUE_NAMES) {
-      const [, queue] = one(t, "AWS::SQS::Queue", (p) => p.QueueName === `warden-dev-${name}`);
       const [dlqId, dlq] = one(t, "AWS::SQS::Queue", (p) => p.QueueName === `warden-dev-${name}-dlq`);
-      expect(queue.Properties!.RedrivePolicy).toEqual({ deadLetterTargetArn: { "Fn::GetAtt": [dlqId, "Arn"] }, maxReceiveCount: QUEUES[name].maxReceiveCount });
       expect(dlq.Properties!.MessageRetentionPeriod).toBe(14 * 24 * 3600);
-      expect(queue.Properties!.VisibilityTimeout).toBe(QUEUES[name].visibilityTimeoutSeconds);
+      for (const priority of PRIORITIES) {
+        const [, lane] = one(t, "AWS::SQS::Queue", (p) => p.QueueName === `warden-dev-${laneName(name, priority)}`);
+        expect(lane.Properties!.RedrivePolicy).toEqual({ deadLetterTargetArn: { "Fn::GetAtt": [dlqId, "Arn"] }, maxReceiveCount: QUEUES[name].maxReceiveCount });
+        expect(lane.Properties!.VisibilityTimeout).toBe(QUEUES[name].visibilityTimeoutSeconds);
+      }
     }
+    // The normal lane keeps the construct id it had before priorities: a deployed stage keeps its queue.
+    expect(Object.keys(t.Resources)).toEqual(expect.arrayContaining(QUEUE_NAMES.map((q) => expect.stringMatching(new RegExp(`^${q[0]!.toUpperCase()}${q.slice(1)}Queue[0-9A-F]{8}$`)))));
     const queues = of(t, "AWS::SQS::Queue");
-    expect(queues).toHaveLength(2 * QUEUE_NAMES.length);
+    expect(queues).toHaveLength((PRIORITIES.length + 1) * QUEUE_NAMES.length);
     for (const [id, q] of queues) {
       expect(q.Properties!.SqsManagedSseEnabled, id).toBe(true);
       s.templates.Queues.hasResourceProperties("AWS::SQS::QueuePolicy", {
@@ -150,10 +154,10 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     }
   });
 
-  it("keeps every consumed queue's visibility timeout at least six times its consumer's timeout, reporting batch item failures", () => {
+  it("maps the Lambda worker to every lane of its queues, each lane's visibility timeout at least six times its timeout, reporting batch item failures", () => {
     const mappings = Object.entries(s.byStackName).flatMap(([stack, t]) => of(t, "AWS::Lambda::EventSourceMapping").map(([, m]) => ({ stack, m })));
     const lambdaQueues = QUEUE_NAMES.filter((q) => QUEUES[q].runsOn === "lambda");
-    expect(mappings).toHaveLength(lambdaQueues.length);
+    expect(mappings).toHaveLength(lambdaQueues.length * PRIORITIES.length);
     const consumed: string[] = [];
     for (const { stack, m } of mappings) {
       const p = m.Properties!;
@@ -166,7 +170,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       expect(p.ScalingConfig).toEqual({ MaximumConcurrency: LAMBDA_WORKER.maxConcurrency });
       consumed.push(String(queue.Properties!.QueueName));
     }
-    expect(consumed.sort()).toEqual(lambdaQueues.map((q) => `warden-dev-${q}`).sort());
+    expect(consumed.sort()).toEqual(lambdaQueues.flatMap((q) => PRIORITIES.map((p) => `warden-dev-${laneName(q, p)}`)).sort());
   });
 
   it("runs the Lambda worker on nodejs22.x / arm64 with core's timeout and memory, bundled from functions/worker.ts", () => {
@@ -185,7 +189,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     const join = p.Environment.Variables.WARDEN_QUEUES["Fn::Join"][1] as unknown[];
     const text = join.map((x) => (typeof x === "string" ? x : `"${label(s, "dev", resolve(s, s.stackNames.Workers, x))}"`)).join("");
     expect(JSON.parse(text.replace(/""/g, '"'))).toEqual(
-      Object.fromEntries(QUEUE_NAMES.map((q) => [q, { queue: `queue:${q}`, dlq: `queue:${q}-dlq` }])),
+      Object.fromEntries(QUEUE_NAMES.map((q) => [q, { queue: `queue:${q}`, high: `queue:${q}-high`, low: `queue:${q}-low`, dlq: `queue:${q}-dlq` }])),
     );
   });
 
@@ -266,7 +270,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     expect(FARGATE_WORKER.shutdownGraceMs).toBeLessThan(FARGATE_WORKER.stopTimeoutSeconds * 1000);
   });
 
-  it("scales the Fargate service on the large queue's visible messages, out by steps and in to zero when idle", () => {
+  it("scales the Fargate service on the messages visible across the large queue's lanes, out by steps and in to zero when idle", () => {
     const t = s.json.Workers;
     const [targetId, target] = one(t, "AWS::ApplicationAutoScaling::ScalableTarget");
     expect(target.Properties!).toMatchObject({ MinCapacity: 0, MaxCapacity: FARGATE_WORKER.maxTasks, ScalableDimension: "ecs:service:DesiredCount" });
@@ -275,10 +279,13 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     const alarms = of(t, "AWS::CloudWatch::Alarm").map(([, a]) => a.Properties!);
     expect(alarms).toHaveLength(2);
     for (const a of alarms) {
-      expect(a.MetricName).toBe("ApproximateNumberOfMessagesVisible");
-      expect(a.Namespace).toBe("AWS/SQS");
-      const q = resourceOf(s, resolve(s, s.stackNames.Workers, a.Dimensions[0].Value));
-      expect(q.Properties!.QueueName).toBe("warden-dev-large");
+      const metrics = a.Metrics as Record<string, any>[];
+      expect(metrics.find((m) => m.Expression)?.Expression).toBe("high + normal + low");
+      const lanes = metrics.filter((m) => m.MetricStat).map((m) => {
+        expect(m.MetricStat.Metric).toMatchObject({ MetricName: "ApproximateNumberOfMessagesVisible", Namespace: "AWS/SQS" });
+        return String(resourceOf(s, resolve(s, s.stackNames.Workers, m.MetricStat.Metric.Dimensions[0].Value)).Properties!.QueueName);
+      });
+      expect(lanes.sort()).toEqual(PRIORITIES.map((p) => `warden-dev-${laneName("large", p)}`).sort());
     }
     const policyOf = (a: Record<string, any>) => policies[a.AlarmActions[0].Ref]!.StepScalingPolicyConfiguration;
     const out = alarms.find((a) => a.ComparisonOperator === "GreaterThanOrEqualToThreshold")!;
@@ -441,10 +448,19 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       expect(a.EvaluationPeriods).toBe(def.evaluationPeriods);
       expect(a.TreatMissingData).toBe(def.missingData);
       const src = def.source;
-      if (src.kind === "queue") {
+      if (src.kind === "queue" && src.dlq) {
         expect(a.MetricName).toBe(src.metric);
         const q = resourceOf(s, resolve(s, s.stackNames.Monitoring, a.Dimensions[0].Value));
-        expect(q.Properties!.QueueName).toBe(`warden-dev-${src.queue}${src.dlq ? "-dlq" : ""}`);
+        expect(q.Properties!.QueueName).toBe(`warden-dev-${src.queue}-dlq`);
+      } else if (src.kind === "queue") {
+        // A queue's worst lane: the maximum over its three.
+        const metrics = a.Metrics as Record<string, any>[];
+        expect(metrics.find((m) => m.Expression)?.Expression).toBe("MAX([high, normal, low])");
+        const lanes = metrics.filter((m) => m.MetricStat).map((m) => {
+          expect(m.MetricStat.Metric.MetricName).toBe(src.metric);
+          return String(resourceOf(s, resolve(s, s.stackNames.Monitoring, m.MetricStat.Metric.Dimensions[0].Value)).Properties!.QueueName);
+        });
+        expect(lanes.sort()).toEqual(PRIORITIES.map((p) => `warden-dev-${laneName(src.queue, p)}`).sort());
       } else if (src.kind === "lambda") {
         expect(a.MetricName).toBe(src.metric);
         const fn = resourceOf(s, resolve(s, s.stackNames.Monitoring, a.Dimensions[0].Value));
@@ -574,6 +590,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       }
     }
     const on = (target: string, ...actions: string[]) => actions.map((a) => `${a} ${target}`);
+    // A queue's actions hold on each of its lanes.
+    const onLanes = (queue: QueueName, ...actions: string[]) => PRIORITIES.flatMap((p) => on(`queue:${laneName(queue, p)}`, ...actions));
     const consume = ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes"];
     const jobWrites = on("table", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem");
     // The overdue jobs by the due index, and each queue's oldest unclaimed job by the wait index.
@@ -584,20 +602,20 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       "warden-dev-worker": [
         ...jobWrites,
         ...wakes,
-        ...on("queue:default", ...consume, "sqs:SendMessage"),
-        ...on("queue:large", "sqs:SendMessage"),
+        ...onLanes("default", ...consume, "sqs:SendMessage"),
+        ...onLanes("large", "sqs:SendMessage"),
       ],
       "task:warden-dev-large-worker": [
         ...jobWrites,
         ...wakes,
-        ...on("queue:large", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),
+        ...onLanes("large", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),
         // Scale-in protection while it holds jobs, on its own cluster's tasks only.
         ...on("tasks:warden-dev-cluster", "ecs:UpdateTaskProtection"),
       ],
       "warden-dev-sweeper": [
         ...sweep,
-        ...on("queue:default", "sqs:SendMessage"),
-        ...on("queue:large", "sqs:SendMessage"),
+        ...onLanes("default", "sqs:SendMessage"),
+        ...onLanes("large", "sqs:SendMessage"),
         ...on("queue:default-dlq", "sqs:GetQueueAttributes"),
         ...on("queue:large-dlq", "sqs:GetQueueAttributes"),
       ],
@@ -608,8 +626,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         ...on("table", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"),
         ...on("table/index/byWorker", "dynamodb:Query"),
         ...wakes,
-        ...on("queue:default", "sqs:SendMessage"),
-        ...on("queue:large", "sqs:SendMessage"),
+        ...onLanes("default", "sqs:SendMessage"),
+        ...onLanes("large", "sqs:SendMessage"),
       ],
       "warden-dev-api": [
         ...sweep,
@@ -617,7 +635,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         ...on("table/index/byOwner", "dynamodb:Query"),
         ...on("table/index/byStatus", "dynamodb:Query"),
         ...QUEUE_NAMES.flatMap((q) => [
-          ...on(`queue:${q}`, "sqs:SendMessage", "sqs:GetQueueAttributes"),
+          ...onLanes(q, "sqs:SendMessage", "sqs:GetQueueAttributes"),
           ...on(`queue:${q}-dlq`, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),
         ]),
       ],
@@ -780,8 +798,8 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
           "AWS::SNS::TopicPolicy": 1,
         },
         "Queues": {
-          "AWS::SQS::Queue": 4,
-          "AWS::SQS::QueuePolicy": 4,
+          "AWS::SQS::Queue": 8,
+          "AWS::SQS::QueuePolicy": 8,
         },
         "Storage": {
           "AWS::DynamoDB::Table": 1,
@@ -815,7 +833,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
           "AWS::IAM::Policy": 5,
           "AWS::IAM::Role": 6,
           "AWS::Lambda::EventInvokeConfig": 1,
-          "AWS::Lambda::EventSourceMapping": 1,
+          "AWS::Lambda::EventSourceMapping": 3,
           "AWS::Lambda::Function": 2,
           "AWS::Lambda::Permission": 2,
           "AWS::Logs::LogGroup": 4,
@@ -855,8 +873,9 @@ describe("a prod stage", () => {
     expect(cfg.production).toBe(true);
     const [, target] = one(s.json.Workers, "AWS::ApplicationAutoScaling::ScalableTarget");
     expect(target.Properties!).toMatchObject({ MinCapacity: cfg.fargate.minTasks, MaxCapacity: cfg.fargate.maxTasks });
-    const [, mapping] = one(s.json.Workers, "AWS::Lambda::EventSourceMapping");
-    expect(mapping.Properties!.ScalingConfig).toEqual({ MaximumConcurrency: cfg.worker.maxConcurrency });
+    const mappings = of(s.json.Workers, "AWS::Lambda::EventSourceMapping");
+    expect(mappings).toHaveLength(PRIORITIES.length);
+    for (const [, mapping] of mappings) expect(mapping.Properties!.ScalingConfig).toEqual({ MaximumConcurrency: cfg.worker.maxConcurrency });
     const [, stage] = one(s.json.Api, "AWS::ApiGatewayV2::Stage");
     expect(stage.Properties!.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: cfg.api.throttleRate });
   });
@@ -902,8 +921,9 @@ describe("a stage with a JWT issuer, an alarm email, admins and bigger workers",
   it("sizes the workers from the stage config", () => {
     const [, fn] = one(s.json.Workers, "AWS::Lambda::Function", (p) => p.FunctionName === "warden-team-worker");
     expect(fn.Properties!.MemorySize).toBe(2048);
-    const [, mapping] = one(s.json.Workers, "AWS::Lambda::EventSourceMapping");
-    expect(mapping.Properties!.ScalingConfig).toEqual({ MaximumConcurrency: 10 });
+    const mappings = of(s.json.Workers, "AWS::Lambda::EventSourceMapping");
+    expect(mappings).toHaveLength(PRIORITIES.length);
+    for (const [, mapping] of mappings) expect(mapping.Properties!.ScalingConfig).toEqual({ MaximumConcurrency: 10 });
     const [, task] = one(s.json.Workers, "AWS::ECS::TaskDefinition");
     expect(task.Properties!).toMatchObject({ Cpu: "2048", Memory: "8192" });
     const [, target] = one(s.json.Workers, "AWS::ApplicationAutoScaling::ScalableTarget");
@@ -941,7 +961,7 @@ describe("a production stage with customer-managed KMS keys (`kms`, WARDEN_KMS=t
     const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
     expect(table.Properties!.SSESpecification).toEqual({ SSEEnabled: true, SSEType: "KMS", KMSMasterKeyId: keyOf("Storage").arn });
     const queues = of(s.json.Queues, "AWS::SQS::Queue");
-    expect(queues).toHaveLength(2 * QUEUE_NAMES.length);
+    expect(queues).toHaveLength((PRIORITIES.length + 1) * QUEUE_NAMES.length);
     for (const [id, q] of queues) {
       expect(q.Properties!.KmsMasterKeyId, id).toEqual(keyOf("Queues").arn);
       expect(q.Properties!.SqsManagedSseEnabled, id).toBeUndefined();

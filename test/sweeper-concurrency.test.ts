@@ -4,6 +4,7 @@
  * two ways: the successful writes each sweeper's DynamoDB client saw, and the SQS messages
  * actually on the queue afterwards.
  */
+import { laneOf } from "../core/config.js";
 import { expect, test } from "vitest";
 import { dynamoClient, sqsClient } from "../core/aws.js";
 import { MemoryMetrics } from "../core/metrics.js";
@@ -93,11 +94,11 @@ test("two concurrent sweeps over 200 overdue jobs act on each exactly once", asy
   const seen = new Map<string, number>();
   for (const q of ["default", "large"] as const) {
     for (;;) {
-      const got = await setup.queue.receive(q, { waitSeconds: 0, visibilitySeconds: 60 });
+      const got = await setup.queue.receive(laneOf({ queue: q }), { waitSeconds: 0, visibilitySeconds: 60 });
       if (!got.length) break;
       for (const m of got) {
         seen.set(m.jobId, (seen.get(m.jobId) ?? 0) + 1);
-        await setup.queue.delete(q, m.receiptHandle);
+        await setup.queue.delete(m.lane, m.receiptHandle);
       }
     }
   }

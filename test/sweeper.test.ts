@@ -4,7 +4,7 @@
  * so. Each describe has its own emulators, so one state's leftovers cannot blur another's counts.
  */
 import { describe, expect, test } from "vitest";
-import type { QueueName } from "../core/config.js";
+import { type QueueName, laneOf } from "../core/config.js";
 import { LeaseLostError } from "../core/errors.js";
 import type { Job, Lease } from "../core/job.js";
 import { MemoryMetrics } from "../core/metrics.js";
@@ -50,11 +50,11 @@ function world(env: TestEnv) {
   const drain = async (queue: QueueName = "default"): Promise<string[]> => {
     const ids: string[] = [];
     for (;;) {
-      const got = await s.queue.receive(queue, { waitSeconds: 0, visibilitySeconds: 60 });
+      const got = await s.queue.receive(laneOf({ queue: queue }), { waitSeconds: 0, visibilitySeconds: 60 });
       if (!got.length) return ids;
       for (const m of got) {
         ids.push(m.jobId);
-        await s.queue.delete(queue, m.receiptHandle);
+        await s.queue.delete(m.lane, m.receiptHandle);
       }
     }
   };

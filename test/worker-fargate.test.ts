@@ -5,6 +5,7 @@
  * ignores its signal (a second SIGTERM or the grace running out still releases the lease), and a
  * job over the memory limit aborted while the process lives on.
  */
+import { laneOf } from "../core/config.js";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
 import type { FailedJob, Job, QueuedJob, RunningJob, SucceededJob } from "../core/job.js";
@@ -53,7 +54,7 @@ describe("a Fargate worker process", () => {
     // The sweeper's part: once the lease has expired, take the job back and ring its doorbell.
     await waitFor(() => Date.now() > orphan.leaseExpiresAt + 50, 5_000, "the lease to expire");
     await s.store.reclaim(orphan);
-    await s.queue.send("large", [job.id]);
+    await s.queue.send(laneOf({ queue: "large" }), [job.id]);
     finisher("finisher-kill");
     const done = (await waitFor(async () => {
       const j = await jobOf(s, job.id);

@@ -8,7 +8,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { DeleteMessageCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
-import type { QueueName } from "../core/config.js";
+import { type QueueName, laneOf } from "../core/config.js";
 import type { Job } from "../core/job.js";
 import { MemoryMetrics } from "../core/metrics.js";
 import { decodeMessage } from "../core/queue.js";
@@ -40,7 +40,7 @@ export async function submit(
     maxAttempts: o.maxAttempts ?? parsed.type.limits.maxAttempts,
     timeoutMs: o.timeoutMs ?? parsed.type.limits.timeoutMs,
   });
-  if (o.ring !== false) await s.queue.send(queue, [job.id]);
+  if (o.ring !== false) await s.queue.send(laneOf({ queue: queue }), [job.id]);
   return job;
 }
 

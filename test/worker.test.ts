@@ -4,6 +4,7 @@
  * invocations, messages for unknown or finished jobs, duplicates, a store that cannot be reached,
  * and a job that outgrows Lambda moving to the large queue.
  */
+import { laneOf } from "../core/config.js";
 import { describe, expect, test } from "vitest";
 import type { Context, SQSEvent } from "aws-lambda";
 import type { QueuedJob, SucceededJob } from "../core/job.js";
@@ -72,9 +73,9 @@ describe("the Lambda deadline", () => {
     expect(j.history.at(-1)?.outcome).toBe("released");
     // Moving without progress spends the attempt, so a job that never progresses stays bounded.
     expect(j.attempts).toBe(1);
-    const rung = await s.queue.receive("large", { waitSeconds: 1 });
+    const rung = await s.queue.receive(laneOf({ queue: "large" }), { waitSeconds: 1 });
     expect(rung.map((m) => m.jobId)).toContain(job.id);
-    for (const m of rung) await s.queue.delete("large", m.receiptHandle);
+    for (const m of rung) await s.queue.delete(m.lane, m.receiptHandle);
   });
 });
 
@@ -88,7 +89,7 @@ describe("messages", () => {
     expect(finished.status).toBe("succeeded");
     const started = s.metrics.sum("JobsStarted");
 
-    await s.queue.send("default", [done.id, "01JD0000000000000000000000"]);
+    await s.queue.send(laneOf({ queue: "default" }), [done.id, "01JD0000000000000000000000"]);
     await s.sqs.send(new (await import("@aws-sdk/client-sqs")).SendMessageCommand({ QueueUrl: s.cfg.queues.default.queue, MessageBody: "not json" }));
     let handled = 0;
     await waitFor(async () => {

@@ -9,6 +9,7 @@
  * Output: how many matched, were acted on and were skipped, and the cursor (null when done).
  */
 import { QUEUE_NAMES, type QueueName } from "../config.js";
+import { byLane } from "../queue.js";
 import { ConflictError, ValidationError } from "../errors.js";
 import type { Job, Status } from "../job.js";
 import { listJobKeys } from "../listing.js";
@@ -94,13 +95,12 @@ export function next(pos: Position, cursor: string | null, acted: number, status
 
 /** Acts on one page's jobs; a retried job's doorbell rings with its page, so no job waits for the sweeper's resend. */
 async function actOn(s: Services, caller: Caller, action: "cancel" | "retry", jobs: Job[], out: { acted: number; skipped: number }): Promise<number> {
-  const rings = new Map<QueueName, string[]>();
+  const rings: Job[] = [];
   let acted = 0;
   for (const job of jobs) {
     try {
       if (action === "retry") {
-        const q = await s.store.retry(job.id, caller.id);
-        rings.set(q.queue, [...(rings.get(q.queue) ?? []), q.id]);
+        rings.push(await s.store.retry(job.id, caller.id));
       } else {
         await s.store.requestCancel(job.id, caller.id);
       }
@@ -113,7 +113,7 @@ async function actOn(s: Services, caller: Caller, action: "cancel" | "retry", jo
   }
   out.acted += acted;
   // A failed send loses nothing: the job is queued with a start deadline, and the sweeper sends it.
-  await Promise.all([...rings].map(([queue, ids]) => s.queue.send(queue, ids, 0).catch(() => undefined)));
+  await Promise.all(byLane(rings).map(({ lane, ids }) => s.queue.send(lane, ids, 0).catch(() => undefined)));
   return acted;
 }
 

@@ -3,7 +3,7 @@
  * confined to the caller's own jobs (another caller's job reads exactly like an unknown id).
  * Requests arrive already shaped by `requests.ts`; answers are in the contract's job shape.
  */
-import { LIMITS, QUEUE_NAMES, TIMINGS, type QueueName } from "../config.js";
+import { laneOf, LIMITS, QUEUE_NAMES, TIMINGS, type QueueName } from "../config.js";
 import { errorMessage } from "../errors.js";
 import { isTerminal, type Job } from "../job.js";
 import type { ListFilter } from "../listing.js";
@@ -94,6 +94,7 @@ export class JobsApi {
       ...(runAt !== undefined ? { runAt } : {}),
       ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
       ...(req.concurrencyKey !== undefined ? { concurrencyKey: req.concurrencyKey } : {}),
+      ...(req.priority !== undefined ? { priority: req.priority } : {}),
     };
     // Every child and step is checked before anything is written (core/child-specs.ts): a bad one is a 400 that writes nothing.
     const { job, created } = req.children
@@ -124,7 +125,7 @@ export class JobsApi {
     const delayMs = job.status === "queued" && job.runAt !== undefined ? Math.max(0, job.runAt - now) : 0;
     if (delayMs > TIMINGS.maxMessageDelaySeconds * 1000) return;
     try {
-      await this.s.queue.send(job.queue, [job.id], delayMs);
+      await this.s.queue.send(laneOf(job), [job.id], delayMs);
     } catch (e) {
       this.log.warn("enqueue failed; the job is stored and the sweeper will send its message", {
         jobId: job.id,

@@ -4,7 +4,7 @@
  * `maxAtempts` silently ignored would be worse than a 400).
  */
 import { z } from "zod";
-import { LIMITS, QUEUE_NAMES, type QueueName } from "../config.js";
+import { LIMITS, PRIORITIES, QUEUE_NAMES, type QueueName } from "../config.js";
 import { STATUSES } from "../job.js";
 import { FLOW_POLICIES, MAX_CHAIN_STEPS, MAX_CHILDREN } from "../flow.js";
 import { checkConcurrencyKey, GATE_LIMITS } from "../gates.js";
@@ -38,6 +38,9 @@ const childRequest = z.strictObject({
     .optional(),
 });
 
+/** Which lane of its queue a job rings on: which waiting job starts first (docs/jobs.md "Priorities"). */
+const priority = z.enum(PRIORITIES, { error: `priority is one of ${PRIORITIES.join(", ")}` });
+
 /** A job's concurrency key (core/gates.ts): what its limits count it under. */
 const concurrencyKey = z.string().superRefine((k, ctx) => {
   const bad = checkConcurrencyKey(k);
@@ -61,6 +64,8 @@ export const submitRequest = z.strictObject({
     .optional(),
   /** Counts the job under this key's concurrency and rate limits, beside its type's (docs/jobs.md "Controls"). */
   concurrencyKey: concurrencyKey.optional(),
+  /** Which of its queue's waiting jobs starts first; its children and chain steps take it too. */
+  priority: priority.optional(),
   /** Fan-out: the job runs after these have all ended, as the combining step (docs/jobs.md "Flows"). */
   children: z.array(childRequest).min(1).max(MAX_CHILDREN, `a job may have at most ${MAX_CHILDREN} children`).optional(),
   policy: z.enum(FLOW_POLICIES).optional(),
@@ -138,6 +143,7 @@ const scheduleFields = {
   maxAttempts: z.number().int().min(1).max(LIMITS.maxAttempts).optional(),
   timeoutSeconds: z.number().int().min(1).max(LIMITS.maxTimeoutSeconds).optional(),
   concurrencyKey: concurrencyKey.optional(),
+  priority: priority.optional(),
   cron: z.string().min(1).max(200).optional(),
   timeZone: z.string().min(1).max(100).optional(),
   everySeconds: z

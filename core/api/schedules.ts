@@ -5,7 +5,7 @@
  * and resolved once, here, as a submit is (type, input, queue, attempts, runtime limit), so a
  * schedule that was accepted fires jobs that are.
  */
-import { LIMITS } from "../config.js";
+import { DEFAULT_PRIORITY, LIMITS, type Priority } from "../config.js";
 import { checkSize } from "../store.js";
 import { keptRuns, nextTicks, planTicks, resumedAt, SCHEDULE_LIMITS, tickAfter, type Cadence, type Schedule, type ScheduledJob } from "../schedule.js";
 import type { Services } from "../services.js";
@@ -20,6 +20,7 @@ export interface ApiSchedule {
   queue: string;
   input: unknown;
   concurrencyKey: string | null;
+  priority: Priority;
   maxAttempts: number;
   timeoutSeconds: number;
   cron: string | null;
@@ -140,6 +141,7 @@ export class SchedulesApi {
       maxAttempts: req.maxAttempts ?? Math.min(type.limits.maxAttempts, LIMITS.maxAttempts),
       timeoutMs: req.timeoutSeconds !== undefined ? req.timeoutSeconds * 1000 : type.limits.timeoutMs,
       ...(req.concurrencyKey !== undefined ? { concurrencyKey: req.concurrencyKey } : {}),
+      ...(req.priority === "high" || req.priority === "low" ? { priority: req.priority } : {}),
     };
   }
 }
@@ -169,6 +171,7 @@ export function view(s: Schedule): ApiSchedule {
     queue: s.job.queue,
     input: s.job.input,
     concurrencyKey: s.job.concurrencyKey ?? null,
+    priority: s.job.priority ?? DEFAULT_PRIORITY,
     maxAttempts: s.job.maxAttempts,
     timeoutSeconds: Math.round(s.job.timeoutMs / 1000),
     cron: cron?.cron ?? null,

@@ -5,7 +5,7 @@
  * for itself (owner, token, lease, due index, checkpoint) never leave it.
  */
 import { holdMessage, type Hold } from "../gates.js";
-import type { QueueName } from "../config.js";
+import { DEFAULT_PRIORITY, type Priority, type QueueName } from "../config.js";
 import { isStale, isTerminal, type AttemptRecord, type ErrorCode, type Job, type JobAction, type Outcome, type Status } from "../job.js";
 import type { ChildCountsView } from "../store.js";
 import type { Why, WhyReason } from "../why.js";
@@ -82,6 +82,8 @@ export interface ApiJob {
   children: ApiChildren | null;
   /** The key its concurrency and rate limits count it under, beside its type's (docs/jobs.md "Controls"). */
   concurrencyKey: string | null;
+  /** Which of its queue's waiting jobs starts first (docs/jobs.md "Priorities"). */
+  priority: Priority;
   /** Why a queued job is held back (a pause, a concurrency or rate limit), and since when; null when it is not. */
   held: ApiHold | null;
 }
@@ -178,6 +180,7 @@ export function toApiJob(job: Job, now: number, counts?: ChildCountsView): ApiJo
     childKey: job.parent?.key ?? null,
     children: job.flow ? childrenView(job.flow.total, counts) : null,
     concurrencyKey: job.concurrencyKey ?? null,
+    priority: job.priority ?? DEFAULT_PRIORITY,
     held: job.status === "queued" && job.hold ? holdView(job.hold) : null,
   };
 }

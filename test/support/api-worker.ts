@@ -2,7 +2,7 @@
  * Test-only: a worker loop for the API's tests. It receives doorbells from the queues and runs
  * each job through core/runner.ts, the same claim path every real worker uses.
  */
-import type { QueueName } from "../../core/config.js";
+import { type QueueName, laneOf } from "../../core/config.js";
 import { QUEUE_NAMES } from "../../core/config.js";
 import { Runner } from "../../core/runner.js";
 import type { Services } from "../../core/services.js";
@@ -20,11 +20,11 @@ export function startWorkerLoop(services: Services, opts: { leaseMs?: number; qu
   const running = new Set<Promise<unknown>>();
   const loop = async (queue: QueueName): Promise<void> => {
     while (!stopped) {
-      const messages = await services.queue.receive(queue, { max: 10, waitSeconds: 1, visibilitySeconds: 30 }).catch(() => []);
+      const messages = await services.queue.receive(laneOf({ queue: queue }), { max: 10, waitSeconds: 1, visibilitySeconds: 30 }).catch(() => []);
       for (const m of messages) {
         const p = runner
           .run(m.jobId, queue)
-          .then(() => services.queue.delete(queue, m.receiptHandle))
+          .then(() => services.queue.delete(m.lane, m.receiptHandle))
           .catch(() => undefined)
           .finally(() => running.delete(p));
         running.add(p);
