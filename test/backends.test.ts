@@ -29,7 +29,7 @@ import {
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { GetQueueAttributesCommand, ListQueuesCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import dynalite from "dynalite";
-import { QUEUES, QUEUE_NAMES, TABLE, dlqName, physicalName } from "../core/config.js";
+import { PRIORITIES, QUEUES, QUEUE_NAMES, TABLE, dlqName, laneName, physicalName } from "../core/config.js";
 import { tableDefinition } from "../core/schema.js";
 import { startDynamoDBLocal } from "../local/dynamodb-local.js";
 import { externalEndpoints, startEmulators, startSqsEmulator, type Emulators } from "../local/emulators.js";
@@ -274,7 +274,7 @@ describe("external endpoints", () => {
     expect(await queueUrls()).toEqual([]);
     const stage = "ext";
     const tableName = physicalName(stage, TABLE.name);
-    const names = QUEUE_NAMES.flatMap((q) => [physicalName(stage, q), physicalName(stage, dlqName(q))]).sort();
+    const names = QUEUE_NAMES.flatMap((q) => [...PRIORITIES.map((p) => physicalName(stage, laneName(q, p))), physicalName(stage, dlqName(q))]).sort();
 
     const servers = listening();
     const first = await startEmulators({ stage, dynamodbEndpoint: dynamoEndpoint, sqsEndpoint });
@@ -293,11 +293,14 @@ describe("external endpoints", () => {
       expect(urls.queue.split("/").pop()).toBe(physicalName(stage, q));
       expect(urls.dlq.split("/").pop()).toBe(physicalName(stage, dlqName(q)));
       const dlq = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: urls.dlq, AttributeNames: ["All"] }))).Attributes!;
-      const main = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: urls.queue, AttributeNames: ["All"] }))).Attributes!;
       expect(dlq.MessageRetentionPeriod).toBe(String(def.dlqRetentionSeconds));
-      expect(main.VisibilityTimeout).toBe(String(def.visibilityTimeoutSeconds));
-      expect(main.MessageRetentionPeriod).toBe(String(def.retentionSeconds));
-      expect(JSON.parse(main.RedrivePolicy!)).toEqual({ deadLetterTargetArn: dlq.QueueArn, maxReceiveCount: def.maxReceiveCount });
+      // Every lane redrives to the queue's one DLQ.
+      for (const url of [urls.high, urls.queue, urls.low]) {
+        const lane = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["All"] }))).Attributes!;
+        expect(lane.VisibilityTimeout).toBe(String(def.visibilityTimeoutSeconds));
+        expect(lane.MessageRetentionPeriod).toBe(String(def.retentionSeconds));
+        expect(JSON.parse(lane.RedrivePolicy!)).toEqual({ deadLetterTargetArn: dlq.QueueArn, maxReceiveCount: def.maxReceiveCount });
+      }
     }
 
     // Something to find again: an item and a message.
