@@ -14,11 +14,11 @@ import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { NagSuppressions } from "cdk-nag";
 import { use, type StackContext } from "sst/constructs";
 import { ALARMS, type AlarmDefinition, type AlarmSource } from "../core/alarms.js";
-import { physicalName, QUEUE_NAMES, type QueueName } from "../core/config.js";
+import { laneName, physicalName, PRIORITIES, QUEUE_NAMES, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE, METRICS, type MetricName } from "../core/metrics.js";
 import { Api } from "./Api.js";
 import { stageKey } from "./kms.js";
-import { lanesOf, pascal, Queues, type QueuePair } from "./Queues.js";
+import { laneQueue, pascal, Queues, type QueuePair } from "./Queues.js";
 import { useStageConfig } from "./stage-config.js";
 import { Sweeper } from "./Sweeper.js";
 import { Workers } from "./Workers.js";
@@ -65,9 +65,13 @@ function sourceMetric(stage: string, def: AlarmDefinition, queues: Record<QueueN
       return wardenMetric(stage, s.metric, s.statistic, def.periodSeconds, s.dims);
     case "queue": {
       if (s.dlq) return queues[s.queue].dlq.metric(s.metric, { statistic: "Maximum", period });
-      // A queue's worst lane: its oldest message on any of them.
-      const [high, normal, low] = lanesOf(queues[s.queue]).map((q) => q.metric(s.metric, { statistic: "Maximum", period }));
-      return new cloudwatch.MathExpression({ expression: "MAX([high, normal, low])", usingMetrics: { high: high!, normal: normal!, low: low! }, period });
+      // A queue's worst lane: the maximum over its lanes (its oldest message on any of them).
+      return new cloudwatch.MathExpression({
+        expression: `MAX([${PRIORITIES.join(", ")}])`,
+        usingMetrics: Object.fromEntries(PRIORITIES.map((p) => [p, laneQueue(queues[s.queue], p).metric(s.metric, { statistic: "Maximum", period })])),
+        period,
+        label: `${s.metric}, the most of the ${s.queue} queue's lanes`,
+      });
     }
     case "lambda":
       return s.metric === "Errors" ? fns[s.fn].metricErrors({ statistic: "Sum", period }) : fns[s.fn].metricThrottles({ statistic: "Sum", period });
@@ -157,16 +161,24 @@ export function Monitoring({ app, stack }: StackContext) {
           ),
         ],
         [
+          // One line per lane (named as its queue is: default-high, default, default-low), so a
+          // starved low lane or a high burst shows as itself.
           graph(
-            "Queue depths (visible messages)",
+            "Queue depths (visible messages), per lane",
             perQueue((p, name) => [
-              p.queue.metricApproximateNumberOfMessagesVisible({ statistic: "Maximum", period: Duration.minutes(1), label: `${name}` }),
+              ...PRIORITIES.map((priority) =>
+                laneQueue(p, priority).metricApproximateNumberOfMessagesVisible({ statistic: "Maximum", period: Duration.minutes(1), label: laneName(name, priority) }),
+              ),
               p.dlq.metricApproximateNumberOfMessagesVisible({ statistic: "Maximum", period: Duration.minutes(1), label: `${name} DLQ` }),
             ]),
           ),
           graph(
-            "Age of oldest message (s)",
-            perQueue((p, name) => [p.queue.metricApproximateAgeOfOldestMessage({ statistic: "Maximum", period: Duration.minutes(1), label: name })]),
+            "Age of oldest message (s), per lane",
+            perQueue((p, name) =>
+              PRIORITIES.map((priority) =>
+                laneQueue(p, priority).metricApproximateAgeOfOldestMessage({ statistic: "Maximum", period: Duration.minutes(1), label: laneName(name, priority) }),
+              ),
+            ),
           ),
         ],
         [

@@ -1,15 +1,17 @@
 /**
- * Per entry in core's QUEUES, one SQS queue per priority (its lanes: core/config.ts PRIORITIES,
- * the normal lane keeping the queue's own name and construct id), all three redriving to the
- * queue's one dead-letter queue. A message is only a
- * doorbell (the table is the truth), so the queues keep nothing that cannot be re-sent. Encrypted
- * with SQS-managed keys, or with the stage's own KMS key when the stage asks for one (`kms`).
+ * Per entry in core's QUEUES, one SQS queue per priority, its lanes (core/config.ts PRIORITIES:
+ * `warden-<stage>-default-high`, `warden-<stage>-default`, `warden-<stage>-default-low`), with the
+ * same visibility and retention, all three redriving to the queue's one dead-letter queue. The
+ * normal lane keeps the queue's own name and construct id, so a stage deployed before priorities
+ * keeps its queue. A message is only a doorbell (the table is the truth), so the queues keep
+ * nothing that cannot be re-sent. Encrypted with SQS-managed keys, or with the stage's own KMS key
+ * when the stage asks for one (`kms`). Every lane's URL and the DLQ's are stack outputs.
  */
 import { Duration } from "aws-cdk-lib";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { StackContext } from "sst/constructs";
-import { dlqName, laneName, physicalName, QUEUE_NAMES, QUEUES, type Priority, type QueueName } from "../core/config.js";
+import { dlqName, laneName, physicalName, PRIORITIES, QUEUE_NAMES, QUEUES, type Priority, type QueueName } from "../core/config.js";
 import { stageKey } from "./kms.js";
 import { useStageConfig } from "./stage-config.js";
 
@@ -21,8 +23,11 @@ export interface QueuePair {
   dlq: sqs.Queue;
 }
 
-/** A queue's lanes, highest first. */
-export const lanesOf = (p: QueuePair): sqs.Queue[] => [p.high, p.queue, p.low];
+/** A queue's lane for a priority: `queue` is the normal one (core's QueueUrls has the same shape). */
+export const laneQueue = (p: QueuePair, priority: Priority): sqs.Queue => (priority === "high" ? p.high : priority === "low" ? p.low : p.queue);
+
+/** A queue's lanes, highest first (core/config.ts PRIORITIES). */
+export const lanesOf = (p: QueuePair): sqs.Queue[] => PRIORITIES.map((priority) => laneQueue(p, priority));
 
 /** `default` → `Default`, for construct ids and output names. */
 export const pascal = (s: string): string => s.replace(/(^|[-_])(\w)/g, (_m, _sep: string, c: string) => c.toUpperCase());

@@ -1,10 +1,12 @@
 /**
- * The two kinds of worker: a Lambda function on each queue that runs on Lambda (`default`), and a
- * Fargate service on each queue that runs on Fargate (`large`), scaled on its visible messages.
- * Both claim, heartbeat and finish through the same core code. The Fargate task runs as the image's
- * unprivileged `node` user on a read-only root filesystem with a writable /tmp; its cluster has
- * Container Insights and its VPC a flow log. The deaths function (stacks/deaths.ts) lives here
- * too, beside the cluster and the worker's log group it listens to.
+ * The two kinds of worker: a Lambda function with an event source mapping on every lane of each
+ * queue that runs on Lambda (`default`), the stage's concurrency cap split between the mappings,
+ * and a Fargate service on each queue that runs on Fargate (`large`), scaled on the visible
+ * messages of its lanes together. Both claim, heartbeat and finish through the same core code.
+ * The Fargate task runs as the image's unprivileged `node` user on a read-only root filesystem
+ * with a writable /tmp; its cluster has Container Insights and its VPC a flow log. The deaths
+ * function (stacks/deaths.ts) lives here too, beside the cluster and the worker's log group it
+ * listens to.
  */
 import * as path from "node:path";
 import { Duration } from "aws-cdk-lib";
@@ -22,11 +24,11 @@ import { NagSuppressions } from "cdk-nag";
 import { use, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
 import type { Construct } from "constructs";
-import { FARGATE_WORKER, LAMBDA_WORKER, physicalName, QUEUE_NAMES, QUEUES, type QueueName } from "../core/config.js";
+import { FARGATE_WORKER, LAMBDA_WORKER, physicalName, PRIORITIES, QUEUE_NAMES, QUEUES, type Priority, type QueueName } from "../core/config.js";
 import { ACCESS, grantAccess } from "./access.js";
 import { deathWiring } from "./deaths.js";
 import { logGroupOf, wardenFunction } from "./lambda.js";
-import { lanesOf, pascal, Queues, type QueuePair } from "./Queues.js";
+import { laneQueue, pascal, Queues, type QueuePair } from "./Queues.js";
 import { logGroup, runtimeEnvironment } from "./runtime-env.js";
 import type { ImageSource, StageConfig } from "./stage-config.js";
 import { useStageConfig } from "./stage-config.js";
@@ -44,6 +46,34 @@ export const WORKER_USER = "1000:1000";
 /** Where the read-only container may still write: a volume of the task's own, new at each task start. */
 export const WORKER_SCRATCH = "/tmp";
 
+/** Lambda's bounds on an SQS event source mapping's maximum concurrency. */
+export const MAPPING_CONCURRENCY = { min: 2, max: 1000 } as const;
+
+/**
+ * How a Lambda queue's share of the worker's concurrency cap is split between its lanes: normal,
+ * where nearly every job rings, gets half; high and low a quarter each, at least Lambda's minimum.
+ * The shares sum to the cap, so the function never runs more than the stage allows (a burst on
+ * every lane at once included), and a normal backlog cannot take the high lane's slots. The price:
+ * a backlog on one lane cannot borrow the other lanes' idle slots.
+ */
+export const LANE_WEIGHTS: Record<Priority, number> = { high: 1, normal: 2, low: 1 };
+
+export function laneConcurrency(cap: number, what = "The Lambda worker"): Record<Priority, number> {
+  const least = MAPPING_CONCURRENCY.min * PRIORITIES.length;
+  if (!Number.isInteger(cap) || cap < least) {
+    throw new Error(`${what}: a concurrency cap of ${cap} cannot be split over ${PRIORITIES.length} lanes, each an event source mapping of at least ${MAPPING_CONCURRENCY.min}: give worker.maxConcurrency ${least} or more`);
+  }
+  const total = PRIORITIES.reduce((n, p) => n + LANE_WEIGHTS[p], 0);
+  const share = (p: Priority) => Math.max(MAPPING_CONCURRENCY.min, Math.floor((cap * LANE_WEIGHTS[p]) / total));
+  const high = share("high");
+  const low = share("low");
+  // The normal lane takes the rest, so the three sum to the cap exactly.
+  return { high, normal: cap - high - low, low };
+}
+
+/** The `i`th of `n` Lambda queues' part of the function's cap (the first takes the remainder). */
+const queueShare = (cap: number, n: number, i: number): number => Math.floor(cap / n) + (i === 0 ? cap % n : 0);
+
 const queuesRunningOn = (runsOn: "lambda" | "fargate"): QueueName[] => QUEUE_NAMES.filter((q) => QUEUES[q].runsOn === runsOn);
 
 export function Workers({ app, stack }: StackContext) {
@@ -59,24 +89,34 @@ export function Workers({ app, stack }: StackContext) {
     memoryMb: config.worker.memoryMb,
     environment,
   });
-  for (const name of queuesRunningOn("lambda")) {
-    if (QUEUES[name].visibilityTimeoutSeconds < VISIBILITY_FACTOR * LAMBDA_WORKER.timeoutSeconds) {
-      throw new Error(`Queue "${name}": visibility ${QUEUES[name].visibilityTimeoutSeconds}s is under ${VISIBILITY_FACTOR} × the worker's ${LAMBDA_WORKER.timeoutSeconds}s timeout`);
-    }
-    // One mapping per lane, each polling its own queue (priority on Lambda is best effort: a high
-    // job never queues behind a normal backlog, docs/jobs.md "Priorities"). Each mapping's cap is
-    // the stage's: the three share the function, whose reserved concurrency (if set) bounds them.
-    for (const lane of lanesOf(queues[name])) {
+  // One mapping per lane, each polling its own queue (priority on Lambda is best effort: a high
+  // job never queues behind a normal backlog, docs/jobs.md "Priorities"). A mapping's
+  // maxConcurrency caps that mapping alone, so the stage's cap is split between the mappings
+  // (laneConcurrency) and the function's total stays at worker.maxConcurrency. Not reserved
+  // concurrency shared by all: a mapping the function throttles hands its messages back to wait
+  // out the visibility timeout (12 minutes on `default`), each throttle a receive towards
+  // maxReceiveCount, so a normal backlog would delay, and could dead-letter, the high jobs the
+  // lane exists for. The split's price is in LANE_WEIGHTS.
+  const lambdaQueues = queuesRunningOn("lambda");
+  lambdaQueues.forEach((name, i) => {
+    const caps = laneConcurrency(queueShare(config.worker.maxConcurrency, lambdaQueues.length, i), `Queue "${name}"`);
+    for (const priority of PRIORITIES) {
+      const lane = laneQueue(queues[name], priority);
+      // Each lane's own visibility timeout, as synthesized, against the worker's timeout.
+      const visibility = (lane.node.defaultChild as sqs.CfnQueue).visibilityTimeout;
+      if (visibility === undefined || visibility < VISIBILITY_FACTOR * LAMBDA_WORKER.timeoutSeconds) {
+        throw new Error(`Queue "${lane.node.id}": visibility ${visibility ?? "(SQS's default 30)"}s is under ${VISIBILITY_FACTOR} × the worker's ${LAMBDA_WORKER.timeoutSeconds}s timeout`);
+      }
       worker.addEventSource(
         new SqsEventSource(lane, {
           batchSize: LAMBDA_WORKER.batchSize,
           maxBatchingWindow: Duration.seconds(LAMBDA_WORKER.maxBatchingWindowSeconds),
           reportBatchItemFailures: true,
-          maxConcurrency: config.worker.maxConcurrency,
+          maxConcurrency: caps[priority],
         }),
       );
     }
-  }
+  });
   grantAccess(worker, ACCESS.worker, table, queues);
   NagSuppressions.addResourceSuppressions(worker, [
     {
@@ -229,12 +269,12 @@ function fargateWorker(
 }
 
 /**
- * Scales the service on the queue's visible messages: out by steps while messages wait, in to
- * the stage's minimum (zero by default) once the queue has stayed empty for a while. Running jobs
- * are not visible messages (the worker deletes a message once it claims the job), so a task that
- * holds jobs turns on its scale-in protection and a scale-in stops only idle tasks. Were one
- * stopped anyway, it hands its jobs back on SIGTERM: nothing is lost, only restarted from the last
- * checkpoint.
+ * Scales the service on the visible messages of all its queue's lanes together: out by steps
+ * while messages wait on any lane, in to the stage's minimum (zero by default) once every lane
+ * has stayed empty for a while. Running jobs are not visible messages (the worker deletes a
+ * message once it claims the job), so a task that holds jobs turns on its scale-in protection and
+ * a scale-in stops only idle tasks. Were one stopped anyway, it hands its jobs back on SIGTERM:
+ * nothing is lost, only restarted from the last checkpoint.
  */
 function scaleOnQueue(stack: Construct, service: ecs.FargateService, pair: QueuePair, config: StageConfig): void {
   const id = pascal(pair.queue.node.id);
@@ -245,9 +285,16 @@ function scaleOnQueue(stack: Construct, service: ecs.FargateService, pair: Queue
     minCapacity: config.fargate.minTasks,
     maxCapacity: config.fargate.maxTasks,
   });
-  // Every lane's waiting messages count: a high backlog scales out as a normal one does.
-  const [high, normal, low] = lanesOf(pair).map((q) => q.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" }));
-  const visible = new cloudwatch.MathExpression({ expression: "high + normal + low", usingMetrics: { high: high!, normal: normal!, low: low! }, period: Duration.minutes(1) });
+  // Every lane's waiting messages count: a high backlog scales out as a normal one does. Metric
+  // math's arithmetic counts a lane with no data point (an idle lane SQS stopped reporting) as 0.
+  const visible = new cloudwatch.MathExpression({
+    expression: PRIORITIES.join(" + "),
+    usingMetrics: Object.fromEntries(
+      PRIORITIES.map((p) => [p, laneQueue(pair, p).metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" })]),
+    ),
+    period: Duration.minutes(1),
+    label: `Visible messages on the ${PRIORITIES.join(", ")} lanes`,
+  });
   const perTask = FARGATE_WORKER.messagesPerTask;
 
   const out = new appscaling.StepScalingAction(stack, `${id}ScaleOut`, {

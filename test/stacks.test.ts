@@ -120,13 +120,39 @@ function kmsGrants(s: Synthesized, stage: string): Record<string, string[]> {
   return Object.fromEntries(Object.entries(got).map(([k, v]) => [k, [...v].sort()]));
 }
 
+/** Every SQS event source mapping of the stage: the queue it consumes and its MaximumConcurrency. */
+function lambdaMappings(s: Synthesized): { queue: string; cap: number; m: Record<string, any> }[] {
+  return Object.entries(s.byStackName).flatMap(([stack, t]) =>
+    of(t, "AWS::Lambda::EventSourceMapping").map(([, m]) => ({
+      queue: String(resourceOf(s, resolve(s, stack, m.Properties!.EventSourceArn)).Properties!.QueueName),
+      cap: m.Properties!.ScalingConfig?.MaximumConcurrency as number,
+      m: m.Properties!,
+    })),
+  );
+}
+
+/** The dashboard's body as JSON, every reference in it written as its label (`queue:default-high`...). */
+function dashboardBody(s: Synthesized, stage: string): { widgets: { properties: { title?: string; metrics?: unknown[][] } }[] } {
+  const [, dash] = one(s.json.Monitoring, "AWS::CloudWatch::Dashboard");
+  const body = dash.Properties!.DashboardBody as { "Fn::Join": [string, unknown[]] } | string;
+  if (typeof body === "string") return JSON.parse(body);
+  const text = body["Fn::Join"][1]
+    .map((x) => {
+      if (typeof x === "string") return x;
+      const ref = (x as { Ref?: string }).Ref;
+      return ref?.startsWith("AWS::") ? ref : label(s, stage, resolve(s, s.stackNames.Monitoring, x));
+    })
+    .join("");
+  return JSON.parse(text);
+}
+
 describe("a dev stage, bundled as `sst deploy` bundles it", () => {
   let s: Synthesized;
   beforeAll(async () => {
     s = await synthStage("dev", { bundle: true });
   }, 60_000);
 
-  it("gives every queue a lane per priority, all three redriving to its one DLQ with core's maxReceiveCount, 14-day DLQ retention, SSE and an SSL-only policy", () => {
+  it("gives each queue a lane per priority sharing its DLQ: the same visibility and retention, all three redriving to it with core's maxReceiveCount; 14-day DLQ retention, SSE and an SSL-only policy on every queue", () => {
     const t = s.json.Queues;
     for (const name of QUEUE_NAMES) {
       const [dlqId, dlq] = one(t, "AWS::SQS::Queue", (p) => p.QueueName === `warden-dev-${name}-dlq`);
@@ -135,10 +161,18 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
         const [, lane] = one(t, "AWS::SQS::Queue", (p) => p.QueueName === `warden-dev-${laneName(name, priority)}`);
         expect(lane.Properties!.RedrivePolicy).toEqual({ deadLetterTargetArn: { "Fn::GetAtt": [dlqId, "Arn"] }, maxReceiveCount: QUEUES[name].maxReceiveCount });
         expect(lane.Properties!.VisibilityTimeout).toBe(QUEUES[name].visibilityTimeoutSeconds);
+        expect(lane.Properties!.MessageRetentionPeriod).toBe(QUEUES[name].retentionSeconds);
       }
     }
-    // The normal lane keeps the construct id it had before priorities: a deployed stage keeps its queue.
-    expect(Object.keys(t.Resources)).toEqual(expect.arrayContaining(QUEUE_NAMES.map((q) => expect.stringMatching(new RegExp(`^${q[0]!.toUpperCase()}${q.slice(1)}Queue[0-9A-F]{8}$`)))));
+    // The normal lane and the DLQ keep the construct ids they had before priorities: a deployed stage keeps its queues.
+    for (const q of QUEUE_NAMES) {
+      const Q = `${q[0]!.toUpperCase()}${q.slice(1)}`;
+      for (const [id, name] of [[`${Q}Queue`, `warden-dev-${q}`], [`${Q}Dlq`, `warden-dev-${q}-dlq`]]) {
+        const ids = Object.keys(t.Resources).filter((r) => new RegExp(`^${id}[0-9A-F]{8}$`).test(r));
+        expect(ids, id).toHaveLength(1);
+        expect(t.Resources[ids[0]!]!.Properties!.QueueName).toBe(name);
+      }
+    }
     const queues = of(t, "AWS::SQS::Queue");
     expect(queues).toHaveLength((PRIORITIES.length + 1) * QUEUE_NAMES.length);
     for (const [id, q] of queues) {
@@ -151,6 +185,19 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
           ]),
         },
       });
+    }
+  });
+
+  it("outputs the URL of each queue's every lane and of its DLQ", () => {
+    const t = s.json.Queues;
+    for (const q of QUEUE_NAMES) {
+      const Q = `${q[0]!.toUpperCase()}${q.slice(1)}`;
+      const urls: Record<string, string> = { [`${Q}HighQueueUrl`]: `queue:${q}-high`, [`${Q}QueueUrl`]: `queue:${q}`, [`${Q}LowQueueUrl`]: `queue:${q}-low`, [`${Q}DlqUrl`]: `queue:${q}-dlq` };
+      for (const [output, queue] of Object.entries(urls)) {
+        const value = t.Outputs?.[output]?.Value;
+        expect(value, output).toEqual({ Ref: expect.any(String) }); // a queue's Ref is its URL
+        expect(label(s, "dev", resolve(s, s.stackNames.Queues, value)), output).toBe(queue);
+      }
     }
   });
 
@@ -167,10 +214,20 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       expect(p.FunctionResponseTypes).toEqual(["ReportBatchItemFailures"]);
       expect(p.BatchSize).toBe(LAMBDA_WORKER.batchSize);
       expect(p.MaximumBatchingWindowInSeconds).toBe(LAMBDA_WORKER.maxBatchingWindowSeconds);
-      expect(p.ScalingConfig).toEqual({ MaximumConcurrency: LAMBDA_WORKER.maxConcurrency });
+      expect(p.ScalingConfig).toEqual({ MaximumConcurrency: expect.any(Number) });
       consumed.push(String(queue.Properties!.QueueName));
     }
     expect(consumed.sort()).toEqual(lambdaQueues.flatMap((q) => PRIORITIES.map((p) => `warden-dev-${laneName(q, p)}`)).sort());
+  });
+
+  it("caps the Lambda worker at the stage's concurrency in all: its lanes' mappings split the cap, half to normal, a quarter each to high and low", () => {
+    const caps = Object.fromEntries(lambdaMappings(s).map(({ queue, cap }) => [queue, cap]));
+    // 50 = 12 + 26 + 12: a mapping's cap bounds that mapping alone, so three full caps would be 150.
+    expect(caps).toEqual({ "warden-dev-default-high": 12, "warden-dev-default": 26, "warden-dev-default-low": 12 });
+    expect(Object.values(caps).reduce((a, b) => a + b, 0)).toBe(LAMBDA_WORKER.maxConcurrency);
+    // The function has no reserved concurrency: throttled mappings would hand their messages back for a visibility timeout.
+    const [, fn] = one(s.json.Workers, "AWS::Lambda::Function", (p) => p.FunctionName === "warden-dev-worker");
+    expect(fn.Properties!.ReservedConcurrentExecutions).toBeUndefined();
   });
 
   it("runs the Lambda worker on nodejs22.x / arm64 with core's timeout and memory, bundled from functions/worker.ts", () => {
@@ -509,6 +566,17 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     for (const needle of ["Job flow", "JobsSubmitted", "JobsSucceeded", "JobsFailed", "StuckJobs", "OldestUnclaimedSeconds", "UnhelpedRepairs", "ApproximateNumberOfMessagesVisible", "WorkerMemoryPercent", "ClaimConflicts"]) {
       expect(body, needle).toContain(needle);
     }
+  });
+
+  it("graphs every lane's depth and oldest message on the dashboard, and every DLQ's depth", () => {
+    const queuesOf = (metric: string) =>
+      dashboardBody(s, "dev")
+        .widgets.flatMap((w) => w.properties.metrics ?? [])
+        .filter((m) => m[0] === "AWS/SQS" && m[1] === metric)
+        .map((m) => String(m[m.indexOf("QueueName") + 1]));
+    const lanes = QUEUE_NAMES.flatMap((q) => PRIORITIES.map((p) => `queue:${laneName(q, p)}`));
+    expect(queuesOf("ApproximateNumberOfMessagesVisible").sort()).toEqual([...lanes, ...QUEUE_NAMES.map((q) => `queue:${q}-dlq`)].sort());
+    expect(queuesOf("ApproximateAgeOfOldestMessage").sort()).toEqual([...lanes].sort());
   });
 
   it("subscribes no email when the stage names none", () => {
@@ -873,9 +941,9 @@ describe("a prod stage", () => {
     expect(cfg.production).toBe(true);
     const [, target] = one(s.json.Workers, "AWS::ApplicationAutoScaling::ScalableTarget");
     expect(target.Properties!).toMatchObject({ MinCapacity: cfg.fargate.minTasks, MaxCapacity: cfg.fargate.maxTasks });
-    const mappings = of(s.json.Workers, "AWS::Lambda::EventSourceMapping");
-    expect(mappings).toHaveLength(PRIORITIES.length);
-    for (const [, mapping] of mappings) expect(mapping.Properties!.ScalingConfig).toEqual({ MaximumConcurrency: cfg.worker.maxConcurrency });
+    // prod's 100, split over the default queue's lanes.
+    expect(cfg.worker.maxConcurrency).toBe(100);
+    expect(Object.fromEntries(lambdaMappings(s).map(({ queue, cap }) => [queue, cap]))).toEqual({ "warden-prod-default-high": 25, "warden-prod-default": 50, "warden-prod-default-low": 25 });
     const [, stage] = one(s.json.Api, "AWS::ApiGatewayV2::Stage");
     expect(stage.Properties!.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: cfg.api.throttleRate });
   });
@@ -921,9 +989,8 @@ describe("a stage with a JWT issuer, an alarm email, admins and bigger workers",
   it("sizes the workers from the stage config", () => {
     const [, fn] = one(s.json.Workers, "AWS::Lambda::Function", (p) => p.FunctionName === "warden-team-worker");
     expect(fn.Properties!.MemorySize).toBe(2048);
-    const mappings = of(s.json.Workers, "AWS::Lambda::EventSourceMapping");
-    expect(mappings).toHaveLength(PRIORITIES.length);
-    for (const [, mapping] of mappings) expect(mapping.Properties!.ScalingConfig).toEqual({ MaximumConcurrency: 10 });
+    // 10 in all: high and low keep Lambda's minimum of 2 each, normal takes the rest.
+    expect(Object.fromEntries(lambdaMappings(s).map(({ queue, cap }) => [queue, cap]))).toEqual({ "warden-team-default-high": 2, "warden-team-default": 6, "warden-team-default-low": 2 });
     const [, task] = one(s.json.Workers, "AWS::ECS::TaskDefinition");
     expect(task.Properties!).toMatchObject({ Cpu: "2048", Memory: "8192" });
     const [, target] = one(s.json.Workers, "AWS::ApplicationAutoScaling::ScalableTarget");
@@ -997,6 +1064,15 @@ describe("a production stage with customer-managed KMS keys (`kms`, WARDEN_KMS=t
     });
     for (const st of allStatements(s)) for (const a of st.Action) expect(a, st.policyId).not.toContain("*");
   });
+});
+
+describe("a Lambda worker cap too small for its lanes", () => {
+  it("is refused at synthesis below 2 per lane mapping (Lambda's minimum), and at exactly that gives each lane 2", async () => {
+    await expect(synthStage("tiny", { overrides: { worker: { memoryMb: 1024, maxConcurrency: 5 } } })).rejects.toThrow(/concurrency cap of 5 .*at least 2: give worker.maxConcurrency 6 or more/);
+    const s = await synthStage("small", { overrides: { worker: { memoryMb: 1024, maxConcurrency: 6 } } });
+    expect(Object.fromEntries(lambdaMappings(s).map(({ queue, cap }) => [queue, cap]))).toEqual({ "warden-small-default-high": 2, "warden-small-default": 2, "warden-small-default-low": 2 });
+    expectNoFindings(s);
+  }, 60_000);
 });
 
 describe("the rule packs", () => {
