@@ -158,6 +158,8 @@ export interface Lane {
   readonly queue: QueueName;
   readonly priority: Priority;
 }
+/** Only a level other than `normal` is stored on a job or a schedule: an item without one is normal. */
+export const storedPriority = (p: Priority | undefined): { priority?: Exclude<Priority, "normal"> } => (p === "high" || p === "low" ? { priority: p } : {});
 /** The lane of a job (or of anything that names a queue and maybe a priority). */
 export const laneOf = (j: { queue: QueueName; priority?: Priority | undefined }): Lane => ({ queue: j.queue, priority: j.priority ?? DEFAULT_PRIORITY });
 /** A priority's place in the drain order: 0 first. */

@@ -13,7 +13,7 @@
  *   can land (no ABA through cancel, retry or a heartbeat);
  * - `fence`: a worker's write under its lease: the job must still be running under its token.
  */
-import { LIMITS, TIMINGS, type Priority, type QueueName } from "./config.js";
+import { LIMITS, storedPriority, TIMINGS, type Priority, type QueueName } from "./config.js";
 import type { Flow, FlowPolicy, ParentLink } from "./flow.js";
 import { holdPartition, holdRecheckMs, type Hold } from "./gates.js";
 import {
@@ -247,9 +247,6 @@ export interface NewJob {
   /** A child's place in its parent's flow. */
   parent?: ParentLink;
 }
-
-/** Only a level other than `normal` is stored: an item without one is a normal job. */
-const storedPriority = (p: Priority | undefined) => (p === "high" || p === "low" ? { priority: p } : {});
 
 function newCommon(spec: NewJob, id: string, c: Clock) {
   return {

@@ -18,7 +18,7 @@ import { laneName, physicalName, PRIORITIES, QUEUE_NAMES, type QueueName } from 
 import { METRIC_NAMESPACE, METRICS, type MetricName } from "../core/metrics.js";
 import { Api } from "./Api.js";
 import { stageKey } from "./kms.js";
-import { laneQueue, pascal, Queues, type QueuePair } from "./Queues.js";
+import { acrossLanes, laneQueue, pascal, Queues, type QueuePair } from "./Queues.js";
 import { useStageConfig } from "./stage-config.js";
 import { Sweeper } from "./Sweeper.js";
 import { Workers } from "./Workers.js";
@@ -66,12 +66,7 @@ function sourceMetric(stage: string, def: AlarmDefinition, queues: Record<QueueN
     case "queue": {
       if (s.dlq) return queues[s.queue].dlq.metric(s.metric, { statistic: "Maximum", period });
       // A queue's worst lane: the maximum over its lanes (its oldest message on any of them).
-      return new cloudwatch.MathExpression({
-        expression: `MAX([${PRIORITIES.join(", ")}])`,
-        usingMetrics: Object.fromEntries(PRIORITIES.map((p) => [p, laneQueue(queues[s.queue], p).metric(s.metric, { statistic: "Maximum", period })])),
-        period,
-        label: `${s.metric}, the most of the ${s.queue} queue's lanes`,
-      });
+      return acrossLanes(queues[s.queue], "max", (q) => q.metric(s.metric, { statistic: "Maximum", period }), { period, label: `${s.metric}, the most of the ${s.queue} queue's lanes` });
     }
     case "lambda":
       return s.metric === "Errors" ? fns[s.fn].metricErrors({ statistic: "Sum", period }) : fns[s.fn].metricThrottles({ statistic: "Sum", period });

@@ -8,6 +8,7 @@
  * when the stage asks for one (`kms`). Every lane's URL and the DLQ's are stack outputs.
  */
 import { Duration } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { StackContext } from "sst/constructs";
@@ -28,6 +29,19 @@ export const laneQueue = (p: QueuePair, priority: Priority): sqs.Queue => (prior
 
 /** A queue's lanes, highest first (core/config.ts PRIORITIES). */
 export const lanesOf = (p: QueuePair): sqs.Queue[] => PRIORITIES.map((priority) => laneQueue(p, priority));
+
+/**
+ * One metric over a queue's lanes: their sum (how many wait on any lane) or their maximum (the
+ * worst lane). Metric math's arithmetic counts a lane with no data point (an idle lane SQS
+ * stopped reporting) as 0, so a silent lane never hides the others.
+ */
+export function acrossLanes(p: QueuePair, op: "sum" | "max", metric: (lane: sqs.Queue) => cloudwatch.IMetric, o: { period: Duration; label: string }): cloudwatch.MathExpression {
+  return new cloudwatch.MathExpression({
+    expression: op === "sum" ? PRIORITIES.join(" + ") : `MAX([${PRIORITIES.join(", ")}])`,
+    usingMetrics: Object.fromEntries(PRIORITIES.map((priority) => [priority, metric(laneQueue(p, priority))])),
+    ...o,
+  });
+}
 
 /** `default` → `Default`, for construct ids and output names. */
 export const pascal = (s: string): string => s.replace(/(^|[-_])(\w)/g, (_m, _sep: string, c: string) => c.toUpperCase());

@@ -28,7 +28,7 @@ import { FARGATE_WORKER, LAMBDA_WORKER, physicalName, PRIORITIES, QUEUE_NAMES, Q
 import { ACCESS, grantAccess } from "./access.js";
 import { deathWiring } from "./deaths.js";
 import { logGroupOf, wardenFunction } from "./lambda.js";
-import { laneQueue, pascal, Queues, type QueuePair } from "./Queues.js";
+import { acrossLanes, laneQueue, pascal, Queues, type QueuePair } from "./Queues.js";
 import { logGroup, runtimeEnvironment } from "./runtime-env.js";
 import type { ImageSource, StageConfig } from "./stage-config.js";
 import { useStageConfig } from "./stage-config.js";
@@ -285,14 +285,10 @@ function scaleOnQueue(stack: Construct, service: ecs.FargateService, pair: Queue
     minCapacity: config.fargate.minTasks,
     maxCapacity: config.fargate.maxTasks,
   });
-  // Every lane's waiting messages count: a high backlog scales out as a normal one does. Metric
-  // math's arithmetic counts a lane with no data point (an idle lane SQS stopped reporting) as 0.
-  const visible = new cloudwatch.MathExpression({
-    expression: PRIORITIES.join(" + "),
-    usingMetrics: Object.fromEntries(
-      PRIORITIES.map((p) => [p, laneQueue(pair, p).metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" })]),
-    ),
-    period: Duration.minutes(1),
+  // Every lane's waiting messages count: a high backlog scales out as a normal one does.
+  const period = Duration.minutes(1);
+  const visible = acrossLanes(pair, "sum", (q) => q.metricApproximateNumberOfMessagesVisible({ period, statistic: "Maximum" }), {
+    period,
     label: `Visible messages on the ${PRIORITIES.join(", ")} lanes`,
   });
   const perTask = FARGATE_WORKER.messagesPerTask;

@@ -5,7 +5,7 @@
  * and resolved once, here, as a submit is (type, input, queue, attempts, runtime limit), so a
  * schedule that was accepted fires jobs that are.
  */
-import { DEFAULT_PRIORITY, LIMITS, type Priority } from "../config.js";
+import { DEFAULT_PRIORITY, LIMITS, storedPriority, type Priority } from "../config.js";
 import { checkSize } from "../store.js";
 import { keptRuns, nextTicks, planTicks, resumedAt, SCHEDULE_LIMITS, tickAfter, type Cadence, type Schedule, type ScheduledJob } from "../schedule.js";
 import type { Services } from "../services.js";
@@ -141,7 +141,7 @@ export class SchedulesApi {
       maxAttempts: req.maxAttempts ?? Math.min(type.limits.maxAttempts, LIMITS.maxAttempts),
       timeoutMs: req.timeoutSeconds !== undefined ? req.timeoutSeconds * 1000 : type.limits.timeoutMs,
       ...(req.concurrencyKey !== undefined ? { concurrencyKey: req.concurrencyKey } : {}),
-      ...(req.priority === "high" || req.priority === "low" ? { priority: req.priority } : {}),
+      ...storedPriority(req.priority),
     };
   }
 }
