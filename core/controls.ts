@@ -3,10 +3,11 @@
  *
  * - `@controls`: every pause and limit (ControlSettings), small, read by every claim through a
  *   one-second cache and written rarely, each write guarded on its version;
- * - `@slots#<key>`: a concurrency limit's holders, a map of job id → when it took its slot. A
- *   slot is taken by one UpdateItem whose condition is the limit (`size(holders) < limit`, or the
- *   job holds one already, so the SDK's resend after a lost reply passes again) and given back by
- *   a REMOVE: both idempotent, neither read first;
+ * - `@slots#<key>`: a concurrency limit's holders, a map of job id → its slot (SlotEntry: when
+ *   it was taken, and by which claim). A slot is taken by one UpdateItem whose condition is the
+ *   limit (`size(holders) < limit` and the job holds none) or that the entry is the taker's own
+ *   (the SDK's resend after a lost reply passes again) or one handed to the job by a waker; it is
+ *   given back by a REMOVE conditional on its taker. Both idempotent, neither read first;
  * - `@rate#<key>`: a rate limit's log of the starts in its window, guarded on its version; a
  *   resend that finds its own start logged (same job, same instant) knows it landed.
  *
@@ -29,6 +30,8 @@ import {
   type LoggedStart,
   type PauseTarget,
   type RateLimit,
+  type SlotEntry,
+  type SlotStamp,
 } from "./gates.js";
 import { itemBytes } from "./item-size.js";
 import { newNonce } from "./store-write.js";
@@ -149,63 +152,63 @@ export class Controls {
   }
 
   /**
-   * Takes one of `limit` slots for `job`. Answers the slot's stamp (when it was taken: now, or
-   * earlier when the job holds it already, handed over by a waker or taken by a claim racing
-   * this one), or undefined when the limit is full. The stamp is kept, not renewed, so whichever
-   * claim of the job wins releases exactly the slot the item holds.
+   * Takes one of `limit` slots for `job`, stamped `slot`; false when the limit is full or the job
+   * holds a slot another claim took (that claim may still land: the slot is not shared). A
+   * claim adopts a slot a waker handed to the job; a waker's own take (`handed`) adopts nothing.
    */
-  async acquireSlot(key: LimitKey, limit: number, job: string, now: number): Promise<number | undefined> {
+  async acquireSlot(key: LimitKey, limit: number, job: string, slot: SlotStamp, o: { handed?: true } = {}): Promise<boolean> {
+    const entry: SlotEntry = { at: slot.at, by: slot.by, ...(o.handed ? { handed: true } : {}) };
+    const free = "(attribute_not_exists(#h.#j) AND size(#h) < :limit) OR #h.#j.#by = :by";
     for (let round = 0; round < 2; round++) {
       try {
-        const out = await this.db.send(
+        await this.db.send(
           new UpdateCommand({
             TableName: this.table,
             Key: { id: slotsId(key) },
-            UpdateExpression: "SET #h.#j = if_not_exists(#h.#j, :now)",
-            ConditionExpression: "attribute_exists(#h.#j) OR size(#h) < :limit",
-            ExpressionAttributeNames: { "#h": "holders", "#j": job },
-            ExpressionAttributeValues: { ":now": now, ":limit": limit },
-            ReturnValues: "UPDATED_NEW",
+            UpdateExpression: "SET #h.#j = :entry",
+            ConditionExpression: o.handed ? free : `${free} OR #h.#j.#handed = :yes`,
+            ExpressionAttributeNames: { "#h": "holders", "#j": job, "#by": "by", ...(o.handed ? {} : { "#handed": "handed" }) },
+            ExpressionAttributeValues: { ":entry": entry, ":limit": limit, ":by": slot.by, ...(o.handed ? {} : { ":yes": true }) },
           }),
         );
         this.slotsMade.add(key);
-        const stamp = (out.Attributes?.holders as Record<string, number> | undefined)?.[job];
-        return typeof stamp === "number" ? stamp : now;
+        return true;
       } catch (e) {
         const missing = e instanceof Error && e.name === "ValidationException";
         if (!isConditionFailure(e) && !missing) throw e;
         // Full, or the item (or its map) is missing: some engines answer the latter as a failed
         // condition. Made once per process and key, so a full limit costs no extra call.
-        if (round > 0 || (this.slotsMade.has(key) && !missing)) return undefined;
+        if (round > 0 || (this.slotsMade.has(key) && !missing)) return false;
         await this.ensureSlots(key);
         this.slotsMade.add(key);
       }
     }
-    return undefined;
+    return false;
   }
 
-  /** Gives `job`'s slot back; with `takenAt`, only the slot it took then (not one it took again since). */
-  async releaseSlot(key: LimitKey, job: string, takenAt?: number): Promise<void> {
+  /** Gives `job`'s slot back if `by` took it (not another claim of the job, nor a later take). */
+  async releaseSlot(key: LimitKey, job: string, by: string): Promise<void> {
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { id: slotsId(key) },
           UpdateExpression: "REMOVE #h.#j",
-          ...(takenAt !== undefined ? { ConditionExpression: "#h.#j = :at", ExpressionAttributeValues: { ":at": takenAt } } : {}),
-          ExpressionAttributeNames: { "#h": "holders", "#j": job },
+          ConditionExpression: "#h.#j.#by = :by",
+          ExpressionAttributeNames: { "#h": "holders", "#j": job, "#by": "by" },
+          ExpressionAttributeValues: { ":by": by },
         }),
       );
     } catch (e) {
-      if (isConditionFailure(e) || (e instanceof Error && e.name === "ValidationException")) return; // taken again since, or no such item
+      if (isConditionFailure(e) || (e instanceof Error && e.name === "ValidationException")) return; // not its taker's, or no such item
       throw e;
     }
   }
 
-  /** The key's slot holders: job id → when it took its slot. */
-  async holders(key: LimitKey): Promise<Record<string, number>> {
+  /** The key's slot holders: job id → its slot. */
+  async holders(key: LimitKey): Promise<Record<string, SlotEntry>> {
     const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id: slotsId(key) }, ConsistentRead: true }));
-    return (out.Item?.holders as Record<string, number> | undefined) ?? {};
+    return (out.Item?.holders as Record<string, SlotEntry> | undefined) ?? {};
   }
 
   // ─── rate log ─────────────────────────────────────────────────────────────────────────────

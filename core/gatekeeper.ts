@@ -3,8 +3,9 @@
  *
  * - `pass`: before a queued job's claim, in order: its queue's and type's pauses, a slot of each
  *   of its concurrency limits, then a start of each of its rate limits. Answers the slots taken
- *   and the start's time, or the hold to write. What it took is given back, and handed on, when
- *   the claim does not land (`undo`).
+ *   (stamped with a nonce of this claim's: another claim of the job racing it cannot take the
+ *   same slot, so neither can give back the other's) and the start's time, or the hold to
+ *   write. What it took is given back, and handed on, when the claim does not land (`undo`).
  * - `passRunning`: a takeover of an expired lease is an attempt's start too: paused or over its
  *   rate, it is refused and left for the sweeper's reclaim (its slots it holds already).
  * - `released`: after a write that took a job out of running: its slots go back and each is
@@ -28,12 +29,13 @@ import {
   type ControlSettings,
   type Hold,
   type LimitKey,
+  type SlotStamp,
 } from "./gates.js";
 import type { HeldSlots, Job, QueuedJob, RunningJob } from "./job.js";
 import * as life from "./lifecycle.js";
 import type { Change, Clock } from "./lifecycle.js";
 import type { Doorbell } from "./queue.js";
-import type { Recognize, WriteResult } from "./store-write.js";
+import { newNonce, type Recognize, type WriteResult } from "./store-write.js";
 
 /**
  * `startAt`: the attempt's start, as its rate logs recorded it (never before now, and never
@@ -69,14 +71,16 @@ export class Gatekeeper {
     if (job.hold?.by === "rate" && job.hold.until > now && s.limits[job.hold.key]?.rate) return { ok: false, hold: job.hold, early: true };
     const paused = pauseOf(job, s);
     if (paused) return { ok: false, hold: { by: "pause", key: paused.key, since: now } };
-    const slots: { key: LimitKey; at: number }[] = [];
+    const slots: ({ key: LimitKey } & SlotStamp)[] = [];
     const limits = concurrencyLimitsOf(job, s);
+    const stamp: SlotStamp = { at: now, by: newNonce() };
     for (const [i, { key, limit }] of limits.entries()) {
-      const at = await this.d.controls.acquireSlot(key, limit, job.id, now);
-      if (at !== undefined) {
-        slots.push({ key, at });
+      if (await this.d.controls.acquireSlot(key, limit, job.id, stamp)) {
+        slots.push({ key, ...stamp });
         continue;
       }
+      // Full, or another claim of this job holds its slot (and may land): held either way; that
+      // claim gives its slot back if it loses, and the hand-off then wakes this job.
       // A slot of a later key may have been handed to this job while it waited: it goes on too.
       await this.undo(job.id, [...slots, ...(await this.handedTo(job.id, limits.slice(i + 1).map((l) => l.key)))]);
       return { ok: false, hold: { by: "concurrency", key, limit, since: now } };
@@ -127,22 +131,22 @@ export class Gatekeeper {
     return this.rate(job, s, now);
   }
 
-  /** The slots of `keys` the job holds now (handed to it by a waker), with their stamps. */
-  private async handedTo(jobId: string, keys: readonly LimitKey[]): Promise<{ key: LimitKey; at: number }[]> {
-    const found = await Promise.all(keys.map(async (key) => ({ key, at: (await this.d.controls.holders(key))[jobId] })));
-    return found.filter((x): x is { key: LimitKey; at: number } => x.at !== undefined);
+  /** The slots of `keys` a waker handed the job (not another claim's of it), with their stamps. */
+  private async handedTo(jobId: string, keys: readonly LimitKey[]): Promise<({ key: LimitKey } & SlotStamp)[]> {
+    const found = await Promise.all(keys.map(async (key) => ({ key, entry: (await this.d.controls.holders(key))[jobId] })));
+    return found.flatMap(({ key, entry }) => (entry?.handed ? [{ key, at: entry.at, by: entry.by }] : []));
   }
 
   /**
-   * Gives back the slots a claim took and did not use (each only if still the one it took: a
-   * later taker's stays), and hands each on to the longest-held job of its key.
+   * Gives back the slots a claim took and did not use (each only if its own: another claim's,
+   * or a later take, stays), and hands each on to the longest-held job of its key.
    */
   async undo(jobId: string, slots: HeldSlots): Promise<void> {
     if (!slots.length) return;
     const s = await this.d.controls.settings();
     await Promise.all(
-      slots.map(async ({ key, at }) => {
-        await this.d.controls.releaseSlot(key, jobId, at);
+      slots.map(async ({ key, by }) => {
+        await this.d.controls.releaseSlot(key, jobId, by);
         await this.handOff(key, s, 1);
       }),
     ).catch(() => undefined);
@@ -191,13 +195,18 @@ export class Gatekeeper {
 
   /**
    * A slot of `key` taken for a held job, then the job woken: "full" when the limit has no slot
-   * free, "moved" when someone moved the job first (a cancel, another waker; the slot goes back).
+   * free, "moved" when someone moved the job first (a cancel, another waker or a claim of it that
+   * holds its slot already; what this took goes back).
    */
   async giveSlot(job: QueuedJob, key: LimitKey, limit: number): Promise<"woken" | "full" | "moved"> {
-    const at = await this.d.controls.acquireSlot(key, limit, job.id, this.d.clock().now);
-    if (at === undefined) return "full";
+    const stamp: SlotStamp = { at: this.d.clock().now, by: newNonce() };
+    if (!(await this.d.controls.acquireSlot(key, limit, job.id, stamp, { handed: true }))) {
+      // Refused: the limit is full, or the job has a slot already (another waker's, a claim's).
+      return (await this.d.controls.holders(key))[job.id] ? "moved" : "full";
+    }
     if (await this.unhold(job)) return "woken";
-    await this.d.controls.releaseSlot(key, job.id, at);
+    // Not woken: the slot goes back, unless a claim of the job adopted it already (then it is that claim's).
+    await this.d.controls.releaseSlot(key, job.id, stamp.by);
     return "moved";
   }
 

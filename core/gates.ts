@@ -57,6 +57,19 @@ export type Hold =
   | { by: "concurrency"; key: LimitKey; limit: number; since: number }
   | { by: "rate"; key: LimitKey; starts: number; perMs: number; since: number; until: number };
 
+/**
+ * One slot as a limit's item holds it for a job: when it was taken, and by whom, a nonce of the
+ * claim that took it, so only that claim (or the run it became) gives it back. Two claims of one
+ * job never share a slot: the second finds the first's and is held like one over the limit,
+ * since the first may still land. A slot a waker took for a held job is `handed` until the
+ * job's claim adopts it.
+ */
+export interface SlotStamp {
+  at: number;
+  by: string;
+}
+export type SlotEntry = SlotStamp & { handed?: true };
+
 export const GATE_LIMITS = {
   /** A claim reads the settings at most this stale: a pause or a new limit holds claims within a second. */
   settingsCacheMs: 1_000,
@@ -203,16 +216,16 @@ export function holdMessage(h: Hold): string {
 
 /**
  * What to do with one slot holder the sweeper read, given the holder's record: keep it (its run
- * holds it, or it was taken a moment ago and its claim may still land), give it back, or, for a
+ * holds it, taken by the same claim, or it was taken a moment ago and its claim may still land), give it back, or, for a
  * queued holder, first move the job's version on (so a claim still in flight from a frozen
  * worker cannot land on this slot) and then give it back.
  */
 export type SlotVerdict = "keep" | "release" | "requeue";
 
-export function slotVerdict(holder: { status: string; slots?: readonly { key: string }[] } | undefined, key: LimitKey, takenAt: number, now: number): SlotVerdict {
-  if (now - takenAt < GATE_LIMITS.slotGraceMs) return "keep";
+export function slotVerdict(holder: { status: string; slots?: readonly ({ key: string } & SlotStamp)[] } | undefined, key: LimitKey, slot: SlotStamp, now: number): SlotVerdict {
+  if (now - slot.at < GATE_LIMITS.slotGraceMs) return "keep";
   if (!holder) return "release";
-  if (holder.status === "running") return holder.slots?.some((x) => x.key === key) ? "keep" : "release";
+  if (holder.status === "running") return holder.slots?.some((x) => x.key === key && x.by === slot.by) ? "keep" : "release";
   return holder.status === "queued" ? "requeue" : "release";
 }
 

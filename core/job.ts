@@ -4,10 +4,13 @@
  */
 import type { Priority, QueueName } from "./config.js";
 import type { Flow, ParentLink } from "./flow.js";
-import type { Hold, LimitKey } from "./gates.js";
+import type { Hold, LimitKey, SlotStamp } from "./gates.js";
 
-/** A run's concurrency slots, each with the stamp its slot item holds for it (when it was taken). */
-export type HeldSlots = readonly { key: LimitKey; at: number }[];
+/**
+ * A run's concurrency slots, each as its slot item holds it: when it was taken and by which
+ * claim (`by`, a nonce of that claim's own: no other claim of the job can give it back).
+ */
+export type HeldSlots = readonly ({ key: LimitKey } & SlotStamp)[];
 import type { ValueRefs } from "./values.js";
 
 export const STATUSES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"] as const;
@@ -193,7 +196,7 @@ export interface RunningJob extends JobCommon {
   cancelRequested?: true;
   cancelRequestedAt?: number;
   /**
-   * The concurrency slots this run holds (core/controls.ts) and when it took them: given back
+   * The concurrency slots this run holds (core/controls.ts), as its claim took them: given back
    * when it leaves running, each only if still the one taken then (not a later claim's).
    */
   slots?: HeldSlots;

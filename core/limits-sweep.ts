@@ -106,21 +106,21 @@ export class LimitsSweep {
     // Only slots past their grace can be given back; their holders' records decide. The oldest
     // first, a bounded number a sweep: a leak is an old slot, and a limit of thousands is not read whole.
     const old = holders
-      .filter(([, at]) => slotVerdict(undefined, key, at, now) !== "keep")
-      .sort((a, b) => a[1] - b[1])
+      .filter(([, slot]) => slotVerdict(undefined, key, slot, now) !== "keep")
+      .sort((a, b) => a[1].at - b[1].at)
       .slice(0, RECOUNT_MAX);
     if (!old.length) return [];
     const records = new Map((await this.d.records(old.map(([id]) => id), true)).map((j) => [j.id, j]));
     const freed: string[] = [];
-    await eachBounded(old, 8, async ([id, at]) => {
+    await eachBounded(old, 8, async ([id, slot]) => {
       const job = records.get(id);
-      const verdict = slotVerdict(job, key, at, now);
+      const verdict = slotVerdict(job, key, slot, now);
       if (verdict === "keep") return;
       if (verdict === "requeue") {
         const moved = await this.d.resend(job as QueuedJob).then(() => true, () => false);
         if (!moved) return; // it moved on its own (claimed, cancelled): the next sweep looks again
       }
-      await this.d.controls.releaseSlot(key, id, at);
+      await this.d.controls.releaseSlot(key, id, slot.by);
       freed.push(id);
     });
     return freed;

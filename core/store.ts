@@ -320,8 +320,8 @@ export class JobStore {
       const change = slots ? life.claimWith(decided.change, slots) : decided.change;
       const w = await this.write(change, "claim");
       if (w.applied && w.job.status === "running") return this.leased(w.job, leaseMs);
-      // Not ours: the slots taken for it go back, unless the job runs under another claim of it (then they are that run's).
-      if (slots && (w.applied ? w.job : w.found)?.status !== "running") await this.gates.undo(jobId, slots);
+      // Not ours: the slots this claim took go back (its own only: another claim's of the job is not touched).
+      if (slots) await this.gates.undo(jobId, slots);
       // Someone moved first (or our own claim landed and was already taken back): decide again.
       if (round >= REDECIDE_ROUNDS - 1) {
         const found = w.applied ? w.job : w.found;

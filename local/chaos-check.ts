@@ -26,6 +26,7 @@
 import { childId } from "../core/flow.js";
 import { isTerminal, type Job } from "../core/job.js";
 import { tickKey, type Schedule } from "../core/schedule.js";
+import type { SlotEntry } from "../core/gates.js";
 import { idempotentId } from "../core/store.js";
 import { EXECUTION_TYPES, UNSTORABLE_CODES, UNSTORABLE_TYPES, executionScore, executionsOf, expectedStatus, expectedSum, type EvaluateInput, type EvaluationResult, type ExecutionResult, type NearLimitResult } from "./chaos-jobs.js";
 import type { ChildLink, LedgerEntry, StoreEntry } from "./chaos-ledger.js";
@@ -116,8 +117,8 @@ export interface ChaosFacts {
 export interface LimitFacts {
   key: string;
   limit: number;
-  /** The key's slot holders after the drain (`store.controls.holders`): job id → when it took its slot. */
-  holders: Record<string, number>;
+  /** The key's slot holders after the drain (`store.controls.holders`): job id → its slot. */
+  holders: Record<string, SlotEntry>;
 }
 
 /** A fixed-rate schedule made at the start of the chaos window and paused at its end. */
@@ -1126,7 +1127,7 @@ function checkLimits(f: ChaosFacts, L: LedgerOf, fates: Map<Claim, ClaimFate>, v
       out.holdersExcused++;
       continue;
     }
-    violations.push(`key:${key}'s slots still hold ${id} (${isKeyed.has(id) ? (job?.status ?? "missing") : "not a keyed job of this run"}, taken at ${iso(f.limits.holders[id]!)}) after the drain: a slot no run holds, its release lost`);
+    violations.push(`key:${key}'s slots still hold ${id} (${isKeyed.has(id) ? (job?.status ?? "missing") : "not a keyed job of this run"}, taken at ${iso(f.limits.holders[id]!.at)}) after the drain: a slot no run holds, its release lost`);
   }
   return out;
 }

@@ -47,12 +47,14 @@ describe("the rate log", () => {
 });
 
 describe("a slot holder's verdict", () => {
-  test("kept while its claim may land or its run holds it; given back otherwise; a queued holder is moved on first", () => {
-    const old = 0;
+  test("kept while its claim may land or the run its claim became holds it; given back otherwise; a queued holder is moved on first", () => {
+    const old = { at: 0, by: "claim-a" };
     const now = GATE_LIMITS.slotGraceMs + 1;
-    expect(slotVerdict(undefined, "key:k", now - 1, now)).toBe("keep");
+    expect(slotVerdict(undefined, "key:k", { at: now - 1, by: "claim-a" }, now)).toBe("keep");
     expect(slotVerdict(undefined, "key:k", old, now)).toBe("release");
-    expect(slotVerdict({ status: "running", slots: [{ key: "key:k" }] }, "key:k", old, now)).toBe("keep");
+    expect(slotVerdict({ status: "running", slots: [{ key: "key:k", at: 0, by: "claim-a" }] }, "key:k", old, now)).toBe("keep");
+    // A run under another claim of the job: the slot it names is not this one.
+    expect(slotVerdict({ status: "running", slots: [{ key: "key:k", at: 5, by: "claim-b" }] }, "key:k", old, now)).toBe("release");
     expect(slotVerdict({ status: "running" }, "key:k", old, now)).toBe("release");
     expect(slotVerdict({ status: "queued" }, "key:k", old, now)).toBe("requeue");
     expect(slotVerdict({ status: "succeeded" }, "key:k", old, now)).toBe("release");

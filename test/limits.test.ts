@@ -14,6 +14,8 @@ import type { Doorbell } from "../core/queue.js";
 import type { NewJob } from "../core/store.js";
 import { Sweeper } from "../core/sweeper.js";
 import { expireItems } from "../local/ttl.js";
+import { dynamoClient } from "../core/aws.js";
+import { JobStore, type ClaimResult } from "../core/store.js";
 import { BACKENDS, manualClock, useEmulators, type TestEnv } from "./support/emulators.js";
 
 let env: TestEnv;
@@ -24,6 +26,47 @@ const spec = (over: Partial<NewJob> = {}): NewJob => ({ owner: "alice", type: "d
 function recordingDoorbell(): Doorbell & { rung: { id: string; delayMs: number }[] } {
   const rung: { id: string; delayMs: number }[] = [];
   return { rung, send: async (_q: Lane, ids: string[], delayMs = 0) => void rung.push(...ids.map((id) => ({ id, delayMs }))) };
+}
+
+/**
+ * A store whose claim writes of `jobId` each wait at the client until the test lets them go: the
+ * claim's gates have passed by then (what they took is taken), so a test can order two claims of
+ * one job the way a slow claimer and a fast one meet. `parked()` resolves when the next write
+ * waits; `release()` lets the waiting one go.
+ */
+function parkedClaimer(jobId: string) {
+  const doc = dynamoClient({ dynamodb: env.emu.dynamoEndpoint });
+  const arrivals: (() => void)[] = [];
+  const waiting: (() => void)[] = [];
+  let arrived: (() => void) | undefined;
+  doc.middlewareStack.add(
+    (next) => async (args) => {
+      const input = args.input as { Key?: { id?: string | { S?: string } }; ExpressionAttributeNames?: Record<string, string> };
+      const id = typeof input.Key?.id === "string" ? input.Key.id : input.Key?.id?.S;
+      if (id === jobId && Object.values(input.ExpressionAttributeNames ?? {}).includes("claimId")) {
+        const go = new Promise<void>((r) => waiting.push(r));
+        arrivals.push(() => undefined);
+        arrived?.();
+        await go;
+      }
+      return next(args);
+    },
+    { step: "initialize", name: "parkClaimWrite" },
+  );
+  let seen = 0;
+  return {
+    store: new JobStore(doc, { tableName: env.emu.tableName }),
+    /** Resolves when one more write than before is waiting. */
+    parked: () => {
+      const want = ++seen;
+      return arrivals.length >= want ? Promise.resolve() : new Promise<void>((r) => (arrived = () => arrivals.length >= want && r()));
+    },
+    release: () => waiting.shift()?.(),
+    close: () => {
+      for (const go of waiting.splice(0)) go();
+      doc.destroy();
+    },
+  };
 }
 
 const raw = async (id: string) => (await env.doc.send(new GetCommand({ TableName: env.emu.tableName, Key: { id }, ConsistentRead: true }))).Item;
@@ -295,17 +338,61 @@ describe.each(BACKENDS)("under the fault model, on %s", (backend) => {
     if (claimed.ok) expect(claimed.lease.job.input).toEqual({ payload: "x".repeat(2_000) });
   });
 
-  test("a duplicate doorbell's losing claim leaves the winner's slot as it was, so the winner's end frees it", async () => {
+  test("two claims of one job racing its concurrency limit: the one whose write loses gives back only what it took, so the winner's run holds the key's one slot and frees it at its end", async () => {
+    const store = env.store();
+    const key = `race-${backend}`;
+    await store.controls.setLimit(`key:${key}`, { concurrency: 1 }, "test", Date.now());
+    const { job } = await store.create(spec({ concurrencyKey: key }));
+    const slow = parkedClaimer(job.id);
+    const fast = parkedClaimer(job.id);
+    const claims: ClaimResult[] = [];
+    try {
+      // The slow claimer passes its gates and is held up before its write; the job moves on (a
+      // sweeper's resend), so that write will lose; a fast claimer reads the job afresh and is
+      // held up too (or is held, if its gates refuse it).
+      const lost = slow.store.claim(job.id, "slow", 30_000);
+      await slow.parked();
+      await store.pushStartDeadline((await store.getRecord(job.id)) as QueuedJob);
+      const won = fast.store.claim(job.id, "fast", 30_000);
+      const fastParked = await Promise.race([fast.parked().then(() => true), won.then(() => false)]);
+      // The slow write loses; the slow claimer decides again and is held up a second time …
+      const again = slow.parked().then(() => true);
+      slow.release();
+      const slowAgain = await Promise.race([again, lost.then(() => false)]);
+      // … while the fast write lands first.
+      if (fastParked) fast.release();
+      claims.push(await won);
+      if (slowAgain) slow.release();
+      claims.push(await lost);
+    } finally {
+      slow.close();
+      fast.close();
+    }
+    // However the two met, at most one claim won, and the job runs once it is claimed, holding the key's one slot …
+    expect(claims.filter((c) => c.ok).length).toBeLessThanOrEqual(1);
+    const winner = claims.find((c) => c.ok) ?? (await store.claim(job.id, "third", 30_000));
+    if (!winner.ok) throw new Error(`the job was not claimable after the race: ${winner.reason}`);
+    expect(Object.keys(await store.controls.holders(`key:${key}`))).toEqual([job.id]);
+    // … so a second job with the key is held, not started beside it, …
+    const { job: next } = await store.create(spec({ concurrencyKey: key }));
+    expect(await store.claim(next.id, "w4", 30_000)).toMatchObject({ ok: false, reason: "held" });
+    // … and the run's end gives that slot back: it goes to the held job.
+    await store.succeed(winner.lease, 1);
+    expect(Object.keys(await store.controls.holders(`key:${key}`))).toEqual([next.id]);
+  });
+
+  test("a duplicate doorbell's claim that read the job before the win cannot take the winner's slot, so the winner's end frees it", async () => {
     const clock = manualClock(1_800_000_400_000);
     const store = env.store({ now: clock.now });
     const key = `dup-${backend}`;
-    await store.controls.setLimit(`key:${key}`, { concurrency: 1 }, "test", clock.now());
+    await store.controls.setLimit(`key:${key}`, { concurrency: 2 }, "test", clock.now());
     const { job } = await store.create(spec({ concurrencyKey: key }));
     const won = await store.claim(job.id, "w1", 30_000);
     if (!won.ok) throw new Error("claim refused");
     clock.advance(7);
-    // The loser read the job queued before the win and takes its slot now, as its claim's gates do.
-    expect(await store.controls.acquireSlot(`key:${key}`, 1, job.id, clock.now())).toBe(won.lease.job.slots![0]!.at);
+    // The loser read the job queued before the win and takes its slot now, as its claim's gates do, with a stamp of its own.
+    expect(await store.controls.acquireSlot(`key:${key}`, 2, job.id, { at: clock.now(), by: "the-losing-claim" })).toBe(false);
+    expect(await store.controls.holders(`key:${key}`)).toEqual({ [job.id]: { at: won.lease.job.slots![0]!.at, by: won.lease.job.slots![0]!.by } });
     await store.succeed(won.lease, 1);
     expect(await store.controls.holders(`key:${key}`)).toEqual({});
   });
