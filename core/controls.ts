@@ -14,6 +14,7 @@
  * Held jobs are found through the sparse `byHold` index (partition `holdOn`, sort `holdRank`),
  * which only a held job has an entry in (core/store-write.ts).
  */
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { TABLE } from "./config.js";
 import { ConflictError } from "./errors.js";
@@ -152,11 +153,12 @@ export class Controls {
   }
 
   /**
-   * Takes one of `limit` slots for `job`, stamped `slot`; false when the limit is full or the job
-   * holds a slot another claim took (that claim may still land: the slot is not shared). A
-   * claim adopts a slot a waker handed to the job; a waker's own take (`handed`) adopts nothing.
+   * Takes one of `limit` slots for `job`, stamped `slot`. Refused when the limit is full, or when
+   * the job holds a slot another claim took (that claim may still land: a slot is not shared),
+   * which the answer then carries. A claim adopts a slot a waker handed to the job; a waker's own
+   * take (`handed`) adopts nothing.
    */
-  async acquireSlot(key: LimitKey, limit: number, job: string, slot: SlotStamp, o: { handed?: true } = {}): Promise<boolean> {
+  async acquireSlot(key: LimitKey, limit: number, job: string, slot: SlotStamp, o: { handed?: true } = {}): Promise<SlotTake> {
     const entry: SlotEntry = { at: slot.at, by: slot.by, ...(o.handed ? { handed: true } : {}) };
     const free = "(attribute_not_exists(#h.#j) AND size(#h) < :limit) OR #h.#j.#by = :by";
     for (let round = 0; round < 2; round++) {
@@ -169,21 +171,30 @@ export class Controls {
             ConditionExpression: o.handed ? free : `${free} OR #h.#j.#handed = :yes`,
             ExpressionAttributeNames: { "#h": "holders", "#j": job, "#by": "by", ...(o.handed ? {} : { "#handed": "handed" }) },
             ExpressionAttributeValues: { ":entry": entry, ":limit": limit, ":by": slot.by, ...(o.handed ? {} : { ":yes": true }) },
+            // Why it was refused comes back with the refusal (DynamoDB; an engine that does not is read).
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
           }),
         );
         this.slotsMade.add(key);
-        return true;
+        return { taken: true };
       } catch (e) {
         const missing = e instanceof Error && e.name === "ValidationException";
         if (!isConditionFailure(e) && !missing) throw e;
         // Full, or the item (or its map) is missing: some engines answer the latter as a failed
         // condition. Made once per process and key, so a full limit costs no extra call.
-        if (round > 0 || (this.slotsMade.has(key) && !missing)) return false;
+        if (round > 0 || (this.slotsMade.has(key) && !missing)) return this.refusal(key, job, e);
         await this.ensureSlots(key);
         this.slotsMade.add(key);
       }
     }
-    return false;
+    return { taken: false };
+  }
+
+  /** Why a take was refused: the job's own slot if it has one (from the refusal's item, else read), none when the limit is full. */
+  private async refusal(key: LimitKey, job: string, e: unknown): Promise<SlotTake> {
+    const old = (e as { Item?: Record<string, AttributeValue> }).Item;
+    const held = old ? entryOf(old.holders?.M?.[job]) : (await this.holders(key))[job];
+    return held ? { taken: false, held } : { taken: false };
   }
 
   /** Gives `job`'s slot back if `by` took it (not another claim of the job, nor a later take). */
@@ -275,6 +286,16 @@ export class Controls {
     }
     return n;
   }
+}
+
+/** A refusal's take: `held`, the slot the job holds already when that is why (another claim's, or a handed one). */
+export type SlotTake = { taken: true } | { taken: false; held?: SlotEntry };
+
+/** One holder's entry from the item a refused write answered with (plain DynamoDB JSON: the document client does not convert errors). */
+function entryOf(v: AttributeValue | undefined): SlotEntry | undefined {
+  const m = v?.M;
+  if (!m?.at?.N || m.by?.S === undefined) return undefined;
+  return { at: Number(m.at.N), by: m.by.S, ...(m.handed?.BOOL ? { handed: true as const } : {}) };
 }
 
 const heldQuery = (table: string, partition: string) => ({

@@ -20,7 +20,7 @@
  */
 import { eachBounded } from "./bounded.js";
 import { laneOf, TIMINGS } from "./config.js";
-import type { Controls } from "./controls.js";
+import type { Controls, SlotTake } from "./controls.js";
 import {
   concurrencyLimitsOf,
   pauseOf,
@@ -28,6 +28,7 @@ import {
   slotPartition,
   type ControlSettings,
   type Hold,
+  GATE_LIMITS,
   type LimitKey,
   type SlotStamp,
 } from "./gates.js";
@@ -42,7 +43,15 @@ import { newNonce, type Recognize, type WriteResult } from "./store-write.js";
  * before a start already logged, so no log's window is read out of order).
  * `early`: a rate hold whose time has not come, refused without touching its log.
  */
-export type GatePass = { ok: true; slots: HeldSlots; startAt: number } | { ok: false; hold: Hold; early?: true };
+export type GatePass = { ok: true; slots: HeldSlots; startAt: number } | { ok: false; hold: Hold; early?: true } | Contended;
+
+/**
+ * Another claim of the job holds its slot, taken a moment ago: that claim may be about to land,
+ * or to lose and give the slot back. Not a hold (a hold written now could leave the job held on a
+ * key with room, or send it to the back of the line): the claim is refused as contended and the
+ * job's doorbell rung again shortly, when the other claim has settled.
+ */
+export type Contended = { ok: false; contended: true };
 
 export interface GatekeeperDeps {
   controls: Controls;
@@ -75,12 +84,24 @@ export class Gatekeeper {
     const limits = concurrencyLimitsOf(job, s);
     const stamp: SlotStamp = { at: now, by: newNonce() };
     for (const [i, { key, limit }] of limits.entries()) {
-      if (await this.d.controls.acquireSlot(key, limit, job.id, stamp)) {
+      let take: SlotTake;
+      try {
+        take = await this.d.controls.acquireSlot(key, limit, job.id, stamp);
+      } catch (e) {
+        await this.undo(job.id, slots);
+        throw e;
+      }
+      if (take.taken) {
         slots.push({ key, ...stamp });
         continue;
       }
-      // Full, or another claim of this job holds its slot (and may land): held either way; that
-      // claim gives its slot back if it loses, and the hand-off then wakes this job.
+      if (take.held && now - take.held.at < GATE_LIMITS.slotGraceMs) {
+        // Another claim's of this job, and it may still land: only what this claim took goes back.
+        await this.undo(job.id, slots);
+        return { ok: false, contended: true };
+      }
+      // Full, or the job holds a slot older than any claim in flight (its claimer crashed, or its
+      // give-back was lost): held either way, and the sweeper's recount gives that slot back.
       // A slot of a later key may have been handed to this job while it waited: it goes on too.
       await this.undo(job.id, [...slots, ...(await this.handedTo(job.id, limits.slice(i + 1).map((l) => l.key)))]);
       return { ok: false, hold: { by: "concurrency", key, limit, since: now } };
@@ -157,7 +178,7 @@ export class Gatekeeper {
    * has room (one SQS can delay: a later one is the sweeper's, at `until`). An early doorbell of a
    * rate hold writes nothing and is rung again for the rest of its wait. Answers the job as stored.
    */
-  async hold(job: QueuedJob, gate: Extract<GatePass, { ok: false }>): Promise<Job> {
+  async hold(job: QueuedJob, gate: Exclude<GatePass, { ok: true } | Contended>): Promise<Job> {
     const h = gate.hold;
     if (gate.early) {
       if (h.by === "rate") await this.ring(job, h.until - this.d.clock().now);
@@ -200,10 +221,9 @@ export class Gatekeeper {
    */
   async giveSlot(job: QueuedJob, key: LimitKey, limit: number): Promise<"woken" | "full" | "moved"> {
     const stamp: SlotStamp = { at: this.d.clock().now, by: newNonce() };
-    if (!(await this.d.controls.acquireSlot(key, limit, job.id, stamp, { handed: true }))) {
-      // Refused: the limit is full, or the job has a slot already (another waker's, a claim's).
-      return (await this.d.controls.holders(key))[job.id] ? "moved" : "full";
-    }
+    const take = await this.d.controls.acquireSlot(key, limit, job.id, stamp, { handed: true });
+    // Refused: the job has a slot already (another waker's, a claim's), or the limit is full.
+    if (!take.taken) return take.held ? "moved" : "full";
     if (await this.unhold(job)) return "woken";
     // Not woken: the slot goes back, unless a claim of the job adopted it already (then it is that claim's).
     await this.d.controls.releaseSlot(key, job.id, stamp.by);
@@ -234,6 +254,11 @@ export class Gatekeeper {
     if (!w.applied) return false;
     await this.ring(w.job as QueuedJob, 0);
     return true;
+  }
+
+  /** A contended claim's job, rung again once the other claim has settled (if that claim loses, this doorbell claims it). */
+  async ringAgain(job: QueuedJob): Promise<void> {
+    await this.ring(job, GATE_LIMITS.contendedRetryMs);
   }
 
   private async ring(job: QueuedJob, delayMs: number): Promise<void> {

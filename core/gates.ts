@@ -73,7 +73,7 @@ export type SlotEntry = SlotStamp & { handed?: true };
 export const GATE_LIMITS = {
   /** A claim reads the settings at most this stale: a pause or a new limit holds claims within a second. */
   settingsCacheMs: 1_000,
-  /** A limit's holders are one item, rewritten by every start and end of its key (about 40 bytes each). */
+  /** A limit's holders are one item, rewritten by every start and end of its key (about 70 bytes each). */
   maxConcurrency: 1_000,
   /** The rate log keeps one entry per start in its window: this bounds its item (about 45 bytes each). */
   maxRateStarts: 500,
@@ -87,6 +87,8 @@ export const GATE_LIMITS = {
   holdRecheckMaxMs: 3_600_000,
   /** A slot whose holder is not running is given back only after this long (its claim may be in flight). */
   slotGraceMs: 30_000,
+  /** A claim refused because another claim of its job holds the job's slot rings the job again after this (that claim has settled by then). */
+  contendedRetryMs: 2_000,
   /** How long a resumed pause or a removed limit stays in `woken` for the sweeper's wake pass. */
   wakeTombstoneMs: 3_600_000,
 } as const;

@@ -305,6 +305,10 @@ export class JobStore {
       }
       // A queued job passes its pauses and limits first; a takeover of an expired lease its pause and rate.
       const gate = job?.status === "queued" ? await this.gates.pass(job, c.now) : undefined;
+      if (gate && !gate.ok && "contended" in gate) {
+        await this.gates.ringAgain(job as QueuedJob);
+        return { ok: false, reason: "leased", job: job! };
+      }
       if (gate && !gate.ok) return { ok: false, reason: "held", job: await this.gates.hold(job as QueuedJob, gate) };
       const takeover = job?.status === "running" ? await this.gates.passRunning(job, c.now) : undefined;
       // Refused, it is left running for the sweeper's reclaim, which queues it where the gates hold it.

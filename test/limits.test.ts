@@ -185,6 +185,33 @@ describe.each(BACKENDS)("on %s", (backend) => {
     expect(await store.claim(crashed.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
   });
 
+  test("a claim that finds its job's slot just taken by another claim of it is refused as contended and rings the job again; past the grace it is held, and the recount gives that slot back to it", async () => {
+    const clock = manualClock(Date.now());
+    const bell = recordingDoorbell();
+    const store = env.store({ now: clock.now, doorbell: bell });
+    const key = `sibling-${backend}`;
+    await store.controls.setLimit(`key:${key}`, { concurrency: 2 }, "test", clock.now());
+    const job = (await store.create(spec({ concurrencyKey: key }))).job as QueuedJob;
+    // Another claimer of the job (a duplicate doorbell) passed its gates and has not written yet.
+    expect(await store.gates.pass(job, clock.now())).toMatchObject({ ok: true });
+    const refused = await store.claim(job.id, "w", 30_000);
+    expect(refused).toMatchObject({ ok: false, reason: "leased" });
+    expect(bell.rung).toEqual([{ id: job.id, delayMs: GATE_LIMITS.contendedRetryMs }]);
+    expect(await store.getRecord(job.id)).toMatchObject({ status: "queued", attempts: 0 });
+    expect((await store.getRecord(job.id)) as QueuedJob).not.toHaveProperty("hold"); // not held: the other claim may land
+
+    // That claimer never wrote (it crashed): past the grace its slot is no claim's in flight.
+    clock.advance(GATE_LIMITS.slotGraceMs + 1);
+    expect(await store.claim(job.id, "w", 30_000)).toMatchObject({ ok: false, reason: "held" });
+    const services = { store, queue: bell, metrics: new MemoryMetrics(), now: clock.now, doc: env.doc, cfg: { tableName: env.emu.tableName } };
+    const report = await new Sweeper(services).sweep();
+    expect(report.touched.slotFreed).toEqual([job.id]);
+    expect(report.touched.unheld).toEqual([job.id]);
+    const claimed = await store.claim(job.id, "w", 30_000);
+    expect(claimed.ok).toBe(true);
+    if (claimed.ok) expect(claimed.lease.job).toMatchObject({ attempts: 1, slots: [{ key: `key:${key}` }] });
+  });
+
   test("a held job whose wake was lost is woken at its deadline by the sweeper; one still held is looked at later, backing off", async () => {
     const clock = manualClock(Date.now());
     const store = env.store({ now: clock.now });
@@ -349,7 +376,7 @@ describe.each(BACKENDS)("under the fault model, on %s", (backend) => {
     try {
       // The slow claimer passes its gates and is held up before its write; the job moves on (a
       // sweeper's resend), so that write will lose; a fast claimer reads the job afresh and is
-      // held up too (or is held, if its gates refuse it).
+      // held up too (or refused as contended, if it finds the slow one's slot).
       const lost = slow.store.claim(job.id, "slow", 30_000);
       await slow.parked();
       await store.pushStartDeadline((await store.getRecord(job.id)) as QueuedJob);
@@ -391,8 +418,10 @@ describe.each(BACKENDS)("under the fault model, on %s", (backend) => {
     if (!won.ok) throw new Error("claim refused");
     clock.advance(7);
     // The loser read the job queued before the win and takes its slot now, as its claim's gates do, with a stamp of its own.
-    expect(await store.controls.acquireSlot(`key:${key}`, 2, job.id, { at: clock.now(), by: "the-losing-claim" })).toBe(false);
-    expect(await store.controls.holders(`key:${key}`)).toEqual({ [job.id]: { at: won.lease.job.slots![0]!.at, by: won.lease.job.slots![0]!.by } });
+    const winners = { at: won.lease.job.slots![0]!.at, by: won.lease.job.slots![0]!.by };
+    // Refused, with the winner's slot as the reason (from the refusal itself, or read where the engine does not answer it).
+    expect(await store.controls.acquireSlot(`key:${key}`, 2, job.id, { at: clock.now(), by: "the-losing-claim" })).toEqual({ taken: false, held: winners });
+    expect(await store.controls.holders(`key:${key}`)).toEqual({ [job.id]: winners });
     await store.succeed(won.lease, 1);
     expect(await store.controls.holders(`key:${key}`)).toEqual({});
   });
