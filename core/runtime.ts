@@ -80,7 +80,7 @@ function parseQueues(env: Record<string, string | undefined>): Record<QueueName,
   const parsed = JSON.parse(raw) as Partial<Record<QueueName, QueueUrls>>;
   for (const q of QUEUE_NAMES) {
     const missing = (["queue", "high", "low", "dlq"] as const).filter((k) => !parsed[q]?.[k]);
-    if (missing.length) throw new Error(`WARDEN_QUEUES lacks the ${missing.join(", ")} URL of queue "${q}"`);
+    if (missing.length) throw new Error(`WARDEN_QUEUES lacks queue "${q}"'s ${missing.join(", ")} URL${missing.length > 1 ? "s" : ""}`);
   }
   return parsed as Record<QueueName, QueueUrls>;
 }

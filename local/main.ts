@@ -18,7 +18,7 @@ function backends(emu: Emulators): string[] {
   const queues = Object.values(emu.queues).map((q) => queueName(q.queue));
   return [
     `warden: dynamodb   ${emu.dynamoEndpoint} ${emu.dynamodb === "external" ? "(WARDEN_DYNAMODB_ENDPOINT: already running)" : `(${emu.dynamodb}, started here)`}, table ${emu.tableName}`,
-    `warden: sqs        ${emu.sqsEndpoint} ${emu.sqs === "external" ? "(WARDEN_SQS_ENDPOINT: already running)" : "(fauxqs, started here)"}, queues ${queues.join(", ")} (and each one's -dlq)`,
+    `warden: sqs        ${emu.sqsEndpoint} ${emu.sqs === "external" ? "(WARDEN_SQS_ENDPOINT: already running)" : "(fauxqs, started here)"}, queues ${queues.join(", ")} (each with its -high and -low lanes and one -dlq)`,
     ...awsCli(emu),
   ];
 }

@@ -59,6 +59,8 @@ export class LambdaPoller {
 
   /** Environments with no invocation running. */
   private readonly idle: number[];
+  /** Invocations whose environment is taken but which are not in flight yet (across an await). */
+  private starting = 0;
 
   constructor(private readonly o: PollerOptions) {
     this.idle = Array.from({ length: Array.isArray(o.handler) ? o.handler.length : o.concurrency }, (_, i) => i);
@@ -105,11 +107,12 @@ export class LambdaPoller {
       if (!messages.length) continue;
       // Another mapping may have taken the last environment while this one gathered: Lambda
       // throttles that invoke and retries it, which is waiting here.
-      await this.capacity();
+      const env = await this.reserve();
       // Stopped meanwhile: the batch comes back after its visibility timeout, as from a disabled mapping.
-      if (!this.running) break;
-      const p = this.invoke(messages, url).catch((e: unknown) => this.o.log?.(`poller: ${String(e)}`));
+      if (env === undefined) break;
+      const p = this.invoke(env, messages, url).catch((e: unknown) => this.o.log?.(`poller: ${String(e)}`));
       this.inFlight.add(p);
+      this.starting--;
       void p.finally(() => this.inFlight.delete(p));
     }
   }
@@ -117,11 +120,23 @@ export class LambdaPoller {
   /** Resolves once an invocation may start (under the concurrency, with an environment free), or the poller stops. */
   private async capacity(): Promise<void> {
     while (this.running) {
-      if (this.inFlight.size >= this.o.concurrency) await Promise.race(this.inFlight);
+      if (this.inFlight.size + this.starting >= this.o.concurrency) await (this.inFlight.size ? Promise.race(this.inFlight) : sleep(10));
       // Every environment is still running a timed-out invocation: wait for one to stop.
-      else if (!this.idle.length) await new Promise((r) => setTimeout(r, 50));
+      else if (!this.idle.length) await sleep(50);
       else return;
     }
+  }
+
+  /**
+   * Waits for capacity, then takes an environment in the same step as the check, so two
+   * mappings woken by one invocation's end cannot both pass it; undefined once stopped.
+   */
+  private async reserve(): Promise<number | undefined> {
+    await this.capacity();
+    if (!this.running) return undefined;
+    if (this.inFlight.size + this.starting >= this.o.concurrency || !this.idle.length) return this.reserve();
+    this.starting++;
+    return this.idle.shift()!;
   }
 
   /** One batch: the first long poll waits for any message, then the batching window fills it. */
@@ -154,9 +169,8 @@ export class LambdaPoller {
     return out.Messages ?? [];
   }
 
-  /** One invocation; exported behaviour is what `runOnce` in tests observes. */
-  async invoke(messages: Message[], url = this.o.queueUrls[0]!): Promise<InvocationResult> {
-    const env = this.idle.shift() ?? 0;
+  /** One invocation of `messages` from `url` in environment `env` (taken by `reserve`), which it gives back when its handler has stopped. */
+  private async invoke(env: number, messages: Message[], url: string): Promise<InvocationResult> {
     let settled: Promise<unknown> = Promise.resolve();
     try {
       return await this.invokeIn(env, messages, url, (p) => (settled = p));
@@ -251,3 +265,5 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
     }),
   ]);
 }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

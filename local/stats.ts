@@ -8,6 +8,7 @@ import { QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb
 import { QUEUE_NAMES, TABLE, type QueueName } from "../core/config.js";
 import { STATUSES, type Status } from "../core/job.js";
 import type { JobQueue } from "../core/queue.js";
+import { laneUrls } from "../core/runtime.js";
 
 export type StateCounts = Record<Status, number>;
 
@@ -53,7 +54,8 @@ export async function queueStats(queue: JobQueue, sqsEndpoint: string, now: numb
       const [main, dlq, mainAge, dlqAge] = await Promise.all([
         queue.depth(name),
         queue.depth(name, { dlq: true }),
-        oldestAge(sqsEndpoint, queue.urls[name].queue, now),
+        // The oldest on any lane: a stuck high or low message shows as the queue's age, as the cloud alarm's MAX across lanes does.
+        Promise.all(laneUrls(queue.urls[name]).map((url) => oldestAge(sqsEndpoint, url, now))).then((ages) => Math.max(...ages)),
         oldestAge(sqsEndpoint, queue.urls[name].dlq, now),
       ]);
       return {

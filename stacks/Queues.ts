@@ -32,12 +32,13 @@ export const lanesOf = (p: QueuePair): sqs.Queue[] => PRIORITIES.map((priority) 
 
 /**
  * One metric over a queue's lanes: their sum (how many wait on any lane) or their maximum (the
- * worst lane). Metric math's arithmetic counts a lane with no data point (an idle lane SQS
- * stopped reporting) as 0, so a silent lane never hides the others.
+ * worst lane). Each lane is filled with 0 where it has no data point (SQS stops reporting a queue
+ * left idle for hours), so a silent lane never turns the whole expression into missing data: an
+ * idle stage's first job still scales the Fargate service out from zero.
  */
 export function acrossLanes(p: QueuePair, op: "sum" | "max", metric: (lane: sqs.Queue) => cloudwatch.IMetric, o: { period: Duration; label: string }): cloudwatch.MathExpression {
   return new cloudwatch.MathExpression({
-    expression: op === "sum" ? PRIORITIES.join(" + ") : `MAX([${PRIORITIES.join(", ")}])`,
+    expression: `${op === "sum" ? "SUM" : "MAX"}([${PRIORITIES.map((p) => `FILL(${p}, 0)`).join(", ")}])`,
     usingMetrics: Object.fromEntries(PRIORITIES.map((priority) => [priority, metric(laneQueue(p, priority))])),
     ...o,
   });

@@ -31,7 +31,7 @@ import { logGroupOf, wardenFunction } from "./lambda.js";
 import { acrossLanes, laneQueue, pascal, Queues, type QueuePair } from "./Queues.js";
 import { logGroup, runtimeEnvironment } from "./runtime-env.js";
 import type { ImageSource, StageConfig } from "./stage-config.js";
-import { useStageConfig } from "./stage-config.js";
+import { LEAST_WORKER_CAP, MAPPING_CONCURRENCY, useStageConfig } from "./stage-config.js";
 import { Storage } from "./Storage.js";
 
 /** AWS's guidance for SQS event sources: visibility timeout at least six times the function's timeout. */
@@ -46,8 +46,6 @@ export const WORKER_USER = "1000:1000";
 /** Where the read-only container may still write: a volume of the task's own, new at each task start. */
 export const WORKER_SCRATCH = "/tmp";
 
-/** Lambda's bounds on an SQS event source mapping's maximum concurrency. */
-export const MAPPING_CONCURRENCY = { min: 2, max: 1000 } as const;
 
 /**
  * How a Lambda queue's share of the worker's concurrency cap is split between its lanes: normal,
@@ -59,7 +57,7 @@ export const MAPPING_CONCURRENCY = { min: 2, max: 1000 } as const;
 export const LANE_WEIGHTS: Record<Priority, number> = { high: 1, normal: 2, low: 1 };
 
 export function laneConcurrency(cap: number, what = "The Lambda worker"): Record<Priority, number> {
-  const least = MAPPING_CONCURRENCY.min * PRIORITIES.length;
+  const least = LEAST_WORKER_CAP;
   if (!Number.isInteger(cap) || cap < least) {
     throw new Error(`${what}: a concurrency cap of ${cap} cannot be split over ${PRIORITIES.length} lanes, each an event source mapping of at least ${MAPPING_CONCURRENCY.min}: give worker.maxConcurrency ${least} or more`);
   }

@@ -5,7 +5,7 @@
  * `STAGE_OVERRIDES` changes some of them, and `WARDEN_*` environment variables at deploy time
  * change them for one `sst deploy` run.
  */
-import { FARGATE_WORKER, LAMBDA_WORKER } from "../core/config.js";
+import { FARGATE_WORKER, LAMBDA_WORKER, PRIORITIES } from "../core/config.js";
 
 export interface JwtConfig {
   /** The token issuer URL, e.g. `https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc`. */
@@ -175,12 +175,19 @@ function merge(base: StageConfig, o: StageOverrides): StageConfig {
   };
 }
 
+/** Lambda's bounds on an SQS event source mapping's maximum concurrency. */
+export const MAPPING_CONCURRENCY = { min: 2, max: 1000 } as const;
+/** The least Lambda worker cap: one mapping per priority lane, each at its least (stacks/Workers.ts splits the cap over them). */
+export const LEAST_WORKER_CAP = MAPPING_CONCURRENCY.min * PRIORITIES.length;
+
 /** Refuses a configuration AWS would refuse at deploy time, so the mistake shows up at synthesis. */
 export function validateStageConfig(c: StageConfig): StageConfig {
   const problems: string[] = [];
   const { worker, fargate, api } = c;
   if (worker.memoryMb < 128 || worker.memoryMb > 10240) problems.push(`worker.memoryMb ${worker.memoryMb} is outside Lambda's 128–10240 MB`);
-  if (worker.maxConcurrency < 2 || worker.maxConcurrency > 1000) problems.push(`worker.maxConcurrency ${worker.maxConcurrency} is outside SQS event sources' 2–1000`);
+  if (!Number.isInteger(worker.maxConcurrency) || worker.maxConcurrency < LEAST_WORKER_CAP) {
+    problems.push(`worker.maxConcurrency ${worker.maxConcurrency} cannot be split over the ${PRIORITIES.length} priority lanes' event source mappings, each at least ${MAPPING_CONCURRENCY.min}: give ${LEAST_WORKER_CAP} or more`);
+  }
   if (!FARGATE_SIZES[fargate.cpu]?.includes(fargate.memoryMb)) problems.push(`Fargate has no task size of ${fargate.cpu} CPU units with ${fargate.memoryMb} MiB`);
   if (fargate.minTasks > fargate.maxTasks) problems.push(`fargate.minTasks ${fargate.minTasks} exceeds fargate.maxTasks ${fargate.maxTasks}`);
   if (fargate.maxTasks < 1) problems.push("fargate.maxTasks must be at least 1");

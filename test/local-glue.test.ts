@@ -113,6 +113,33 @@ describe("the Lambda event source mapping stand-in", () => {
     expect(ran[0]).toBe(0);
     expect(new Set(timedOut)).toEqual(new Set([0]));
   });
+
+  it("keeps its mappings of several lanes under one concurrency: never more invocations at once than it, nor two in one environment", async () => {
+    const lanes = await Promise.all(["high", "normal", "low"].map(async (l) => (await env.sqs.send(new CreateQueueCommand({ QueueName: `glue-lanes-${l}` }))).QueueUrl!));
+    for (const url of lanes) for (let i = 0; i < 8; i++) await env.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: `${url}-${i}` }));
+    let running = 0;
+    let most = 0;
+    let delivered = 0;
+    const busy = [false, false];
+    let overlaps = 0;
+    // Each environment's handler: short work, so the mappings wake together when one ends.
+    const handlers = [0, 1].map((i) => async (event: SQSEvent) => {
+      if (busy[i]) overlaps++;
+      busy[i] = true;
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 20));
+      running--;
+      busy[i] = false;
+      delivered += event.Records.length;
+      return { batchItemFailures: [] };
+    });
+    const poller = new LambdaPoller({ sqs: env.sqs, queueUrls: lanes, concurrency: 2, timeoutMs: 5_000, batchSize: 1, batchingWindowMs: 0, waitSeconds: 1, handler: handlers });
+    await poller.start();
+    await waitFor(() => delivered >= 24, 15_000, "every lane's messages delivered");
+    await poller.stop();
+    expect(most).toBeLessThanOrEqual(2);
+    expect(overlaps).toBe(0);
+  });
 });
 
 describe("the API Gateway stand-in", () => {

@@ -337,7 +337,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     expect(alarms).toHaveLength(2);
     for (const a of alarms) {
       const metrics = a.Metrics as Record<string, any>[];
-      expect(metrics.find((m) => m.Expression)?.Expression).toBe("high + normal + low");
+      expect(metrics.find((m) => m.Expression)?.Expression).toBe("SUM([FILL(high, 0), FILL(normal, 0), FILL(low, 0)])");
       const lanes = metrics.filter((m) => m.MetricStat).map((m) => {
         expect(m.MetricStat.Metric).toMatchObject({ MetricName: "ApproximateNumberOfMessagesVisible", Namespace: "AWS/SQS" });
         return String(resourceOf(s, resolve(s, s.stackNames.Workers, m.MetricStat.Metric.Dimensions[0].Value)).Properties!.QueueName);
@@ -512,7 +512,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
       } else if (src.kind === "queue") {
         // A queue's worst lane: the maximum over its three.
         const metrics = a.Metrics as Record<string, any>[];
-        expect(metrics.find((m) => m.Expression)?.Expression).toBe("MAX([high, normal, low])");
+        expect(metrics.find((m) => m.Expression)?.Expression).toBe("MAX([FILL(high, 0), FILL(normal, 0), FILL(low, 0)])");
         const lanes = metrics.filter((m) => m.MetricStat).map((m) => {
           expect(m.MetricStat.Metric.MetricName).toBe(src.metric);
           return String(resourceOf(s, resolve(s, s.stackNames.Monitoring, m.MetricStat.Metric.Dimensions[0].Value)).Properties!.QueueName);
@@ -1068,7 +1068,9 @@ describe("a production stage with customer-managed KMS keys (`kms`, WARDEN_KMS=t
 
 describe("a Lambda worker cap too small for its lanes", () => {
   it("is refused at synthesis below 2 per lane mapping (Lambda's minimum), and at exactly that gives each lane 2", async () => {
-    await expect(synthStage("tiny", { overrides: { worker: { memoryMb: 1024, maxConcurrency: 5 } } })).rejects.toThrow(/concurrency cap of 5 .*at least 2: give worker.maxConcurrency 6 or more/);
+    // Refused by the stage's validation, before any construct: the message says what the cap must be.
+    await expect(synthStage("tiny", { overrides: { worker: { memoryMb: 1024, maxConcurrency: 5 } } })).rejects.toThrow(/maxConcurrency 5 cannot be split over the 3 priority lanes' event source mappings, each at least 2: give 6 or more/);
+    expect(() => stageConfig("dev", { env: { WARDEN_WORKER_MAX_CONCURRENCY: "4" } })).toThrow(/give 6 or more/);
     const s = await synthStage("small", { overrides: { worker: { memoryMb: 1024, maxConcurrency: 6 } } });
     expect(Object.fromEntries(lambdaMappings(s).map(({ queue, cap }) => [queue, cap]))).toEqual({ "warden-small-default-high": 2, "warden-small-default": 2, "warden-small-default-low": 2 });
     expectNoFindings(s);
