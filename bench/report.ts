@@ -58,6 +58,8 @@ interface ChaosSaved {
     flows?: number;
     flowShape?: { regions: number; models: number; questions: number };
     flowUnwritten?: number;
+    /** Share of the jobs submitted high or low (section 11). */
+    priorityShare?: number;
   };
   verdict: {
     ok: boolean;
@@ -151,6 +153,12 @@ export function writeReport(): string {
             `- and every execution terminal, as its input says (succeeded with its recomputed score, or failed when doomed), with the other jobs.`,
             "",
             `The fan-in row is a figure: the children's ends ADDed to their round's fan-in item (an end written twice, the SDK's resend after a lost reply or a completer's retry, is applied again and adds nothing), the sweeper's recounts from the children's records (ends whose worker died after its end was applied, or never heard it was), and counted ends a recount took out.`,
+            "",
+          ]
+        : []),
+      ...(chaos.options.priorityShare
+        ? [
+            `**Priorities.** ${Math.round(chaos.options.priorityShare * 100)} % of the submitted jobs are high or low (half each), so each queue's three lanes carry doorbells from every path that rings a job: the submit, a retry's or release's re-ring, the sweeper's resends and reclaims, death events, the gates' wakes. The SQS fault proxy sees every doorbell SQS accepted ([local/chaos-priorities.ts](../local/chaos-priorities.ts)): each must ring on the lane its job's priority names (the queue URL and the body both), and every job must end with the priority it was submitted with. Which job starts first is not checked under chaos (a high job whose doorbell was lost rightly starts after normal ones, once the sweeper resends it); [test/priorities.test.ts](../test/priorities.test.ts) shows the order on a quiet system. Seen to fail: with the runner's re-ring sending every job on the normal lane, a 40-job run reported \`3 doorbells rang off their job's lane\`.`,
             "",
           ]
         : []),

@@ -27,6 +27,8 @@ import { childId } from "../core/flow.js";
 import { isTerminal, type Job } from "../core/job.js";
 import { tickKey, type Schedule } from "../core/schedule.js";
 import type { SlotEntry } from "../core/gates.js";
+import type { Priority } from "../core/config.js";
+import { checkPriorities, priorityRows, type PriorityFigures, type Ring } from "./chaos-priorities.js";
 import { idempotentId } from "../core/store.js";
 import { EXECUTION_TYPES, UNSTORABLE_CODES, UNSTORABLE_TYPES, executionScore, executionsOf, expectedStatus, expectedSum, type EvaluateInput, type EvaluationResult, type ExecutionResult, type NearLimitResult } from "./chaos-jobs.js";
 import type { ChildLink, LedgerEntry, StoreEntry } from "./chaos-ledger.js";
@@ -44,6 +46,8 @@ export interface Submitted {
   concurrencyKey?: string;
   /** A schedule's tick's job (derived, not submitted): its tick (section 10). */
   tick?: number;
+  /** The priority it was submitted with, when not normal (section 11). */
+  priority?: Priority;
 }
 
 /** The flow parents' type: an evaluation of regions × models × questions (chaos-jobs.ts). */
@@ -111,6 +115,8 @@ export interface ChaosFacts {
   limits?: LimitFacts;
   /** The run's schedule (section 10). */
   schedule?: ScheduleFacts;
+  /** Every doorbell SQS accepted, when some jobs were submitted high or low (section 11). */
+  priorities?: { rings: Ring[] };
 }
 
 /** A concurrency limit set before the run on `key:<key>`, which the submitted jobs with that `concurrencyKey` carry. */
@@ -165,6 +171,8 @@ export interface ChaosVerdict {
   flows: FlowFigures;
   limits: LimitFigures;
   schedule: ScheduleFigures;
+  /** Section 11, when some jobs were submitted high or low. */
+  priorities?: PriorityFigures;
 }
 
 /** Section 9's figures (zeros without a limit). */
@@ -645,6 +653,9 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   // 10. a schedule: one job per tick, each terminal, and the schedule's counts true
   const schedule = checkSchedule(f, violations);
 
+  // 11. priorities: every job kept its priority, every doorbell rang on its job's lane
+  const priorities = f.priorities ? checkPriorities({ submitted: f.submitted, rings: f.priorities.rings }, f.jobs, violations) : undefined;
+
   // figures: jobs that needed the sweeper; death → running again; fenced-out results
   const sweptJobs = new Set(ledger.filter((e) => e.k === "swept").map((e) => (e as Of<"swept">).job));
   const dropped = f.submitted.filter((s) => s.enqueueDropped);
@@ -737,6 +748,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     ...(flows.evaluations ? flowRows(flows, children, f.refusedChildWrites) : []),
     ...(f.limits ? limitRows(limits) : []),
     ...(f.schedule ? scheduleRows(schedule) : []),
+    ...(priorities ? priorityRows(priorities) : []),
   ];
   return {
     ok: violations.length === 0,
@@ -755,6 +767,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     flows,
     limits,
     schedule,
+    ...(priorities ? { priorities } : {}),
   };
 }
 

@@ -62,7 +62,8 @@ import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
 import { SCHEDULE_LIMITS } from "../core/schedule.js";
 import { idempotentId } from "../core/store.js";
-import { laneOf, LIMITS, type Lane, type QueueName } from "../core/config.js";
+import { laneOf, LIMITS, type Lane, type Priority, type QueueName } from "../core/config.js";
+import { lanesByName, ringsOf, type Ring } from "./chaos-priorities.js";
 import { parentEnv } from "../functions/parent-watch.js";
 import { UNSAFE_RESUME_ENV } from "./chaos-broken.js";
 import { checkChaos, EVALUATE_TYPE, FAULT_KINDS, flowChildren, scheduleTicks, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type ScheduleFacts, type Submitted } from "./chaos-check.js";
@@ -73,7 +74,7 @@ import { armPlanned, type LateDelivery, type PlannedFault } from "./chaos-planne
 import { startEmulators } from "./emulators.js";
 import { WorkerFleet } from "./fleet.js";
 import { DeathReaper, type WorkerDeath } from "../core/deaths.js";
-import { startWireProxy, type WireFaultKind } from "./wire-faults.js";
+import { startWireProxy, type AppliedRequest, type WireFaultKind } from "./wire-faults.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const CHAOS_RESULTS = join(ROOT, "bench", "results", "chaos-latest.json");
@@ -168,6 +169,12 @@ export interface ChaosOptions {
    * API's once-a-minute floor, so a 30 s run sees a dozen ticks: the firing code is the same.
    */
   scheduleEveryMs: number;
+  /**
+   * Share of the submitted jobs given a priority other than normal (half high, half low), from a
+   * generator of its own; 0 for none. Every doorbell SQS accepts is then checked to ring on its
+   * job's lane, and every job to keep its priority (section 11).
+   */
+  priorityShare: number;
   /** Longest wait for every job to become terminal after the chaos stops. */
   drainMs: number;
   save: boolean;
@@ -210,6 +217,7 @@ export const DEFAULTS: ChaosOptions = {
   keyedShare: 0,
   keyLimit: 2,
   scheduleEveryMs: 0,
+  priorityShare: 0,
   drainMs: 120_000,
   save: true,
   log: (l) => console.log(l),
@@ -268,7 +276,18 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       }
     },
   });
-  const sqsProxy = await startWireProxy(emu.sqsEndpoint, { service: "sqs", rate: o.faultRate, seed: (seed ^ 0x5bd1e995) >>> 0, kinds: o.faultKinds, hangMs: o.hangMs, onFault: wireLog("sqs") });
+  // Every doorbell SQS accepted, with the lane its URL and its body name (section 11).
+  const rings: Ring[] = [];
+  const lanes = lanesByName(loadRuntime(emu.env).queues);
+  const sqsProxy = await startWireProxy(emu.sqsEndpoint, {
+    service: "sqs",
+    rate: o.faultRate,
+    seed: (seed ^ 0x5bd1e995) >>> 0,
+    kinds: o.faultKinds,
+    hangMs: o.hangMs,
+    onFault: wireLog("sqs"),
+    ...(o.priorityShare > 0 ? { onApplied: (e: AppliedRequest) => void rings.push(...ringsOf(e, lanes)) } : {}),
+  });
   const wire = {
     WARDEN_DYNAMODB_ENDPOINT: dynamoProxy.endpoint,
     WARDEN_SQS_ENDPOINT: sqsProxy.endpoint,
@@ -424,12 +443,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   // Submissions, spread over the first 70 % of the window, each at its time whatever the ones
   // before are doing (a submit of a large job can take a while). Over the wire a submit can fail
   // after the job was written; its idempotency key makes the next try find that job, not a twin.
-  const submitOne = async (i: number | string, type: string, input: Record<string, unknown>, idempotencyKey: string, into: Submitted[] = submitted, concurrencyKey?: string): Promise<void> => {
-    const req = { type, input, idempotencyKey, ...(concurrencyKey ? { concurrencyKey } : {}) } as Parameters<JobsApi["submit"]>[1];
+  const submitOne = async (i: number | string, type: string, input: Record<string, unknown>, idempotencyKey: string, into: Submitted[] = submitted, concurrencyKey?: string, priority?: Priority): Promise<void> => {
+    const req = { type, input, idempotencyKey, ...(concurrencyKey ? { concurrencyKey } : {}), ...(priority ? { priority } : {}) } as Parameters<JobsApi["submit"]>[1];
     for (let attempt = 1; ; attempt++) {
       try {
         const { job } = await api.submit(caller, req);
-        into.push({ id: job.id, type, input, enqueueDropped: dropped.has(job.id), at: Date.parse(String(job.createdAt)) || Date.now(), ...(concurrencyKey ? { concurrencyKey } : {}) });
+        into.push({ id: job.id, type, input, enqueueDropped: dropped.has(job.id), at: Date.parse(String(job.createdAt)) || Date.now(), ...(concurrencyKey ? { concurrencyKey } : {}), ...(priority ? { priority } : {}) });
         return;
       } catch (e) {
         if (attempt >= 30) throw new Error(`chaos: submit ${i} failed ${attempt} times over the wire: ${errorMessage(e)}`);
@@ -447,6 +466,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const forced = new Map(o.jobs >= types.length ? types.map((t, n) => [Math.floor(((n + rng()) * o.jobs) / types.length), t] as const) : []);
   // Which jobs carry the concurrency key: a generator of its own, so the plan above is the same without keys.
   const keyRng = seeded((seed ^ 0x7f4a7c15) >>> 0);
+  // Which jobs are high or low: a generator of its own too.
+  const priorityRng = seeded((seed ^ 0x1b873593) >>> 0);
+  const priorityOf = (): Priority | undefined => {
+    const r = priorityRng();
+    return r < o.priorityShare / 2 ? "high" : r < o.priorityShare ? "low" : undefined;
+  };
   const submitAll = (async () => {
     const pending: Promise<void>[] = [];
     for (let i = 0; i < o.jobs; i++) {
@@ -456,7 +481,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       const idempotencyKey = `chaos-${seed}-${i}`;
       if (rng() < o.dropEnqueueRate) toDrop.add(idempotentId(caller.id, idempotencyKey));
       const keyed = keyRng() < o.keyedShare && KEYED_TYPES.has(type);
-      pending.push(submitOne(i, type, input, idempotencyKey, submitted, keyed ? CHAOS_KEY : undefined));
+      pending.push(submitOne(i, type, input, idempotencyKey, submitted, keyed ? CHAOS_KEY : undefined, priorityOf()));
     }
     await Promise.all(pending);
   })();
@@ -652,6 +677,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     ...(o.flows > 0 ? { refusedChildWrites: { ...refusedWrites } } : {}),
     ...(o.keyedShare > 0 ? { limits: { key: CHAOS_KEY, limit: o.keyLimit, holders } } : {}),
     ...(scheduleFacts ? { schedule: { ...scheduleFacts, ofType } } : {}),
+    ...(o.priorityShare > 0 ? { priorities: { rings } } : {}),
   });
   direct.doc.destroy();
   direct.sqs.destroy();
@@ -891,7 +917,7 @@ export function printChaos(run: ChaosRun): string {
   const w = Math.max(...v.rows.map((r) => r.check.length));
   const lines = [
     "",
-    `Chaos run — seed ${run.seed} (replay: npm run chaos -- --seed ${run.seed} --jobs ${run.options.jobs} --minutes ${run.options.minutes} --flows ${run.options.flows}${run.options.flows ? ` --flow-unwritten ${run.options.flowUnwritten}` : ""} --keyed-share ${run.options.keyedShare}${run.options.keyedShare ? ` --key-limit ${run.options.keyLimit}` : ""} --schedule-every-ms ${run.options.scheduleEveryMs})`,
+    `Chaos run — seed ${run.seed} (replay: npm run chaos -- --seed ${run.seed} --jobs ${run.options.jobs} --minutes ${run.options.minutes} --flows ${run.options.flows}${run.options.flows ? ` --flow-unwritten ${run.options.flowUnwritten}` : ""} --keyed-share ${run.options.keyedShare}${run.options.keyedShare ? ` --key-limit ${run.options.keyLimit}` : ""} --schedule-every-ms ${run.options.scheduleEveryMs} --priority-share ${run.options.priorityShare})`,
     `${"check".padEnd(w)}  result`,
     `${"─".repeat(w)}  ${"─".repeat(50)}`,
     ...v.rows.map((r) => `${r.check.padEnd(w)}  ${r.ok === null ? "  " : r.ok ? "✔ " : "✘ "}${r.value}`),
@@ -940,6 +966,7 @@ function parseArgs(argv: string[]): Partial<ChaosOptions> {
   set("keyedShare", num("--keyed-share"));
   set("keyLimit", num("--key-limit"));
   set("scheduleEveryMs", num("--schedule-every-ms"));
+  set("priorityShare", num("--priority-share"));
   if (argv.includes("--no-save")) out.save = false;
   // Leases alone find dead workers: the recovery before death events.
   if (argv.includes("--no-death-events")) out.deathEvents = false;
@@ -952,7 +979,7 @@ function parseArgs(argv: string[]): Partial<ChaosOptions> {
  * first with 10 of its executions' writes refused on the wire; a quarter of the keyable jobs under
  * a concurrency limit of 2; a schedule ticking every 2 s.
  */
-export const CLI_DEFAULTS: Partial<ChaosOptions> = { flows: 6, flowUnwritten: 10, keyedShare: 0.25, keyLimit: 2, scheduleEveryMs: 2_000 };
+export const CLI_DEFAULTS: Partial<ChaosOptions> = { flows: 6, flowUnwritten: 10, keyedShare: 0.25, keyLimit: 2, scheduleEveryMs: 2_000, priorityShare: 0.3 };
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   runChaos({ ...CLI_DEFAULTS, ...parseArgs(process.argv.slice(2)) }).then(

@@ -26,7 +26,7 @@ import { sets, target } from "./support/wire.js";
 const resumeWrite = (t: string, body: unknown) => target("UpdateItem")(t) && sets(body, "status", "queued") && sets(body, "waitedMs");
 
 describe("chaos (short)", () => {
-  it("loses nothing, completes nothing twice and spends no attempt unstarted under kills, wire faults, callers and duplicate messages, flows, limits and schedules included", async () => {
+  it("loses nothing, completes nothing twice and spends no attempt unstarted under kills, wire faults, callers and duplicate messages, flows, limits, schedules and priorities included", async () => {
     const run = await runChaos({
       jobs: 40,
       minutes: 0.5,
@@ -51,6 +51,7 @@ describe("chaos (short)", () => {
       keyedShare: 0.35,
       keyLimit: 2,
       scheduleEveryMs: 2_000,
+      priorityShare: 0.3,
       drainMs: 60_000,
       save: false,
       log: () => {},
@@ -88,5 +89,9 @@ describe("chaos (short)", () => {
     expect(run.verdict.schedule, report).toMatchObject({ everyMs: 2_000, missing: 0, extra: 0, notTerminal: 0, badRuns: 0, counts: { skipped: 0, missed: 0 } });
     expect(run.verdict.schedule.ticks, report).toBeGreaterThanOrEqual(8);
     expect(run.verdict.schedule.counts.fired, report).toBe(run.verdict.schedule.ticks);
+    // Priorities: high and low jobs were submitted and rung on their lanes, none off its lane, none changed on its way.
+    expect(run.verdict.priorities, report).toMatchObject({ changed: 0, offLane: 0 });
+    expect(run.verdict.priorities!.submitted.high + run.verdict.priorities!.submitted.low, report).toBeGreaterThanOrEqual(4);
+    expect(run.verdict.priorities!.rings.high + run.verdict.priorities!.rings.low, report).toBeGreaterThan(0);
   }, 180_000);
 });
