@@ -2,6 +2,7 @@
  * Job types: what a job is, where it runs and what limits it has. A type is a module that calls
  * `defineJob`; the registry is how the API validates a submission and the runner finds a handler.
  */
+import type { Fence } from "./fence.js";
 import type { z } from "zod";
 import { TIMINGS, type QueueName, type RunsOn } from "./config.js";
 import { ValidationError } from "./errors.js";
@@ -20,6 +21,18 @@ export interface JobLogger {
 export interface JobContext<C = unknown> {
   jobId: string;
   attempt: number;
+  /**
+   * This attempt's fence (core/fence.ts): the job and its fencing token, higher in every later
+   * attempt. Carry it into writes made elsewhere with `fencedUpdate` / `fencedPut`, so a write of
+   * an attempt that lost its lease (frozen past it) is refused once a later attempt has written.
+   */
+  fence: Fence;
+  /**
+   * A logical step's key, the same in every attempt of this job (`<jobId>:<step>`): an external
+   * API's idempotency key, or the key of the row the step writes, so a step re-run after a crash
+   * has its effect at most once.
+   */
+  effectKey(step: string): string;
   /** Reported as often as the handler likes; written at most once per heartbeat interval. */
   progress(done: number, total?: number, message?: string): void;
   /** Saves where to resume; rides on the next heartbeat and on every hand-back. */

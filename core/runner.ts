@@ -8,6 +8,7 @@
  * throws, or a store that fails while settling, never crashes the worker.
  */
 
+import { effectKey } from "./fence.js";
 import { boundedStack } from "./attempt-detail.js";
 import { LAMBDA_WORKER, laneOf, type Lane, type QueueName } from "./config.js";
 import { ReportBuffer } from "./coalescer.js";
@@ -345,6 +346,8 @@ export class Runner {
     const ctx: JobContext = {
       jobId: job.id,
       attempt: job.attempts,
+      fence: { jobId: job.id, token: lease.token },
+      effectKey: (step) => effectKey(job.id, step),
       progress: (done, total, message) => {
         if (!closed) buffer.progress(done, total, message);
       },

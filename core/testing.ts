@@ -9,6 +9,7 @@
  *   expect(run.aborted).toBe("shutdown");
  *   const resumed = await runHandler(myJob, { items: 10 }, { resumeFrom: run.lastCheckpoint });
  */
+import { effectKey } from "./fence.js";
 import { checkSize } from "./store.js";
 import { LIMITS } from "./config.js";
 import type { Progress } from "./job.js";
@@ -20,6 +21,8 @@ export interface RunHandlerOptions<C> {
   /** The checkpoint an earlier attempt saved; `ctx.resumeFrom`. */
   resumeFrom?: C;
   attempt?: number;
+  /** `ctx.fence.token`: the attempt's fencing token; its attempt number by default. */
+  token?: number;
   /** Fire the signal right after the handler's Nth checkpoint. */
   abortAfterCheckpoints?: number;
   /** Fire the signal this many milliseconds after the start. */
@@ -49,6 +52,8 @@ export interface HandlerRun<R, C> {
   waited?: { policy: FlowPolicy };
 }
 
+const TEST_JOB_ID = "TESTJOB0000000000000000000";
+
 export async function runHandler<I, R, C>(type: JobType<I, R, C>, input: unknown, o: RunHandlerOptions<C> = {}): Promise<HandlerRun<R, C>> {
   // The registry's own validation, so the refusal is the one a submission gets.
   const parsed = new Registry().register(type).parseInput(type.name, input);
@@ -63,8 +68,10 @@ export async function runHandler<I, R, C>(type: JobType<I, R, C>, input: unknown
   const started = Date.now();
   const log = (level: "info" | "warn" | "error"): JobLogger[typeof level] => (message, extra) => run.logs.push({ level, message, ...(extra ? { extra } : {}) });
   const ctx: JobContext<C> = {
-    jobId: "TESTJOB0000000000000000000",
+    jobId: TEST_JOB_ID,
     attempt: o.attempt ?? 1,
+    fence: { jobId: TEST_JOB_ID, token: o.token ?? o.attempt ?? 1 },
+    effectKey: (step) => effectKey(TEST_JOB_ID, step),
     progress: (done, total, message) => run.progress.push({ done, ...(total !== undefined ? { total } : {}), ...(message !== undefined ? { message } : {}) }),
     checkpoint: (value) => {
       // The same bound the worker enforces, so a test sees the refusal a worker would give.

@@ -76,6 +76,8 @@ function directCtx(resumeFrom: JunitCheckpoint | undefined, ac = new AbortContro
   const ctx: JobContext<JunitCheckpoint> = {
     jobId: "direct",
     attempt: 1,
+    fence: { jobId: "direct", token: 1 },
+    effectKey: (step) => `direct:${step}`,
     progress: () => undefined,
     checkpoint: (c) => void saved.push(structuredClone(c)),
     resumeFrom,

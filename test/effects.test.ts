@@ -1,0 +1,102 @@
+/**
+ * Exactly-once effects beyond Warden's table (docs/effects.md): the fence a handler carries into
+ * its own table's writes, and the stable key of a logical step. Real leases from the store (a
+ * claim, then a takeover after the lease ran out), real conditional writes to a table of the
+ * test's own on dynalite and on DynamoDB Local, and a real handler run through the runner.
+ */
+import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
+import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { beforeAll, describe, expect, test } from "vitest";
+import { effectKey, fencedPut, fencedUpdate, FENCE_ATTRIBUTE, isFencedOut, type Fence } from "../core/fence.js";
+import type { Lease } from "../core/job.js";
+import { MemoryMetrics } from "../core/metrics.js";
+import { defineJob, Registry } from "../core/registry.js";
+import { Runner } from "../core/runner.js";
+import { loadRuntime } from "../core/runtime.js";
+import { buildServices } from "../core/services.js";
+import type { NewJob } from "../core/store.js";
+import { clientConfig } from "../local/emulators.js";
+import { BACKENDS, manualClock, useEmulators, waitFor, type TestEnv } from "./support/emulators.js";
+
+const spec = (): NewJob => ({ owner: "alice", type: "demo.sleep", queue: "default", input: {}, maxAttempts: 3, timeoutMs: 3_600_000 });
+const fenceOf = (l: Lease): Fence => ({ jobId: l.jobId, token: l.token });
+const refusal = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+
+describe.each(BACKENDS)("on %s", (backend) => {
+  const env: TestEnv = useEmulators(`effects-${backend}`, { dynamodb: backend });
+  const table = `effects-${backend}`;
+  beforeAll(async () => {
+    const client = new DynamoDBClient(clientConfig(env.emu.dynamoEndpoint));
+    try {
+      await client.send(new CreateTableCommand({ TableName: table, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }));
+    } catch (e) {
+      if (!(e instanceof ResourceInUseException)) throw e;
+    } finally {
+      client.destroy();
+    }
+  });
+  const row = async (id: string) => (await env.doc.send(new GetCommand({ TableName: table, Key: { id }, ConsistentRead: true }))).Item;
+
+  test("a fenced write of an attempt that lost its lease is refused once a later attempt has written the row; each attempt may write its own again", async () => {
+    const clock = manualClock(1_800_000_000_000);
+    const store = env.store({ now: clock.now });
+    const { job } = await store.create(spec());
+    const first = await store.claim(job.id, "frozen", 1_000);
+    if (!first.ok) throw new Error("claim refused");
+    // The first worker froze past its lease; another takes the job over.
+    clock.advance(5_000);
+    const second = await store.claim(job.id, "alive", 1_000);
+    if (!second.ok) throw new Error("takeover refused");
+    const [stale, live] = [fenceOf(first.lease), fenceOf(second.lease)];
+    expect(live.token).toBeGreaterThan(stale.token);
+
+    const id = effectKey(job.id, "charge");
+    // The stale attempt wrote before it froze: nothing higher was there, so it landed …
+    await env.doc.send(new PutCommand({ TableName: table, ...fencedPut(stale, { id, amount: 3 }) }));
+    // … the live attempt's write of the same step replaces it, and lands again when resent …
+    for (let i = 0; i < 2; i++) await env.doc.send(new PutCommand({ TableName: table, ...fencedPut(live, { id, amount: 5 }) }));
+    // … and the stale attempt, continued, is refused both ways: a put and an update.
+    const put = await refusal(env.doc.send(new PutCommand({ TableName: table, ...fencedPut(stale, { id, amount: 3 }) })));
+    expect(isFencedOut(put)).toBe(true);
+    const update = fencedUpdate(stale, { UpdateExpression: "SET #a = #a + :x", ExpressionAttributeNames: { "#a": "amount" }, ExpressionAttributeValues: { ":x": 1 } });
+    expect(isFencedOut(await refusal(env.doc.send(new UpdateCommand({ TableName: table, Key: { id }, ...update }))))).toBe(true);
+    expect(await row(id)).toEqual({ id, amount: 5, [FENCE_ATTRIBUTE]: live.token });
+
+    // The live attempt's own update, with a condition of its own beside the fence.
+    const mine = fencedUpdate(live, { UpdateExpression: "SET #a = #a + :x", ConditionExpression: "#a < :cap", ExpressionAttributeNames: { "#a": "amount" }, ExpressionAttributeValues: { ":x": 1, ":cap": 10 } });
+    await env.doc.send(new UpdateCommand({ TableName: table, Key: { id }, ...mine }));
+    expect(await row(id)).toEqual({ id, amount: 6, [FENCE_ATTRIBUTE]: live.token });
+  });
+
+  test("the same step has the same key in every attempt of the job, and each attempt a higher token: ctx.fence and ctx.effectKey through the runner", async () => {
+    const seen: { attempt: number; fence: Fence; key: string }[] = [];
+    const flaky = defineJob({
+      name: "effects.flaky",
+      input: z.object({}),
+      runsOn: "lambda",
+      limits: { backoffBaseMs: 1, backoffMaxMs: 1 },
+      handler: async (_input, ctx) => {
+        seen.push({ attempt: ctx.attempt, fence: ctx.fence, key: ctx.effectKey("charge") });
+        if (ctx.attempt === 1) throw new Error("the first attempt fails");
+        return { ok: true };
+      },
+    });
+    const cfg = loadRuntime({ ...env.emu.env, WARDEN_LEASE_SECONDS: "5" });
+    const s = buildServices(cfg, { doc: env.doc, sqs: env.sqs, metrics: new MemoryMetrics(), registry: new Registry().register(flaky) });
+    const runner = new Runner(s, { workerId: "w-effects", kind: "lambda", log: { info() {}, warn() {}, error() {} } });
+    const { job } = await s.store.create({ owner: "alice", type: flaky.name, queue: "default", input: {}, maxAttempts: 3, timeoutMs: 60_000 });
+    await waitFor(async () => ((await runner.run(job.id)).claimed && (await s.store.mustGet(job.id)).status === "succeeded") || undefined, 10_000, "the job to succeed on its second attempt");
+    expect(seen.map((x) => x.attempt)).toEqual([1, 2]);
+    expect(seen.map((x) => x.key)).toEqual([`${job.id}:charge`, `${job.id}:charge`]);
+    expect(seen.every((x) => x.fence.jobId === job.id)).toBe(true);
+    expect(seen[1]!.fence.token).toBeGreaterThan(seen[0]!.fence.token);
+  });
+});
+
+describe("effect keys", () => {
+  test("are the job and the step; a step that is empty, too long or has spaces is refused with what a step may be", () => {
+    expect(effectKey("01JOB", "row/42")).toBe("01JOB:row/42");
+    for (const bad of ["", " charge", "a b", "x".repeat(201)]) expect(() => effectKey("01JOB", bad)).toThrow(/an effect's step is 1 to 200 letters/);
+  });
+});
