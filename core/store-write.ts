@@ -19,6 +19,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { TABLE } from "./config.js";
 import { TooLargeError, StoreRejectedError } from "./errors.js";
 import { Expr, isConditionFailure } from "./expr.js";
 import { ITEM_LIMIT_BYTES, itemBytes } from "./item-size.js";
@@ -70,6 +71,11 @@ export interface WriteOptions {
   writeId?: string;
   /** Bounds the whole write (its value puts, the record write, a read-back), the SDK's retries included. */
   timeoutMs?: number;
+}
+
+/** One Put of a TransactWriteItems request, in the document client's shape. */
+export interface TransactPut {
+  Put: { TableName: string; Item: Record<string, unknown>; ConditionExpression?: string; ExpressionAttributeNames?: Record<string, string>; ExpressionAttributeValues?: Record<string, unknown> };
 }
 
 export type WriteResult<J extends Job> = { applied: true; job: J } | { applied: false; found: Job | undefined };
@@ -154,11 +160,33 @@ export class ChangeWriter {
   }
 
   private async put<J extends Job>(c: Change<J>, extra: Record<string, unknown>, signal?: AbortSignal): Promise<J> {
+    await this.db.send(new PutCommand(this.putOf(c, extra)), within(signal));
+    return c.next;
+  }
+
+  /** A new job's record as one conditional Put: the item `write` would create, never over another. */
+  private putOf(c: Change, extra: Record<string, unknown>): TransactPut["Put"] {
     const item = { ...itemOf(c.next), createdKey: createdKey(c.next.createdAt, c.next.id), ...extra };
     const x = new Expr().when("attribute_not_exists(#id)");
     x.name("id");
-    await this.db.send(new PutCommand({ TableName: this.table, Item: item, ...x.params() }), within(signal));
-    return c.next;
+    return { TableName: this.table, Item: item, ...x.params() };
+  }
+
+  /**
+   * A create as TransactWriteItems entries, written by the caller inside its own transaction
+   * (core/enqueue.ts): the job's value items first (an input too large for the record), then the
+   * record, each a Put conditional on its key being new. The same record `write` would make, so
+   * the store reads, claims and sweeps it like any other. No I/O.
+   */
+  createEntries<J extends Job>(change: Change<J>): { job: J; entries: TransactPut[] } {
+    if (change.guard.kind !== "absent") throw new Error("only a create can be written inside a caller's transaction");
+    const nonce = newNonce();
+    const placed = placeValues(change.prev, change.next, nonce, this.clock.now(), this.clock.retentionDays);
+    const c: Change<J> = { ...change, next: placed.next };
+    const extra = { lastWrite: nonce, [NONCE_ATTR.origin]: nonce };
+    checkRecordSize({ ...itemOf(c.next), ...extra });
+    const values: TransactPut[] = placed.puts.map((item) => ({ Put: { TableName: this.table, Item: { ...item }, ConditionExpression: "attribute_not_exists(#id)", ExpressionAttributeNames: { "#id": TABLE.partitionKey } } }));
+    return { job: carryValues(c.next, change.next), entries: [...values, { Put: this.putOf(c, extra) }] };
   }
 
   private async update<J extends Job>(c: Change<J>, extra: Record<string, unknown>, signal?: AbortSignal): Promise<J> {

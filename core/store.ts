@@ -27,7 +27,7 @@ import * as life from "./lifecycle.js";
 import type { AttemptFailure, Change, ClaimRefusal, Clock, FailOptions, NewJob, Report, WorkerDeath } from "./lifecycle.js";
 import { listJobKeys, type ListFilter } from "./listing.js";
 import { allDueShards } from "./shards.js";
-import { ChangeWriter, newNonce, toJob, type Recognize, type WriteOptions, type WriteResult } from "./store-write.js";
+import { ChangeWriter, newNonce, toJob, type Recognize, type TransactPut, type WriteOptions, type WriteResult } from "./store-write.js";
 import { needsRefresh, SHOWN_VALUES, type LoadedValues, type ValueField } from "./values.js";
 
 export type { ClaimRefusal, NewJob, Report, WorkerDeath } from "./lifecycle.js";
@@ -250,6 +250,17 @@ export class JobStore {
     if (w.applied) return { job: w.job, created: true };
     if (!w.found) throw new ConflictError("the job was deleted while it was being created; try again");
     return this.existing(w.found, spec);
+  }
+
+  /**
+   * A new queued job as entries of the caller's own TransactWriteItems (core/enqueue.ts), nothing
+   * written here. Its id derives from owner and idempotency key, so a transaction retried after
+   * it committed makes no second job (it is refused, as the key is taken). A job whose doorbell
+   * is never rung is found by the sweeper at its start deadline, like any queued job.
+   */
+  createEntries(spec: NewJob & { idempotencyKey: string }): { job: Job; entries: TransactPut[] } {
+    validateNewJob(spec);
+    return this.writer.createEntries(life.create(spec, idempotentId(spec.owner, spec.idempotencyKey), this.clock()));
   }
 
   /**

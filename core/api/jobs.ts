@@ -15,6 +15,7 @@ import type { Caller } from "./identity.js";
 import { MAX_RUN_AT_DAYS, type ChildrenQuery, type ListQuery, type SubmitRequest } from "./requests.js";
 import { chainSpec, queueBeforeInput, roundSpecs } from "../child-specs.js";
 import { SHOWN_VALUES } from "../values.js";
+import type { TransactPut } from "../store-write.js";
 import { retryAfterSeconds, toApiAttemptDetail, toApiJob, toApiWhy, type ApiAttemptDetail, type ApiJob, type ApiWhy } from "./view.js";
 
 /** Structured log lines; callers never pass inputs, tokens or bodies. */
@@ -71,6 +72,51 @@ export class JobsApi {
    * table with a start deadline, and the sweeper sends its message again when that passes.
    */
   async submit(caller: Caller, req: SubmitRequest): Promise<{ job: ApiJob; created: boolean }> {
+    const spec = this.specOf(caller, req);
+    const { queue, type: typeName } = spec;
+    const now = this.now;
+    // Every child and step is checked before anything is written (core/child-specs.ts): a bad one is a 400 that writes nothing.
+    const { job, created } = req.children
+      ? await this.s.store.createFlow(spec, roundSpecs(this.s.registry, req.children), req.policy ?? "collect")
+      : req.after
+        ? await this.s.store.createFlow(spec, [chainSpec(this.s.registry, req.after)], "failFast", { chain: true })
+        : await this.s.store.create(spec);
+    if (!created) {
+      this.log.info("idempotent submit found the first job", { jobId: job.id, caller: caller.id });
+      return { job: toApiJob(job, now), created };
+    }
+    this.s.metrics.emit("JobsSubmitted", 1, { Queue: queue, JobType: typeName });
+    this.log.info("job submitted", { jobId: job.id, type: typeName, queue, caller: caller.id });
+    await this.ring(job, now);
+    return { job: toApiJob(job, now), created };
+  }
+
+  /**
+   * A submit as entries of the caller's own DynamoDB transaction (core/enqueue.ts), checked as
+   * `submit` checks it; nothing is written here. It needs an idempotency key (the job's id is
+   * derived from it, so a retried transaction makes one job) and has no children or chain step
+   * (those are written in several steps, which a single transaction cannot hold).
+   */
+  transactEntries(caller: Caller, req: SubmitRequest): { job: ApiJob; entries: TransactPut[] } {
+    if (req.idempotencyKey === undefined) throw new ApiError("invalid_request", "a job enqueued inside a transaction needs an idempotencyKey: its id derives from it, so a retried transaction makes one job");
+    if (req.children || req.after) throw new ApiError("invalid_request", "a job enqueued inside a transaction cannot have children or be a chain's step; submit those through POST /jobs");
+    const { job, entries } = this.s.store.createEntries({ ...this.specOf(caller, req), idempotencyKey: req.idempotencyKey });
+    return { job: toApiJob(job, this.now), entries };
+  }
+
+  /**
+   * Rings a job's doorbell after the transaction that wrote it committed. False when there is no
+   * such job of the caller's (the transaction did not commit) or it is not queued any more.
+   */
+  async ringCommitted(caller: Caller, id: string): Promise<boolean> {
+    const job = await this.s.store.getRecord(id);
+    if (!job || job.owner !== caller.id || job.status !== "queued") return false;
+    await this.ring(job, this.now);
+    return true;
+  }
+
+  /** What a submit asks for, checked: its type and input, queue, limits and keys (a 400 otherwise). */
+  private specOf(caller: Caller, req: SubmitRequest) {
     // A chain's job takes its last step's result as its input: that is checked when it runs.
     const { type, input } = req.after ? { type: this.knownType(req.type), input: null } : this.s.registry.parseInput(req.type, req.input);
     // A chain's job has no input yet for an `auto` type's size estimate.
@@ -96,20 +142,7 @@ export class JobsApi {
       ...(req.concurrencyKey !== undefined ? { concurrencyKey: req.concurrencyKey } : {}),
       ...(req.priority !== undefined ? { priority: req.priority } : {}),
     };
-    // Every child and step is checked before anything is written (core/child-specs.ts): a bad one is a 400 that writes nothing.
-    const { job, created } = req.children
-      ? await this.s.store.createFlow(spec, roundSpecs(this.s.registry, req.children), req.policy ?? "collect")
-      : req.after
-        ? await this.s.store.createFlow(spec, [chainSpec(this.s.registry, req.after)], "failFast", { chain: true })
-        : await this.s.store.create(spec);
-    if (!created) {
-      this.log.info("idempotent submit found the first job", { jobId: job.id, caller: caller.id });
-      return { job: toApiJob(job, now), created };
-    }
-    this.s.metrics.emit("JobsSubmitted", 1, { Queue: queue, JobType: type.name });
-    this.log.info("job submitted", { jobId: job.id, type: type.name, queue, caller: caller.id });
-    await this.ring(job, now);
-    return { job: toApiJob(job, now), created };
+    return spec;
   }
 
   private knownType(name: string) {
