@@ -60,6 +60,8 @@ interface ChaosSaved {
     flowUnwritten?: number;
     /** Share of the jobs submitted high or low (section 11). */
     priorityShare?: number;
+    /** chaos.effects jobs (section 12). */
+    effects?: number;
   };
   verdict: {
     ok: boolean;
@@ -159,6 +161,12 @@ export function writeReport(): string {
       ...(chaos.options.priorityShare
         ? [
             `**Priorities.** ${Math.round(chaos.options.priorityShare * 100)} % of the submitted jobs are high or low (half each), so each queue's three lanes carry doorbells from every path that rings a job: the submit, a retry's or release's re-ring, the sweeper's resends and reclaims, death events, the gates' wakes. The SQS fault proxy sees every doorbell SQS accepted ([local/chaos-priorities.ts](../local/chaos-priorities.ts)): each must ring on the lane its job's priority names (the queue URL and the body both), and every job must end with the priority it was submitted with. Which job starts first is not checked under chaos (a high job whose doorbell was lost rightly starts after normal ones, once the sweeper resends it); [test/priorities.test.ts](../test/priorities.test.ts) shows the order on a quiet system. Seen to fail: with the runner's re-ring sending every job on the normal lane, a 40-job run reported \`3 doorbells rang off their job's lane\`.`,
+            "",
+          ]
+        : []),
+      ...(chaos.options.effects
+        ? [
+            `**Fenced effects** ([docs/effects.md](effects.md)). ${chaos.options.effects} \`chaos.effects\` jobs each write one row per step to a downstream table of the run's own, keyed by \`ctx.effectKey\` and fenced with \`ctx.fence\` (\`fencedPut\`), through the same wire-fault proxy as the store. Each one's first attempt freezes its whole process for five leases right before its middle step's write: the lease runs out, another worker takes the job over and writes the rows, and the frozen attempt, continued, writes last. Checked from the table's rows after the drain and the ledger's record of every write as its handler heard the answer: every step of every job has its row, no row holds a lower token than a write of it that landed (a stale attempt's write over a later one's), and the frozen attempts' writes were refused (more than none). Seen to fail: with the fence's comparison made always true, a 40-job run reported a step's row holding token 1 after a write under token 3 had landed, and no write refused.`,
             "",
           ]
         : []),

@@ -29,6 +29,7 @@ import { tickKey, type Schedule } from "../core/schedule.js";
 import type { SlotEntry } from "../core/gates.js";
 import type { Priority } from "../core/config.js";
 import { checkPriorities, priorityRows, type PriorityFigures, type Ring } from "./chaos-priorities.js";
+import { checkEffects, effectRows, type EffectsFacts, type EffectsFigures } from "./chaos-effects.js";
 import { idempotentId } from "../core/store.js";
 import { EXECUTION_TYPES, UNSTORABLE_CODES, UNSTORABLE_TYPES, executionScore, executionsOf, expectedStatus, expectedSum, type EvaluateInput, type EvaluationResult, type ExecutionResult, type NearLimitResult } from "./chaos-jobs.js";
 import type { ChildLink, LedgerEntry, StoreEntry } from "./chaos-ledger.js";
@@ -117,6 +118,8 @@ export interface ChaosFacts {
   schedule?: ScheduleFacts;
   /** Every doorbell SQS accepted, when some jobs were submitted high or low (section 11). */
   priorities?: { rings: Ring[] };
+  /** The chaos.effects jobs and the downstream table's rows after the drain (section 12). */
+  effects?: EffectsFacts;
 }
 
 /** A concurrency limit set before the run on `key:<key>`, which the submitted jobs with that `concurrencyKey` carry. */
@@ -173,6 +176,8 @@ export interface ChaosVerdict {
   schedule: ScheduleFigures;
   /** Section 11, when some jobs were submitted high or low. */
   priorities?: PriorityFigures;
+  /** Section 12, when chaos.effects jobs ran. */
+  effects?: EffectsFigures;
 }
 
 /** Section 9's figures (zeros without a limit). */
@@ -656,6 +661,9 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
   // 11. priorities: every job kept its priority, every doorbell rang on its job's lane
   const priorities = f.priorities ? checkPriorities({ submitted: f.submitted, rings: f.priorities.rings }, f.jobs, violations) : undefined;
 
+  // 12. fenced effects: one row per step in the downstream table, no stale attempt's write over a later one's, stale writes refused
+  const effects = f.effects ? checkEffects(f.effects, f.ledger, f.jobs, violations) : undefined;
+
   // figures: jobs that needed the sweeper; death → running again; fenced-out results
   const sweptJobs = new Set(ledger.filter((e) => e.k === "swept").map((e) => (e as Of<"swept">).job));
   const dropped = f.submitted.filter((s) => s.enqueueDropped);
@@ -749,6 +757,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     ...(f.limits ? limitRows(limits) : []),
     ...(f.schedule ? scheduleRows(schedule) : []),
     ...(priorities ? priorityRows(priorities) : []),
+    ...(effects ? effectRows(effects) : []),
   ];
   return {
     ok: violations.length === 0,
@@ -768,6 +777,7 @@ export function checkChaos(f: ChaosFacts): ChaosVerdict {
     limits,
     schedule,
     ...(priorities ? { priorities } : {}),
+    ...(effects ? { effects } : {}),
   };
 }
 

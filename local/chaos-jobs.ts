@@ -51,6 +51,9 @@ import { defineJob, type JobContext, type JobType, type Registry } from "../core
 import type { Services } from "../core/services.js";
 import { breakIfAsked } from "./chaos-broken.js";
 import { record } from "./chaos-ledger.js";
+import { PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { dynamoClient } from "../core/aws.js";
+import { fencedPut, isFencedOut } from "../core/fence.js";
 
 const stepsInput = z
   .object({
@@ -142,6 +145,55 @@ export const chaosStall = defineJob<StepsInput, StepsResult, StepsCheckpoint>({
   runsOn: "fargate",
   limits: CHAOS_LIMITS,
   handler: runSteps,
+});
+
+/** The downstream table chaos.effects writes to (local/chaos.ts makes it), reached like the store: through the wire-fault proxy. */
+export const EFFECTS_TABLE_ENV = "WARDEN_CHAOS_EFFECTS_TABLE";
+let effectsDoc: DynamoDBDocumentClient | undefined;
+const effectsClient = (): DynamoDBDocumentClient =>
+  (effectsDoc ??= dynamoClient({ dynamodb: process.env.WARDEN_DYNAMODB_ENDPOINT, requestTimeoutMs: Number(process.env.WARDEN_AWS_REQUEST_TIMEOUT_MS) || undefined }));
+
+const effectsInput = z.object({ steps: z.number().int().min(1).max(100), stepMs: z.number().int().min(0).max(10_000), stallMs: z.number().int().min(0).max(60_000) }).strict();
+type EffectsInput = z.infer<typeof effectsInput>;
+
+/**
+ * chaos.effects (Fargate): `steps` steps, each one fenced write of its row to the downstream
+ * table (keyed by ctx.effectKey, so a step re-run rewrites its row), then a checkpoint. Its first
+ * attempt freezes its process (like chaos.stall) for `stallMs`, past its lease, right before the
+ * write of its middle step: another worker takes the job over and writes that row, and the
+ * frozen one, continued, must be refused by the fence. A refused write ends the attempt.
+ */
+async function runEffects(input: EffectsInput, ctx: JobContext<{ next: number }>): Promise<{ steps: number }> {
+  const table = process.env[EFFECTS_TABLE_ENV];
+  if (!table) throw new PermanentError(`${EFFECTS_TABLE_ENV} is not set: the chaos run makes the downstream table`);
+  const resume = ctx.resumeFrom?.next ?? 0;
+  record({ k: "start", job: ctx.jobId, attempt: ctx.attempt, resume, pid: process.pid, at: Date.now() });
+  for (let step = resume; step < input.steps; step++) {
+    if (!(await pause(input.stepMs, ctx.signal))) throw new AbortedError(ctx.signal.reason);
+    if (ctx.attempt === 1 && step === Math.floor(input.steps / 2) && input.stallMs) freeze(input.stallMs);
+    const id = ctx.effectKey(`step/${step}`);
+    const item = { id, job: ctx.jobId, step, attempt: ctx.attempt };
+    try {
+      await effectsClient().send(new PutCommand({ TableName: table, ...fencedPut(ctx.fence, item) }));
+    } catch (e) {
+      if (!isFencedOut(e)) throw e;
+      record({ k: "effect", job: ctx.jobId, attempt: ctx.attempt, step, token: ctx.fence.token, refused: true, pid: process.pid, at: Date.now() });
+      throw new AbortedError("lease_lost");
+    }
+    record({ k: "effect", job: ctx.jobId, attempt: ctx.attempt, step, token: ctx.fence.token, refused: false, pid: process.pid, at: Date.now() });
+    record({ k: "step", job: ctx.jobId, attempt: ctx.attempt, step, pid: process.pid, at: Date.now() });
+    ctx.checkpoint({ next: step + 1 });
+  }
+  record({ k: "done", job: ctx.jobId, attempt: ctx.attempt, pid: process.pid, at: Date.now() });
+  return { steps: input.steps };
+}
+
+export const chaosEffects = defineJob<EffectsInput, { steps: number }, { next: number }>({
+  name: "chaos.effects",
+  input: effectsInput,
+  runsOn: "fargate",
+  limits: CHAOS_LIMITS,
+  handler: runEffects,
 });
 
 /** A schedule's tick (local/chaos.ts `scheduleEveryMs`): a short steps job, of its own type. */
@@ -375,7 +427,7 @@ export const chaosEvaluate = defineJob<EvaluateInput, EvaluationResult>({
 export const chaosLambdaWorkerId = (pid: number | undefined): string => `lambda:chaos-${pid ?? "?"}`;
 
 /** As the workers register them: each handler's end recorded (`tracked`). */
-export const CHAOS_TYPES: JobType<any, any, any>[] = [chaosSteps, chaosLong, chaosStall, chaosTick, chaosFlaky, chaosDoomed, chaosUnstorable, chaosOversize, chaosNearLimit, chaosEvaluate, chaosExecution, chaosExecutionLarge].map((t: JobType<any, any, any>) => tracked(t));
+export const CHAOS_TYPES: JobType<any, any, any>[] = [chaosSteps, chaosLong, chaosStall, chaosTick, chaosEffects, chaosFlaky, chaosDoomed, chaosUnstorable, chaosOversize, chaosNearLimit, chaosEvaluate, chaosExecution, chaosExecutionLarge].map((t: JobType<any, any, any>) => tracked(t));
 
 /**
  * The types that may carry the run's concurrency key (`keyedShare`): Lambda and Fargate ones, a
@@ -389,6 +441,7 @@ export const EXPECTED_STATUS: Record<string, "succeeded" | "failed"> = {
   "chaos.steps": "succeeded",
   "chaos.long": "succeeded",
   "chaos.stall": "succeeded",
+  "chaos.effects": "succeeded",
   "chaos.tick": "succeeded",
   "chaos.flaky": "succeeded",
   "chaos.doomed": "failed",

@@ -65,6 +65,12 @@ export type LedgerEntry =
   /** A handler was refused a checkpoint (TooLargeError) and caught it. */
   | { k: "refused"; job: string; attempt: number; bytes: number; pid: number; at: number }
   /**
+   * A chaos.effects handler's fenced write of one step's row to the downstream table, as the SDK
+   * answered it: landed, or refused by the fence (a later attempt had written the row). `at` is
+   * when the answer came.
+   */
+  | { k: "effect"; job: string; attempt: number; step: number; token: number; refused: boolean; pid: number; at: number }
+  /**
    * A handler's end, however it ended (returned, threw, aborted: `threw`), from a `finally` around
    * every chaos handler (chaos-jobs.ts `tracked`). A process killed under it records none; one
    * frozen under it records it when it is continued.

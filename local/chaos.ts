@@ -68,10 +68,11 @@ import { parentEnv } from "../functions/parent-watch.js";
 import { UNSAFE_RESUME_ENV } from "./chaos-broken.js";
 import { checkChaos, EVALUATE_TYPE, FAULT_KINDS, flowChildren, scheduleTicks, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type ScheduleFacts, type Submitted } from "./chaos-check.js";
 import { seeded } from "./chaos-faults.js";
-import { BIG, chaosLambdaWorkerId, chaosTick, executionsOf, KEYED_TYPES, registerChaosJobs, type EvaluateInput } from "./chaos-jobs.js";
+import { BIG, chaosLambdaWorkerId, chaosTick, EFFECTS_TABLE_ENV, executionsOf, KEYED_TYPES, registerChaosJobs, type EvaluateInput } from "./chaos-jobs.js";
 import { appliedReader, readLedger, record, LEDGER_ENV, UA_APP_IDS } from "./chaos-ledger.js";
 import { armPlanned, type LateDelivery, type PlannedFault } from "./chaos-planned.js";
-import { startEmulators } from "./emulators.js";
+import { clientConfig, startEmulators } from "./emulators.js";
+import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
 import { WorkerFleet } from "./fleet.js";
 import { DeathReaper, type WorkerDeath } from "../core/deaths.js";
 import { startWireProxy, type AppliedRequest, type WireFaultKind } from "./wire-faults.js";
@@ -175,6 +176,12 @@ export interface ChaosOptions {
    * job's lane, and every job to keep its priority (section 11).
    */
   priorityShare: number;
+  /**
+   * How many chaos.effects jobs to submit (section 12): each writes one fenced row per step to a
+   * downstream table of the run's own, and its first attempt freezes past its lease before its
+   * middle step's write, so the fence must refuse the frozen attempt's write; 0 for none.
+   */
+  effects: number;
   /** Longest wait for every job to become terminal after the chaos stops. */
   drainMs: number;
   save: boolean;
@@ -218,6 +225,7 @@ export const DEFAULTS: ChaosOptions = {
   keyLimit: 2,
   scheduleEveryMs: 0,
   priorityShare: 0,
+  effects: 0,
   drainMs: 120_000,
   save: true,
   log: (l) => console.log(l),
@@ -308,6 +316,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     WARDEN_POLL_WAIT_SECONDS: String(o.pollWaitSeconds),
     WARDEN_EXTRA_JOBS: join(ROOT, "local", "chaos-jobs.ts"),
     [LEDGER_ENV]: ledgerPath,
+    [EFFECTS_TABLE_ENV]: EFFECTS_TABLE,
   };
   // The broken fan-in goes to every process that may resume a parent: the workers (a parent's last child) and the sweeper (its recount).
   const brokenFanIn: Record<string, string> = o.unsafeUnconditionalResume ? { [UNSAFE_RESUME_ENV]: "1" } : {};
@@ -321,6 +330,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const directEnv: Record<string, string> = { ...env, WARDEN_DYNAMODB_ENDPOINT: emu.dynamoEndpoint, WARDEN_SQS_ENDPOINT: emu.sqsEndpoint };
   delete directEnv.WARDEN_AWS_REQUEST_TIMEOUT_MS; // the checks' reads keep the normal bound
   const direct = buildServices(loadRuntime(directEnv), { registry });
+  if (o.effects > 0) await makeEffectsTable(emu.dynamoEndpoint);
   // The limit exists before any process starts, so no claim of a keyed job reads settings without it.
   if (o.keyedShare > 0) await direct.store.controls.setLimit(`key:${CHAOS_KEY}`, { concurrency: o.keyLimit }, "chaos", Date.now());
   const planned = armPlanned(o.planned, { dynamodb: dynamoProxy, sqs: sqsProxy }, async (id) => isTerminal((await direct.store.get(id))?.status ?? "queued"), plog);
@@ -486,6 +496,23 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await Promise.all(pending);
   })();
 
+  // The fenced-effects jobs: spread over the first half of the window (so each first attempt's
+  // freeze and its takeover happen under the chaos), submitted like any other job, and held to
+  // the per-job checks too.
+  const effectJobs: Submitted[] = [];
+  const submitEffects = (async () => {
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < o.effects; i++) {
+      const due = chaosStart + ((submitEnd - chaosStart) * i) / (2 * o.effects);
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+      // Frozen for five leases: long enough for the lease to run out, the sweeper to take the job
+      // back and, if the frozen process's own long poll swallowed that doorbell, to ring it again at
+      // its start deadline; so a later attempt has written the row before the frozen one's write.
+      pending.push(submitOne(`effects-${i}`, "chaos.effects", { ...EFFECTS_INPUT, stallMs: Math.round(o.leaseSeconds * 1000 * 5 + 4 * EFFECTS_INPUT.stepMs) }, `chaos-${seed}-effects-${i}`, effectJobs));
+    }
+    await Promise.all(pending);
+  })();
+
   // The flows: evaluations spread over the same window, each decided by a generator of its own,
   // so a run without flows replays the same plan as before they existed.
   const evaluations: Submitted[] = [];
@@ -605,6 +632,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
 
   await submitAll;
   await submitFlows;
+  await submitEffects;
   // Keep the chaos going to the end of the window, then let the system drain.
   while (Date.now() < chaosEnd) await new Promise((r) => setTimeout(r, 500));
   for (const t of timers) clearTimeout(t);
@@ -625,7 +653,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       else ticks.may.add(t.id); // fired only by a sweep the pause overtook, if at all
     }
   }
-  const ids = () => [...[...submitted, ...flowJobs()].map((s) => s.id), ...ticks.must, ...ticks.may];
+  const ids = () => [...[...submitted, ...flowJobs(), ...effectJobs].map((s) => s.id), ...ticks.must, ...ticks.may];
   const chaosStoppedAt = Date.now();
   let drained = false;
   let last = "";
@@ -662,7 +690,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   if (scheduleFacts) scheduleFacts.schedule = await direct.store.schedules.mustGet(scheduleId);
   const ofType = scheduleFacts ? await jobsOfType(direct.doc, direct.store.table, scheduleFacts.schedule.job.type) : [];
   const verdict = checkChaos({
-    submitted: [...submitted, ...evaluations],
+    submitted: [...submitted, ...evaluations, ...effectJobs],
     jobs,
     ledger: readLedger(ledgerPath),
     kills,
@@ -678,6 +706,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     ...(o.keyedShare > 0 ? { limits: { key: CHAOS_KEY, limit: o.keyLimit, holders } } : {}),
     ...(scheduleFacts ? { schedule: { ...scheduleFacts, ofType } } : {}),
     ...(o.priorityShare > 0 ? { priorities: { rings } } : {}),
+    ...(o.effects > 0 ? { effects: { jobs: effectJobs.map((s) => ({ id: s.id, steps: EFFECTS_INPUT.steps })), rows: await scanAll(direct.doc, EFFECTS_TABLE) } } : {}),
   });
   direct.doc.destroy();
   direct.sqs.destroy();
@@ -748,6 +777,33 @@ function evaluationInput(rng: () => number, o: ChaosOptions, i: number): Evaluat
 }
 
 /** Every job of `type` in the table, by id: a consistent scan, for the check that a schedule made no job beyond its ticks'. */
+/** The downstream table chaos.effects writes its rows to: a table of the run's own, beside the jobs table. */
+const EFFECTS_TABLE = "chaos-effects";
+/** Each chaos.effects job's steps; its first attempt freezes for three leases, far past its own. */
+const EFFECTS_INPUT = { steps: 6, stepMs: 150 };
+
+async function makeEffectsTable(endpoint: string): Promise<void> {
+  const client = new DynamoDBClient(clientConfig(endpoint));
+  try {
+    await client.send(new CreateTableCommand({ TableName: EFFECTS_TABLE, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }));
+  } catch (e) {
+    if (!(e instanceof ResourceInUseException)) throw e;
+  } finally {
+    client.destroy();
+  }
+}
+
+async function scanAll(doc: DynamoDBDocumentClient, table: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await doc.send(new ScanCommand({ TableName: table, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }));
+    out.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return out;
+}
+
 async function jobsOfType(doc: DynamoDBDocumentClient, table: string, type: string): Promise<string[]> {
   const out: string[] = [];
   let start: Record<string, unknown> | undefined;
@@ -917,7 +973,7 @@ export function printChaos(run: ChaosRun): string {
   const w = Math.max(...v.rows.map((r) => r.check.length));
   const lines = [
     "",
-    `Chaos run — seed ${run.seed} (replay: npm run chaos -- --seed ${run.seed} --jobs ${run.options.jobs} --minutes ${run.options.minutes} --flows ${run.options.flows}${run.options.flows ? ` --flow-unwritten ${run.options.flowUnwritten}` : ""} --keyed-share ${run.options.keyedShare}${run.options.keyedShare ? ` --key-limit ${run.options.keyLimit}` : ""} --schedule-every-ms ${run.options.scheduleEveryMs} --priority-share ${run.options.priorityShare})`,
+    `Chaos run — seed ${run.seed} (replay: npm run chaos -- --seed ${run.seed} --jobs ${run.options.jobs} --minutes ${run.options.minutes} --flows ${run.options.flows}${run.options.flows ? ` --flow-unwritten ${run.options.flowUnwritten}` : ""} --keyed-share ${run.options.keyedShare}${run.options.keyedShare ? ` --key-limit ${run.options.keyLimit}` : ""} --schedule-every-ms ${run.options.scheduleEveryMs} --priority-share ${run.options.priorityShare} --effects ${run.options.effects})`,
     `${"check".padEnd(w)}  result`,
     `${"─".repeat(w)}  ${"─".repeat(50)}`,
     ...v.rows.map((r) => `${r.check.padEnd(w)}  ${r.ok === null ? "  " : r.ok ? "✔ " : "✘ "}${r.value}`),
@@ -967,6 +1023,7 @@ function parseArgs(argv: string[]): Partial<ChaosOptions> {
   set("keyLimit", num("--key-limit"));
   set("scheduleEveryMs", num("--schedule-every-ms"));
   set("priorityShare", num("--priority-share"));
+  set("effects", num("--effects"));
   if (argv.includes("--no-save")) out.save = false;
   // Leases alone find dead workers: the recovery before death events.
   if (argv.includes("--no-death-events")) out.deathEvents = false;
@@ -979,7 +1036,7 @@ function parseArgs(argv: string[]): Partial<ChaosOptions> {
  * first with 10 of its executions' writes refused on the wire; a quarter of the keyable jobs under
  * a concurrency limit of 2; a schedule ticking every 2 s.
  */
-export const CLI_DEFAULTS: Partial<ChaosOptions> = { flows: 6, flowUnwritten: 10, keyedShare: 0.25, keyLimit: 2, scheduleEveryMs: 2_000, priorityShare: 0.3 };
+export const CLI_DEFAULTS: Partial<ChaosOptions> = { flows: 6, flowUnwritten: 10, keyedShare: 0.25, keyLimit: 2, scheduleEveryMs: 2_000, priorityShare: 0.3, effects: 8 };
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   runChaos({ ...CLI_DEFAULTS, ...parseArgs(process.argv.slice(2)) }).then(

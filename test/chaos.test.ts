@@ -26,7 +26,7 @@ import { sets, target } from "./support/wire.js";
 const resumeWrite = (t: string, body: unknown) => target("UpdateItem")(t) && sets(body, "status", "queued") && sets(body, "waitedMs");
 
 describe("chaos (short)", () => {
-  it("loses nothing, completes nothing twice and spends no attempt unstarted under kills, wire faults, callers and duplicate messages, flows, limits, schedules and priorities included", async () => {
+  it("loses nothing, completes nothing twice and spends no attempt unstarted under kills, wire faults, callers and duplicate messages, flows, limits, schedules, priorities and fenced effects included", async () => {
     const run = await runChaos({
       jobs: 40,
       minutes: 0.5,
@@ -52,6 +52,7 @@ describe("chaos (short)", () => {
       keyLimit: 2,
       scheduleEveryMs: 2_000,
       priorityShare: 0.3,
+      effects: 3,
       drainMs: 60_000,
       save: false,
       log: () => {},
@@ -93,5 +94,8 @@ describe("chaos (short)", () => {
     expect(run.verdict.priorities, report).toMatchObject({ changed: 0, offLane: 0 });
     expect(run.verdict.priorities!.submitted.high + run.verdict.priorities!.submitted.low, report).toBeGreaterThanOrEqual(4);
     expect(run.verdict.priorities!.rings.high + run.verdict.priorities!.rings.low, report).toBeGreaterThan(0);
+    // Fenced effects: every step of every chaos.effects job has its one row, none overwritten by a stale attempt, and the frozen attempts' writes were refused.
+    expect(run.verdict.effects, report).toMatchObject({ jobs: 3, steps: 18, rows: 18, missing: 0, extra: 0, overwritten: 0 });
+    expect(run.verdict.effects!.refused, report).toBeGreaterThan(0);
   }, 180_000);
 });
