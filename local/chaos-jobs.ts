@@ -10,6 +10,9 @@
  *   (a synchronous wait: no timers, no heartbeats, like a long GC pause) for `stallMs`, longer
  *   than the lease, then returns as if nothing happened. Another worker takes the job over
  *   meanwhile; only the fence stops the frozen one from committing a second result.
+ * - chaos.effects (Fargate): a fenced row per step in a downstream table of the run's own; its
+ *   first attempt asks the run to SIGSTOP it before its middle step's write, and is continued
+ *   only once a later attempt has written that row, so the fence must refuse its write.
  * - chaos.unstorable (Lambda): returns a result DynamoDB cannot hold (a Date, or NaN). It must
  *   end failed (`invalid_result`, or `store_rejected` had DynamoDB been the one to refuse) after
  *   one handler start: retrying cannot make the result storable, so the work is never re-run.
@@ -50,7 +53,9 @@ import { AbortedError, pause } from "../core/jobs/abort.js";
 import { defineJob, type JobContext, type JobType, type Registry } from "../core/registry.js";
 import type { Services } from "../core/services.js";
 import { breakIfAsked } from "./chaos-broken.js";
-import { record } from "./chaos-ledger.js";
+import { LEDGER_ENV, record } from "./chaos-ledger.js";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { dynamoClient } from "../core/aws.js";
 import { fencedPut, isFencedOut } from "../core/fence.js";
@@ -153,15 +158,16 @@ let effectsDoc: DynamoDBDocumentClient | undefined;
 const effectsClient = (): DynamoDBDocumentClient =>
   (effectsDoc ??= dynamoClient({ dynamodb: process.env.WARDEN_DYNAMODB_ENDPOINT, requestTimeoutMs: Number(process.env.WARDEN_AWS_REQUEST_TIMEOUT_MS) || undefined }));
 
-const effectsInput = z.object({ steps: z.number().int().min(1).max(100), stepMs: z.number().int().min(0).max(10_000), stallMs: z.number().int().min(0).max(60_000) }).strict();
+const effectsInput = z.object({ steps: z.number().int().min(1).max(100), stepMs: z.number().int().min(0).max(10_000) }).strict();
 type EffectsInput = z.infer<typeof effectsInput>;
 
 /**
  * chaos.effects (Fargate): `steps` steps, each one fenced write of its row to the downstream
  * table (keyed by ctx.effectKey, so a step re-run rewrites its row), then a checkpoint. Its first
- * attempt freezes its process (like chaos.stall) for `stallMs`, past its lease, right before the
- * write of its middle step: another worker takes the job over and writes that row, and the
- * frozen one, continued, must be refused by the fence. A refused write ends the attempt.
+ * attempt, right before the write of its middle step, asks the run to freeze its process
+ * (`freezeRequest`): the run SIGSTOPs it, lets another worker take the job over and write that
+ * row, and only then SIGCONTs it, so its write comes last and the fence must refuse it. A refused
+ * write ends the attempt.
  */
 async function runEffects(input: EffectsInput, ctx: JobContext<{ next: number }>): Promise<{ steps: number }> {
   const table = process.env[EFFECTS_TABLE_ENV];
@@ -170,8 +176,8 @@ async function runEffects(input: EffectsInput, ctx: JobContext<{ next: number }>
   record({ k: "start", job: ctx.jobId, attempt: ctx.attempt, resume, pid: process.pid, at: Date.now() });
   for (let step = resume; step < input.steps; step++) {
     if (!(await pause(input.stepMs, ctx.signal))) throw new AbortedError(ctx.signal.reason);
-    if (ctx.attempt === 1 && step === Math.floor(input.steps / 2) && input.stallMs) freeze(input.stallMs);
     const id = ctx.effectKey(`step/${step}`);
+    if (ctx.attempt === 1 && step === Math.floor(input.steps / 2)) awaitFreeze({ job: ctx.jobId, id, token: ctx.fence.token });
     const item = { id, job: ctx.jobId, step, attempt: ctx.attempt };
     try {
       await effectsClient().send(new PutCommand({ TableName: table, ...fencedPut(ctx.fence, item) }));
@@ -186,6 +192,33 @@ async function runEffects(input: EffectsInput, ctx: JobContext<{ next: number }>
   }
   record({ k: "done", job: ctx.jobId, attempt: ctx.attempt, pid: process.pid, at: Date.now() });
   return { steps: input.steps };
+}
+
+/** What a chaos.effects attempt asks the run to freeze it for: the row it is about to write, under its token. */
+export interface FreezeRequest {
+  job: string;
+  id: string;
+  token: number;
+}
+
+/** The file a process writes to ask the run (local/chaos.ts) to SIGSTOP it; undefined outside a chaos run. */
+export function freezeRequest(pid: number, ledger: string | undefined = process.env[LEDGER_ENV]): string | undefined {
+  return ledger ? join(dirname(ledger), `freeze-${pid}.json`) : undefined;
+}
+
+/**
+ * Asks to be frozen and blocks the whole thread (no heartbeats) until the run has answered by
+ * taking the request away: after a SIGSTOP and SIGCONT once the job moved on, or at once when no
+ * other worker could take the job over. Bounded, so a run that never answers cannot hang it.
+ */
+function awaitFreeze(r: FreezeRequest, maxMs = 90_000): void {
+  const file = freezeRequest(process.pid);
+  if (!file) return;
+  writeFileSync(file, JSON.stringify(r));
+  const until = Date.now() + maxMs;
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  while (existsSync(file) && Date.now() < until) Atomics.wait(cell, 0, 0, 20);
+  rmSync(file, { force: true });
 }
 
 export const chaosEffects = defineJob<EffectsInput, { steps: number }, { next: number }>({

@@ -34,6 +34,12 @@
  * killed mid-sweep like the rest, must have made exactly one job per tick (chaos.tick, its id
  * derived from the tick), each held to the per-job checks like a submitted one.
  *
+ * Fenced effects (`--effects N`, on by default from the command line): N chaos.effects jobs, each
+ * writing a fenced row per step to a downstream table of the run's own; each first attempt asks
+ * to be SIGSTOPped right before its middle step's write and is continued once a later attempt has
+ * written that row: every step must have its one row, none with a lower token than a write of it
+ * that landed, and the frozen attempts' writes must have been refused (local/chaos-effects.ts).
+ *
  * Then every job must be terminal, end as its type says (or cancelled, when a caller asked),
  * carry at most one committed result per run, have started its handler for every attempt it
  * spent, and have redone at most one checkpoint interval of work (see local/chaos-check.ts). It
@@ -47,12 +53,13 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync, createWriteStream } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { ScanCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, ScanCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { FENCE_ATTRIBUTE } from "../core/fence.js";
 import { JobsApi } from "../core/api/jobs.js";
 import { ConflictError, NotFoundError, errorMessage } from "../core/errors.js";
 import { builtinRegistry } from "../core/jobs/index.js";
@@ -68,7 +75,7 @@ import { parentEnv } from "../functions/parent-watch.js";
 import { UNSAFE_RESUME_ENV } from "./chaos-broken.js";
 import { checkChaos, EVALUATE_TYPE, FAULT_KINDS, flowChildren, scheduleTicks, type CallerStats, type ChaosVerdict, type FaultCounts, type Kill, type ScheduleFacts, type Submitted } from "./chaos-check.js";
 import { seeded } from "./chaos-faults.js";
-import { BIG, chaosLambdaWorkerId, chaosTick, EFFECTS_TABLE_ENV, executionsOf, KEYED_TYPES, registerChaosJobs, type EvaluateInput } from "./chaos-jobs.js";
+import { BIG, chaosLambdaWorkerId, chaosTick, EFFECTS_TABLE_ENV, executionsOf, freezeRequest, type FreezeRequest, KEYED_TYPES, registerChaosJobs, type EvaluateInput } from "./chaos-jobs.js";
 import { appliedReader, readLedger, record, LEDGER_ENV, UA_APP_IDS } from "./chaos-ledger.js";
 import { armPlanned, type LateDelivery, type PlannedFault } from "./chaos-planned.js";
 import { clientConfig, startEmulators } from "./emulators.js";
@@ -505,10 +512,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     for (let i = 0; i < o.effects; i++) {
       const due = chaosStart + ((submitEnd - chaosStart) * i) / (2 * o.effects);
       if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
-      // Frozen for five leases: long enough for the lease to run out, the sweeper to take the job
-      // back and, if the frozen process's own long poll swallowed that doorbell, to ring it again at
-      // its start deadline; so a later attempt has written the row before the frozen one's write.
-      pending.push(submitOne(`effects-${i}`, "chaos.effects", { ...EFFECTS_INPUT, stallMs: Math.round(o.leaseSeconds * 1000 * 5 + 4 * EFFECTS_INPUT.stepMs) }, `chaos-${seed}-effects-${i}`, effectJobs));
+      pending.push(submitOne(`effects-${i}`, "chaos.effects", EFFECTS_INPUT, `chaos-${seed}-effects-${i}`, effectJobs));
     }
     await Promise.all(pending);
   })();
@@ -558,6 +562,49 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     } catch {
       /* already gone */
     }
+  };
+  // A chaos.effects attempt asks to be frozen right before a write (chaos-jobs.ts awaitFreeze):
+  // SIGSTOPped while another worker is not frozen, continued once a later attempt has written
+  // that row (or after FREEZE_MAX_MS), so its own write comes last and the fence must refuse it.
+  const freezing = new Map<number, { req: FreezeRequest; file: string }>();
+  const serveFreezes = async () => {
+    for (const w of fleet.list()) {
+      const file = w.pid ? freezeRequest(w.pid, ledgerPath) : undefined;
+      if (!w.pid || !file || freezing.has(w.pid) || !existsSync(file)) continue;
+      const pid = w.pid;
+      const others = fleet.list().filter((x) => x.ready && x.pid && x.pid !== pid && !frozen.has(x.pid));
+      if (!others.length) {
+        rmSync(file, { force: true }); // no one to take the job over: it goes on unfrozen
+        continue;
+      }
+      freezing.set(pid, { req: JSON.parse(readFileSync(file, "utf8")) as FreezeRequest, file });
+      kills.push({ pid, signal: "SIGSTOP", target: "fargate", at: Date.now() });
+      plog(`kill SIGSTOP fargate pid ${pid} (a chaos.effects attempt, before its write)`);
+      process.kill(pid, "SIGSTOP");
+      frozen.set(pid, setTimeout(() => continueFrozen(pid), FREEZE_MAX_MS));
+    }
+    for (const [pid, { req }] of freezing) {
+      const row = (await direct.doc.send(new GetCommand({ TableName: EFFECTS_TABLE, Key: { id: req.id }, ConsistentRead: true }))).Item;
+      if (Number(row?.[FENCE_ATTRIBUTE] ?? -1) > req.token) continueFrozen(pid);
+    }
+  };
+  // Served through the drain too (a first attempt may come late), not drawn from the run's generator.
+  let serving = false;
+  const freezeTimer =
+    o.effects > 0
+      ? setInterval(() => {
+          if (serving) return;
+          serving = true;
+          serveFreezes()
+            .catch((e) => plog(`freeze service failed: ${String(e)}`))
+            .finally(() => (serving = false));
+        }, 100)
+      : undefined;
+  const continueFrozen = (pid: number) => {
+    const f = freezing.get(pid);
+    freezing.delete(pid);
+    if (f) rmSync(f.file, { force: true }); // taken away first, so it writes as soon as it runs
+    thaw(pid);
   };
   if (o.killEveryMs > 0) {
     every(o.killEveryMs, () => {
@@ -679,7 +726,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   o.log(`chaos: ${drained ? "drained" : "drain timed out"} ${((Date.now() - chaosStoppedAt) / 1000).toFixed(1)} s after the chaos stopped`);
   const late = await planned.finish();
   for (const d of late) plog(`late delivery of ${d.target} for ${d.job}: ${d.applied ? "applied" : `refused (${d.answer})`}`);
-  for (const pid of [...frozen.keys()]) thaw(pid);
+  clearInterval(freezeTimer);
+  for (const pid of [...frozen.keys()]) continueFrozen(pid);
   await Promise.all([fleet.stop(), lambda.stop(), sweeper.stop()]);
   const faults: Record<"dynamodb" | "sqs", FaultCounts> = { dynamodb: { ...dynamoProxy.counts }, sqs: { ...sqsProxy.counts } };
   wired.doc.destroy();
@@ -781,6 +829,8 @@ function evaluationInput(rng: () => number, o: ChaosOptions, i: number): Evaluat
 const EFFECTS_TABLE = "chaos-effects";
 /** Each chaos.effects job's steps; its first attempt freezes for three leases, far past its own. */
 const EFFECTS_INPUT = { steps: 6, stepMs: 150 };
+/** The longest a chaos.effects attempt stays SIGSTOPped waiting for its job to move on. */
+const FREEZE_MAX_MS = 60_000;
 
 async function makeEffectsTable(endpoint: string): Promise<void> {
   const client = new DynamoDBClient(clientConfig(endpoint));
