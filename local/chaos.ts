@@ -78,8 +78,7 @@ import { seeded } from "./chaos-faults.js";
 import { BIG, chaosLambdaWorkerId, chaosTick, EFFECTS_TABLE_ENV, executionsOf, freezeRequest, type FreezeRequest, KEYED_TYPES, registerChaosJobs, type EvaluateInput } from "./chaos-jobs.js";
 import { appliedReader, readLedger, record, LEDGER_ENV, UA_APP_IDS } from "./chaos-ledger.js";
 import { armPlanned, type LateDelivery, type PlannedFault } from "./chaos-planned.js";
-import { clientConfig, startEmulators } from "./emulators.js";
-import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
+import { ensureAppTable, startEmulators } from "./emulators.js";
 import { WorkerFleet } from "./fleet.js";
 import { DeathReaper, type WorkerDeath } from "../core/deaths.js";
 import { startWireProxy, type AppliedRequest, type WireFaultKind } from "./wire-faults.js";
@@ -337,7 +336,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const directEnv: Record<string, string> = { ...env, WARDEN_DYNAMODB_ENDPOINT: emu.dynamoEndpoint, WARDEN_SQS_ENDPOINT: emu.sqsEndpoint };
   delete directEnv.WARDEN_AWS_REQUEST_TIMEOUT_MS; // the checks' reads keep the normal bound
   const direct = buildServices(loadRuntime(directEnv), { registry });
-  if (o.effects > 0) await makeEffectsTable(emu.dynamoEndpoint);
+  if (o.effects > 0) await ensureAppTable(emu.dynamoEndpoint, EFFECTS_TABLE);
   // The limit exists before any process starts, so no claim of a keyed job reads settings without it.
   if (o.keyedShare > 0) await direct.store.controls.setLimit(`key:${CHAOS_KEY}`, { concurrency: o.keyLimit }, "chaos", Date.now());
   const planned = armPlanned(o.planned, { dynamodb: dynamoProxy, sqs: sqsProxy }, async (id) => isTerminal((await direct.store.get(id))?.status ?? "queued"), plog);
@@ -831,17 +830,6 @@ const EFFECTS_TABLE = "chaos-effects";
 const EFFECTS_INPUT = { steps: 6, stepMs: 150 };
 /** The longest a chaos.effects attempt stays SIGSTOPped waiting for its job to move on. */
 const FREEZE_MAX_MS = 60_000;
-
-async function makeEffectsTable(endpoint: string): Promise<void> {
-  const client = new DynamoDBClient(clientConfig(endpoint));
-  try {
-    await client.send(new CreateTableCommand({ TableName: EFFECTS_TABLE, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }));
-  } catch (e) {
-    if (!(e instanceof ResourceInUseException)) throw e;
-  } finally {
-    client.destroy();
-  }
-}
 
 async function scanAll(doc: DynamoDBDocumentClient, table: string): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];

@@ -223,6 +223,21 @@ export function clientConfig(endpoint: string): { endpoint: string; region?: str
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
+ * A table of the application's own beside Warden's (a string key `id`, on demand), made if it
+ * is not there: the downstream table of the chaos run's fenced effects, a test's order table.
+ */
+export async function ensureAppTable(endpoint: string, tableName: string): Promise<void> {
+  const client = new DynamoDBClient(clientConfig(endpoint));
+  try {
+    await client.send(new CreateTableCommand({ TableName: tableName, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }));
+  } catch (e) {
+    if (!(e instanceof ResourceInUseException)) throw e;
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
  * CreateTable from `tableDefinition`, then waits (bounded) until the table and its indexes are
  * ACTIVE. ResourceInUseException means it is already there (a persisted data dir, an external
  * endpoint used before): it is used as it is, after `checkIndexes` if asked.

@@ -4,7 +4,6 @@
  * claim, then a takeover after the lease ran out), real conditional writes to a table of the
  * test's own on dynalite and on DynamoDB Local, and a real handler run through the runner.
  */
-import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { beforeAll, describe, expect, test } from "vitest";
@@ -16,7 +15,7 @@ import { Runner } from "../core/runner.js";
 import { loadRuntime } from "../core/runtime.js";
 import { buildServices } from "../core/services.js";
 import type { NewJob } from "../core/store.js";
-import { clientConfig } from "../local/emulators.js";
+import { ensureAppTable } from "../local/emulators.js";
 import { BACKENDS, manualClock, useEmulators, waitFor, type TestEnv } from "./support/emulators.js";
 
 const spec = (): NewJob => ({ owner: "alice", type: "demo.sleep", queue: "default", input: {}, maxAttempts: 3, timeoutMs: 3_600_000 });
@@ -27,14 +26,7 @@ describe.each(BACKENDS)("on %s", (backend) => {
   const env: TestEnv = useEmulators(`effects-${backend}`, { dynamodb: backend });
   const table = `effects-${backend}`;
   beforeAll(async () => {
-    const client = new DynamoDBClient(clientConfig(env.emu.dynamoEndpoint));
-    try {
-      await client.send(new CreateTableCommand({ TableName: table, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }));
-    } catch (e) {
-      if (!(e instanceof ResourceInUseException)) throw e;
-    } finally {
-      client.destroy();
-    }
+    await ensureAppTable(env.emu.dynamoEndpoint, table);
   });
   const row = async (id: string) => (await env.doc.send(new GetCommand({ TableName: table, Key: { id }, ConsistentRead: true }))).Item;
 

@@ -5,7 +5,6 @@
  * resend) when the ring never comes; a retried transaction makes one job; a request POST /jobs
  * would refuse is refused before anything is written.
  */
-import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { beforeAll, describe, expect, test } from "vitest";
@@ -18,7 +17,7 @@ import { loadRuntime } from "../core/runtime.js";
 import { buildServices, type Services } from "../core/services.js";
 import { Sweeper } from "../core/sweeper.js";
 import { makeHandler } from "../functions/worker.js";
-import { clientConfig } from "../local/emulators.js";
+import { ensureAppTable } from "../local/emulators.js";
 import { useEmulators, waitFor } from "./support/emulators.js";
 import { pollOnce } from "./worker-support.js";
 
@@ -57,14 +56,7 @@ async function runUntilSucceeded(s: Services, jobId: string, o: { sweeper?: Swee
 }
 
 beforeAll(async () => {
-  const client = new DynamoDBClient(clientConfig(env.emu.dynamoEndpoint));
-  try {
-    await client.send(new CreateTableCommand({ TableName: APP, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }));
-  } catch (e) {
-    if (!(e instanceof ResourceInUseException)) throw e;
-  } finally {
-    client.destroy();
-  }
+  await ensureAppTable(env.emu.dynamoEndpoint, APP);
 });
 
 describe("a job enqueued inside the application's transaction", () => {
