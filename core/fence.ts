@@ -49,6 +49,9 @@ const VALUE = ":wardenFence";
 
 function guard<P extends ExpressionParts>(p: P, fence: Fence, attribute: string): P {
   if (!Number.isInteger(fence.token) || fence.token < 0) throw new ValidationError(`a fence's token is a whole number, not ${String(fence.token)}`);
+  if (p.ExpressionAttributeNames?.[NAME] !== undefined || p.ExpressionAttributeValues?.[VALUE] !== undefined) {
+    throw new ValidationError(`${NAME} and ${VALUE} are the fence's own placeholders: name yours otherwise`);
+  }
   const own = `(attribute_not_exists(${NAME}) OR ${NAME} <= ${VALUE})`;
   return {
     ...p,
@@ -65,9 +68,10 @@ function guard<P extends ExpressionParts>(p: P, fence: Fence, attribute: string)
  */
 export function fencedUpdate(fence: Fence, p: UpdateParts, o: { attribute?: string } = {}): UpdateParts {
   const set = `${NAME} = ${VALUE}`;
-  const m = /^\s*SET\s+/i.exec(p.UpdateExpression);
-  // The fence joins the expression's SET clause (one clause per action is all DynamoDB allows).
-  const UpdateExpression = m ? `SET ${set}, ${p.UpdateExpression.slice(m[0].length)}` : /\bSET\s/i.test(p.UpdateExpression) ? p.UpdateExpression.replace(/\bSET\s+/i, `SET ${set}, `) : `SET ${set} ${p.UpdateExpression}`;
+  // The fence joins the expression's SET clause (one clause per action is all DynamoDB allows):
+  // the keyword at the start or after a space, never inside a placeholder such as #set or :set.
+  const clause = /(^|\s)SET(?=[\s#])\s*/i;
+  const UpdateExpression = clause.test(p.UpdateExpression) ? p.UpdateExpression.replace(clause, (_m, before: string) => `${before}SET ${set}, `) : `SET ${set} ${p.UpdateExpression}`;
   return guard({ ...p, UpdateExpression }, fence, o.attribute ?? FENCE_ATTRIBUTE);
 }
 
@@ -80,6 +84,12 @@ export function fencedPut<I extends Record<string, unknown>>(fence: Fence, item:
 /**
  * True for the refusal a fenced write gets when a later attempt has written the row (or when the
  * caller's own condition failed: fence the row, and keep other conditions apart, to tell them
- * apart). A handler that sees it has lost its job to another attempt: it should stop.
+ * apart), alone or inside a transaction (a cancellation whose reasons include a failed
+ * condition). A handler that sees it has lost its job to another attempt: it should stop.
  */
-export const isFencedOut = (e: unknown): boolean => e instanceof Error && e.name === "ConditionalCheckFailedException";
+export function isFencedOut(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  if (e.name === "ConditionalCheckFailedException") return true;
+  const reasons = (e as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+  return e.name === "TransactionCanceledException" && !!reasons?.some((r) => r.Code === "ConditionalCheckFailed");
+}

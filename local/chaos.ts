@@ -569,7 +569,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const serveFreezes = async () => {
     for (const w of fleet.list()) {
       const file = w.pid ? freezeRequest(w.pid, ledgerPath) : undefined;
-      if (!w.pid || !file || freezing.has(w.pid) || !existsSync(file)) continue;
+      // One the kill loop froze is served once it is continued.
+      if (!w.pid || !file || freezing.has(w.pid) || frozen.has(w.pid) || !existsSync(file)) continue;
       const pid = w.pid;
       const others = fleet.list().filter((x) => x.ready && x.pid && x.pid !== pid && !frozen.has(x.pid));
       if (!others.length) {
@@ -823,10 +824,9 @@ function evaluationInput(rng: () => number, o: ChaosOptions, i: number): Evaluat
   return base;
 }
 
-/** Every job of `type` in the table, by id: a consistent scan, for the check that a schedule made no job beyond its ticks'. */
 /** The downstream table chaos.effects writes its rows to: a table of the run's own, beside the jobs table. */
 const EFFECTS_TABLE = "chaos-effects";
-/** Each chaos.effects job's steps; its first attempt freezes for three leases, far past its own. */
+/** Each chaos.effects job's steps (its first attempt is frozen before the middle one's write). */
 const EFFECTS_INPUT = { steps: 6, stepMs: 150 };
 /** The longest a chaos.effects attempt stays SIGSTOPped waiting for its job to move on. */
 const FREEZE_MAX_MS = 60_000;
@@ -842,6 +842,7 @@ async function scanAll(doc: DynamoDBDocumentClient, table: string): Promise<Reco
   return out;
 }
 
+/** Every job of `type` in the table, by id: a consistent scan, for the check that a schedule made no job beyond its ticks'. */
 async function jobsOfType(doc: DynamoDBDocumentClient, table: string, type: string): Promise<string[]> {
   const out: string[] = [];
   let start: Record<string, unknown> | undefined;

@@ -4,7 +4,7 @@
  * claim, then a takeover after the lease ran out), real conditional writes to a table of the
  * test's own on dynalite and on DynamoDB Local, and a real handler run through the runner.
  */
-import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { beforeAll, describe, expect, test } from "vitest";
 import { effectKey, fencedPut, fencedUpdate, FENCE_ATTRIBUTE, isFencedOut, type Fence } from "../core/fence.js";
@@ -51,14 +51,21 @@ describe.each(BACKENDS)("on %s", (backend) => {
     // … and the stale attempt, continued, is refused both ways: a put and an update.
     const put = await refusal(env.doc.send(new PutCommand({ TableName: table, ...fencedPut(stale, { id, amount: 3 }) })));
     expect(isFencedOut(put)).toBe(true);
-    const update = fencedUpdate(stale, { UpdateExpression: "SET #a = #a + :x", ExpressionAttributeNames: { "#a": "amount" }, ExpressionAttributeValues: { ":x": 1 } });
+    const update = fencedUpdate(stale, { UpdateExpression: "SET #a = :a", ExpressionAttributeNames: { "#a": "amount" }, ExpressionAttributeValues: { ":a": 3 } });
     expect(isFencedOut(await refusal(env.doc.send(new UpdateCommand({ TableName: table, Key: { id }, ...update }))))).toBe(true);
     expect(await row(id)).toEqual({ id, amount: 5, [FENCE_ATTRIBUTE]: live.token });
 
     // The live attempt's own update, with a condition of its own beside the fence.
-    const mine = fencedUpdate(live, { UpdateExpression: "SET #a = #a + :x", ConditionExpression: "#a < :cap", ExpressionAttributeNames: { "#a": "amount" }, ExpressionAttributeValues: { ":x": 1, ":cap": 10 } });
+    const mine = fencedUpdate(live, { UpdateExpression: "SET #a = :a", ConditionExpression: "#a < :cap", ExpressionAttributeNames: { "#a": "amount" }, ExpressionAttributeValues: { ":a": 6, ":cap": 10 } });
     await env.doc.send(new UpdateCommand({ TableName: table, Key: { id }, ...mine }));
     expect(await row(id)).toEqual({ id, amount: 6, [FENCE_ATTRIBUTE]: live.token });
+
+    // Inside a transaction (DynamoDB Local has them), the stale attempt's write cancels it, and is told apart the same way.
+    if (backend === "dynamodb-local") {
+      const inTx = await refusal(env.doc.send(new TransactWriteCommand({ TransactItems: [{ Put: { TableName: table, ...fencedPut(stale, { id, amount: 3 }) } }] })));
+      expect((inTx as Error).name).toBe("TransactionCanceledException");
+      expect(isFencedOut(inTx)).toBe(true);
+    }
   });
 
   test("the same step has the same key in every attempt of the job, and each attempt a higher token: ctx.fence and ctx.effectKey through the runner", async () => {
@@ -83,6 +90,22 @@ describe.each(BACKENDS)("on %s", (backend) => {
     expect(seen.map((x) => x.key)).toEqual([`${job.id}:charge`, `${job.id}:charge`]);
     expect(seen.every((x) => x.fence.jobId === job.id)).toBe(true);
     expect(seen[1]!.fence.token).toBeGreaterThan(seen[0]!.fence.token);
+  });
+});
+
+describe("fenced expressions", () => {
+  const fence = { jobId: "01JOB", token: 4 };
+  test("join the update's SET clause wherever it is, and never a placeholder named like it", () => {
+    const at = (e: string) => fencedUpdate(fence, { UpdateExpression: e }).UpdateExpression;
+    expect(at("set #a = :a")).toBe("SET #wardenFence = :wardenFence, #a = :a");
+    expect(at("REMOVE #x SET #a = :a")).toBe("REMOVE #x SET #wardenFence = :wardenFence, #a = :a");
+    expect(at("REMOVE #set ADD #c :set")).toBe("SET #wardenFence = :wardenFence REMOVE #set ADD #c :set");
+    expect(at("SET#a=:a")).toBe("SET #wardenFence = :wardenFence, #a=:a");
+  });
+
+  test("refuse the fence's own placeholders in the caller's parts", () => {
+    expect(() => fencedUpdate(fence, { UpdateExpression: "SET #wardenFence = :v", ExpressionAttributeNames: { "#wardenFence": "x" } })).toThrow(/the fence's own placeholders/);
+    expect(() => fencedPut(fence, { id: "r" }, { ExpressionAttributeValues: { ":wardenFence": 1 } })).toThrow(/the fence's own placeholders/);
   });
 });
 

@@ -72,6 +72,8 @@ describe("a job enqueued inside the application's transaction", () => {
 
     const rungAt = Date.now();
     expect(await enqueue.ring(job.id)).toBe(true);
+    // Counted as submitted when rung, as the API counts a submit.
+    expect((s.metrics as MemoryMetrics).sum("JobsSubmitted", 0, { JobType: ship.name })).toBe(1);
     const done = await runUntilSucceeded(s, job.id);
     expect(Date.now() - rungAt).toBeLessThan(5_000);
     expect(done).toMatchObject({ attempts: 1, result: { shipped: "o-1", noteChars: note.length } });

@@ -111,6 +111,9 @@ export class JobsApi {
   async ringCommitted(caller: Caller, id: string): Promise<boolean> {
     const job = await this.s.store.getRecord(id);
     if (!job || job.owner !== caller.id || job.status !== "queued") return false;
+    // Counted as submitted here, where the API would count it: a job never rung is not (its resend is the sweeper's).
+    this.s.metrics.emit("JobsSubmitted", 1, { Queue: job.queue, JobType: job.type });
+    this.log.info("job rung after its transaction", { jobId: job.id, type: job.type, queue: job.queue, caller: caller.id });
     await this.ring(job, this.now);
     return true;
   }
