@@ -43,12 +43,20 @@ export interface Doorbell {
 
 /** Jobs grouped by the lane their doorbells ring on, in first-seen order, for batched sends. */
 export function byLane(jobs: readonly { id: string; queue: QueueName; priority?: Priority | undefined }[]): { lane: Lane; ids: string[] }[] {
-  const groups = new Map<string, { lane: Lane; ids: string[] }>();
-  for (const j of jobs) {
-    const lane = laneOf(j);
-    const key = `${lane.queue}:${lane.priority}`;
-    const g = groups.get(key) ?? { lane, ids: [] };
-    g.ids.push(j.id);
+  return batchDoorbells(jobs.map((j) => ({ id: j.id, lane: laneOf(j), delayMs: 0 })));
+}
+
+/**
+ * Doorbells grouped into one send each per lane and delay, in first-seen order. A delay is rounded
+ * up to SQS's whole seconds, so doorbells a few milliseconds apart share a send.
+ */
+export function batchDoorbells(doorbells: readonly { id: string; lane: Lane; delayMs: number }[]): { lane: Lane; ids: string[]; delayMs: number }[] {
+  const groups = new Map<string, { lane: Lane; ids: string[]; delayMs: number }>();
+  for (const d of doorbells) {
+    const seconds = Math.ceil(d.delayMs / 1000);
+    const key = `${d.lane.queue}:${d.lane.priority}:${seconds}`;
+    const g = groups.get(key) ?? { lane: d.lane, ids: [], delayMs: seconds * 1000 };
+    g.ids.push(d.id);
     groups.set(key, g);
   }
   return [...groups.values()];

@@ -16,7 +16,7 @@ import { laneOf, QUEUE_NAMES, type Lane, type QueueName } from "./config.js";
 import { ConflictError, errorMessage } from "./errors.js";
 import { orphanReason } from "./flow.js";
 import { ringsOf, type Job, type LiveJob, type QueuedJob, type RunningJob, type WaitingJob } from "./job.js";
-import type { Doorbell } from "./queue.js";
+import { batchDoorbells, type Doorbell } from "./queue.js";
 import type { RuntimeConfig } from "./runtime.js";
 import { goneWorkerRepair } from "./lifecycle.js";
 import type { Services } from "./services.js";
@@ -144,7 +144,6 @@ export function plan(job: LiveJob, now: number, parents: Parents = new Map()): P
   return { do: "wait", job };
 }
 
-/** `doc` and the table name: the wait index is read directly (core/waiting.ts), not through the store. */
 /** A doorbell a repair asks for: rung in batches per lane and delay once the page is done. */
 interface Doorbelled {
   lane: Lane;
@@ -152,6 +151,7 @@ interface Doorbelled {
   delayMs: number;
 }
 
+/** `doc` and the table name: the wait index is read directly (core/waiting.ts), not through the store. */
 type SweepServices = Pick<Services, "metrics" | "now" | "doc"> & { store: SweeperStore; queue: Doorbell; cfg: Pick<RuntimeConfig, "tableName"> };
 
 /** Schedules fired per sweep at most; the rest (still due) are the next sweep's. */
@@ -387,15 +387,7 @@ export class Sweeper {
    * deadline, so the next sweep after that deadline sends it again: nothing is lost.
    */
   private async ring(doorbells: Doorbelled[], r: ReportBuilder): Promise<void> {
-    const groups = new Map<string, { lane: Lane; ids: string[]; delayMs: number }>();
-    for (const d of doorbells) {
-      const seconds = Math.ceil(d.delayMs / 1000);
-      const key = `${d.lane.queue}:${d.lane.priority}:${seconds}`;
-      const g = groups.get(key) ?? { lane: d.lane, ids: [], delayMs: seconds * 1000 };
-      g.ids.push(d.id);
-      groups.set(key, g);
-    }
-    for (const g of groups.values()) {
+    for (const g of batchDoorbells(doorbells)) {
       try {
         await this.services.queue.send(g.lane, g.ids, g.delayMs);
       } catch (e) {

@@ -58,7 +58,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { GetCommand, ScanCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, ScanCommand, type DynamoDBDocumentClient, type ScanCommandInput } from "@aws-sdk/lib-dynamodb";
 import { FENCE_ATTRIBUTE } from "../core/fence.js";
 import { JobsApi } from "../core/api/jobs.js";
 import { ConflictError, NotFoundError, errorMessage } from "../core/errors.js";
@@ -831,11 +831,12 @@ const EFFECTS_INPUT = { steps: 6, stepMs: 150 };
 /** The longest a chaos.effects attempt stays SIGSTOPped waiting for its job to move on. */
 const FREEZE_MAX_MS = 60_000;
 
-async function scanAll(doc: DynamoDBDocumentClient, table: string): Promise<Record<string, unknown>[]> {
+/** Every item of `table` (those `filter` keeps), through every page: a consistent scan, for the checks. */
+async function scanAll(doc: DynamoDBDocumentClient, table: string, filter: Omit<ScanCommandInput, "TableName" | "ConsistentRead" | "ExclusiveStartKey"> = {}): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];
   let start: Record<string, unknown> | undefined;
   do {
-    const page = await doc.send(new ScanCommand({ TableName: table, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }));
+    const page = await doc.send(new ScanCommand({ TableName: table, ConsistentRead: true, ...filter, ...(start ? { ExclusiveStartKey: start } : {}) }));
     out.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
   } while (start);
@@ -844,24 +845,8 @@ async function scanAll(doc: DynamoDBDocumentClient, table: string): Promise<Reco
 
 /** Every job of `type` in the table, by id: a consistent scan, for the check that a schedule made no job beyond its ticks'. */
 async function jobsOfType(doc: DynamoDBDocumentClient, table: string, type: string): Promise<string[]> {
-  const out: string[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await doc.send(
-      new ScanCommand({
-        TableName: table,
-        ConsistentRead: true,
-        FilterExpression: "#t = :t",
-        ProjectionExpression: "#i",
-        ExpressionAttributeNames: { "#t": "type", "#i": "id" },
-        ExpressionAttributeValues: { ":t": type },
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    out.push(...(page.Items ?? []).map((i) => String(i.id)));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return out;
+  const items = await scanAll(doc, table, { FilterExpression: "#t = :t", ProjectionExpression: "#i", ExpressionAttributeNames: { "#t": "type", "#i": "id" }, ExpressionAttributeValues: { ":t": type } });
+  return items.map((i) => String(i.id));
 }
 
 async function readJobs(store: { get(id: string): Promise<Job | undefined> }, ids: string[]): Promise<Map<string, Job | undefined>> {

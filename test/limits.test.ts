@@ -36,7 +36,7 @@ function recordingDoorbell(): Doorbell & { rung: { id: string; delayMs: number }
  */
 function parkedClaimer(jobId: string) {
   const doc = dynamoClient({ dynamodb: env.emu.dynamoEndpoint });
-  const arrivals: (() => void)[] = [];
+  let arrivals = 0;
   const waiting: (() => void)[] = [];
   let arrived: (() => void) | undefined;
   doc.middlewareStack.add(
@@ -45,7 +45,7 @@ function parkedClaimer(jobId: string) {
       const id = typeof input.Key?.id === "string" ? input.Key.id : input.Key?.id?.S;
       if (id === jobId && Object.values(input.ExpressionAttributeNames ?? {}).includes("claimId")) {
         const go = new Promise<void>((r) => waiting.push(r));
-        arrivals.push(() => undefined);
+        arrivals++;
         arrived?.();
         await go;
       }
@@ -59,7 +59,7 @@ function parkedClaimer(jobId: string) {
     /** Resolves when one more write than before is waiting. */
     parked: () => {
       const want = ++seen;
-      return arrivals.length >= want ? Promise.resolve() : new Promise<void>((r) => (arrived = () => arrivals.length >= want && r()));
+      return arrivals >= want ? Promise.resolve() : new Promise<void>((r) => (arrived = () => arrivals >= want && r()));
     },
     release: () => waiting.shift()?.(),
     close: () => {

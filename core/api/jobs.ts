@@ -133,7 +133,7 @@ export class JobsApi {
     if (req.timeoutSeconds !== undefined && req.timeoutSeconds * 1000 > type.limits.timeoutMs) {
       throw new ApiError("invalid_request", `timeoutSeconds may be at most ${Math.floor(type.limits.timeoutMs / 1000)} for job type "${type.name}"`);
     }
-    const spec = {
+    return {
       owner: caller.id,
       type: type.name,
       queue,
@@ -145,7 +145,6 @@ export class JobsApi {
       ...(req.concurrencyKey !== undefined ? { concurrencyKey: req.concurrencyKey } : {}),
       ...(req.priority !== undefined ? { priority: req.priority } : {}),
     };
-    return spec;
   }
 
   private knownType(name: string) {
