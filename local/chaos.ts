@@ -27,8 +27,9 @@
  *
  * Controls (`--keyed-share`, `--key-limit`, `--schedule-every-ms`, on by default from the command
  * line; docs/jobs.md "Controls"): a concurrency limit is set on one key before the run, and a
- * share of the jobs (of KEYED_TYPES, frozen-worker ones included) is submitted with that key: at
- * most the limit of them may run at once across every worker, a held one spending no attempt,
+ * share of the jobs (of KEYED_TYPES, frozen-worker ones included) is submitted with that key,
+ * and a burst of one more long keyed job than the limit as the chaos starts, so some claim is
+ * always held: at most the limit of them may run at once across every worker, a held one spending no attempt,
  * and their slots must all be given back after the drain. A fixed-rate schedule (overlap
  * `allow`, catch-up `all`) is made as the chaos starts and paused as it stops: the sweeper,
  * killed mid-sweep like the rest, must have made exactly one job per tick (chaos.tick, its id
@@ -502,6 +503,17 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await Promise.all(pending);
   })();
 
+  // A burst of keyed jobs as the chaos starts, one more than the limit and each longer than a
+  // claim takes, so at least one claim finds the key full and is held however the seeded plan
+  // spreads the other keyed jobs (a 40-job run may otherwise never overlap three of them).
+  const submitKeyedBurst = (async () => {
+    if (o.keyedShare <= 0) return;
+    const burst = Array.from({ length: o.keyLimit + 1 }, (_, i) =>
+      submitOne(`keyed-${i}`, "chaos.long", { steps: 15, stepMs: o.stepMs }, `chaos-${seed}-keyed-${i}`, submitted, CHAOS_KEY),
+    );
+    await Promise.all(burst);
+  })();
+
   // The fenced-effects jobs: spread over the first half of the window (so each first attempt's
   // freeze and its takeover happen under the chaos), submitted like any other job, and held to
   // the per-job checks too.
@@ -680,6 +692,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   await submitAll;
   await submitFlows;
   await submitEffects;
+  await submitKeyedBurst;
   // Keep the chaos going to the end of the window, then let the system drain.
   while (Date.now() < chaosEnd) await new Promise((r) => setTimeout(r, 500));
   for (const t of timers) clearTimeout(t);

@@ -28,6 +28,8 @@ const resumeWrite = (t: string, body: unknown) => target("UpdateItem")(t) && set
 describe("chaos (short)", () => {
   it("loses nothing, completes nothing twice and spends no attempt unstarted under kills, wire faults, callers and duplicate messages, flows, limits, schedules, priorities and fenced effects included", async () => {
     const run = await runChaos({
+      // A failed run's seed replays its plan here: WARDEN_CHAOS_SEED=N npx vitest run test/chaos.test.ts
+      seed: Number(process.env.WARDEN_CHAOS_SEED) || 0,
       jobs: 40,
       minutes: 0.5,
       workers: 3,
