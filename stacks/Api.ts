@@ -61,7 +61,7 @@ export function Api({ app, stack }: StackContext) {
       ...jobLogEnvironment(jobLogGroups),
     },
   });
-  grantAccess(handler, ACCESS.api, table, queues, undefined, jobLogGroups);
+  grantAccess(handler, ACCESS.api, { table, queues, jobLogGroups });
   NagSuppressions.addResourceSuppressions(handler, [
     {
       id: "Serverless-LambdaDLQ",

@@ -1,15 +1,18 @@
 /**
  * The one jobs table, built from core's single definition (`tableDefinition`), so the keys and
  * indexes the cloud gets are the ones the local emulator gets. Encrypted with DynamoDB's
- * AWS-owned key, or with the stage's own KMS key when the stage asks for one (`kms`).
+ * AWS-owned key, or with the stage's own KMS key when the stage asks for one (`kms`). Beside it,
+ * the demo effects table (demo.effects), encrypted the same way.
  */
 import { RemovalPolicy } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import type { Construct } from "constructs";
 import type { StackContext } from "sst/constructs";
-import { physicalName, TABLE } from "../core/config.js";
+import { EFFECTS_TABLE, physicalName, TABLE } from "../core/config.js";
 import { tableDefinition } from "../core/schema.js";
 import { stageKey } from "./kms.js";
-import { useStageConfig } from "./stage-config.js";
+import { useStageConfig, type StageConfig } from "./stage-config.js";
 
 type KeyElement = { AttributeName?: string; KeyType?: string };
 
@@ -25,18 +28,13 @@ export function Storage({ app, stack }: StackContext) {
     return { name, type: t === "N" ? dynamodb.AttributeType.NUMBER : t === "B" ? dynamodb.AttributeType.BINARY : dynamodb.AttributeType.STRING };
   };
 
-  const key = stageKey(stack, "TableKey", config, "table", "the jobs table");
+  const key = stageKey(stack, "TableKey", config, "table", "the jobs table and the demo effects table");
   const table = new dynamodb.Table(stack, "Jobs", {
     tableName: def.TableName,
     partitionKey: attribute(def.KeySchema, "HASH")!,
     ...(attribute(def.KeySchema, "RANGE") ? { sortKey: attribute(def.KeySchema, "RANGE")! } : {}),
-    billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
     timeToLiveAttribute: TABLE.ttlAttribute,
-    // Every stage gets PITR: it costs cents on a small table and makes a bad deploy recoverable.
-    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-    deletionProtection: config.production,
-    ...(key ? { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: key } : {}),
-    removalPolicy: config.production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    ...kept(config, key),
   });
 
   for (const gsi of def.GlobalSecondaryIndexes ?? []) {
@@ -51,6 +49,33 @@ export function Storage({ app, stack }: StackContext) {
     });
   }
 
-  stack.addOutputs({ TableName: table.tableName });
-  return { table, key };
+  const effects = effectsTable(stack, app.stage, config, key);
+  stack.addOutputs({ TableName: table.tableName, EffectsTableName: effects.tableName });
+  return { table, key, effects };
+}
+
+/**
+ * The demo effects table (core/config.ts EFFECTS_TABLE) that demo.effects writes fenced rows to:
+ * an application's own table, as a team's would be, kept like the jobs table (`kept`) so the
+ * stage's checks hold for it too. Its rows expire after a week.
+ */
+function effectsTable(scope: Construct, stage: string, config: StageConfig, key: kms.IKey | undefined): dynamodb.Table {
+  return new dynamodb.Table(scope, "Effects", {
+    tableName: physicalName(stage, EFFECTS_TABLE.name),
+    partitionKey: { name: EFFECTS_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
+    timeToLiveAttribute: EFFECTS_TABLE.ttlAttribute,
+    ...kept(config, key),
+  });
+}
+
+/** How a stage keeps each of its tables: on demand, PITR, its key, and retained on production. */
+function kept(config: StageConfig, key: kms.IKey | undefined): Pick<dynamodb.TableProps, "billingMode" | "pointInTimeRecoverySpecification" | "deletionProtection" | "encryption" | "encryptionKey" | "removalPolicy"> {
+  return {
+    billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+    // Every stage gets PITR: it costs cents on a small table and makes a bad deploy recoverable.
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    deletionProtection: config.production,
+    ...(key ? { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: key } : {}),
+    removalPolicy: config.production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+  };
 }

@@ -32,7 +32,7 @@ export function Sweeper({ app, stack }: StackContext) {
     environment: runtimeEnvironment(stack, app.stage, table, queues),
     reservedConcurrency: 1,
   });
-  grantAccess(sweeper, ACCESS.sweeper, table, queues);
+  grantAccess(sweeper, ACCESS.sweeper, { table, queues });
   NagSuppressions.addResourceSuppressions(sweeper, [
     {
       id: "Serverless-LambdaDLQ",

@@ -29,7 +29,7 @@ import { ACCESS, grantAccess } from "./access.js";
 import { deathWiring } from "./deaths.js";
 import { logGroupOf, wardenFunction } from "./lambda.js";
 import { acrossLanes, laneQueue, pascal, Queues, type QueuePair } from "./Queues.js";
-import { logGroup, runtimeEnvironment } from "./runtime-env.js";
+import { effectsEnvironment, logGroup, runtimeEnvironment } from "./runtime-env.js";
 import type { ImageSource, StageConfig } from "./stage-config.js";
 import { LEAST_WORKER_CAP, MAPPING_CONCURRENCY, useStageConfig } from "./stage-config.js";
 import { Storage } from "./Storage.js";
@@ -76,16 +76,18 @@ const queuesRunningOn = (runsOn: "lambda" | "fargate"): QueueName[] => QUEUE_NAM
 
 export function Workers({ app, stack }: StackContext) {
   const config = useStageConfig(app);
-  const { table } = use(Storage);
+  const { table, effects } = use(Storage);
   const { queues } = use(Queues);
   const environment = runtimeEnvironment(stack, app.stage, table, queues);
+  // What runs jobs also gets the demo effects table; the deaths function runs none.
+  const workerEnvironment = { ...environment, ...effectsEnvironment(effects) };
 
   const worker = wardenFunction(stack, "Worker", config, {
     name: "worker",
     description: "Warden: runs jobs from the Lambda queues",
     timeoutSeconds: LAMBDA_WORKER.timeoutSeconds,
     memoryMb: config.worker.memoryMb,
-    environment,
+    environment: workerEnvironment,
   });
   // One mapping per lane, each polling its own queue (priority on Lambda is best effort: a high
   // job never queues behind a normal backlog, docs/jobs.md "Priorities"). A mapping's
@@ -115,7 +117,7 @@ export function Workers({ app, stack }: StackContext) {
       );
     }
   });
-  grantAccess(worker, ACCESS.worker, table, queues);
+  grantAccess(worker, ACCESS.worker, { table, queues, effects });
   NagSuppressions.addResourceSuppressions(worker, [
     {
       id: "Serverless-LambdaDLQ",
@@ -138,9 +140,9 @@ export function Workers({ app, stack }: StackContext) {
   // Every worker's log group: where its job lines are (core/job-log.ts), which the API queries.
   const jobLogGroups: logs.ILogGroup[] = [logGroupOf(worker)];
   for (const name of fargateQueues) {
-    const { service, logs: taskLogs } = fargateWorker(stack, cluster!, config, environment, name);
+    const { service, logs: taskLogs } = fargateWorker(stack, cluster!, config, workerEnvironment, name);
     jobLogGroups.push(taskLogs);
-    grantAccess(service.taskDefinition.taskRole, ACCESS.fargate, table, queues, cluster);
+    grantAccess(service.taskDefinition.taskRole, ACCESS.fargate, { table, queues, cluster, effects });
     NagSuppressions.addResourceSuppressions(
       service.taskDefinition.taskRole,
       [

@@ -32,6 +32,8 @@ export interface Access {
   tasks: TaskAction[];
   /** Logs Insights queries over the workers' log groups, for a job's lines (core/logs-insights.ts). */
   queriesJobLogs: boolean;
+  /** Actions on the demo effects table (core/config.ts EFFECTS_TABLE): demo.effects' fenced rows. */
+  effects: TableAction[];
 }
 
 /**
@@ -60,6 +62,9 @@ const SWEEP: Pick<Access, "table" | "indexes"> = { table: JOB_WRITES, indexes: [
  */
 const WAKES = TABLE.holdIndex.name;
 
+/** demo.effects (core/jobs/effects.ts) puts a fenced row per step, then reads its rows back in a batch; it runs on either worker. */
+const DEMO_EFFECTS: TableAction[] = ["PutItem", "BatchGetItem"];
+
 export const ACCESS: Record<Principal, Access> = {
   // Claims, heartbeats and finishes (JOB_WRITES), the worker directory, and
   // re-enqueues: a retry on its own queue, a memory abort onto `large`. Receiving and deleting
@@ -72,6 +77,7 @@ export const ACCESS: Record<Principal, Access> = {
     putMetricData: false,
     tasks: [],
     queriesJobLogs: false,
+    effects: DEMO_EFFECTS,
   },
   // Polls `large` itself, deletes a message once its job is claimed, extends visibility while it
   // claims, re-enqueues retries. Its metrics are EMF lines in its log (functions/fargate.ts), which
@@ -88,6 +94,7 @@ export const ACCESS: Record<Principal, Access> = {
     putMetricData: false,
     tasks: ["UpdateTaskProtection"],
     queriesJobLogs: false,
+    effects: DEMO_EFFECTS,
   },
   // Submits (conditional PutItem), reads, lists (index Query + BatchGetItem), cancels and retries;
   // the admin routes run a sweep (the sweeper's access), peek at dead letters (receive, then make
@@ -106,6 +113,7 @@ export const ACCESS: Record<Principal, Access> = {
     putMetricData: false,
     tasks: [],
     queriesJobLogs: true,
+    effects: [],
   },
   // Queries the due index, repairs with conditional updates, re-sends lost doorbells, and counts
   // dead letters for its report.
@@ -116,6 +124,7 @@ export const ACCESS: Record<Principal, Access> = {
     putMetricData: false,
     tasks: [],
     queriesJobLogs: false,
+    effects: [],
   },
   // The deaths function (core/deaths.ts): finds a dead worker's jobs with one Query of the
   // keys-only byWorker index, reads each record and reclaims it with a conditional UpdateItem
@@ -133,36 +142,29 @@ export const ACCESS: Record<Principal, Access> = {
     putMetricData: false,
     tasks: [],
     queriesJobLogs: false,
+    effects: [],
   },
 };
 
-/**
- * Adds the IAM statements `access` describes to `grantee`'s role, scoped to these resources; a
- * principal with `tasks` actions also needs the cluster its tasks run in, one that queries job
- * logs the workers' log groups.
- */
-export function grantAccess(
-  grantee: iam.IGrantable,
-  access: Access,
-  table: ITable,
-  queues: Record<QueueName, QueuePair>,
-  cluster?: ecs.Cluster,
-  jobLogGroups?: readonly logs.ILogGroup[],
-): void {
-  const statements: iam.PolicyStatement[] = [];
-  if (access.table.length) {
-    statements.push(new iam.PolicyStatement({ actions: access.table.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }));
-  }
-  if (access.indexes.length) {
-    statements.push(
-      new iam.PolicyStatement({ actions: ["dynamodb:Query"], resources: access.indexes.map((i) => `${table.tableArn}/index/${i}`) }),
-    );
-  }
-  // DynamoDB decrypts with the caller's permission on reads and encrypts on writes (CDK's own
-  // table grants, with their `ReEncrypt*`/`GenerateDataKey*` narrowed to what a write uses).
-  if (table.encryptionKey && (access.table.length || access.indexes.length)) {
-    const writes = access.table.some((a) => a === "PutItem" || a === "UpdateItem");
-    statements.push(keyStatement(table.encryptionKey, ["kms:Decrypt", "kms:DescribeKey", ...(writes ? ["kms:Encrypt", "kms:GenerateDataKey"] : [])]));
+/** The resources a principal's access is scoped to; a principal that needs one that is absent throws. */
+export interface Resources {
+  table: ITable;
+  queues: Record<QueueName, QueuePair>;
+  /** The cluster its tasks run in, for `tasks` actions. */
+  cluster?: ecs.Cluster;
+  /** The workers' log groups, for `queriesJobLogs`. */
+  jobLogGroups?: readonly logs.ILogGroup[];
+  /** The demo effects table, for `effects` actions. */
+  effects?: ITable;
+}
+
+/** Adds the IAM statements `access` describes to `grantee`'s role, scoped to `on`'s resources. */
+export function grantAccess(grantee: iam.IGrantable, access: Access, on: Resources): void {
+  const { table, queues, cluster, jobLogGroups } = on;
+  const statements: iam.PolicyStatement[] = tableStatements(table, access.table, access.indexes);
+  if (access.effects.length) {
+    if (!on.effects) throw new Error("grantAccess: effects actions need the effects table");
+    statements.push(...tableStatements(on.effects, access.effects, []));
   }
   // SQS with a KMS key: a producer needs GenerateDataKey and Decrypt, a consumer Decrypt.
   const queueKeys = new Map<kms.IKey, Set<string>>();
@@ -201,6 +203,23 @@ export function grantAccess(
     statements.push(new iam.PolicyStatement({ actions: [...JOB_LOG_QUERY.onQueries], resources: ["*"] }));
   }
   for (const s of statements) grantee.grantPrincipal.addToPrincipalPolicy(s);
+}
+
+/**
+ * A table's actions, the indexes it queries, and, when the table has its own KMS key, the key
+ * actions they need: DynamoDB decrypts with the caller's permission on reads and encrypts on
+ * writes (CDK's own table grants, with their `ReEncrypt*`/`GenerateDataKey*` narrowed to what a
+ * write uses).
+ */
+function tableStatements(table: ITable, actions: TableAction[], indexes: IndexName[]): iam.PolicyStatement[] {
+  const statements: iam.PolicyStatement[] = [];
+  if (actions.length) statements.push(new iam.PolicyStatement({ actions: actions.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }));
+  if (indexes.length) statements.push(new iam.PolicyStatement({ actions: ["dynamodb:Query"], resources: indexes.map((i) => `${table.tableArn}/index/${i}`) }));
+  if (table.encryptionKey && statements.length) {
+    const writes = actions.some((a) => a === "PutItem" || a === "UpdateItem");
+    statements.push(keyStatement(table.encryptionKey, ["kms:Decrypt", "kms:DescribeKey", ...(writes ? ["kms:Encrypt", "kms:GenerateDataKey"] : [])]));
+  }
+  return statements;
 }
 
 const keyStatement = (key: kms.IKey, actions: string[]): iam.PolicyStatement => new iam.PolicyStatement({ actions, resources: [key.keyArn] });

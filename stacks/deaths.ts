@@ -69,7 +69,7 @@ export function deathWiring(
     memoryMb: DEATHS_MEMORY_MB,
     environment,
   });
-  grantAccess(deaths, ACCESS.reaper, table, queues);
+  grantAccess(deaths, ACCESS.reaper, { table, queues });
   deaths.configureAsyncInvoke({ retryAttempts: DEATH_EVENT_RETRIES, maxEventAge: DEATH_EVENT_MAX_AGE });
   const backstop =
     "the jobs' leases are the backstop: when a lease runs out the sweeper reclaims the job as it did before death events, so a lost death event costs only time (docs/deploy.md).";

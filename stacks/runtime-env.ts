@@ -6,7 +6,7 @@ import { RemovalPolicy, Stack } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
-import { QUEUE_NAMES, type QueueName } from "../core/config.js";
+import { EFFECTS_TABLE, QUEUE_NAMES, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE } from "../core/metrics.js";
 import type { QueuePair } from "./Queues.js";
 import type { StageConfig } from "./stage-config.js";
@@ -23,6 +23,11 @@ export function runtimeEnvironment(scope: Construct, stage: string, table: ITabl
     POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
     POWERTOOLS_SERVICE_NAME: "warden",
   };
+}
+
+/** The workers' extra: the demo effects table demo.effects writes to (core/jobs/effects.ts). */
+export function effectsEnvironment(effects: ITable): Record<string, string> {
+  return { [EFFECTS_TABLE.env]: effects.tableName };
 }
 
 /**

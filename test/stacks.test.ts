@@ -17,7 +17,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ALARMS, notStartingThresholdSeconds } from "../core/alarms.js";
 import { LAMBDA_DEATH_TERMS } from "../core/death-events.js";
-import { FARGATE_WORKER, LAMBDA_WORKER, laneName, PRIORITIES, QUEUE_NAMES, QUEUES, TABLE, TIMINGS, type QueueName } from "../core/config.js";
+import { EFFECTS_TABLE, FARGATE_WORKER, LAMBDA_WORKER, laneName, PRIORITIES, QUEUE_NAMES, QUEUES, TABLE, TIMINGS, type QueueName } from "../core/config.js";
 import { METRIC_NAMESPACE } from "../core/metrics.js";
 import { loadRuntime } from "../core/runtime.js";
 import { tableDefinition } from "../core/schema.js";
@@ -42,14 +42,26 @@ const one = (t: CfnTemplate, type: string, where: (p: Record<string, any>) => bo
 };
 
 /** The StackName ("Storage", ...) of a CloudFormation stack name ("dev-warden-Storage"). */
+/** A stage's table by its logical name (core/config.ts TABLE.name, EFFECTS_TABLE.name). */
+const tableOf = (s: Synthesized, logical: string) => one(s.json.Storage, "AWS::DynamoDB::Table", (p) => String(p.TableName).endsWith(`-${logical}`));
+/** Both of a stage's tables: the jobs table and the demo effects table. */
+const tablesOf = (s: Synthesized) => {
+  const tables = of(s.json.Storage, "AWS::DynamoDB::Table");
+  expect(tables.map(([, t]) => String(t.Properties!.TableName).split("-").pop()).sort()).toEqual([EFFECTS_TABLE.name, TABLE.name].sort());
+  return tables;
+};
+
 const stackNameOf = (s: Synthesized, cfnName: string): StackName => (Object.keys(s.stackNames) as StackName[]).find((n) => s.stackNames[n] === cfnName)!;
 
-/** "table", "table/index/due", "queue:default", "queue:large-dlq", "key:Queues" ... for a resolved resource. */
+/** "table", "table/index/due", "table:effects", "queue:default", "queue:large-dlq", "key:Queues" ... for a resolved resource. */
 function label(s: Synthesized, stage: string, r: Resolved): string {
   if ("literal" in r) return r.literal;
   const res = resourceOf(s, r);
   if (res.Type === "AWS::KMS::Key") return `key:${stackNameOf(s, r.stack)}`;
-  if (res.Type === "AWS::DynamoDB::Table") return `table${r.suffix}`;
+  if (res.Type === "AWS::DynamoDB::Table") {
+    const logical = String(res.Properties?.TableName).replace(`warden-${stage}-`, "");
+    return `${logical === TABLE.name ? "table" : `table:${logical}`}${r.suffix}`;
+  }
   if (res.Type === "AWS::SQS::Queue") return `queue:${String(res.Properties?.QueueName).replace(`warden-${stage}-`, "")}${r.suffix}`;
   return `${res.Type}:${r.id}${r.suffix}`;
 }
@@ -252,7 +264,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
 
   it("builds the table from core's definition: keys, the sparse due, byWorker, byWait and byHold indexes (keys only), INCLUDE listings, TTL on expiresAt, PITR, on demand", () => {
     const def = tableDefinition("warden-dev-jobs");
-    const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
+    const [, table] = tableOf(s, TABLE.name);
     const p = table.Properties!;
     expect(p.TableName).toBe("warden-dev-jobs");
     expect(p.BillingMode).toBe("PAY_PER_REQUEST");
@@ -301,10 +313,37 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     for (const g of def.GlobalSecondaryIndexes!) expect(gsis[g.IndexName!]).toEqual({ IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection });
   });
 
-  it("destroys the table and logs of a non-production stage", () => {
-    const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
-    expect(table.DeletionPolicy).toBe("Delete");
-    expect(table.Properties!.DeletionProtectionEnabled).toBe(false);
+  it("builds the demo effects table (a string key id, TTL on expiresAt, PITR, on demand) and names it to the two workers alone", () => {
+    const [, table] = tableOf(s, EFFECTS_TABLE.name);
+    expect(table.Properties!).toMatchObject({
+      TableName: "warden-dev-effects",
+      BillingMode: "PAY_PER_REQUEST",
+      KeySchema: [{ AttributeName: EFFECTS_TABLE.partitionKey, KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: EFFECTS_TABLE.partitionKey, AttributeType: "S" }],
+      TimeToLiveSpecification: { AttributeName: EFFECTS_TABLE.ttlAttribute, Enabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    });
+    expect(table.Properties!.GlobalSecondaryIndexes).toBeUndefined();
+    const named = (stack: string, value: unknown) => label(s, "dev", resolve(s, stack, value));
+    const [, worker] = one(s.json.Workers, "AWS::Lambda::Function", (p) => p.FunctionName === "warden-dev-worker");
+    expect(named(s.stackNames.Workers, worker.Properties!.Environment.Variables[EFFECTS_TABLE.env])).toBe(`table:${EFFECTS_TABLE.name}`);
+    const [, task] = one(s.json.Workers, "AWS::ECS::TaskDefinition");
+    const env = (task.Properties!.ContainerDefinitions as any[])[0].Environment as { Name: string; Value: unknown }[];
+    expect(named(s.stackNames.Workers, env.find((e) => e.Name === EFFECTS_TABLE.env)?.Value)).toBe(`table:${EFFECTS_TABLE.name}`);
+    // What runs no job is not told of it.
+    for (const [stack, t] of Object.entries(s.json)) {
+      for (const [id, fn] of of(t, "AWS::Lambda::Function")) {
+        if (fn.Properties!.FunctionName === "warden-dev-worker") continue;
+        expect(fn.Properties!.Environment?.Variables?.[EFFECTS_TABLE.env], `${stack}/${id}`).toBeUndefined();
+      }
+    }
+  });
+
+  it("destroys the tables and logs of a non-production stage", () => {
+    for (const [id, table] of tablesOf(s)) {
+      expect(table.DeletionPolicy, id).toBe("Delete");
+      expect(table.Properties!.DeletionProtectionEnabled, id).toBe(false);
+    }
     for (const t of Object.values(s.json)) for (const [, lg] of of(t, "AWS::Logs::LogGroup")) expect(lg.DeletionPolicy).toBe("Delete");
   });
 
@@ -665,17 +704,21 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     // The overdue jobs by the due index, and each queue's oldest unclaimed job by the wait index.
     // A job that leaves running hands its concurrency slot to the longest-held job of its key, found by the held index.
     const wakes = on("table/index/byHold", "dynamodb:Query");
+    // demo.effects' fenced row per step, read back in a batch: the workers' only access to another table.
+    const demoEffects = on(`table:${EFFECTS_TABLE.name}`, "dynamodb:PutItem", "dynamodb:BatchGetItem");
     const sweep = [...jobWrites, ...on("table/index/due", "dynamodb:Query"), ...on("table/index/byWait", "dynamodb:Query"), ...wakes];
     const expected: Record<string, string[]> = {
       "warden-dev-worker": [
         ...jobWrites,
         ...wakes,
+        ...demoEffects,
         ...onLanes("default", ...consume, "sqs:SendMessage"),
         ...onLanes("large", "sqs:SendMessage"),
       ],
       "task:warden-dev-large-worker": [
         ...jobWrites,
         ...wakes,
+        ...demoEffects,
         ...onLanes("large", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),
         // Scale-in protection while it holds jobs, on its own cluster's tasks only.
         ...on("tasks:warden-dev-cluster", "ecs:UpdateTaskProtection"),
@@ -828,10 +871,9 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
     expect(format).toMatchObject({ requestId: "$context.requestId", routeKey: "$context.routeKey", status: "$context.status", principal: "$context.identity.userArn" });
   });
 
-  it("creates no KMS key without the stage's kms option: the table, queues and topic use AWS's own keys", () => {
+  it("creates no KMS key without the stage's kms option: the tables, queues and topic use AWS's own keys", () => {
     for (const t of Object.values(s.json)) expect(of(t, "AWS::KMS::Key")).toHaveLength(0);
-    const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
-    expect(table.Properties!.SSESpecification).toBeUndefined();
+    for (const [id, table] of tablesOf(s)) expect(table.Properties!.SSESpecification, id).toBeUndefined();
     for (const [, q] of of(s.json.Queues, "AWS::SQS::Queue")) expect(q.Properties!.KmsMasterKeyId).toBeUndefined();
     const [, topic] = one(s.json.Monitoring, "AWS::SNS::Topic");
     expect(topic.Properties!.KmsMasterKeyId).toBeUndefined();
@@ -843,6 +885,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
   // function (its role, policy, log group and async-invoke config), the task-stopped rule and its
   // DLQ (with the queue's policy), the worker's subscription filter, and a permission each for
   // EventBridge and CloudWatch Logs to invoke it. Monitoring gained JobsNotStarting-<queue>.
+  // Storage gained the demo effects table.
   it("keeps each stack's resource counts (review any change here)", () => {
     const counts = Object.fromEntries(Object.entries(s.json).map(([name, t]) => [name, resourceCounts(t)]));
     expect(counts).toMatchInlineSnapshot(`
@@ -870,7 +913,7 @@ describe("a dev stage, bundled as `sst deploy` bundles it", () => {
           "AWS::SQS::QueuePolicy": 8,
         },
         "Storage": {
-          "AWS::DynamoDB::Table": 1,
+          "AWS::DynamoDB::Table": 2,
         },
         "Sweeper": {
           "AWS::Events::Rule": 1,
@@ -926,13 +969,15 @@ describe("a prod stage", () => {
     for (const t of Object.values(s.json)) expect(of(t, "AWS::KMS::Key")).toHaveLength(0);
   });
 
-  it("retains the table with deletion protection and PITR, and keeps its logs", () => {
-    const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
-    expect(table.Properties!.TableName).toBe("warden-prod-jobs");
-    expect(table.DeletionPolicy).toBe("Retain");
-    expect(table.UpdateReplacePolicy).toBe("Retain");
-    expect(table.Properties!.DeletionProtectionEnabled).toBe(true);
-    expect(table.Properties!.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+  it("retains the tables with deletion protection and PITR, and keeps its logs", () => {
+    expect(tableOf(s, TABLE.name)[1].Properties!.TableName).toBe("warden-prod-jobs");
+    expect(tableOf(s, EFFECTS_TABLE.name)[1].Properties!.TableName).toBe("warden-prod-effects");
+    for (const [id, table] of tablesOf(s)) {
+      expect(table.DeletionPolicy, id).toBe("Retain");
+      expect(table.UpdateReplacePolicy, id).toBe("Retain");
+      expect(table.Properties!.DeletionProtectionEnabled, id).toBe(true);
+      expect(table.Properties!.PointInTimeRecoverySpecification, id).toEqual({ PointInTimeRecoveryEnabled: true });
+    }
     for (const t of Object.values(s.json)) for (const [, lg] of of(t, "AWS::Logs::LogGroup")) expect(lg.DeletionPolicy).toBe("Retain");
   });
 
@@ -1024,9 +1069,8 @@ describe("a production stage with customer-managed KMS keys (`kms`, WARDEN_KMS=t
     }
   });
 
-  it("encrypts the table, every queue and DLQ, and the alarm topic with their stack's key", () => {
-    const [, table] = one(s.json.Storage, "AWS::DynamoDB::Table");
-    expect(table.Properties!.SSESpecification).toEqual({ SSEEnabled: true, SSEType: "KMS", KMSMasterKeyId: keyOf("Storage").arn });
+  it("encrypts the tables, every queue and DLQ, and the alarm topic with their stack's key", () => {
+    for (const [id, table] of tablesOf(s)) expect(table.Properties!.SSESpecification, id).toEqual({ SSEEnabled: true, SSEType: "KMS", KMSMasterKeyId: keyOf("Storage").arn });
     const queues = of(s.json.Queues, "AWS::SQS::Queue");
     expect(queues).toHaveLength((PRIORITIES.length + 1) * QUEUE_NAMES.length);
     for (const [id, q] of queues) {
