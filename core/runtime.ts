@@ -54,13 +54,7 @@ export function loadRuntime(env: Record<string, string | undefined> = process.en
     stage: env.WARDEN_STAGE ?? "local",
     tableName,
     queues,
-    endpoints: {
-      ...(env.WARDEN_DYNAMODB_ENDPOINT ? { dynamodb: env.WARDEN_DYNAMODB_ENDPOINT } : {}),
-      ...(env.WARDEN_SQS_ENDPOINT ? { sqs: env.WARDEN_SQS_ENDPOINT } : {}),
-      ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
-      // Tighter bounds for runs whose faults hang connections on purpose (the chaos run).
-      ...(env.WARDEN_AWS_REQUEST_TIMEOUT_MS ? { requestTimeoutMs: num(env.WARDEN_AWS_REQUEST_TIMEOUT_MS, 0) } : {}),
-    },
+    endpoints: loadEndpoints(env),
     leaseMs: num(env.WARDEN_LEASE_SECONDS, TIMINGS.leaseMs / 1000) * 1000,
     sweepIntervalMs: num(env.WARDEN_SWEEP_INTERVAL_SECONDS, TIMINGS.sweepIntervalMs / 1000) * 1000,
     startDeadlineMs: num(env.WARDEN_START_DEADLINE_SECONDS, TIMINGS.startDeadlineMs / 1000) * 1000,
@@ -70,6 +64,17 @@ export function loadRuntime(env: Record<string, string | undefined> = process.en
       groups: (env.WARDEN_JOB_LOG_GROUPS ?? "").split(",").map((g) => g.trim()).filter(Boolean),
       ...(env.WARDEN_LOGS_ENDPOINT ? { endpoint: env.WARDEN_LOGS_ENDPOINT } : {}),
     },
+  };
+}
+
+/** Where the AWS clients connect: the emulators' endpoints locally, AWS's own (nothing set) in the cloud. */
+export function loadEndpoints(env: Record<string, string | undefined> = process.env): Endpoints {
+  return {
+    ...(env.WARDEN_DYNAMODB_ENDPOINT ? { dynamodb: env.WARDEN_DYNAMODB_ENDPOINT } : {}),
+    ...(env.WARDEN_SQS_ENDPOINT ? { sqs: env.WARDEN_SQS_ENDPOINT } : {}),
+    ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+    // Tighter bounds for runs whose faults hang connections on purpose (the chaos run).
+    ...(env.WARDEN_AWS_REQUEST_TIMEOUT_MS ? { requestTimeoutMs: num(env.WARDEN_AWS_REQUEST_TIMEOUT_MS, 0) } : {}),
   };
 }
 

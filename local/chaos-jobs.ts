@@ -58,6 +58,7 @@ import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { dynamoClient } from "../core/aws.js";
+import { loadEndpoints } from "../core/runtime.js";
 import { fencedPut, isFencedOut } from "../core/fence.js";
 
 const stepsInput = z
@@ -156,7 +157,7 @@ export const chaosStall = defineJob<StepsInput, StepsResult, StepsCheckpoint>({
 export const EFFECTS_TABLE_ENV = "WARDEN_CHAOS_EFFECTS_TABLE";
 let effectsDoc: DynamoDBDocumentClient | undefined;
 const effectsClient = (): DynamoDBDocumentClient =>
-  (effectsDoc ??= dynamoClient({ dynamodb: process.env.WARDEN_DYNAMODB_ENDPOINT, requestTimeoutMs: Number(process.env.WARDEN_AWS_REQUEST_TIMEOUT_MS) || undefined }));
+  (effectsDoc ??= dynamoClient(loadEndpoints()));
 
 const effectsInput = z.object({ steps: z.number().int().min(1).max(100), stepMs: z.number().int().min(0).max(10_000) }).strict();
 type EffectsInput = z.infer<typeof effectsInput>;

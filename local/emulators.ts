@@ -15,11 +15,11 @@
 import { mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException, type TableDescription } from "@aws-sdk/client-dynamodb";
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException, type CreateTableCommandInput, type TableDescription } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from "@aws-sdk/client-sqs";
 import dynalite from "dynalite";
 import { buildApp as buildFauxqs } from "fauxqs";
-import { QUEUES, QUEUE_NAMES, dlqName, laneName, physicalName, TABLE, type Priority, type QueueName } from "../core/config.js";
+import { EFFECTS_TABLE, QUEUES, QUEUE_NAMES, dlqName, laneName, physicalName, TABLE, type Priority, type QueueName } from "../core/config.js";
 import type { QueueUrls } from "../core/runtime.js";
 import { tableDefinition } from "../core/schema.js";
 import { startDynamoDBLocal } from "./dynamodb-local.js";
@@ -152,7 +152,11 @@ export async function startEmulators(opts: EmulatorOptions = {}): Promise<Emulat
     }
 
     const tableName = physicalName(stage, TABLE.name);
-    await ensureTable(dynamoEndpoint, tableName, dynamodb === "external" ? { timeoutMs: 300_000, checkIndexes: true } : {});
+    const ensure = dynamodb === "external" ? { timeoutMs: 300_000 } : {};
+    await ensureTable(dynamoEndpoint, tableDefinition(tableName), { ...ensure, checkIndexes: dynamodb === "external" });
+    // The demo effects table demo.effects writes to, as stacks/Storage.ts makes it beside the jobs table.
+    const effectsTable = physicalName(stage, EFFECTS_TABLE.name);
+    await ensureAppTable(dynamoEndpoint, effectsTable, ensure);
 
     // SQS: an external endpoint, or fauxqs.
     let sqsEndpoint: string;
@@ -176,6 +180,7 @@ export async function startEmulators(opts: EmulatorOptions = {}): Promise<Emulat
       WARDEN_DYNAMODB_ENDPOINT: dynamoEndpoint,
       WARDEN_SQS_ENDPOINT: sqsEndpoint,
       WARDEN_QUEUES: JSON.stringify(queues),
+      [EFFECTS_TABLE.env]: effectsTable,
     };
     let stopped: Promise<void> | undefined;
     return {
@@ -224,28 +229,27 @@ const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * A table of the application's own beside Warden's (a string key `id`, on demand), made if it
- * is not there: the downstream table of the chaos run's fenced effects, a test's order table.
+ * is not there, then waited for until ACTIVE: the demo effects table (demo.effects), the chaos
+ * run's downstream table, a test's order table.
  */
-export async function ensureAppTable(endpoint: string, tableName: string): Promise<void> {
-  const client = new DynamoDBClient(clientConfig(endpoint));
-  try {
-    await client.send(new CreateTableCommand({ TableName: tableName, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }));
-  } catch (e) {
-    if (!(e instanceof ResourceInUseException)) throw e;
-  } finally {
-    client.destroy();
-  }
+export async function ensureAppTable(endpoint: string, tableName: string, o: EnsureOptions = {}): Promise<void> {
+  await ensureTable(endpoint, { TableName: tableName, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }, o);
+}
+
+interface EnsureOptions {
+  timeoutMs?: number;
+  checkIndexes?: boolean;
 }
 
 /**
- * CreateTable from `tableDefinition`, then waits (bounded) until the table and its indexes are
- * ACTIVE. ResourceInUseException means it is already there (a persisted data dir, an external
- * endpoint used before): it is used as it is, after `checkIndexes` if asked.
+ * CreateTable from `def`, then waits (bounded) until the table and its indexes are ACTIVE.
+ * ResourceInUseException means it is already there (a persisted data dir, an external endpoint
+ * used before): it is used as it is, after `checkIndexes` if asked.
  */
-async function ensureTable(endpoint: string, tableName: string, o: { timeoutMs?: number; checkIndexes?: boolean } = {}): Promise<void> {
+async function ensureTable(endpoint: string, def: CreateTableCommandInput, o: EnsureOptions = {}): Promise<void> {
   const client = new DynamoDBClient(clientConfig(endpoint));
+  const tableName = def.TableName!;
   try {
-    const def = tableDefinition(tableName);
     try {
       await client.send(new CreateTableCommand(def));
     } catch (e) {

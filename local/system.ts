@@ -102,7 +102,7 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
   const recorder = new Recorder();
   // Every worker's job lines, kept for GET /jobs/{id}/logs as Logs Insights finds them in the cloud.
   const jobLogs = new LocalJobLogs({ createdAt: async (id) => (await services.store.get(id))?.createdAt });
-  const services = buildServices(loadRuntime(env), { metrics: recorder.metrics, registry: appRegistry(), logs: jobLogs });
+  const services = buildServices(loadRuntime(env), { metrics: recorder.metrics, registry: appRegistry(env), logs: jobLogs });
   const startedAt = Date.now();
   const stoppers: (() => Promise<void>)[] = [];
 

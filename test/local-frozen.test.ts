@@ -7,12 +7,12 @@
  * rings, and `GET /jobs/{id}/why` names the cause. Then the workers are continued, the jobs run,
  * and the alarm clears.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { notStartingThresholdSeconds } from "../core/alarms.js";
 import type { StuckReport } from "../core/stuck.js";
-import { client, launchLocal, type Launched } from "../local/launch.js";
 import { wardenAt } from "./support/cli.js";
 import { waitFor } from "./support/emulators.js";
+import { useLaunchedWithFreezes } from "./support/frozen.js";
 
 /** Long enough that a loaded machine's slow sweeps and HTTP round trips (about a second) fit inside the margin to twice it. */
 const START_DEADLINE_S = 6;
@@ -25,31 +25,18 @@ interface LocalAlarm {
 }
 
 describe("every Fargate-style worker frozen", () => {
-  let sys: Launched;
-  let call: ReturnType<typeof client>;
-  let admin: ReturnType<typeof client>;
-  const frozen: number[] = [];
-
-  beforeAll(async () => {
-    sys = await launchLocal({
-      args: ["--memory", "--workers", "2"],
-      env: {
-        WARDEN_LEASE_SECONDS: "3",
-        WARDEN_SWEEP_INTERVAL_SECONDS: "0.5",
-        WARDEN_START_DEADLINE_SECONDS: String(START_DEADLINE_S),
-        // JobsNotStarting's 60 s period becomes 1.2 s; its threshold follows the start deadline itself.
-        WARDEN_ALARM_TIME_SCALE: "0.02",
-        WARDEN_ALARM_INTERVAL_SECONDS: "0.25",
-      },
-    });
-    call = client(sys.url, sys.callerToken);
-    admin = client(sys.url, sys.adminToken);
-  }, 60_000);
-
-  afterAll(async () => {
-    for (const pid of frozen.splice(0)) thaw(pid);
-    expect(await sys?.stop()).toBe(0);
+  const { sys, call, admin, freeze, thaw } = useLaunchedWithFreezes({
+    args: ["--memory", "--workers", "2"],
+    env: {
+      WARDEN_LEASE_SECONDS: "3",
+      WARDEN_SWEEP_INTERVAL_SECONDS: "0.5",
+      WARDEN_START_DEADLINE_SECONDS: String(START_DEADLINE_S),
+      // JobsNotStarting's 60 s period becomes 1.2 s; its threshold follows the start deadline itself.
+      WARDEN_ALARM_TIME_SCALE: "0.02",
+      WARDEN_ALARM_INTERVAL_SECONDS: "0.25",
+    },
   });
+  const frozen: number[] = [];
 
   const alarm = async (id: string): Promise<LocalAlarm | undefined> =>
     (await admin<{ alarms: LocalAlarm[] }>("GET", "/local/alarms")).body.alarms.find((a) => a.id === id);
@@ -63,7 +50,7 @@ describe("every Fargate-style worker frozen", () => {
     expect(body.processes.length).toBe(2);
     for (const p of body.processes) {
       expect(p.ready && p.pid).toBeTruthy();
-      process.kill(p.pid!, "SIGSTOP");
+      freeze(p.pid!);
       frozen.push(p.pid!);
     }
 
@@ -101,7 +88,7 @@ describe("every Fargate-style worker frozen", () => {
     expect(why.body.why).toMatchObject({ state: "queued", reason: "not_claimed" });
     expect(why.body.why.rings).toBeGreaterThanOrEqual(1);
     // And `warden why` says so to the person on call, pointing at the workers.
-    const cli = await wardenAt(() => sys.url)(["why", ids[0]!], sys.adminToken);
+    const cli = await wardenAt(() => sys().url)(["why", ids[0]!], sys().adminToken);
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stdout).toMatch(/^queued, not claimed: doorbell rung \d+ times? since .* and no worker claimed it; check `warden workers`/);
 
@@ -113,11 +100,3 @@ describe("every Fargate-style worker frozen", () => {
     await waitFor(async () => (await alarm(ALARM))?.state === "OK", 15_000, `${ALARM} to clear`);
   }, 60_000);
 });
-
-function thaw(pid: number): void {
-  try {
-    process.kill(pid, "SIGCONT");
-  } catch {
-    /* already gone */
-  }
-}
