@@ -65,22 +65,6 @@ export const TABLE = {
 } as const;
 
 /**
- * The demo effects table (demo.effects, docs/effects.md): an application's own table, as a team's
- * would be, beside Warden's, that the demo type writes fenced rows to. Its rows expire, so trying
- * the demo leaves nothing to clean up.
- */
-export const EFFECTS_TABLE = {
-  /** Logical name; the physical name is `warden-<stage>-effects`. */
-  name: "effects",
-  partitionKey: "id",
-  /** Epoch seconds; DynamoDB TTL deletes a row this long after it was written. */
-  ttlAttribute: "expiresAt",
-  retentionSeconds: 7 * 24 * 3600,
-  /** The variable that names it to the workers (stacks/runtime-env.ts, local/emulators.ts). */
-  env: "WARDEN_EFFECTS_TABLE",
-} as const;
-
-/**
  * Writes to the due index (and the wait index) spread over this many partitions per queue and
  * state, so a burst of submissions does not heat one partition. The sweeper queries each shard.
  */
@@ -247,6 +231,23 @@ export const LIMITS = {
   listMax: 100,
   /** How deep JSON in a request may nest. */
   maxJsonDepth: 32,
+} as const;
+
+/**
+ * The demo effects table (demo.effects, docs/effects.md): an application's own table, as a team's
+ * would be, beside Warden's, that the demo type writes fenced rows to. Its rows expire, so trying
+ * the demo leaves nothing to clean up.
+ */
+export const EFFECTS_TABLE = {
+  /** Logical name; the physical name is `warden-<stage>-effects`. */
+  name: "effects",
+  partitionKey: "id",
+  /** Epoch seconds; DynamoDB TTL deletes a row this long after it was written. */
+  ttlAttribute: "expiresAt",
+  /** A week past the longest a job may run, so a row outlives every attempt that reads it back. */
+  retentionSeconds: LIMITS.maxTimeoutSeconds + 7 * 24 * 3600,
+  /** The variable that names it to the workers (stacks/runtime-env.ts, local/emulators.ts). */
+  env: "WARDEN_EFFECTS_TABLE",
 } as const;
 
 /** Memory guard thresholds, in percent of the worker's limit. */

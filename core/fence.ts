@@ -82,6 +82,22 @@ export function fencedPut<I extends Record<string, unknown>>(fence: Fence, item:
 }
 
 /**
+ * What a handler throws when a fenced write of its was refused (`isFencedOut`): a later attempt
+ * holds the job, so this one stops. It carries the fence it wrote under and the refusal. The
+ * runner settles the attempt as usual, which that later attempt's token refuses, so nothing of
+ * this attempt lands; it only tells the log line apart from a handler's own failure.
+ */
+export class FencedOutError extends Error {
+  override readonly name = "FencedOutError";
+  constructor(
+    readonly fence: Fence,
+    readonly refusal?: unknown,
+  ) {
+    super(`a fenced write of job ${fence.jobId} under token ${fence.token} was refused: a later attempt holds the job`);
+  }
+}
+
+/**
  * True for the refusal a fenced write gets when a later attempt has written the row (or when the
  * caller's own condition failed: fence the row, and keep other conditions apart, to tell them
  * apart), alone or inside a transaction (a cancellation whose reasons include a failed

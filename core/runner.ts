@@ -8,7 +8,7 @@
  * throws, or a store that fails while settling, never crashes the worker.
  */
 
-import { effectKey } from "./fence.js";
+import { effectKey, FencedOutError } from "./fence.js";
 import { boundedStack } from "./attempt-detail.js";
 import { LAMBDA_WORKER, laneOf, type Lane, type QueueName } from "./config.js";
 import { ReportBuffer } from "./coalescer.js";
@@ -558,7 +558,8 @@ export class Runner {
       log.warn("the handler failed permanently", { error: message, stack: boundedStack(stack) });
       return this.settleFail(lease, failure, { retryable: false }, buffer, log);
     }
-    log.warn("the handler failed; retrying if attempts remain", { error: message, stack: boundedStack(stack) });
+    if (e instanceof FencedOutError) log.warn("a fenced write of the handler was refused: a later attempt holds the job; settling, which its token refuses if so", { token: e.fence.token });
+    else log.warn("the handler failed; retrying if attempts remain", { error: message, stack: boundedStack(stack) });
     return this.settleFail(lease, failure, { retryable: true, backoffMs: backoffMs(limits, lease.job.attempts) }, buffer, log);
   }
 

@@ -59,7 +59,7 @@ import { dirname, join } from "node:path";
 import { PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { dynamoClient } from "../core/aws.js";
 import { loadEndpoints } from "../core/runtime.js";
-import { fencedPut, isFencedOut } from "../core/fence.js";
+import { FencedOutError, fencedPut, isFencedOut } from "../core/fence.js";
 
 const stepsInput = z
   .object({
@@ -185,7 +185,7 @@ async function runEffects(input: EffectsInput, ctx: JobContext<{ next: number }>
     } catch (e) {
       if (!isFencedOut(e)) throw e;
       record({ k: "effect", job: ctx.jobId, attempt: ctx.attempt, step, token: ctx.fence.token, refused: true, pid: process.pid, at: Date.now() });
-      throw new AbortedError("lease_lost");
+      throw new FencedOutError(ctx.fence, e);
     }
     record({ k: "effect", job: ctx.jobId, attempt: ctx.attempt, step, token: ctx.fence.token, refused: false, pid: process.pid, at: Date.now() });
     record({ k: "step", job: ctx.jobId, attempt: ctx.attempt, step, pid: process.pid, at: Date.now() });

@@ -7,7 +7,8 @@
 import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { beforeAll, describe, expect, test } from "vitest";
-import { effectKey, fencedPut, fencedUpdate, FENCE_ATTRIBUTE, isFencedOut, type Fence } from "../core/fence.js";
+import { effectKey, FencedOutError, fencedPut, fencedUpdate, FENCE_ATTRIBUTE, isFencedOut, type Fence } from "../core/fence.js";
+import { DeathReaper } from "../core/deaths.js";
 import type { Lease } from "../core/job.js";
 import { MemoryMetrics } from "../core/metrics.js";
 import { defineJob, Registry } from "../core/registry.js";
@@ -66,6 +67,42 @@ describe.each(BACKENDS)("on %s", (backend) => {
       expect((inTx as Error).name).toBe("TransactionCanceledException");
       expect(isFencedOut(inTx)).toBe(true);
     }
+  });
+
+  test("a handler that throws FencedOutError after a takeover lands nothing: the runner's settle is refused by the later token, and its log says a fenced write was refused", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const fenced = defineJob({
+      name: "effects.fenced",
+      input: z.object({}),
+      runsOn: "lambda",
+      handler: async (_input, ctx) => {
+        started();
+        await gate;
+        // As a fenced write refused because a later attempt wrote first.
+        throw new FencedOutError(ctx.fence);
+      },
+    });
+    // A long lease: the keeper does not heartbeat (and learn of the takeover) before the handler throws.
+    const cfg = loadRuntime({ ...env.emu.env, WARDEN_LEASE_SECONDS: "60" });
+    const s = buildServices(cfg, { doc: env.doc, sqs: env.sqs, metrics: new MemoryMetrics(), registry: new Registry().register(fenced) });
+    const warns: string[] = [];
+    const runner = new Runner(s, { workerId: "w-fenced", kind: "lambda", log: { info() {}, warn: (m: string) => void warns.push(m), error() {} } });
+    const { job } = await s.store.create({ owner: "alice", type: fenced.name, queue: "default", input: {}, maxAttempts: 3, timeoutMs: 60_000 });
+    const outcome = runner.run(job.id);
+    await running;
+    // The worker is reported dead while its attempt still runs (a death event), and another claims the job.
+    await new DeathReaper(s).onDeath({ workerId: "w-fenced", at: Date.now(), reason: "test" });
+    const taken = await s.store.claim(job.id, "w-other", 60_000);
+    if (!taken.ok) throw new Error("the takeover's claim was refused");
+    release();
+    expect(await outcome).toMatchObject({ claimed: true, outcome: "lease_lost" });
+    const after = await s.store.mustGet(job.id);
+    expect(after).toMatchObject({ status: "running", workerId: "w-other", token: taken.lease.token });
+    expect(warns.some((w) => w.includes("a fenced write of the handler was refused"))).toBe(true);
+    expect(warns.some((w) => w.includes("the handler failed"))).toBe(false);
   });
 
   test("the same step has the same key in every attempt of the job, and each attempt a higher token: ctx.fence and ctx.effectKey through the runner", async () => {

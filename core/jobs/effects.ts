@@ -4,7 +4,8 @@
  * Each step writes one row to the effects table (core/config.ts EFFECTS_TABLE), keyed by the
  * step's effect key and fenced with the attempt's token, then checkpoints. A re-run after a crash
  * resumes from the checkpoint and rewrites the rows of the steps after it; an attempt frozen past
- * its lease that wakes after a later attempt wrote its step is refused by the fence and stops. The
+ * its lease that wakes after a later attempt wrote its step is refused by the fence and stops
+ * (FencedOutError). The
  * result reads the rows back, so a job's own result shows which attempt wrote each step.
  */
 import { PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
@@ -12,7 +13,7 @@ import { z } from "zod";
 import { batchGetAll, dynamoClient } from "../aws.js";
 import { EFFECTS_TABLE } from "../config.js";
 import { PermanentError } from "../errors.js";
-import { fencedPut, FENCE_ATTRIBUTE, isFencedOut } from "../fence.js";
+import { FencedOutError, fencedPut, FENCE_ATTRIBUTE, isFencedOut } from "../fence.js";
 import { defineJob, type JobType } from "../registry.js";
 import { loadEndpoints } from "../runtime.js";
 import { AbortedError, pause } from "./abort.js";
@@ -30,7 +31,7 @@ export interface EffectsInput {
 
 /** A step's row as the table holds it. */
 export interface EffectRow {
-  id: string;
+  [EFFECTS_TABLE.partitionKey]: string;
   jobId: string;
   step: number;
   attempt: number;
@@ -63,7 +64,7 @@ export function effectsDemo(target: () => EffectsTarget): JobType<EffectsInput, 
       for (let step = ctx.resumeFrom?.next ?? 0; step < input.steps; step++) {
         if (!(await pause(input.msPerStep, ctx.signal))) throw new AbortedError(ctx.signal.reason);
         const row = {
-          id: ctx.effectKey(`step/${step}`),
+          [EFFECTS_TABLE.partitionKey]: ctx.effectKey(`step/${step}`),
           jobId: ctx.jobId,
           step,
           attempt: ctx.attempt,
@@ -76,13 +77,15 @@ export function effectsDemo(target: () => EffectsTarget): JobType<EffectsInput, 
           if (!isFencedOut(e)) throw e;
           // A later attempt has written this step: the job is no longer this attempt's.
           ctx.log.warn("demo.effects: a later attempt wrote this step first; the fence refused this attempt's write", { step, token: ctx.fence.token });
-          throw new AbortedError("lease_lost");
+          throw new FencedOutError(ctx.fence, e);
         }
         ctx.progress(step + 1, input.steps, `step ${step + 1} of ${input.steps} written`);
         ctx.checkpoint({ next: step + 1 });
       }
-      const keys = Array.from({ length: input.steps }, (_, step) => ({ id: ctx.effectKey(`step/${step}`) }));
+      const keys = Array.from({ length: input.steps }, (_, step) => ({ [EFFECTS_TABLE.partitionKey]: ctx.effectKey(`step/${step}`) }));
       const rows = (await batchGetAll(doc, table, keys, true)) as unknown as EffectRow[];
+      // Every step was written (by this attempt or, before its checkpoint, an earlier one): a row missing is a defect, not a result.
+      if (rows.length !== input.steps) throw new Error(`demo.effects: read back ${rows.length} of ${input.steps} step rows from ${table}`);
       return {
         steps: input.steps,
         rows: rows.map((r) => ({ step: r.step, attempt: r.attempt, token: r[FENCE_ATTRIBUTE] })).sort((a, b) => a.step - b.step),
