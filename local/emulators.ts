@@ -33,6 +33,8 @@ export interface Emulators {
   dynamoEndpoint: string;
   sqsEndpoint: string;
   tableName: string;
+  /** The demo effects table (demo.effects), made beside the jobs table. */
+  effectsTableName: string;
   queues: Record<QueueName, QueueUrls>;
   /** What answers DynamoDB: an engine started here, or an endpoint that was already running. */
   dynamodb: DynamoEngine | "external";
@@ -156,7 +158,7 @@ export async function startEmulators(opts: EmulatorOptions = {}): Promise<Emulat
     await ensureTable(dynamoEndpoint, tableDefinition(tableName), { ...ensure, checkIndexes: dynamodb === "external" });
     // The demo effects table demo.effects writes to, as stacks/Storage.ts makes it beside the jobs table.
     const effectsTable = physicalName(stage, EFFECTS_TABLE.name);
-    await ensureAppTable(dynamoEndpoint, effectsTable, ensure);
+    await ensureAppTable(dynamoEndpoint, effectsTable, { ...ensure, key: EFFECTS_TABLE.partitionKey });
 
     // SQS: an external endpoint, or fauxqs.
     let sqsEndpoint: string;
@@ -188,6 +190,7 @@ export async function startEmulators(opts: EmulatorOptions = {}): Promise<Emulat
       dynamoEndpoint,
       sqsEndpoint,
       tableName,
+      effectsTableName: effectsTable,
       queues,
       dynamodb,
       sqs,
@@ -228,12 +231,13 @@ export function clientConfig(endpoint: string): { endpoint: string; region?: str
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * A table of the application's own beside Warden's (a string key `id`, on demand), made if it
+ * A table of the application's own beside Warden's (a string key, `id` unless named, on demand), made if it
  * is not there, then waited for until ACTIVE: the demo effects table (demo.effects), the chaos
  * run's downstream table, a test's order table.
  */
-export async function ensureAppTable(endpoint: string, tableName: string, o: EnsureOptions = {}): Promise<void> {
-  await ensureTable(endpoint, { TableName: tableName, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }, o);
+export async function ensureAppTable(endpoint: string, tableName: string, o: EnsureOptions & { key?: string } = {}): Promise<void> {
+  const key = o.key ?? "id";
+  await ensureTable(endpoint, { TableName: tableName, KeySchema: [{ AttributeName: key, KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: key, AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }, o);
 }
 
 interface EnsureOptions {

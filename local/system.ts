@@ -23,7 +23,7 @@ import { LambdaPoller, type SqsHandler } from "./poller.js";
 import { Recorder } from "./recorder.js";
 import { ringQueuedJobs } from "./recovery.js";
 import { countByState, queueStats, Series, type QueueStats, type StateCounts } from "./stats.js";
-import { expireItems } from "./ttl.js";
+import { EFFECTS_TTL, expireItems } from "./ttl.js";
 import { appRegistry } from "../functions/registry.js";
 
 export interface System {
@@ -214,7 +214,10 @@ export async function startSystem(cfg: LocalConfig, log: (line: string) => void 
 
     const loops = [
       every(cfg.sweepIntervalSeconds * 1000, "sweeper", sweepOnce, log),
-      every(cfg.ttlIntervalSeconds * 1000, "ttl", () => expireItems(services.doc, services.cfg.tableName), log),
+      every(cfg.ttlIntervalSeconds * 1000, "ttl", async () => {
+        await expireItems(services.doc, services.cfg.tableName);
+        await expireItems(services.doc, emulators.effectsTableName, Date.now(), EFFECTS_TTL);
+      }, log),
       every(2000, "stats", async () => stateHistory.add(Date.now(), await countByState(services.doc, services.cfg.tableName)), log),
       every(cfg.alarmIntervalSeconds * 1000, "alarms", async () => {
         queues = await queueStats(services.queue, emulators.sqsEndpoint);

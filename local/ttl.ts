@@ -5,10 +5,18 @@
  * conditional on the item still being expired, so a job retried in the meantime is kept.
  */
 import { DeleteCommand, ScanCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { TABLE } from "../core/config.js";
+import { EFFECTS_TABLE, TABLE } from "../core/config.js";
 import { isConditionFailure } from "../core/expr.js";
 
-export async function expireItems(db: DynamoDBDocumentClient, table: string, nowMs: number = Date.now()): Promise<number> {
+/** A table's key and TTL attribute: the jobs table's, or the demo effects table's. */
+export interface TtlNames {
+  partitionKey: string;
+  ttlAttribute: string;
+}
+export const JOBS_TTL: TtlNames = TABLE;
+export const EFFECTS_TTL: TtlNames = EFFECTS_TABLE;
+
+export async function expireItems(db: DynamoDBDocumentClient, table: string, nowMs: number = Date.now(), names: TtlNames = JOBS_TTL): Promise<number> {
   const now = Math.floor(nowMs / 1000);
   let deleted = 0;
   let start: Record<string, unknown> | undefined;
@@ -18,7 +26,7 @@ export async function expireItems(db: DynamoDBDocumentClient, table: string, now
         TableName: table,
         FilterExpression: "#ttl < :now",
         ProjectionExpression: "#id, #ttl",
-        ExpressionAttributeNames: { "#ttl": TABLE.ttlAttribute, "#id": TABLE.partitionKey },
+        ExpressionAttributeNames: { "#ttl": names.ttlAttribute, "#id": names.partitionKey },
         ExpressionAttributeValues: { ":now": now },
         ...(start ? { ExclusiveStartKey: start } : {}),
       }),
@@ -28,9 +36,9 @@ export async function expireItems(db: DynamoDBDocumentClient, table: string, now
         await db.send(
           new DeleteCommand({
             TableName: table,
-            Key: { [TABLE.partitionKey]: item[TABLE.partitionKey] },
+            Key: { [names.partitionKey]: item[names.partitionKey] },
             ConditionExpression: "#ttl < :now",
-            ExpressionAttributeNames: { "#ttl": TABLE.ttlAttribute },
+            ExpressionAttributeNames: { "#ttl": names.ttlAttribute },
             ExpressionAttributeValues: { ":now": now },
           }),
         );

@@ -57,7 +57,7 @@ export function Storage({ app, stack }: StackContext) {
 /**
  * The demo effects table (core/config.ts EFFECTS_TABLE) that demo.effects writes fenced rows to:
  * an application's own table, as a team's would be, kept like the jobs table (`kept`) so the
- * stage's checks hold for it too. Its rows expire after a week.
+ * stage's checks hold for it too. Its rows expire (core/config.ts EFFECTS_TABLE.retentionSeconds).
  */
 function effectsTable(scope: Construct, stage: string, config: StageConfig, key: kms.IKey | undefined): dynamodb.Table {
   return new dynamodb.Table(scope, "Effects", {

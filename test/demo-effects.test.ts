@@ -9,11 +9,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { dynamoClient } from "../core/aws.js";
 import { EFFECTS_TABLE, physicalName } from "../core/config.js";
 import { ValidationError } from "../core/errors.js";
-import { FENCE_ATTRIBUTE } from "../core/fence.js";
-import { AbortedError } from "../core/jobs/abort.js";
+import { FencedOutError, FENCE_ATTRIBUTE } from "../core/fence.js";
 import { effectsDemo, type EffectsResult } from "../core/jobs/effects.js";
 import { runHandler } from "../core/testing.js";
 import { ensureAppTable } from "../local/emulators.js";
+import { EFFECTS_TTL, expireItems } from "../local/ttl.js";
 import { useEmulators, waitFor, type TestEnv } from "./support/emulators.js";
 import { useLaunchedWithFreezes } from "./support/frozen.js";
 
@@ -42,15 +42,17 @@ describe("demo.effects' handler on a real table", () => {
     expect(second.result).toEqual({ steps: 4, rows: expected });
     // Attempt 1 continues where it was frozen: its write of step 2 is refused, and it stops.
     const woken = await runHandler(demo, { steps: 4, msPerStep: 0 }, { attempt: 1, token: 5, resumeFrom: { next: 2 } });
-    expect(woken.error).toBeInstanceOf(AbortedError);
-    expect((woken.error as AbortedError).reason).toBe("lease_lost");
+    expect(woken.error).toBeInstanceOf(FencedOutError);
+    expect((woken.error as FencedOutError).fence).toEqual({ jobId: "TESTJOB0000000000000000000", token: 5 });
     expect(woken.checkpoints).toEqual([]);
     expect(woken.logs.map((l) => l.message)).toContainEqual(expect.stringContaining("the fence refused"));
     // One row per step, each as the last attempt to write it left it.
     const stored = (await rows()).map((r) => ({ step: r.step, attempt: r.attempt, token: r[FENCE_ATTRIBUTE], id: r.id }));
     expect(stored.sort((a, b) => a.step - b.step)).toEqual(expected.map((r) => ({ ...r, id: `TESTJOB0000000000000000000:step/${r.step}` })));
-    // Every row expires: trying the demo leaves nothing behind.
-    for (const r of await rows()) expect(r[EFFECTS_TABLE.ttlAttribute]).toBeGreaterThan(Date.now() / 1000 + EFFECTS_TABLE.retentionSeconds - 60);
+    // Every row expires (DynamoDB's TTL, npm start's stand-in locally): trying the demo leaves nothing behind.
+    expect(await expireItems(env.doc, table, Date.now(), EFFECTS_TTL)).toBe(0);
+    expect(await expireItems(env.doc, table, Date.now() + (EFFECTS_TABLE.retentionSeconds + 60) * 1000, EFFECTS_TTL)).toBe(4);
+    expect(await rows()).toEqual([]);
   });
 
   it("refuses a step count outside 1 to 100 and an unknown field before writing anything", async () => {
@@ -77,6 +79,7 @@ describe("demo.effects through npm start, its worker frozen mid-job", () => {
     worker: string | null;
     progress: { done: number } | null;
     result: EffectsResult | null;
+    history: { worker: string }[];
   }
   const get = async (id: string) => (await call<{ job: JobView }>("GET", `/jobs/${id}`)).body.job;
 
@@ -90,10 +93,12 @@ describe("demo.effects through npm start, its worker frozen mid-job", () => {
     }, 20_000, "the job to end");
     expect(done.status, JSON.stringify(done)).toBe("succeeded");
     expect(done.result!.rows.map((r) => [r.step, r.attempt])).toEqual([[0, 1], [1, 1], [2, 1]]);
+    expect(done.history.map((h) => h.worker)).toEqual([expect.stringMatching(/^lambda:/)]);
   });
 
   it("ends with one row per step in warden-local-effects, the steps after the checkpoint written by the takeover, none changed by the frozen worker once continued", async () => {
-    const steps = 8;
+    // Long enough (8 s) that a loaded machine's polls still find it mid-job when they freeze its worker.
+    const steps = 20;
     const submitted = await call<{ job: { id: string } }>("POST", "/jobs", { type: "demo.effects", queue: "large", input: { steps, msPerStep: 400 } });
     expect(submitted.status).toBe(201);
     const id = submitted.body.job.id;
@@ -107,6 +112,8 @@ describe("demo.effects through npm start, its worker frozen mid-job", () => {
     const pid = body.processes.find((p) => p.id === running.worker)?.pid;
     expect(pid, `worker ${running.worker} among ${JSON.stringify(body.processes)}`).toBeTruthy();
     freeze(pid!);
+    const frozenAt = await get(id);
+    expect(frozenAt.status === "running" && (frozenAt.progress?.done ?? 0) < steps, `frozen too late: ${JSON.stringify(frozenAt.progress)}`).toBe(true);
 
     // Its lease runs out; the sweeper hands the job to the other worker, which finishes it.
     const done = await waitFor(async () => {

@@ -41,7 +41,6 @@ const one = (t: CfnTemplate, type: string, where: (p: Record<string, any>) => bo
   return found[0]!;
 };
 
-/** The StackName ("Storage", ...) of a CloudFormation stack name ("dev-warden-Storage"). */
 /** A stage's table by its logical name (core/config.ts TABLE.name, EFFECTS_TABLE.name). */
 const tableOf = (s: Synthesized, logical: string) => one(s.json.Storage, "AWS::DynamoDB::Table", (p) => String(p.TableName).endsWith(`-${logical}`));
 /** Both of a stage's tables: the jobs table and the demo effects table. */
@@ -51,6 +50,7 @@ const tablesOf = (s: Synthesized) => {
   return tables;
 };
 
+/** The StackName ("Storage", ...) of a CloudFormation stack name ("dev-warden-Storage"). */
 const stackNameOf = (s: Synthesized, cfnName: string): StackName => (Object.keys(s.stackNames) as StackName[]).find((n) => s.stackNames[n] === cfnName)!;
 
 /** "table", "table/index/due", "table:effects", "queue:default", "queue:large-dlq", "key:Queues" ... for a resolved resource. */

@@ -43,7 +43,7 @@ export function testEmulatorOptions(stage: string, opts: UseEmulatorsOptions = {
 async function deleteExternal(emu: Emulators): Promise<void> {
   if (emu.dynamodb === "external") {
     const db = new DynamoDBClient(clientConfig(emu.dynamoEndpoint));
-    await db.send(new DeleteTableCommand({ TableName: emu.tableName })).catch(() => undefined);
+    for (const TableName of [emu.tableName, emu.effectsTableName]) await db.send(new DeleteTableCommand({ TableName })).catch(() => undefined);
     db.destroy();
   }
   if (emu.sqs === "external") {
