@@ -244,7 +244,7 @@ export const EFFECTS_TABLE = {
   partitionKey: "id",
   /** Epoch seconds; DynamoDB TTL deletes a row this long after it was written. */
   ttlAttribute: "expiresAt",
-  /** A week past the longest a job may run, so a row outlives every attempt that reads it back. */
+  /** A week past the longest runtime limit a job may have, so a row outlives the attempts that read it back. */
   retentionSeconds: LIMITS.maxTimeoutSeconds + 7 * 24 * 3600,
   /** The variable that names it to the workers (stacks/runtime-env.ts, local/emulators.ts). */
   env: "WARDEN_EFFECTS_TABLE",

@@ -29,8 +29,8 @@
  * line; docs/jobs.md "Controls"): a concurrency limit is set on one key before the run, and a
  * share of the jobs (of KEYED_TYPES, frozen-worker ones included) is submitted with that key,
  * and a burst of one more long keyed job than the limit as the chaos starts, so some claim is
- * always held: at most the limit of them may run at once across every worker, a held one spending no attempt,
- * and their slots must all be given back after the drain. A fixed-rate schedule (overlap
+ * always held: at most the limit of them may run at once across every worker, a held one
+ * spending no attempt, and their slots must all be given back after the drain. A fixed-rate schedule (overlap
  * `allow`, catch-up `all`) is made as the chaos starts and paused as it stops: the sweeper,
  * killed mid-sweep like the rest, must have made exactly one job per tick (chaos.tick, its id
  * derived from the tick), each held to the per-job checks like a submitted one.

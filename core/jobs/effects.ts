@@ -5,8 +5,8 @@
  * step's effect key and fenced with the attempt's token, then checkpoints. A re-run after a crash
  * resumes from the checkpoint and rewrites the rows of the steps after it; an attempt frozen past
  * its lease that wakes after a later attempt wrote its step is refused by the fence and stops
- * (FencedOutError). The
- * result reads the rows back, so a job's own result shows which attempt wrote each step.
+ * (FencedOutError). The result reads the rows back, so a job's own result shows which attempt
+ * wrote each step.
  */
 import { PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
