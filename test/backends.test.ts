@@ -29,7 +29,7 @@ import {
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { GetQueueAttributesCommand, ListQueuesCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import dynalite from "dynalite";
-import { PRIORITIES, QUEUES, QUEUE_NAMES, TABLE, dlqName, laneName, physicalName } from "../core/config.js";
+import { EFFECTS_TABLE, PRIORITIES, QUEUES, QUEUE_NAMES, TABLE, dlqName, laneName, physicalName } from "../core/config.js";
 import { tableDefinition } from "../core/schema.js";
 import { startDynamoDBLocal } from "../local/dynamodb-local.js";
 import { externalEndpoints, startEmulators, startSqsEmulator, type Emulators } from "../local/emulators.js";
@@ -269,21 +269,26 @@ describe("external endpoints", () => {
     await new Promise<void>((resolve) => (dyn ? dyn.close(() => resolve()) : resolve()));
   });
 
-  it("startEmulators creates the table and queues when missing, reuses them when present, and starts neither emulator", async () => {
+  it("startEmulators creates the tables and queues when missing, reuses them when present, and starts neither emulator", async () => {
     expect(await tables()).toEqual([]);
     expect(await queueUrls()).toEqual([]);
     const stage = "ext";
     const tableName = physicalName(stage, TABLE.name);
+    // The jobs table and the demo effects table beside it.
+    const effectsTableName = physicalName(stage, EFFECTS_TABLE.name);
+    const both = [effectsTableName, tableName].sort();
     const names = QUEUE_NAMES.flatMap((q) => [...PRIORITIES.map((p) => physicalName(stage, laneName(q, p))), physicalName(stage, dlqName(q))]).sort();
 
     const servers = listening();
     const first = await startEmulators({ stage, dynamodbEndpoint: dynamoEndpoint, sqsEndpoint });
     expect(listening()).toBe(servers); // nothing new listens in this process
-    expect(first).toMatchObject({ dynamodb: "external", sqs: "external", dynamoEndpoint, sqsEndpoint, tableName });
-    expect(first.env).toMatchObject({ WARDEN_DYNAMODB_ENDPOINT: dynamoEndpoint, WARDEN_SQS_ENDPOINT: sqsEndpoint, WARDEN_TABLE: tableName });
+    expect(first).toMatchObject({ dynamodb: "external", sqs: "external", dynamoEndpoint, sqsEndpoint, tableName, effectsTableName });
+    expect(first.env).toMatchObject({ WARDEN_DYNAMODB_ENDPOINT: dynamoEndpoint, WARDEN_SQS_ENDPOINT: sqsEndpoint, WARDEN_TABLE: tableName, [EFFECTS_TABLE.env]: effectsTableName });
 
-    // Created: the table with every index, each queue with its DLQ and redrive policy.
-    expect(await tables()).toEqual([tableName]);
+    // Created: the jobs table with every index, the effects table with its key, each queue with its DLQ and redrive policy.
+    expect((await tables()).sort()).toEqual(both);
+    const effects = (await db.send(new DescribeTableCommand({ TableName: effectsTableName }))).Table!;
+    expect(effects.KeySchema).toEqual([{ AttributeName: EFFECTS_TABLE.partitionKey, KeyType: "HASH" }]);
     const t = (await db.send(new DescribeTableCommand({ TableName: tableName }))).Table!;
     expect(indexShape(t.GlobalSecondaryIndexes)).toEqual(indexShape(tableDefinition(tableName).GlobalSecondaryIndexes as GlobalSecondaryIndexDescription[]));
     expect((await queueUrls()).map((u) => u.split("/").pop()).sort()).toEqual(names);
@@ -307,12 +312,12 @@ describe("external endpoints", () => {
     await db.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: "kept" } } }));
     await sqs.send(new SendMessageCommand({ QueueUrl: first.queues.default.queue, MessageBody: "kept" }));
     await first.stop();
-    expect(await tables()).toEqual([tableName]); // stop() leaves the external ones running, and their contents
+    expect((await tables()).sort()).toEqual(both); // stop() leaves the external ones running, and their contents
 
     const second = await startEmulators({ stage, dynamodbEndpoint: dynamoEndpoint, sqsEndpoint });
     expect(listening()).toBe(servers);
     expect(second.queues).toEqual(first.queues);
-    expect(await tables()).toEqual([tableName]);
+    expect((await tables()).sort()).toEqual(both);
     expect((await queueUrls()).length).toBe(names.length);
     expect((await db.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: "kept" } } }))).Item).toBeDefined();
     const depth = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: second.queues.default.queue, AttributeNames: ["ApproximateNumberOfMessages"] }))).Attributes;
