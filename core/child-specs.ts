@@ -7,6 +7,7 @@
 import { LIMITS } from "./config.js";
 import { ValidationError } from "./errors.js";
 import { FANIN_SHARD_SIZE, MAX_CHAIN_STEPS, MAX_CHILDREN, MAX_SPEC_SHARD_BYTES, type ChildSpec } from "./flow.js";
+import { checkConcurrencyKey } from "./gates.js";
 import { unstorable } from "./item-size.js";
 import type { JobType, Registry } from "./registry.js";
 
@@ -15,6 +16,8 @@ export interface ChildRequest {
   type: string;
   input?: unknown;
   key?: string;
+  /** Counts the child under this key's concurrency and rate limits, beside its type's. */
+  concurrencyKey?: string;
 }
 
 const jsonBytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v ?? null), "utf8");
@@ -30,11 +33,16 @@ function resolve(registry: Registry, r: ChildRequest, where: string): ChildSpec 
   const why = unstorable(parsed.input, `${where}'s input`);
   if (why) throw new ValidationError(why);
   if (jsonBytes(parsed.input) > LIMITS.maxInputBytes) throw new ValidationError(`${where}'s input is over ${LIMITS.maxInputBytes} bytes as JSON`);
+  if (r.concurrencyKey !== undefined) {
+    const bad = typeof r.concurrencyKey === "string" ? checkConcurrencyKey(r.concurrencyKey) : "a concurrency key is a string";
+    if (bad) throw new ValidationError(`${where}.concurrencyKey: ${bad}`);
+  }
   const { type } = parsed;
   return {
     type: type.name,
     input: parsed.input ?? null,
     ...(r.key !== undefined ? { key: r.key } : {}),
+    ...(r.concurrencyKey !== undefined ? { concurrencyKey: r.concurrencyKey } : {}),
     queue: registry.queueFor(type, parsed.input),
     maxAttempts: Math.min(type.limits.maxAttempts, LIMITS.maxAttempts),
     timeoutMs: type.limits.timeoutMs,

@@ -42,6 +42,8 @@ export interface ChildSpec {
   type: string;
   input: unknown;
   key?: string;
+  /** What the child's limits count it under, beside its type (core/gates.ts). */
+  concurrencyKey?: string;
   queue: "default" | "large";
   maxAttempts: number;
   timeoutMs: number;

@@ -174,8 +174,18 @@ export class Flows {
     const f = parent.flow;
     const link: ParentLink = { id: parent.id, round: f.round, index, of: f.total, ...(s.key !== undefined ? { key: s.key } : {}), ...(f.policy === "failFast" ? { failFast: true as const } : {}) };
     const id = childId(parent.id, f.round, { index, key: s.key });
-    // A child takes its parent's priority: a high fan-out's children are high too.
-    const spec: NewJob = { owner: parent.owner, type: s.type, queue: s.queue, input: s.input, maxAttempts: s.maxAttempts, timeoutMs: s.timeoutMs, parent: link, ...(parent.priority ? { priority: parent.priority } : {}) };
+    // A child takes its parent's priority (a high fan-out's children are high too) and its own concurrency key.
+    const spec: NewJob = {
+      owner: parent.owner,
+      type: s.type,
+      queue: s.queue,
+      input: s.input,
+      maxAttempts: s.maxAttempts,
+      timeoutMs: s.timeoutMs,
+      parent: link,
+      ...(parent.priority ? { priority: parent.priority } : {}),
+      ...(s.concurrencyKey !== undefined ? { concurrencyKey: s.concurrencyKey } : {}),
+    };
     if (s.after?.length) {
       // A chain's step: it waits on the step before it, which waits on the one before that.
       const before = s.after.at(-1)!;

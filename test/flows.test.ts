@@ -117,6 +117,33 @@ describe("chains", () => {
   });
 });
 
+describe("children and chain steps with a concurrency key of their own", () => {
+  it("count under their key's limit: with a limit of 1, a parent's 4 keyed children run one at a time, and the parent resumes with all 4", async () => {
+    const key = "flows-host-a";
+    await services.store.controls.setLimit(`key:${key}`, { concurrency: 1 }, "test", Date.now());
+    const children = [0, 1, 2, 3].map((n) => ({ type: "test.flaky", input: { n: 100 + n, ms: 200 }, concurrencyKey: key }));
+    const r = await call("POST", "/jobs", "alice", { type: "test.gather", input: {}, children });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const job = await finished("alice", r.body.job.id);
+    expect(job.result).toEqual({ seen: ["0:succeeded", "1:succeeded", "2:succeeded", "3:succeeded"] });
+    const kids = (await call("GET", `/jobs/${job.id}/children`, "alice")).body.children as { id: string; concurrencyKey: string | null }[];
+    expect(kids.map((k) => k.concurrencyKey)).toEqual([key, key, key, key]);
+    // One at a time: each run starts after the one before it ended (the freed slot handed on).
+    const runs = (await Promise.all(kids.map(async (k) => (await call("GET", `/jobs/${k.id}`, "alice")).body.job.history as { startedAt: string; endedAt: string }[])))
+      .map((h) => { expect(h).toHaveLength(1); return { start: Date.parse(h[0]!.startedAt), end: Date.parse(h[0]!.endedAt) }; })
+      .sort((a, b) => a.start - b.start);
+    for (let i = 1; i < runs.length; i++) expect(runs[i]!.start, `run ${i} began before run ${i - 1} ended`).toBeGreaterThanOrEqual(runs[i - 1]!.end);
+  });
+  it("a chain's step keeps its key", async () => {
+    const r = await call("POST", "/jobs", "alice", { type: "demo.transcribe", after: [{ type: "demo.download", input: { url: "https://example.com/b.mp3" }, concurrencyKey: "flows-host-b" }] });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const job = await finished("alice", r.body.job.id);
+    expect(job.status).toBe("succeeded");
+    const [step] = (await call("GET", `/jobs/${job.id}/children`, "alice")).body.children as { type: string; concurrencyKey: string | null }[];
+    expect(step).toMatchObject({ type: "demo.download", concurrencyKey: "flows-host-b" });
+  });
+});
+
 describe("a bad flow is a 400 that writes nothing", () => {
   it("an unknown child type, a malformed child, too many children", async () => {
     const before = (await call("GET", "/jobs", "bob")).body.jobs.length;
@@ -133,6 +160,9 @@ describe("a bad flow is a 400 that writes nothing", () => {
     const dupKeys = await call("POST", "/jobs", "bob", { type: "demo.combine", input: {}, children: [{ type: "demo.chunk", key: "a", input: { from: 0, to: 1 } }, { type: "demo.chunk", key: "a", input: { from: 1, to: 2 } }] });
     expect(dupKeys.status).toBe(400);
     expect(dupKeys.body.error.message).toMatch(/given twice/);
+    const badKey = await call("POST", "/jobs", "bob", { type: "demo.combine", input: {}, children: [{ type: "demo.chunk", input: { from: 0, to: 1 }, concurrencyKey: "no spaces" }] });
+    expect(badKey.status).toBe(400);
+    expect(JSON.stringify(badKey.body)).toMatch(/concurrency key is letters, digits/);
     const both = await call("POST", "/jobs", "bob", { type: "demo.combine", input: {}, children: [{ type: "demo.chunk", input: { from: 0, to: 1 } }], after: [{ type: "demo.download", input: { url: "u" } }] });
     expect(both.status).toBe(400);
     expect((await call("GET", "/jobs", "bob")).body.jobs.length).toBe(before);

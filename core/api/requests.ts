@@ -26,6 +26,12 @@ const jobTypeName = z
   .max(MAX_TYPE_CHARS)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "a job type is letters, digits and . _ : - (for example demo.sleep)");
 
+/** A job's concurrency key (core/gates.ts): what its limits count it under. */
+const concurrencyKey = z.string().superRefine((k, ctx) => {
+  const bad = checkConcurrencyKey(k);
+  if (bad) ctx.addIssue({ code: "custom", message: bad });
+});
+
 /** A child or a chain's step as a submit gives it; its type and input are checked against the registry after (core/child-specs.ts). */
 const childRequest = z.strictObject({
   type: jobTypeName,
@@ -36,16 +42,12 @@ const childRequest = z.strictObject({
     .max(LIMITS.maxIdempotencyKeyChars)
     .regex(/^[^\u0000-\u001f\u007f]+$/, "the key may not contain control characters")
     .optional(),
+  /** Counts the child (or step) under this key's limits, beside its type's: a fan-out's calls to one host, one at a time. */
+  concurrencyKey: concurrencyKey.optional(),
 });
 
 /** Which lane of its queue a job rings on: which waiting job starts first (docs/jobs.md "Priorities"). */
 const priority = z.enum(PRIORITIES, { error: `priority is one of ${PRIORITIES.join(", ")}` });
-
-/** A job's concurrency key (core/gates.ts): what its limits count it under. */
-const concurrencyKey = z.string().superRefine((k, ctx) => {
-  const bad = checkConcurrencyKey(k);
-  if (bad) ctx.addIssue({ code: "custom", message: bad });
-});
 
 export const submitRequest = z.strictObject({
   type: jobTypeName,
