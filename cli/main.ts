@@ -141,7 +141,8 @@ Run 'warden help COMMAND' (or 'warden COMMAND --help') for a command's options.
 
 const SUBMIT_HELP = `
 --children FILE holds a JSON array of children, [{"type": T, "input": {...}, "key": K}, ...] (1 to
-10,000; input and key optional): the job starts waiting and runs once they have all ended.
+10,000; input and key optional, and "concurrencyKey" to count a child under that key's limits):
+the job starts waiting and runs once they have all ended.
 --after FILE holds a chain's steps, [{"type": T, "input": {...}}, {"type": U}, ...]: they run first,
 in order, each on the result of the one before, and the job runs on the last one's result (so only
 the first step has an input, and the job none). FILE may be - for stdin.
