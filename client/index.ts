@@ -154,9 +154,9 @@ interface CommonOptions {
 /** `auth`, or the older `token` (same as `auth: {kind: "bearer", token}`), or neither; not both. */
 export type ClientOptions = CommonOptions & ({ auth?: Auth; token?: never } | { token?: string; auth?: never });
 
-/** A child of a fan-out as `POST /jobs` takes it: its type, its input, and a key naming it within its parent. */
+/** A child of a fan-out as `POST /jobs` takes it: its type, its input, a key naming it within its parent, and a concurrency key its limits count it under. */
 export type ChildRequest = NonNullable<SubmitRequest["children"]>[number];
-/** A chain's step (`after`): only the first may have an input, and none a key. */
+/** A chain's step (`after`): only the first may have an input, and none a key (a concurrency key, each may). */
 export type ChainStep = Omit<ChildRequest, "key">;
 
 export interface SubmitOptions {

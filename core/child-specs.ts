@@ -20,6 +20,14 @@ export interface ChildRequest {
   concurrencyKey?: string;
 }
 
+/** A child's or a step's concurrency key, checked as a job's: what its spec carries. */
+function keyOf(r: ChildRequest, where: string): { concurrencyKey?: string } {
+  if (r.concurrencyKey === undefined) return {};
+  const bad = typeof r.concurrencyKey === "string" ? checkConcurrencyKey(r.concurrencyKey) : "a concurrency key is a string";
+  if (bad) throw new ValidationError(`${where}.concurrencyKey: ${bad}`);
+  return { concurrencyKey: r.concurrencyKey };
+}
+
 const jsonBytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v ?? null), "utf8");
 
 function resolve(registry: Registry, r: ChildRequest, where: string): ChildSpec {
@@ -33,16 +41,12 @@ function resolve(registry: Registry, r: ChildRequest, where: string): ChildSpec 
   const why = unstorable(parsed.input, `${where}'s input`);
   if (why) throw new ValidationError(why);
   if (jsonBytes(parsed.input) > LIMITS.maxInputBytes) throw new ValidationError(`${where}'s input is over ${LIMITS.maxInputBytes} bytes as JSON`);
-  if (r.concurrencyKey !== undefined) {
-    const bad = typeof r.concurrencyKey === "string" ? checkConcurrencyKey(r.concurrencyKey) : "a concurrency key is a string";
-    if (bad) throw new ValidationError(`${where}.concurrencyKey: ${bad}`);
-  }
   const { type } = parsed;
   return {
     type: type.name,
     input: parsed.input ?? null,
     ...(r.key !== undefined ? { key: r.key } : {}),
-    ...(r.concurrencyKey !== undefined ? { concurrencyKey: r.concurrencyKey } : {}),
+    ...keyOf(r, where),
     queue: registry.queueFor(type, parsed.input),
     maxAttempts: Math.min(type.limits.maxAttempts, LIMITS.maxAttempts),
     timeoutMs: type.limits.timeoutMs,
@@ -110,7 +114,7 @@ export function chainSpec(registry: Registry, steps: readonly ChildRequest[]): C
 function laterStep(registry: Registry, s: ChildRequest, where: string): ChildSpec {
   const type = registry.get(s.type);
   if (!type) throw new ValidationError(`${where}: unknown job type "${s.type}"; known types: ${registry.names().join(", ")}`);
-  return { type: type.name, input: null, queue: queueBeforeInput(type), maxAttempts: Math.min(type.limits.maxAttempts, LIMITS.maxAttempts), timeoutMs: type.limits.timeoutMs };
+  return { type: type.name, input: null, ...keyOf(s, where), queue: queueBeforeInput(type), maxAttempts: Math.min(type.limits.maxAttempts, LIMITS.maxAttempts), timeoutMs: type.limits.timeoutMs };
 }
 
 /**

@@ -37,6 +37,36 @@ const flaky = defineJob<{ n: number; ms: number }, { n: number }>({
     return { n };
   },
 });
+/** A child that counts how many of its kind run at once in this process (all the test's workers are). */
+const inFlight = { now: 0, max: 0 };
+const counted = defineJob<{ ms: number }, { ok: true }>({
+  name: "test.counted",
+  input: z.object({ ms: z.number().int() }).strict(),
+  runsOn: "lambda",
+  handler: async ({ ms }) => {
+    inFlight.max = Math.max(inFlight.max, ++inFlight.now);
+    try {
+      await new Promise((r) => setTimeout(r, ms));
+    } finally {
+      inFlight.now--;
+    }
+    return { ok: true };
+  },
+});
+/** A parent that spawns `n` counted children under `concurrencyKey`, waits, and reports their ends. */
+const spawnKeyed = defineJob<{ n: number; concurrencyKey: string }, { ended: number }>({
+  name: "test.spawn-keyed",
+  input: z.object({ n: z.number().int(), concurrencyKey: z.string() }).strict(),
+  runsOn: "lambda",
+  handler: async ({ n, concurrencyKey }, ctx) => {
+    const done = await ctx.children();
+    if (done) return { ended: done.counts.succeeded };
+    ctx.spawn(Array.from({ length: n }, () => ({ type: counted.name, input: { ms: 150 }, concurrencyKey })));
+    return ctx.wait();
+  },
+});
+/** A chain's job that takes whatever its last step returned. */
+const sink = defineJob<unknown, { got: unknown }>({ name: "test.sink", input: z.unknown(), runsOn: "lambda", handler: async (input) => ({ got: input }) });
 /** A parent that reports what it saw of its children, in order. */
 const gather = defineJob<Record<string, never>, { seen: string[] }>({
   name: "test.gather",
@@ -49,7 +79,7 @@ const gather = defineJob<Record<string, never>, { seen: string[] }>({
 });
 
 beforeAll(() => {
-  services = buildServices(loadRuntime(env.emu.env), { registry: builtinRegistry().register(flaky, gather) });
+  services = buildServices(loadRuntime(env.emu.env), { registry: builtinRegistry().register(flaky, gather, counted, spawnKeyed, sink) });
   handler = makeHandler(services, { log: silentLog });
   worker = startWorkerLoop(services, { leaseMs: 30_000 });
 });
@@ -118,29 +148,54 @@ describe("chains", () => {
 });
 
 describe("children and chain steps with a concurrency key of their own", () => {
+  const childrenOf = async (id: string) => (await call("GET", `/jobs/${id}/children`, "alice")).body.children as { id: string; type: string; concurrencyKey: string | null }[];
+
   it("count under their key's limit: with a limit of 1, a parent's 4 keyed children run one at a time, and the parent resumes with all 4", async () => {
     const key = "flows-host-a";
     await services.store.controls.setLimit(`key:${key}`, { concurrency: 1 }, "test", Date.now());
-    const children = [0, 1, 2, 3].map((n) => ({ type: "test.flaky", input: { n: 100 + n, ms: 200 }, concurrencyKey: key }));
+    inFlight.max = 0;
+    const children = [0, 1, 2, 3].map(() => ({ type: counted.name, input: { ms: 200 }, concurrencyKey: key }));
     const r = await call("POST", "/jobs", "alice", { type: "test.gather", input: {}, children });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     const job = await finished("alice", r.body.job.id);
     expect(job.result).toEqual({ seen: ["0:succeeded", "1:succeeded", "2:succeeded", "3:succeeded"] });
-    const kids = (await call("GET", `/jobs/${job.id}/children`, "alice")).body.children as { id: string; concurrencyKey: string | null }[];
-    expect(kids.map((k) => k.concurrencyKey)).toEqual([key, key, key, key]);
-    // One at a time: each run starts after the one before it ended (the freed slot handed on).
-    const runs = (await Promise.all(kids.map(async (k) => (await call("GET", `/jobs/${k.id}`, "alice")).body.job.history as { startedAt: string; endedAt: string }[])))
-      .map((h) => { expect(h).toHaveLength(1); return { start: Date.parse(h[0]!.startedAt), end: Date.parse(h[0]!.endedAt) }; })
-      .sort((a, b) => a.start - b.start);
-    for (let i = 1; i < runs.length; i++) expect(runs[i]!.start, `run ${i} began before run ${i - 1} ended`).toBeGreaterThanOrEqual(runs[i - 1]!.end);
+    expect((await childrenOf(job.id)).map((k) => k.concurrencyKey)).toEqual([key, key, key, key]);
+    expect(inFlight.max, "keyed children running at once").toBe(1);
   });
-  it("a chain's step keeps its key", async () => {
-    const r = await call("POST", "/jobs", "alice", { type: "demo.transcribe", after: [{ type: "demo.download", input: { url: "https://example.com/b.mp3" }, concurrencyKey: "flows-host-b" }] });
+
+  it("spawned from a handler, they count the same; a malformed key fails the spawn before anything is written", async () => {
+    const key = "flows-host-c";
+    await services.store.controls.setLimit(`key:${key}`, { concurrency: 1 }, "test", Date.now());
+    inFlight.max = 0;
+    const r = await call("POST", "/jobs", "alice", { type: spawnKeyed.name, input: { n: 3, concurrencyKey: key } });
+    const job = await finished("alice", r.body.job.id);
+    expect(job).toMatchObject({ status: "succeeded", result: { ended: 3 } });
+    expect((await childrenOf(job.id)).map((k) => k.concurrencyKey)).toEqual([key, key, key]);
+    expect(inFlight.max).toBe(1);
+
+    const bad = await call("POST", "/jobs", "alice", { type: spawnKeyed.name, input: { n: 2, concurrencyKey: "no spaces" } });
+    const failed = await finished("alice", bad.body.job.id);
+    expect(failed.status).toBe("failed");
+    expect(failed.error.message).toMatch(/children\[0\]\.concurrencyKey: a concurrency key is letters, digits/);
+    expect(failed.children).toBeNull();
+  });
+
+  it("every step of a chain keeps its own key", async () => {
+    const r = await call("POST", "/jobs", "alice", {
+      type: sink.name,
+      after: [
+        { type: "demo.download", input: { url: "https://example.com/b.mp3" }, concurrencyKey: "flows-host-b" },
+        { type: "demo.transcribe", concurrencyKey: "flows-api-b" },
+      ],
+    });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     const job = await finished("alice", r.body.job.id);
     expect(job.status).toBe("succeeded");
-    const [step] = (await call("GET", `/jobs/${job.id}/children`, "alice")).body.children as { type: string; concurrencyKey: string | null }[];
-    expect(step).toMatchObject({ type: "demo.download", concurrencyKey: "flows-host-b" });
+    // The job's one child is the chain's last step, which waits on the step before it.
+    const [last] = await childrenOf(job.id);
+    expect(last).toMatchObject({ type: "demo.transcribe", concurrencyKey: "flows-api-b" });
+    const [first] = await childrenOf(last!.id);
+    expect(first).toMatchObject({ type: "demo.download", concurrencyKey: "flows-host-b" });
   });
 });
 
