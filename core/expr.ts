@@ -1,3 +1,5 @@
+import { TABLE } from "./config.js";
+
 /**
  * A small builder for DynamoDB update and condition expressions. Every attribute name goes through
  * an alias, because many of ours (status, owner, type, token, input, result, queue) are reserved.
@@ -86,3 +88,8 @@ export class Expr {
 
 export const isConditionFailure = (e: unknown): boolean =>
   e instanceof Error && e.name === "ConditionalCheckFailedException";
+
+/** A Put that only creates: refused with a failed condition when an item with its key exists. */
+export function putNew<I extends object>(table: string, item: I): { TableName: string; Item: I; ConditionExpression: string; ExpressionAttributeNames: Record<string, string> } {
+  return { TableName: table, Item: item, ConditionExpression: "attribute_not_exists(#id)", ExpressionAttributeNames: { "#id": TABLE.partitionKey } };
+}

@@ -17,7 +17,7 @@ import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, typ
 import { batchGetAll } from "./aws.js";
 import { laneOf, TABLE } from "./config.js";
 import { ConflictError, NotFoundError } from "./errors.js";
-import { Expr, isConditionFailure } from "./expr.js";
+import { Expr, isConditionFailure, putNew } from "./expr.js";
 import { isTerminal, type Job } from "./job.js";
 import type { NewJob } from "./lifecycle.js";
 import type { Doorbell } from "./queue.js";
@@ -82,7 +82,7 @@ export class Schedules {
     const nonce = newNonce();
     const next: Schedule = { ...s, version: 1, writeId: nonce };
     try {
-      await this.d.db.send(new PutCommand({ TableName: this.d.table, Item: itemOf(next, nonce), ConditionExpression: "attribute_not_exists(#id)", ExpressionAttributeNames: { "#id": "id" } }));
+      await this.d.db.send(new PutCommand(putNew(this.d.table, itemOf(next, nonce))));
     } catch (e) {
       if (!isConditionFailure(e)) throw e;
       const found = await this.get(s.id);

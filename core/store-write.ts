@@ -19,9 +19,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { TABLE } from "./config.js";
 import { TooLargeError, StoreRejectedError } from "./errors.js";
-import { Expr, isConditionFailure } from "./expr.js";
+import { Expr, isConditionFailure, putNew } from "./expr.js";
 import { ITEM_LIMIT_BYTES, itemBytes } from "./item-size.js";
 import type { Job } from "./job.js";
 import type { Change } from "./lifecycle.js";
@@ -166,10 +165,7 @@ export class ChangeWriter {
 
   /** A new job's record as one conditional Put: the item `write` would create, never over another. */
   private putOf(c: Change, extra: Record<string, unknown>): TransactPut["Put"] {
-    const item = { ...itemOf(c.next), createdKey: createdKey(c.next.createdAt, c.next.id), ...extra };
-    const x = new Expr().when("attribute_not_exists(#id)");
-    x.name("id");
-    return { TableName: this.table, Item: item, ...x.params() };
+    return putNew(this.table, { ...itemOf(c.next), createdKey: createdKey(c.next.createdAt, c.next.id), ...extra });
   }
 
   /**
@@ -185,7 +181,7 @@ export class ChangeWriter {
     const c: Change<J> = { ...change, next: placed.next };
     const extra = { lastWrite: nonce, [NONCE_ATTR.origin]: nonce };
     checkRecordSize({ ...itemOf(c.next), ...extra });
-    const values: TransactPut[] = placed.puts.map((item) => ({ Put: { TableName: this.table, Item: { ...item }, ConditionExpression: "attribute_not_exists(#id)", ExpressionAttributeNames: { "#id": TABLE.partitionKey } } }));
+    const values: TransactPut[] = placed.puts.map((item) => ({ Put: putNew(this.table, { ...item }) }));
     return { job: carryValues(c.next, change.next), entries: [...values, { Put: this.putOf(c, extra) }] };
   }
 

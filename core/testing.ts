@@ -52,7 +52,8 @@ export interface HandlerRun<R, C> {
   waited?: { policy: FlowPolicy };
 }
 
-const TEST_JOB_ID = "TESTJOB0000000000000000000";
+/** The job id `runHandler` gives its context (`ctx.jobId`, `ctx.fence.jobId`, the prefix of `ctx.effectKey`). */
+export const TEST_JOB_ID = "TESTJOB0000000000000000000";
 
 export async function runHandler<I, R, C>(type: JobType<I, R, C>, input: unknown, o: RunHandlerOptions<C> = {}): Promise<HandlerRun<R, C>> {
   // The registry's own validation, so the refusal is the one a submission gets.

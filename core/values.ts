@@ -22,7 +22,7 @@
 import { PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { batchGetAll } from "./aws.js";
 import { TABLE, TIMINGS } from "./config.js";
-import { isConditionFailure } from "./expr.js";
+import { isConditionFailure, putNew } from "./expr.js";
 import { valueBytes } from "./item-size.js";
 import type { Job } from "./job.js";
 
@@ -207,15 +207,7 @@ export class ValueStore {
     await Promise.all(
       items.map(async (item) => {
         try {
-          await this.db.send(
-            new PutCommand({
-              TableName: this.table,
-              Item: item,
-              ConditionExpression: "attribute_not_exists(#id)",
-              ExpressionAttributeNames: { "#id": TABLE.partitionKey },
-            }),
-            signal ? { abortSignal: signal } : undefined,
-          );
+          await this.db.send(new PutCommand(putNew(this.table, item)), signal ? { abortSignal: signal } : undefined);
         } catch (e) {
           // The key carries this write's nonce: an item already there is this write's own.
           if (!isConditionFailure(e)) throw e;

@@ -11,7 +11,7 @@ import { EFFECTS_TABLE, physicalName } from "../core/config.js";
 import { ValidationError } from "../core/errors.js";
 import { FencedOutError, FENCE_ATTRIBUTE } from "../core/fence.js";
 import { effectsDemo, type EffectsResult } from "../core/jobs/effects.js";
-import { runHandler } from "../core/testing.js";
+import { runHandler, TEST_JOB_ID } from "../core/testing.js";
 import { ensureAppTable } from "../local/emulators.js";
 import { EFFECTS_TTL, expireItems } from "../local/ttl.js";
 import { useEmulators, waitFor, type TestEnv } from "./support/emulators.js";
@@ -43,12 +43,12 @@ describe("demo.effects' handler on a real table", () => {
     // Attempt 1 continues where it was frozen: its write of step 2 is refused, and it stops.
     const woken = await runHandler(demo, { steps: 4, msPerStep: 0 }, { attempt: 1, token: 5, resumeFrom: { next: 2 } });
     expect(woken.error).toBeInstanceOf(FencedOutError);
-    expect((woken.error as FencedOutError).fence).toEqual({ jobId: "TESTJOB0000000000000000000", token: 5 });
+    expect((woken.error as FencedOutError).fence).toEqual({ jobId: TEST_JOB_ID, token: 5 });
     expect(woken.checkpoints).toEqual([]);
     expect(woken.logs.map((l) => l.message)).toContainEqual(expect.stringContaining("the fence refused"));
     // One row per step, each as the last attempt to write it left it.
     const stored = (await rows()).map((r) => ({ step: r.step, attempt: r.attempt, token: r[FENCE_ATTRIBUTE], id: r.id }));
-    expect(stored.sort((a, b) => a.step - b.step)).toEqual(expected.map((r) => ({ ...r, id: `TESTJOB0000000000000000000:step/${r.step}` })));
+    expect(stored.sort((a, b) => a.step - b.step)).toEqual(expected.map((r) => ({ ...r, id: `${TEST_JOB_ID}:step/${r.step}` })));
     // Every row expires (DynamoDB's TTL, npm start's stand-in locally): trying the demo leaves nothing behind.
     expect(await expireItems(env.doc, table, Date.now(), EFFECTS_TTL)).toBe(0);
     expect(await expireItems(env.doc, table, Date.now() + (EFFECTS_TABLE.retentionSeconds + 60) * 1000, EFFECTS_TTL)).toBe(4);
