@@ -30,6 +30,7 @@ import type { Job } from "../core/job.js";
 import type { BenchEnv } from "./lib/env.js";
 import { emulatorProcess } from "./lib/emulator-process.js";
 import { fmt, summary, table } from "./lib/table.js";
+import { waitFor } from "./lib/wait.js";
 import { nowMs, WireMeter, type ReadEvent, type ReadTotals, type WriteEvent } from "./lib/wire-meter.js";
 
 export const CHILDREN = 10_000;
@@ -199,16 +200,6 @@ function workerLoop(runner: Runner, queue: JobQueue, q: QueueName, cap: number):
       await Promise.all(running);
     },
   };
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, f: () => Promise<T | undefined>): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`bench: timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const finished = (j: Job | undefined): j is Job => j !== undefined && ["succeeded", "failed", "cancelled"].includes(j.status);

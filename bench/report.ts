@@ -14,6 +14,7 @@ import type { ClaimResult } from "./claim.js";
 import type { E2eResult } from "./e2e.js";
 import type { FaninResult } from "./fanin.js";
 import type { LimitsResult } from "./limits.js";
+import type { RatePaceResult } from "./rate-pace.js";
 import type { RecoveryResult } from "./recovery.js";
 import type { RunMeta } from "./lib/meta.js";
 import type { RunnerCostResult } from "./runner-cost.js";
@@ -36,6 +37,7 @@ interface Saved {
   e2e?: Section<E2eResult>;
   fanin?: Section<FaninResult>;
   limits?: Section<LimitsResult>;
+  "rate-pace"?: Section<RatePaceResult>;
   recovery?: Section<RecoveryResult>;
   bundle?: Section<BundleResult>;
 }
@@ -329,6 +331,7 @@ export function writeReport(): string {
   } else out.push("Not run yet: `npm run bench -- --only fanin`.", "");
 
   out.push(...limitsSection(bench.limits));
+  out.push(...ratePaceSection(bench["rate-pace"]));
 
   const rv = bench.recovery;
   out.push("## Kill → running again, at the default lease", "");
@@ -419,6 +422,32 @@ export function limitsSection(sec: Section<LimitsResult> | undefined): string[] 
     md(
       ["", "WRU", "RRU", "floor or anchor", "calls per start"],
       r.rows.map((x) => [x.what, v(x.wru, x.extra), v(x.rru, x.extra), x.floor.text, x.calls]),
+    ),
+    "",
+    ...r.notes.map((x) => `- ${x}`),
+    "",
+  );
+  return out;
+}
+
+/** A rate limit's pace in real time (bench/rate-pace.ts), beside the limit: its heading and body. */
+export function ratePaceSection(sec: Section<RatePaceResult> | undefined): string[] {
+  const out = ["## A rate limit's pace", ""];
+  if (!sec) return [...out, "Not run yet: `npm run bench -- --only rate-pace`.", ""];
+  const r = sec.result;
+  const lim = r.limit.starts;
+  out.push(
+    `${n(r.jobs)} trivial jobs on one key limited to ${lim} starts per ${r.limit.perMs / 1000} s, submitted at once and run by ${r.workers} Fargate-style pollers of ${r.slots} slots each, in real time; every start as its claim wrote it (${from(sec.meta)}). The ceiling is a test's (test/limits-load.test.ts); this is the pace under it.`,
+    "",
+    md(
+      ["", "measured", "anchor (the limit)"],
+      [
+        ["pace, starts per second (first start to last)", n(r.pace, 2), lim],
+        ["busiest one-second window", r.busiest, lim],
+        ["quietest one-second window", r.quietest, lim],
+        ["whole seconds at the limit", `${r.fullSeconds} of ${r.seconds}`, `${r.seconds} of ${r.seconds}`],
+        ["every job one attempt", r.oneAttemptEach ? "yes" : "**no**", "yes"],
+      ],
     ),
     "",
     ...r.notes.map((x) => `- ${x}`),

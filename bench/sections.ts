@@ -3,6 +3,7 @@ import { printBundle, runBundle, type BundleResult } from "./bundle.js";
 import { printE2e, runE2e, type E2eResult } from "./e2e.js";
 import { printFanin, runFanin, type FaninResult } from "./fanin.js";
 import { printLimits, runLimits, type LimitsResult } from "./limits.js";
+import { printRatePace, runRatePace, type RatePaceResult } from "./rate-pace.js";
 import { printRecovery, runRecovery, type RecoveryResult } from "./recovery.js";
 import { printClaim, runClaim, type ClaimResult } from "./claim.js";
 import { printRunnerCost, runRunnerCost, type RunnerCostResult } from "./runner-cost.js";
@@ -64,6 +65,12 @@ export const SECTIONS: Section[] = [
     describe: "what the controls cost per job start: a concurrency limit, a rate limit (and one whose log is at its 500 starts), a refused start and its wake, the settings reads; each beside its floor or the anchor (no control)",
     run: (f) => runLimits(f.quick ? { jobs: 50, refusals: 10 } : {}),
     print: printLimits,
+  }),
+  section<RatePaceResult>({
+    name: "rate-pace",
+    describe: "a rate limit of 10 starts a second in real time: the pace, the busiest and quietest one-second windows, beside the limit",
+    run: (f) => runRatePace(f.quick ? { jobs: 80 } : {}),
+    print: printRatePace,
   }),
   section<RecoveryResult>({
     name: "recovery",
