@@ -229,13 +229,8 @@ export class Controls {
    * logged in order, so a window is never read past a start still in it) when the key's window
    * has room; otherwise answers when it will (spread from the other refused jobs' wakes), which
    * the caller holds the job until. Answers the time the start was logged at.
-   *
-   * `clock` is read again on every round: a claim under load reaches the log a second or more
-   * after it began, and a window judged at its beginning counts starts that have left it (the
-   * job is refused with an `until` already past, and its start is logged in the past, where it
-   * crowds the next window).
    */
-  async takeStart(key: LimitKey, rate: RateLimit, job: string, at: number, clock: () => number = () => at): Promise<TakeStart> {
+  async takeStart(key: LimitKey, rate: RateLimit, job: string, at: number): Promise<TakeStart> {
     for (let round = 0; round < RATE_ROUNDS; round++) {
       const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { id: rateId(key) }, ConsistentRead: true }));
       const version = Number(out.Item?.version ?? 0);
@@ -243,7 +238,7 @@ export class Controls {
       // Ours already (a resend after a lost reply, or a round before this one).
       const own = log.find((e) => e.job === job && e.at >= at);
       if (own) return { ok: true, at: own.at };
-      const now = Math.max(at, clock(), ...log.map((e) => e.at));
+      const now = Math.max(at, ...log.map((e) => e.at));
       const d = rateDecision(log, Number(out.Item?.nextWake ?? 0), rate, job, now);
       const x = new Expr();
       if (d.ok) x.set("log", d.log);
@@ -262,7 +257,7 @@ export class Controls {
     }
     // Claims of the key race hard for its log: this one waits its turn like a refused one, spread
     // over the next window so the racers do not come back together.
-    return { ok: false, until: Math.max(at, clock()) + Math.ceil(rate.perMs / rate.starts) + Math.floor(Math.random() * rate.perMs) };
+    return { ok: false, until: at + Math.ceil(rate.perMs / rate.starts) + Math.floor(Math.random() * rate.perMs) };
   }
 
   /** The starts logged in the key's current window (for a view and for tests). */

@@ -132,7 +132,7 @@ export class Gatekeeper {
     for (let round = 0; round < RATE_ROUNDS; round++) {
       let moved = false;
       for (const { key, rate } of limits) {
-        const taken = await this.d.controls.takeStart(key, rate, job.id, at, () => this.d.clock().now);
+        const taken = await this.d.controls.takeStart(key, rate, job.id, at);
         if (!taken.ok) return { ok: false, hold: { by: "rate", key, starts: rate.starts, perMs: rate.perMs, since: now, until: taken.until } };
         if (taken.at > at) {
           at = taken.at;
