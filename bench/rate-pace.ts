@@ -97,18 +97,18 @@ function paceOf(done: Job[]): Omit<RatePaceResult, "jobs" | "workers" | "slots" 
   };
 }
 
+/** The figures beside the limit, as the terminal's table and docs/reliability.md both show them. */
+export function paceRows(r: RatePaceResult): [string, string | number, string | number][] {
+  const lim = r.limit.starts;
+  return [
+    ["pace, starts per second (first start to last)", fmt(r.pace, 2), lim],
+    ["busiest one-second window", r.busiest, lim],
+    ["quietest one-second window", r.quietest, lim],
+    ["whole seconds at the limit", `${r.fullSeconds} of ${r.seconds}`, `${r.seconds} of ${r.seconds}`],
+    ["every job one attempt", r.oneAttemptEach ? "yes" : "NO", "yes"],
+  ];
+}
+
 export function printRatePace(r: RatePaceResult): string {
-  const per = `${r.limit.starts} per ${r.limit.perMs / 1000} s`;
-  return table(
-    `A rate limit of ${per}: ${r.jobs} jobs on its key, ${r.workers} pollers × ${r.slots} slots`,
-    ["", "measured", "anchor (the limit)"],
-    [
-      ["pace, starts per second (first start to last)", fmt(r.pace, 2), r.limit.starts],
-      ["busiest one-second window", r.busiest, r.limit.starts],
-      ["quietest one-second window", r.quietest, r.limit.starts],
-      ["whole seconds at the limit", `${r.fullSeconds} of ${r.seconds}`, `${r.seconds} of ${r.seconds}`],
-      ["every job one attempt", r.oneAttemptEach ? "yes" : "NO", "yes"],
-    ],
-    r.notes,
-  );
+  return table(`A rate limit of ${r.limit.starts} per ${r.limit.perMs / 1000} s: ${r.jobs} jobs on its key, ${r.workers} pollers × ${r.slots} slots`, ["", "measured", "anchor (the limit)"], paceRows(r), r.notes);
 }

@@ -14,7 +14,7 @@ import type { ClaimResult } from "./claim.js";
 import type { E2eResult } from "./e2e.js";
 import type { FaninResult } from "./fanin.js";
 import type { LimitsResult } from "./limits.js";
-import type { RatePaceResult } from "./rate-pace.js";
+import { paceRows, type RatePaceResult } from "./rate-pace.js";
 import type { RecoveryResult } from "./recovery.js";
 import type { RunMeta } from "./lib/meta.js";
 import type { RunnerCostResult } from "./runner-cost.js";
@@ -435,20 +435,10 @@ export function ratePaceSection(sec: Section<RatePaceResult> | undefined): strin
   const out = ["## A rate limit's pace", ""];
   if (!sec) return [...out, "Not run yet: `npm run bench -- --only rate-pace`.", ""];
   const r = sec.result;
-  const lim = r.limit.starts;
   out.push(
-    `${n(r.jobs)} trivial jobs on one key limited to ${lim} starts per ${r.limit.perMs / 1000} s, submitted at once and run by ${r.workers} Fargate-style pollers of ${r.slots} slots each, in real time; every start as its claim wrote it (${from(sec.meta)}). The ceiling is a test's (test/limits-load.test.ts); this is the pace under it.`,
+    `${n(r.jobs)} trivial jobs on one key limited to ${r.limit.starts} starts per ${r.limit.perMs / 1000} s, submitted at once and run by ${r.workers} Fargate-style pollers of ${r.slots} slots each, in real time; every start as its claim wrote it (${from(sec.meta)}). The ceiling is a test's (test/limits-load.test.ts); this is the pace under it.`,
     "",
-    md(
-      ["", "measured", "anchor (the limit)"],
-      [
-        ["pace, starts per second (first start to last)", n(r.pace, 2), lim],
-        ["busiest one-second window", r.busiest, lim],
-        ["quietest one-second window", r.quietest, lim],
-        ["whole seconds at the limit", `${r.fullSeconds} of ${r.seconds}`, `${r.seconds} of ${r.seconds}`],
-        ["every job one attempt", r.oneAttemptEach ? "yes" : "**no**", "yes"],
-      ],
-    ),
+    md(["", "measured", "anchor (the limit)"], paceRows(r)),
     "",
     ...r.notes.map((x) => `- ${x}`),
     "",

@@ -119,8 +119,8 @@ describe("limits under load", () => {
     const ledger = new Ledger();
     const s = servicesWith(ledger, 5);
     await s.store.controls.setLimit("key:api-x", { rate: { starts: 10, perMs: 1_000 } }, "test", Date.now());
-    // Ninety starts: nine seconds of them at the limit at least, so the window is full again and
-    // again. How close the pace comes to the limit is a figure, not a pass: `npm run bench -- --only rate-pace`.
+    // Ninety starts: at 10 a second they span 8 s at least, so the ceiling is tried over many
+    // windows. How close the pace comes to the limit is a figure, not a pass: `npm run bench -- --only rate-pace`.
     const jobs = await submitAll(s, Array.from({ length: 90 }, () => ({ keyed: false, key: "api-x" })));
     startWorkers(s, 10);
     const done = await allEnded(s, jobs.map((j) => j.id));
